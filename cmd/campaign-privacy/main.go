@@ -1,0 +1,405 @@
+// Command campaign-privacy runs the ACC-compatible privacy service and its
+// administration commands. Main does all the wiring: settings come from
+// flags or CP_* environment variables, and are pushed into each package's
+// Config; no other package reads the environment.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/server"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+const usage = `campaign-privacy — an Adobe Campaign Classic compatible privacy API service
+
+Usage:
+  campaign-privacy [serve]                 run the HTTP server (default)
+  campaign-privacy migrate                 apply database migrations and exit
+  campaign-privacy operator create --login L --password-stdin [--right R]...
+  campaign-privacy operator list
+  campaign-privacy operator disable --login L
+  campaign-privacy operator unlock --login L
+  campaign-privacy version
+
+Settings (flag or environment variable):
+  --addr              CP_ADDR                    listen address (:8080)
+  --data-dir          CP_DATA_DIR                data directory (./data)
+  --database-url      CP_DATABASE_URL            PostgreSQL URL; empty = SQLite in the data directory
+  --admin-password    CP_ADMIN_PASSWORD          password of the bootstrap admin (random if empty)
+  --session-ttl       CP_SESSION_TTL             session token lifetime (24h)
+  --session-key       CP_SESSION_KEY             token signing key, hex or base64, >= 32 bytes
+                                                 (default: generated once in the data directory)
+  --require-security-token CP_REQUIRE_SECURITY_TOKEN  require X-Security-Token on every call (false)
+  --fault-http-status CP_FAULT_HTTP_STATUS       HTTP status of SOAP faults: 200 (ACC) or 500 (200)
+  --instance-name     CP_INSTANCE_NAME           instance name shown to clients (campaign-privacy)
+  --log-level         CP_LOG_LEVEL               debug, info, warn or error (info)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "campaign-privacy:", errorText(err))
+		os.Exit(1)
+	}
+}
+
+// errorText is the command line's translation of an error: caller-safe
+// messages as they are, other errors in full (they are the operator's own).
+func errorText(err error) string {
+	var e *apperr.Error
+	if errors.As(err, &e) && e.Code != apperr.Internal {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// Main is the program, with its standard streams and environment injected
+// so tests can run it in-process.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Ready, if set, is called with the listening address once serve listens.
+	Ready func(addr string)
+}
+
+// settings are the parsed flags and variables.
+type settings struct {
+	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
+	sessionTTL                                                                    time.Duration
+	requireSecurityToken                                                          bool
+	faultHTTPStatus                                                               int
+}
+
+func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() { fmt.Fprint(m.Stderr, usage) }
+	env := func(key, def string) string {
+		if v := m.Getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	s := &settings{}
+	fs.StringVar(&s.addr, "addr", env("CP_ADDR", ":8080"), "listen address")
+	fs.StringVar(&s.dataDir, "data-dir", env("CP_DATA_DIR", "./data"), "data directory")
+	fs.StringVar(&s.databaseURL, "database-url", env("CP_DATABASE_URL", ""), "PostgreSQL URL")
+	fs.StringVar(&s.adminPassword, "admin-password", env("CP_ADMIN_PASSWORD", ""), "bootstrap admin password")
+	fs.StringVar(&s.sessionKey, "session-key", env("CP_SESSION_KEY", ""), "token signing key")
+	fs.StringVar(&s.instanceName, "instance-name", env("CP_INSTANCE_NAME", "campaign-privacy"), "instance name")
+	fs.StringVar(&s.logLevel, "log-level", env("CP_LOG_LEVEL", "info"), "log level")
+	ttl, err := time.ParseDuration(env("CP_SESSION_TTL", "24h"))
+	if err != nil {
+		ttl = -1 // reported by validate
+	}
+	fs.DurationVar(&s.sessionTTL, "session-ttl", ttl, "session lifetime")
+	req, _ := strconv.ParseBool(env("CP_REQUIRE_SECURITY_TOKEN", "false"))
+	fs.BoolVar(&s.requireSecurityToken, "require-security-token", req, "require the security token")
+	status, _ := strconv.Atoi(env("CP_FAULT_HTTP_STATUS", "200"))
+	fs.IntVar(&s.faultHTTPStatus, "fault-http-status", status, "HTTP status of faults")
+	return fs, s
+}
+
+func (s *settings) validate() error {
+	if s.sessionTTL <= 0 {
+		return errors.New("CP_SESSION_TTL must be a positive duration such as 24h")
+	}
+	if s.faultHTTPStatus != 200 && s.faultHTTPStatus != 500 {
+		return errors.New("CP_FAULT_HTTP_STATUS must be 200 or 500")
+	}
+	return nil
+}
+
+// Run dispatches a command line.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return m.serve(ctx, args)
+	case "migrate":
+		return m.migrate(ctx, args)
+	case "operator":
+		return m.operator(ctx, args)
+	case "version":
+		fmt.Fprintln(m.Stdout, "campaign-privacy", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(m.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func (m *Main) logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// open connects to the database, refuses a schema newer than this binary and
+// applies pending migrations.
+func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*store.DB, error) {
+	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckVersion(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "dialect", db.Dialect(), "versions", fmt.Sprint(applied))
+	}
+	return db, nil
+}
+
+// sessions builds the session service, loading or creating the signing key.
+func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.Service, error) {
+	key, err := loadKey(s.sessionKey, s.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return session.New(db, session.Config{
+		Key: key, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken, Logger: log,
+	})
+}
+
+// loadKey decodes CP_SESSION_KEY, or reads the data directory's session.key,
+// creating it (32 random bytes, mode 0600) on first start. Replicas must
+// share one key: give them the same CP_SESSION_KEY or data directory.
+func loadKey(setting, dataDir string) ([]byte, error) {
+	if setting != "" {
+		for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
+			if k, err := dec(setting); err == nil && len(k) >= 32 {
+				return k, nil
+			}
+		}
+		return nil, errors.New("CP_SESSION_KEY must be at least 32 bytes, hex or base64")
+	}
+	path := filepath.Join(dataDir, "session.key")
+	if data, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return loadKey("", dataDir) // another process created it first
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return k, f.Close()
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	fs, s := m.flags("serve")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := s.validate(); err != nil {
+		return err
+	}
+	log := m.logger(s.logLevel)
+	registry, err := schemas.Default()
+	if err != nil {
+		return fmt.Errorf("load schemas: %w", err)
+	}
+	db, err := m.open(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sessions, err := m.sessions(db, s, log)
+	if err != nil {
+		return err
+	}
+	created, generated, err := sessions.EnsureAdmin(ctx, s.adminPassword)
+	if err != nil {
+		return fmt.Errorf("create the admin operator: %w", err)
+	}
+	if created && generated != "" {
+		fmt.Fprintf(m.Stdout, "\nCreated operator 'admin' with the generated password:\n\n    %s\n\nIt is shown only this once. Set CP_ADMIN_PASSWORD to choose it yourself.\n\n", generated)
+	} else if created {
+		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
+	}
+	srv := server.New(server.Config{
+		Addr: s.addr, InstanceName: s.instanceName, Version: version,
+		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
+	}, registry, sessions)
+	return srv.ListenAndServe(ctx, srv.Handler(), func(addr string) {
+		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)
+		if m.Ready != nil {
+			m.Ready(addr)
+		}
+	})
+}
+
+func (m *Main) migrate(ctx context.Context, args []string) error {
+	fs, s := m.flags("migrate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := m.logger(s.logLevel)
+	db, err := m.open(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := db.Version(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "database schema at version %d (%s)\n", v, db.Dialect())
+	return nil
+}
+
+func (m *Main) operator(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("operator needs a subcommand: create, list, disable or unlock")
+	}
+	sub, args := args[0], args[1:]
+	fs, s := m.flags("operator " + sub)
+	var (
+		login         string
+		passwordStdin bool
+		rights        multiFlag
+	)
+	fs.StringVar(&login, "login", "", "operator login")
+	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.Var(&rights, "right", "named right (admin, privacyRight); repeat or separate with commas")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := m.logger(s.logLevel)
+	db, err := m.open(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sessions, err := m.sessions(db, s, log)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
+		if login == "" || !passwordStdin {
+			return errors.New("operator create needs --login and --password-stdin (the password is never a flag)")
+		}
+		line, err := bufio.NewReader(m.Stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		password := strings.TrimRight(line, "\r\n")
+		if err := sessions.CreateOperator(ctx, login, password, rights); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "operator %s created\n", login)
+	case "list":
+		ops, err := sessions.Operators(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LOGIN\tRIGHTS\tSTATE\tCREATED")
+		for _, op := range ops {
+			state := "active"
+			if op.Disabled {
+				state = "disabled"
+			} else if op.LockedUntil != nil && time.Now().Before(*op.LockedUntil) {
+				state = "locked until " + op.LockedUntil.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Login, strings.Join(op.RightList(), ","), state, op.Created.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "disable":
+		if login == "" {
+			return errors.New("operator disable needs --login")
+		}
+		if err := sessions.DisableOperator(ctx, login); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "operator %s disabled; its sessions are revoked\n", login)
+	case "unlock":
+		if login == "" {
+			return errors.New("operator unlock needs --login")
+		}
+		if err := sessions.UnlockOperator(ctx, login); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "operator %s unlocked\n", login)
+	default:
+		return fmt.Errorf("unknown operator subcommand %q", sub)
+	}
+	return nil
+}
+
+// multiFlag collects a repeatable, comma-separable flag.
+type multiFlag []string
+
+func (f *multiFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *multiFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*f = append(*f, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+// Package apperr holds the one error type of campaign-privacy.
+//
+// Every layer below the edges returns *Error (or wraps one) with a stable Code;
+// the edges translate the code exactly once: server into an ACC SOAP fault,
+// web into an HTTP status, cmd into an exit message. Message is safe to show to
+// a caller: it never holds SQL, tokens, passwords or personal data. Anything
+// else worth knowing goes to the log, not into Message.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error. The set is small on purpose: each edge keeps one
+// table from Code to its own vocabulary.
+type Code string
+
+// The codes. Names follow benbjohnson/wtf; the ACC meaning is noted.
+const (
+	Invalid         Code = "invalid"          // bad input from the caller (ACC: execution fault with a detail)
+	Malformed       Code = "malformed"        // the SOAP message itself is unusable (ACC: "The XML SOAP message is invalid")
+	TooLarge        Code = "too_large"        // a size or count limit was hit while reading
+	VersionMismatch Code = "version_mismatch" // envelope not SOAP 1.1
+	MustUnderstand  Code = "must_understand"  // a mandatory SOAP header we do not process
+	UnknownMethod   Code = "unknown_method"   // ACC SOP-330006
+	BadLogon        Code = "bad_logon"        // ACC XSV-350012: wrong login, wrong password, locked or disabled
+	BadSession      Code = "bad_session"      // ACC XSV-350008: expired, forged, revoked token
+	Forbidden       Code = "forbidden"        // authenticated but lacks the right
+	NotFound        Code = "not_found"
+	Conflict        Code = "conflict"
+	Busy            Code = "busy"     // a concurrency limit was hit; retry later
+	Internal        Code = "internal" // anything unexpected; detail only in the log
+)
+
+// Error is the error type shared by every package.
+type Error struct {
+	Code    Code
+	Message string // safe for the caller
+	Err     error  // underlying cause, for the log only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted, caller-safe message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error that keeps err for the log.
+func Wrap(code Code, err error, message string) *Error {
+	return &Error{Code: code, Message: message, Err: err}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, Internal for any
+// other non-nil error, and "" for nil.
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// MessageOf returns the caller-safe message of err, or a generic text when err
+// carries none (an unexpected error must not leak its text).
+func MessageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != Internal {
+		return e.Message
+	}
+	return "Internal error."
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+)
+
+// Operator is a row of the operators table: someone who may log on.
+type Operator struct {
+	ID             int64
+	Login          string
+	PasswordHash   string
+	Rights         string // named rights, space-separated ("admin", "privacyRight")
+	Disabled       bool
+	FailedLogons   int
+	FirstFailureAt *time.Time
+	LockedUntil    *time.Time
+	Created        time.Time
+	LastModified   time.Time
+}
+
+// TableName pins the table name for gorm.
+func (Operator) TableName() string { return "operators" }
+
+// RightList returns the operator's named rights.
+func (o *Operator) RightList() []string { return strings.Fields(o.Rights) }
+
+// CreateOperator inserts op; a duplicate login is a Conflict.
+func (d *DB) CreateOperator(ctx context.Context, op *Operator) error {
+	now := d.now().UTC()
+	op.Created, op.LastModified = now, now
+	return translate(d.db.WithContext(ctx).Create(op).Error, "Operator")
+}
+
+// CreateOperatorIfMissing inserts op unless an operator with its login
+// exists; it reports whether it inserted. Safe for replicas starting at once.
+func (d *DB) CreateOperatorIfMissing(ctx context.Context, op *Operator) (bool, error) {
+	now := d.now().UTC()
+	op.Created, op.LastModified = now, now
+	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "login"}}, DoNothing: true}).Create(op)
+	if res.Error != nil {
+		return false, translate(res.Error, "Operator")
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// FindOperatorByLogin returns the operator with that exact login.
+func (d *DB) FindOperatorByLogin(ctx context.Context, login string) (*Operator, error) {
+	var op Operator
+	err := d.db.WithContext(ctx).Where("login = ?", login).Take(&op).Error
+	if err != nil {
+		return nil, translate(err, "Operator")
+	}
+	return &op, nil
+}
+
+// FindOperatorByID returns the operator with that id.
+func (d *DB) FindOperatorByID(ctx context.Context, id int64) (*Operator, error) {
+	var op Operator
+	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&op).Error; err != nil {
+		return nil, translate(err, "Operator")
+	}
+	return &op, nil
+}
+
+// FindOperators lists every operator by login.
+func (d *DB) FindOperators(ctx context.Context) ([]Operator, error) {
+	var ops []Operator
+	err := d.db.WithContext(ctx).Order("login").Find(&ops).Error
+	return ops, translate(err, "Operator")
+}
+
+// OperatorUpdate lists the fields UpdateOperator may change; nil means keep.
+type OperatorUpdate struct {
+	PasswordHash *string
+	Rights       *string
+	Disabled     *bool
+}
+
+// UpdateOperator changes the given fields of the operator with that login.
+func (d *DB) UpdateOperator(ctx context.Context, login string, upd OperatorUpdate) error {
+	fields := map[string]any{"last_modified": d.now().UTC()}
+	if upd.PasswordHash != nil {
+		fields["password_hash"] = *upd.PasswordHash
+	}
+	if upd.Rights != nil {
+		fields["rights"] = *upd.Rights
+	}
+	if upd.Disabled != nil {
+		fields["disabled"] = *upd.Disabled
+	}
+	res := d.db.WithContext(ctx).Model(&Operator{}).Where("login = ?", login).Updates(fields)
+	if res.Error != nil {
+		return translate(res.Error, "Operator")
+	}
+	if res.RowsAffected == 0 {
+		return apperr.Errorf(apperr.NotFound, "Operator not found.")
+	}
+	return nil
+}
+
+// RecordLogonFailure counts a failed logon for the operator, in the window
+// that started at its first failure, and locks the account until lockUntil
+// when the count reaches maxFailures. It runs in one transaction with the
+// row locked (on PostgreSQL), so replicas count together. It returns the
+// lock expiry when the account is now locked.
+func (d *DB) RecordLogonFailure(ctx context.Context, id int64, window time.Duration, maxFailures int, ban time.Duration) (*time.Time, error) {
+	var locked *time.Time
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var op Operator
+		q := tx.Where("id = ?", id)
+		if d.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&op).Error; err != nil {
+			return err
+		}
+		now := d.now().UTC()
+		if op.FirstFailureAt == nil || now.Sub(*op.FirstFailureAt) > window {
+			op.FailedLogons, op.FirstFailureAt = 0, &now
+		}
+		op.FailedLogons++
+		if op.FailedLogons >= maxFailures {
+			until := now.Add(ban)
+			locked = &until
+			op.LockedUntil = &until
+			op.FailedLogons, op.FirstFailureAt = 0, nil
+		}
+		return tx.Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
+			"failed_logons": op.FailedLogons, "first_failure_at": op.FirstFailureAt, "locked_until": op.LockedUntil,
+		}).Error
+	})
+	return locked, translate(err, "Operator")
+}
+
+// ResetLogonFailures clears the failure count and any lock (after a
+// successful logon, or an administrator's unlock).
+func (d *DB) ResetLogonFailures(ctx context.Context, id int64) error {
+	err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
+		"failed_logons": 0, "first_failure_at": nil, "locked_until": nil,
+	}).Error
+	return translate(err, "Operator")
+}

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Session is the server-side row behind a session token. Its ID is the
+// token's jti; the row is what makes Logoff and a disabled operator take
+// effect at once on every replica.
+type Session struct {
+	ID                string
+	OperatorID        int64
+	SecurityTokenHash string // SHA-256 of the security token, hex
+	Created           time.Time
+	Expires           time.Time
+	RevokedAt         *time.Time
+}
+
+// TableName pins the table name for gorm.
+func (Session) TableName() string { return "sessions" }
+
+// CreateSession inserts a session row.
+func (d *DB) CreateSession(ctx context.Context, s *Session) error {
+	s.Created = s.Created.UTC()
+	s.Expires = s.Expires.UTC()
+	return translate(d.db.WithContext(ctx).Create(s).Error, "Session")
+}
+
+// FindSessionByID returns the session row with that id, revoked or not.
+func (d *DB) FindSessionByID(ctx context.Context, id string) (*Session, error) {
+	var s Session
+	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&s).Error; err != nil {
+		return nil, translate(err, "Session")
+	}
+	return &s, nil
+}
+
+// RevokeSession marks the session revoked; revoking twice is not an error.
+func (d *DB) RevokeSession(ctx context.Context, id string) error {
+	res := d.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND revoked_at IS NULL", id).
+		Update("revoked_at", d.now().UTC())
+	if res.Error != nil {
+		return translate(res.Error, "Session")
+	}
+	return nil
+}
+
+// RevokeOperatorSessions revokes every live session of an operator (when it
+// is disabled or its password changes).
+func (d *DB) RevokeOperatorSessions(ctx context.Context, operatorID int64) error {
+	err := d.db.WithContext(ctx).Model(&Session{}).Where("operator_id = ? AND revoked_at IS NULL", operatorID).
+		Update("revoked_at", d.now().UTC()).Error
+	return translate(err, "Session")
+}
+
+// DeleteExpiredSessions removes rows whose token expired before cutoff.
+func (d *DB) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	res := d.db.WithContext(ctx).Where("expires < ?", cutoff.UTC()).Delete(&Session{})
+	if res.Error != nil {
+		return 0, translate(res.Error, "Session")
+	}
+	return res.RowsAffected, nil
+}

@@ -1,0 +1,290 @@
+// Package store is the only package that talks to the database. It opens
+// SQLite (pure Go, the embedded default) or PostgreSQL through gorm, applies
+// the embedded versioned migrations, and maps database errors to apperr codes
+// at its boundary. Every call takes a ctx and runs through WithContext.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// DatabaseURL selects PostgreSQL when set (a postgres:// URL or a
+	// key=value DSN); empty means SQLite in DataDir.
+	DatabaseURL string
+	DataDir     string
+	Logger      *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// DB is an open database.
+type DB struct {
+	db      *gorm.DB
+	dialect string
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Open connects to the configured database. It does not migrate: call
+// Migrate (the migrate command) or MigrateIfNeeded (serve).
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	gcfg := &gorm.Config{
+		// ParameterizedQueries keeps values (personal data, hashes) out of
+		// the SQL that gorm logs.
+		Logger: logger.NewSlogLogger(cfg.Logger, logger.Config{
+			SlowThreshold:             time.Second,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true,
+		}),
+		NowFunc:        func() time.Time { return cfg.Now().UTC() },
+		TranslateError: true,
+	}
+	var (
+		gdb     *gorm.DB
+		err     error
+		dialect string
+	)
+	if cfg.DatabaseURL != "" {
+		dialect = Postgres
+		gdb, err = gorm.Open(postgres.Open(cfg.DatabaseURL), gcfg)
+	} else {
+		dialect = SQLite
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		path := filepath.Join(cfg.DataDir, "campaign-privacy.db")
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, err
+	}
+	if dialect == Postgres {
+		sqlDB.SetMaxOpenConns(10)
+		sqlDB.SetMaxIdleConns(10)
+	} else {
+		// One writer at a time is SQLite's model; a few readers beside it.
+		sqlDB.SetMaxOpenConns(4)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return &DB{db: gdb, dialect: dialect, now: cfg.Now, log: cfg.Logger}, nil
+}
+
+// Close closes the connection pool.
+func (d *DB) Close() error {
+	sqlDB, err := d.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Dialect returns SQLite or Postgres.
+func (d *DB) Dialect() string { return d.dialect }
+
+// Ping checks that the database answers and returns its clock.
+func (d *DB) Ping(ctx context.Context) error {
+	sqlDB, err := d.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (d *DB) migrations() ([]migration, error) {
+	dir := "migrations/" + d.dialect
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number", name)
+		}
+		body, err := fs.ReadFile(migrations, dir+"/"+name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// LatestVersion is the newest migration this binary knows.
+func (d *DB) LatestVersion() (int, error) {
+	ms, err := d.migrations()
+	if err != nil || len(ms) == 0 {
+		return 0, err
+	}
+	return ms[len(ms)-1].version, nil
+}
+
+// Version returns the applied schema version (0 for an empty database).
+func (d *DB) Version(ctx context.Context) (int, error) {
+	if !d.db.WithContext(ctx).Migrator().HasTable("schema_migrations") {
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := d.db.WithContext(ctx).Raw("SELECT MAX(version) FROM schema_migrations").Scan(&v).Error; err != nil {
+		return 0, err
+	}
+	return int(v.Int64), nil
+}
+
+// Migrate applies every pending migration, each in its own transaction. On
+// PostgreSQL an advisory lock serialises replicas that start together. It
+// returns the versions it applied.
+func (d *DB) Migrate(ctx context.Context) ([]int, error) {
+	ms, err := d.migrations()
+	if err != nil {
+		return nil, err
+	}
+	create := "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)"
+	if err := d.db.WithContext(ctx).Exec(create).Error; err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var applied []int
+	for _, m := range ms {
+		done := false
+		err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if d.dialect == Postgres {
+				// Any constant works; this one spells "cp-migr".
+				if err := tx.Exec("SELECT pg_advisory_xact_lock(6370730001)").Error; err != nil {
+					return err
+				}
+			}
+			var n int64
+			if err := tx.Raw("SELECT COUNT(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				done = true
+				return nil
+			}
+			for _, stmt := range splitSQL(m.sql) {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
+			}
+			return tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, d.now().UTC()).Error
+		})
+		if err != nil {
+			return applied, err
+		}
+		if !done {
+			applied = append(applied, m.version)
+		}
+	}
+	return applied, nil
+}
+
+// CheckVersion fails when the database was migrated by a newer binary, whose
+// schema this one does not know.
+func (d *DB) CheckVersion(ctx context.Context) error {
+	have, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	latest, err := d.LatestVersion()
+	if err != nil {
+		return err
+	}
+	if have > latest {
+		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade campaign-privacy", have, latest)
+	}
+	return nil
+}
+
+// splitSQL splits a migration file into statements. Migrations are plain DDL:
+// no semicolons inside strings or function bodies.
+func splitSQL(s string) []string {
+	var out []string
+	for _, stmt := range strings.Split(s, ";") {
+		var lines []string
+		for _, line := range strings.Split(stmt, "\n") {
+			if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
+				lines = append(lines, line)
+			}
+		}
+		if len(lines) > 0 {
+			out = append(out, strings.Join(lines, "\n"))
+		}
+	}
+	return out
+}
+
+// translate maps a database error to an apperr code, once, here.
+func translate(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return apperr.Wrap(apperr.NotFound, err, what+" not found.")
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return apperr.Wrap(apperr.Conflict, err, what+" already exists.")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
+	default:
+		return apperr.Wrap(apperr.Internal, err, "Database error.")
+	}
+}

@@ -1,0 +1,118 @@
+<?php
+// Interop checks with PHP's SoapClient (php-cli + php-soap), a WSDL-driven
+// client: load the xtk:session WSDL, Logon, Logoff, and the XSV-350012 fault
+// on a wrong password.
+//
+//   php soapclient.php <base-url> <login> <password>
+//
+// or set CP_BASE_URL, CP_LOGIN, CP_PASSWORD (CP_BAD_PASSWORD overrides the
+// wrong password, default "<password>-wrong"). CP_TRACE=1 prints the SOAP
+// envelopes.
+
+$failures = 0;
+
+function check($cond, $what, $detail = null)
+{
+    global $failures;
+    if ($cond) {
+        echo "ok - $what\n";
+    } else {
+        $failures++;
+        echo "FAIL - $what" . ($detail === null ? '' : ": $detail") . "\n";
+    }
+    return (bool)$cond;
+}
+
+function arg($i, $env)
+{
+    global $argv;
+    if (isset($argv[$i]) && $argv[$i] !== '') {
+        return $argv[$i];
+    }
+    $v = getenv($env);
+    return $v === false ? '' : $v;
+}
+
+function trace($client)
+{
+    if (getenv('CP_TRACE')) {
+        echo '> ' . $client->__getLastRequest() . "\n";
+        echo '< ' . $client->__getLastResponse() . "\n";
+    }
+}
+
+function logon($client, $login, $password)
+{
+    // elemParameters is an XML parameter (type Element, a sequence of xs:any).
+    // SoapClient maps xs:any to a property "any" holding raw XML; without it
+    // SoapClient refuses to encode ("object has no 'any' property"), and an
+    // empty string gives an empty <elemParameters></elemParameters>.
+    return $client->Logon([
+        'sessiontoken' => '',
+        'strLogin' => $login,
+        'strPassword' => $password,
+        'elemParameters' => ['any' => ''],
+    ]);
+}
+
+function main()
+{
+    $base = rtrim(arg(1, 'CP_BASE_URL'), '/');
+    $login = arg(2, 'CP_LOGIN');
+    $password = arg(3, 'CP_PASSWORD');
+    if ($base === '' || $login === '' || $password === '') {
+        fwrite(STDERR, "usage: php soapclient.php <base-url> <login> <password>\n");
+        exit(2);
+    }
+    $bad = getenv('CP_BAD_PASSWORD') ?: $password . '-wrong';
+    $wsdl = "$base/nl/jsp/schemawsdl.jsp?schema=xtk:session";
+
+    $client = new SoapClient($wsdl, ['trace' => 1, 'exceptions' => true, 'cache_wsdl' => WSDL_CACHE_NONE]);
+    check(true, "WSDL loaded from $wsdl");
+    $functions = implode("\n", $client->__getFunctions());
+    check(strpos($functions, ' Logon(') !== false && strpos($functions, ' Logoff(') !== false,
+        'WSDL declares Logon and Logoff', $functions);
+
+    // --- Logon ---
+    $result = logon($client, $login, $password);
+    trace($client);
+    $session = isset($result->pstrSessionToken) ? (string)$result->pstrSessionToken : '';
+    $security = isset($result->pstrSecurityToken) ? (string)$result->pstrSecurityToken : '';
+    check($session !== '', 'Logon returns a non-empty pstrSessionToken', var_export($result, true));
+    check($security !== '', 'Logon returns a non-empty pstrSecurityToken', var_export($result, true));
+    check(isset($result->pSessionInfo), 'Logon returns pSessionInfo', var_export($result, true));
+
+    // --- Logoff ---
+    try {
+        $client->Logoff(['sessiontoken' => $session]);
+        trace($client);
+        check(true, 'Logoff with the session token');
+    } catch (SoapFault $f) {
+        trace($client);
+        check(false, 'Logoff with the session token', "$f->faultcode $f->faultstring");
+    }
+
+    // --- Wrong password ---
+    try {
+        logon($client, $login, $bad);
+        trace($client);
+        check(false, 'Logon with a wrong password raises a SoapFault', 'it succeeded');
+    } catch (SoapFault $f) {
+        trace($client);
+        check(true, 'Logon with a wrong password raises a SoapFault');
+        check(strpos((string)$f->faultstring, 'XSV-350012') === 0, 'faultstring starts with XSV-350012',
+            var_export($f->faultstring, true));
+    }
+}
+
+try {
+    main();
+} catch (Throwable $e) {
+    $failures++;
+    echo 'FAIL - unexpected error: ' . get_class($e) . ': ' . $e->getMessage() . "\n";
+    if ($e instanceof SoapFault) {
+        echo "faultcode: $e->faultcode\n";
+    }
+}
+echo $failures === 0 ? "all checks passed\n" : "$failures check(s) failed\n";
+exit($failures === 0 ? 0 : 1);

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""Interop checks with zeep (Debian python3-zeep), a WSDL-driven client.
+
+Loads the xtk:session WSDL, logs on, logs off, and expects the XSV-350012
+fault on a wrong password.
+
+    /usr/bin/python3 zeep_client.py <base-url> <login> <password>
+
+or set CP_BASE_URL, CP_LOGIN, CP_PASSWORD (CP_BAD_PASSWORD overrides the
+wrong password, default "<password>-wrong"). Run it with Debian's
+/usr/bin/python3, where python3-zeep is installed. CP_TRACE=1 prints the
+SOAP envelopes.
+"""
+
+import os
+import sys
+
+import zeep
+import zeep.exceptions
+import zeep.plugins
+from lxml import etree
+
+failures = 0
+
+
+def check(cond, what, detail=None):
+    """Print one result line and count failures."""
+    global failures
+    if cond:
+        print(f"ok - {what}")
+    else:
+        failures += 1
+        print(f"FAIL - {what}" + ("" if detail is None else f": {detail}"))
+    return bool(cond)
+
+
+class Trace(zeep.plugins.Plugin):
+    """Prints every envelope sent and received."""
+
+    def egress(self, envelope, http_headers, operation, binding_options):
+        print("> " + etree.tostring(envelope, encoding="unicode"))
+        return envelope, http_headers
+
+    def ingress(self, envelope, http_headers, operation):
+        print("< " + etree.tostring(envelope, encoding="unicode"))
+        return envelope, http_headers
+
+
+def parse_args():
+    argv = sys.argv[1:]
+
+    def arg(i, env):
+        return argv[i] if len(argv) > i else os.environ.get(env, "")
+
+    base_url = arg(0, "CP_BASE_URL").rstrip("/")
+    login = arg(1, "CP_LOGIN")
+    password = arg(2, "CP_PASSWORD")
+    if not (base_url and login and password):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    bad_password = os.environ.get("CP_BAD_PASSWORD") or password + "-wrong"
+    return base_url, login, password, bad_password
+
+
+def logon(client, login, password):
+    # elemParameters is of the complex type Element: a sequence holding one
+    # xs:any, which zeep exposes as "_value_1". The wildcard has the default
+    # minOccurs=1, so zeep refuses an empty value ("Missing element for Any");
+    # give it an empty <parameters/> element, the shape acc-js-sdk sends.
+    return client.service.Logon(
+        sessiontoken="",
+        strLogin=login,
+        strPassword=password,
+        elemParameters={"_value_1": etree.Element("parameters")},
+    )
+
+
+def main():
+    base_url, login, password, bad_password = parse_args()
+    wsdl_url = f"{base_url}/nl/jsp/schemawsdl.jsp?schema=xtk:session"
+
+    plugins = [Trace()] if os.environ.get("CP_TRACE") else []
+    client = zeep.Client(wsdl_url, plugins=plugins)
+    check(True, f"WSDL loaded from {wsdl_url}")
+    missing = []
+    for name in ("Logon", "Logoff"):
+        try:
+            client.service[name]
+        except AttributeError:
+            missing.append(name)
+    check(not missing, "WSDL declares Logon and Logoff", f"missing: {missing}")
+
+    # --- Logon ---
+    result = logon(client, login, password)
+    session_token = result["pstrSessionToken"] or ""
+    security_token = result["pstrSecurityToken"] or ""
+    check(session_token != "", "Logon returns a non-empty pstrSessionToken", repr(result))
+    check(security_token != "", "Logon returns a non-empty pstrSecurityToken", repr(result))
+    check(result["pSessionInfo"] is not None, "Logon returns pSessionInfo", repr(result))
+
+    # --- Logoff ---
+    try:
+        client.service.Logoff(sessiontoken=session_token)
+        check(True, "Logoff with the session token")
+    except zeep.exceptions.Error as err:
+        check(False, "Logoff with the session token", repr(err))
+
+    # --- Wrong password ---
+    try:
+        logon(client, login, bad_password)
+        check(False, "Logon with a wrong password raises zeep.exceptions.Fault", "it succeeded")
+    except zeep.exceptions.Fault as fault:
+        check(True, "Logon with a wrong password raises zeep.exceptions.Fault")
+        message = fault.message or ""
+        check(message.startswith("XSV-350012"), "fault message starts with XSV-350012", repr(message))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as err:  # an unexpected error is a failed check
+        import traceback
+
+        failures += 1
+        print(f"FAIL - unexpected error: {err!r}")
+        traceback.print_exc(file=sys.stdout)
+    print("all checks passed" if failures == 0 else f"{failures} check(s) failed")
+    sys.exit(0 if failures == 0 else 1)

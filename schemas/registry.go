@@ -1,0 +1,326 @@
+// Package schemas is the single source of truth for the ACC schemas that
+// campaign-privacy serves: the embedded schema documents (xtk:session,
+// xtk:queryDef, nms:privacyRequest, nms:gdprRequest, …) and the in-memory
+// registry built from them.
+//
+// Dispatch (server), the WSDL (wsdl), the schema fetch of acc-js-sdk
+// (xtk:persist#GetEntityIfMoreRecent) and the later data-model features all
+// read this registry; none of them keeps its own list of methods or
+// parameters. The package imports nothing of ours.
+package schemas
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+//go:embed xml/*.xml
+var embedded embed.FS
+
+// Parameter types as ACC spells them in schema documents.
+const (
+	TypeString      = "string"
+	TypeBoolean     = "boolean"
+	TypeByte        = "byte"
+	TypeShort       = "short"
+	TypeLong        = "long" // 32-bit in xtk
+	TypeInt64       = "int64"
+	TypeFloat       = "float"
+	TypeDouble      = "double"
+	TypeDatetime    = "datetime"
+	TypeDate        = "date"
+	TypePrimaryKey  = "primarykey"
+	TypeDOMElement  = "DOMElement"
+	TypeDOMDocument = "DOMDocument"
+)
+
+var knownTypes = map[string]bool{
+	TypeString: true, TypeBoolean: true, TypeByte: true, TypeShort: true,
+	TypeLong: true, "int": true, TypeInt64: true, TypeFloat: true, TypeDouble: true,
+	TypeDatetime: true, TypeDate: true, TypePrimaryKey: true,
+	TypeDOMElement: true, TypeDOMDocument: true,
+}
+
+// Param is one declared method parameter.
+type Param struct {
+	Name string
+	Type string
+	Out  bool
+	// Implicit marks the parameters every call carries without declaring
+	// them: the session token, and the object of a non-static method.
+	Implicit bool
+}
+
+// IsXML reports whether the parameter carries an XML document or element.
+func (p Param) IsXML() bool { return p.Type == TypeDOMElement || p.Type == TypeDOMDocument }
+
+// Method is one SOAP-callable method of a schema or of an interface it declares.
+type Method struct {
+	Name    string
+	Service string // the URN part of the SOAPAction: "xtk:session", "xtk:persist"
+	Static  bool   // false: the object itself ("entity") is the first parameter
+	Const   bool   // a non-static const method does not return the object
+	Library string // JavaScript library; empty for native (C++) methods
+	Access  string // "anonymous" for methods callable without a session
+	Params  []Param
+	Schema  *Schema // the schema that declares the method (or its interface)
+}
+
+// Anonymous reports whether the method may be called without a session.
+func (m *Method) Anonymous() bool { return m.Access == "anonymous" }
+
+// In returns the input parameters in declaration order.
+func (m *Method) In() []Param { return m.filter(false) }
+
+// Out returns the output parameters in declaration order.
+func (m *Method) Out() []Param { return m.filter(true) }
+
+func (m *Method) filter(out bool) []Param {
+	var ps []Param
+	for _, p := range m.Params {
+		if p.Out == out {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// RequestParams returns the children of a call's method element in wire
+// order: sessiontoken first (ACC reads it as the authentication argument
+// even when empty), the object itself for non-static methods ("entity"),
+// then the in-parameters. ACC reads them by position.
+func (m *Method) RequestParams() []Param {
+	ps := []Param{{Name: "sessiontoken", Type: TypeString, Implicit: true}}
+	if !m.Static {
+		ps = append(ps, Param{Name: "entity", Type: TypeDOMElement, Implicit: true})
+	}
+	return append(ps, m.In()...)
+}
+
+// ResponseParams returns the children of <Method>Response in order: the
+// modified object for non-static, non-const methods, then the out-parameters.
+func (m *Method) ResponseParams() []Param {
+	var ps []Param
+	if !m.Static && !m.Const {
+		ps = append(ps, Param{Name: "entity", Type: TypeDOMElement, Out: true, Implicit: true})
+	}
+	return append(ps, m.Out()...)
+}
+
+// WSDLName is the name a parameter carries in the WSDL and in response
+// envelopes. ACC keeps the declared names of JavaScript methods (library set)
+// and gives native methods Hungarian names: login → strLogin,
+// sessionInfo (out DOMElement) → pSessionInfo, output (out DOMDocument) →
+// pdomOutput, type (out byte) → pbtType. Source: the xtk:session and
+// xtk:queryDef WSDLs shown in Adobe's documentation and generated proxies.
+func (m *Method) WSDLName(p Param) string {
+	if m.Library != "" || p.Implicit {
+		return p.Name
+	}
+	prefix := map[string]string{
+		TypeString: "str", TypePrimaryKey: "str", TypeBoolean: "b", TypeByte: "bt",
+		TypeShort: "s", TypeLong: "l", "int": "l", TypeInt64: "l", TypeFloat: "f",
+		TypeDouble: "d", TypeDatetime: "tm", TypeDate: "tm",
+		TypeDOMElement: "elem", TypeDOMDocument: "dom",
+	}[p.Type]
+	if p.Out {
+		if p.Type == TypeDOMElement {
+			prefix = ""
+		}
+		prefix = "p" + prefix
+	}
+	return prefix + strings.ToUpper(p.Name[:1]) + p.Name[1:]
+}
+
+// Schema is one ACC schema document and what the registry read from it.
+type Schema struct {
+	Namespace  string
+	Name       string
+	Label      string
+	Implements string    // e.g. "xtk:persist"
+	Methods    []*Method // own methods, then those of declared interfaces
+	doc        *etree.Document
+}
+
+// ID is the schema identifier, "namespace:name".
+func (s *Schema) ID() string { return s.Namespace + ":" + s.Name }
+
+// Document returns a copy of the schema document's root element, as served
+// by xtk:persist#GetEntityIfMoreRecent for "xtk:schema|<id>".
+func (s *Schema) Document() *etree.Element { return s.doc.Root().Copy() }
+
+// Registry indexes schemas and methods by id. It is read-only once built and
+// safe for concurrent use.
+type Registry struct {
+	schemas map[string]*Schema
+	methods map[string]*Method // key: service + "#" + name
+}
+
+// Default returns the registry of the embedded ACC schemas.
+func Default() (*Registry, error) {
+	sub, err := fs.Sub(embedded, "xml")
+	if err != nil {
+		return nil, err
+	}
+	return Load(sub)
+}
+
+// Load builds a registry from every *.xml file at the root of fsys.
+func Load(fsys fs.FS) (*Registry, error) {
+	r := &Registry{schemas: map[string]*Schema{}, methods: map[string]*Method{}}
+	names, err := fs.Glob(fsys, "*.xml")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.add(path.Base(name), data); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Registry) add(file string, data []byte) error {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil {
+		return fmt.Errorf("schema %s: %w", file, err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "schema" {
+		return fmt.Errorf("schema %s: root element must be <schema>", file)
+	}
+	s := &Schema{
+		Namespace:  root.SelectAttrValue("namespace", ""),
+		Name:       root.SelectAttrValue("name", ""),
+		Label:      root.SelectAttrValue("label", ""),
+		Implements: root.SelectAttrValue("implements", ""),
+		doc:        doc,
+	}
+	if s.Namespace == "" || s.Name == "" {
+		return fmt.Errorf("schema %s: namespace and name are required", file)
+	}
+	if _, dup := r.schemas[s.ID()]; dup {
+		return fmt.Errorf("schema %s: %s is defined twice", file, s.ID())
+	}
+	if ms := root.SelectElement("methods"); ms != nil {
+		for _, el := range ms.SelectElements("method") {
+			if err := r.addMethod(file, s, s.ID(), el); err != nil {
+				return err
+			}
+		}
+	}
+	for _, itf := range root.SelectElements("interface") {
+		service := s.Namespace + ":" + itf.SelectAttrValue("name", "")
+		for _, el := range itf.SelectElements("method") {
+			if err := r.addMethod(file, s, service, el); err != nil {
+				return err
+			}
+		}
+	}
+	r.schemas[s.ID()] = s
+	return nil
+}
+
+func (r *Registry) addMethod(file string, s *Schema, service string, el *etree.Element) error {
+	m := &Method{
+		Name:    el.SelectAttrValue("name", ""),
+		Service: service,
+		Static:  el.SelectAttrValue("static", "") == "true",
+		Const:   el.SelectAttrValue("const", "") == "true",
+		Library: el.SelectAttrValue("library", ""),
+		Access:  el.SelectAttrValue("access", ""),
+		Schema:  s,
+	}
+	if m.Name == "" {
+		return fmt.Errorf("schema %s: a method has no name", file)
+	}
+	if ps := el.SelectElement("parameters"); ps != nil {
+		for _, p := range ps.SelectElements("param") {
+			param := Param{Name: p.SelectAttrValue("name", ""), Type: p.SelectAttrValue("type", "")}
+			switch p.SelectAttrValue("inout", "in") {
+			case "in":
+			case "out":
+				param.Out = true
+			default:
+				return fmt.Errorf("schema %s: method %s: param %s: inout must be in or out", file, m.Name, param.Name)
+			}
+			if param.Name == "" || !knownTypes[param.Type] {
+				return fmt.Errorf("schema %s: method %s: param %q has an unknown type %q", file, m.Name, param.Name, param.Type)
+			}
+			m.Params = append(m.Params, param)
+		}
+	}
+	key := service + "#" + m.Name
+	if _, dup := r.methods[key]; dup {
+		return fmt.Errorf("schema %s: method %s is defined twice", file, key)
+	}
+	r.methods[key] = m
+	s.Methods = append(s.Methods, m)
+	return nil
+}
+
+// Schema returns the schema with the given id ("nms:privacyRequest").
+func (r *Registry) Schema(id string) (*Schema, bool) {
+	s, ok := r.schemas[id]
+	return s, ok
+}
+
+// Schemas returns every schema, sorted by id.
+func (r *Registry) Schemas() []*Schema {
+	out := make([]*Schema, 0, len(r.schemas))
+	for _, s := range r.schemas {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
+	return out
+}
+
+// Method finds a method by the service part of a SOAPAction and the method
+// name. The service may name an inherited interface the way acc-js-sdk does,
+// "xtk:persist|xtk:session": any of its parts that declares the method wins.
+func (r *Registry) Method(service, name string) (*Method, bool) {
+	for _, part := range strings.Split(service, "|") {
+		part = strings.TrimSpace(part)
+		if m, ok := r.methods[part+"#"+name]; ok {
+			return m, true
+		}
+		// A schema also answers for the interfaces it declares: the
+		// xtk:session WSDL names Write "xtk:session#Write".
+		if s, ok := r.schemas[part]; ok {
+			for _, m := range s.Methods {
+				if m.Name == name {
+					return m, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+// HasService reports whether any part of service names a schema or an
+// interface with at least one method.
+func (r *Registry) HasService(service string) bool {
+	for _, part := range strings.Split(service, "|") {
+		part = strings.TrimSpace(part)
+		if _, ok := r.schemas[part]; ok {
+			return true
+		}
+		for key := range r.methods {
+			if strings.HasPrefix(key, part+"#") {
+				return true
+			}
+		}
+	}
+	return false
+}

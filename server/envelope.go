@@ -1,0 +1,272 @@
+package server
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/beevik/etree"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+)
+
+// Namespace URIs matched by the envelope reader. Prefixes are never trusted:
+// clients send SOAP-ENV:, soapenv:, soap-env: or S:.
+const (
+	nsSOAPEnv  = "http://schemas.xmlsoap.org/soap/envelope/"
+	nsSOAP12   = "http://www.w3.org/2003/05/soap-envelope"
+	nsXSI      = "http://www.w3.org/2001/XMLSchema-instance"
+	nsXSD      = "http://www.w3.org/2001/XMLSchema"
+	encSOAP    = "http://schemas.xmlsoap.org/soap/encoding/"
+	encLiteral = "http://xml.apache.org/xml-soap/literalxml"
+)
+
+// Limits is the one table of XML and HTTP limits (security-bar.md §2).
+type Limits struct {
+	MaxBodyBytes  int64 // request body, enforced before parsing
+	MaxTokens     int   // XML tokens per document
+	MaxElements   int   // elements per document
+	MaxDepth      int   // element nesting
+	MaxChildren   int   // element children of one element
+	MaxAttributes int   // attributes per element, xmlns included
+	MaxAttrBytes  int   // one attribute value
+	MaxTextBytes  int   // one text node
+	MaxNameBytes  int   // element or attribute name, prefix included
+	MaxInFlight   int   // concurrent SOAP calls; beyond: a fast Busy fault
+}
+
+// DefaultLimits are the bars of security-bar.md §2.
+var DefaultLimits = Limits{
+	MaxBodyBytes:  256 << 10,
+	MaxTokens:     30_000,
+	MaxElements:   10_000,
+	MaxDepth:      32,
+	MaxChildren:   1_000,
+	MaxAttributes: 32,
+	MaxAttrBytes:  8 << 10,
+	MaxTextBytes:  64 << 10,
+	MaxNameBytes:  256,
+	MaxInFlight:   256,
+}
+
+// envelope is a SOAP 1.1 request that passed every structural check.
+type envelope struct {
+	header *etree.Element // may be nil
+	op     *etree.Element // the single child of Body: the call
+}
+
+// soapHeaderValue returns the text of a SOAP header entry by local name
+// (acc-js-sdk sends <Cookie> and <X-Security-Token> there).
+func (e *envelope) soapHeaderValue(local string) string {
+	if e.header == nil {
+		return ""
+	}
+	for _, c := range e.header.ChildElements() {
+		if c.Tag == local {
+			return strings.TrimSpace(c.Text())
+		}
+	}
+	return ""
+}
+
+var errMalformed = apperr.Errorf(apperr.Malformed, "The XML SOAP message is not well-formed.")
+
+func limitErr(what string) error {
+	return apperr.Errorf(apperr.TooLarge, "The XML SOAP message exceeds the %s limit.", what)
+}
+
+// checkXML walks the raw tokens of body once and enforces the limits before
+// any tree is built: no DOCTYPE or processing instruction, UTF-8 only, one
+// root, bounded depth, width, counts and sizes. It is the guard in front of
+// etree, which has none of these limits (and recursive writers).
+func (l Limits) checkXML(body []byte) error {
+	// Allocation-free upper bound on the token count (gosaml2's check).
+	if 3*bytes.Count(body, []byte("<"))+1 > 3*l.MaxTokens {
+		return limitErr("token count")
+	}
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.Strict = true
+	type frame struct {
+		name     xml.Name
+		children int
+	}
+	var (
+		stack    []frame
+		tokens   int
+		elements int
+		roots    int
+		textRun  int
+		seenDecl bool
+	)
+	for {
+		tok, err := dec.RawToken()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errMalformed
+		}
+		tokens++
+		if tokens > l.MaxTokens {
+			return limitErr("token count")
+		}
+		if _, isText := tok.(xml.CharData); !isText {
+			textRun = 0
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) == 0 {
+				roots++
+				if roots > 1 {
+					return apperr.Errorf(apperr.Malformed, "The XML SOAP message has more than one root element.")
+				}
+			} else {
+				stack[len(stack)-1].children++
+				if stack[len(stack)-1].children > l.MaxChildren {
+					return limitErr("children per element")
+				}
+			}
+			elements++
+			if elements > l.MaxElements {
+				return limitErr("element count")
+			}
+			if len(stack)+1 > l.MaxDepth {
+				return limitErr("nesting depth")
+			}
+			if len(t.Name.Space)+len(t.Name.Local) > l.MaxNameBytes {
+				return limitErr("name length")
+			}
+			if len(t.Attr) > l.MaxAttributes {
+				return limitErr("attribute count")
+			}
+			for _, a := range t.Attr {
+				if len(a.Name.Space)+len(a.Name.Local) > l.MaxNameBytes {
+					return limitErr("name length")
+				}
+				if len(a.Value) > l.MaxAttrBytes {
+					return limitErr("attribute size")
+				}
+			}
+			stack = append(stack, frame{name: t.Name})
+		case xml.EndElement:
+			if len(stack) == 0 || stack[len(stack)-1].name != t.Name {
+				return errMalformed
+			}
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if len(stack) == 0 {
+				if len(bytes.TrimSpace(t)) > 0 {
+					return apperr.Errorf(apperr.Malformed, "The XML SOAP message has text outside its root element.")
+				}
+				continue
+			}
+			textRun += len(t)
+			if textRun > l.MaxTextBytes {
+				return limitErr("text size")
+			}
+		case xml.Directive:
+			return apperr.Errorf(apperr.Malformed, "DOCTYPE and entity declarations are not allowed in a SOAP message.")
+		case xml.ProcInst:
+			if t.Target != "xml" || seenDecl || roots > 0 || tokens != 1 {
+				return apperr.Errorf(apperr.Malformed, "Processing instructions are not allowed in a SOAP message.")
+			}
+			seenDecl = true
+			if enc := declaredEncoding(string(t.Inst)); enc != "" && !strings.EqualFold(enc, "utf-8") {
+				return apperr.Errorf(apperr.Malformed, "Only UTF-8 SOAP messages are accepted.")
+			}
+		case xml.Comment:
+		}
+	}
+	if len(stack) != 0 || roots != 1 {
+		return errMalformed
+	}
+	return nil
+}
+
+// declaredEncoding extracts encoding="…" from an XML declaration.
+func declaredEncoding(inst string) string {
+	i := strings.Index(inst, "encoding")
+	if i < 0 {
+		return ""
+	}
+	rest := strings.TrimLeft(inst[i+len("encoding"):], " \t\r\n=")
+	if rest == "" {
+		return ""
+	}
+	q := rest[0]
+	if q != '"' && q != '\'' {
+		return ""
+	}
+	end := strings.IndexByte(rest[1:], q)
+	if end < 0 {
+		return ""
+	}
+	return rest[1 : 1+end]
+}
+
+// headersWeUnderstand are the SOAP header entries acc-js-sdk sends; any
+// other entry with mustUnderstand="1" is refused with a MustUnderstand fault.
+var headersWeUnderstand = map[string]bool{"Cookie": true, "X-Security-Token": true}
+
+// parseEnvelope checks body against the limits, builds the tree and checks
+// the SOAP 1.1 structure: Envelope, optional Header, exactly one Body with
+// exactly one element, the call.
+func (l Limits) parseEnvelope(body []byte) (*envelope, error) {
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // a UTF-8 BOM is allowed
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, apperr.Errorf(apperr.Malformed, "The SOAP message is empty.")
+	}
+	if err := l.checkXML(body); err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(body); err != nil {
+		return nil, errMalformed
+	}
+	root := doc.Root()
+	if root == nil {
+		return nil, errMalformed
+	}
+	if root.Tag != "Envelope" || root.NamespaceURI() != nsSOAPEnv {
+		return nil, apperr.Errorf(apperr.VersionMismatch, "The message is not a SOAP 1.1 envelope.")
+	}
+	env := &envelope{}
+	var body0 *etree.Element
+	for i, c := range root.ChildElements() {
+		if c.NamespaceURI() != nsSOAPEnv {
+			return nil, apperr.Errorf(apperr.Malformed, "Unexpected element <%s> in the SOAP envelope.", c.Tag)
+		}
+		switch {
+		case c.Tag == "Header" && i == 0:
+			env.header = c
+		case c.Tag == "Body" && body0 == nil:
+			body0 = c
+		default:
+			return nil, apperr.Errorf(apperr.Malformed, "The SOAP envelope must hold an optional Header and exactly one Body.")
+		}
+	}
+	if body0 == nil {
+		return nil, apperr.Errorf(apperr.Malformed, "The SOAP envelope has no Body.")
+	}
+	if env.header != nil {
+		for _, h := range env.header.ChildElements() {
+			mu := ""
+			for _, a := range h.Attr {
+				if a.Key == "mustUnderstand" && a.NamespaceURI() == nsSOAPEnv {
+					mu = a.Value
+				}
+			}
+			if (mu == "1" || mu == "true") && !headersWeUnderstand[h.Tag] {
+				return nil, apperr.Errorf(apperr.MustUnderstand, "The SOAP header <%s> is not understood.", h.Tag)
+			}
+		}
+	}
+	calls := body0.ChildElements()
+	if len(calls) != 1 {
+		return nil, apperr.Errorf(apperr.Malformed, "The SOAP Body must hold exactly one method element.")
+	}
+	env.op = calls[0]
+	return env, nil
+}

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// ACC version numbers reported in serverInfo and /r/test. acc-js-sdk reads
+// buildNumber, majNumber, minNumber and servicePack; these are those of the
+// Campaign Classic v7 build whose privacy API (with regulation) we follow.
+const (
+	buildNumber = "9364"
+	majNumber   = "6"
+	minNumber   = "7"
+	servicePack = "0"
+	releaseName = "7.4.3"
+)
+
+// methodTable is the dispatch table: one handler per implemented method,
+// keyed "<service>#<Method>" as the registry names them. Methods the schemas
+// declare but this table lacks answer with a clear fault (see README.md).
+func (s *Server) methodTable() map[string]handler {
+	return map[string]handler{
+		"xtk:session#Logon":                 s.logon,
+		"xtk:session#Logoff":                s.logoff,
+		"xtk:session#GetServerTime":         s.getServerTime,
+		"xtk:session#GetUserInfo":           s.getUserInfo,
+		"xtk:session#GetOption":             s.getOption,
+		"xtk:persist#GetEntityIfMoreRecent": s.getEntityIfMoreRecent,
+	}
+}
+
+// logon: (login, password, parameters) → sessionToken, sessionInfo, securityToken.
+func (s *Server) logon(ctx context.Context, c *call) ([]any, error) {
+	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"))
+	if err != nil {
+		return nil, err
+	}
+	info := etree.NewElement("sessionInfo")
+	info.AddChild(s.serverInfo())
+	info.AddChild(s.userInfo(tokens.Caller))
+	return []any{tokens.SessionToken, info, tokens.SecurityToken}, nil
+}
+
+func (s *Server) logoff(ctx context.Context, c *call) ([]any, error) {
+	return nil, s.sessions.Logoff(ctx, c.caller)
+}
+
+func (s *Server) getServerTime(context.Context, *call) ([]any, error) {
+	return []any{s.cfg.Now()}, nil
+}
+
+func (s *Server) getUserInfo(_ context.Context, c *call) ([]any, error) {
+	return []any{s.userInfo(c.caller)}, nil
+}
+
+// getOption answers the xtk options that describe this server's own
+// behaviour; any other option is "not found": empty value, type 0, as ACC.
+func (s *Server) getOption(_ context.Context, c *call) ([]any, error) {
+	cfg := s.sessions.Config()
+	options := map[string]int64{
+		"XtkSecurity_max_Unsuccessul_Attempts_Allowed": int64(cfg.MaxFailures),
+		"XtkSecurity_Examine_Window":                   int64(cfg.FailureWindow / time.Minute),
+		"XtkSecurity_Initial_Ban_Duration":             int64(cfg.BanDuration / time.Minute),
+	}
+	if v, ok := options[c.String("name")]; ok {
+		return []any{strconv.FormatInt(v, 10), 3}, nil // 3: xtk long
+	}
+	return []any{"", 0}, nil
+}
+
+// getEntityIfMoreRecent serves "xtk:schema|<id>" from the registry, which is
+// how acc-js-sdk discovers methods. Anything else is not found: an empty
+// pdomDoc, or a fault when the caller said it must exist.
+func (s *Server) getEntityIfMoreRecent(_ context.Context, c *call) ([]any, error) {
+	pk := c.String("pk")
+	mustExist, _, err := c.Bool("mustExist")
+	if err != nil {
+		return nil, err
+	}
+	if kind, id, ok := strings.Cut(pk, "|"); ok && kind == "xtk:schema" {
+		if sc, ok := s.registry.Schema(id); ok {
+			return []any{sc.Document()}, nil
+		}
+	}
+	if mustExist {
+		return nil, apperr.Errorf(apperr.NotFound, "The entity '%s' does not exist.", truncate(pk, 128))
+	}
+	return []any{nil}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// serverInfo is the <serverInfo> of sessionInfo (acc-protocol.md §2.2).
+func (s *Server) serverInfo() *etree.Element {
+	ttl := strconv.Itoa(int(s.sessions.Config().TTL / time.Second))
+	el := etree.NewElement("serverInfo")
+	for _, kv := range [][2]string{
+		{"advisedClientBuildNumber", buildNumber}, {"allowSQL", "false"},
+		{"buildNumber", buildNumber}, {"databaseId", "u" + strings.ToUpper(strconv.FormatInt(s.started.Unix(), 16))},
+		{"defaultNameSpace", "cus"}, {"fohVersion", "2"}, {"instanceName", s.cfg.InstanceName},
+		{"majNumber", majNumber}, {"minNumber", minNumber}, {"minNumberTechnical", "0"},
+		{"releaseName", releaseName}, {"securityTimeOut", ttl}, {"serverDate", accTime(s.cfg.Now())},
+		{"servicePack", servicePack}, {"sessionTimeOut", ttl}, {"useVault", "false"},
+		{"productName", "campaign-privacy"}, {"productVersion", s.cfg.Version},
+	} {
+		el.CreateAttr(kv[0], kv[1])
+	}
+	return el
+}
+
+// userInfo is the <userInfo> of sessionInfo and GetUserInfo: one
+// <login-right> per named right and the privacy package, which acc-js-sdk
+// and the console check before offering privacy features.
+func (s *Server) userInfo(c *session.Caller) *etree.Element {
+	el := etree.NewElement("userInfo")
+	id := strconv.FormatInt(c.OperatorID, 10)
+	for _, kv := range [][2]string{
+		{"datakitInDatabase", "true"}, {"homeDir", ""}, {"instanceLocale", "en_US"},
+		{"locale", "en_US"}, {"login", c.Login}, {"loginCS", c.Login + " (" + c.Login + ")"},
+		{"loginId", id}, {"noConsoleCnx", "true"}, {"orgUnitId", "0"}, {"theme", ""}, {"timezone", "UTC"},
+	} {
+		el.CreateAttr(kv[0], kv[1])
+	}
+	for _, r := range c.Rights {
+		el.CreateElement("login-right").CreateAttr("right", r)
+	}
+	pkg := el.CreateElement("installed-package")
+	pkg.CreateAttr("name", "gdpr")
+	pkg.CreateAttr("namespace", "nms")
+	return el
+}

@@ -1,0 +1,214 @@
+// Package server is the SOAP front end of campaign-privacy: the HTTP server,
+// the ACC SOAP router /nl/jsp/soaprouter.jsp, the WSDL endpoint, and the small
+// health endpoints ACC clients touch (/r/test, /nl/jsp/ping.jsp).
+//
+// It reads envelopes defensively (size, depth, width and count limits while
+// tokenising, no DOCTYPE), resolves the action, reads parameters by position
+// as ACC does, calls session and privacy, and writes responses and faults
+// with the literal prefixes acc-js-sdk requires. README.md in this folder
+// lists every method and how it follows ACC.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/wsdl"
+)
+
+// Config holds the server settings; cmd fills it.
+type Config struct {
+	Addr            string
+	InstanceName    string
+	Version         string
+	FaultHTTPStatus int // 200 (ACC, default) or 500 (strict SOAP 1.1 peers)
+	Limits          Limits
+	CallTimeout     time.Duration // per SOAP call; default 10 s
+	Now             func() time.Time
+	Logger          *slog.Logger
+	// Ping checks the database for /nl/jsp/ping.jsp.
+	Ping func(context.Context) error
+}
+
+// Server serves the ACC endpoints.
+type Server struct {
+	cfg      Config
+	registry *schemas.Registry
+	sessions *session.Service
+	log      *slog.Logger
+	inflight chan struct{}
+	handlers map[string]handler
+	started  time.Time
+	http     *http.Server
+}
+
+// New wires a Server.
+func New(cfg Config, registry *schemas.Registry, sessions *session.Service) *Server {
+	if cfg.FaultHTTPStatus == 0 {
+		cfg.FaultHTTPStatus = http.StatusOK
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Ping == nil {
+		cfg.Ping = func(context.Context) error { return nil }
+	}
+	if cfg.InstanceName == "" {
+		cfg.InstanceName = "campaign-privacy"
+	}
+	s := &Server{
+		cfg: cfg, registry: registry, sessions: sessions, log: cfg.Logger,
+		inflight: make(chan struct{}, cfg.Limits.MaxInFlight),
+		started:  cfg.Now(),
+	}
+	s.handlers = s.methodTable()
+	return s
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/nl/jsp/soaprouter.jsp", s.handleSOAP)
+	mux.HandleFunc("GET /nl/jsp/schemawsdl.jsp", s.handleWSDL)
+	mux.HandleFunc("GET /r/test", s.handleRTest)
+	mux.HandleFunc("GET /nl/jsp/ping.jsp", s.handlePing)
+	return mux
+}
+
+// ListenAndServe serves on cfg.Addr with the timeouts of security-bar.md §2
+// until ctx is cancelled, then shuts down gracefully (at most 30 s).
+func (s *Server) ListenAndServe(ctx context.Context, handler http.Handler, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newRef returns a short correlation id for one call's log line and fault.
+func newRef() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// hostPattern is what a Host header may look like before it is echoed into
+// a WSDL address: host name or IP literal, optional port.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+// routerURL is this server's SOAP router as the client reached it.
+func (s *Server) routerURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if !hostPattern.MatchString(host) {
+		host = s.cfg.Addr
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+	}
+	return scheme + "://" + host + "/nl/jsp/soaprouter.jsp"
+}
+
+func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("schema")
+	sc, ok := s.registry.Schema(id)
+	if !ok || len(sc.Methods) == 0 {
+		http.Error(w, "Unknown schema.", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if err := wsdl.Render(w, sc, s.routerURL(r)); err != nil {
+		s.log.WarnContext(r.Context(), "wsdl write failed", "err", err)
+	}
+}
+
+// handleRTest answers the health probe of the web front, in the reduced
+// form ACC gives when allowDebug is off.
+func (s *Server) handleRTest(w http.ResponseWriter, r *http.Request) {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	now := s.cfg.Now()
+	body := "<redir status='OK' date='" + now.UTC().Format("2006-01-02 15:04:05.000Z") +
+		"' build='" + buildNumber + "' instance='" + escapeAttr(s.cfg.InstanceName) +
+		"' sourceIP='" + escapeAttr(ip) + "'/>\n"
+	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(body))
+}
+
+// handlePing is /nl/jsp/ping.jsp: for a logged-on caller, "OK" and the
+// database time; it fails when the database does not answer.
+func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	cred := httpCredentials(r, nil)
+	if _, err := s.sessions.Authenticate(r.Context(), cred); err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(faults[apperr.BadSession].text + "\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("Error\nThe database does not answer.\n"))
+		return
+	}
+	_, _ = w.Write([]byte("OK\n" + accTime(s.cfg.Now()) + "\n"))
+}
+
+func escapeAttr(v string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", `"`, "&quot;")
+	return r.Replace(v)
+}

@@ -1,0 +1,339 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// call is one SOAP call after parsing, authentication and action resolution.
+type call struct {
+	method *schemas.Method
+	args   []*etree.Element // children of the method element, by position
+	caller *session.Caller  // nil for anonymous methods
+	http   *http.Request
+}
+
+// handler runs one method. It returns one value per m.ResponseParams().
+type handler func(ctx context.Context, c *call) ([]any, error)
+
+// soapError carries the method and service names known so far, for the
+// fault text.
+type soapError struct {
+	method, service string
+	err             error
+}
+
+// handleSOAP is /nl/jsp/soaprouter.jsp.
+func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+		return
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		http.Error(w, "Compressed requests are not accepted.", http.StatusUnsupportedMediaType)
+		return
+	}
+	mediaType, ctParams, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !isXMLMediaType(mediaType) {
+		http.Error(w, "A SOAP request is XML: use text/xml or application/soap+xml.", http.StatusUnsupportedMediaType)
+		return
+	}
+	if cs := ctParams["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		http.Error(w, "Only UTF-8 is accepted.", http.StatusUnsupportedMediaType)
+		return
+	}
+	ref := newRef()
+	start := time.Now()
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	default:
+		s.fault(w, r, ref, start, &soapError{err: apperr.Errorf(apperr.Busy, "The server is busy, try again.")})
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(r.Context(), "panic in SOAP call", "ref", ref, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			writeXML(w, http.StatusInternalServerError, writeFault(apperr.Errorf(apperr.Internal, "panic"), "", "", ref))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CallTimeout)
+	defer cancel()
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = apperr.Errorf(apperr.TooLarge, "The request is larger than %d bytes.", s.cfg.Limits.MaxBodyBytes)
+		} else {
+			err = apperr.Wrap(apperr.Malformed, err, "The request body could not be read.")
+		}
+		s.fault(w, r, ref, start, &soapError{err: err})
+		return
+	}
+	c, serr := s.prepare(ctx, r, body, ctParams["action"])
+	if serr != nil {
+		s.fault(w, r, ref, start, serr)
+		return
+	}
+	h, ok := s.handlers[c.method.Service+"#"+c.method.Name]
+	if !ok {
+		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service,
+			apperr.Errorf(apperr.Invalid, "campaign-privacy does not implement the method '%s'.", c.method.Name)})
+		return
+	}
+	values, err := h(ctx, c)
+	if err != nil {
+		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, err})
+		return
+	}
+	out, err := writeResponse(c.method, values)
+	if err != nil {
+		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, apperr.Wrap(apperr.Internal, err, "")})
+		return
+	}
+	writeXML(w, http.StatusOK, out)
+	s.log.InfoContext(ctx, "soap call", "ref", ref, "action", c.method.Service+"#"+c.method.Name,
+		"operator_id", operatorID(c.caller), "ms", time.Since(start).Milliseconds())
+}
+
+func operatorID(c *session.Caller) int64 {
+	if c == nil {
+		return 0
+	}
+	return c.OperatorID
+}
+
+func isXMLMediaType(t string) bool {
+	switch t {
+	case "text/xml", "application/soap+xml", "application/xml":
+		return true
+	}
+	return false
+}
+
+// fault logs a failed call (code and reason, never values) and answers it.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start time.Time, e *soapError) {
+	code := apperr.CodeOf(e.err)
+	level := s.log.InfoContext
+	if code == apperr.Internal {
+		level = s.log.ErrorContext
+	}
+	action := ""
+	if e.service != "" {
+		action = e.service + "#" + e.method
+	}
+	level(r.Context(), "soap fault", "ref", ref, "action", action, "code", string(code),
+		"err", e.err.Error(), "ms", time.Since(start).Milliseconds())
+	writeXML(w, s.cfg.FaultHTTPStatus, writeFault(e.err, e.method, e.service, ref))
+}
+
+// prepare parses the envelope, resolves the action, authenticates the caller
+// and checks the parameters' shape.
+func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAction string) (*call, *soapError) {
+	env, err := s.cfg.Limits.parseEnvelope(body)
+	if err != nil {
+		return nil, &soapError{err: err}
+	}
+	service, name, err := resolveAction(r, ctAction, env.op)
+	if err != nil {
+		return nil, &soapError{err: err}
+	}
+	m, ok := s.registry.Method(service, name)
+	if !ok {
+		return nil, &soapError{name, service, apperr.Errorf(apperr.UnknownMethod, "unknown method")}
+	}
+	args := env.op.ChildElements()
+	seen := map[string]bool{}
+	for _, a := range args {
+		if seen[a.Tag] {
+			return nil, &soapError{m.Name, service, apperr.Errorf(apperr.Malformed, "The parameter <%s> is given twice.", a.Tag)}
+		}
+		seen[a.Tag] = true
+	}
+	c := &call{method: m, args: args, http: r}
+	if !m.Anonymous() {
+		caller, err := s.sessions.Authenticate(ctx, httpCredentials(r, env, args...))
+		if err != nil {
+			return nil, &soapError{m.Name, service, err}
+		}
+		c.caller = caller
+	}
+	return c, nil
+}
+
+// resolveAction finds service and method: the SOAPAction header (quoted or
+// not), else ?soapAction=, else the action= of a SOAP 1.2 media type, else
+// the method element itself. An action that names another method than the
+// body carries is refused: authorization must apply to what runs.
+func resolveAction(r *http.Request, ctAction string, op *etree.Element) (service, name string, err error) {
+	bodyService := strings.TrimPrefix(op.NamespaceURI(), "urn:")
+	values := r.Header.Values("SOAPAction")
+	if len(values) > 1 {
+		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction header is given more than once.")
+	}
+	action := ""
+	if len(values) == 1 {
+		action = values[0]
+	}
+	if strings.TrimSpace(action) == "" || strings.Trim(strings.TrimSpace(action), `"`) == "" {
+		action = r.URL.Query().Get("soapAction")
+	}
+	if action == "" {
+		action = ctAction
+	}
+	action = strings.Trim(strings.TrimSpace(action), `"`)
+	if action == "" {
+		return bodyService, op.Tag, nil
+	}
+	service, name, ok := strings.Cut(action, "#")
+	if !ok || service == "" || name == "" {
+		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction must be written <schema>#<method>.")
+	}
+	if name != op.Tag {
+		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names '%s' but the Body calls '%s'.", name, op.Tag)
+	}
+	if bodyService != "" && !containsPart(service, bodyService) {
+		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names service '%s' but the Body is in 'urn:%s'.", service, bodyService)
+	}
+	return service, name, nil
+}
+
+func containsPart(service, part string) bool {
+	for _, p := range strings.Split(service, "|") {
+		if strings.TrimSpace(p) == part {
+			return true
+		}
+	}
+	return false
+}
+
+// httpCredentials collects the tokens of a call, in ACC's order of
+// preference: the first body parameter, then the X-Session-Token header, the
+// SOAP header Cookie entry, Authorization: Bearer, and last the
+// __sessiontoken cookie. The security token comes from X-Security-Token or
+// the SOAP header.
+func httpCredentials(r *http.Request, env *envelope, args ...*etree.Element) session.Credentials {
+	var cred session.Credentials
+	if len(args) > 0 {
+		cred.SessionToken = strings.TrimSpace(args[0].Text())
+	}
+	if cred.SessionToken == "" {
+		cred.SessionToken = strings.TrimSpace(r.Header.Get("X-Session-Token"))
+	}
+	if cred.SessionToken == "" && env != nil {
+		cred.SessionToken = cookieValue(env.soapHeaderValue("Cookie"), "__sessiontoken")
+	}
+	if cred.SessionToken == "" {
+		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+			cred.SessionToken = strings.TrimSpace(auth[7:])
+		}
+	}
+	if cred.SessionToken == "" {
+		if ck, err := r.Cookie("__sessiontoken"); err == nil {
+			cred.SessionToken = ck.Value
+			cred.CookieOnly = true
+		}
+	}
+	cred.SecurityToken = strings.TrimSpace(r.Header.Get("X-Security-Token"))
+	if cred.SecurityToken == "" && env != nil {
+		cred.SecurityToken = env.soapHeaderValue("X-Security-Token")
+	}
+	return cred
+}
+
+// cookieValue extracts one cookie from a Cookie header value.
+func cookieValue(header, name string) string {
+	for _, part := range strings.Split(header, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// --- positional parameters ---------------------------------------------------
+
+// param returns the wire element of the named request parameter, read by
+// its position in the method's declaration (names on the wire are not
+// trusted: acc-js-sdk, the console and WSDL clients all name them
+// differently). It returns nil when the client left the parameter out.
+func (c *call) param(name string) (*etree.Element, schemas.Param) {
+	for i, p := range c.method.RequestParams() {
+		if p.Name == name {
+			if i < len(c.args) {
+				return c.args[i], p
+			}
+			return nil, p
+		}
+	}
+	panic("server: method " + c.method.Name + " has no parameter " + name) // a programming error, caught by tests
+}
+
+// String reads a string parameter; absent is "".
+func (c *call) String(name string) string {
+	el, _ := c.param(name)
+	if el == nil {
+		return ""
+	}
+	return el.Text()
+}
+
+// Long reads an xtk long (32-bit) parameter. Absent or empty is 0; anything
+// but an optionally signed decimal integer is an Invalid error.
+func (c *call) Long(name string) (int64, bool, error) {
+	el, _ := c.param(name)
+	if el == nil || el.Text() == "" {
+		return 0, false, nil
+	}
+	v, err := strconv.ParseInt(el.Text(), 10, 32)
+	if err != nil {
+		return 0, true, apperr.Errorf(apperr.Invalid, "The parameter '%s' must be an integer.", name)
+	}
+	return v, true, nil
+}
+
+// Bool reads a boolean: true/false or 1/0, as ACC and its clients write
+// them. Absent or empty reports present=false.
+func (c *call) Bool(name string) (value, present bool, err error) {
+	el, _ := c.param(name)
+	if el == nil || el.Text() == "" {
+		return false, false, nil
+	}
+	switch el.Text() {
+	case "true", "1":
+		return true, true, nil
+	case "false", "0":
+		return false, true, nil
+	}
+	return false, true, apperr.Errorf(apperr.Invalid, "The parameter '%s' must be true, false, 1 or 0.", name)
+}
+
+// Element reads an XML parameter: its first element child, or nil.
+func (c *call) Element(name string) *etree.Element {
+	el, _ := c.param(name)
+	if el == nil {
+		return nil
+	}
+	children := el.ChildElements()
+	if len(children) == 0 {
+		return nil
+	}
+	return children[0]
+}

@@ -1,0 +1,392 @@
+// Package session knows who is calling: operators and their named rights,
+// password hashing, xtk:session Logon and Logoff, and the session tokens
+// that every later call presents.
+//
+// A session token is a JWT (HS256 pinned, iss, aud, exp and jti required)
+// signed with a key shared by all replicas, backed by a server-side session
+// row that is checked on every call: Logoff, a disabled operator or a changed
+// right take effect at once on every replica. The security token of ACC is
+// bound to the session row; it is required only when Config says so (ACC's
+// sessionTokenOnly zones), and always for a token that arrives only as a
+// cookie (CSRF).
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+// Named rights. ACC's internal names.
+const (
+	RightAdmin   = "admin"        // implies every right
+	RightPrivacy = "privacyRight" // "PRIVACY DATA RIGHT": create, confirm, list, download
+)
+
+// KnownRights lists the rights an operator may be given.
+var KnownRights = []string{RightAdmin, RightPrivacy}
+
+const (
+	issuer   = "campaign-privacy"
+	audience = "acc-session"
+	// maxTokenBytes bounds what reaches the JWT parser.
+	maxTokenBytes = 4096
+	// MaxLoginBytes bounds a login name.
+	MaxLoginBytes = 128
+)
+
+// Config holds the session settings; cmd fills it from flags and CP_*.
+type Config struct {
+	Key                  []byte        // HS256 key, at least 32 bytes, shared by replicas
+	TTL                  time.Duration // token lifetime; ACC sessionTimeOut is 24 h
+	RequireSecurityToken bool          // CP_REQUIRE_SECURITY_TOKEN
+	// Logon throttling, ACC defaults: XtkSecurity_max_Unsuccessul_Attempts_Allowed 3,
+	// XtkSecurity_Examine_Window 10 min, XtkSecurity_Initial_Ban_Duration 5 min.
+	MaxFailures   int
+	FailureWindow time.Duration
+	BanDuration   time.Duration
+	HashSlots     int           // argon2id hashes in flight; default GOMAXPROCS
+	HashWait      time.Duration // queue wait before a Busy answer; default 2 s
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Service implements Logon, Logoff, token checks and operator management.
+type Service struct {
+	db   *store.DB
+	cfg  Config
+	hash *hasher
+	log  *slog.Logger
+}
+
+// New returns a Service. Zero settings take the defaults above.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	if len(cfg.Key) < 32 {
+		return nil, errors.New("session key must be at least 32 bytes")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 24 * time.Hour
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 3
+	}
+	if cfg.FailureWindow <= 0 {
+		cfg.FailureWindow = 10 * time.Minute
+	}
+	if cfg.BanDuration <= 0 {
+		cfg.BanDuration = 5 * time.Minute
+	}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = runtime.GOMAXPROCS(0)
+	}
+	if cfg.HashWait <= 0 {
+		cfg.HashWait = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger}, nil
+}
+
+// Config returns the effective settings (defaults applied).
+func (s *Service) Config() Config { return s.cfg }
+
+// Caller is an authenticated operator, as seen by one call.
+type Caller struct {
+	OperatorID int64
+	Login      string
+	Rights     []string
+	SessionID  string
+	Expires    time.Time
+}
+
+// HasRight reports whether the caller holds right; admin implies them all.
+func (c *Caller) HasRight(right string) bool {
+	return slices.Contains(c.Rights, RightAdmin) || slices.Contains(c.Rights, right)
+}
+
+// Tokens is what Logon hands back.
+type Tokens struct {
+	SessionToken  string
+	SecurityToken string
+	Caller        *Caller
+}
+
+var errBadLogon = apperr.Errorf(apperr.BadLogon, "Invalid login or password.")
+
+// Logon checks a login and password and opens a session. Every failure —
+// unknown login, wrong password, disabled or locked account — returns the
+// same BadLogon error after the same hashing work.
+func (s *Service) Logon(ctx context.Context, login, password string) (*Tokens, error) {
+	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
+		return nil, errBadLogon
+	}
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		if err := s.hash.VerifyDummy(ctx, password); err != nil {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login")
+		return nil, errBadLogon
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, stale, err := s.hash.Verify(ctx, op.PasswordHash, password)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	switch {
+	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked")
+		return nil, errBadLogon
+	case op.Disabled:
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
+		return nil, errBadLogon
+	case !ok:
+		until, err := s.db.RecordLogonFailure(ctx, op.ID, s.cfg.FailureWindow, s.cfg.MaxFailures, s.cfg.BanDuration)
+		if err != nil {
+			return nil, err
+		}
+		if until != nil {
+			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339))
+		} else {
+			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password")
+		}
+		return nil, errBadLogon
+	}
+	if op.FailedLogons > 0 || op.LockedUntil != nil {
+		if err := s.db.ResetLogonFailures(ctx, op.ID); err != nil {
+			return nil, err
+		}
+	}
+	if stale {
+		if h, err := s.hash.Hash(ctx, password); err == nil {
+			_ = s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h})
+		}
+	}
+	return s.open(ctx, op, now)
+}
+
+func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (*Tokens, error) {
+	jti := base64.RawURLEncoding.EncodeToString(randomBytes(18))
+	security := "@" + base64.RawURLEncoding.EncodeToString(randomBytes(48))
+	exp := now.Add(s.cfg.TTL)
+	claims := jwt.RegisteredClaims{
+		Issuer:    issuer,
+		Subject:   strconv.FormatInt(op.ID, 10),
+		Audience:  jwt.ClaimStrings{audience},
+		ExpiresAt: jwt.NewNumericDate(exp),
+		IssuedAt:  jwt.NewNumericDate(now),
+		ID:        jti,
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.cfg.Key)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "Could not sign the session token.")
+	}
+	row := &store.Session{ID: jti, OperatorID: op.ID, SecurityTokenHash: digest(security), Created: now, Expires: exp}
+	if err := s.db.CreateSession(ctx, row); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "logon", "operator_id", op.ID)
+	return &Tokens{SessionToken: token, SecurityToken: security, Caller: &Caller{
+		OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: jti, Expires: exp,
+	}}, nil
+}
+
+// Credentials are the tokens a call presented, and how.
+type Credentials struct {
+	SessionToken  string
+	SecurityToken string
+	// CookieOnly is true when the session token came only from the
+	// __sessiontoken cookie: then the security token is required whatever
+	// the setting, as ACC does, because a browser sends cookies by itself.
+	CookieOnly bool
+}
+
+var errBadSession = apperr.Errorf(apperr.BadSession, "Session has expired or is invalid. Please reconnect.")
+
+// Authenticate checks a session token (and security token) and returns the
+// caller. Any failure is the same BadSession error; the reason goes to the
+// log without the token.
+func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, error) {
+	refuse := func(reason string) (*Caller, error) {
+		s.log.InfoContext(ctx, "session refused", "reason", reason)
+		return nil, errBadSession
+	}
+	if cred.SessionToken == "" {
+		return refuse("no session token")
+	}
+	if len(cred.SessionToken) > maxTokenBytes || len(cred.SecurityToken) > maxTokenBytes {
+		return refuse("token too long")
+	}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithLeeway(30*time.Second),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(s.cfg.Now),
+	)
+	var claims jwt.RegisteredClaims
+	if _, err := parser.ParseWithClaims(cred.SessionToken, &claims, func(*jwt.Token) (any, error) {
+		return s.cfg.Key, nil
+	}); err != nil {
+		return refuse("invalid token")
+	}
+	if claims.ID == "" {
+		return refuse("no jti")
+	}
+	row, err := s.db.FindSessionByID(ctx, claims.ID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return refuse("unknown session")
+	} else if err != nil {
+		return nil, err
+	}
+	if row.RevokedAt != nil {
+		return refuse("logged off")
+	}
+	if strconv.FormatInt(row.OperatorID, 10) != claims.Subject {
+		return refuse("subject mismatch")
+	}
+	if !s.cfg.Now().Before(row.Expires) {
+		return refuse("expired")
+	}
+	if cred.SecurityToken != "" || s.cfg.RequireSecurityToken || cred.CookieOnly {
+		if subtle.ConstantTimeCompare([]byte(digest(cred.SecurityToken)), []byte(row.SecurityTokenHash)) != 1 {
+			return refuse("security token missing or wrong")
+		}
+	}
+	op, err := s.db.FindOperatorByID(ctx, row.OperatorID)
+	if err != nil {
+		return nil, err
+	}
+	if op.Disabled {
+		return refuse("operator disabled")
+	}
+	return &Caller{OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: row.ID, Expires: row.Expires}, nil
+}
+
+// Logoff revokes the caller's session on every replica.
+func (s *Service) Logoff(ctx context.Context, c *Caller) error {
+	if err := s.db.RevokeSession(ctx, c.SessionID); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "logoff", "operator_id", c.OperatorID)
+	return nil
+}
+
+// digest is the SHA-256 of a security token, hex: the row never holds the token.
+func digest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// --- operators --------------------------------------------------------------
+
+// CreateOperator adds an operator with the given named rights.
+func (s *Service) CreateOperator(ctx context.Context, login, password string, rights []string) error {
+	if err := checkLogin(login); err != nil {
+		return err
+	}
+	if err := checkRights(rights); err != nil {
+		return err
+	}
+	h, err := s.hash.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	return s.db.CreateOperator(ctx, &store.Operator{Login: login, PasswordHash: h, Rights: strings.Join(rights, " ")})
+}
+
+// EnsureAdmin creates the bootstrap operator "admin" with the admin right if
+// no operator of that login exists. An empty password is replaced by a
+// random one, which is returned so that cmd can print it once.
+func (s *Service) EnsureAdmin(ctx context.Context, password string) (created bool, generated string, err error) {
+	if _, err := s.db.FindOperatorByLogin(ctx, "admin"); err == nil {
+		return false, "", nil
+	} else if apperr.CodeOf(err) != apperr.NotFound {
+		return false, "", err
+	}
+	if password == "" {
+		generated = base64.RawURLEncoding.EncodeToString(randomBytes(18))
+		password = generated
+	}
+	h, err := s.hash.Hash(ctx, password)
+	if err != nil {
+		return false, "", err
+	}
+	created, err = s.db.CreateOperatorIfMissing(ctx, &store.Operator{Login: "admin", PasswordHash: h, Rights: RightAdmin})
+	if !created {
+		generated = ""
+	}
+	return created, generated, err
+}
+
+// Operators lists every operator.
+func (s *Service) Operators(ctx context.Context) ([]store.Operator, error) {
+	return s.db.FindOperators(ctx)
+}
+
+// DisableOperator disables an operator and revokes its sessions.
+func (s *Service) DisableOperator(ctx context.Context, login string) error {
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if err != nil {
+		return err
+	}
+	yes := true
+	if err := s.db.UpdateOperator(ctx, login, store.OperatorUpdate{Disabled: &yes}); err != nil {
+		return err
+	}
+	return s.db.RevokeOperatorSessions(ctx, op.ID)
+}
+
+// UnlockOperator clears a logon lock-out (an administrator's action).
+func (s *Service) UnlockOperator(ctx context.Context, login string) error {
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if err != nil {
+		return err
+	}
+	return s.db.ResetLogonFailures(ctx, op.ID)
+}
+
+func checkLogin(login string) error {
+	if login == "" || len(login) > MaxLoginBytes {
+		return apperr.Errorf(apperr.Invalid, "A login has 1 to %d bytes.", MaxLoginBytes)
+	}
+	for _, r := range login {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(`"'<>&\/%*`, r) {
+			return apperr.Errorf(apperr.Invalid, "A login may not contain spaces, control characters or %s.", `" ' < > & \ / % *`)
+		}
+	}
+	return nil
+}
+
+func checkRights(rights []string) error {
+	for _, r := range rights {
+		if !slices.Contains(KnownRights, r) {
+			return apperr.Errorf(apperr.Invalid, "Unknown right %q (known: %s).", r, strings.Join(KnownRights, ", "))
+		}
+	}
+	return nil
+}
