@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/xml"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -75,7 +74,7 @@ func writeResponse(m *schemas.Method, values []any) ([]byte, error) {
 			return nil, fmt.Errorf("method %s: out %s: %w", m.Name, p.Name, err)
 		}
 		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, xsiType[p.Type])
-		_ = xml.EscapeText(&b, []byte(text))
+		b.WriteString(escapeText(text))
 		fmt.Fprintf(&b, "</%s>\n", name)
 	}
 	fmt.Fprintf(&b, "</%sResponse>\n", m.Name)
@@ -155,8 +154,7 @@ func writeFault(err error, method, service, ref string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, envelopeOpen, "http://xml.apache.org/xml-soap")
 	b.WriteString("<SOAP-ENV:Fault>\n<faultcode>" + f.faultcode + "</faultcode>\n<faultstring xsi:type='xsd:string'>")
-	text := strings.NewReplacer("{method}", method, "{service}", service).Replace(f.text)
-	_ = xml.EscapeText(&b, []byte(text))
+	b.WriteString(escapeText(strings.NewReplacer("{method}", method, "{service}", service).Replace(f.text)))
 	b.WriteString("</faultstring>\n")
 	if f.detail {
 		detail := apperr.MessageOf(err)
@@ -164,7 +162,7 @@ func writeFault(err error, method, service, ref string) []byte {
 			detail = "Internal error (reference " + ref + ")."
 		}
 		b.WriteString("<detail xsi:type='xsd:string'>")
-		_ = xml.EscapeText(&b, []byte(detail))
+		b.WriteString(escapeText(detail))
 		b.WriteString("</detail>\n")
 	}
 	b.WriteString("</SOAP-ENV:Fault>\n")
@@ -182,6 +180,13 @@ func writeXML(w http.ResponseWriter, status int, body []byte) {
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// textEscaper escapes element content. Quotes stay literal, as ACC writes
+// them ("the method 'Logon'"); carriage returns are kept as references so
+// they survive parsing.
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#xD;")
+
+func escapeText(s string) string { return textEscaper.Replace(s) }
 
 // accTime formats a timestamp the way ACC writes them inside documents.
 func accTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") }

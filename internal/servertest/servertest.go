@@ -1,0 +1,175 @@
+// Package servertest runs the whole SOAP service in-process for tests: the
+// embedded schemas, a real store (SQLite or PostgreSQL), the session service
+// with an injectable clock, and the server behind httptest.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/server"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// Key is the signing key of test servers (32 bytes).
+var Key = []byte("campaign-privacy-test-signing-key-32b")
+
+// Env is one running test service.
+type Env struct {
+	URL      string
+	DB       *store.DB
+	Sessions *session.Service
+	Server   *server.Server
+	Clock    *storetest.Clock
+	Logs     *SyncBuffer // everything the service logged
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Options adjust a test service.
+type Options struct {
+	Session func(*session.Config)
+	Server  func(*server.Config)
+	// DB reuses an open database (two servers on one store).
+	DB *store.DB
+}
+
+// New starts a service on dialect and stops it when the test ends.
+func New(t testing.TB, dialect string, opts Options) *Env {
+	t.Helper()
+	clock := storetest.NewClock()
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	db := opts.DB
+	if db == nil {
+		db = storetest.Open(t, dialect, clock.Now)
+	}
+	registry, err := schemas.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := session.Config{Key: Key, Now: clock.Now, HashWait: 10 * time.Second, Logger: log}
+	if opts.Session != nil {
+		opts.Session(&scfg)
+	}
+	sessions, err := session.New(db, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{InstanceName: "test", Version: "test", Now: clock.Now, Ping: db.Ping, Logger: log}
+	if opts.Server != nil {
+		opts.Server(&cfg)
+	}
+	srv := server.New(cfg, registry, sessions)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Server: srv, Clock: clock, Logs: logs}
+}
+
+// Operator creates an operator.
+func (e *Env) Operator(t testing.TB, login, password string, rights ...string) {
+	t.Helper()
+	if err := e.Sessions.CreateOperator(context.Background(), login, password, rights); err != nil {
+		t.Fatalf("create operator %s: %v", login, err)
+	}
+}
+
+// Post sends a raw SOAP envelope with the given action (empty: no header)
+// and returns the status and body.
+func (e *Env) Post(t testing.TB, action, envelope string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.URL+"/nl/jsp/soaprouter.jsp", strings.NewReader(envelope))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	if action != "" {
+		req.Header.Set("SOAPAction", `"`+action+`"`)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b.String()
+}
+
+// Envelope wraps a method element in a SOAP 1.1 envelope the way
+// acc-js-sdk writes it.
+func Envelope(header, call string) string {
+	h := ""
+	if header != "" {
+		h = "<SOAP-ENV:Header>" + header + "</SOAP-ENV:Header>"
+	}
+	return `<SOAP-ENV:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ns="http://xml.apache.org/xml-soap" xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">` +
+		h + `<SOAP-ENV:Body>` + call + `</SOAP-ENV:Body></SOAP-ENV:Envelope>`
+}
+
+// LogonCall is the body of an xtk:session#Logon call.
+func LogonCall(login, password string) string {
+	return `<m:Logon xmlns:m="urn:xtk:session"><sessiontoken xsi:type="xsd:string"/><login xsi:type="xsd:string">` +
+		xmlEscape(login) + `</login><password xsi:type="xsd:string">` + xmlEscape(password) +
+		`</password><parameters xsi:type="ns:Element"><parameters/></parameters></m:Logon>`
+}
+
+// Logon logs on and returns the session and security tokens.
+func (e *Env) Logon(t testing.TB, login, password string) (sessionToken, securityToken string) {
+	t.Helper()
+	status, body := e.Post(t, "xtk:session#Logon", Envelope("", LogonCall(login, password)))
+	if status != 200 || !strings.Contains(body, "<LogonResponse") {
+		t.Fatalf("logon %s: %d %s", login, status, body)
+	}
+	return Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<"), Between(body, "<pstrSecurityToken xsi:type='xsd:string'>", "<")
+}
+
+// Between returns the text between the first from and the next to.
+func Between(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(from):]
+	if j := strings.Index(s, to); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+func xmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}

@@ -1,0 +1,142 @@
+// Package storetest opens real databases for tests: SQLite in a temporary
+// directory, and PostgreSQL in a schema of its own per test, so that
+// packages can run their tests in parallel against one server.
+//
+// PostgreSQL comes from CP_TEST_POSTGRES_URL, by default the local server
+// (postgres://postgres@127.0.0.1:5432/test). When it cannot be reached the
+// test is skipped with instructions, or fails when CI is set.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for schema set-up
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+// DefaultPostgresURL is used when CP_TEST_POSTGRES_URL is not set.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Dialects lists the stores every store-backed test runs on.
+var Dialects = []string{store.SQLite, store.Postgres}
+
+// PostgresURL returns a URL of a fresh, empty schema on the test PostgreSQL
+// (dropped when the test ends), or skips/fails the test when there is none.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("CP_TEST_POSTGRES_URL")
+	if base == "" {
+		base = DefaultPostgresURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := sql.Open("pgx", base)
+	if err == nil {
+		err = admin.PingContext(ctx)
+	}
+	if err != nil {
+		if admin != nil {
+			admin.Close()
+		}
+		msg := "PostgreSQL is not reachable at CP_TEST_POSTGRES_URL (" + redact(base) + "): " + err.Error() +
+			". Start it (pg_ctlcluster <version> main start) or set CP_TEST_POSTGRES_URL."
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "cp_test_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" {
+		return base + " search_path=" + schema
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		if _, has := p.User.Password(); has {
+			p.User = url.UserPassword(p.User.Username(), "xxx")
+		}
+		return p.String()
+	}
+	return strings.SplitN(u, " password=", 2)[0]
+}
+
+// Config returns a store configuration for dialect: a temporary SQLite data
+// directory, or a fresh PostgreSQL schema.
+func Config(t testing.TB, dialect string) store.Config {
+	t.Helper()
+	cfg := store.Config{DataDir: t.TempDir()}
+	if dialect == store.Postgres {
+		cfg.DatabaseURL = PostgresURL(t)
+	}
+	return cfg
+}
+
+// Open returns a migrated database of the given dialect, closed at cleanup.
+func Open(t testing.TB, dialect string, now func() time.Time) *store.DB {
+	t.Helper()
+	cfg := Config(t, dialect)
+	cfg.Now = now
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open %s: %v", dialect, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate %s: %v", dialect, err)
+	}
+	return db
+}
+
+// Clock is a settable clock for tests, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts a clock at the current time, truncated to the second.
+func NewClock() *Clock { return &Clock{t: time.Now().UTC().Truncate(time.Second)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

@@ -1,0 +1,411 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/server"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+const (
+	badLogon   = "<faultstring xsi:type='xsd:string'>XSV-350012 Invalid login or password.</faultstring>"
+	badSession = "<faultstring xsi:type='xsd:string'>XSV-350008 Session has expired or is invalid. Please reconnect.</faultstring>"
+)
+
+func eachStore(t *testing.T, f func(t *testing.T, dialect string)) {
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			f(t, d)
+		})
+	}
+}
+
+func userInfoCall(token string) string {
+	return servertest.Envelope("", `<m:GetUserInfo xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken></m:GetUserInfo>`)
+}
+
+func logoffCall(token string) string {
+	return servertest.Envelope("", `<m:Logoff xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken></m:Logoff>`)
+}
+
+func mustContain(t *testing.T, body string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(body, p) {
+			t.Fatalf("response lacks %q:\n%s", p, body)
+		}
+	}
+}
+
+func TestLogonLogoff(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+
+		status, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		mustContain(t, body, "<LogonResponse xmlns='urn:xtk:session'", `<login-right right="privacyRight"/>`,
+			`<installed-package name="gdpr" namespace="nms"/>`, `login="ana"`, `sessionTimeOut="86400"`)
+		token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+		security := servertest.Between(body, "<pstrSecurityToken xsi:type='xsd:string'>", "<")
+		if len(token) < 40 || !strings.HasPrefix(security, "@") {
+			t.Fatalf("tokens look wrong: %q %q", token, security)
+		}
+
+		_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+		mustContain(t, body, "<GetUserInfoResponse", "<pUserInfo xsi:type='ns:Element'", `login="ana"`)
+
+		_, body = env.Post(t, "xtk:session#Logoff", logoffCall(token))
+		mustContain(t, body, "<LogoffResponse xmlns='urn:xtk:session'")
+
+		_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+		mustContain(t, body, badSession, "<faultcode>SOAP-ENV:Client</faultcode>")
+
+		logs := env.Logs.String()
+		for _, secret := range []string{token, security, "correct horse"} {
+			if strings.Contains(logs, secret) {
+				t.Fatalf("the log holds a secret: %q", secret)
+			}
+		}
+		if !strings.Contains(logs, "action=xtk:session#Logoff") {
+			t.Fatalf("the log does not record calls:\n%s", logs)
+		}
+	})
+}
+
+func TestBadLogonIsUniform(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		env.Operator(t, "bob", "bob password")
+		if err := env.Sessions.DisableOperator(context.Background(), "bob"); err != nil {
+			t.Fatal(err)
+		}
+		var bodies []string
+		for _, c := range [][2]string{{"ana", "wrong"}, {"nobody", "wrong"}, {"bob", "bob password"}, {"", ""}, {"' OR 1=1 --", "x"}, {"ana", strings.Repeat("p", 5000)}} {
+			status, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall(c[0], c[1])))
+			if status != 200 {
+				t.Fatalf("%q: status %d", c[0], status)
+			}
+			mustContain(t, body, badLogon)
+			bodies = append(bodies, body)
+		}
+		for _, b := range bodies[1:] {
+			if b != bodies[0] {
+				t.Fatalf("bad logon answers differ:\n%s\n%s", bodies[0], b)
+			}
+		}
+	})
+}
+
+func TestLogonLockout(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		for i := 0; i < 3; i++ {
+			_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "wrong")))
+			mustContain(t, body, badLogon)
+		}
+		// Locked: even the right password is refused, with the same fault.
+		_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
+		mustContain(t, body, badLogon)
+		// ACC's initial ban is 5 minutes.
+		env.Clock.Advance(5*time.Minute + time.Second)
+		env.Logon(t, "ana", "correct horse")
+	})
+}
+
+func TestTokenTransports(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, security := env.Logon(t, "ana", "correct horse")
+		empty := userInfoCall("")
+		tests := []struct {
+			name    string
+			body    string
+			headers []string
+			ok      bool
+		}{
+			{"body token", userInfoCall(token), nil, true},
+			{"X-Session-Token", empty, []string{"X-Session-Token", token}, true},
+			{"Authorization Bearer", empty, []string{"Authorization", "Bearer " + token}, true},
+			{"SOAP header cookie", servertest.Envelope("<Cookie>__sessiontoken="+token+"</Cookie><X-Security-Token>"+security+"</X-Security-Token>",
+				`<m:GetUserInfo xmlns:m="urn:xtk:session"><sessiontoken/></m:GetUserInfo>`), nil, true},
+			{"cookie with security token", empty, []string{"Cookie", "__sessiontoken=" + token, "X-Security-Token", security}, true},
+			{"cookie alone (CSRF)", empty, []string{"Cookie", "__sessiontoken=" + token}, false},
+			{"wrong security token", userInfoCall(token), []string{"X-Security-Token", "@forged"}, false},
+			{"no token", empty, nil, false},
+			{"8 KiB of dots", userInfoCall(strings.Repeat(".", 8192)), nil, false},
+			{"non-base64 garbage", userInfoCall("a.b.c!@#$%^&amp;*()"), nil, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, body := env.Post(t, "xtk:session#GetUserInfo", tt.body, tt.headers...)
+				if tt.ok {
+					mustContain(t, body, "<GetUserInfoResponse")
+				} else {
+					mustContain(t, body, badSession)
+				}
+			})
+		}
+	})
+}
+
+func TestRequireSecurityToken(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{Session: func(c *session.Config) { c.RequireSecurityToken = true }})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, security := env.Logon(t, "ana", "correct horse")
+	_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+	mustContain(t, body, badSession)
+	_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token), "X-Security-Token", security)
+	mustContain(t, body, "<GetUserInfoResponse")
+}
+
+// TestForgedTokens runs the JWT attacks of security-bar.md §3-D.
+func TestForgedTokens(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		parsed, _, err := jwt.NewParser().ParseUnverified(token, &jwt.RegisteredClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := *parsed.Claims.(*jwt.RegisteredClaims)
+		sign := func(m jwt.SigningMethod, key any, c jwt.Claims) string {
+			s, err := jwt.NewWithClaims(m, c).SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		noExp := claims
+		noExp.ExpiresAt = nil
+		otherSub := claims
+		otherSub.Subject = "999"
+		wrongAud := claims
+		wrongAud.Audience = jwt.ClaimStrings{"other"}
+		parts := strings.Split(token, ".")
+		forged := map[string]string{
+			"alg none":        sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims),
+			"HS512 same key":  sign(jwt.SigningMethodHS512, servertest.Key, claims),
+			"other key":       sign(jwt.SigningMethodHS256, []byte("another-instance-key-of-32-bytes!!"), claims),
+			"no exp":          sign(jwt.SigningMethodHS256, servertest.Key, noExp),
+			"subject edited":  sign(jwt.SigningMethodHS256, servertest.Key, otherSub),
+			"wrong audience":  sign(jwt.SigningMethodHS256, servertest.Key, wrongAud),
+			"empty signature": parts[0] + "." + parts[1] + ".",
+			"payload edited":  parts[0] + "." + parts[1] + "x." + parts[2],
+		}
+		for name, tok := range forged {
+			t.Run(name, func(t *testing.T) {
+				_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(tok))
+				mustContain(t, body, badSession)
+			})
+		}
+		t.Run("expired", func(t *testing.T) {
+			env.Clock.Advance(24*time.Hour - time.Second)
+			_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+			mustContain(t, body, "<GetUserInfoResponse")
+			env.Clock.Advance(time.Minute)
+			_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+			mustContain(t, body, badSession)
+		})
+	})
+}
+
+func TestDisabledOperatorLosesSessions(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		if err := env.Sessions.DisableOperator(context.Background(), "ana"); err != nil {
+			t.Fatal(err)
+		}
+		_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+		mustContain(t, body, badSession)
+	})
+}
+
+// TestTwoServersOneDatabase: a token from one replica works on another, and
+// a Logoff on one is honoured by the other at once.
+func TestTwoServersOneDatabase(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		cfg := storetest.Config(t, dialect)
+		open := func() *store.DB {
+			db, err := store.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if _, err := db.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return db
+		}
+		a := servertest.New(t, dialect, servertest.Options{DB: open()})
+		b := servertest.New(t, dialect, servertest.Options{DB: open()})
+		a.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := a.Logon(t, "ana", "correct horse")
+		_, body := b.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+		mustContain(t, body, "<GetUserInfoResponse")
+		_, body = b.Post(t, "xtk:session#Logoff", logoffCall(token))
+		mustContain(t, body, "<LogoffResponse")
+		_, body = a.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+		mustContain(t, body, badSession)
+	})
+}
+
+func TestRouting(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	getUser := userInfoCall(token)
+
+	t.Run("action from the body when no SOAPAction", func(t *testing.T) {
+		_, body := env.Post(t, "", getUser)
+		mustContain(t, body, "<GetUserInfoResponse")
+	})
+	t.Run("unquoted SOAPAction and soap+xml", func(t *testing.T) {
+		_, body := env.Post(t, "", getUser, "SoapAction", "xtk:session#GetUserInfo", "Content-Type", "application/soap+xml;charset=UTF-8")
+		mustContain(t, body, "<GetUserInfoResponse")
+	})
+	t.Run("action spoofing", func(t *testing.T) {
+		_, body := env.Post(t, "xtk:session#Logon", getUser)
+		mustContain(t, body, "<faultcode>SOAP-ENV:Client</faultcode>", "SOP-330001")
+	})
+	t.Run("service spoofing", func(t *testing.T) {
+		_, body := env.Post(t, "nms:privacyRequest#GetUserInfo", getUser)
+		mustContain(t, body, "<faultcode>SOAP-ENV:Client</faultcode>")
+	})
+	t.Run("unknown method", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:GetModifiedEntities xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken></m:GetModifiedEntities>`)
+		_, body := env.Post(t, "xtk:session#GetModifiedEntities", call)
+		mustContain(t, body, "SOP-330006 The method 'GetModifiedEntities' is not defined in SOAP service 'xtk:session'.")
+	})
+	t.Run("unknown service", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:Foo xmlns:m="urn:xyz:nothing"><sessiontoken/></m:Foo>`)
+		_, body := env.Post(t, "xyz:nothing#Foo", call)
+		mustContain(t, body, "SOP-330006")
+	})
+	t.Run("duplicate parameter", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:Logon xmlns:m="urn:xtk:session"><sessiontoken/><login>ana</login><login>bob</login><password>x</password></m:Logon>`)
+		_, body := env.Post(t, "xtk:session#Logon", call)
+		mustContain(t, body, "<faultcode>SOAP-ENV:Client</faultcode>", "given twice")
+	})
+	t.Run("parameters read by position, names ignored", func(t *testing.T) {
+		call := servertest.Envelope("", `<ns0:Logon xmlns:ns0="urn:xtk:session"><ns0:a/><ns0:b>ana</ns0:b><ns0:c>correct horse</ns0:c><ns0:d/></ns0:Logon>`)
+		_, body := env.Post(t, "xtk:session#Logon", call)
+		mustContain(t, body, "<LogonResponse")
+	})
+	t.Run("declared but not implemented", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:DeleteRemoteData xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+`</sessiontoken><address/><midInstance>false</midInstance></m:DeleteRemoteData>`)
+		_, body := env.Post(t, "nms:privacyRequest#DeleteRemoteData", call)
+		mustContain(t, body, "SOP-330011", "does not implement")
+	})
+	t.Run("anonymous GetServerTime", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
+		_, body := env.Post(t, "xtk:session#GetServerTime", call)
+		mustContain(t, body, "<ptmServerTime xsi:type='xsd:dateTime'>"+env.Clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"))
+	})
+	t.Run("GetOption", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:GetOption xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken><name>XtkSecurity_max_Unsuccessul_Attempts_Allowed</name></m:GetOption>`)
+		_, body := env.Post(t, "xtk:session#GetOption", call)
+		mustContain(t, body, "<pstrValue xsi:type='xsd:string'>3</pstrValue>", "<pbtType xsi:type='xsd:byte'>3</pbtType>")
+		call = strings.Replace(call, "XtkSecurity_max_Unsuccessul_Attempts_Allowed", "NmsServer_Unknown", 1)
+		_, body = env.Post(t, "xtk:session#GetOption", call)
+		mustContain(t, body, "<pstrValue xsi:type='xsd:string'></pstrValue>", "<pbtType xsi:type='xsd:byte'>0</pbtType>")
+	})
+	t.Run("schema fetch for acc-js-sdk", func(t *testing.T) {
+		call := func(pk string) string {
+			return servertest.Envelope("", `<m:GetEntityIfMoreRecent xmlns:m="urn:xtk:persist"><sessiontoken>`+token+`</sessiontoken><pk>`+pk+`</pk><md5/><mustExist>false</mustExist></m:GetEntityIfMoreRecent>`)
+		}
+		_, body := env.Post(t, "xtk:persist#GetEntityIfMoreRecent", call("xtk:schema|nms:privacyRequest"))
+		mustContain(t, body, "<GetEntityIfMoreRecentResponse xmlns='urn:wpp:default'", `<schema namespace="nms" name="privacyRequest"`, `<method name="CreateRequestByName" static="true"`)
+		_, body = env.Post(t, "xtk:persist#GetEntityIfMoreRecent", call("xtk:schema|nms:nothing"))
+		mustContain(t, body, "<pdomDoc xsi:type='ns:Element' SOAP-ENV:encodingStyle='http://xml.apache.org/xml-soap/literalxml'></pdomDoc>")
+	})
+}
+
+func TestHTTPLevel(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, security := env.Logon(t, "ana", "correct horse")
+	router := env.URL + "/nl/jsp/soaprouter.jsp"
+	do := func(method, url, ctype, body string, hdr ...string) (*http.Response, string) {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp, b.String()
+	}
+	if resp, _ := do("GET", router, "", ""); resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET router: %d %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if resp, _ := do("POST", router, "application/json", "{}"); resp.StatusCode != 415 {
+		t.Errorf("json: %d", resp.StatusCode)
+	}
+	if resp, _ := do("POST", router, "text/xml", "x", "Content-Encoding", "gzip"); resp.StatusCode != 415 {
+		t.Errorf("gzip: %d", resp.StatusCode)
+	}
+	resp, body := do("POST", router, "text/xml", strings.Repeat(" ", 300<<10))
+	if resp.StatusCode != 200 || !strings.Contains(body, "larger than") {
+		t.Errorf("oversized body: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do("GET", env.URL+"/nl/jsp/schemawsdl.jsp?schema=xtk:session", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(body, `location="`+env.URL+`/nl/jsp/soaprouter.jsp"`) {
+		t.Errorf("wsdl: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do("GET", env.URL+"/nl/jsp/schemawsdl.jsp?schema=nms:nothing", "", ""); resp.StatusCode != 404 {
+		t.Errorf("unknown wsdl: %d", resp.StatusCode)
+	}
+	resp, body = do("GET", env.URL+"/r/test", "", "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "<redir status='OK'") {
+		t.Errorf("/r/test: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do("GET", env.URL+"/nl/jsp/ping.jsp", "", "", "X-Session-Token", token, "X-Security-Token", security)
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "OK\n") {
+		t.Errorf("ping: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do("GET", env.URL+"/nl/jsp/ping.jsp", "", ""); resp.StatusCode != 401 {
+		t.Errorf("anonymous ping: %d", resp.StatusCode)
+	}
+}
+
+func TestFaultHTTPStatusSetting(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{Server: func(c *server.Config) { c.FaultHTTPStatus = 500 }})
+	status, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("nobody", "x")))
+	if status != 500 {
+		t.Fatalf("status %d", status)
+	}
+	mustContain(t, body, badLogon)
+}
