@@ -1,0 +1,28 @@
+# campaign-privacy — make targets. `make test` is the one test command: the
+# README gives it and .ci/run calls it.
+
+GO ?= go
+
+.PHONY: build test vet interop-deps generate run
+
+build:
+	CGO_ENABLED=0 $(GO) build -o campaign-privacy ./cmd/campaign-privacy
+
+run:
+	$(GO) run ./cmd/campaign-privacy serve
+
+# interop-deps installs the npm clients (acc-js-sdk, node-soap) from the lock file.
+interop-deps:
+	@if command -v npm >/dev/null 2>&1; then cd interop/js && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the acc-js-sdk and node-soap interop tests will be skipped"; fi
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: interop-deps vet
+	$(GO) test -count=1 ./...
+
+generate:
+	$(GO) generate ./...

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+)
+
+// run executes one command line in-process with the given environment.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	err := m.Run(context.Background(), args)
+	return out.String() + errOut.String(), err
+}
+
+func testEnv(t *testing.T, dialect string) map[string]string {
+	cfg := storetest.Config(t, dialect)
+	return map[string]string{"CP_DATA_DIR": cfg.DataDir, "CP_DATABASE_URL": cfg.DatabaseURL, "CP_LOG_LEVEL": "warn"}
+}
+
+func TestOperatorCommands(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			if out, err := run(t, env, "", "migrate"); err != nil || !strings.Contains(out, "database schema at version 1") {
+				t.Fatalf("migrate: %v %s", err, out)
+			}
+			if out, err := run(t, env, "s3cret pass\n", "operator", "create", "--login", "ana", "--password-stdin", "--right", "privacyRight"); err != nil {
+				t.Fatalf("create: %v %s", err, out)
+			}
+			if _, err := run(t, env, "x\n", "operator", "create", "--login", "ana", "--password-stdin"); err == nil || !strings.Contains(errorText(err), "already exists") {
+				t.Fatalf("duplicate create: %v", err)
+			}
+			if _, err := run(t, env, "x\n", "operator", "create", "--login", "eve", "--password-stdin", "--right", "superuser"); err == nil || !strings.Contains(errorText(err), "Unknown right") {
+				t.Fatalf("unknown right: %v", err)
+			}
+			if _, err := run(t, env, "", "operator", "create", "--login", "eve", "--password", "x"); err == nil {
+				t.Fatal("a password flag must not exist")
+			}
+			out, err := run(t, env, "", "operator", "list")
+			if err != nil || !regexp.MustCompile(`ana\s+privacyRight\s+active`).MatchString(out) {
+				t.Fatalf("list: %v\n%s", err, out)
+			}
+			if strings.Contains(out, "s3cret") || strings.Contains(out, "argon2") {
+				t.Fatal("list shows a password or hash")
+			}
+			if _, err := run(t, env, "", "operator", "disable", "--login", "ana"); err != nil {
+				t.Fatal(err)
+			}
+			out, _ = run(t, env, "", "operator", "list")
+			if !regexp.MustCompile(`ana\s+privacyRight\s+disabled`).MatchString(out) {
+				t.Fatalf("list after disable:\n%s", out)
+			}
+			if _, err := run(t, env, "", "operator", "disable", "--login", "nobody"); err == nil {
+				t.Fatal("disabling an unknown operator must fail")
+			}
+		})
+	}
+}
+
+// syncBuffer collects a server's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serve starts "serve" in-process and returns its base URL, its output and
+// a stop function that waits for the graceful shutdown.
+func serve(t *testing.T, env map[string]string) (string, *syncBuffer, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	ready := make(chan string, 1)
+	env["CP_ADDR"] = "127.0.0.1:0"
+	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(k string) string { return env[k] }, Ready: func(a string) { ready <- a }}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"serve"}) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v\n%s", err, out)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start:\n%s", out)
+	}
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}
+	return "http://" + addr, out, stop
+}
+
+func post(t *testing.T, url, action, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/nl/jsp/soaprouter.jsp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("SOAPAction", action)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestServeFirstStart: a fresh data directory gets an admin with a generated
+// password printed once; it logs on; a restart prints nothing.
+func TestServeFirstStart(t *testing.T) {
+	env := testEnv(t, "sqlite")
+	url, out, stop := serve(t, env)
+	m := regexp.MustCompile(`generated password:\s+(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		stop()
+		t.Fatalf("no generated password in:\n%s", out)
+	}
+	body := post(t, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", m[1])))
+	if !strings.Contains(body, `<login-right right="admin"/>`) {
+		t.Fatalf("admin logon: %s", body)
+	}
+	stop()
+	if strings.Count(out.String(), m[1]) != 1 {
+		t.Fatal("the generated password must appear exactly once in the output")
+	}
+	_, out2, stop2 := serve(t, env)
+	stop2()
+	if strings.Contains(out2.String(), "generated password") {
+		t.Fatal("a restart must not create or print a password again")
+	}
+}
+
+// TestTwoServeProcessesShareSessions: two servers on one PostgreSQL with one
+// signing key accept each other's tokens, and Logoff on one holds on both.
+func TestTwoServeProcessesShareSessions(t *testing.T) {
+	base := testEnv(t, "postgres")
+	base["CP_ADMIN_PASSWORD"] = "admin pass 1"
+	base["CP_SESSION_KEY"] = strings.Repeat("ab", 32)
+	envB := map[string]string{}
+	for k, v := range base {
+		envB[k] = v
+	}
+	envB["CP_DATA_DIR"] = t.TempDir()
+	urlA, _, stopA := serve(t, base)
+	defer stopA()
+	urlB, _, stopB := serve(t, envB)
+	defer stopB()
+	body := post(t, urlA, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "admin pass 1")))
+	token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+	if token == "" {
+		t.Fatalf("logon: %s", body)
+	}
+	call := func(method string) string {
+		return servertest.Envelope("", `<m:`+method+` xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken></m:`+method+`>`)
+	}
+	if b := post(t, urlB, "xtk:session#GetUserInfo", call("GetUserInfo")); !strings.Contains(b, "<GetUserInfoResponse") {
+		t.Fatalf("B refused A's token: %s", b)
+	}
+	if b := post(t, urlB, "xtk:session#Logoff", call("Logoff")); !strings.Contains(b, "<LogoffResponse") {
+		t.Fatalf("logoff on B: %s", b)
+	}
+	if b := post(t, urlA, "xtk:session#GetUserInfo", call("GetUserInfo")); !strings.Contains(b, "XSV-350008") {
+		t.Fatalf("A still accepts a token logged off on B: %s", b)
+	}
+}
+
+func TestSettingsValidation(t *testing.T) {
+	env := testEnv(t, "sqlite")
+	env["CP_FAULT_HTTP_STATUS"] = "404"
+	if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), "CP_FAULT_HTTP_STATUS") {
+		t.Fatalf("bad fault status accepted: %v", err)
+	}
+	env["CP_FAULT_HTTP_STATUS"] = ""
+	env["CP_SESSION_KEY"] = "short"
+	if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), "CP_SESSION_KEY") {
+		t.Fatalf("short key accepted: %v", err)
+	}
+	if out, err := run(t, env, "", "version"); err != nil || !strings.HasPrefix(out, "campaign-privacy ") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+	if _, err := run(t, env, "", "nonsense"); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}

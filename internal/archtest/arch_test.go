@@ -1,0 +1,105 @@
+// Package archtest enforces the project's import rules with go list, so the
+// layering of house-style.md stays true: cmd → server/web → session/privacy
+// → store; schemas is a leaf everyone reads; only the store imports gorm.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/campaign-privacy/campaign-privacy"
+
+// allowed lists, for each package, the project packages it may depend on
+// (directly or not). A package missing here may import nothing of ours.
+var allowed = map[string][]string{
+	"schemas":         {},
+	"internal/apperr": {},
+	"wsdl":            {"schemas"},
+	"internal/store":  {"internal/apperr"},
+	"session":         {"internal/store", "internal/apperr"},
+	"privacy":         {"session", "internal/store", "internal/apperr", "schemas"},
+	"server":          {"wsdl", "schemas", "session", "privacy", "internal/store", "internal/apperr"},
+	"web":             {"session", "privacy", "schemas", "internal/store", "internal/apperr"},
+}
+
+// direct lists project packages a package must not import itself, even
+// when it may depend on them through another: the server and the web front
+// reach the database only through session and privacy.
+var direct = map[string][]string{
+	"server": {"internal/store"},
+	"web":    {"internal/store"},
+}
+
+func goList(t *testing.T, format string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", format, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	res := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, deps, _ := strings.Cut(line, ":")
+		res[strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")] = strings.Fields(deps)
+	}
+	return res
+}
+
+func TestImportDirection(t *testing.T) {
+	deps := goList(t, `{{.ImportPath}}:{{join .Deps " "}}`)
+	for pkg, ok := range allowed {
+		okSet := map[string]bool{}
+		for _, p := range ok {
+			okSet[p] = true
+		}
+		d, found := deps[pkg]
+		if !found {
+			t.Errorf("package %s not found", pkg)
+			continue
+		}
+		for _, dep := range d {
+			if !strings.HasPrefix(dep, module+"/") {
+				continue
+			}
+			rel := strings.TrimPrefix(dep, module+"/")
+			if !okSet[rel] {
+				t.Errorf("%s depends on %s, which the layering forbids", pkg, rel)
+			}
+		}
+	}
+	imports := goList(t, `{{.ImportPath}}:{{join .Imports " "}}`)
+	for pkg, banned := range direct {
+		for _, imp := range imports[pkg] {
+			for _, b := range banned {
+				if imp == module+"/"+b {
+					t.Errorf("%s imports %s directly", pkg, b)
+				}
+			}
+		}
+	}
+}
+
+func TestOnlyStoreImportsGorm(t *testing.T) {
+	imports := goList(t, `{{.ImportPath}}:{{join .Imports " "}}`)
+	for pkg, imps := range imports {
+		for _, imp := range imps {
+			if strings.HasPrefix(imp, "gorm.io/") && pkg != "internal/store" {
+				t.Errorf("%s imports %s: only internal/store may use gorm", pkg, imp)
+			}
+		}
+	}
+}
+
+func TestNoPackageReadsTheEnvironment(t *testing.T) {
+	files := goList(t, `{{.ImportPath}}:{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}} {{end}}`)
+	for pkg, paths := range files {
+		if pkg == "cmd/campaign-privacy" || pkg == "internal/storetest" || len(paths) == 0 {
+			continue
+		}
+		out, _ := exec.Command("grep", append([]string{"-l", `os\.Getenv\|os\.LookupEnv\|os\.Environ`}, paths...)...).Output()
+		if hits := strings.TrimSpace(string(out)); hits != "" {
+			t.Errorf("%s reads the environment (settings belong in cmd): %s", pkg, hits)
+		}
+	}
+}
