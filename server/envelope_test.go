@@ -127,35 +127,35 @@ func TestResponseGolden(t *testing.T) {
 	logon, _ := reg.Method("xtk:session", "Logon")
 	info := etree.NewElement("sessionInfo")
 	info.CreateElement("userInfo").CreateAttr("login", "ana")
-	out, err := writeResponse(logon, []any{"TOKEN", info, "@SECURITY"})
+	out, err := writeResponse(logon, "xtk:session", []any{"TOKEN", info, "@SECURITY"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "logon_response.xml", out)
 
 	create, _ := reg.Method("nms:privacyRequest", "CreateRequestByName")
-	out, err = writeResponse(create, []any{int64(176650)})
+	out, err = writeResponse(create, "nms:privacyRequest", []any{int64(176650)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "create_request_response.xml", out)
 
 	tm, _ := reg.Method("xtk:session", "GetServerTime")
-	out, err = writeResponse(tm, []any{time.Date(2023, 8, 25, 13, 58, 11, 477e6, time.UTC)})
+	out, err = writeResponse(tm, "xtk:session", []any{time.Date(2023, 8, 25, 13, 58, 11, 477e6, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "server_time_response.xml", out)
 
 	get, _ := reg.Method("xtk:persist", "GetEntityIfMoreRecent")
-	out, err = writeResponse(get, []any{nil})
+	out, err = writeResponse(get, "xtk:persist", []any{nil})
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "entity_not_found_response.xml", out)
 
 	logoff, _ := reg.Method("xtk:session", "Logoff")
-	out, err = writeResponse(logoff, nil)
+	out, err = writeResponse(logoff, "xtk:session", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

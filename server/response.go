@@ -35,9 +35,14 @@ var xsiType = map[string]string{
 	schemas.TypeDOMElement: "ns:Element", schemas.TypeDOMDocument: "ns:Element",
 }
 
-// responseNamespace is the default namespace of a <Method>Response: the
-// schema's URN, or urn:wpp:default for xtk:persist methods, as ACC answers.
-func responseNamespace(m *schemas.Method) string {
+// responseNamespace is the default namespace of a <Method>Response: the URN
+// of the service the client called. ACC answers xtk:persist methods called
+// as such in urn:wpp:default; a WSDL client that calls them through the
+// schema that implements them (xtk:session#Write) expects that schema's URN.
+func responseNamespace(m *schemas.Method, called string) string {
+	if called == m.Schema.ID() {
+		return "urn:" + called
+	}
 	if m.Service != m.Schema.ID() {
 		return "urn:wpp:default"
 	}
@@ -46,12 +51,12 @@ func responseNamespace(m *schemas.Method) string {
 
 // writeResponse renders the <Method>Response of m with values in the order
 // of m.ResponseParams(). Each value's Go type must fit the declared type.
-func writeResponse(m *schemas.Method, values []any) ([]byte, error) {
+func writeResponse(m *schemas.Method, called string, values []any) ([]byte, error) {
 	outs := m.ResponseParams()
 	if len(values) != len(outs) {
 		return nil, fmt.Errorf("method %s returned %d values for %d out parameters", m.Name, len(values), len(outs))
 	}
-	ns := responseNamespace(m)
+	ns := responseNamespace(m, called)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, envelopeOpen, ns)
 	fmt.Fprintf(&b, `<%sResponse xmlns='%s' SOAP-ENV:encodingStyle='%s'>`+"\n", m.Name, ns, encSOAP)

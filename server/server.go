@@ -192,7 +192,7 @@ func (s *Server) handleRTest(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	cred := httpCredentials(r, nil)
+	cred := httpCredentials(r, nil, nil)
 	if _, err := s.sessions.Authenticate(r.Context(), cred); err != nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(faults[apperr.BadSession].text + "\n"))

@@ -21,10 +21,11 @@ import (
 
 // call is one SOAP call after parsing, authentication and action resolution.
 type call struct {
-	method *schemas.Method
-	args   []*etree.Element // children of the method element, by position
-	caller *session.Caller  // nil for anonymous methods
-	http   *http.Request
+	method  *schemas.Method
+	service string           // the service as the client named it
+	args    []*etree.Element // one per method.RequestParams(); nil when absent
+	caller  *session.Caller  // nil for anonymous methods
+	http    *http.Request
 }
 
 // handler runs one method. It returns one value per m.ResponseParams().
@@ -102,7 +103,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, err})
 		return
 	}
-	out, err := writeResponse(c.method, values)
+	out, err := writeResponse(c.method, c.service, values)
 	if err != nil {
 		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, apperr.Wrap(apperr.Internal, err, "")})
 		return
@@ -158,17 +159,13 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 	if !ok {
 		return nil, &soapError{name, service, apperr.Errorf(apperr.UnknownMethod, "unknown method")}
 	}
-	args := env.op.ChildElements()
-	seen := map[string]bool{}
-	for _, a := range args {
-		if seen[a.Tag] {
-			return nil, &soapError{m.Name, service, apperr.Errorf(apperr.Malformed, "The parameter <%s> is given twice.", a.Tag)}
-		}
-		seen[a.Tag] = true
+	args, err := bindParams(m, env.op.ChildElements())
+	if err != nil {
+		return nil, &soapError{m.Name, service, err}
 	}
-	c := &call{method: m, args: args, http: r}
+	c := &call{method: m, args: args, http: r, service: service}
 	if !m.Anonymous() {
-		caller, err := s.sessions.Authenticate(ctx, httpCredentials(r, env, args...))
+		caller, err := s.sessions.Authenticate(ctx, httpCredentials(r, env, args[0]))
 		if err != nil {
 			return nil, &soapError{m.Name, service, err}
 		}
@@ -228,10 +225,10 @@ func containsPart(service, part string) bool {
 // SOAP header Cookie entry, Authorization: Bearer, and last the
 // __sessiontoken cookie. The security token comes from X-Security-Token or
 // the SOAP header.
-func httpCredentials(r *http.Request, env *envelope, args ...*etree.Element) session.Credentials {
+func httpCredentials(r *http.Request, env *envelope, tokenParam *etree.Element) session.Credentials {
 	var cred session.Credentials
-	if len(args) > 0 {
-		cred.SessionToken = strings.TrimSpace(args[0].Text())
+	if tokenParam != nil {
+		cred.SessionToken = strings.TrimSpace(tokenParam.Text())
 	}
 	if cred.SessionToken == "" {
 		cred.SessionToken = strings.TrimSpace(r.Header.Get("X-Session-Token"))
@@ -270,17 +267,62 @@ func cookieValue(header, name string) string {
 
 // --- positional parameters ---------------------------------------------------
 
-// param returns the wire element of the named request parameter, read by
-// its position in the method's declaration (names on the wire are not
-// trusted: acc-js-sdk, the console and WSDL clients all name them
-// differently). It returns nil when the client left the parameter out.
+// paramAliases are the other names clients give the implicit parameters:
+// the console writes __sessiontoken, acc-js-sdk names the object "document".
+var paramAliases = map[string]string{"__sessiontoken": "sessiontoken", "document": "entity"}
+
+// bindParams matches the children of the method element to the method's
+// request parameters. ACC reads them by position ("the parameters are
+// recognized by order of appearance"), and clients name them differently
+// (acc-js-sdk uses the schema names, WSDL clients the Hungarian ones,
+// SOAP::Lite may invent its own). But WSDL-generated clients such as
+// gowsdl leave out empty elements, which would shift every later
+// parameter. So: when every child carries a name the method declares (its
+// ACC name, its WSDL name or an alias), bind by name; otherwise bind by
+// position, as ACC. A name given twice is refused either way.
+func bindParams(m *schemas.Method, children []*etree.Element) ([]*etree.Element, error) {
+	params := m.RequestParams()
+	index := map[string]int{}
+	for i, p := range params {
+		index[p.Name] = i
+		index[m.WSDLName(p)] = i
+	}
+	for alias, name := range paramAliases {
+		if i, ok := index[name]; ok {
+			index[alias] = i
+		}
+	}
+	bound := make([]*etree.Element, len(params))
+	byName := true
+	seen := map[string]bool{}
+	for _, c := range children {
+		if seen[c.Tag] {
+			return nil, apperr.Errorf(apperr.Malformed, "The parameter <%s> is given twice.", c.Tag)
+		}
+		seen[c.Tag] = true
+		i, ok := index[c.Tag]
+		if !ok || bound[i] != nil {
+			byName = false
+			continue
+		}
+		bound[i] = c
+	}
+	if byName {
+		return bound, nil
+	}
+	bound = make([]*etree.Element, len(params))
+	for i := 0; i < len(children) && i < len(params); i++ {
+		bound[i] = children[i]
+	}
+	return bound, nil
+}
+
+// param returns the wire element of the named request parameter, or nil
+// when the client left it out.
 func (c *call) param(name string) (*etree.Element, schemas.Param) {
 	for i, p := range c.method.RequestParams() {
 		if p.Name == name {
-			if i < len(c.args) {
-				return c.args[i], p
-			}
-			return nil, p
+			return c.args[i], p
 		}
 	}
 	panic("server: method " + c.method.Name + " has no parameter " + name) // a programming error, caught by tests

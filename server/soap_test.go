@@ -310,6 +310,26 @@ func TestRouting(t *testing.T) {
 		_, body := env.Post(t, "xtk:session#Logon", call)
 		mustContain(t, body, "<LogonResponse")
 	})
+	t.Run("parameters bound by name when a WSDL client omits empty ones", func(t *testing.T) {
+		call := servertest.Envelope("", `<Logon xmlns="urn:xtk:session"><strLogin>ana</strLogin><strPassword>correct horse</strPassword></Logon>`)
+		_, body := env.Post(t, "xtk:session#Logon", call)
+		mustContain(t, body, "<LogonResponse")
+	})
+	t.Run("console names the token __sessiontoken", func(t *testing.T) {
+		call := servertest.Envelope("", `<GetUserInfo xmlns="urn:xtk:session"><__sessiontoken>`+token+`</__sessiontoken></GetUserInfo>`)
+		_, body := env.Post(t, "xtk:session#GetUserInfo", call)
+		mustContain(t, body, "<GetUserInfoResponse")
+	})
+	t.Run("persist method through the schema answers in its URN", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:GetEntityIfMoreRecent xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken><strPk>xtk:schema|xtk:session</strPk><strMd5/><bMustExist>true</bMustExist></m:GetEntityIfMoreRecent>`)
+		_, body := env.Post(t, "xtk:session#GetEntityIfMoreRecent", call)
+		mustContain(t, body, "<GetEntityIfMoreRecentResponse xmlns='urn:xtk:session'", `<schema namespace="xtk" name="session"`)
+	})
+	t.Run("mustExist on an unknown entity", func(t *testing.T) {
+		call := servertest.Envelope("", `<m:GetEntityIfMoreRecent xmlns:m="urn:xtk:persist"><sessiontoken>`+token+`</sessiontoken><pk>xtk:form|nms:x</pk><md5/><mustExist>1</mustExist></m:GetEntityIfMoreRecent>`)
+		_, body := env.Post(t, "xtk:persist#GetEntityIfMoreRecent", call)
+		mustContain(t, body, "SOP-330011", "does not exist")
+	})
 	t.Run("declared but not implemented", func(t *testing.T) {
 		call := servertest.Envelope("", `<m:DeleteRemoteData xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+`</sessiontoken><address/><midInstance>false</midInstance></m:DeleteRemoteData>`)
 		_, body := env.Post(t, "nms:privacyRequest#DeleteRemoteData", call)

@@ -1,7 +1,8 @@
 'use strict';
 // Interop checks with Adobe's own client, @adobe/acc-js-sdk:
-// Logon (tokens, operator, rights), GetServerTime, Logoff, the old session
-// refused after Logoff, and the XSV-350012 fault on a wrong password.
+// Logon (tokens, operator, rights), GetServerTime, GetUserInfo, Logoff, the
+// old session refused after Logoff, and the XSV-350012 fault on a wrong
+// password.
 //
 //   node acc-js-sdk.js <base-url> <login> <password> [expected-right]
 //
@@ -64,6 +65,15 @@ run(async () => {
     }
   } catch (err) {
     check(false, 'xtkSession.getServerTime() succeeds', describe(err));
+  }
+
+  // --- GetUserInfo: the authenticated call re-tried after Logoff below ---
+  try {
+    const userInfo = await client.NLWS.xtkSession.getUserInfo();
+    check(userInfo && userInfo.login === login, `xtkSession.getUserInfo() returns login ${JSON.stringify(login)}`,
+      `got ${JSON.stringify(userInfo)}`);
+  } catch (err) {
+    check(false, 'xtkSession.getUserInfo() succeeds while logged on', describe(err));
   }
 
   // --- Logoff ---

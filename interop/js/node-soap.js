@@ -1,7 +1,8 @@
 'use strict';
 // Interop checks with node-soap (npm "soap"), a WSDL-driven client:
-// load the xtk:session WSDL, Logon, Logoff, and the XSV-350012 fault on a
-// wrong password.
+// load the xtk:session WSDL, Logon, Logoff, the logged-off token refused
+// (XSV-350008, token in the body only, as WSDL clients send it), and the
+// XSV-350012 fault on a wrong password.
 //
 //   node node-soap.js <base-url> <login> <password>
 
@@ -24,6 +25,12 @@ function faultString(err) {
   return fault ? text(fault.faultstring) : '';
 }
 
+// userLogin returns the login attribute of parent's <userInfo> child.
+function userLogin(parent) {
+  const u = parent && parent.userInfo;
+  return u && u.attributes ? u.attributes.login : undefined;
+}
+
 function logonArgs(login, password) {
   // elemParameters is an XML (s:any) parameter; an empty object gives an
   // empty element.
@@ -40,7 +47,8 @@ run(async () => {
   const ops = client.describe();
   const service = Object.values(ops)[0] || {};
   const port = Object.values(service)[0] || {};
-  check('Logon' in port && 'Logoff' in port, 'WSDL declares Logon and Logoff', `operations: ${Object.keys(port).join(', ')}`);
+  check('Logon' in port && 'Logoff' in port && 'GetUserInfo' in port, 'WSDL declares Logon, Logoff and GetUserInfo',
+    `operations: ${Object.keys(port).join(', ')}`);
   if (process.env.CP_TRACE) {
     client.on('request', (xml) => console.log(`> ${xml}`));
     client.on('response', (xml) => console.log(`< ${xml}`));
@@ -52,7 +60,17 @@ run(async () => {
   const securityToken = text(result && result.pstrSecurityToken);
   check(sessionToken !== '', 'Logon returns a non-empty pstrSessionToken', describe(result));
   check(securityToken !== '', 'Logon returns a non-empty pstrSecurityToken', describe(result));
-  check(result && result.pSessionInfo !== undefined, 'Logon returns pSessionInfo', describe(result));
+  check(userLogin(result && result.pSessionInfo && result.pSessionInfo.sessionInfo) === login,
+    'pSessionInfo holds sessionInfo/userInfo with the login', describe(result && result.pSessionInfo));
+
+  // --- GetUserInfo, before and after Logoff ---
+  try {
+    const [info] = await client.GetUserInfoAsync({ sessiontoken: sessionToken });
+    check(userLogin(info && info.pUserInfo) === login, 'GetUserInfo with the session token returns userInfo with the login',
+      describe(info));
+  } catch (err) {
+    check(false, 'GetUserInfo with the session token', `${describe(err)} ${faultString(err)}`);
+  }
 
   // --- Logoff ---
   try {
@@ -60,6 +78,15 @@ run(async () => {
     check(true, 'Logoff with the session token');
   } catch (err) {
     check(false, 'Logoff with the session token', `${describe(err)} ${faultString(err)}`);
+  }
+
+  try {
+    await client.GetUserInfoAsync({ sessiontoken: sessionToken });
+    check(false, 'GetUserInfo with the logged-off token raises a fault', 'it succeeded');
+  } catch (err) {
+    const fs = faultString(err);
+    check(fs.startsWith('XSV-350008'), 'GetUserInfo with the logged-off token: faultstring starts with XSV-350008',
+      `${JSON.stringify(fs)} ${describe(err)}`);
   }
 
   // --- Wrong password ---

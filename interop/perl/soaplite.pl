@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # Interop checks with SOAP::Lite (Debian libsoap-lite-perl), a client that
 # builds its envelopes without a WSDL, the way legacy Perl integrations of ACC
-# do: Logon, Logoff, and the XSV-350012 fault on a wrong password.
+# do: Logon, GetUserInfo, Logoff, the logged-off token refused (XSV-350008),
+# and the XSV-350012 fault on a wrong password.
 #
 #   perl soaplite.pl <base-url> <login> <password>
 #
@@ -63,6 +64,11 @@ sub logon {
     );
 }
 
+sub get_user_info {
+    my ($soap, $session) = @_;
+    return $soap->call('GetUserInfo', SOAP::Data->name('sessiontoken')->type('string')->value($session));
+}
+
 sub main {
     my $base = $ARGV[0] // $ENV{CP_BASE_URL} // '';
     my $login = $ARGV[1] // $ENV{CP_LOGIN} // '';
@@ -87,9 +93,19 @@ sub main {
         'pSessionInfo holds sessionInfo/userInfo with the login',
         $login_attr ? 'login=' . ($login_attr->attr->{login} // 'undef') : 'no userInfo');
 
+    # --- GetUserInfo, before and after Logoff ---
+    $som = get_user_info($soap, $session);
+    my $user = $som->fault ? undef : $som->dataof('//GetUserInfoResponse/pUserInfo/userInfo');
+    check($user && ($user->attr->{login} // '') eq $login,
+        'GetUserInfo with the session token returns userInfo with the login', describe_som($som));
+
     # --- Logoff ---
     $som = $soap->call('Logoff', SOAP::Data->name('sessiontoken')->type('string')->value($session));
     check(!$som->fault, 'Logoff with the session token', describe_som($som));
+
+    $som = get_user_info($soap, $session);
+    check($som->fault && ($som->faultstring // '') =~ /^XSV-350008/,
+        'GetUserInfo with the logged-off token: faultstring starts with XSV-350008', describe_som($som));
 
     # --- Wrong password ---
     $som = logon($soap, $login, $bad);

@@ -1,7 +1,8 @@
 <?php
 // Interop checks with PHP's SoapClient (php-cli + php-soap), a WSDL-driven
-// client: load the xtk:session WSDL, Logon, Logoff, and the XSV-350012 fault
-// on a wrong password.
+// client: load the xtk:session WSDL, Logon, Logoff, the logged-off token
+// refused (XSV-350008; WSDL clients send the token in the body only), and
+// the XSV-350012 fault on a wrong password.
 //
 //   php soapclient.php <base-url> <login> <password>
 //
@@ -55,6 +56,14 @@ function logon($client, $login, $password)
     ]);
 }
 
+// userLogin returns the login attribute of the <userInfo> element in an XML
+// output: SoapClient gives the xs:any content as raw XML in "any".
+function userLogin($value)
+{
+    $xml = is_object($value) && isset($value->any) ? (string)$value->any : '';
+    return preg_match('/<userInfo\b[^>]*\blogin=(["\'])(.*?)\1/', $xml, $m) ? html_entity_decode($m[2]) : null;
+}
+
 function main()
 {
     $base = rtrim(arg(1, 'CP_BASE_URL'), '/');
@@ -70,8 +79,9 @@ function main()
     $client = new SoapClient($wsdl, ['trace' => 1, 'exceptions' => true, 'cache_wsdl' => WSDL_CACHE_NONE]);
     check(true, "WSDL loaded from $wsdl");
     $functions = implode("\n", $client->__getFunctions());
-    check(strpos($functions, ' Logon(') !== false && strpos($functions, ' Logoff(') !== false,
-        'WSDL declares Logon and Logoff', $functions);
+    check(strpos($functions, ' Logon(') !== false && strpos($functions, ' Logoff(') !== false
+        && strpos($functions, ' GetUserInfo(') !== false,
+        'WSDL declares Logon, Logoff and GetUserInfo', $functions);
 
     // --- Logon ---
     $result = logon($client, $login, $password);
@@ -80,7 +90,19 @@ function main()
     $security = isset($result->pstrSecurityToken) ? (string)$result->pstrSecurityToken : '';
     check($session !== '', 'Logon returns a non-empty pstrSessionToken', var_export($result, true));
     check($security !== '', 'Logon returns a non-empty pstrSecurityToken', var_export($result, true));
-    check(isset($result->pSessionInfo), 'Logon returns pSessionInfo', var_export($result, true));
+    check(userLogin($result->pSessionInfo ?? null) === $login,
+        'pSessionInfo holds sessionInfo/userInfo with the login', var_export($result, true));
+
+    // --- GetUserInfo, before and after Logoff ---
+    try {
+        $info = $client->GetUserInfo(['sessiontoken' => $session]);
+        trace($client);
+        check(userLogin($info->pUserInfo ?? null) === $login,
+            'GetUserInfo with the session token returns userInfo with the login', var_export($info, true));
+    } catch (SoapFault $f) {
+        trace($client);
+        check(false, 'GetUserInfo with the session token', "$f->faultcode $f->faultstring");
+    }
 
     // --- Logoff ---
     try {
@@ -90,6 +112,17 @@ function main()
     } catch (SoapFault $f) {
         trace($client);
         check(false, 'Logoff with the session token', "$f->faultcode $f->faultstring");
+    }
+
+    try {
+        $client->GetUserInfo(['sessiontoken' => $session]);
+        trace($client);
+        check(false, 'GetUserInfo with the logged-off token raises a SoapFault', 'it succeeded');
+    } catch (SoapFault $f) {
+        trace($client);
+        check(strpos((string)$f->faultstring, 'XSV-350008') === 0,
+            'GetUserInfo with the logged-off token: faultstring starts with XSV-350008',
+            var_export($f->faultstring, true));
     }
 
     // --- Wrong password ---

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Interop checks with zeep (Debian python3-zeep), a WSDL-driven client.
 
-Loads the xtk:session WSDL, logs on, logs off, and expects the XSV-350012
-fault on a wrong password.
+Loads the xtk:session WSDL, logs on, logs off, expects the logged-off token
+to be refused (XSV-350008; WSDL clients send the token in the body only) and
+the XSV-350012 fault on a wrong password.
 
     /usr/bin/python3 zeep_client.py <base-url> <login> <password>
 
@@ -75,6 +76,15 @@ def logon(client, login, password):
     )
 
 
+def user_login(session_info):
+    """The login attribute of <sessionInfo><userInfo> in a pSessionInfo value
+    (an Element object whose xs:any content zeep keeps as lxml in _value_1)."""
+    if session_info is None or session_info["_value_1"] is None:
+        return None
+    user_info = session_info["_value_1"].find("{*}userInfo")
+    return None if user_info is None else user_info.get("login")
+
+
 def main():
     base_url, login, password, bad_password = parse_args()
     wsdl_url = f"{base_url}/nl/jsp/schemawsdl.jsp?schema=xtk:session"
@@ -83,12 +93,12 @@ def main():
     client = zeep.Client(wsdl_url, plugins=plugins)
     check(True, f"WSDL loaded from {wsdl_url}")
     missing = []
-    for name in ("Logon", "Logoff"):
+    for name in ("Logon", "Logoff", "GetUserInfo"):
         try:
             client.service[name]
         except AttributeError:
             missing.append(name)
-    check(not missing, "WSDL declares Logon and Logoff", f"missing: {missing}")
+    check(not missing, "WSDL declares Logon, Logoff and GetUserInfo", f"missing: {missing}")
 
     # --- Logon ---
     result = logon(client, login, password)
@@ -96,7 +106,19 @@ def main():
     security_token = result["pstrSecurityToken"] or ""
     check(session_token != "", "Logon returns a non-empty pstrSessionToken", repr(result))
     check(security_token != "", "Logon returns a non-empty pstrSecurityToken", repr(result))
-    check(result["pSessionInfo"] is not None, "Logon returns pSessionInfo", repr(result))
+    check(
+        user_login(result["pSessionInfo"]) == login,
+        "pSessionInfo holds sessionInfo/userInfo with the login",
+        repr(result["pSessionInfo"]),
+    )
+
+    # --- GetUserInfo, before and after Logoff ---
+    try:
+        info = client.service.GetUserInfo(sessiontoken=session_token)
+        login_attr = info.get("login") if info is not None else None
+        check(login_attr == login, "GetUserInfo with the session token returns userInfo with the login", repr(info))
+    except zeep.exceptions.Error as err:
+        check(False, "GetUserInfo with the session token", repr(err))
 
     # --- Logoff ---
     try:
@@ -104,6 +126,17 @@ def main():
         check(True, "Logoff with the session token")
     except zeep.exceptions.Error as err:
         check(False, "Logoff with the session token", repr(err))
+
+    try:
+        client.service.GetUserInfo(sessiontoken=session_token)
+        check(False, "GetUserInfo with the logged-off token raises zeep.exceptions.Fault", "it succeeded")
+    except zeep.exceptions.Fault as fault:
+        message = fault.message or ""
+        check(
+            message.startswith("XSV-350008"),
+            "GetUserInfo with the logged-off token: fault message starts with XSV-350008",
+            repr(message),
+        )
 
     # --- Wrong password ---
     try:

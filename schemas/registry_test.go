@@ -1,0 +1,100 @@
+package schemas
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestDefaultRegistry(t *testing.T) {
+	r, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"xtk:session", "xtk:queryDef", "nms:privacyRequest", "nms:gdprRequest"} {
+		if _, ok := r.Schema(id); !ok {
+			t.Errorf("schema %s missing", id)
+		}
+	}
+	tests := []struct {
+		service, method, wantService string
+	}{
+		{"xtk:session", "Logon", "xtk:session"},
+		{"xtk:persist", "GetEntityIfMoreRecent", "xtk:persist"},
+		{"xtk:persist|xtk:session", "GetEntityIfMoreRecent", "xtk:persist"},
+		{"xtk:session", "GetEntityIfMoreRecent", "xtk:persist"}, // through the implementing schema
+		{"nms:privacyRequest", "CreateRequestByName", "nms:privacyRequest"},
+		{"nms:gdprRequest", "CreateRequestByName", "nms:gdprRequest"},
+		{"xtk:queryDef", "ExecuteQuery", "xtk:queryDef"},
+	}
+	for _, tt := range tests {
+		m, ok := r.Method(tt.service, tt.method)
+		if !ok || m.Service != tt.wantService {
+			t.Errorf("Method(%s, %s) = %v, %v", tt.service, tt.method, m, ok)
+		}
+	}
+	if _, ok := r.Method("xtk:session", "Nothing"); ok {
+		t.Error("unknown method found")
+	}
+	if r.HasService("xyz:nothing") || !r.HasService("xtk:persist") {
+		t.Error("HasService")
+	}
+}
+
+func TestWireNames(t *testing.T) {
+	r, _ := Default()
+	names := func(m *Method, ps []Param) string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, m.WSDLName(p))
+		}
+		return strings.Join(out, ",")
+	}
+	logon, _ := r.Method("xtk:session", "Logon")
+	if got := names(logon, logon.RequestParams()); got != "sessiontoken,strLogin,strPassword,elemParameters" {
+		t.Errorf("Logon in: %s", got)
+	}
+	if got := names(logon, logon.ResponseParams()); got != "pstrSessionToken,pSessionInfo,pstrSecurityToken" {
+		t.Errorf("Logon out: %s", got)
+	}
+	q, _ := r.Method("xtk:queryDef", "ExecuteQuery")
+	if got := names(q, q.RequestParams()) + "|" + names(q, q.ResponseParams()); got != "sessiontoken,entity|pdomOutput" {
+		t.Errorf("ExecuteQuery: %s", got)
+	}
+	opt, _ := r.Method("xtk:session", "GetOption")
+	if got := names(opt, opt.ResponseParams()); got != "pstrValue,pbtType" {
+		t.Errorf("GetOption out: %s", got)
+	}
+	c, _ := r.Method("nms:privacyRequest", "CreateRequestByName")
+	if got := names(c, c.RequestParams()) + "|" + names(c, c.ResponseParams()); got != "sessiontoken,namespaceName,reconciliationValue,type,confirmDeletePending,regulation|id" {
+		t.Errorf("CreateRequestByName: %s", got)
+	}
+}
+
+func TestLoadRejectsBadSchemas(t *testing.T) {
+	cases := map[string]string{
+		"not xml":    `<schema`,
+		"wrong root": `<srcSchema namespace="a" name="b"/>`,
+		"no name":    `<schema namespace="a"/>`,
+		"bad type":   `<schema namespace="a" name="b"><methods><method name="M"><parameters><param name="p" type="blob"/></parameters></method></methods></schema>`,
+		"bad inout":  `<schema namespace="a" name="b"><methods><method name="M"><parameters><param name="p" type="string" inout="both"/></parameters></method></methods></schema>`,
+		"duplicate":  `<schema namespace="a" name="b"><methods><method name="M"/><method name="M"/></methods></schema>`,
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Load(fstest.MapFS{"x.xml": {Data: []byte(doc)}}); err == nil || !strings.Contains(err.Error(), "x.xml") {
+				t.Fatalf("err = %v, want one naming the file", err)
+			}
+		})
+	}
+}
+
+func TestDocumentIsACopy(t *testing.T) {
+	r, _ := Default()
+	s, _ := r.Schema("nms:privacyRequest")
+	d := s.Document()
+	d.CreateAttr("name", "changed")
+	if s.Document().SelectAttrValue("name", "") != "privacyRequest" {
+		t.Fatal("Document must return a copy")
+	}
+}
