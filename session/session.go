@@ -296,6 +296,12 @@ func (s *Service) Logoff(ctx context.Context, c *Caller) error {
 	return nil
 }
 
+// PurgeExpired deletes session rows whose token expired more than a day
+// ago; the row is useless once the token is refused by its exp claim.
+func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
+	return s.db.DeleteExpiredSessions(ctx, s.cfg.Now().Add(-24*time.Hour))
+}
+
 // digest is the SHA-256 of a security token, hex: the row never holds the token.
 func digest(token string) string {
 	sum := sha256.Sum256([]byte(token))

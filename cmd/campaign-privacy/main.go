@@ -278,6 +278,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	} else if created {
 		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
 	}
+	go purgeSessions(ctx, sessions, log)
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
@@ -288,6 +289,24 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			m.Ready(addr)
 		}
 	})
+}
+
+// purgeSessions deletes long-expired session rows every hour until ctx ends.
+func purgeSessions(ctx context.Context, sessions *session.Service, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := sessions.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("purging expired sessions failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (m *Main) migrate(ctx context.Context, args []string) error {

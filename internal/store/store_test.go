@@ -1,0 +1,112 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+)
+
+func TestMigrations(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := store.Open(ctx, storetest.Config(t, dialect))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if v, _ := db.Version(ctx); v != 0 {
+				t.Fatalf("fresh database at version %d", v)
+			}
+			applied, err := db.Migrate(ctx)
+			if err != nil || len(applied) == 0 {
+				t.Fatalf("first migrate: %v %v", applied, err)
+			}
+			again, err := db.Migrate(ctx)
+			if err != nil || len(again) != 0 {
+				t.Fatalf("second migrate applied %v, %v", again, err)
+			}
+			latest, _ := db.LatestVersion()
+			if v, _ := db.Version(ctx); v != latest {
+				t.Fatalf("version %d, latest %d", v, latest)
+			}
+			if err := db.CheckVersion(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestOperatorsAndSessions(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			db := storetest.Open(t, dialect, clock.Now)
+			op := &store.Operator{Login: "ana", PasswordHash: "h", Rights: "privacyRight"}
+			if err := db.CreateOperator(ctx, op); err != nil || op.ID == 0 {
+				t.Fatalf("create: %v id=%d", err, op.ID)
+			}
+			if err := db.CreateOperator(ctx, &store.Operator{Login: "ana", PasswordHash: "h"}); apperr.CodeOf(err) != apperr.Conflict {
+				t.Fatalf("duplicate login: %v", err)
+			}
+			if ok, err := db.CreateOperatorIfMissing(ctx, &store.Operator{Login: "ana", PasswordHash: "x"}); ok || err != nil {
+				t.Fatalf("CreateOperatorIfMissing on an existing login: %v %v", ok, err)
+			}
+			if _, err := db.FindOperatorByLogin(ctx, "ANA"); apperr.CodeOf(err) != apperr.NotFound {
+				t.Fatalf("logins are exact: %v", err)
+			}
+			if _, err := db.FindOperatorByLogin(ctx, "%"); apperr.CodeOf(err) != apperr.NotFound {
+				t.Fatalf("a wildcard must not match: %v", err)
+			}
+			// Three failures within the window lock the account.
+			for i := 0; i < 2; i++ {
+				if until, err := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute); err != nil || until != nil {
+					t.Fatalf("failure %d: %v %v", i, until, err)
+				}
+			}
+			until, err := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
+			if err != nil || until == nil || !until.Equal(clock.Now().UTC().Add(5*time.Minute)) {
+				t.Fatalf("third failure: %v %v", until, err)
+			}
+			// Failures older than the window start a new count.
+			if err := db.ResetLogonFailures(ctx, op.ID); err != nil {
+				t.Fatal(err)
+			}
+			db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
+			db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
+			clock.Advance(11 * time.Minute)
+			if until, _ := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute); until != nil {
+				t.Fatal("a failure outside the window must not lock")
+			}
+
+			s := &store.Session{ID: "jti-1", OperatorID: op.ID, SecurityTokenHash: "x", Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}
+			if err := db.CreateSession(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.RevokeOperatorSessions(ctx, op.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.FindSessionByID(ctx, "jti-1")
+			if err != nil || got.RevokedAt == nil {
+				t.Fatalf("session not revoked: %+v %v", got, err)
+			}
+			n, err := db.DeleteExpiredSessions(ctx, clock.Now().Add(2*time.Hour))
+			if err != nil || n != 1 {
+				t.Fatalf("DeleteExpiredSessions = %d, %v", n, err)
+			}
+			if err := db.UpdateOperator(ctx, "nobody", store.OperatorUpdate{}); apperr.CodeOf(err) != apperr.NotFound {
+				t.Fatalf("update unknown: %v", err)
+			}
+			ops, _ := db.FindOperators(ctx)
+			if len(ops) != 1 || !strings.Contains(ops[0].Rights, "privacyRight") {
+				t.Fatalf("FindOperators = %+v", ops)
+			}
+		})
+	}
+}
