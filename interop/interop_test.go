@@ -84,7 +84,8 @@ func stores() []store {
 	}
 }
 
-// TestFoundation covers the foundation milestone: Logon, Logoff and the
+// TestFoundation covers the foundation milestone: Logon, Logoff (the old
+// session then refused with XSV-350008, probed with GetUserInfo) and the
 // XSV-350012 fault on a bad password, plus loading the xtk:session WSDL for
 // the WSDL-driven clients. Each client gets a fresh server (so failed
 // logons of one client never count towards another's lockout) with three
