@@ -145,6 +145,8 @@ type Schema struct {
 	Label      string
 	Implements string    // e.g. "xtk:persist"
 	Methods    []*Method // own methods, then those of declared interfaces
+	Data       *Data     // the table it describes; nil for method-only schemas
+	Custom     bool      // loaded from the custom schema directory
 	doc        *etree.Document
 }
 
@@ -158,62 +160,121 @@ func (s *Schema) Document() *etree.Element { return s.doc.Root().Copy() }
 // Registry indexes schemas and methods by id. It is read-only once built and
 // safe for concurrent use.
 type Registry struct {
-	schemas map[string]*Schema
-	methods map[string]*Method // key: service + "#" + name
+	schemas    map[string]*Schema
+	methods    map[string]*Method // key: service + "#" + name
+	extensions []extension        // while loading only
 }
 
 // Default returns the registry of the embedded ACC schemas.
-func Default() (*Registry, error) {
+func Default() (*Registry, error) { return New(nil) }
+
+// New returns the registry of the embedded ACC schemas plus the custom
+// schema files of custom (CP_SCHEMAS_DIR; nil for none): new tables linked
+// to the data model, and extensions of existing schemas
+// (extendedSchema="nms:recipient") that add fields. Errors name the file
+// and line.
+func New(custom fs.FS) (*Registry, error) {
 	sub, err := fs.Sub(embedded, "xml")
 	if err != nil {
 		return nil, err
 	}
-	return Load(sub)
+	r := &Registry{schemas: map[string]*Schema{}, methods: map[string]*Method{}}
+	if err := r.load(sub, false); err != nil {
+		return nil, err
+	}
+	if custom != nil {
+		if err := r.load(custom, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-// Load builds a registry from every *.xml file at the root of fsys.
+// Load builds a registry from every *.xml file at the root of fsys alone
+// (tests use it for small, self-contained schema sets).
 func Load(fsys fs.FS) (*Registry, error) {
 	r := &Registry{schemas: map[string]*Schema{}, methods: map[string]*Method{}}
+	if err := r.load(fsys, false); err != nil {
+		return nil, err
+	}
+	if err := r.resolve(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) load(fsys fs.FS, custom bool) error {
 	names, err := fs.Glob(fsys, "*.xml")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := r.add(path.Base(name), data); err != nil {
-			return nil, err
+		if err := r.add(path.Base(name), data, custom); err != nil {
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
-func (r *Registry) add(file string, data []byte) error {
+// pendingExtensions holds extension documents until every schema is read.
+type extension struct {
+	file   string
+	target string
+	data   *Data
+	line   int
+}
+
+func (r *Registry) add(file string, data []byte, custom bool) error {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(data); err != nil {
 		return fmt.Errorf("schema %s: %w", file, err)
 	}
+	pos := lines(data, doc)
 	root := doc.Root()
 	if root == nil || root.Tag != "schema" {
-		return fmt.Errorf("schema %s: root element must be <schema>", file)
+		return &schemaError{file: file, line: pos[root], msg: "the root element must be <schema>"}
 	}
 	s := &Schema{
 		Namespace:  root.SelectAttrValue("namespace", ""),
 		Name:       root.SelectAttrValue("name", ""),
 		Label:      root.SelectAttrValue("label", ""),
 		Implements: root.SelectAttrValue("implements", ""),
+		Custom:     custom,
 		doc:        doc,
 	}
-	if s.Namespace == "" || s.Name == "" {
-		return fmt.Errorf("schema %s: namespace and name are required", file)
+	if !namePattern.MatchString(s.Namespace) || !namePattern.MatchString(s.Name) {
+		return &schemaError{file: file, line: pos[root], msg: "namespace and name are required and must be simple names"}
 	}
+	if custom && (s.Namespace == "xtk" || s.Namespace == "nms") && root.SelectAttrValue("extendedSchema", "") == "" {
+		return &schemaError{file: file, line: pos[root], msg: "custom schemas use their own namespace (such as cus); xtk and nms are reserved"}
+	}
+	d, err := parseData(file, pos, s, root, root.SelectAttrValue("extendedSchema", "") != "")
+	if err != nil {
+		return err
+	}
+	if ext := root.SelectAttrValue("extendedSchema", ""); ext != "" {
+		if d == nil {
+			return &schemaError{file: file, line: pos[root], msg: "an extension schema must declare <element name=\"" + s.Name + "\"> with its new attributes"}
+		}
+		r.extensions = append(r.extensions, extension{file: file, target: ext, data: d, line: pos[root]})
+		return nil
+	}
+	s.Data = d
 	if _, dup := r.schemas[s.ID()]; dup {
-		return fmt.Errorf("schema %s: %s is defined twice", file, s.ID())
+		return &schemaError{file: file, line: pos[root], msg: s.ID() + " is defined twice"}
 	}
 	if ms := root.SelectElement("methods"); ms != nil {
+		if custom {
+			return &schemaError{file: file, line: pos[ms], msg: "custom schemas describe data only; methods are not supported"}
+		}
 		for _, el := range ms.SelectElements("method") {
 			if err := r.addMethod(file, s, s.ID(), el); err != nil {
 				return err
@@ -230,6 +291,103 @@ func (r *Registry) add(file string, data []byte) error {
 	}
 	r.schemas[s.ID()] = s
 	return nil
+}
+
+// resolve merges extensions into their schemas and checks every link.
+func (r *Registry) resolve() error {
+	for _, ext := range r.extensions {
+		target, ok := r.schemas[ext.target]
+		if !ok || target.Data == nil || target.Data.View {
+			return &schemaError{file: ext.file, line: ext.line, msg: "extendedSchema " + ext.target + " is not a data schema that can be extended"}
+		}
+		for _, a := range ext.data.Attributes {
+			if a.PK {
+				continue
+			}
+			if _, dup := target.Data.Attribute(a.Name); dup {
+				return &schemaError{file: ext.file, line: ext.line, msg: fmt.Sprintf("%s already has an attribute %q", ext.target, a.Name)}
+			}
+			target.Data.Attributes = append(target.Data.Attributes, a)
+		}
+		for _, l := range ext.data.Links {
+			l.Schema = target
+			target.Data.Links = append(target.Data.Links, l)
+		}
+		for name, e := range ext.data.Enumerations {
+			target.Data.Enumerations[name] = e
+		}
+		extendDocument(target, ext.data)
+	}
+	r.extensions = nil
+	for _, s := range r.schemas {
+		if s.Data == nil {
+			continue
+		}
+		for _, a := range s.Data.Attributes {
+			if a.Enum != "" && r.Enumeration(s, a.Enum) == nil {
+				return fmt.Errorf("schema %s: attribute %q uses the unknown enumeration %q", s.ID(), a.Name, a.Enum)
+			}
+		}
+		for _, l := range s.Data.Links {
+			t, ok := r.schemas[l.Target]
+			if !ok || t.Data == nil {
+				return fmt.Errorf("schema %s: link %q targets %s, which is not a known data schema", s.ID(), l.Name, l.Target)
+			}
+		}
+	}
+	return nil
+}
+
+// extendDocument adds an extension's attributes to the served document of
+// the schema it extends, so that acc-js-sdk sees them in getSchema.
+func extendDocument(s *Schema, d *Data) {
+	root := s.doc.Root()
+	for _, el := range root.SelectElements("element") {
+		if el.SelectAttrValue("name", "") != s.Name {
+			continue
+		}
+		for _, a := range d.Attributes {
+			if a.PK {
+				continue
+			}
+			n := el.CreateElement("attribute")
+			n.CreateAttr("name", a.Name)
+			n.CreateAttr("type", a.Type)
+			if a.Label != "" {
+				n.CreateAttr("label", a.Label)
+			}
+		}
+	}
+}
+
+// Enumeration resolves an attribute's enum reference: a name of schema s,
+// or "namespace:schema:name" for another schema's enumeration.
+func (r *Registry) Enumeration(s *Schema, ref string) *Enumeration {
+	if parts := strings.Split(ref, ":"); len(parts) == 3 {
+		s = r.schemas[parts[0]+":"+parts[1]]
+		ref = parts[2]
+	}
+	if s == nil || s.Data == nil {
+		return nil
+	}
+	return s.Data.Enumerations[ref]
+}
+
+// LinksTo returns the links of every data schema that target id, sorted by
+// source schema: the reverse links a traversal from id follows.
+func (r *Registry) LinksTo(id string) []*Link {
+	var out []*Link
+	for _, s := range r.Schemas() {
+		if s.Data == nil {
+			continue
+		}
+		for _, l := range s.Data.Links {
+			if l.Target == id {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 func (r *Registry) addMethod(file string, s *Schema, service string, el *etree.Element) error {

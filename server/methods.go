@@ -9,6 +9,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -34,7 +35,62 @@ func (s *Server) methodTable() map[string]handler {
 		"xtk:session#GetUserInfo":           s.getUserInfo,
 		"xtk:session#GetOption":             s.getOption,
 		"xtk:persist#GetEntityIfMoreRecent": s.getEntityIfMoreRecent,
+
+		"nms:privacyRequest#CreateRequestByName":  s.createRequestByName,
+		"nms:privacyRequest#ConfirmDeletePending": s.confirmDeletePending,
+		"nms:gdprRequest#CreateRequestByName":     s.createRequestByName,
+		"nms:gdprRequest#ConfirmDeletePending":    s.confirmDeletePending,
 	}
+}
+
+// createRequestByName: (namespaceName, reconciliationValue, type,
+// confirmDeletePending[, regulation]) → id. The legacy nms:gdprRequest
+// signature has no regulation: it is GDPR, as an absent or 0 regulation.
+// An absent confirmDeletePending keeps ACC's default, the 2-step process.
+func (s *Server) createRequestByName(ctx context.Context, c *call) ([]any, error) {
+	typ, _, err := c.Long("type")
+	if err != nil {
+		return nil, err
+	}
+	confirm, present, err := c.Bool("confirmDeletePending")
+	if err != nil {
+		return nil, err
+	}
+	if !present {
+		confirm = true
+	}
+	var regulation int64
+	if c.has("regulation") {
+		if regulation, _, err = c.Long("regulation"); err != nil {
+			return nil, err
+		}
+	}
+	id, err := s.privacy.CreateRequestByName(ctx, c.caller, privacy.CreateRequest{
+		NamespaceName:        c.String("namespaceName"),
+		ReconciliationValue:  c.String("reconciliationValue"),
+		Type:                 typ,
+		ConfirmDeletePending: confirm,
+		Regulation:           regulation,
+		DownloadURL:          s.baseURL(c.http) + "/nms/gdpr.jssp?id=",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []any{id}, nil
+}
+
+// confirmDeletePending: (privacyRequestId) on nms:privacyRequest,
+// (gdprRequestId) on nms:gdprRequest — the first declared parameter.
+func (s *Server) confirmDeletePending(ctx context.Context, c *call) ([]any, error) {
+	name := c.method.In()[0].Name
+	id, present, err := c.Long(name)
+	if err != nil {
+		return nil, err
+	}
+	if !present {
+		return nil, apperr.Errorf(apperr.Invalid, "The parameter '%s' is required.", name)
+	}
+	return nil, s.privacy.ConfirmDeletePending(ctx, c.caller, id)
 }
 
 // logon: (login, password, parameters) → sessionToken, sessionInfo, securityToken.

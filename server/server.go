@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
 	"github.com/campaign-privacy/campaign-privacy/wsdl"
@@ -46,6 +47,7 @@ type Server struct {
 	cfg      Config
 	registry *schemas.Registry
 	sessions *session.Service
+	privacy  *privacy.Service
 	log      *slog.Logger
 	inflight chan struct{}
 	handlers map[string]handler
@@ -54,7 +56,7 @@ type Server struct {
 }
 
 // New wires a Server.
-func New(cfg Config, registry *schemas.Registry, sessions *session.Service) *Server {
+func New(cfg Config, registry *schemas.Registry, sessions *session.Service, privacy *privacy.Service) *Server {
 	if cfg.FaultHTTPStatus == 0 {
 		cfg.FaultHTTPStatus = http.StatusOK
 	}
@@ -77,7 +79,7 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service) *Ser
 		cfg.InstanceName = "campaign-privacy"
 	}
 	s := &Server{
-		cfg: cfg, registry: registry, sessions: sessions, log: cfg.Logger,
+		cfg: cfg, registry: registry, sessions: sessions, privacy: privacy, log: cfg.Logger,
 		inflight: make(chan struct{}, cfg.Limits.MaxInFlight),
 		started:  cfg.Now(),
 	}
@@ -145,6 +147,13 @@ var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-F
 
 // routerURL is this server's SOAP router as the client reached it.
 func (s *Server) routerURL(r *http.Request) string {
+	return s.baseURL(r) + "/nl/jsp/soaprouter.jsp"
+}
+
+// baseURL is this server's address as the client reached it: scheme and a
+// Host header that looks like a host (anything else falls back to the
+// listen address, so a forged Host cannot inject markup or paths).
+func (s *Server) baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -156,7 +165,7 @@ func (s *Server) routerURL(r *http.Request) string {
 			host = "localhost" + host
 		}
 	}
-	return scheme + "://" + host + "/nl/jsp/soaprouter.jsp"
+	return scheme + "://" + host
 }
 
 func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {

@@ -328,6 +328,16 @@ func (c *call) param(name string) (*etree.Element, schemas.Param) {
 	panic("server: method " + c.method.Name + " has no parameter " + name) // a programming error, caught by tests
 }
 
+// has reports whether the method declares the parameter.
+func (c *call) has(name string) bool {
+	for _, p := range c.method.RequestParams() {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // String reads a string parameter; absent is "".
 func (c *call) String(name string) string {
 	el, _ := c.param(name)

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -43,6 +45,8 @@ Usage:
   campaign-privacy operator list
   campaign-privacy operator disable --login L
   campaign-privacy operator unlock --login L
+  campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N]
+  campaign-privacy namespace list
   campaign-privacy version
 
 Settings (flag or environment variable):
@@ -56,6 +60,8 @@ Settings (flag or environment variable):
   --require-security-token CP_REQUIRE_SECURITY_TOKEN  require X-Security-Token on every call (false)
   --fault-http-status CP_FAULT_HTTP_STATUS       HTTP status of SOAP faults: 200 (ACC) or 500 (200)
   --instance-name     CP_INSTANCE_NAME           instance name shown to clients (campaign-privacy)
+  --schemas-dir       CP_SCHEMAS_DIR             directory of custom schema files (*.xml)
+  --deduplicate-requests CP_DEDUPLICATE_REQUESTS  an identical active request returns its id (true)
   --log-level         CP_LOG_LEVEL               debug, info, warn or error (info)
 `
 
@@ -94,10 +100,10 @@ type Main struct {
 
 // settings are the parsed flags and variables.
 type settings struct {
-	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
-	sessionTTL                                                                    time.Duration
-	requireSecurityToken                                                          bool
-	faultHTTPStatus                                                               int
+	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel, schemasDir string
+	sessionTTL                                                                                time.Duration
+	requireSecurityToken, deduplicate                                                         bool
+	faultHTTPStatus                                                                           int
 }
 
 func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
@@ -118,7 +124,14 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.sessionKey, "session-key", env("CP_SESSION_KEY", ""), "token signing key")
 	fs.StringVar(&s.instanceName, "instance-name", env("CP_INSTANCE_NAME", "campaign-privacy"), "instance name")
 	fs.StringVar(&s.logLevel, "log-level", env("CP_LOG_LEVEL", "info"), "log level")
-	ttl, err := time.ParseDuration(env("CP_SESSION_TTL", "24h"))
+	fs.StringVar(&s.schemasDir, "schemas-dir", env("CP_SCHEMAS_DIR", ""), "custom schema directory")
+	dedup, err := strconv.ParseBool(env("CP_DEDUPLICATE_REQUESTS", "true"))
+	if err != nil {
+		dedup = true
+	}
+	fs.BoolVar(&s.deduplicate, "deduplicate-requests", dedup, "return the id of an identical active request")
+	ttl, err2 := time.ParseDuration(env("CP_SESSION_TTL", "24h"))
+	err = err2
 	if err != nil {
 		ttl = -1 // reported by validate
 	}
@@ -153,6 +166,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.migrate(ctx, args)
 	case "operator":
 		return m.operator(ctx, args)
+	case "namespace":
+		return m.namespace(ctx, args)
 	case "version":
 		fmt.Fprintln(m.Stdout, "campaign-privacy", version)
 		return nil
@@ -172,26 +187,62 @@ func (m *Main) logger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-// open connects to the database, refuses a schema newer than this binary and
-// applies pending migrations.
-func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*store.DB, error) {
+// app is what every command that touches the database needs.
+type app struct {
+	db       *store.DB
+	registry *schemas.Registry
+	sessions *session.Service
+	privacy  *privacy.Service
+}
+
+// open loads the schemas (embedded and custom), connects to the database,
+// refuses a schema newer than this binary, applies pending migrations,
+// creates the data-model tables and seeds the default namespaces.
+func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, error) {
+	var custom fs.FS
+	if s.schemasDir != "" {
+		if st, err := os.Stat(s.schemasDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("CP_SCHEMAS_DIR %s is not a directory", s.schemasDir)
+		}
+		custom = os.DirFS(s.schemasDir)
+	}
+	registry, err := schemas.New(custom)
+	if err != nil {
+		return nil, fmt.Errorf("load schemas: %w", err)
+	}
 	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if err := db.CheckVersion(ctx); err != nil {
+	fail := func(err error) (*app, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.CheckVersion(ctx); err != nil {
+		return fail(err)
+	}
 	applied, err := db.Migrate(ctx)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return fail(fmt.Errorf("migrate: %w", err))
 	}
 	if len(applied) > 0 {
 		log.Info("database migrated", "dialect", db.Dialect(), "versions", fmt.Sprint(applied))
 	}
-	return db, nil
+	if err := db.CheckViews(ctx, registry); err != nil {
+		return fail(err)
+	}
+	if err := db.SyncDataModel(ctx, registry); err != nil {
+		return fail(fmt.Errorf("create data-model tables: %w", err))
+	}
+	sessions, err := m.sessions(db, s, log)
+	if err != nil {
+		return fail(err)
+	}
+	priv := privacy.New(db, registry, privacy.Config{Deduplicate: s.deduplicate, Logger: log})
+	if err := priv.Setup(ctx); err != nil {
+		return fail(fmt.Errorf("set up namespaces: %w", err))
+	}
+	return &app{db: db, registry: registry, sessions: sessions, privacy: priv}, nil
 }
 
 // sessions builds the session service, loading or creating the signing key.
@@ -256,19 +307,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := m.logger(s.logLevel)
-	registry, err := schemas.Default()
-	if err != nil {
-		return fmt.Errorf("load schemas: %w", err)
-	}
-	db, err := m.open(ctx, s, log)
+	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	sessions, err := m.sessions(db, s, log)
-	if err != nil {
-		return err
-	}
+	defer a.db.Close()
+	db, sessions := a.db, a.sessions
 	created, generated, err := sessions.EnsureAdmin(ctx, s.adminPassword)
 	if err != nil {
 		return fmt.Errorf("create the admin operator: %w", err)
@@ -282,7 +326,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
-	}, registry, sessions)
+	}, a.registry, sessions, a.privacy)
 	return srv.ListenAndServe(ctx, srv.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)
 		if m.Ready != nil {
@@ -315,16 +359,16 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	log := m.logger(s.logLevel)
-	db, err := m.open(ctx, s, log)
+	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	v, err := db.Version(ctx)
+	defer a.db.Close()
+	v, err := a.db.Version(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "database schema at version %d (%s)\n", v, db.Dialect())
+	fmt.Fprintf(m.Stdout, "database schema at version %d (%s)\n", v, a.db.Dialect())
 	return nil
 }
 
@@ -347,15 +391,12 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 		return err
 	}
 	log := m.logger(s.logLevel)
-	db, err := m.open(ctx, s, log)
+	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	sessions, err := m.sessions(db, s, log)
-	if err != nil {
-		return err
-	}
+	defer a.db.Close()
+	sessions := a.sessions
 	switch sub {
 	case "create":
 		if login == "" || !passwordStdin {
@@ -405,6 +446,50 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "operator %s unlocked\n", login)
 	default:
 		return fmt.Errorf("unknown operator subcommand %q", sub)
+	}
+	return nil
+}
+
+func (m *Main) namespace(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("namespace needs a subcommand: create or list")
+	}
+	sub, args := args[0], args[1:]
+	fs, s := m.flags("namespace " + sub)
+	var ns store.Namespace
+	fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")
+	fs.StringVar(&ns.Label, "label", "", "label")
+	fs.StringVar(&ns.TargetSchema, "schema", "nms:recipient", "target schema")
+	fs.StringVar(&ns.ReconciliationKey, "key", "", "reconciliation key, an attribute of the target schema such as @account")
+	fs.Int64Var(&ns.AecID, "aec-id", 0, "AEC namespace id (Identity Service)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := m.open(ctx, s, m.logger(s.logLevel))
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	switch sub {
+	case "create":
+		if err := a.privacy.CreateNamespace(ctx, nil, ns); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "namespace %s created\n", ns.Name)
+	case "list":
+		all, err := a.privacy.Namespaces(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tLABEL\tTARGET\tKEY\tAEC ID")
+		for _, n := range all {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", n.Name, n.Label, n.TargetSchema, n.ReconciliationKey, n.AecID)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown namespace subcommand %q", sub)
 	}
 	return nil
 }

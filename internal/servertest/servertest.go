@@ -17,6 +17,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -30,6 +31,8 @@ type Env struct {
 	URL      string
 	DB       *store.DB
 	Sessions *session.Service
+	Privacy  *privacy.Service
+	Registry *schemas.Registry
 	Server   *server.Server
 	Clock    *storetest.Clock
 	Logs     *SyncBuffer // everything the service logged
@@ -57,6 +60,7 @@ func (s *SyncBuffer) String() string {
 // Options adjust a test service.
 type Options struct {
 	Session func(*session.Config)
+	Privacy func(*privacy.Config)
 	Server  func(*server.Config)
 	// DB reuses an open database (two servers on one store).
 	DB *store.DB
@@ -88,10 +92,21 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if opts.Server != nil {
 		opts.Server(&cfg)
 	}
-	srv := server.New(cfg, registry, sessions)
+	if err := db.SyncDataModel(context.Background(), registry); err != nil {
+		t.Fatal(err)
+	}
+	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log}
+	if opts.Privacy != nil {
+		opts.Privacy(&pcfg)
+	}
+	priv := privacy.New(db, registry, pcfg)
+	if err := priv.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(cfg, registry, sessions, priv)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Server: srv, Clock: clock, Logs: logs}
+	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Privacy: priv, Registry: registry, Server: srv, Clock: clock, Logs: logs}
 }
 
 // Operator creates an operator.

@@ -65,14 +65,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		cfg.Logger = slog.Default()
 	}
 	gcfg := &gorm.Config{
-		// ParameterizedQueries keeps values (personal data, hashes) out of
-		// the SQL that gorm logs.
-		Logger: logger.NewSlogLogger(cfg.Logger, logger.Config{
-			SlowThreshold:             time.Second,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true,
-		}),
+		// Errors are returned, translated once (translate) and logged at the
+		// edge; gorm's own log would report expected conflicts as errors.
+		Logger:         logger.Discard,
 		NowFunc:        func() time.Time { return cfg.Now().UTC() },
 		TranslateError: true,
 	}

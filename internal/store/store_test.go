@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
 func TestMigrations(t *testing.T) {
@@ -106,6 +108,45 @@ func TestOperatorsAndSessions(t *testing.T) {
 			ops, _ := db.FindOperators(ctx)
 			if len(ops) != 1 || !strings.Contains(ops[0].Rights, "privacyRight") {
 				t.Fatalf("FindOperators = %+v", ops)
+			}
+		})
+	}
+}
+
+func TestSyncDataModel(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, nil)
+			reg, err := schemas.Default()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CheckViews(ctx, reg); err != nil {
+				t.Fatalf("views and migrations disagree: %v", err)
+			}
+			for i := 0; i < 2; i++ { // idempotent
+				if err := db.SyncDataModel(ctx, reg); err != nil {
+					t.Fatalf("sync %d: %v", i, err)
+				}
+			}
+			// An extension adds a column to an existing table.
+			ext := fstest.MapFS{"ccpa.xml": {Data: []byte(`<schema namespace="cus" name="recipient" extendedSchema="nms:recipient">
+  <element name="recipient"><attribute name="OPTOUTCCPA" type="boolean" label="Opt-Out for CCPA"/></element></schema>`)}}
+			reg2, err := schemas.New(ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.SyncDataModel(ctx, reg2); err != nil {
+				t.Fatal(err)
+			}
+			cols, err := db.ExistingColumnsForTest(ctx, "nms_recipient")
+			if err != nil || !cols["optoutccpa"] || !cols["mobile_phone"] {
+				t.Fatalf("columns after the extension: %v %v", cols, err)
+			}
+			cols, _ = db.ExistingColumnsForTest(ctx, "nms_tracking_log_rcp")
+			if !cols["broad_log_id"] || !cols["recipient_id"] {
+				t.Fatalf("link columns missing: %v", cols)
 			}
 		})
 	}

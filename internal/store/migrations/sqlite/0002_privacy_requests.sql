@@ -1,0 +1,44 @@
+-- Privacy namespaces, requests and collected data (the nms:privacyNamespace,
+-- nms:gdprRequest / nms:privacyRequest and nms:gdprRequestData schemas are
+-- views on these tables).
+CREATE TABLE privacy_namespaces (
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+  name               TEXT     NOT NULL UNIQUE,
+  label              TEXT     NOT NULL,
+  target_schema      TEXT     NOT NULL,
+  reconciliation_key TEXT     NOT NULL,
+  aec_id             INTEGER  NOT NULL DEFAULT 0,
+  created            DATETIME NOT NULL,
+  last_modified      DATETIME NOT NULL
+);
+
+CREATE TABLE privacy_requests (
+  id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+  name                   TEXT     NOT NULL DEFAULT '',
+  label                  TEXT     NOT NULL DEFAULT '',
+  namespace_id           INTEGER  NOT NULL REFERENCES privacy_namespaces(id),
+  reconciliation_value   TEXT     NOT NULL,
+  type                   INTEGER  NOT NULL,
+  regulation             INTEGER  NOT NULL,
+  status                 INTEGER  NOT NULL,
+  confirm_delete_pending BOOLEAN  NOT NULL,
+  confirm_deadline       DATETIME,
+  url_file               TEXT     NOT NULL DEFAULT '',
+  retry_count            INTEGER  NOT NULL DEFAULT 0,
+  audit                  TEXT     NOT NULL DEFAULT '',
+  operator_id            INTEGER  NOT NULL,
+  dedupe_key             TEXT UNIQUE,
+  created                DATETIME NOT NULL,
+  last_modified          DATETIME NOT NULL
+);
+CREATE INDEX privacy_requests_status ON privacy_requests(status);
+CREATE INDEX privacy_requests_namespace_id ON privacy_requests(namespace_id);
+
+CREATE TABLE privacy_request_data (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  gdpr_request_id INTEGER  NOT NULL REFERENCES privacy_requests(id),
+  table_name      TEXT     NOT NULL,
+  record_count    INTEGER  NOT NULL,
+  created         DATETIME NOT NULL
+);
+CREATE INDEX privacy_request_data_gdpr_request_id ON privacy_request_data(gdpr_request_id);

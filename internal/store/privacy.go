@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Namespace is a row of privacy_namespaces (schema nms:privacyNamespace).
+type Namespace struct {
+	ID                int64
+	Name              string
+	Label             string
+	TargetSchema      string // "nms:recipient"
+	ReconciliationKey string // "@email"
+	AecID             int64
+	Created           time.Time
+	LastModified      time.Time
+}
+
+// TableName pins the table name for gorm.
+func (Namespace) TableName() string { return "privacy_namespaces" }
+
+// Request is a row of privacy_requests (schemas nms:gdprRequest and
+// nms:privacyRequest).
+type Request struct {
+	ID                   int64
+	Name                 string
+	Label                string
+	NamespaceID          int64
+	ReconciliationValue  string
+	Type                 int
+	Regulation           int
+	Status               int
+	ConfirmDeletePending bool
+	ConfirmDeadline      *time.Time
+	URLFile              string `gorm:"column:url_file"`
+	RetryCount           int
+	Audit                string
+	OperatorID           int64
+	DedupeKey            *string // set while the request is active and deduplicated
+	Created              time.Time
+	LastModified         time.Time
+}
+
+// TableName pins the table name for gorm.
+func (Request) TableName() string { return "privacy_requests" }
+
+// CreateNamespaceIfMissing inserts ns unless its name exists; it reports
+// whether it inserted.
+func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool, error) {
+	now := d.now().UTC()
+	ns.Created, ns.LastModified = now, now
+	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(ns)
+	if res.Error != nil {
+		return false, translate(res.Error, "Namespace")
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// FindNamespaceByName returns the namespace with that exact internal name.
+func (d *DB) FindNamespaceByName(ctx context.Context, name string) (*Namespace, error) {
+	var ns Namespace
+	if err := d.db.WithContext(ctx).Where("name = ?", name).Take(&ns).Error; err != nil {
+		return nil, translate(err, "Namespace")
+	}
+	return &ns, nil
+}
+
+// FindNamespaceByID returns the namespace with that id.
+func (d *DB) FindNamespaceByID(ctx context.Context, id int64) (*Namespace, error) {
+	var ns Namespace
+	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&ns).Error; err != nil {
+		return nil, translate(err, "Namespace")
+	}
+	return &ns, nil
+}
+
+// FindNamespaces lists every namespace by id.
+func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
+	var out []Namespace
+	err := d.db.WithContext(ctx).Order("id").Find(&out).Error
+	return out, translate(err, "Namespace")
+}
+
+// CreateRequest inserts req and names it privacyRequest<id>, in one
+// transaction. When req.DedupeKey matches an active request, nothing is
+// written and the existing request's id is returned with existing=true:
+// the unique index on dedupe_key decides, not a check-then-insert, so 50
+// concurrent identical calls still create one request. urlFile is the
+// download URL prefix; the id is appended.
+func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (id int64, existing bool, err error) {
+	now := d.now().UTC()
+	req.Created, req.LastModified = now, now
+	err = d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx
+		if req.DedupeKey != nil {
+			q = q.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true})
+		}
+		res := q.Create(req)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var prior Request
+			if err := tx.Select("id").Where("dedupe_key = ?", *req.DedupeKey).Take(&prior).Error; err != nil {
+				return err
+			}
+			id, existing = prior.ID, true
+			return nil
+		}
+		id = req.ID
+		req.Name = "privacyRequest" + strconv.FormatInt(id, 10)
+		req.URLFile = urlFile + strconv.FormatInt(id, 10)
+		return tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{"name": req.Name, "url_file": req.URLFile}).Error
+	})
+	if err != nil {
+		return 0, false, translate(err, "Privacy request")
+	}
+	return id, existing, nil
+}
+
+// FindRequestByID returns the request with that id.
+func (d *DB) FindRequestByID(ctx context.Context, id int64) (*Request, error) {
+	var r Request
+	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+		return nil, translate(err, "Privacy request")
+	}
+	return &r, nil
+}
+
+// ConfirmDeleteRequest moves a request from confirmPending to deletePending
+// if its confirm deadline has not passed.
+func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending, deletePending int, auditLine string) (bool, error) {
+	now := d.now().UTC()
+	res := d.db.WithContext(ctx).Model(&Request{}).
+		Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ?", id, confirmPending, now).
+		Updates(map[string]any{
+			"status":        deletePending,
+			"last_modified": now,
+			"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
+		})
+	if res.Error != nil {
+		return false, translate(res.Error, "Privacy request")
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// SetRequestStatusForTest forces a status and confirm deadline; tests use it
+// to reach states that only the workflows produce.
+func (d *DB) SetRequestStatusForTest(ctx context.Context, id int64, status int, deadline *time.Time) error {
+	return d.db.WithContext(ctx).Model(&Request{}).Where("id = ?", id).
+		Updates(map[string]any{"status": status, "confirm_deadline": deadline}).Error
+}
+
+// auditText is one audit line as stored: UTC timestamp, text, newline.
+func auditText(t time.Time, line string) string {
+	return fmt.Sprintf("%s %s\n", t.UTC().Format("2006-01-02 15:04:05.000Z"), line)
+}
+
+// AuditLine formats the first audit line of a new request.
+func AuditLine(t time.Time, line string) string { return auditText(t, line) }

@@ -1,0 +1,243 @@
+// Package privacy owns what a privacy request is and what happens to it:
+// namespaces (how a reconciliation value finds a person), CreateRequestByName
+// and ConfirmDeletePending with their validation, and the status machine.
+// The technical workflows that collect and delete the data build on it.
+package privacy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// Config holds the privacy settings; cmd fills it.
+type Config struct {
+	// Deduplicate makes CreateRequestByName return the id of an identical
+	// request still active (same namespace, value, type, regulation) instead
+	// of creating a second one. On by default (DESIGN.md §4).
+	Deduplicate bool
+	// ConfirmWindow is how long a two-step delete waits for its
+	// confirmation: 15 days in ACC.
+	ConfirmWindow time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Service implements the privacy request API.
+type Service struct {
+	db       *store.DB
+	registry *schemas.Registry
+	cfg      Config
+	log      *slog.Logger
+}
+
+// New returns a Service.
+func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
+	if cfg.ConfirmWindow <= 0 {
+		cfg.ConfirmWindow = 15 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger}
+}
+
+// requireRight checks the Privacy Data Right (admin implies it).
+func requireRight(c *session.Caller) error {
+	if c == nil || !c.HasRight(session.RightPrivacy) {
+		return apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
+	}
+	return nil
+}
+
+// CreateRequest are the parameters of CreateRequestByName.
+type CreateRequest struct {
+	NamespaceName        string
+	ReconciliationValue  string
+	Type                 int64
+	ConfirmDeletePending bool
+	Regulation           int64 // 0 = GDPR, as ACC before 20.2
+	// DownloadURL is the prefix of @urlFile, "https://host/nms/gdpr.jssp?id=".
+	DownloadURL string
+}
+
+// CreateRequestByName validates and records a request, returning its id.
+// Invalid input changes nothing. With deduplication on, an identical
+// request still active gets its existing id back.
+func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in CreateRequest) (int64, error) {
+	if err := requireRight(c); err != nil {
+		return 0, err
+	}
+	if in.Type != TypeAccess && in.Type != TypeDelete {
+		return 0, apperr.Errorf(apperr.Invalid, "The type must be 1 (access) or 2 (delete).")
+	}
+	regulation := in.Regulation
+	if regulation == 0 {
+		regulation = RegulationGDPR
+	}
+	if _, ok := regulationNames[int(regulation)]; !ok {
+		return 0, apperr.Errorf(apperr.Invalid, "The regulation must be 1 (GDPR), 2 (CCPA), 3 (PDPA) or 4 (LGPD).")
+	}
+	ns, attr, err := s.namespace(ctx, in.NamespaceName)
+	if err != nil {
+		return 0, err
+	}
+	value, err := CheckReconciliationValue(in.ReconciliationValue, attr)
+	if err != nil {
+		return 0, err
+	}
+	now := s.cfg.Now().UTC()
+	req := &store.Request{
+		NamespaceID:          ns.ID,
+		ReconciliationValue:  value,
+		Type:                 int(in.Type),
+		Regulation:           int(regulation),
+		Status:               int(StatusNew),
+		ConfirmDeletePending: in.ConfirmDeletePending,
+		OperatorID:           c.OperatorID,
+		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
+	}
+	if s.cfg.Deduplicate {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%s", ns.ID, in.Type, regulation, value)))
+		key := hex.EncodeToString(sum[:])
+		req.DedupeKey = &key
+	}
+	id, existing, err := s.db.CreateRequest(ctx, req, in.DownloadURL)
+	if err != nil {
+		return 0, err
+	}
+	s.log.InfoContext(ctx, "privacy request", "id", id, "existing", existing, "type", typeNames[int(in.Type)],
+		"regulation", regulationNames[int(regulation)], "namespace", ns.Name, "operator_id", c.OperatorID)
+	return id, nil
+}
+
+// ConfirmDeletePending confirms a two-step delete: only a request waiting
+// for its confirmation, within the confirm window, moves on to deletion.
+func (s *Service) ConfirmDeletePending(ctx context.Context, c *session.Caller, id int64) error {
+	if err := requireRight(c); err != nil {
+		return err
+	}
+	if id <= 0 {
+		return apperr.Errorf(apperr.Invalid, "The privacy request id must be a positive integer.")
+	}
+	moved, err := s.db.ConfirmDeleteRequest(ctx, id, int(StatusConfirmDeletePending), int(StatusDeletePending),
+		fmt.Sprintf("Deletion confirmed by operator '%s'.", c.Login))
+	if err != nil {
+		return err
+	}
+	if moved {
+		s.log.InfoContext(ctx, "privacy request delete confirmed", "id", id, "operator_id", c.OperatorID)
+		return nil
+	}
+	req, err := s.db.FindRequestByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if Status(req.Status) != StatusConfirmDeletePending {
+		return apperr.Errorf(apperr.Invalid, "The privacy request %d is not waiting for a delete confirmation (status %s).", id, Status(req.Status))
+	}
+	return apperr.Errorf(apperr.Invalid, "The confirmation window of privacy request %d has closed.", id)
+}
+
+// namespace finds a namespace and the attribute its reconciliation key names.
+func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace, *schemas.Attribute, error) {
+	if name == "" || len(name) > 64 {
+		return nil, nil, apperr.Errorf(apperr.Invalid, "The namespace name must have 1 to 64 characters.")
+	}
+	ns, err := s.db.FindNamespaceByName(ctx, name)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil, apperr.Errorf(apperr.Invalid, "The namespace '%s' does not exist.", printable(name))
+	} else if err != nil {
+		return nil, nil, err
+	}
+	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ns, attr, nil
+}
+
+// reconciliationAttribute resolves "@email" on the target schema.
+func (s *Service) reconciliationAttribute(target, key string) (*schemas.Attribute, error) {
+	sc, ok := s.registry.Schema(target)
+	if !ok || sc.Data == nil || sc.Data.View {
+		return nil, apperr.Errorf(apperr.Invalid, "The target schema '%s' is not a data schema.", printable(target))
+	}
+	attr, ok := sc.Data.Attribute(strings.TrimPrefix(key, "@"))
+	if !strings.HasPrefix(key, "@") || !ok || attr.PK {
+		return nil, apperr.Errorf(apperr.Invalid, "The reconciliation key '%s' is not an attribute of %s.", printable(key), target)
+	}
+	if attr.Type != schemas.TypeString {
+		return nil, apperr.Errorf(apperr.Invalid, "The reconciliation key '%s' must be a string attribute.", key)
+	}
+	return attr, nil
+}
+
+// MaxReconciliationBytes bounds a reconciliation value whatever its field.
+const MaxReconciliationBytes = 1024
+
+// CheckReconciliationValue returns the value to store and match exactly,
+// or an Invalid error. The value is normalised to Unicode NFC; it may not
+// be empty, carry control or invisible formatting characters (bidi
+// overrides, zero-width), start or end with spaces, exceed the field, or
+// consist only of wildcard characters: it is always matched with "=", never
+// as a pattern, so "%" would find nobody — refusing it says so at once.
+func CheckReconciliationValue(v string, attr *schemas.Attribute) (string, error) {
+	if v == "" {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is empty.")
+	}
+	if len(v) > MaxReconciliationBytes {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is longer than %d bytes.", MaxReconciliationBytes)
+	}
+	if strings.TrimSpace(v) != v {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value starts or ends with white space.")
+	}
+	onlyWild := true
+	for _, r := range v {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", apperr.Errorf(apperr.Invalid, "The reconciliation value contains a control or formatting character.")
+		}
+		if !strings.ContainsRune("%_*?", r) {
+			onlyWild = false
+		}
+	}
+	if onlyWild {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is only wildcard characters; values are matched exactly.")
+	}
+	v = norm.NFC.String(v)
+	if attr != nil && attr.Length > 0 && utf8.RuneCountInString(v) > attr.Length {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is longer than the %d characters of the field.", attr.Length)
+	}
+	return v, nil
+}
+
+// printable shortens and cleans a caller-given name before it is echoed in
+// a fault detail.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return s
+}
