@@ -35,12 +35,38 @@ func (s *Server) methodTable() map[string]handler {
 		"xtk:session#GetUserInfo":           s.getUserInfo,
 		"xtk:session#GetOption":             s.getOption,
 		"xtk:persist#GetEntityIfMoreRecent": s.getEntityIfMoreRecent,
+		"xtk:persist#Write":                 s.write,
+		"xtk:persist#WriteCollection":       s.writeCollection,
 
 		"nms:privacyRequest#CreateRequestByName":  s.createRequestByName,
 		"nms:privacyRequest#ConfirmDeletePending": s.confirmDeletePending,
 		"nms:gdprRequest#CreateRequestByName":     s.createRequestByName,
 		"nms:gdprRequest#ConfirmDeletePending":    s.confirmDeletePending,
 	}
+}
+
+// requirePrivacyRight guards the calls that read or write personal data.
+func requirePrivacyRight(c *call) error {
+	if c.caller == nil || !c.caller.HasRight(session.RightPrivacy) {
+		return apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
+	}
+	return nil
+}
+
+// write: xtk:persist#Write(doc) on a data-model schema.
+func (s *Server) write(ctx context.Context, c *call) ([]any, error) {
+	if err := requirePrivacyRight(c); err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.Write(ctx, c.Element("doc"))
+}
+
+// writeCollection: xtk:persist#WriteCollection(doc), all or nothing.
+func (s *Server) writeCollection(ctx context.Context, c *call) ([]any, error) {
+	if err := requirePrivacyRight(c); err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.WriteCollection(ctx, c.Element("doc"))
 }
 
 // createRequestByName: (namespaceName, reconciliationValue, type,

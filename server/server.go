@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -40,6 +41,8 @@ type Config struct {
 	Logger          *slog.Logger
 	// Ping checks the database for /nl/jsp/ping.jsp.
 	Ping func(context.Context) error
+	// Persist writes entities for xtk:persist#Write and WriteCollection.
+	Persist *persist.Service
 }
 
 // Server serves the ACC endpoints.

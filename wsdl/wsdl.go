@@ -53,7 +53,7 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	p(`    <s:schema elementFormDefault="qualified" targetNamespace="%s">`, tns)
 	p(`      <s:complexType name="Element">`)
 	p(`        <s:sequence>`)
-	p(`          <s:any processContents="lax"/>`)
+	p(`          <s:any minOccurs="0" processContents="lax"/>`)
 	p(`        </s:sequence>`)
 	p(`      </s:complexType>`)
 	element := func(name string, fields [][2]string) {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
@@ -326,6 +327,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
+		Persist: persist.New(db, a.registry, nil),
 	}, a.registry, sessions, a.privacy)
 	return srv.ListenAndServe(ctx, srv.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -103,6 +104,7 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if err := priv.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	cfg.Persist = persist.New(db, registry, clock.Now)
 	srv := server.New(cfg, registry, sessions, priv)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

@@ -111,6 +111,30 @@ type GetEntityIfMoreRecentResponse struct {
 	PdomDoc *Element `xml:"pdomDoc,omitempty" json:"pdomDoc,omitempty"`
 }
 
+type Write struct {
+	XMLName xml.Name `xml:"urn:xtk:session Write"`
+
+	Sessiontoken string `xml:"sessiontoken,omitempty" json:"sessiontoken,omitempty"`
+
+	DomDoc *Element `xml:"domDoc,omitempty" json:"domDoc,omitempty"`
+}
+
+type WriteResponse struct {
+	XMLName xml.Name `xml:"urn:xtk:session WriteResponse"`
+}
+
+type WriteCollection struct {
+	XMLName xml.Name `xml:"urn:xtk:session WriteCollection"`
+
+	Sessiontoken string `xml:"sessiontoken,omitempty" json:"sessiontoken,omitempty"`
+
+	DomDoc *Element `xml:"domDoc,omitempty" json:"domDoc,omitempty"`
+}
+
+type WriteCollectionResponse struct {
+	XMLName xml.Name `xml:"urn:xtk:session WriteCollectionResponse"`
+}
+
 type Element struct {
 	Items []string `xml:",any" json:"items,omitempty"`
 }
@@ -139,6 +163,14 @@ type SessionMethodsSoap interface {
 	GetEntityIfMoreRecent(request *GetEntityIfMoreRecent) (*GetEntityIfMoreRecentResponse, error)
 
 	GetEntityIfMoreRecentContext(ctx context.Context, request *GetEntityIfMoreRecent) (*GetEntityIfMoreRecentResponse, error)
+
+	Write(request *Write) (*WriteResponse, error)
+
+	WriteContext(ctx context.Context, request *Write) (*WriteResponse, error)
+
+	WriteCollection(request *WriteCollection) (*WriteCollectionResponse, error)
+
+	WriteCollectionContext(ctx context.Context, request *WriteCollection) (*WriteCollectionResponse, error)
 }
 
 type sessionMethodsSoap struct {
@@ -248,6 +280,40 @@ func (service *sessionMethodsSoap) GetEntityIfMoreRecentContext(ctx context.Cont
 
 func (service *sessionMethodsSoap) GetEntityIfMoreRecent(request *GetEntityIfMoreRecent) (*GetEntityIfMoreRecentResponse, error) {
 	return service.GetEntityIfMoreRecentContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sessionMethodsSoap) WriteContext(ctx context.Context, request *Write) (*WriteResponse, error) {
+	response := new(WriteResponse)
+	err := service.client.CallContext(ctx, "xtk:session#Write", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sessionMethodsSoap) Write(request *Write) (*WriteResponse, error) {
+	return service.WriteContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sessionMethodsSoap) WriteCollectionContext(ctx context.Context, request *WriteCollection) (*WriteCollectionResponse, error) {
+	response := new(WriteCollectionResponse)
+	err := service.client.CallContext(ctx, "xtk:session#WriteCollection", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sessionMethodsSoap) WriteCollection(request *WriteCollection) (*WriteCollectionResponse, error) {
+	return service.WriteCollectionContext(
 		context.Background(),
 		request,
 	)

@@ -1,0 +1,271 @@
+// Package persist implements xtk:persist#Write and WriteCollection for the
+// data-model schemas: the way ACC clients insert, update and delete
+// recipients and their logs. A document names its schema (xtkschema), the
+// operation (_operation: insert, update, insertOrUpdate, delete) and the
+// key that finds an existing record (_key="@email", or @id); its other
+// attributes are values, link keys written "<link>-id". Everything is
+// checked against the schema registry before a single row is touched, and
+// a collection is written in one transaction.
+package persist
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/beevik/etree"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+)
+
+// MaxCollection bounds the records of one WriteCollection.
+const MaxCollection = 1000
+
+// Service writes entities.
+type Service struct {
+	db       *store.DB
+	registry *schemas.Registry
+	now      func() time.Time
+}
+
+// New returns a Service; now nil means time.Now.
+func New(db *store.DB, registry *schemas.Registry, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, registry: registry, now: now}
+}
+
+// Write writes one entity document.
+func (s *Service) Write(ctx context.Context, doc *etree.Element) error {
+	if doc == nil {
+		return apperr.Errorf(apperr.Invalid, "Write needs a document.")
+	}
+	w, err := s.entity(doc, doc.SelectAttrValue("xtkschema", ""), doc.SelectAttrValue("_operation", ""))
+	if err != nil {
+		return err
+	}
+	return s.db.WriteEntities(ctx, []store.EntityWrite{w})
+}
+
+// WriteCollection writes <x-collection xtkschema="…"><x …/>…</x-collection>
+// in one transaction. Each child may override _operation and xtkschema.
+func (s *Service) WriteCollection(ctx context.Context, doc *etree.Element) error {
+	if doc == nil {
+		return apperr.Errorf(apperr.Invalid, "WriteCollection needs a document.")
+	}
+	children := doc.ChildElements()
+	if len(children) == 0 {
+		return apperr.Errorf(apperr.Invalid, "The collection is empty.")
+	}
+	if len(children) > MaxCollection {
+		return apperr.Errorf(apperr.Invalid, "A collection holds at most %d records.", MaxCollection)
+	}
+	var writes []store.EntityWrite
+	for i, c := range children {
+		schema := c.SelectAttrValue("xtkschema", doc.SelectAttrValue("xtkschema", ""))
+		op := c.SelectAttrValue("_operation", doc.SelectAttrValue("_operation", ""))
+		w, err := s.entity(c, schema, op)
+		if err != nil {
+			return apperr.Errorf(apperr.CodeOf(err), "Record %d: %s", i+1, apperr.MessageOf(err))
+		}
+		writes = append(writes, w)
+	}
+	return s.db.WriteEntities(ctx, writes)
+}
+
+var operations = map[string]string{
+	"": store.OpInsertOrUpdate, "insertOrUpdate": store.OpInsertOrUpdate,
+	"insert": store.OpInsert, "update": store.OpUpdate, "delete": store.OpDelete,
+}
+
+// entity turns one element into a checked write.
+func (s *Service) entity(el *etree.Element, schemaID, operation string) (store.EntityWrite, error) {
+	var w store.EntityWrite
+	if schemaID == "" {
+		return w, apperr.Errorf(apperr.Invalid, "The document does not name its schema (xtkschema).")
+	}
+	sc, ok := s.registry.Schema(schemaID)
+	if !ok || sc.Data == nil {
+		return w, apperr.Errorf(apperr.Invalid, "The schema '%s' is not a data schema.", clip(schemaID))
+	}
+	if sc.Data.View {
+		return w, apperr.Errorf(apperr.Invalid, "Records of %s cannot be written: privacy requests are created only through CreateRequestByName.", sc.ID())
+	}
+	if el.Tag != sc.Name {
+		return w, apperr.Errorf(apperr.Invalid, "The element <%s> does not match the schema %s.", clip(el.Tag), sc.ID())
+	}
+	op, ok := operations[operation]
+	if !ok {
+		return w, apperr.Errorf(apperr.Invalid, "Unknown _operation '%s' (insert, update, insertOrUpdate or delete).", clip(operation))
+	}
+	w = store.EntityWrite{Schema: sc.ID(), Table: sc.Data.Table, Op: op, Key: map[string]any{}, Values: map[string]any{}}
+	keyNames := map[string]bool{}
+	if k := el.SelectAttrValue("_key", ""); k != "" {
+		for _, part := range strings.Split(k, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.HasPrefix(part, "@") {
+				return w, apperr.Errorf(apperr.Invalid, "A _key lists attributes written @name, not '%s'.", clip(part))
+			}
+			keyNames[part[1:]] = true
+		}
+	}
+	for _, a := range el.Attr {
+		if a.Space != "" || strings.HasPrefix(a.Key, "_") || a.Key == "xtkschema" {
+			continue
+		}
+		col, value, err := s.column(sc, a.Key, a.Value)
+		if err != nil {
+			return w, err
+		}
+		if keyNames[a.Key] || a.Key == "id" {
+			if value == nil {
+				return w, apperr.Errorf(apperr.Invalid, "The key attribute @%s is empty.", a.Key)
+			}
+			w.Key[col] = value
+			delete(keyNames, a.Key)
+			continue
+		}
+		w.Values[col] = value
+	}
+	for name := range keyNames {
+		return w, apperr.Errorf(apperr.Invalid, "The key attribute @%s has no value in the document.", clip(name))
+	}
+	if op == store.OpInsert {
+		if _, hasID := w.Key["id"]; hasID {
+			return w, apperr.Errorf(apperr.Invalid, "@id is assigned by the server on insert.")
+		}
+	}
+	now := s.now().UTC()
+	if a, ok := sc.Data.Attribute("lastModified"); ok && a.Type == schemas.TypeDatetime {
+		if _, given := w.Values[a.SQLName]; !given {
+			w.Values[a.SQLName] = now
+		}
+	}
+	if a, ok := sc.Data.Attribute("created"); ok && a.Type == schemas.TypeDatetime {
+		w.OnInsert = map[string]any{a.SQLName: now}
+	}
+	if op == store.OpDelete {
+		for _, l := range s.registry.LinksTo(sc.ID()) {
+			if l.RevIntegrity == schemas.IntegrityOwn || l.RevIntegrity == schemas.IntegrityOwnCopy {
+				w.Dependents = append(w.Dependents, store.Dependent{Schema: l.Schema.ID(), Table: l.Schema.Data.Table, Column: l.SQLName})
+			}
+		}
+	}
+	return w, nil
+}
+
+// column checks an attribute of the document against the schema and
+// converts its text to the value to store. Empty text stores NULL.
+func (s *Service) column(sc *schemas.Schema, name, text string) (string, any, error) {
+	if strings.HasSuffix(name, "-id") {
+		l, ok := sc.Data.Link(strings.TrimSuffix(name, "-id"))
+		if !ok {
+			return "", nil, apperr.Errorf(apperr.Invalid, "%s has no link '%s'.", sc.ID(), clip(strings.TrimSuffix(name, "-id")))
+		}
+		if text == "" || text == "0" {
+			return l.SQLName, nil, nil
+		}
+		v, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || v < 0 {
+			return "", nil, apperr.Errorf(apperr.Invalid, "@%s must be a record id.", name)
+		}
+		return l.SQLName, v, nil
+	}
+	a, ok := sc.Data.Attribute(name)
+	if !ok {
+		return "", nil, apperr.Errorf(apperr.Invalid, "%s has no attribute @%s.", sc.ID(), clip(name))
+	}
+	if text == "" {
+		return a.SQLName, nil, nil
+	}
+	v, err := convert(a, text)
+	if err != nil {
+		return "", nil, err
+	}
+	return a.SQLName, v, nil
+}
+
+// convert parses text as the attribute's type, the way ACC writes values in
+// documents.
+func convert(a *schemas.Attribute, text string) (any, error) {
+	bad := func(what string) error {
+		return apperr.Errorf(apperr.Invalid, "@%s must be %s.", a.Name, what)
+	}
+	switch a.Type {
+	case schemas.TypeString, schemas.TypeMemo:
+		for _, r := range text {
+			if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
+				return nil, bad("text without control characters")
+			}
+		}
+		if a.Type == schemas.TypeString && a.Length > 0 && utf8.RuneCountInString(text) > a.Length {
+			return nil, apperr.Errorf(apperr.Invalid, "@%s is longer than %d characters.", a.Name, a.Length)
+		}
+		if len(text) > 1<<20 {
+			return nil, bad("at most 1 MiB")
+		}
+		return text, nil
+	case schemas.TypeBoolean:
+		switch text {
+		case "true", "1":
+			return true, nil
+		case "false", "0":
+			return false, nil
+		}
+		return nil, bad("true, false, 1 or 0")
+	case schemas.TypeByte, schemas.TypeShort, schemas.TypeLong, schemas.TypeInt64:
+		bits := map[string]int{schemas.TypeByte: 8, schemas.TypeShort: 16, schemas.TypeLong: 32, schemas.TypeInt64: 64}[a.Type]
+		v, err := strconv.ParseInt(text, 10, bits)
+		if err != nil {
+			return nil, bad("an integer of " + strconv.Itoa(bits) + " bits")
+		}
+		return v, nil
+	case schemas.TypeFloat, schemas.TypeDouble:
+		v, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, bad("a number")
+		}
+		return v, nil
+	case schemas.TypeDatetime:
+		t, err := ParseTime(text)
+		if err != nil {
+			return nil, bad("a date and time such as 2024-05-01 12:00:00.000Z")
+		}
+		return t, nil
+	case schemas.TypeDate:
+		t, err := ParseTime(text)
+		if err != nil {
+			return nil, bad("a date such as 2024-05-01")
+		}
+		return t.Format("2006-01-02"), nil
+	}
+	return nil, bad("of a supported type")
+}
+
+// ParseTime reads the timestamp forms ACC and its clients write: ACC's
+// "2024-05-01 12:00:00.000Z", ISO 8601 with T and a zone, and a bare date.
+func ParseTime(text string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{"2006-01-02 15:04:05.999Z07:00", "2006-01-02 15:04:05.999Z", "2006-01-02 15:04:05Z",
+		time.RFC3339Nano, "2006-01-02T15:04:05.999Z", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		var t time.Time
+		if t, err = time.Parse(layout, text); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, err
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
