@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -204,5 +206,68 @@ func TestSettingsValidation(t *testing.T) {
 	}
 	if _, err := run(t, env, "", "nonsense"); err == nil {
 		t.Fatal("unknown command accepted")
+	}
+}
+
+// TestCustomSchemasAndNamespaces: custom schema files are loaded and their
+// tables created; a bad one stops the start with its file and line; a
+// custom namespace created from the command line is usable at once.
+func TestCustomSchemasAndNamespaces(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			dir := t.TempDir()
+			env["CP_SCHEMAS_DIR"] = dir
+			write := func(name, body string) {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("cus_recipient.xml", `<schema namespace="cus" name="recipient" extendedSchema="nms:recipient">
+  <element name="recipient"><attribute name="loyaltyId" type="string" length="32" label="Loyalty card"/></element>
+</schema>`)
+			write("cus_transaction.xml", `<schema namespace="cus" name="transaction" label="Transactions">
+  <element name="transaction" autopk="true">
+    <attribute name="amount" type="double"/>
+    <element name="recipient" type="link" target="nms:recipient" revIntegrity="own"/>
+  </element>
+</schema>`)
+			if out, err := run(t, env, "", "namespace", "create", "--name", "loyalty", "--label", "Loyalty card", "--key", "@loyaltyId", "--aec-id", "0"); err != nil {
+				t.Fatalf("namespace create: %v %s", err, out)
+			}
+			if _, err := run(t, env, "", "namespace", "create", "--name", "bad", "--label", "Bad", "--key", "@nothing"); err == nil || !strings.Contains(errorText(err), "not an attribute") {
+				t.Fatalf("a namespace on an unknown field: %v", err)
+			}
+			out, err := run(t, env, "", "namespace", "list")
+			if err != nil || !strings.Contains(out, "defaultNamespace1") || !regexp.MustCompile(`loyalty\s+Loyalty card\s+nms:recipient\s+@loyaltyId`).MatchString(out) {
+				t.Fatalf("namespace list: %v\n%s", err, out)
+			}
+
+			env["CP_ADMIN_PASSWORD"] = "admin pass 1"
+			url, _, stop := serve(t, env)
+			body := post(t, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "admin pass 1")))
+			token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+			call := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+				`</sessiontoken><namespaceName>loyalty</namespaceName><reconciliationValue>LC-0042</reconciliationValue><type>1</type><confirmDeletePending>false</confirmDeletePending><regulation>2</regulation></m:CreateRequestByName>`)
+			if b := post(t, url, "nms:privacyRequest#CreateRequestByName", call); !strings.Contains(b, "<id xsi:type='xsd:int'>") {
+				t.Fatalf("request on the custom namespace: %s", b)
+			}
+			schemaCall := servertest.Envelope("", `<m:GetEntityIfMoreRecent xmlns:m="urn:xtk:persist"><sessiontoken>`+token+
+				`</sessiontoken><pk>xtk:schema|nms:recipient</pk><md5/><mustExist>true</mustExist></m:GetEntityIfMoreRecent>`)
+			if b := post(t, url, "xtk:persist#GetEntityIfMoreRecent", schemaCall); !strings.Contains(b, `name="loyaltyId"`) {
+				t.Fatalf("the served nms:recipient lacks the extension: %s", b)
+			}
+			writeCall := servertest.Envelope("", `<m:Write xmlns:m="urn:xtk:session"><sessiontoken>`+token+
+				`</sessiontoken><doc><transaction xtkschema="cus:transaction" _operation="insert" amount="12.5"/></doc></m:Write>`)
+			if b := post(t, url, "xtk:session#Write", writeCall); !strings.Contains(b, "<WriteResponse") {
+				t.Fatalf("write to the custom table: %s", b)
+			}
+			stop()
+
+			write("cus_broken.xml", "<schema namespace=\"cus\" name=\"broken\">\n  <element name=\"broken\" autopk=\"true\">\n    <attribute name=\"x\" type=\"blob\"/>\n  </element>\n</schema>")
+			if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), "cus_broken.xml:3:") || !strings.Contains(err.Error(), "unknown type") {
+				t.Fatalf("a bad schema file must stop the start with file and line: %v", err)
+			}
+		})
 	}
 }
