@@ -6,10 +6,13 @@ package privacy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -32,8 +35,25 @@ type Config struct {
 	// ConfirmWindow is how long a two-step delete waits for its
 	// confirmation: 15 days in ACC.
 	ConfirmWindow time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// ExportKey is the 256-bit master key that wraps each export's data
+	// key. It lives outside the database; replicas share it.
+	ExportKey []byte
+	// Retention is how long collected data is kept: 90 days in ACC.
+	Retention time.Duration
+	// Worker names this process in claims; Lease is how long a claim holds
+	// before another worker may take the request back.
+	Worker string
+	Lease  time.Duration
+	// MaxAttempts bounds the attempts of a failing request; RetryDelay is
+	// the first back-off, doubled at each attempt.
+	MaxAttempts int
+	RetryDelay  time.Duration
+	// DeleteBatch bounds the rows deleted in one transaction.
+	DeleteBatch int
+	// Failpoint, if set, is called at named steps (fault tests).
+	Failpoint func(name string)
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Service implements the privacy request API.
@@ -49,6 +69,25 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	if cfg.ConfirmWindow <= 0 {
 		cfg.ConfirmWindow = 15 * 24 * time.Hour
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
+	if cfg.Worker == "" {
+		host, _ := os.Hostname()
+		cfg.Worker = fmt.Sprintf("%s:%d:%x", host, os.Getpid(), randomUint32())
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 15 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Minute
+	}
+	if cfg.DeleteBatch <= 0 {
+		cfg.DeleteBatch = 10_000
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -56,6 +95,12 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger}
+}
+
+func randomUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
 }
 
 // requireRight checks the Privacy Data Right (admin implies it).

@@ -98,3 +98,50 @@ func TestDocumentIsACopy(t *testing.T) {
 		t.Fatal("Document must return a copy")
 	}
 }
+
+func TestOwnedBy(t *testing.T) {
+	custom := fstest.MapFS{
+		"t.xml": {Data: []byte(`<schema namespace="cus" name="transaction"><element name="transaction" autopk="true">
+  <attribute name="amount" type="double"/><element name="recipient" type="link" target="nms:recipient" revIntegrity="own"/></element></schema>`)},
+		"d.xml": {Data: []byte(`<schema namespace="cus" name="transactionDetail"><element name="transactionDetail" autopk="true">
+  <attribute name="product" type="string"/><element name="transaction" type="link" target="cus:transaction" revIntegrity="own"/></element></schema>`)},
+		"n.xml": {Data: []byte(`<schema namespace="cus" name="note"><element name="note" autopk="true">
+  <element name="recipient" type="link" target="nms:recipient"/></element></schema>`)},
+	}
+	r, err := New(custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := r.OwnedBy("nms:recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range owned.Order {
+		ids = append(ids, s.ID())
+	}
+	want := "nms:recipient,nms:broadLogRcp,nms:trackingLogRcp,nms:broadLogEventHisto,nms:rcpGrpRel,nms:visitor,nms:propositionVisitor,nms:subHisto,nms:subscription,nms:propositionRcp,cus:transaction,cus:transactionDetail"
+	if got := strings.Join(ids, ","); got != want {
+		t.Fatalf("order\n got %s\nwant %s", got, want)
+	}
+	tr, _ := r.Schema("nms:trackingLogRcp")
+	if len(owned.Parents[tr]) != 2 {
+		t.Fatalf("trackingLogRcp is owned through recipient and broadLog: %v", owned.Parents[tr])
+	}
+	for _, s := range owned.Order {
+		if s.ID() == "cus:note" || s.ID() == "nms:delivery" || s.ID() == "nms:group" {
+			t.Fatalf("%s is not owned by the recipient", s.ID())
+		}
+	}
+	cyc := fstest.MapFS{
+		"a.xml": {Data: []byte(`<schema namespace="cus" name="a"><element name="a" autopk="true"><element name="r" type="link" target="nms:recipient" revIntegrity="own"/><element name="b" type="link" target="cus:b" revIntegrity="own"/></element></schema>`)},
+		"b.xml": {Data: []byte(`<schema namespace="cus" name="b"><element name="b" autopk="true"><element name="a" type="link" target="cus:a" revIntegrity="own"/></element></schema>`)},
+	}
+	r2, err := New(cyc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.OwnedBy("nms:recipient"); err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("cycle not reported: %v", err)
+	}
+}

@@ -42,6 +42,7 @@ func (s *Server) methodTable() map[string]handler {
 		"nms:privacyRequest#ConfirmDeletePending": s.confirmDeletePending,
 		"nms:gdprRequest#CreateRequestByName":     s.createRequestByName,
 		"nms:gdprRequest#ConfirmDeletePending":    s.confirmDeletePending,
+		"xtk:queryDef#ExecuteQuery":               s.executeQuery,
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
+	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -41,6 +42,8 @@ type Config struct {
 	Logger          *slog.Logger
 	// Ping checks the database for /nl/jsp/ping.jsp.
 	Ping func(context.Context) error
+	// Queries runs xtk:queryDef#ExecuteQuery.
+	Queries *querydef.Service
 	// Persist writes entities for xtk:persist#Write and WriteCollection.
 	Persist *persist.Service
 }
@@ -51,6 +54,7 @@ type Server struct {
 	registry *schemas.Registry
 	sessions *session.Service
 	privacy  *privacy.Service
+	queries  *querydef.Service
 	log      *slog.Logger
 	inflight chan struct{}
 	handlers map[string]handler
@@ -86,6 +90,7 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service, priv
 		inflight: make(chan struct{}, cfg.Limits.MaxInFlight),
 		started:  cfg.Now(),
 	}
+	s.queries = cfg.Queries
 	s.handlers = s.methodTable()
 	return s
 }

@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
+	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
@@ -48,6 +50,8 @@ Usage:
   campaign-privacy operator unlock --login L
   campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N]
   campaign-privacy namespace list
+  campaign-privacy workflow run collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all
+  campaign-privacy demo-data --recipients N
   campaign-privacy version
 
 Settings (flag or environment variable):
@@ -63,6 +67,11 @@ Settings (flag or environment variable):
   --instance-name     CP_INSTANCE_NAME           instance name shown to clients (campaign-privacy)
   --schemas-dir       CP_SCHEMAS_DIR             directory of custom schema files (*.xml)
   --deduplicate-requests CP_DEDUPLICATE_REQUESTS  an identical active request returns its id (true)
+  --workflow-schedule CP_WORKFLOW_SCHEDULE       when the workflows run: daily at 01:00 (daily),
+                                                 daily HH:MM, or an interval such as 30s
+  --export-key        CP_EXPORT_KEY              master key of the encrypted exports, hex or base64,
+                                                 >= 32 bytes (default: generated in the data directory)
+  --retention         CP_RETENTION               how long collected data is kept (2160h = 90 days)
   --log-level         CP_LOG_LEVEL               debug, info, warn or error (info)
 `
 
@@ -102,6 +111,8 @@ type Main struct {
 // settings are the parsed flags and variables.
 type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel, schemasDir string
+	workflowSchedule, exportKey                                                               string
+	retention                                                                                 time.Duration
 	sessionTTL                                                                                time.Duration
 	requireSecurityToken, deduplicate                                                         bool
 	faultHTTPStatus                                                                           int
@@ -126,6 +137,13 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.instanceName, "instance-name", env("CP_INSTANCE_NAME", "campaign-privacy"), "instance name")
 	fs.StringVar(&s.logLevel, "log-level", env("CP_LOG_LEVEL", "info"), "log level")
 	fs.StringVar(&s.schemasDir, "schemas-dir", env("CP_SCHEMAS_DIR", ""), "custom schema directory")
+	fs.StringVar(&s.workflowSchedule, "workflow-schedule", env("CP_WORKFLOW_SCHEDULE", "daily"), "workflow schedule")
+	fs.StringVar(&s.exportKey, "export-key", env("CP_EXPORT_KEY", ""), "export master key")
+	retention, err3 := time.ParseDuration(env("CP_RETENTION", "2160h"))
+	if err3 != nil {
+		retention = -1 // reported by validate
+	}
+	fs.DurationVar(&s.retention, "retention", retention, "retention of collected data")
 	dedup, err := strconv.ParseBool(env("CP_DEDUPLICATE_REQUESTS", "true"))
 	if err != nil {
 		dedup = true
@@ -148,6 +166,12 @@ func (s *settings) validate() error {
 	if s.sessionTTL <= 0 {
 		return errors.New("CP_SESSION_TTL must be a positive duration such as 24h")
 	}
+	if s.retention <= 0 {
+		return errors.New("CP_RETENTION must be a positive duration such as 2160h")
+	}
+	if _, err := privacy.ParseSchedule(s.workflowSchedule); err != nil {
+		return err
+	}
 	if s.faultHTTPStatus != 200 && s.faultHTTPStatus != 500 {
 		return errors.New("CP_FAULT_HTTP_STATUS must be 200 or 500")
 	}
@@ -169,6 +193,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.operator(ctx, args)
 	case "namespace":
 		return m.namespace(ctx, args)
+	case "workflow":
+		return m.workflow(ctx, args)
+	case "demo-data":
+		return m.demoData(ctx, args)
 	case "version":
 		fmt.Fprintln(m.Stdout, "campaign-privacy", version)
 		return nil
@@ -239,7 +267,14 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	if err != nil {
 		return fail(err)
 	}
-	priv := privacy.New(db, registry, privacy.Config{Deduplicate: s.deduplicate, Logger: log})
+	exportKey, err := loadKey(s.exportKey, s.dataDir, "export.key", "CP_EXPORT_KEY")
+	if err != nil {
+		return fail(err)
+	}
+	priv := privacy.New(db, registry, privacy.Config{
+		Deduplicate: s.deduplicate, ExportKey: exportKey, Retention: s.retention,
+		Failpoint: m.failpoint(), Logger: log,
+	})
 	if err := priv.Setup(ctx); err != nil {
 		return fail(fmt.Errorf("set up namespaces: %w", err))
 	}
@@ -248,7 +283,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 
 // sessions builds the session service, loading or creating the signing key.
 func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.Service, error) {
-	key, err := loadKey(s.sessionKey, s.dataDir)
+	key, err := loadKey(s.sessionKey, s.dataDir, "session.key", "CP_SESSION_KEY")
 	if err != nil {
 		return nil, err
 	}
@@ -257,25 +292,26 @@ func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.S
 	})
 }
 
-// loadKey decodes CP_SESSION_KEY, or reads the data directory's session.key,
-// creating it (32 random bytes, mode 0600) on first start. Replicas must
-// share one key: give them the same CP_SESSION_KEY or data directory.
-func loadKey(setting, dataDir string) ([]byte, error) {
+// loadKey decodes a key setting (CP_SESSION_KEY, CP_EXPORT_KEY), or reads
+// the data directory's key file, creating it (32 random bytes, mode 0600)
+// on first start. Replicas must share the keys: give them the same settings
+// or the same data directory.
+func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 	if setting != "" {
 		for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
 			if k, err := dec(setting); err == nil && len(k) >= 32 {
-				return k, nil
+				return k[:32], nil
 			}
 		}
-		return nil, errors.New("CP_SESSION_KEY must be at least 32 bytes, hex or base64")
+		return nil, fmt.Errorf("%s must be at least 32 bytes, hex or base64", name)
 	}
-	path := filepath.Join(dataDir, "session.key")
+	path := filepath.Join(dataDir, file)
 	if data, err := os.ReadFile(path); err == nil {
 		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
 		if err != nil || len(k) < 32 {
 			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
 		}
-		return k, nil
+		return k[:32], nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -288,7 +324,7 @@ func loadKey(setting, dataDir string) ([]byte, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return loadKey("", dataDir) // another process created it first
+		return loadKey("", dataDir, file, name) // another process created it first
 	} else if err != nil {
 		return nil, err
 	}
@@ -297,6 +333,22 @@ func loadKey(setting, dataDir string) ([]byte, error) {
 		return nil, err
 	}
 	return k, f.Close()
+}
+
+// failpoint returns the fault-test hook named by CP_FAILPOINT: at that
+// step the process kills itself with SIGKILL, as kill -9 would. Unset in
+// production.
+func (m *Main) failpoint() func(string) {
+	want := m.Getenv("CP_FAILPOINT")
+	if want == "" {
+		return nil
+	}
+	return func(name string) {
+		if name == want {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
 }
 
 func (m *Main) serve(ctx context.Context, args []string) error {
@@ -324,10 +376,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
 	}
 	go purgeSessions(ctx, sessions, log)
+	schedule, _ := privacy.ParseSchedule(s.workflowSchedule)
+	go a.privacy.RunSchedule(ctx, schedule, db.Exclusive)
+	log.Info("workflows scheduled", "schedule", schedule.String())
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
 		Persist: persist.New(db, a.registry, nil),
+		Queries: &querydef.Service{DB: db, Registry: a.registry},
 	}, a.registry, sessions, a.privacy)
 	return srv.ListenAndServe(ctx, srv.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)
@@ -493,6 +549,60 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("unknown namespace subcommand %q", sub)
 	}
+	return nil
+}
+
+func (m *Main) workflow(ctx context.Context, args []string) error {
+	if len(args) < 2 || args[0] != "run" {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("usage: workflow run <" + strings.Join(privacy.Workflows, "|") + "|all>")
+	}
+	name := args[1]
+	fs, s := m.flags("workflow run")
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	if err := s.validate(); err != nil {
+		return err
+	}
+	a, err := m.open(ctx, s, m.logger(s.logLevel))
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	reports, err := a.privacy.Run(ctx, name)
+	for _, r := range reports {
+		fmt.Fprintln(m.Stdout, r)
+	}
+	return err
+}
+
+func (m *Main) demoData(ctx context.Context, args []string) error {
+	fs, s := m.flags("demo-data")
+	recipients := fs.Int("recipients", 1000, "number of recipients to add")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *recipients < 1 || *recipients > 50_000_000 {
+		return errors.New("--recipients must be between 1 and 50000000")
+	}
+	a, err := m.open(ctx, s, m.logger(s.logLevel))
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	start := time.Now()
+	g := &demodata.Generator{DB: a.db, Registry: a.registry, Seed: *seed}
+	first, last, err := g.Generate(ctx, *recipients, func(done int) {
+		if done%100_000 == 0 {
+			fmt.Fprintf(m.Stderr, "%d recipients…\n", done)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "added recipients %s to %s in %s\n", demodata.Email(first), demodata.Email(last), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

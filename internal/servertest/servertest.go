@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
+	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -96,7 +97,7 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if err := db.SyncDataModel(context.Background(), registry); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log}
+	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log, ExportKey: Key[:32], Worker: "test-worker"}
 	if opts.Privacy != nil {
 		opts.Privacy(&pcfg)
 	}
@@ -105,6 +106,7 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 		t.Fatal(err)
 	}
 	cfg.Persist = persist.New(db, registry, clock.Now)
+	cfg.Queries = &querydef.Service{DB: db, Registry: registry}
 	srv := server.New(cfg, registry, sessions, priv)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

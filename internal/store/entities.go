@@ -164,3 +164,49 @@ func (d *DB) CountRows(ctx context.Context, table, column string, value any) (in
 	err := d.db.WithContext(ctx).Raw(q, args...).Scan(&n).Error
 	return n, translate(err, "Record")
 }
+
+// MaxID returns the largest id of table (0 when empty).
+func (d *DB) MaxID(ctx context.Context, table string) (int64, error) {
+	var n *int64
+	err := d.db.WithContext(ctx).Raw("SELECT MAX(id) FROM " + quote(table)).Scan(&n).Error
+	if err != nil || n == nil {
+		return 0, translate(err, "Record")
+	}
+	return *n, nil
+}
+
+// InsertRows bulk-inserts rows (explicit ids included) with multi-row
+// INSERTs in one transaction; demo-data and benchmarks use it. Afterwards,
+// on PostgreSQL, the id sequence is moved past the largest id so that
+// later inserts do not collide.
+func (d *DB) InsertRows(ctx context.Context, table string, columns []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	quoted := make([]string, len(columns))
+	for i, c := range columns {
+		quoted[i] = quote(c)
+	}
+	marks := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+	per := max(1, 4000/len(columns))
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += per {
+			end := min(start+per, len(rows))
+			var args []any
+			values := make([]string, 0, end-start)
+			for _, r := range rows[start:end] {
+				values = append(values, marks)
+				args = append(args, r...)
+			}
+			q := "INSERT INTO " + quote(table) + " (" + strings.Join(quoted, ", ") + ") VALUES " + strings.Join(values, ", ")
+			if err := tx.Exec(q, args...).Error; err != nil {
+				return err
+			}
+		}
+		if d.dialect == Postgres {
+			return tx.Exec("SELECT setval(pg_get_serial_sequence(?, 'id'), (SELECT MAX(id) FROM "+quote(table)+"))", table).Error
+		}
+		return nil
+	})
+	return translate(err, "Record")
+}

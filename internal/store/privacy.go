@@ -43,6 +43,10 @@ type Request struct {
 	Audit                string
 	OperatorID           int64
 	DedupeKey            *string // set while the request is active and deduplicated
+	ClaimedBy            *string // the worker holding the request
+	ClaimedUntil         *time.Time
+	NextAttemptAt        *time.Time
+	PurgedAt             *time.Time
 	Created              time.Time
 	LastModified         time.Time
 }

@@ -268,6 +268,9 @@ func splitSQL(s string) []string {
 	return out
 }
 
+// asAppErr reports whether err carries an *apperr.Error, and sets e.
+func asAppErr(err error, e **apperr.Error) bool { return errors.As(err, e) }
+
 // translate maps a database error to an apperr code, once, here.
 func translate(err error, what string) error {
 	switch {

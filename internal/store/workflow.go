@@ -1,0 +1,379 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+)
+
+// The storage side of the technical workflows: claims on requests (FOR
+// UPDATE SKIP LOCKED on PostgreSQL), the subject lookups and deletes over
+// data-model tables, the encrypted export chunks and the cleanup.
+
+// idBatch bounds the ids of one IN (…) list.
+const idBatch = 500
+
+// ClaimRequests claims up to limit requests whose status is one of from,
+// that nobody holds (or whose holder's lease ran out: a crashed worker) and
+// whose next attempt is due. Each claimed request moves to to[status] (or
+// keeps its status when to has no entry), held by worker until now+lease.
+// On PostgreSQL the candidate rows are locked with FOR UPDATE SKIP LOCKED,
+// so replicas claiming at once never take the same request.
+func (d *DB) ClaimRequests(ctx context.Context, from []int, to map[int]int, limit int, worker string, lease time.Duration) ([]Request, error) {
+	now := d.now().UTC()
+	var claimed []Request
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx.Where("status IN ?", from).
+			Where("claimed_until IS NULL OR claimed_until < ?", now).
+			Where("next_attempt_at IS NULL OR next_attempt_at <= ?", now).
+			Order("id").Limit(limit)
+		if d.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		var rows []Request
+		if err := q.Find(&rows).Error; err != nil {
+			return err
+		}
+		until := now.Add(lease)
+		for _, r := range rows {
+			status := r.Status
+			if s, ok := to[r.Status]; ok {
+				status = s
+			}
+			res := tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{
+				"status": status, "claimed_by": worker, "claimed_until": until, "last_modified": now,
+			})
+			if res.Error != nil {
+				return res.Error
+			}
+			r.Status, r.ClaimedBy, r.ClaimedUntil = status, &worker, &until
+			claimed = append(claimed, r)
+		}
+		return nil
+	})
+	return claimed, translate(err, "Privacy request")
+}
+
+// RequestUpdate is what a worker changes on a request it holds. Nil fields
+// stay as they are.
+type RequestUpdate struct {
+	Status          *int
+	Audit           []string // lines appended to the audit
+	Release         bool     // drop the claim
+	ExtendLease     time.Duration
+	RetryCount      *int
+	NextAttemptAt   *time.Time
+	ConfirmDeadline *time.Time
+	ClearDedupe     bool // the request is no longer active
+}
+
+// UpdateClaimedRequest applies upd to a request only while worker still
+// holds it (a fence against a worker whose lease was taken over). It
+// reports whether the request was updated.
+func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, upd RequestUpdate) (bool, error) {
+	now := d.now().UTC()
+	fields := map[string]any{"last_modified": now}
+	if upd.Status != nil {
+		fields["status"] = *upd.Status
+	}
+	if len(upd.Audit) > 0 {
+		var b strings.Builder
+		for _, l := range upd.Audit {
+			b.WriteString(auditText(now, l))
+		}
+		fields["audit"] = gorm.Expr("audit || ?", b.String())
+	}
+	if upd.Release {
+		fields["claimed_by"] = nil
+		fields["claimed_until"] = nil
+	} else if upd.ExtendLease > 0 {
+		fields["claimed_until"] = now.Add(upd.ExtendLease)
+	}
+	if upd.RetryCount != nil {
+		fields["retry_count"] = *upd.RetryCount
+	}
+	if upd.NextAttemptAt != nil {
+		fields["next_attempt_at"] = upd.NextAttemptAt.UTC()
+	}
+	if upd.ConfirmDeadline != nil {
+		fields["confirm_deadline"] = upd.ConfirmDeadline.UTC()
+	}
+	if upd.ClearDedupe {
+		fields["dedupe_key"] = nil
+	}
+	res := d.db.WithContext(ctx).Model(&Request{}).Where("id = ? AND claimed_by = ?", id, worker).Updates(fields)
+	if res.Error != nil {
+		return false, translate(res.Error, "Privacy request")
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// ExpireConfirmations moves every request still waiting for its delete
+// confirmation past its deadline to status to, with an audit line, and
+// returns how many moved.
+func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to int, auditLine string) (int64, error) {
+	now := d.now().UTC()
+	res := d.db.WithContext(ctx).Model(&Request{}).
+		Where("status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ?", waiting, now).
+		Updates(map[string]any{
+			"status": to, "last_modified": now, "dedupe_key": nil,
+			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
+		})
+	return res.RowsAffected, translate(res.Error, "Privacy request")
+}
+
+// FindIDs returns the ids of the rows of table whose column equals value
+// exactly — the subject lookup. It is one indexed, parameterised query.
+func (d *DB) FindIDs(ctx context.Context, table, column string, value any) ([]int64, error) {
+	var ids []int64
+	err := d.db.WithContext(ctx).Raw("SELECT id FROM "+quote(table)+" WHERE "+quote(column)+" = ? ORDER BY id", value).Scan(&ids).Error
+	return ids, translate(err, "Record")
+}
+
+// FindIDsIn returns the ids of the rows of table whose column is one of
+// parents, querying in batches over the (indexed) link column.
+func (d *DB) FindIDsIn(ctx context.Context, table, column string, parents []int64) ([]int64, error) {
+	var out []int64
+	for start := 0; start < len(parents); start += idBatch {
+		end := min(start+idBatch, len(parents))
+		var ids []int64
+		err := d.db.WithContext(ctx).Raw("SELECT id FROM "+quote(table)+" WHERE "+quote(column)+" IN ? ORDER BY id", parents[start:end]).Scan(&ids).Error
+		if err != nil {
+			return nil, translate(err, "Record")
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
+// StreamRows reads the given columns of the rows with those ids, in id
+// order and in batches, handing each row to fn; values are normalised to
+// nil, bool, int64, float64, string, []byte or time.Time (UTC).
+func (d *DB) StreamRows(ctx context.Context, table string, columns []string, ids []int64, fn func(values []any) error) error {
+	quoted := make([]string, len(columns))
+	for i, c := range columns {
+		quoted[i] = quote(c)
+	}
+	for start := 0; start < len(ids); start += idBatch {
+		end := min(start+idBatch, len(ids))
+		rows, err := d.db.WithContext(ctx).Raw("SELECT "+strings.Join(quoted, ", ")+" FROM "+quote(table)+" WHERE id IN ? ORDER BY id", ids[start:end]).Rows()
+		if err != nil {
+			return translate(err, "Record")
+		}
+		err = func() error {
+			defer rows.Close()
+			vals := make([]any, len(columns))
+			ptrs := make([]any, len(columns))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					return err
+				}
+				for i, v := range vals {
+					if t, ok := v.(time.Time); ok {
+						vals[i] = t.UTC()
+					}
+				}
+				if err := fn(vals); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			var e *apperr.Error
+			if asAppErr(err, &e) {
+				return e
+			}
+			return translate(err, "Record")
+		}
+	}
+	return nil
+}
+
+// DeleteIDs deletes the rows of table with those ids in one transaction.
+func (d *DB) DeleteIDs(ctx context.Context, table string, ids []int64) (int64, error) {
+	var n int64
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for start := 0; start < len(ids); start += idBatch {
+			end := min(start+idBatch, len(ids))
+			res := tx.Exec("DELETE FROM "+quote(table)+" WHERE id IN ?", ids[start:end])
+			if res.Error != nil {
+				return res.Error
+			}
+			n += res.RowsAffected
+		}
+		return nil
+	})
+	return n, translate(err, "Record")
+}
+
+// --- exports ----------------------------------------------------------------
+
+// Export is the row describing a request's encrypted data-subject file.
+type Export struct {
+	RequestID  int64
+	WrappedKey []byte
+	Chunks     int
+	Size       int64
+	Complete   bool
+	Created    time.Time
+}
+
+// TableName pins the table name for gorm.
+func (Export) TableName() string { return "privacy_exports" }
+
+type exportChunk struct {
+	RequestID int64
+	Seq       int
+	Data      []byte
+}
+
+func (exportChunk) TableName() string { return "privacy_export_chunks" }
+
+// BeginExport replaces any export of the request (a retried collect) by an
+// empty, incomplete one under a new wrapped key.
+func (d *DB) BeginExport(ctx context.Context, requestID int64, wrappedKey []byte) error {
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("request_id = ?", requestID).Delete(&exportChunk{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("request_id = ?", requestID).Delete(&Export{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&Export{RequestID: requestID, WrappedKey: wrappedKey, Created: d.now().UTC()}).Error
+	})
+	return translate(err, "Export")
+}
+
+// AppendExportChunk stores one sealed chunk.
+func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, seq int, data []byte) error {
+	return translate(d.db.WithContext(ctx).Create(&exportChunk{RequestID: requestID, Seq: seq, Data: data}).Error, "Export")
+}
+
+// CompleteExport marks the export whole.
+func (d *DB) CompleteExport(ctx context.Context, requestID int64, chunks int, size int64) error {
+	err := d.db.WithContext(ctx).Model(&Export{}).Where("request_id = ?", requestID).
+		Updates(map[string]any{"chunks": chunks, "size": size, "complete": true}).Error
+	return translate(err, "Export")
+}
+
+// FindExport returns the export of a request.
+func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
+	var e Export
+	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&e).Error; err != nil {
+		return nil, translate(err, "Export")
+	}
+	return &e, nil
+}
+
+// ExportChunk returns one sealed chunk.
+func (d *DB) ExportChunk(ctx context.Context, requestID int64, seq int) ([]byte, error) {
+	var c exportChunk
+	if err := d.db.WithContext(ctx).Where("request_id = ? AND seq = ?", requestID, seq).Take(&c).Error; err != nil {
+		return nil, translate(err, "Export chunk")
+	}
+	return c.Data, nil
+}
+
+// RequestData is a row of privacy_request_data (nms:gdprRequestData): what
+// the collect found in one table.
+type RequestData struct {
+	ID            int64
+	GdprRequestID int64
+	Schema        string `gorm:"column:table_name"` // "nms:broadLogRcp"
+	RecordCount   int64
+	Created       time.Time
+}
+
+// TableName pins the table name for gorm.
+func (RequestData) TableName() string { return "privacy_request_data" }
+
+// ReplaceRequestData stores the per-table counts of a request's collect.
+func (d *DB) ReplaceRequestData(ctx context.Context, requestID int64, counts []RequestData) error {
+	now := d.now().UTC()
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("gdpr_request_id = ?", requestID).Delete(&RequestData{}).Error; err != nil {
+			return err
+		}
+		for _, c := range counts {
+			c.GdprRequestID, c.Created = requestID, now
+			if err := tx.Create(&c).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return translate(err, "Request data")
+}
+
+// FindRequestData lists the per-table counts of a request.
+func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestData, error) {
+	var out []RequestData
+	err := d.db.WithContext(ctx).Where("gdpr_request_id = ?", requestID).Order("id").Find(&out).Error
+	return out, translate(err, "Request data")
+}
+
+// FindPurgeable returns requests holding personal data that is older than
+// before: an export created before it, or a finished request last changed
+// before it. terminal lists the finished statuses.
+func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, limit int) ([]int64, error) {
+	var ids []int64
+	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
+		LEFT JOIN privacy_exports e ON e.request_id = r.id
+		WHERE r.purged_at IS NULL AND (e.created < ? OR (r.status IN ? AND r.last_modified < ?))
+		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), limit).Scan(&ids).Error
+	return ids, translate(err, "Privacy request")
+}
+
+// PurgeRequest destroys a request's personal data: the export (and with it
+// the wrapped key), the per-table counts and the reconciliation value. The
+// request row stays, with its status and audit.
+func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error {
+	now := d.now().UTC()
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("request_id = ?", id).Delete(&exportChunk{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("request_id = ?", id).Delete(&Export{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
+			return err
+		}
+		return tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
+			"reconciliation_value": "", "purged_at": now, "dedupe_key": nil, "last_modified": now,
+			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
+		}).Error
+	})
+	return translate(err, "Privacy request")
+}
+
+// Exclusive runs fn while holding a session-level advisory lock on
+// PostgreSQL (one replica at a time); if another session holds it, fn does
+// not run and ran is false. On SQLite, one process owns the file: fn runs.
+func (d *DB) Exclusive(ctx context.Context, fn func() error) (ran bool, err error) {
+	if d.dialect != Postgres {
+		return true, fn()
+	}
+	err = d.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		var got bool
+		if err := conn.Raw("SELECT pg_try_advisory_lock(6370730003)").Scan(&got).Error; err != nil {
+			return err
+		}
+		if !got {
+			return nil
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(6370730003)")
+		ran = true
+		return fn()
+	})
+	return ran, err
+}

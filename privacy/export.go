@@ -1,0 +1,345 @@
+package privacy
+
+import (
+	"bufio"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+)
+
+// The data-subject file: the XML document ACC's gdpr.jssp serves, written
+// streaming (one row in memory at a time) into AES-256-GCM chunks stored in
+// the database, so that any replica can serve it and memory does not grow
+// with the number of rows. Each request gets a fresh 256-bit data key,
+// wrapped with the export master key that lives outside the database
+// (CP_EXPORT_KEY or the data directory); deleting the export row destroys
+// the key, and with it the data.
+
+// chunkSize is the plaintext size of one sealed chunk.
+const chunkSize = 64 << 10
+
+// sealer encrypts chunks of one export.
+type sealer struct {
+	aead      cipher.AEAD
+	requestID int64
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// nonce derives a chunk's nonce from its sequence number: unique because
+// every export has its own key.
+func nonce(seq int) []byte {
+	n := make([]byte, 12)
+	binary.BigEndian.PutUint64(n[4:], uint64(seq))
+	return n
+}
+
+// aad binds a chunk to its request, position and finality, so chunks can be
+// neither swapped between files nor reordered nor cut off unnoticed.
+func aad(requestID int64, seq int, last bool) []byte {
+	return []byte(fmt.Sprintf("cp-export;req=%d;seq=%d;last=%t", requestID, seq, last))
+}
+
+// wrapKey seals a data key under the master key (random nonce first).
+func wrapKey(master, key []byte) ([]byte, error) {
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	n := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(n); err != nil {
+		return nil, err
+	}
+	return aead.Seal(n, n, key, []byte("cp-export-key")), nil
+}
+
+func unwrapKey(master, wrapped []byte) ([]byte, error) {
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < aead.NonceSize() {
+		return nil, errors.New("wrapped key too short")
+	}
+	return aead.Open(nil, wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():], []byte("cp-export-key"))
+}
+
+// chunkWriter buffers plaintext and stores sealed chunks as they fill.
+type chunkWriter struct {
+	seal  sealer
+	buf   []byte
+	seq   int
+	size  int64
+	flush func(seq int, data []byte) error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		room := chunkSize - len(w.buf)
+		if room == 0 {
+			if err := w.emit(false); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		take := min(room, len(p))
+		w.buf = append(w.buf, p[:take]...)
+		p = p[take:]
+	}
+	w.size += int64(n)
+	return n, nil
+}
+
+func (w *chunkWriter) emit(last bool) error {
+	sealed := w.seal.aead.Seal(nil, nonce(w.seq), w.buf, aad(w.seal.requestID, w.seq, last))
+	if err := w.flush(w.seq, sealed); err != nil {
+		return err
+	}
+	w.seq++
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// writeExport streams the document of the collected rows into the store.
+func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs) (int64, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return 0, err
+	}
+	wrapped, err := wrapKey(s.cfg.ExportKey, key)
+	if err != nil {
+		return 0, err
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.db.BeginExport(ctx, req.ID, wrapped); err != nil {
+		return 0, err
+	}
+	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
+		flush: func(seq int, data []byte) error { return s.db.AppendExportChunk(ctx, req.ID, seq, data) }}
+	w := bufio.NewWriterSize(cw, 16<<10)
+	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?>\n<gdprRequestData _cs=\" ()\" id=\"%d\" reconciliationValue=\"%s\">\n", req.ID, attrEscape("'"+value+"'"))
+	for _, t := range found {
+		if len(t.ids) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  <table name=\"%s\">\n", t.schema.ID())
+		cols, names := rowColumns(t.schema)
+		err := s.db.StreamRows(ctx, t.schema.Data.Table, cols, t.ids, func(values []any) error {
+			w.WriteString("    <row")
+			for i, v := range values {
+				if text, ok := formatValue(names[i].typ, v); ok {
+					w.WriteString(" " + names[i].name + "=\"" + attrEscape(text) + "\"")
+				}
+			}
+			_, err := w.WriteString("/>\n")
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		w.WriteString("  </table>\n")
+	}
+	w.WriteString("</gdprRequestData>\n")
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	if err := cw.emit(true); err != nil {
+		return 0, err
+	}
+	if err := s.db.CompleteExport(ctx, req.ID, cw.seq, cw.size); err != nil {
+		return 0, err
+	}
+	return cw.size, nil
+}
+
+type column struct{ name, typ string }
+
+// rowColumns lists a schema's columns and their wire names, sorted by wire
+// name as ACC's file lists them: attributes by name, links as "<link>-id".
+func rowColumns(s *schemas.Schema) ([]string, []column) {
+	type pair struct {
+		sql string
+		col column
+	}
+	var ps []pair
+	for _, a := range s.Data.Attributes {
+		ps = append(ps, pair{a.SQLName, column{a.Name, a.Type}})
+	}
+	for _, l := range s.Data.Links {
+		ps = append(ps, pair{l.SQLName, column{l.WireName(), schemas.TypeInt64}})
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].col.name < ps[j].col.name })
+	sqls := make([]string, len(ps))
+	cols := make([]column, len(ps))
+	for i, p := range ps {
+		sqls[i], cols[i] = p.sql, p.col
+	}
+	return sqls, cols
+}
+
+// formatValue writes a stored value the way ACC writes it in documents:
+// integers and enumerations as numbers, booleans true/false, timestamps
+// "YYYY-MM-DD HH:MM:SS.mmmZ" in UTC, dates "YYYY-MM-DD". NULL and empty
+// strings are left out.
+func formatValue(typ string, v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case []byte:
+		v = string(x)
+	}
+	switch typ {
+	case schemas.TypeBoolean:
+		switch x := v.(type) {
+		case bool:
+			return strconv.FormatBool(x), true
+		case int64:
+			return strconv.FormatBool(x != 0), true
+		case string:
+			return strconv.FormatBool(x == "1" || x == "true"), true
+		}
+	case schemas.TypeDatetime, schemas.TypeDate:
+		var t time.Time
+		switch x := v.(type) {
+		case time.Time:
+			t = x
+		case string:
+			parsed, err := parseStoredTime(x)
+			if err != nil {
+				return x, x != ""
+			}
+			t = parsed
+		}
+		if typ == schemas.TypeDate {
+			return t.UTC().Format("2006-01-02"), true
+		}
+		return t.UTC().Format("2006-01-02 15:04:05.000Z"), true
+	}
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04:05.000Z"), true
+	}
+	return fmt.Sprint(v), true
+}
+
+// parseStoredTime reads the text forms SQLite keeps timestamps in.
+func parseStoredTime(s string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999Z07:00",
+		time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05Z", "2006-01-02"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
+}
+
+var attrReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "\n", "&#xA;", "\r", "&#xD;", "\t", "&#x9;")
+
+func attrEscape(s string) string { return attrReplacer.Replace(s) }
+
+// Export describes a request's data-subject file.
+type Export struct {
+	RequestID int64
+	Size      int64
+	Created   time.Time
+}
+
+// ErrPurged is the code of an export destroyed by the cleanup: the
+// download answers 410 Gone.
+var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
+
+// OpenExport returns a reader of the decrypted file of a request, one chunk
+// in memory at a time. The reader fails if a chunk was altered, swapped,
+// or the file cut short.
+func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadCloser, error) {
+	req, err := s.db.FindRequestByID(ctx, requestID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.PurgedAt != nil {
+		return nil, nil, ErrPurged
+	}
+	e, err := s.db.FindExport(ctx, requestID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !e.Complete {
+		return nil, nil, apperr.Errorf(apperr.NotFound, "The data has not yet been generated to be downloaded.")
+	}
+	key, err := unwrapKey(s.cfg.ExportKey, e.WrappedKey)
+	if err != nil {
+		return nil, nil, apperr.Wrap(apperr.Internal, err, "The export key does not open this file.")
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created},
+		&chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks}, nil
+}
+
+type chunkReader struct {
+	ctx       context.Context
+	db        *store.DB
+	aead      cipher.AEAD
+	requestID int64
+	chunks    int
+	seq       int
+	buf       []byte
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.seq >= r.chunks {
+			return 0, io.EOF
+		}
+		sealed, err := r.db.ExportChunk(r.ctx, r.requestID, r.seq)
+		if err != nil {
+			return 0, err
+		}
+		plain, err := r.aead.Open(nil, nonce(r.seq), sealed, aad(r.requestID, r.seq, r.seq == r.chunks-1))
+		if err != nil {
+			return 0, apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
+		}
+		r.buf = plain
+		r.seq++
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *chunkReader) Close() error { return nil }

@@ -1,0 +1,359 @@
+package privacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
+)
+
+// The three technical workflows of ACC's privacy package. Each claims its
+// requests (so replicas never process one twice at once), works outside the
+// claim transaction, and records every step in the request's audit. A
+// worker that dies leaves its claim; after the lease the request is taken
+// back and the work, idempotent, runs again.
+
+// Workflow names, as ACC calls them.
+const (
+	Collect = "collectPrivacyRequests"
+	Delete  = "deletePrivacyRequestsData"
+	Cleanup = "cleanupPrivacyRequests"
+)
+
+// Workflows lists them in the order "all" runs them.
+var Workflows = []string{Collect, Delete, Cleanup}
+
+// Report says what one run did.
+type Report struct {
+	Workflow  string
+	Processed int // requests moved on
+	Failed    int // requests that failed this time (retried later or in error)
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("%s: %d processed, %d failed", r.Workflow, r.Processed, r.Failed)
+}
+
+// Run runs one workflow by name, or all of them in order.
+func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
+	names := []string{name}
+	if name == "all" {
+		names = Workflows
+	}
+	var out []Report
+	for _, n := range names {
+		var (
+			r   Report
+			err error
+		)
+		switch n {
+		case Collect:
+			r, err = s.CollectRequests(ctx)
+		case Delete:
+			r, err = s.DeleteRequestsData(ctx)
+		case Cleanup:
+			r, err = s.CleanupRequests(ctx)
+		default:
+			return out, apperr.Errorf(apperr.Invalid, "Unknown workflow '%s' (%s, %s, %s or all).", n, Collect, Delete, Cleanup)
+		}
+		out = append(out, r)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// claimBatch is how many requests one claim takes.
+const claimBatch = 10
+
+func ptr[T any](v T) *T { return &v }
+
+// CollectRequests runs collectPrivacyRequests: it finds the subject of each
+// new (or retry-pending) request, writes the data-subject file and moves the
+// request on: access → complete; delete with the 2-step process →
+// confirmDeletePending; delete without → deletePending; nobody found →
+// errorDataNotFound.
+func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
+	rep := Report{Workflow: Collect}
+	if err := s.expireConfirmations(ctx); err != nil {
+		return rep, err
+	}
+	from := []int{int(StatusNew), int(StatusRetryPending), int(StatusProcessing), int(StatusRetryInProgress)}
+	to := map[int]int{int(StatusNew): int(StatusProcessing), int(StatusRetryPending): int(StatusRetryInProgress)}
+	for {
+		reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
+		if err != nil || len(reqs) == 0 {
+			return rep, err
+		}
+		for i := range reqs {
+			if err := s.collectOne(ctx, &reqs[i]); err != nil {
+				if ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+				rep.Failed++
+				if err := s.fail(ctx, &reqs[i], StatusRetryPending, err); err != nil {
+					return rep, err
+				}
+				continue
+			}
+			rep.Processed++
+		}
+	}
+}
+
+func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
+	found, total, err := s.lookup(ctx, req)
+	if err != nil {
+		return err
+	}
+	audit := []string{"Processing request data....", "Request is being processed."}
+	var counts []store.RequestData
+	for _, t := range found {
+		audit = append(audit, "Collecting data in "+t.schema.ID(), fmt.Sprintf("%d record(s) found in %s", len(t.ids), t.schema.ID()))
+		if len(t.ids) > 0 {
+			counts = append(counts, store.RequestData{Schema: t.schema.ID(), RecordCount: int64(len(t.ids))})
+		}
+	}
+	if total == 0 {
+		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
+			Audit: append(audit, "Error data not found"), ClearDedupe: true})
+	}
+	needsFile := req.Type == TypeAccess || req.ConfirmDeletePending
+	if needsFile {
+		if _, err := s.writeExport(ctx, req, req.ReconciliationValue, found); err != nil {
+			return err
+		}
+		s.failpoint("collect-after-export")
+	}
+	if err := s.db.ReplaceRequestData(ctx, req.ID, counts); err != nil {
+		return err
+	}
+	switch {
+	case req.Type == TypeAccess:
+		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)),
+			Audit: append(audit, "Collecting data is finished. The data is ready to be downloaded."), ClearDedupe: true})
+	case req.ConfirmDeletePending:
+		deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
+		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusConfirmDeletePending)), ConfirmDeadline: &deadline,
+			Audit: append(audit, "Collecting data is finished. Request needs to be confirmed before data is deleted",
+				"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
+	default:
+		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusDeletePending)),
+			Audit: append(audit, "Collecting data is finished. The data will be deleted.")})
+	}
+}
+
+// DeleteRequestsData runs deletePrivacyRequestsData: for each request
+// waiting for deletion (confirmed, or one-step) it deletes the subject's
+// rows, children before parents, in bounded batches whose progress is
+// recorded; then it looks again and records that nothing remains. A crash
+// leaves the request deleteInProgress; after the lease it is taken back and
+// the delete, idempotent, finishes.
+func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
+	rep := Report{Workflow: Delete}
+	if err := s.expireConfirmations(ctx); err != nil {
+		return rep, err
+	}
+	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
+	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
+	for {
+		reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
+		if err != nil || len(reqs) == 0 {
+			return rep, err
+		}
+		for i := range reqs {
+			if err := s.deleteOne(ctx, &reqs[i]); err != nil {
+				if ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+				rep.Failed++
+				if err := s.fail(ctx, &reqs[i], StatusDeletePending, err); err != nil {
+					return rep, err
+				}
+				continue
+			}
+			rep.Processed++
+		}
+	}
+}
+
+func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
+	found, _, err := s.lookup(ctx, req)
+	if err != nil {
+		return err
+	}
+	for i := len(found) - 1; i >= 0; i-- {
+		t := found[i]
+		for start := 0; start < len(t.ids); start += s.cfg.DeleteBatch {
+			end := min(start+s.cfg.DeleteBatch, len(t.ids))
+			n, err := s.db.DeleteIDs(ctx, t.schema.Data.Table, t.ids[start:end])
+			if err != nil {
+				return err
+			}
+			ok, err := s.db.UpdateClaimedRequest(ctx, req.ID, s.cfg.Worker, store.RequestUpdate{
+				Audit: []string{fmt.Sprintf("%d record(s) deleted in %s", n, t.schema.ID())}, ExtendLease: s.cfg.Lease})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errLostClaim
+			}
+			s.failpoint("delete-after-batch")
+		}
+	}
+	_, remaining, err := s.lookup(ctx, req)
+	if err != nil {
+		return err
+	}
+	if remaining > 0 {
+		return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", remaining)
+	}
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
+		Audit: []string{fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete."}})
+}
+
+// CleanupRequests runs cleanupPrivacyRequests: personal data older than the
+// retention period (90 days) — the file, its key, the per-table counts and
+// the reconciliation value — is destroyed. The request row keeps its
+// status and audit.
+func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
+	rep := Report{Workflow: Cleanup}
+	before := s.cfg.Now().Add(-s.cfg.Retention)
+	terminal := []int{int(StatusComplete), int(StatusError), int(StatusErrorDataNotFound)}
+	for {
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, 100)
+		if err != nil || len(ids) == 0 {
+			return rep, err
+		}
+		for _, id := range ids {
+			if err := s.db.PurgeRequest(ctx, id, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour)))); err != nil {
+				return rep, err
+			}
+			rep.Processed++
+		}
+	}
+}
+
+func (s *Service) expireConfirmations(ctx context.Context) error {
+	n, err := s.db.ExpireConfirmations(ctx, int(StatusConfirmDeletePending), int(StatusError),
+		fmt.Sprintf("Error: the delete was not confirmed within %d days; nothing was deleted.", int(s.cfg.ConfirmWindow/(24*time.Hour))))
+	if n > 0 {
+		s.log.InfoContext(ctx, "unconfirmed deletes expired", "count", n)
+	}
+	return err
+}
+
+var errLostClaim = errors.New("another worker took the request over")
+
+// finish applies the final update of a step and releases the claim.
+func (s *Service) finish(ctx context.Context, req *store.Request, upd store.RequestUpdate) error {
+	upd.Release = true
+	ok, err := s.db.UpdateClaimedRequest(ctx, req.ID, s.cfg.Worker, upd)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errLostClaim
+	}
+	s.log.InfoContext(ctx, "privacy request step done", "id", req.ID, "status", Status(*upd.Status).String())
+	return nil
+}
+
+// fail records a failed attempt: back to retryStatus after a back-off, or
+// Error once the attempts are spent. The audit gets the caller-safe reason
+// only; the log gets the cause.
+func (s *Service) fail(ctx context.Context, req *store.Request, retryStatus Status, cause error) error {
+	if errors.Is(cause, errLostClaim) {
+		return nil // the other worker owns it now
+	}
+	attempt := req.RetryCount + 1
+	reason := apperr.MessageOf(cause)
+	s.log.WarnContext(ctx, "privacy request attempt failed", "id", req.ID, "attempt", attempt, "err", cause)
+	upd := store.RequestUpdate{RetryCount: &attempt}
+	if attempt >= s.cfg.MaxAttempts {
+		upd.Status = ptr(int(StatusError))
+		upd.ClearDedupe = true
+		upd.Audit = []string{fmt.Sprintf("Error: attempt %d failed (%s); no more retries.", attempt, reason)}
+	} else {
+		next := s.cfg.Now().Add(time.Duration(1<<min(attempt-1, 10)) * s.cfg.RetryDelay)
+		upd.Status = ptr(int(retryStatus))
+		upd.NextAttemptAt = &next
+		upd.Audit = []string{fmt.Sprintf("Attempt %d failed (%s); retrying after %s.", attempt, reason, next.UTC().Format("2006-01-02 15:04:05Z"))}
+	}
+	return s.finish(ctx, req, upd)
+}
+
+// tableIDs are the ids of the subject's rows in one table.
+type tableIDs struct {
+	schema *schemas.Schema
+	ids    []int64
+}
+
+// lookup finds the subject of a request: the rows of the namespace's target
+// schema whose reconciliation field equals the value exactly, then every
+// row owned by them, table by table in the owned order. Each hop is one
+// parameterised query per batch of parent ids over an indexed link column,
+// so the cost follows the subject's rows, not the table sizes.
+func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, int, error) {
+	if req.ReconciliationValue == "" {
+		return nil, 0, apperr.Errorf(apperr.Invalid, "The request has no reconciliation value.")
+	}
+	ns, err := s.db.FindNamespaceByID(ctx, req.NamespaceID)
+	if err != nil {
+		return nil, 0, err
+	}
+	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
+	if err != nil {
+		return nil, 0, err
+	}
+	owned, err := s.registry.OwnedBy(ns.TargetSchema)
+	if err != nil {
+		return nil, 0, apperr.Wrap(apperr.Invalid, err, "The data model around "+ns.TargetSchema+" is inconsistent.")
+	}
+	root := owned.Order[0]
+	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, req.ReconciliationValue)
+	if err != nil {
+		return nil, 0, err
+	}
+	byID := map[string][]int64{root.ID(): rootIDs}
+	out := []tableIDs{{root, rootIDs}}
+	total := len(rootIDs)
+	for _, sc := range owned.Order[1:] {
+		set := map[int64]bool{}
+		for _, l := range owned.Parents[sc] {
+			parents := byID[l.Target]
+			if len(parents) == 0 {
+				continue
+			}
+			ids, err := s.db.FindIDsIn(ctx, sc.Data.Table, l.SQLName, parents)
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, id := range ids {
+				set[id] = true
+			}
+		}
+		ids := make([]int64, 0, len(set))
+		for id := range set {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		byID[sc.ID()] = ids
+		out = append(out, tableIDs{sc, ids})
+		total += len(ids)
+	}
+	return out, total, nil
+}
+
+// failpoint lets fault tests stop the process at a chosen step.
+func (s *Service) failpoint(name string) {
+	if s.cfg.Failpoint != nil {
+		s.cfg.Failpoint(name)
+	}
+}

@@ -1,0 +1,380 @@
+package privacy_test
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+var operator = &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+
+// ownedTables are the tables of a demo recipient's data, and what each
+// demo recipient has in them (see internal/demodata).
+var ownedTables = map[string]int64{
+	"nms_recipient": 1, "nms_broad_log_rcp": 3, "nms_tracking_log_rcp": 2, "nms_broad_log_event_histo": 1,
+	"nms_rcp_grp_rel": 1, "nms_visitor": 1, "nms_proposition_visitor": 1, "nms_sub_histo": 2,
+	"nms_subscription": 1, "nms_proposition_rcp": 1,
+}
+
+var sharedTables = []string{"nms_delivery", "nms_group", "nms_service"}
+
+type fixture struct {
+	env *servertest.Env
+	ctx context.Context
+}
+
+func newFixture(t *testing.T, dialect string, opts servertest.Options) *fixture {
+	env := servertest.New(t, dialect, opts)
+	ctx := context.Background()
+	g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 7}
+	if _, _, err := g.Generate(ctx, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{env: env, ctx: ctx}
+}
+
+func (f *fixture) create(t *testing.T, ns, value string, typ int64, confirm bool) int64 {
+	t.Helper()
+	id, err := f.env.Privacy.CreateRequestByName(f.ctx, operator, privacy.CreateRequest{
+		NamespaceName: ns, ReconciliationValue: value, Type: typ, ConfirmDeletePending: confirm, DownloadURL: "http://x/nms/gdpr.jssp?id=",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) run(t *testing.T, name string) privacy.Report {
+	t.Helper()
+	reps, err := f.env.Privacy.Run(f.ctx, name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return reps[0]
+}
+
+func (f *fixture) status(t *testing.T, id int64) privacy.Status {
+	t.Helper()
+	r, err := f.env.DB.FindRequestByID(f.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return privacy.Status(r.Status)
+}
+
+func (f *fixture) count(t *testing.T, table string) int64 {
+	t.Helper()
+	n, err := f.env.DB.CountRows(f.ctx, table, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (f *fixture) export(t *testing.T, id int64) string {
+	t.Helper()
+	_, r, err := f.env.Privacy.OpenExport(f.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func eachStore(t *testing.T, f func(t *testing.T, dialect string)) {
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			f(t, d)
+		})
+	}
+}
+
+func TestAccessRequest(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false)
+		if rep := f.run(t, privacy.Collect); rep.Processed != 1 || rep.Failed != 0 {
+			t.Fatalf("collect: %v", rep)
+		}
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("status %s", s)
+		}
+		doc := f.export(t, id)
+		for _, want := range []string{
+			`<gdprRequestData _cs=" ()" id="` + itoa(id) + `" reconciliationValue="'demo-3@example.com'">`,
+			`<table name="nms:recipient">`, `email="demo-3@example.com"`, `<table name="nms:broadLogRcp">`,
+			`recipient-id="3"`, `<table name="nms:trackingLogRcp">`, `<table name="nms:propositionVisitor">`,
+			`<table name="nms:subHisto">`,
+		} {
+			if !strings.Contains(doc, want) {
+				t.Errorf("export lacks %s:\n%s", want, doc)
+			}
+		}
+		if strings.Contains(doc, "demo-2@example.com") || strings.Contains(doc, "demo-4@example.com") {
+			t.Fatal("the export holds another person's data")
+		}
+		if strings.Count(doc, "<row ") != 14 {
+			t.Fatalf("%d rows exported, want 14:\n%s", strings.Count(doc, "<row "), doc)
+		}
+		r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+		for _, line := range []string{"Collecting data in nms:recipient", "1 record(s) found in nms:recipient", "3 record(s) found in nms:broadLogRcp", "2 record(s) found in nms:subHisto"} {
+			if !strings.Contains(r.Audit, line) {
+				t.Errorf("audit lacks %q:\n%s", line, r.Audit)
+			}
+		}
+		data, _ := f.env.DB.FindRequestData(f.ctx, id)
+		if len(data) != 10 || data[0].Schema != "nms:recipient" {
+			t.Fatalf("request data: %+v", data)
+		}
+		// Nothing changed in the data.
+		if f.count(t, "nms_recipient") != 5 {
+			t.Fatal("an access request deleted data")
+		}
+	})
+}
+
+func TestTwoStepDelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		before := map[string]int64{}
+		for table := range ownedTables {
+			before[table] = f.count(t, table)
+		}
+		for _, table := range sharedTables {
+			before[table] = f.count(t, table)
+		}
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+			t.Fatalf("after collect: %s", s)
+		}
+		if !strings.Contains(f.export(t, id), `email="demo-2@example.com"`) {
+			t.Fatal("the 2-step delete must first produce the file")
+		}
+		// Nothing is deleted before the confirmation.
+		f.run(t, privacy.Delete)
+		if f.count(t, "nms_recipient") != 5 {
+			t.Fatal("deleted before confirmation")
+		}
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+			t.Fatal(err)
+		}
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 {
+			t.Fatalf("delete: %v", rep)
+		}
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("after delete: %s", s)
+		}
+		for table, per := range ownedTables {
+			if got := f.count(t, table); got != before[table]-per {
+				t.Errorf("%s: %d rows, want %d (exactly the subject's %d gone)", table, got, before[table]-per, per)
+			}
+		}
+		for _, table := range sharedTables {
+			if f.count(t, table) != before[table] {
+				t.Errorf("%s changed: shared data must stay", table)
+			}
+		}
+		if ids, _ := f.env.DB.FindIDs(f.ctx, "nms_recipient", "email", demodata.Email(2)); len(ids) != 0 {
+			t.Fatal("the subject is still there")
+		}
+		r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+		for _, line := range []string{"Request needs to be confirmed before data is deleted", "Deletion confirmed by operator 'ana'.",
+			"1 record(s) deleted in nms:recipient", "3 record(s) deleted in nms:broadLogRcp", "no record of the subject remains"} {
+			if !strings.Contains(r.Audit, line) {
+				t.Errorf("audit lacks %q:\n%s", line, r.Audit)
+			}
+		}
+	})
+}
+
+func TestOneStepDeleteAndNotFound(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		del := f.create(t, "defaultNamespace2", "+491700000004", privacy.TypeDelete, false)
+		none := f.create(t, "defaultNamespace1", "nobody@example.com", privacy.TypeAccess, false)
+		wild := f.create(t, "defaultNamespace1", "demo-%@example.com", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		if s := f.status(t, del); s != privacy.StatusDeletePending {
+			t.Fatalf("one-step delete after collect: %s", s)
+		}
+		if s := f.status(t, none); s != privacy.StatusErrorDataNotFound {
+			t.Fatalf("unknown subject: %s", s)
+		}
+		if s := f.status(t, wild); s != privacy.StatusErrorDataNotFound {
+			t.Fatalf("a value with %% matched someone: %s", s)
+		}
+		if _, _, err := f.env.Privacy.OpenExport(f.ctx, del); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("a one-step delete has no file: %v", err)
+		}
+		f.run(t, privacy.Delete)
+		if s := f.status(t, del); s != privacy.StatusComplete {
+			t.Fatalf("after delete: %s", s)
+		}
+		if f.count(t, "nms_recipient") != 4 || f.count(t, "nms_broad_log_rcp") != 12 {
+			t.Fatal("the one-step delete removed more or less than the subject")
+		}
+	})
+}
+
+func TestConfirmWindowAndCleanup(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		lapsed := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+		access := f.create(t, "defaultNamespace1", demodata.Email(5), privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		f.env.Clock.Advance(15*24*time.Hour + time.Minute)
+		f.run(t, privacy.Delete)
+		if s := f.status(t, lapsed); s != privacy.StatusError {
+			t.Fatalf("unconfirmed after 15 days: %s", s)
+		}
+		if f.count(t, "nms_recipient") != 5 {
+			t.Fatal("an unconfirmed delete deleted data")
+		}
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, lapsed); err == nil {
+			t.Fatal("a lapsed request cannot be confirmed")
+		}
+		// Day 89: the files are still there. Day 91: gone, rows stay.
+		f.env.Clock.Advance(74 * 24 * time.Hour)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 0 {
+			t.Fatalf("cleanup too early: %v", rep)
+		}
+		f.export(t, access)
+		f.env.Clock.Advance(2 * 24 * time.Hour)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 2 {
+			t.Fatalf("cleanup: %v", rep)
+		}
+		if _, _, err := f.env.Privacy.OpenExport(f.ctx, access); err != privacy.ErrPurged {
+			t.Fatalf("after cleanup: %v", err)
+		}
+		r, _ := f.env.DB.FindRequestByID(f.ctx, access)
+		if r.ReconciliationValue != "" || privacy.Status(r.Status) != privacy.StatusComplete || !strings.Contains(r.Audit, "retention period") {
+			t.Fatalf("purged request: %+v", r)
+		}
+		if data, _ := f.env.DB.FindRequestData(f.ctx, access); len(data) != 0 {
+			t.Fatal("per-table counts survived the cleanup")
+		}
+	})
+}
+
+func TestRetryThenError(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		// A wrong-sized export key makes every export fail.
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) { c.ExportKey = []byte("short"); c.MaxAttempts = 3 }})
+		id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeAccess, false)
+		for attempt := 1; attempt <= 3; attempt++ {
+			if rep := f.run(t, privacy.Collect); rep.Failed != 1 {
+				t.Fatalf("attempt %d: %v", attempt, rep)
+			}
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if r.RetryCount != attempt {
+				t.Fatalf("retryCount %d, want %d", r.RetryCount, attempt)
+			}
+			if attempt < 3 {
+				if privacy.Status(r.Status) != privacy.StatusRetryPending {
+					t.Fatalf("status %s", privacy.Status(r.Status))
+				}
+				if rep := f.run(t, privacy.Collect); rep.Failed+rep.Processed != 0 {
+					t.Fatal("retried before its back-off")
+				}
+				f.env.Clock.Advance(time.Hour)
+			}
+		}
+		if s := f.status(t, id); s != privacy.StatusError {
+			t.Fatalf("after the last attempt: %s", s)
+		}
+	})
+}
+
+// TestResumeAfterCrash: a worker dies in the middle of a delete; after its
+// lease another worker takes the request back and finishes exactly.
+func TestResumeAfterCrash(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		type crash struct{}
+		crashOnce := true
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			c.DeleteBatch = 1
+			c.Failpoint = func(name string) {
+				if name == "delete-after-batch" && crashOnce {
+					crashOnce = false
+					panic(crash{})
+				}
+			}
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		func() {
+			defer func() {
+				if p := recover(); p != (crash{}) {
+					t.Fatalf("no crash: %v", p)
+				}
+			}()
+			_, _ = f.env.Privacy.Run(f.ctx, privacy.Delete)
+		}()
+		if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
+			t.Fatalf("after the crash: %s", s)
+		}
+		// Within the lease nobody takes it; after it, the delete finishes.
+		if rep := f.run(t, privacy.Delete); rep.Processed != 0 {
+			t.Fatal("taken over while the lease holds")
+		}
+		f.env.Clock.Advance(16 * time.Minute)
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 {
+			t.Fatalf("resume: %v", rep)
+		}
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("after resume: %s", s)
+		}
+		if f.count(t, "nms_recipient") != 4 || f.count(t, "nms_tracking_log_rcp") != 8 {
+			t.Fatal("the resumed delete is not exact")
+		}
+	})
+}
+
+// TestWorkersNeverDoubleProcess: several workers on one database collect
+// at once; each request is processed exactly once.
+func TestWorkersNeverDoubleProcess(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		var ids []int64
+		for i := 0; i < 30; i++ {
+			ids = append(ids, f.create(t, "defaultNamespace1", demodata.Email(int64(1+i)), privacy.TypeAccess, false))
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			svc := privacy.New(f.env.DB, f.env.Registry, privacy.Config{Worker: "w" + itoa(int64(w)), ExportKey: servertest.Key[:32], Now: f.env.Clock.Now})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := svc.Run(f.ctx, privacy.Collect); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, id := range ids {
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if n := strings.Count(r.Audit, "Processing request data...."); n != 1 || privacy.Status(r.Status).Active() {
+				t.Fatalf("request %d processed %d times, status %s", id, n, privacy.Status(r.Status))
+			}
+		}
+	})
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
