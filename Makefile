@@ -21,8 +21,11 @@ vet:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The PostgreSQL restart fault test restarts the local server, so it runs
+# alone, after the rest of the suite.
 test: interop-deps vet
 	$(GO) test -count=1 ./...
+	CP_TEST_PG_RESTART=1 $(GO) test -count=1 -run 'TestPostgresRestartDuringDelete' ./cmd/campaign-privacy
 
 generate:
 	$(GO) generate ./...

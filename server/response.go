@@ -93,6 +93,8 @@ func writeElement(b *bytes.Buffer, el *etree.Element) error {
 	doc := etree.NewDocument()
 	doc.SetRoot(el.Copy())
 	doc.WriteSettings.AttrSingleQuote = false
+	// Line breaks in attribute values (the audit memo) must survive parsing.
+	doc.WriteSettings.CanonicalAttrVal = true
 	_, err := doc.WriteTo(b)
 	return err
 }

@@ -72,6 +72,10 @@ Settings (flag or environment variable):
   --export-key        CP_EXPORT_KEY              master key of the encrypted exports, hex or base64,
                                                  >= 32 bytes (default: generated in the data directory)
   --retention         CP_RETENTION               how long collected data is kept (2160h = 90 days)
+  --workflow-lease    CP_WORKFLOW_LEASE          how long a worker holds a request before another may
+                                                 take it back (15m)
+  --retry-delay       CP_RETRY_DELAY             first back-off of a failed request, doubled each time (1m)
+  --delete-batch      CP_DELETE_BATCH            rows deleted per transaction (10000)
   --log-level         CP_LOG_LEVEL               debug, info, warn or error (info)
 `
 
@@ -110,12 +114,11 @@ type Main struct {
 
 // settings are the parsed flags and variables.
 type settings struct {
-	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel, schemasDir string
-	workflowSchedule, exportKey                                                               string
-	retention                                                                                 time.Duration
-	sessionTTL                                                                                time.Duration
-	requireSecurityToken, deduplicate                                                         bool
-	faultHTTPStatus                                                                           int
+	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
+	schemasDir, workflowSchedule, exportKey                                       string
+	sessionTTL, retention, lease, retryDelay                                      time.Duration
+	requireSecurityToken, deduplicate                                             bool
+	faultHTTPStatus, deleteBatch                                                  int
 }
 
 func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
@@ -144,6 +147,10 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 		retention = -1 // reported by validate
 	}
 	fs.DurationVar(&s.retention, "retention", retention, "retention of collected data")
+	fs.DurationVar(&s.lease, "workflow-lease", duration(env("CP_WORKFLOW_LEASE", "15m")), "claim lease")
+	fs.DurationVar(&s.retryDelay, "retry-delay", duration(env("CP_RETRY_DELAY", "1m")), "first retry back-off")
+	batch, _ := strconv.Atoi(env("CP_DELETE_BATCH", "10000"))
+	fs.IntVar(&s.deleteBatch, "delete-batch", batch, "rows deleted per transaction")
 	dedup, err := strconv.ParseBool(env("CP_DEDUPLICATE_REQUESTS", "true"))
 	if err != nil {
 		dedup = true
@@ -162,9 +169,25 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	return fs, s
 }
 
+// duration parses a duration setting; an invalid one becomes -1, which
+// validate reports.
+func duration(v string) time.Duration {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
 func (s *settings) validate() error {
 	if s.sessionTTL <= 0 {
 		return errors.New("CP_SESSION_TTL must be a positive duration such as 24h")
+	}
+	if s.lease <= 0 || s.retryDelay <= 0 {
+		return errors.New("CP_WORKFLOW_LEASE and CP_RETRY_DELAY must be positive durations")
+	}
+	if s.deleteBatch < 1 || s.deleteBatch > 100_000 {
+		return errors.New("CP_DELETE_BATCH must be between 1 and 100000")
 	}
 	if s.retention <= 0 {
 		return errors.New("CP_RETENTION must be a positive duration such as 2160h")
@@ -273,6 +296,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	}
 	priv := privacy.New(db, registry, privacy.Config{
 		Deduplicate: s.deduplicate, ExportKey: exportKey, Retention: s.retention,
+		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
 		Failpoint: m.failpoint(), Logger: log,
 	})
 	if err := priv.Setup(ctx); err != nil {
@@ -336,18 +360,26 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 }
 
 // failpoint returns the fault-test hook named by CP_FAILPOINT: at that
-// step the process kills itself with SIGKILL, as kill -9 would. Unset in
-// production.
+// step ("delete-after-batch", "collect-after-export") the process kills
+// itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
+// there. Unset in production.
 func (m *Main) failpoint() func(string) {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
 		return nil
 	}
+	point, action, _ := strings.Cut(want, ":")
+	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
 	return func(name string) {
-		if name == want {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {} // the signal is on its way
+		if name != point {
+			return
 		}
+		if pause > 0 {
+			time.Sleep(pause) // a fault test restarts the database meanwhile
+			return
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
 	}
 }
 

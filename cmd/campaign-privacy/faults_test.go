@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// buildBinary builds campaign-privacy once for the tests that need a real
+// process to kill.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cp-fault-bin-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "campaign-privacy")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binary
+}
+
+// faultSetup seeds five demo recipients and one one-step delete request
+// for demo-3, collected and waiting for deletion. It returns the request id
+// and the row counts before the delete.
+func faultSetup(t *testing.T, env map[string]string) (int64, map[string]int64) {
+	t.Helper()
+	if out, err := run(t, env, "", "demo-data", "--recipients", "5"); err != nil {
+		t.Fatalf("demo-data: %v %s", err, out)
+	}
+	env["CP_ADMIN_PASSWORD"] = "admin pass 1"
+	url, _, stop := serve(t, env)
+	body := post(t, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "admin pass 1")))
+	token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+	call := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+		`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>`+demodata.Email(3)+
+		`</reconciliationValue><type>2</type><confirmDeletePending>false</confirmDeletePending><regulation>1</regulation></m:CreateRequestByName>`)
+	id, err := strconv.ParseInt(servertest.Between(post(t, url, "nms:privacyRequest#CreateRequestByName", call), "<id xsi:type='xsd:int'>", "<"), 10, 64)
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, env, "", "workflow", "run", privacy.Collect); err != nil || !strings.Contains(out, "1 processed") {
+		t.Fatalf("collect: %v %s", err, out)
+	}
+	return id, counts(t, env)
+}
+
+var faultTables = []string{"nms_recipient", "nms_broad_log_rcp", "nms_tracking_log_rcp", "nms_broad_log_event_histo", "nms_rcp_grp_rel",
+	"nms_visitor", "nms_proposition_visitor", "nms_sub_histo", "nms_subscription", "nms_proposition_rcp", "nms_delivery", "nms_group", "nms_service"}
+
+// subjectRows are what demo-3 owns in each table (see internal/demodata).
+var subjectRows = map[string]int64{"nms_recipient": 1, "nms_broad_log_rcp": 3, "nms_tracking_log_rcp": 2, "nms_broad_log_event_histo": 1,
+	"nms_rcp_grp_rel": 1, "nms_visitor": 1, "nms_proposition_visitor": 1, "nms_sub_histo": 2, "nms_subscription": 1, "nms_proposition_rcp": 1}
+
+func openDB(t *testing.T, env map[string]string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func counts(t *testing.T, env map[string]string) map[string]int64 {
+	t.Helper()
+	db := openDB(t, env)
+	defer db.Close()
+	out := map[string]int64{}
+	for _, table := range faultTables {
+		n, err := db.CountRows(context.Background(), table, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[table] = n
+	}
+	return out
+}
+
+// checkInvariants verifies I1 (one legal request row), I2 (each table of
+// the subject fully cleared or untouched, neighbours untouched) and I4
+// (exactly one terminal audit line) after a fault.
+func checkInvariants(t *testing.T, env map[string]string, id int64, before map[string]int64, done bool) {
+	t.Helper()
+	after := counts(t, env)
+	for _, table := range faultTables {
+		want := before[table]
+		if done {
+			want -= subjectRows[table]
+		}
+		if after[table] != want {
+			t.Errorf("%s: %d rows, want %d", table, after[table], want)
+		}
+	}
+	db := openDB(t, env)
+	defer db.Close()
+	r, err := db.FindRequestByID(context.Background(), id)
+	if err != nil {
+		t.Fatalf("I1: the request row is lost: %v", err)
+	}
+	if done && (privacy.Status(r.Status) != privacy.StatusComplete || strings.Count(r.Audit, "Request is complete.") != 1) {
+		t.Fatalf("I1/I4: status %s, audit:\n%s", privacy.Status(r.Status), r.Audit)
+	}
+}
+
+// TestKill9DuringDelete: the process is killed (SIGKILL) right after the
+// first delete batch; a later run takes the request back once the lease
+// has run out and finishes the delete exactly.
+func TestKill9DuringDelete(t *testing.T) {
+	bin := buildBinary(t)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			env["CP_DELETE_BATCH"] = "1"
+			env["CP_WORKFLOW_LEASE"] = "2s"
+			id, before := faultSetup(t, env)
+
+			cmd := exec.Command(bin, "workflow", "run", privacy.Delete)
+			cmd.Env = append(os.Environ(), "CP_FAILPOINT=delete-after-batch")
+			for k, v := range env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("the process was not killed: %v\n%s", err, out)
+			}
+			db := openDB(t, env)
+			r, err := db.FindRequestByID(context.Background(), id)
+			db.Close()
+			if err != nil || privacy.Status(r.Status) != privacy.StatusDeleteInProgress || strings.Count(r.Audit, "record(s) deleted in") != 1 {
+				t.Fatalf("after the kill: %v %+v", err, r)
+			}
+			// The recorded progress matches the data: one row is gone.
+			mid := counts(t, env)
+			var gone int64
+			for table := range subjectRows {
+				gone += before[table] - mid[table]
+			}
+			if gone != 1 {
+				t.Fatalf("%d rows gone after one batch of 1", gone)
+			}
+
+			time.Sleep(2100 * time.Millisecond) // the dead worker's lease
+			if out, err := run(t, env, "", "workflow", "run", privacy.Delete); err != nil || !strings.Contains(out, "1 processed") {
+				t.Fatalf("resume: %v %s", err, out)
+			}
+			checkInvariants(t, env, id, before, true)
+		})
+	}
+}
+
+// TestPostgresRestartDuringDelete restarts the PostgreSQL server while a
+// delete pauses between batches. It changes the machine's database server,
+// so it runs only when CP_TEST_PG_RESTART is set (make test runs it alone,
+// after the main suite).
+func TestPostgresRestartDuringDelete(t *testing.T) {
+	if os.Getenv("CP_TEST_PG_RESTART") == "" {
+		t.Skip("set CP_TEST_PG_RESTART=1 to restart the local PostgreSQL during a delete (make test does, alone)")
+	}
+	if _, err := exec.LookPath("pg_ctlcluster"); err != nil || os.Geteuid() != 0 {
+		msg := "restarting PostgreSQL needs pg_ctlcluster and root"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	bin := buildBinary(t)
+	env := testEnv(t, store.Postgres)
+	env["CP_DELETE_BATCH"] = "1"
+	env["CP_WORKFLOW_LEASE"] = "2s"
+	env["CP_RETRY_DELAY"] = "1s"
+	id, before := faultSetup(t, env)
+
+	cmd := exec.Command(bin, "workflow", "run", privacy.Delete)
+	cmd.Env = append(os.Environ(), "CP_FAILPOINT=delete-after-batch:sleep=3s")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1 * time.Second) // inside the first pause
+	versions, _ := filepath.Glob("/etc/postgresql/*")
+	if len(versions) == 0 {
+		t.Fatal("no /etc/postgresql cluster to restart")
+	}
+	restart := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", filepath.Base(versions[len(versions)-1]), "main", "restart", "-m", "fast")
+	if out, err := restart.CombinedOutput(); err != nil {
+		t.Fatalf("restart: %v %s", err, out)
+	}
+	_ = cmd.Wait() // it may fail or finish: either way nothing may be lost
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		time.Sleep(2100 * time.Millisecond)
+		out, err := run(t, env, "", "workflow", "run", privacy.Delete)
+		if err == nil && strings.Contains(out, "0 processed") {
+			db := openDB(t, env)
+			r, ferr := db.FindRequestByID(context.Background(), id)
+			db.Close()
+			if ferr == nil && privacy.Status(r.Status) == privacy.StatusComplete {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delete did not finish after the restart: %v %s", err, out)
+		}
+	}
+	checkInvariants(t, env, id, before, true)
+}
