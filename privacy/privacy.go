@@ -50,6 +50,9 @@ type Config struct {
 	RetryDelay  time.Duration
 	// DeleteBatch bounds the rows deleted in one transaction.
 	DeleteBatch int
+	// Workers is how many requests one workflow run works on at once:
+	// 4 on PostgreSQL, 1 on SQLite (one writer at a time) by default.
+	Workers int
 	// Failpoint, if set, is called at named steps (fault tests).
 	Failpoint func(name string)
 	Now       func() time.Time
@@ -87,6 +90,12 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	}
 	if cfg.DeleteBatch <= 0 {
 		cfg.DeleteBatch = 10_000
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+		if db.Dialect() == store.Postgres {
+			cfg.Workers = 4
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

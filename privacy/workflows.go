@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -86,25 +87,60 @@ func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
 	}
 	from := []int{int(StatusNew), int(StatusRetryPending), int(StatusProcessing), int(StatusRetryInProgress)}
 	to := map[int]int{int(StatusNew): int(StatusProcessing), int(StatusRetryPending): int(StatusRetryInProgress)}
-	for {
-		reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
-		if err != nil || len(reqs) == 0 {
-			return rep, err
-		}
-		for i := range reqs {
-			if err := s.collectOne(ctx, &reqs[i]); err != nil {
-				if ctx.Err() != nil {
-					return rep, ctx.Err()
+	return s.process(ctx, rep, from, to, StatusRetryPending, s.collectOne)
+}
+
+// process runs cfg.Workers workers that claim requests in from (moving them
+// to to) and hand each to step until none is left. A failed step is
+// recorded with fail (retry back to retryStatus, or error).
+func (s *Service) process(ctx context.Context, rep Report, from []int, to map[int]int, retryStatus Status,
+	step func(context.Context, *store.Request) error) (Report, error) {
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < s.cfg.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
+				if err == nil && len(reqs) == 0 {
+					return
 				}
-				rep.Failed++
-				if err := s.fail(ctx, &reqs[i], StatusRetryPending, err); err != nil {
-					return rep, err
+				for i := 0; err == nil && i < len(reqs); i++ {
+					if serr := step(ctx, &reqs[i]); serr != nil {
+						if ctx.Err() != nil {
+							err = ctx.Err()
+							break
+						}
+						err = s.fail(ctx, &reqs[i], retryStatus, serr)
+						mu.Lock()
+						rep.Failed++
+						mu.Unlock()
+						continue
+					}
+					mu.Lock()
+					rep.Processed++
+					mu.Unlock()
 				}
-				continue
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
 			}
-			rep.Processed++
-		}
+		}()
 	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return rep, firstErr
 }
 
 func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
@@ -162,25 +198,7 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	}
 	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
 	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
-	for {
-		reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
-		if err != nil || len(reqs) == 0 {
-			return rep, err
-		}
-		for i := range reqs {
-			if err := s.deleteOne(ctx, &reqs[i]); err != nil {
-				if ctx.Err() != nil {
-					return rep, ctx.Err()
-				}
-				rep.Failed++
-				if err := s.fail(ctx, &reqs[i], StatusDeletePending, err); err != nil {
-					return rep, err
-				}
-				continue
-			}
-			rep.Processed++
-		}
-	}
+	return s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
@@ -188,24 +206,36 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err != nil {
 		return err
 	}
+	// Children before parents; tables grouped into transactions of at
+	// most DeleteBatch rows, each recording its own progress.
+	var parts []store.DeletePart
+	rows := 0
+	flush := func() error {
+		if len(parts) == 0 {
+			return nil
+		}
+		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease); err != nil {
+			return err
+		}
+		parts, rows = nil, 0
+		s.failpoint("delete-after-batch")
+		return nil
+	}
 	for i := len(found) - 1; i >= 0; i-- {
 		t := found[i]
 		for start := 0; start < len(t.ids); start += s.cfg.DeleteBatch {
 			end := min(start+s.cfg.DeleteBatch, len(t.ids))
-			n, err := s.db.DeleteIDs(ctx, t.schema.Data.Table, t.ids[start:end])
-			if err != nil {
-				return err
+			if rows+end-start > s.cfg.DeleteBatch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
-			ok, err := s.db.UpdateClaimedRequest(ctx, req.ID, s.cfg.Worker, store.RequestUpdate{
-				Audit: []string{fmt.Sprintf("%d record(s) deleted in %s", n, t.schema.ID())}, ExtendLease: s.cfg.Lease})
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errLostClaim
-			}
-			s.failpoint("delete-after-batch")
+			parts = append(parts, store.DeletePart{Schema: t.schema.ID(), Table: t.schema.Data.Table, IDs: t.ids[start:end]})
+			rows += end - start
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	_, remaining, err := s.lookup(ctx, req)
 	if err != nil {
@@ -249,7 +279,8 @@ func (s *Service) expireConfirmations(ctx context.Context) error {
 	return err
 }
 
-var errLostClaim = errors.New("another worker took the request over")
+// errLostClaim: another worker took the request over.
+var errLostClaim = store.ErrLostClaim
 
 // finish applies the final update of a step and releases the claim.
 func (s *Service) finish(ctx context.Context, req *store.Request, upd store.RequestUpdate) error {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -377,3 +379,50 @@ func (d *DB) Exclusive(ctx context.Context, fn func() error) (ran bool, err erro
 	})
 	return ran, err
 }
+
+// DeletePart is one table's share of a delete transaction.
+type DeletePart struct {
+	Schema string // for the audit, "nms:broadLogRcp"
+	Table  string
+	IDs    []int64
+}
+
+// DeleteOwned deletes the rows of parts and appends one audit line per
+// table, in one transaction that also renews the worker's lease: the
+// recorded progress can never disagree with the data. It fails with
+// errLostClaim (no change) if worker no longer holds the request.
+func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration) error {
+	now := d.now().UTC()
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var audit strings.Builder
+		for _, p := range parts {
+			var n int64
+			for start := 0; start < len(p.IDs); start += idBatch {
+				end := min(start+idBatch, len(p.IDs))
+				res := tx.Exec("DELETE FROM "+quote(p.Table)+" WHERE id IN ?", p.IDs[start:end])
+				if res.Error != nil {
+					return res.Error
+				}
+				n += res.RowsAffected
+			}
+			audit.WriteString(auditText(now, fmt.Sprintf("%d record(s) deleted in %s", n, p.Schema)))
+		}
+		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", requestID, worker).Updates(map[string]any{
+			"audit": gorm.Expr("audit || ?", audit.String()), "claimed_until": now.Add(lease), "last_modified": now,
+		})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 {
+			return ErrLostClaim
+		}
+		return nil
+	})
+	if errors.Is(err, ErrLostClaim) {
+		return err
+	}
+	return translate(err, "Record")
+}
+
+// ErrLostClaim: another worker took the request over (the lease ran out).
+var ErrLostClaim = errors.New("another worker took the request over")
