@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -150,7 +149,7 @@ func (s *Service) writeExport(ctx context.Context, req *store.Request, value str
 		err := s.db.StreamRows(ctx, t.schema.Data.Table, cols, t.ids, func(values []any) error {
 			w.WriteString("    <row")
 			for i, v := range values {
-				if text, ok := formatValue(names[i].typ, v); ok {
+				if text, ok := store.FormatValue(names[i].typ, v); ok {
 					w.WriteString(" " + names[i].name + "=\"" + attrEscape(text) + "\"")
 				}
 			}
@@ -198,72 +197,6 @@ func rowColumns(s *schemas.Schema) ([]string, []column) {
 		sqls[i], cols[i] = p.sql, p.col
 	}
 	return sqls, cols
-}
-
-// formatValue writes a stored value the way ACC writes it in documents:
-// integers and enumerations as numbers, booleans true/false, timestamps
-// "YYYY-MM-DD HH:MM:SS.mmmZ" in UTC, dates "YYYY-MM-DD". NULL and empty
-// strings are left out.
-func formatValue(typ string, v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case []byte:
-		v = string(x)
-	}
-	switch typ {
-	case schemas.TypeBoolean:
-		switch x := v.(type) {
-		case bool:
-			return strconv.FormatBool(x), true
-		case int64:
-			return strconv.FormatBool(x != 0), true
-		case string:
-			return strconv.FormatBool(x == "1" || x == "true"), true
-		}
-	case schemas.TypeDatetime, schemas.TypeDate:
-		var t time.Time
-		switch x := v.(type) {
-		case time.Time:
-			t = x
-		case string:
-			parsed, err := parseStoredTime(x)
-			if err != nil {
-				return x, x != ""
-			}
-			t = parsed
-		}
-		if typ == schemas.TypeDate {
-			return t.UTC().Format("2006-01-02"), true
-		}
-		return t.UTC().Format("2006-01-02 15:04:05.000Z"), true
-	}
-	switch x := v.(type) {
-	case string:
-		return x, x != ""
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000Z"), true
-	}
-	return fmt.Sprint(v), true
-}
-
-// parseStoredTime reads the text forms SQLite keeps timestamps in.
-func parseStoredTime(s string) (time.Time, error) {
-	var err error
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999Z07:00",
-		time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05Z", "2006-01-02"} {
-		var t time.Time
-		if t, err = time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, err
 }
 
 var attrReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "\n", "&#xA;", "\r", "&#xD;", "\t", "&#x9;")

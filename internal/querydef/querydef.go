@@ -685,7 +685,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 func (q *Query) row(values []any) *etree.Element {
 	el := etree.NewElement(q.Schema.Name)
 	for i, col := range q.columns {
-		s, ok := format(col.typ, values[i])
+		s, ok := store.FormatValue(col.typ, values[i])
 		if !ok {
 			continue
 		}
