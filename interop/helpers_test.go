@@ -138,13 +138,17 @@ func (in *instance) command(ctx context.Context, args ...string) *exec.Cmd {
 }
 
 // createOperator runs `campaign-privacy operator create` with the password
-// on standard input.
+// on standard input; right "" creates an operator without named rights.
 func (in *instance) createOperator(t *testing.T, login, right string) operator {
 	t.Helper()
 	op := operator{login: login, password: randomHex(t, 12), right: right}
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := in.command(ctx, "operator", "create", "--login", op.login, "--password-stdin", "--right", op.right)
+	args := []string{"operator", "create", "--login", op.login, "--password-stdin"}
+	if op.right != "" {
+		args = append(args, "--right", op.right)
+	}
+	cmd := in.command(ctx, args...)
 	cmd.Stdin = strings.NewReader(op.password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("operator create --login %s --right %s: %v\n%s", login, right, err, out)
@@ -273,14 +277,16 @@ func requireRuntime(t *testing.T, c clientScript) {
 	}
 }
 
-// runScript runs one client script against baseURL as op and fails the test
-// with the script's combined output when it exits non-zero.
-func runScript(t *testing.T, c clientScript, baseURL string, op operator) {
+// runScript runs one client script against baseURL as op, with env added to
+// its environment, and fails the test with the script's combined output when
+// it exits non-zero.
+func runScript(t *testing.T, c clientScript, baseURL string, op operator, env ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	args := append(append([]string{}, c.command[1:]...), baseURL, op.login, op.password, op.right)
 	cmd := exec.CommandContext(ctx, c.command[0], args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

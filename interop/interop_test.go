@@ -1,6 +1,8 @@
 // Package interop_test drives the real campaign-privacy binary with real
-// SOAP clients (acc-js-sdk, node-soap, zeep, PHP SoapClient, SOAP::Lite), on
-// SQLite and on PostgreSQL.
+// SOAP clients (acc-js-sdk, node-soap, zeep, PHP SoapClient, SOAP::Lite,
+// curl), on SQLite and on PostgreSQL: logon/logoff (TestFoundation), the
+// privacy-request API (TestPrivacyRequestAPI) and the user material of
+// examples/ (TestExamples, TestSoapUIProject).
 //
 // Run from the repository root:
 //
@@ -8,7 +10,8 @@
 //	cd interop && go test -v -count=1 ./...
 //
 // A missing client runtime or an unreachable PostgreSQL skips the matching
-// tests with an install instruction, unless CI is set: then they fail.
+// tests with an install instruction, unless CI is set: then they fail (curl
+// and bash are needed for the curl client and the examples/soap session).
 // CP_TEST_POSTGRES_URL selects the database (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable); every server gets
 // a schema of its own there, dropped afterwards. CP_TRACE=1 makes the scripts

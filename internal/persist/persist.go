@@ -234,33 +234,19 @@ func convert(a *schemas.Attribute, text string) (any, error) {
 		}
 		return v, nil
 	case schemas.TypeDatetime:
-		t, err := ParseTime(text)
-		if err != nil {
+		t, ok := store.ParseTime(text)
+		if !ok {
 			return nil, bad("a date and time such as 2024-05-01 12:00:00.000Z")
 		}
 		return t, nil
 	case schemas.TypeDate:
-		t, err := ParseTime(text)
-		if err != nil {
+		t, ok := store.ParseTime(text)
+		if !ok {
 			return nil, bad("a date such as 2024-05-01")
 		}
 		return t.Format("2006-01-02"), nil
 	}
 	return nil, bad("of a supported type")
-}
-
-// ParseTime reads the timestamp forms ACC and its clients write: ACC's
-// "2024-05-01 12:00:00.000Z", ISO 8601 with T and a zone, and a bare date.
-func ParseTime(text string) (time.Time, error) {
-	var err error
-	for _, layout := range []string{"2006-01-02 15:04:05.999Z07:00", "2006-01-02 15:04:05.999Z", "2006-01-02 15:04:05Z",
-		time.RFC3339Nano, "2006-01-02T15:04:05.999Z", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
-		var t time.Time
-		if t, err = time.Parse(layout, text); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, err
 }
 
 func clip(s string) string {
