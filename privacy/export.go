@@ -215,9 +215,9 @@ type Export struct {
 var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
 
 // OpenExport returns a reader of the decrypted file of a request, one chunk
-// in memory at a time. The reader fails if a chunk was altered, swapped,
-// or the file cut short.
-func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadCloser, error) {
+// in memory at a time; it seeks (for HTTP Range requests) by chunk. The
+// reader fails if a chunk was altered, swapped, or the file cut short.
+func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeeker, error) {
 	req, err := s.db.FindRequestByID(ctx, requestID)
 	if err != nil {
 		return nil, nil, err
@@ -241,7 +241,7 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 		return nil, nil, err
 	}
 	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created},
-		&chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks}, nil
+		&chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1}, nil
 }
 
 type chunkReader struct {
@@ -250,29 +250,53 @@ type chunkReader struct {
 	aead      cipher.AEAD
 	requestID int64
 	chunks    int
-	seq       int
-	buf       []byte
+	size      int64
+	pos       int64
+	loaded    int    // index of the chunk in plain, -1 for none
+	plain     []byte // its plaintext
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if r.seq >= r.chunks {
-			return 0, io.EOF
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	seq := int(r.pos / chunkSize)
+	if seq != r.loaded {
+		if seq >= r.chunks {
+			return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 		}
-		sealed, err := r.db.ExportChunk(r.ctx, r.requestID, r.seq)
+		sealed, err := r.db.ExportChunk(r.ctx, r.requestID, seq)
 		if err != nil {
 			return 0, err
 		}
-		plain, err := r.aead.Open(nil, nonce(r.seq), sealed, aad(r.requestID, r.seq, r.seq == r.chunks-1))
+		plain, err := r.aead.Open(r.plain[:0], nonce(seq), sealed, aad(r.requestID, seq, seq == r.chunks-1))
 		if err != nil {
 			return 0, apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
 		}
-		r.buf = plain
-		r.seq++
+		r.plain, r.loaded = plain, seq
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
+	off := int(r.pos - int64(seq)*chunkSize)
+	if off >= len(r.plain) {
+		return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	n := copy(p, r.plain[off:])
+	r.pos += int64(n)
 	return n, nil
 }
 
-func (r *chunkReader) Close() error { return nil }
+func (r *chunkReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, errors.New("bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("negative position")
+	}
+	r.pos = offset
+	return offset, nil
+}

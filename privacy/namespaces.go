@@ -9,6 +9,9 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
+// Namespace is how a reconciliation value finds a person (nms:privacyNamespace).
+type Namespace = store.Namespace
+
 // DefaultNamespaces are the three namespaces Campaign ships, seeded at first
 // start: internal names and labels as the v8 console shows them, AEC
 // namespace ids 6 (Email) and 7 (Phone) of Adobe's Identity Service.

@@ -88,7 +88,6 @@ func (f *fixture) export(t *testing.T, id int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)

@@ -95,14 +95,19 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service, priv
 	return s
 }
 
-// Handler returns the HTTP handler with every route.
+// Handler returns an HTTP handler with the SOAP routes alone.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.Register(mux)
+	return mux
+}
+
+// Register mounts the SOAP routes on mux (cmd adds the web routes beside).
+func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/nl/jsp/soaprouter.jsp", s.handleSOAP)
 	mux.HandleFunc("GET /nl/jsp/schemawsdl.jsp", s.handleWSDL)
 	mux.HandleFunc("GET /r/test", s.handleRTest)
 	mux.HandleFunc("GET /nl/jsp/ping.jsp", s.handlePing)
-	return mux
 }
 
 // ListenAndServe serves on cfg.Addr with the timeouts of security-bar.md §2

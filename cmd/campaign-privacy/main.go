@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -71,6 +73,9 @@ Settings (flag or environment variable):
                                                  daily HH:MM, or an interval such as 30s
   --export-key        CP_EXPORT_KEY              master key of the encrypted exports, hex or base64,
                                                  >= 32 bytes (default: generated in the data directory)
+  --allowed-subnets   CP_ALLOWED_SUBNETS         who may open the download and the console: CIDRs,
+                                                 comma-separated (127.0.0.1/32,::1/128)
+  --trusted-proxies   CP_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed (none)
   --retention         CP_RETENTION               how long collected data is kept (2160h = 90 days)
   --workflow-lease    CP_WORKFLOW_LEASE          how long a worker holds a request before another may
                                                  take it back (15m)
@@ -115,7 +120,7 @@ type Main struct {
 // settings are the parsed flags and variables.
 type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
-	schemasDir, workflowSchedule, exportKey                                       string
+	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
@@ -142,6 +147,8 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.schemasDir, "schemas-dir", env("CP_SCHEMAS_DIR", ""), "custom schema directory")
 	fs.StringVar(&s.workflowSchedule, "workflow-schedule", env("CP_WORKFLOW_SCHEDULE", "daily"), "workflow schedule")
 	fs.StringVar(&s.exportKey, "export-key", env("CP_EXPORT_KEY", ""), "export master key")
+	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
+	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
 	retention, err3 := time.ParseDuration(env("CP_RETENTION", "2160h"))
 	if err3 != nil {
 		retention = -1 // reported by validate
@@ -411,13 +418,31 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	schedule, _ := privacy.ParseSchedule(s.workflowSchedule)
 	go a.privacy.RunSchedule(ctx, schedule, db.Exclusive)
 	log.Info("workflows scheduled", "schedule", schedule.String())
+	zone := web.Zone{}
+	if zone.Allowed, err = web.ParsePrefixes(s.allowedSubnets, true); err != nil || len(zone.Allowed) == 0 {
+		log.Error("CP_ALLOWED_SUBNETS is empty or invalid: the download and the console deny everyone", "err", err)
+		zone.Allowed = nil
+	}
+	for _, p := range zone.Allowed {
+		if p.Bits() == 0 {
+			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
+		}
+	}
+	if zone.Trusted, err = web.ParsePrefixes(s.trustedProxies, false); err != nil {
+		return fmt.Errorf("CP_TRUSTED_PROXIES: %w", err)
+	}
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
 		Persist: persist.New(db, a.registry, nil),
 		Queries: &querydef.Service{DB: db, Registry: a.registry},
 	}, a.registry, sessions, a.privacy)
-	return srv.ListenAndServe(ctx, srv.Handler(), func(addr string) {
+	webServer := web.New(web.Config{Zone: zone, Logger: log,
+		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return a.privacy.Run(ctx, "all") }}, sessions, a.privacy)
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	webServer.Register(mux)
+	return srv.ListenAndServe(ctx, mux, func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)
 		if m.Ready != nil {
 			m.Ready(addr)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/web"
 )
 
 // Key is the signing key of test servers (32 bytes).
@@ -63,6 +65,7 @@ func (s *SyncBuffer) String() string {
 type Options struct {
 	Session func(*session.Config)
 	Privacy func(*privacy.Config)
+	Web     func(*web.Config)
 	Server  func(*server.Config)
 	// DB reuses an open database (two servers on one store).
 	DB *store.DB
@@ -108,7 +111,16 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	cfg.Persist = persist.New(db, registry, clock.Now)
 	cfg.Queries = &querydef.Service{DB: db, Registry: registry}
 	srv := server.New(cfg, registry, sessions, priv)
-	hs := httptest.NewServer(srv.Handler())
+	wcfg := web.Config{Now: clock.Now, Logger: log,
+		Zone:      web.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
+		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }}
+	if opts.Web != nil {
+		opts.Web(&wcfg)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	web.New(wcfg, sessions, priv).Register(mux)
+	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Privacy: priv, Registry: registry, Server: srv, Clock: clock, Logs: logs}
 }

@@ -8,6 +8,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
 
 // Namespace is a row of privacy_namespaces (schema nms:privacyNamespace).
@@ -168,3 +170,39 @@ func auditText(t time.Time, line string) string {
 
 // AuditLine formats the first audit line of a new request.
 func AuditLine(t time.Time, line string) string { return auditText(t, line) }
+
+// RequestFilter selects requests for a list.
+type RequestFilter struct {
+	Status *int
+	Limit  int
+	Offset int
+}
+
+// FindRequests lists requests, newest first, with the total that match.
+func (d *DB) FindRequests(ctx context.Context, f RequestFilter) ([]Request, int64, error) {
+	q := d.db.WithContext(ctx).Model(&Request{})
+	if f.Status != nil {
+		q = q.Where("status = ?", *f.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, translate(err, "Privacy request")
+	}
+	var out []Request
+	err := q.Order("id DESC").Limit(f.Limit).Offset(f.Offset).Find(&out).Error
+	return out, total, translate(err, "Privacy request")
+}
+
+// AppendAudit adds a line to a request's audit.
+func (d *DB) AppendAudit(ctx context.Context, id int64, line string) error {
+	now := d.now().UTC()
+	res := d.db.WithContext(ctx).Model(&Request{}).Where("id = ?", id).
+		Update("audit", gorm.Expr("audit || ?", auditText(now, line)))
+	if res.Error != nil {
+		return translate(res.Error, "Privacy request")
+	}
+	if res.RowsAffected == 0 {
+		return apperr.Errorf(apperr.NotFound, "Privacy request not found.")
+	}
+	return nil
+}

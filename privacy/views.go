@@ -1,0 +1,142 @@
+package privacy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// What the web console and the download page read. Every call checks the
+// Privacy Data Right, as the SOAP API does.
+
+// TableCount is what the collect found in one table (nms:gdprRequestData).
+type TableCount = store.RequestData
+
+// RequestView is a request with what an operator needs to see about it.
+type RequestView struct {
+	store.Request
+	Status        Status
+	StatusLabel   string
+	TypeName      string // "access", "delete"
+	Regulation    string // "GDPR"
+	Namespace     string // internal name
+	Counts        []TableCount
+	FileReady     bool // the data-subject file can be downloaded
+	Purged        bool
+	AuditLines    []string
+	ConfirmBefore *time.Time // while a delete waits for its confirmation
+}
+
+var statusLabels = map[Status]string{
+	StatusNew: "New", StatusProcessing: "Processing", StatusRetryPending: "Retry pending",
+	StatusRetryInProgress: "Retry in progress", StatusConfirmDeletePending: "Confirm Delete Pending",
+	StatusDeletePending: "Delete pending", StatusDeleteInProgress: "Delete in progress",
+	StatusComplete: "Complete", StatusError: "Error", StatusErrorDataNotFound: "Error data not found",
+}
+
+// Label is the status as the console shows it.
+func (s Status) Label() string { return statusLabels[s] }
+
+// Statuses lists every status in life-cycle order, for filters.
+func Statuses() []Status {
+	out := make([]Status, 0, len(statusNames))
+	for s := StatusNew; s <= StatusErrorDataNotFound; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (s *Service) view(ctx context.Context, r store.Request, full bool) (*RequestView, error) {
+	v := &RequestView{Request: r, Status: Status(r.Status), StatusLabel: Status(r.Status).Label(),
+		TypeName: typeNames[r.Type], Regulation: strings.ToUpper(regulationNames[r.Regulation]), Purged: r.PurgedAt != nil}
+	if ns, err := s.db.FindNamespaceByID(ctx, r.NamespaceID); err == nil {
+		v.Namespace = ns.Name
+	}
+	if v.Status == StatusConfirmDeletePending {
+		v.ConfirmBefore = r.ConfirmDeadline
+	}
+	if !full {
+		return v, nil
+	}
+	counts, err := s.db.FindRequestData(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	v.Counts = counts
+	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
+		v.FileReady = true
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.Audit), "\n") {
+		if l != "" {
+			v.AuditLines = append(v.AuditLines, l)
+		}
+	}
+	return v, nil
+}
+
+// Requests lists requests, newest first, optionally of one status.
+func (s *Service) Requests(ctx context.Context, c *session.Caller, status *Status, limit, offset int) ([]RequestView, int64, error) {
+	if err := requireRight(c); err != nil {
+		return nil, 0, err
+	}
+	f := store.RequestFilter{Limit: limit, Offset: offset}
+	if status != nil {
+		f.Status = ptr(int(*status))
+	}
+	rows, total, err := s.db.FindRequests(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]RequestView, 0, len(rows))
+	for _, r := range rows {
+		v, err := s.view(ctx, r, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, *v)
+	}
+	return out, total, nil
+}
+
+// Request returns one request with its audit, counts and file state.
+func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*RequestView, error) {
+	if err := requireRight(c); err != nil {
+		return nil, err
+	}
+	r, err := s.db.FindRequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, *r, true)
+}
+
+// Download opens the data-subject file for an operator and records the
+// download in the request's audit (who, from where, when).
+func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, from string) (*Export, io.ReadSeeker, error) {
+	if err := requireRight(c); err != nil {
+		return nil, nil, err
+	}
+	e, rd, err := s.OpenExport(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("File downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+		return nil, nil, err
+	}
+	s.log.InfoContext(ctx, "privacy file downloaded", "id", id, "operator_id", c.OperatorID, "from", from)
+	return e, rd, nil
+}
+
+// CreateNamespaceAs is CreateNamespace for a logged-on operator (admin only).
+func (s *Service) CreateNamespaceAs(ctx context.Context, c *session.Caller, ns Namespace) error {
+	if c == nil {
+		return apperr.Errorf(apperr.Forbidden, "Only an administrator may create a namespace.")
+	}
+	return s.CreateNamespace(ctx, c, ns)
+}

@@ -1,0 +1,244 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// pageSize is the number of requests per page of the list.
+const pageSize = 25
+
+func (s *Server) setSessionCookies(w http.ResponseWriter, r *http.Request, token, security string, maxAge int) {
+	for name, value := range map[string]string{sessionCookie: token, securityCookie: security} {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	}
+}
+
+func (s *Server) handleLogonForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "logon.html", page{Title: "Log on", Target: safeTarget(r.URL.Query().Get("target"))})
+}
+
+func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	login, password := r.PostFormValue("login"), r.PostFormValue("password")
+	target := safeTarget(r.PostFormValue("target"))
+	tokens, err := s.sessions.Logon(r.Context(), login, password)
+	if err != nil {
+		status := http.StatusUnauthorized
+		if apperr.CodeOf(err) == apperr.Busy {
+			status = http.StatusServiceUnavailable
+		}
+		s.render(w, r, status, "logon.html", page{Title: "Log on", Target: target, Login: login,
+			Error: "Invalid login or password."})
+		return
+	}
+	s.setSessionCookies(w, r, tokens.SessionToken, tokens.SecurityToken, int(s.sessions.Config().TTL.Seconds()))
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func (s *Server) handleLogoff(w http.ResponseWriter, r *http.Request) {
+	if err := s.sessions.Logoff(r.Context(), callerOf(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.setSessionCookies(w, r, "", "", -1)
+	http.Redirect(w, r, "/privacy/logon", http.StatusSeeOther)
+}
+
+// listData feeds list.html.
+type listData struct {
+	Requests   []privacy.RequestView
+	Total      int64
+	Page       int
+	Pages      int
+	Status     string // the filter, as given
+	PrevStatus string
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	var status *privacy.Status
+	q := r.URL.Query()
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < int(privacy.StatusNew) || n > int(privacy.StatusErrorDataNotFound) {
+			s.fail(w, r, apperr.Errorf(apperr.Invalid, "Unknown status filter."))
+			return
+		}
+		st := privacy.Status(n)
+		status = &st
+	}
+	pageNo, _ := strconv.Atoi(q.Get("page"))
+	pageNo = max(pageNo, 1)
+	reqs, total, err := s.privacy.Requests(r.Context(), callerOf(r), status, pageSize, (pageNo-1)*pageSize)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	pages := int((total + pageSize - 1) / pageSize)
+	s.render(w, r, http.StatusOK, "list.html", page{Title: "Privacy requests", Caller: callerOf(r), Statuses: privacy.Statuses(),
+		Notice: q.Get("notice"),
+		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Status: q.Get("status")}})
+}
+
+func requestID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, apperr.Errorf(apperr.NotFound, "Unknown privacy request.")
+	}
+	return id, nil
+}
+
+func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
+	id, err := requestID(r)
+	if err == nil {
+		var v *privacy.RequestView
+		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil {
+			s.render(w, r, http.StatusOK, "detail.html", page{Title: v.Name, Caller: callerOf(r), Data: v, Notice: r.URL.Query().Get("notice")})
+			return
+		}
+	}
+	s.fail(w, r, err)
+}
+
+func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
+	id, err := requestID(r)
+	if err == nil {
+		err = s.privacy.ConfirmDeletePending(r.Context(), callerOf(r), id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice=Deletion+confirmed.", http.StatusSeeOther)
+}
+
+// newData feeds new.html: the namespaces and what was typed.
+type newData struct {
+	Namespaces []privacy.Namespace
+	Form       map[string]string
+}
+
+func (s *Server) handleNewForm(w http.ResponseWriter, r *http.Request) {
+	nss, err := s.privacy.Namespaces(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "new.html", page{Title: "New privacy request", Caller: callerOf(r),
+		Data: newData{Namespaces: nss, Form: map[string]string{"regulation": "1", "type": "1", "confirm": "1"}}})
+}
+
+func (s *Server) handleNew(w http.ResponseWriter, r *http.Request) {
+	form := map[string]string{}
+	for _, k := range []string{"namespace", "value", "type", "regulation", "confirm"} {
+		form[k] = r.PostFormValue(k)
+	}
+	typ, _ := strconv.ParseInt(form["type"], 10, 64)
+	reg, _ := strconv.ParseInt(form["regulation"], 10, 64)
+	id, err := s.privacy.CreateRequestByName(r.Context(), callerOf(r), privacy.CreateRequest{
+		NamespaceName: form["namespace"], ReconciliationValue: form["value"], Type: typ, Regulation: reg,
+		ConfirmDeletePending: form["confirm"] == "1", DownloadURL: baseURL(r) + "/nms/gdpr.jssp?id=",
+	})
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.Invalid {
+			nss, _ := s.privacy.Namespaces(r.Context())
+			s.render(w, r, http.StatusBadRequest, "new.html", page{Title: "New privacy request", Caller: callerOf(r),
+				Error: apperr.MessageOf(err), Data: newData{Namespaces: nss, Form: form}})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice=Request+created.", http.StatusSeeOther)
+}
+
+func (s *Server) handleNamespaces(w http.ResponseWriter, r *http.Request) {
+	s.renderNamespaces(w, r, http.StatusOK, "", map[string]string{"schema": "nms:recipient"})
+}
+
+func (s *Server) renderNamespaces(w http.ResponseWriter, r *http.Request, status int, msg string, form map[string]string) {
+	nss, err := s.privacy.Namespaces(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, status, "namespaces.html", page{Title: "Namespaces", Caller: callerOf(r), Error: msg,
+		Notice: r.URL.Query().Get("notice"), Data: newData{Namespaces: nss, Form: form}})
+}
+
+func (s *Server) handleNewNamespace(w http.ResponseWriter, r *http.Request) {
+	form := map[string]string{}
+	for _, k := range []string{"name", "label", "schema", "key", "aec"} {
+		form[k] = strings.TrimSpace(r.PostFormValue(k))
+	}
+	aec, _ := strconv.ParseInt(form["aec"], 10, 64)
+	err := s.privacy.CreateNamespaceAs(r.Context(), callerOf(r), privacy.Namespace{
+		Name: form["name"], Label: form["label"], TargetSchema: form["schema"], ReconciliationKey: form["key"], AecID: aec})
+	switch apperr.CodeOf(err) {
+	case "":
+		http.Redirect(w, r, "/privacy/namespaces?notice=Namespace+created.", http.StatusSeeOther)
+	case apperr.Invalid, apperr.Conflict:
+		s.renderNamespaces(w, r, http.StatusBadRequest, apperr.MessageOf(err), form)
+	default:
+		s.fail(w, r, err)
+	}
+}
+
+func (s *Server) handleRunWorkflows(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if !containsRight(c.Rights, "admin") {
+		s.fail(w, r, apperr.Errorf(apperr.Forbidden, "Only an administrator may run the workflows."))
+		return
+	}
+	reports, err := s.cfg.Workflows(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var parts []string
+	for _, rep := range reports {
+		parts = append(parts, rep.String())
+	}
+	http.Redirect(w, r, "/privacy/?notice="+urlQuery("Workflows run: "+strings.Join(parts, "; ")+"."), http.StatusSeeOther)
+}
+
+// handleDownloadPage is the "DOWNLOAD GDPR DATA" page of Adobe's example,
+// a page operators can hand out: one request, one link.
+func (s *Server) handleDownloadPage(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.fail(w, r, apperr.Errorf(apperr.NotFound, "Unknown privacy request."))
+		return
+	}
+	v, err := s.privacy.Request(r.Context(), callerOf(r), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if v.Purged {
+		status = http.StatusGone
+	}
+	s.render(w, r, status, "download.html", page{Title: "Download GDPR data", Caller: callerOf(r), Data: v})
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if strings.ContainsAny(host, "/\\@ \"'<>") || host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+func urlQuery(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "+", "#", "%23", "?", "%3F").Replace(s)
+}

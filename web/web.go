@@ -1,0 +1,285 @@
+// Package web serves what people open in a browser: the JSSP-style
+// download /nms/gdpr.jssp?id=N of a request's data-subject file, the
+// "DOWNLOAD GDPR DATA" page of Adobe's documentation, and the privacy
+// console (logon, request list and detail, new request, confirm delete,
+// namespaces, run the workflows).
+//
+// Everything here is behind the same three gates, checked in this order:
+// the client address must be inside the security zone (CP_ALLOWED_SUBNETS,
+// X-Forwarded-For believed only from CP_TRUSTED_PROXIES), the caller must be
+// logged on, and hold the Privacy Data Right. Errors are translated to HTTP
+// statuses once, in fail.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Cookie names. The session token travels in ACC's own __sessiontoken
+// cookie, so a session opened through SOAP works for downloads too; the
+// security token, in a cookie of its own, is echoed in every form (CSRF).
+const (
+	sessionCookie  = "__sessiontoken"
+	securityCookie = "cp_security"
+)
+
+// Config holds the web settings; cmd fills it.
+type Config struct {
+	Zone Zone
+	// Workflows runs the technical workflows for the console's admin button.
+	Workflows func(ctx context.Context) ([]privacy.Report, error)
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Server serves the web pages.
+type Server struct {
+	cfg      Config
+	sessions *session.Service
+	privacy  *privacy.Service
+	pages    *template.Template
+	log      *slog.Logger
+}
+
+// New returns a Server.
+func New(cfg Config, sessions *session.Service, priv *privacy.Service) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	pages := template.Must(template.New("").Funcs(template.FuncMap{
+		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"add":  func(a, b int) int { return a + b },
+	}).ParseFS(assets, "templates/*.html"))
+	return &Server{cfg: cfg, sessions: sessions, privacy: priv, pages: pages, log: cfg.Logger}
+}
+
+// Register mounts the web routes on mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /nms/gdpr.jssp", s.gate(s.handleFile, false))
+	mux.HandleFunc("GET /nl/jsp/logon.jsp", s.zoned(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(r.URL.Query().Get("target")), http.StatusFound)
+	}))
+	mux.HandleFunc("GET /privacy/static/app.css", s.zoned(s.handleCSS))
+	mux.HandleFunc("GET /privacy/logon", s.zoned(s.handleLogonForm))
+	mux.HandleFunc("POST /privacy/logon", s.zoned(s.handleLogon))
+	mux.HandleFunc("POST /privacy/logoff", s.gate(s.handleLogoff, true))
+	mux.HandleFunc("GET /privacy/{$}", s.gate(s.handleList, false))
+	mux.HandleFunc("GET /privacy", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/privacy/", http.StatusFound) })
+	mux.HandleFunc("GET /privacy/requests/{id}", s.gate(s.handleDetail, false))
+	mux.HandleFunc("POST /privacy/requests/{id}/confirm", s.gate(s.handleConfirm, true))
+	mux.HandleFunc("GET /privacy/new", s.gate(s.handleNewForm, false))
+	mux.HandleFunc("POST /privacy/new", s.gate(s.handleNew, true))
+	mux.HandleFunc("GET /privacy/namespaces", s.gate(s.handleNamespaces, false))
+	mux.HandleFunc("POST /privacy/namespaces", s.gate(s.handleNewNamespace, true))
+	mux.HandleFunc("POST /privacy/workflows", s.gate(s.handleRunWorkflows, true))
+	mux.HandleFunc("GET /privacy/download", s.gate(s.handleDownloadPage, false))
+}
+
+// securityHeaders are sent with every page and file.
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+}
+
+type ctxKey int
+
+const (
+	callerKey ctxKey = iota
+	addrKey
+	csrfKey
+)
+
+// zoned refuses clients outside the security zone with 403.
+func (s *Server) zoned(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		addr, ok := s.cfg.Zone.Allows(r)
+		if !ok {
+			s.log.InfoContext(r.Context(), "web request outside the security zone", "path", r.URL.Path, "addr", addr.String())
+			http.Error(w, "Forbidden: your address is not allowed to reach this page.", http.StatusForbidden)
+			return
+		}
+		next := context.WithValue(r.Context(), addrKey, addr)
+		h(w, r.WithContext(next))
+	}
+}
+
+// gate adds the session: no session → the logon page; a form post must
+// carry the security token (CSRF).
+func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
+	return s.zoned(func(w http.ResponseWriter, r *http.Request) {
+		cred := session.Credentials{SafeRead: !post}
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			cred.SessionToken, cred.CookieOnly = c.Value, true
+		}
+		if cred.SessionToken == "" {
+			cred.SessionToken = r.Header.Get("X-Session-Token")
+			cred.CookieOnly = false
+		}
+		if post {
+			cred.SecurityToken = r.PostFormValue("csrf")
+			if cred.SecurityToken == "" {
+				http.Error(w, "Forbidden: the form is missing its security token. Reload the page.", http.StatusForbidden)
+				return
+			}
+		} else if h := r.Header.Get("X-Security-Token"); h != "" {
+			cred.SecurityToken = h
+		}
+		caller, err := s.sessions.Authenticate(r.Context(), cred)
+		if err != nil {
+			if apperr.CodeOf(err) == apperr.BadSession && !post {
+				target := r.URL.RequestURI()
+				http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(target), http.StatusFound)
+				return
+			}
+			s.fail(w, r, err)
+			return
+		}
+		if !caller.HasRight(session.RightPrivacy) {
+			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", r.URL.Path)
+			s.render(w, r, http.StatusForbidden, "error.html", page{Title: "Access denied", Caller: caller,
+				Error: "Your operator does not hold the Privacy Data Right (privacyRight)."})
+			return
+		}
+		ctx := context.WithValue(r.Context(), callerKey, caller)
+		if c, err := r.Cookie(securityCookie); err == nil {
+			ctx = context.WithValue(ctx, csrfKey, c.Value)
+		}
+		h(w, r.WithContext(ctx))
+	})
+}
+
+func callerOf(r *http.Request) *session.Caller {
+	c, _ := r.Context().Value(callerKey).(*session.Caller)
+	return c
+}
+
+func addrOf(r *http.Request) netip.Addr {
+	a, _ := r.Context().Value(addrKey).(netip.Addr)
+	return a
+}
+
+// fail is the one translation of errors to HTTP statuses for the web.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	msg := apperr.MessageOf(err)
+	switch {
+	case errors.Is(err, privacy.ErrPurged):
+		status = http.StatusGone
+	default:
+		switch apperr.CodeOf(err) {
+		case apperr.NotFound:
+			status = http.StatusNotFound
+		case apperr.Forbidden:
+			status = http.StatusForbidden
+		case apperr.BadSession, apperr.BadLogon:
+			status = http.StatusForbidden
+		case apperr.Invalid, apperr.Conflict:
+			status = http.StatusBadRequest
+		case apperr.Busy:
+			status = http.StatusServiceUnavailable
+		default:
+			s.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
+		}
+	}
+	s.render(w, r, status, "error.html", page{Title: http.StatusText(status), Caller: callerOf(r), Error: msg})
+}
+
+// handleFile is /nms/gdpr.jssp?id=N: the data-subject file, streamed with
+// Range and If-None-Match support. The file name carries no personal data.
+func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.fail(w, r, apperr.Errorf(apperr.NotFound, "Unknown privacy request."))
+		return
+	}
+	export, rd, err := s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// A large file may take longer than the server's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
+	h := w.Header()
+	h.Set("Content-Type", "text/xml; charset=utf-8")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="privacyRequest%d.xml"`, id))
+	h.Set("ETag", fmt.Sprintf(`"cp-%d-%d-%d"`, id, export.Created.UnixNano(), export.Size))
+	http.ServeContent(w, r, "", export.Created, rd)
+}
+
+func (s *Server) handleCSS(w http.ResponseWriter, r *http.Request) {
+	data, _ := assets.ReadFile("static/app.css")
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(data)
+}
+
+// page is what every template gets.
+type page struct {
+	Title    string
+	Caller   *session.Caller
+	CSRF     string
+	Error    string
+	Notice   string
+	Target   string
+	Login    string
+	Data     any
+	IsAdmin  bool
+	Statuses []privacy.Status
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.CSRF == "" {
+		p.CSRF, _ = r.Context().Value(csrfKey).(string)
+	}
+	if p.Caller != nil {
+		p.IsAdmin = p.Caller.HasRight(session.RightAdmin) && containsRight(p.Caller.Rights, session.RightAdmin)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := s.pages.ExecuteTemplate(w, name, p); err != nil {
+		s.log.ErrorContext(r.Context(), "template failed", "page", name, "err", err)
+	}
+}
+
+func containsRight(rights []string, r string) bool {
+	for _, x := range rights {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// safeTarget keeps a post-logon redirect on this site.
+func safeTarget(t string) string {
+	if strings.HasPrefix(t, "/") && !strings.HasPrefix(t, "//") && !strings.Contains(t, `\`) {
+		return t
+	}
+	return "/privacy/"
+}

@@ -1,0 +1,302 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/web"
+)
+
+// browser is an HTTP client with cookies that does not follow redirects.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	csrf string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) do(method, path string, form url.Values, headers ...string) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, b.base+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindStringSubmatch(string(data)); m != nil {
+		b.csrf = m[1]
+	}
+	return resp, string(data)
+}
+
+func (b *browser) logon(login, password string) {
+	b.t.Helper()
+	resp, _ := b.do("POST", "/privacy/logon", url.Values{"login": {login}, "password": {password}, "target": {"/privacy/"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("logon %s: %d", login, resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+			b.t.Fatalf("cookie %s is not HttpOnly and SameSite=Strict", c.Name)
+		}
+	}
+	b.do("GET", "/privacy/", nil) // picks up the form token
+}
+
+type world struct {
+	env    *servertest.Env
+	ctx    context.Context
+	access int64 // a complete access request with its file
+	fresh  int64 // a new request without data yet
+}
+
+func newWorld(t *testing.T, dialect string, opts servertest.Options) *world {
+	env := servertest.New(t, dialect, opts)
+	ctx := context.Background()
+	g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 3}
+	if _, _, err := g.Generate(ctx, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	env.Operator(t, "ana", "ana password", session.RightPrivacy)
+	env.Operator(t, "bob", "bob password")
+	env.Operator(t, "root", "root password", session.RightAdmin)
+	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+	mk := func(v string) int64 {
+		id, err := env.Privacy.CreateRequestByName(ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+			ReconciliationValue: v, Type: privacy.TypeAccess, DownloadURL: env.URL + "/nms/gdpr.jssp?id="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	w := &world{env: env, ctx: ctx, access: mk(demodata.Email(2))}
+	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
+		t.Fatal(err)
+	}
+	w.fresh = mk(demodata.Email(3))
+	return w
+}
+
+func TestDownload(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, servertest.Options{})
+			file := "/nms/gdpr.jssp?id=" + strconv.FormatInt(w.access, 10)
+
+			anon := newBrowser(t, w.env.URL)
+			resp, _ := anon.do("GET", file, nil)
+			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/privacy/logon?target=") {
+				t.Fatalf("anonymous: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+
+			bob := newBrowser(t, w.env.URL)
+			bob.logon("bob", "bob password")
+			if resp, _ := bob.do("GET", file, nil); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("without the right: %d", resp.StatusCode)
+			}
+
+			ana := newBrowser(t, w.env.URL)
+			ana.logon("ana", "ana password")
+			resp, body := ana.do("GET", file, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("download: %d %s", resp.StatusCode, body)
+			}
+			h := resp.Header
+			if h.Get("Content-Type") != "text/xml; charset=utf-8" || h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" ||
+				h.Get("Content-Disposition") != `attachment; filename="privacyRequest`+strconv.FormatInt(w.access, 10)+`.xml"` {
+				t.Fatalf("headers: %v", h)
+			}
+			if !strings.Contains(body, `<gdprRequestData _cs=" ()" id="`+strconv.FormatInt(w.access, 10)+`" reconciliationValue="'demo-2@example.com'">`) ||
+				!strings.Contains(body, `email="demo-2@example.com"`) || strings.Contains(body, "demo-3@example.com") {
+				t.Fatalf("content:\n%s", body)
+			}
+			// Range and If-None-Match.
+			resp, part := ana.do("GET", file, nil, "Range", "bytes=0-15")
+			if resp.StatusCode != http.StatusPartialContent || part != body[:16] {
+				t.Fatalf("range: %d %q", resp.StatusCode, part)
+			}
+			if resp, _ := ana.do("GET", file, nil, "If-None-Match", h.Get("ETag")); resp.StatusCode != http.StatusNotModified {
+				t.Fatalf("If-None-Match: %d", resp.StatusCode)
+			}
+			// The session of a SOAP client works too (cookie + security token).
+			token, security := w.env.Logon(t, "ana", "ana password")
+			soap := newBrowser(t, w.env.URL)
+			if resp, _ := soap.do("GET", file, nil, "X-Session-Token", token, "X-Security-Token", security); resp.StatusCode != 200 {
+				t.Fatalf("SOAP session: %d", resp.StatusCode)
+			}
+
+			for _, c := range []struct {
+				path string
+				want int
+			}{
+				{"/nms/gdpr.jssp?id=" + strconv.FormatInt(w.fresh, 10), http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=999999", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=abc", http.StatusNotFound},
+				{"/nms/gdpr.jssp", http.StatusNotFound},
+			} {
+				if resp, _ := ana.do("GET", c.path, nil); resp.StatusCode != c.want {
+					t.Errorf("%s: %d, want %d", c.path, resp.StatusCode, c.want)
+				}
+			}
+			v, err := w.env.Privacy.Request(w.ctx, &session.Caller{Rights: []string{session.RightAdmin}}, w.access)
+			if err != nil || !strings.Contains(strings.Join(v.AuditLines, "\n"), "File downloaded by operator 'ana' from 127.0.0.1.") {
+				t.Fatalf("the download is not in the audit: %v %v", err, v.AuditLines)
+			}
+
+			// After the retention period: 410, on the file and on the page.
+			w.env.Clock.Advance(91 * 24 * time.Hour)
+			if _, err := w.env.Privacy.Run(w.ctx, privacy.Cleanup); err != nil {
+				t.Fatal(err)
+			}
+			ana = newBrowser(t, w.env.URL)
+			ana.logon("ana", "ana password")
+			if resp, _ := ana.do("GET", file, nil); resp.StatusCode != http.StatusGone {
+				t.Fatalf("purged: %d", resp.StatusCode)
+			}
+			if resp, _ := ana.do("GET", "/privacy/download?id="+strconv.FormatInt(w.access, 10), nil); resp.StatusCode != http.StatusGone {
+				t.Fatalf("purged page: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func TestZoneOnEveryPage(t *testing.T) {
+	// Only 10.0.0.0/8 may come in, through the loopback proxy.
+	w := newWorld(t, "sqlite", servertest.Options{Web: func(c *web.Config) {
+		c.Zone = web.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	}})
+	b := newBrowser(t, w.env.URL)
+	for _, path := range []string{"/privacy/logon", "/privacy/", "/nms/gdpr.jssp?id=1", "/privacy/download?id=1", "/privacy/namespaces"} {
+		if resp, _ := b.do("GET", path, nil); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s from outside: %d", path, resp.StatusCode)
+		}
+		if resp, _ := b.do("GET", path, nil, "X-Forwarded-For", "10.1.2.3, 203.0.113.5"); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s with a client-written XFF entry: %d", path, resp.StatusCode)
+		}
+	}
+	if resp, _ := b.do("GET", "/privacy/logon", nil, "X-Forwarded-For", "203.0.113.5, 10.1.2.3"); resp.StatusCode != 200 {
+		t.Errorf("through the proxy from inside: %d", resp.StatusCode)
+	}
+}
+
+func TestConsole(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, servertest.Options{})
+			ana := newBrowser(t, w.env.URL)
+			if resp, _ := ana.do("GET", "/privacy/", nil); resp.StatusCode != http.StatusFound {
+				t.Fatal("the console must need a logon")
+			}
+			resp, body := ana.do("POST", "/privacy/logon", url.Values{"login": {"ana"}, "password": {"wrong"}})
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Invalid login or password.") {
+				t.Fatalf("bad logon: %d", resp.StatusCode)
+			}
+			ana.logon("ana", "ana password")
+			_, body = ana.do("GET", "/privacy/", nil)
+			for _, want := range []string{"privacyRequest" + strconv.FormatInt(w.access, 10), "Complete", "GDPR", "defaultNamespace1", `<label for="status">`} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("list lacks %s", want)
+				}
+			}
+			if strings.Contains(body, "Run workflows now") {
+				t.Fatal("only admins see the workflow button")
+			}
+			_, body = ana.do("GET", "/privacy/?status=7", nil)
+			if strings.Contains(body, "privacyRequest"+strconv.FormatInt(w.fresh, 10)) {
+				t.Fatal("the status filter does not filter")
+			}
+
+			// A form without its security token is refused (CSRF).
+			if resp, _ := ana.do("POST", "/privacy/new", url.Values{"namespace": {"defaultNamespace1"}, "value": {"x@example.com"}, "type": {"1"}}); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("form without csrf: %d", resp.StatusCode)
+			}
+			if resp, _ := ana.do("POST", "/privacy/new", url.Values{"csrf": {"@forged"}, "namespace": {"defaultNamespace1"}, "value": {"x@example.com"}, "type": {"1"}}); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("form with a forged csrf: %d", resp.StatusCode)
+			}
+			resp, body = ana.do("POST", "/privacy/new", url.Values{"csrf": {ana.csrf}, "namespace": {"defaultNamespace1"}, "value": {"%"}, "type": {"2"}, "regulation": {"2"}})
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "wildcard") {
+				t.Fatalf("bad value: %d", resp.StatusCode)
+			}
+			resp, _ = ana.do("POST", "/privacy/new", url.Values{"csrf": {ana.csrf}, "namespace": {"defaultNamespace1"}, "value": {demodata.Email(1)}, "type": {"2"}, "regulation": {"2"}, "confirm": {"1"}})
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/privacy/requests/") {
+				t.Fatalf("create: %d %s", resp.StatusCode, loc)
+			}
+			id, _ := strconv.ParseInt(strings.TrimPrefix(strings.SplitN(loc, "?", 2)[0], "/privacy/requests/"), 10, 64)
+			if _, err := w.env.Privacy.Run(w.ctx, privacy.Collect); err != nil {
+				t.Fatal(err)
+			}
+			_, body = ana.do("GET", "/privacy/requests/"+strconv.FormatInt(id, 10), nil)
+			for _, want := range []string{"Confirm Delete Pending", "Confirm delete data", "nms:broadLogRcp", "The data is ready to be downloaded.", "Collecting data in nms:recipient"} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("detail lacks %q", want)
+				}
+			}
+			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}})
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("confirm: %d", resp.StatusCode)
+			}
+			// Namespaces: only an admin creates one; and runs the workflows.
+			if resp, _ := ana.do("POST", "/privacy/namespaces", url.Values{"csrf": {ana.csrf}, "name": {"acct"}, "label": {"Account"}, "schema": {"nms:recipient"}, "key": {"@account"}}); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("namespace by a non-admin: %d", resp.StatusCode)
+			}
+			root := newBrowser(t, w.env.URL)
+			root.logon("root", "root password")
+			if resp, _ := root.do("POST", "/privacy/namespaces", url.Values{"csrf": {root.csrf}, "name": {"acct"}, "label": {"Account"}, "schema": {"nms:recipient"}, "key": {"@account"}}); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("namespace by an admin: %d", resp.StatusCode)
+			}
+			resp, _ = root.do("POST", "/privacy/workflows", url.Values{"csrf": {root.csrf}})
+			if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "deletePrivacyRequestsData") {
+				t.Fatalf("run workflows: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if v, _ := w.env.Privacy.Request(w.ctx, &session.Caller{Rights: []string{session.RightAdmin}}, id); v.Status != privacy.StatusComplete {
+				t.Fatalf("after the workflows: %s", v.Status)
+			}
+			// Log off ends the session for the console and the API.
+			resp, _ = ana.do("POST", "/privacy/logoff", url.Values{"csrf": {ana.csrf}})
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("logoff: %d", resp.StatusCode)
+			}
+			if resp, _ := ana.do("GET", "/privacy/", nil); resp.StatusCode != http.StatusFound {
+				t.Fatal("still logged on after logoff")
+			}
+			// Redirects after logon stay on this site.
+			resp, _ = ana.do("POST", "/privacy/logon", url.Values{"login": {"ana"}, "password": {"ana password"}, "target": {"//evil.example/x"}})
+			if loc := resp.Header.Get("Location"); loc != "/privacy/" {
+				t.Fatalf("open redirect: %s", loc)
+			}
+		})
+	}
+}

@@ -1,0 +1,71 @@
+package web
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func prefixes(t *testing.T, s string) []netip.Prefix {
+	t.Helper()
+	p, err := ParsePrefixes(s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClientAddrAndZone(t *testing.T) {
+	tests := []struct {
+		name             string
+		allowed, trusted string
+		remote           string
+		xff              []string
+		wantAddr         string
+		allowed_         bool
+	}{
+		{"socket address", "127.0.0.1/32", "", "127.0.0.1:5000", nil, "127.0.0.1", true},
+		{"127.0.0.2 outside 127.0.0.1/32", "127.0.0.1/32", "", "127.0.0.2:5000", nil, "127.0.0.2", false},
+		{"IPv4-mapped IPv6 is unmapped", "127.0.0.1/32", "", "[::ffff:127.0.0.1]:5000", nil, "127.0.0.1", true},
+		{"spoofed XFF from an untrusted peer is ignored", "10.0.0.0/8", "", "192.0.2.7:5000", []string{"10.1.2.3"}, "192.0.2.7", false},
+		{"trusted proxy: rightmost untrusted entry", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"203.0.113.9, 10.1.2.3"}, "10.1.2.3", true},
+		{"trusted proxy chain", "10.0.0.0/8", "127.0.0.1/32,172.16.0.0/12", "127.0.0.1:5000", []string{"6.6.6.6, 10.9.9.9", "172.16.0.5"}, "10.9.9.9", true},
+		{"client-written leftmost entry is never used", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"10.1.1.1, 203.0.113.9"}, "203.0.113.9", false},
+		{"garbled chain believes nothing", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"10.1.1.1, not-an-ip"}, "invalid IP", false},
+		{"mapped address in XFF", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"::ffff:10.2.3.4"}, "10.2.3.4", true},
+		{"empty allow-list denies everyone", "", "", "127.0.0.1:5000", nil, "127.0.0.1", false},
+		{"IPv6 loopback", "::1/128", "", "[::1]:5000", nil, "::1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			z := Zone{Allowed: prefixes(t, tt.allowed), Trusted: prefixes(t, tt.trusted)}
+			r := httptest.NewRequest("GET", "/nms/gdpr.jssp?id=1", nil)
+			r.RemoteAddr = tt.remote
+			for _, h := range tt.xff {
+				r.Header.Add("X-Forwarded-For", h)
+			}
+			a, ok := z.Allows(r)
+			if a.String() != tt.wantAddr || ok != tt.allowed_ {
+				t.Fatalf("got %s %v, want %s %v", a, ok, tt.wantAddr, tt.allowed_)
+			}
+		})
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	for _, bad := range []string{"010.1.2.3", "10.0.0.1%eth0", "fe80::1%eth0/64", "10.0.0.0/33", "10.0.0.0/08", "0x0a.1.2.3", "2130706433", "nonsense"} {
+		if _, err := ParsePrefixes(bad, true); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ParsePrefixes("0.0.0.0/0", false); err == nil {
+		t.Error("0.0.0.0/0 accepted without being asked for")
+	}
+	if _, err := ParsePrefixes("::/0", false); err == nil {
+		t.Error("::/0 accepted without being asked for")
+	}
+	p, err := ParsePrefixes("10.0.0.1/8, 192.168.1.7, ::ffff:172.16.0.0/108", false)
+	if err != nil || p[0].String() != "10.0.0.0/8" || p[1].String() != "192.168.1.7/32" || p[2].String() != "172.16.0.0/12" {
+		t.Fatalf("%v %v", p, err)
+	}
+}
