@@ -11,10 +11,14 @@ build:
 run:
 	$(GO) run ./cmd/campaign-privacy serve
 
-# interop-deps installs the npm clients (acc-js-sdk, node-soap) from the lock file.
+# interop-deps installs the npm clients (acc-js-sdk, node-soap) and the
+# browser driver (playwright-core, driving Debian's chromium) from their lock files.
 interop-deps:
-	@if command -v npm >/dev/null 2>&1; then cd interop/js && npm ci --no-audit --no-fund --loglevel=error; \
-	else echo "npm not found: the acc-js-sdk and node-soap interop tests will be skipped"; fi
+	@if command -v npm >/dev/null 2>&1; then \
+		for d in interop/js interop/browser; do \
+			if [ -f $$d/package-lock.json ]; then (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; \
+		done; \
+	else echo "npm not found: the acc-js-sdk, node-soap and browser tests will be skipped"; fi
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
