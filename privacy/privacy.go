@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -65,6 +66,10 @@ type Service struct {
 	registry *schemas.Registry
 	cfg      Config
 	log      *slog.Logger
+
+	mu         sync.Mutex
+	graphs     map[string]*graph          // traversal graph per target schema
+	namespaces map[int64]*store.Namespace // namespaces never change once created
 }
 
 // New returns a Service.
@@ -103,7 +108,8 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger}
+	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
+		graphs: map[string]*graph{}, namespaces: map[int64]*store.Namespace{}}
 }
 
 func randomUint32() uint32 {

@@ -237,7 +237,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	_, remaining, err := s.lookup(ctx, req)
+	remaining, err := s.remaining(ctx, req, found)
 	if err != nil {
 		return err
 	}
@@ -326,16 +326,73 @@ type tableIDs struct {
 	ids    []int64
 }
 
+// graph is the owned part of the data model around a target schema, cut
+// into levels: each schema's parents are all in earlier levels, so one
+// statement per level finds the subject's rows.
+type graph struct {
+	owned  *schemas.Owned
+	levels [][]*schemas.Schema // levels[0] is the root alone
+}
+
+// graphFor computes (once per target schema) the traversal graph.
+func (s *Service) graphFor(target string) (*graph, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g, ok := s.graphs[target]; ok {
+		return g, nil
+	}
+	owned, err := s.registry.OwnedBy(target)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Invalid, err, "The data model around "+target+" is inconsistent.")
+	}
+	level := map[string]int{owned.Order[0].ID(): 0}
+	g := &graph{owned: owned, levels: [][]*schemas.Schema{{owned.Order[0]}}}
+	for _, sc := range owned.Order[1:] {
+		l := 0
+		for _, link := range owned.Parents[sc] {
+			if pl, ok := level[link.Target]; ok && pl+1 > l {
+				l = pl + 1
+			}
+		}
+		level[sc.ID()] = l
+		for len(g.levels) <= l {
+			g.levels = append(g.levels, nil)
+		}
+		g.levels[l] = append(g.levels[l], sc)
+	}
+	s.graphs[target] = g
+	return g, nil
+}
+
+// namespaceByID reads a namespace once; namespaces never change.
+func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace, error) {
+	s.mu.Lock()
+	ns, ok := s.namespaces[id]
+	s.mu.Unlock()
+	if ok {
+		return ns, nil
+	}
+	ns, err := s.db.FindNamespaceByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.namespaces[id] = ns
+	s.mu.Unlock()
+	return ns, nil
+}
+
 // lookup finds the subject of a request: the rows of the namespace's target
 // schema whose reconciliation field equals the value exactly, then every
-// row owned by them, table by table in the owned order. Each hop is one
-// parameterised query per batch of parent ids over an indexed link column,
-// so the cost follows the subject's rows, not the table sizes.
+// row owned by them, level by level through the own links — one indexed,
+// parameterised statement per level, so the cost follows the subject's
+// rows, not the table sizes. The result is in the owned order (parents
+// first).
 func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, int, error) {
 	if req.ReconciliationValue == "" {
 		return nil, 0, apperr.Errorf(apperr.Invalid, "The request has no reconciliation value.")
 	}
-	ns, err := s.db.FindNamespaceByID(ctx, req.NamespaceID)
+	ns, err := s.namespaceByID(ctx, req.NamespaceID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -343,43 +400,90 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
-	owned, err := s.registry.OwnedBy(ns.TargetSchema)
+	g, err := s.graphFor(ns.TargetSchema)
 	if err != nil {
-		return nil, 0, apperr.Wrap(apperr.Invalid, err, "The data model around "+ns.TargetSchema+" is inconsistent.")
+		return nil, 0, err
 	}
-	root := owned.Order[0]
+	root := g.owned.Order[0]
 	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, req.ReconciliationValue)
 	if err != nil {
 		return nil, 0, err
 	}
 	byID := map[string][]int64{root.ID(): rootIDs}
-	out := []tableIDs{{root, rootIDs}}
-	total := len(rootIDs)
-	for _, sc := range owned.Order[1:] {
-		set := map[int64]bool{}
-		for _, l := range owned.Parents[sc] {
-			parents := byID[l.Target]
-			if len(parents) == 0 {
-				continue
-			}
-			ids, err := s.db.FindIDsIn(ctx, sc.Data.Table, l.SQLName, parents)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, id := range ids {
-				set[id] = true
+	for _, level := range g.levels[1:] {
+		var hops []store.Hop
+		for i, sc := range level {
+			for _, l := range g.owned.Parents[sc] {
+				if parents := byID[l.Target]; len(parents) > 0 {
+					hops = append(hops, store.Hop{Tag: i, Table: sc.Data.Table, Column: l.SQLName, Parents: parents})
+				}
 			}
 		}
-		ids := make([]int64, 0, len(set))
-		for id := range set {
-			ids = append(ids, id)
+		found, err := s.db.FindHops(ctx, hops)
+		if err != nil {
+			return nil, 0, err
 		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-		byID[sc.ID()] = ids
-		out = append(out, tableIDs{sc, ids})
-		total += len(ids)
+		for i, sc := range level {
+			byID[sc.ID()] = uniqueSorted(found[i])
+		}
+	}
+	out := make([]tableIDs, 0, len(g.owned.Order))
+	total := 0
+	for _, sc := range g.owned.Order {
+		out = append(out, tableIDs{sc, byID[sc.ID()]})
+		total += len(byID[sc.ID()])
 	}
 	return out, total, nil
+}
+
+// remaining counts, in one statement, what is left of a subject after its
+// delete: the rows found before, and any row owned by them that appeared
+// meanwhile; plus the root rows that still match the value.
+func (s *Service) remaining(ctx context.Context, req *store.Request, found []tableIDs) (int64, error) {
+	ns, err := s.namespaceByID(ctx, req.NamespaceID)
+	if err != nil {
+		return 0, err
+	}
+	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
+	if err != nil {
+		return 0, err
+	}
+	g, err := s.graphFor(ns.TargetSchema)
+	if err != nil {
+		return 0, err
+	}
+	byID := map[string][]int64{}
+	var hops []store.Hop
+	for _, t := range found {
+		byID[t.schema.ID()] = t.ids
+		if len(t.ids) > 0 {
+			hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
+		}
+	}
+	for _, t := range found[1:] {
+		for _, l := range g.owned.Parents[t.schema] {
+			if parents := byID[l.Target]; len(parents) > 0 {
+				hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: l.SQLName, Parents: parents})
+			}
+		}
+	}
+	n, err := s.db.CountHops(ctx, hops)
+	if err != nil {
+		return 0, err
+	}
+	again, err := s.db.FindIDs(ctx, found[0].schema.Data.Table, attr.SQLName, req.ReconciliationValue)
+	return n + int64(len(again)), err
+}
+
+func uniqueSorted(ids []int64) []int64 {
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := ids[:0]
+	for i, id := range ids {
+		if i == 0 || id != ids[i-1] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // failpoint lets fault tests stop the process at a chosen step.

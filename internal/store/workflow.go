@@ -298,20 +298,22 @@ type RequestData struct {
 // TableName pins the table name for gorm.
 func (RequestData) TableName() string { return "privacy_request_data" }
 
-// ReplaceRequestData stores the per-table counts of a request's collect.
+// ReplaceRequestData stores the per-table counts of a request's collect,
+// in one transaction of two statements.
 func (d *DB) ReplaceRequestData(ctx context.Context, requestID int64, counts []RequestData) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("gdpr_request_id = ?", requestID).Delete(&RequestData{}).Error; err != nil {
 			return err
 		}
-		for _, c := range counts {
-			c.GdprRequestID, c.Created = requestID, now
-			if err := tx.Create(&c).Error; err != nil {
-				return err
-			}
+		if len(counts) == 0 {
+			return nil
 		}
-		return nil
+		rows := make([]RequestData, len(counts))
+		for i, c := range counts {
+			rows[i] = RequestData{GdprRequestID: requestID, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
+		}
+		return tx.Create(&rows).Error
 	})
 	return translate(err, "Request data")
 }
@@ -426,3 +428,63 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 
 // ErrLostClaim: another worker took the request over (the lease ran out).
 var ErrLostClaim = errors.New("another worker took the request over")
+
+// Hop asks for the ids of Table's rows whose Column is one of Parents.
+type Hop struct {
+	Tag     int // the caller's label for the answer
+	Table   string
+	Column  string
+	Parents []int64
+}
+
+// FindHops answers several hops in one statement (UNION ALL), so a level of
+// the traversal costs one round trip whatever the number of tables. Each
+// arm is an indexed lookup over a link column.
+func (d *DB) FindHops(ctx context.Context, hops []Hop) (map[int][]int64, error) {
+	var arms []string
+	var args []any
+	for _, h := range hops {
+		for start := 0; start < len(h.Parents); start += idBatch {
+			end := min(start+idBatch, len(h.Parents))
+			arms = append(arms, fmt.Sprintf("SELECT %d AS tag, id FROM %s WHERE %s IN ?", h.Tag, quote(h.Table), quote(h.Column)))
+			args = append(args, h.Parents[start:end])
+		}
+	}
+	out := map[int][]int64{}
+	if len(arms) == 0 {
+		return out, nil
+	}
+	rows, err := d.db.WithContext(ctx).Raw(strings.Join(arms, " UNION ALL "), args...).Rows()
+	if err != nil {
+		return nil, translate(err, "Record")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tag int
+		var id int64
+		if err := rows.Scan(&tag, &id); err != nil {
+			return nil, translate(err, "Record")
+		}
+		out[tag] = append(out[tag], id)
+	}
+	return out, translate(rows.Err(), "Record")
+}
+
+// CountHops counts, in one statement, the rows the hops would find.
+func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
+	var arms []string
+	var args []any
+	for _, h := range hops {
+		for start := 0; start < len(h.Parents); start += idBatch {
+			end := min(start+idBatch, len(h.Parents))
+			arms = append(arms, fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column)))
+			args = append(args, h.Parents[start:end])
+		}
+	}
+	if len(arms) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := d.db.WithContext(ctx).Raw("SELECT COALESCE(SUM(n), 0) FROM ("+strings.Join(arms, " UNION ALL ")+") counts", args...).Scan(&n).Error
+	return n, translate(err, "Record")
+}
