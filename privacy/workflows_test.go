@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"context"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,6 +344,34 @@ func TestResumeAfterCrash(t *testing.T) {
 		}
 		if f.count(t, "nms_recipient") != 4 || f.count(t, "nms_tracking_log_rcp") != 8 {
 			t.Fatal("the resumed delete is not exact")
+		}
+	})
+}
+
+// TestCustomSchemasFollowed: custom tables linked to the recipient (and to
+// each other) with own links are collected and deleted with it, multi-hop.
+func TestCustomSchemasFollowed(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Schemas: os.DirFS("../examples/schemas")})
+		before := map[string]int64{"cus_transaction": f.count(t, "cus_transaction"), "cus_transaction_detail": f.count(t, "cus_transaction_detail")}
+		if before["cus_transaction"] != 10 || before["cus_transaction_detail"] != 10 {
+			t.Fatalf("demo data in the custom tables: %v", before)
+		}
+		access := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeAccess, false)
+		del := f.create(t, "defaultNamespace1", demodata.Email(5), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		doc := f.export(t, access)
+		for _, want := range []string{`<table name="cus:transaction">`, `<table name="cus:transactionDetail">`, `product="Coffee beans"`} {
+			if !strings.Contains(doc, want) {
+				t.Fatalf("export lacks %s:\n%s", want, doc)
+			}
+		}
+		f.run(t, privacy.Delete)
+		if s := f.status(t, del); s != privacy.StatusComplete {
+			t.Fatalf("delete: %s", s)
+		}
+		if f.count(t, "cus_transaction") != 8 || f.count(t, "cus_transaction_detail") != 8 {
+			t.Fatalf("custom tables after the delete: %d %d", f.count(t, "cus_transaction"), f.count(t, "cus_transaction_detail"))
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +70,8 @@ type Options struct {
 	Server  func(*server.Config)
 	// DB reuses an open database (two servers on one store).
 	DB *store.DB
+	// Schemas adds custom schema files, as CP_SCHEMAS_DIR does.
+	Schemas fs.FS
 }
 
 // New starts a service on dialect and stops it when the test ends.
@@ -81,7 +84,7 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if db == nil {
 		db = storetest.Open(t, dialect, clock.Now)
 	}
-	registry, err := schemas.Default()
+	registry, err := schemas.New(opts.Schemas)
 	if err != nil {
 		t.Fatal(err)
 	}
