@@ -220,6 +220,10 @@ type Credentials struct {
 	// __sessiontoken cookie: then the security token is required whatever
 	// the setting, as ACC does, because a browser sends cookies by itself.
 	CookieOnly bool
+	// SafeRead marks a browser GET that changes nothing (a console page, a
+	// download): the cookie alone is enough there, as in ACC's web pages.
+	// Every form post still needs the security token.
+	SafeRead bool
 }
 
 var errBadSession = apperr.Errorf(apperr.BadSession, "Session has expired or is invalid. Please reconnect.")
@@ -272,7 +276,7 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	if !s.cfg.Now().Before(row.Expires) {
 		return refuse("expired")
 	}
-	if cred.SecurityToken != "" || s.cfg.RequireSecurityToken || cred.CookieOnly {
+	if cred.SecurityToken != "" || (!cred.SafeRead && (s.cfg.RequireSecurityToken || cred.CookieOnly)) {
 		if subtle.ConstantTimeCompare([]byte(digest(cred.SecurityToken)), []byte(row.SecurityTokenHash)) != 1 {
 			return refuse("security token missing or wrong")
 		}
