@@ -24,6 +24,7 @@ type RequestView struct {
 	Status        Status
 	StatusLabel   string
 	TypeName      string // "access", "delete"
+	TypeLabel     string // "Access", "Delete"
 	Regulation    string // "GDPR"
 	Namespace     string // internal name
 	Counts        []TableCount
@@ -40,6 +41,8 @@ var statusLabels = map[Status]string{
 	StatusComplete: "Complete", StatusError: "Error", StatusErrorDataNotFound: "Error data not found",
 }
 
+var typeLabels = map[int]string{TypeAccess: "Access", TypeDelete: "Delete"}
+
 // Label is the status as the console shows it.
 func (s Status) Label() string { return statusLabels[s] }
 
@@ -54,7 +57,7 @@ func Statuses() []Status {
 
 func (s *Service) view(ctx context.Context, r store.Request, full bool) (*RequestView, error) {
 	v := &RequestView{Request: r, Status: Status(r.Status), StatusLabel: Status(r.Status).Label(),
-		TypeName: typeNames[r.Type], Regulation: strings.ToUpper(regulationNames[r.Regulation]), Purged: r.PurgedAt != nil}
+		TypeName: typeNames[r.Type], TypeLabel: typeLabels[r.Type], Regulation: strings.ToUpper(regulationNames[r.Regulation]), Purged: r.PurgedAt != nil}
 	if ns, err := s.db.FindNamespaceByID(ctx, r.NamespaceID); err == nil {
 		v.Namespace = ns.Name
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -204,7 +205,7 @@ func (s *Server) handleRunWorkflows(w http.ResponseWriter, r *http.Request) {
 	for _, rep := range reports {
 		parts = append(parts, rep.String())
 	}
-	http.Redirect(w, r, "/privacy/?notice="+urlQuery("Workflows run: "+strings.Join(parts, "; ")+"."), http.StatusSeeOther)
+	http.Redirect(w, r, "/privacy/?notice="+url.QueryEscape("Workflows run: "+strings.Join(parts, "; ")+"."), http.StatusSeeOther)
 }
 
 // handleDownloadPage is the "DOWNLOAD GDPR DATA" page of Adobe's example,
@@ -237,8 +238,4 @@ func baseURL(r *http.Request) string {
 		host = "localhost"
 	}
 	return scheme + "://" + host
-}
-
-func urlQuery(s string) string {
-	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "+", "#", "%23", "?", "%3F").Replace(s)
 }

@@ -81,6 +81,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 		http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(r.URL.Query().Get("target")), http.StatusFound)
 	}))
 	mux.HandleFunc("GET /privacy/static/app.css", s.zoned(s.handleCSS))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /privacy/logon", s.zoned(s.handleLogonForm))
 	mux.HandleFunc("POST /privacy/logon", s.zoned(s.handleLogon))
 	mux.HandleFunc("POST /privacy/logoff", s.gate(s.handleLogoff, true))
@@ -163,7 +164,7 @@ func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 		if !caller.HasRight(session.RightPrivacy) {
 			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", r.URL.Path)
 			s.render(w, r, http.StatusForbidden, "error.html", page{Title: "Access denied", Caller: caller,
-				Error: "Your operator does not hold the Privacy Data Right (privacyRight)."})
+				Detail: "Your operator does not hold the Privacy Data Right (privacyRight)."})
 			return
 		}
 		ctx := context.WithValue(r.Context(), callerKey, caller)
@@ -207,7 +208,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
 		}
 	}
-	s.render(w, r, status, "error.html", page{Title: http.StatusText(status), Caller: callerOf(r), Error: msg})
+	s.render(w, r, status, "error.html", page{Title: http.StatusText(status), Caller: callerOf(r), Detail: msg})
 }
 
 // handleFile is /nms/gdpr.jssp?id=N: the data-subject file, streamed with
@@ -244,12 +245,14 @@ type page struct {
 	Title    string
 	Caller   *session.Caller
 	CSRF     string
-	Error    string
+	Error    string // a message above the content (form errors)
+	Detail   string // the explanation on an error page
 	Notice   string
 	Target   string
 	Login    string
 	Data     any
 	IsAdmin  bool
+	CanUse   bool // the caller holds the Privacy Data Right
 	Statuses []privacy.Status
 }
 
@@ -258,7 +261,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.CSRF, _ = r.Context().Value(csrfKey).(string)
 	}
 	if p.Caller != nil {
-		p.IsAdmin = p.Caller.HasRight(session.RightAdmin) && containsRight(p.Caller.Rights, session.RightAdmin)
+		p.IsAdmin = containsRight(p.Caller.Rights, session.RightAdmin)
+		p.CanUse = p.Caller.HasRight(session.RightPrivacy)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
