@@ -120,21 +120,23 @@ func (w *chunkWriter) emit(last bool) error {
 }
 
 // writeExport streams the document of the collected rows into the store.
-func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs) (int64, error) {
+// It returns the chunks and size; the caller marks the export complete in
+// the same transaction as the request's next status.
+func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs) (int, int64, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	wrapped, err := wrapKey(s.cfg.ExportKey, key)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := s.db.BeginExport(ctx, req.ID, wrapped); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
 		flush: func(seq int, data []byte) error { return s.db.AppendExportChunk(ctx, req.ID, seq, data) }}
@@ -157,21 +159,18 @@ func (s *Service) writeExport(ctx context.Context, req *store.Request, value str
 			return err
 		})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		w.WriteString("  </table>\n")
 	}
 	w.WriteString("</gdprRequestData>\n")
 	if err := w.Flush(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := cw.emit(true); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if err := s.db.CompleteExport(ctx, req.ID, cw.seq, cw.size); err != nil {
-		return 0, err
-	}
-	return cw.size, nil
+	return cw.seq, cw.size, nil
 }
 
 type column struct{ name, typ string }

@@ -160,29 +160,35 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
 			Audit: append(audit, "Error data not found"), ClearDedupe: true})
 	}
-	needsFile := req.Type == TypeAccess || req.ConfirmDeletePending
-	if needsFile {
-		if _, err := s.writeExport(ctx, req, req.ReconciliationValue, found); err != nil {
+	// The file (for an access, or a delete that waits for its
+	// confirmation), then one transaction: counts, file complete, status.
+	var next store.RequestUpdate
+	if req.Type == TypeAccess || req.ConfirmDeletePending {
+		chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, found)
+		if err != nil {
 			return err
 		}
 		s.failpoint("collect-after-export")
+		next.ExportChunks, next.ExportSize = chunks, size
 	}
-	if err := s.db.ReplaceRequestData(ctx, req.ID, counts); err != nil {
-		return err
+	next.Counts = counts
+	if next.Counts == nil {
+		next.Counts = []store.RequestData{}
 	}
 	switch {
 	case req.Type == TypeAccess:
-		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)),
-			Audit: append(audit, "Collecting data is finished. The data is ready to be downloaded."), ClearDedupe: true})
+		next.Status, next.ClearDedupe = ptr(int(StatusComplete)), true
+		next.Audit = append(audit, "Collecting data is finished. The data is ready to be downloaded.")
 	case req.ConfirmDeletePending:
 		deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
-		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusConfirmDeletePending)), ConfirmDeadline: &deadline,
-			Audit: append(audit, "Collecting data is finished. Request needs to be confirmed before data is deleted",
-				"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
+		next.Status, next.ConfirmDeadline = ptr(int(StatusConfirmDeletePending)), &deadline
+		next.Audit = append(audit, "Collecting data is finished. Request needs to be confirmed before data is deleted",
+			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")
 	default:
-		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusDeletePending)),
-			Audit: append(audit, "Collecting data is finished. The data will be deleted.")})
+		next.Status = ptr(int(StatusDeletePending))
+		next.Audit = append(audit, "Collecting data is finished. The data will be deleted.")
 	}
+	return s.finish(ctx, req, next)
 }
 
 // DeleteRequestsData runs deletePrivacyRequestsData: for each request

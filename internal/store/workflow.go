@@ -72,6 +72,12 @@ type RequestUpdate struct {
 	NextAttemptAt   *time.Time
 	ConfirmDeadline *time.Time
 	ClearDedupe     bool // the request is no longer active
+	// Counts, when not nil, replace the per-table counts of the request.
+	Counts []RequestData
+	// ExportChunks > 0 marks the request's export complete with that many
+	// chunks and ExportSize bytes.
+	ExportChunks int
+	ExportSize   int64
 }
 
 // UpdateClaimedRequest applies upd to a request only while worker still
@@ -108,11 +114,39 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 	if upd.ClearDedupe {
 		fields["dedupe_key"] = nil
 	}
-	res := d.db.WithContext(ctx).Model(&Request{}).Where("id = ? AND claimed_by = ?", id, worker).Updates(fields)
-	if res.Error != nil {
-		return false, translate(res.Error, "Privacy request")
+	// One transaction: the step's results and the request's new state are
+	// recorded together, or not at all.
+	var held bool
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", id, worker).Updates(fields)
+		if res.Error != nil || res.RowsAffected != 1 {
+			return res.Error
+		}
+		held = true
+		if upd.Counts != nil {
+			if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
+				return err
+			}
+			if len(upd.Counts) > 0 {
+				rows := make([]RequestData, len(upd.Counts))
+				for i, c := range upd.Counts {
+					rows[i] = RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
+				}
+				if err := tx.Create(&rows).Error; err != nil {
+					return err
+				}
+			}
+		}
+		if upd.ExportChunks > 0 {
+			return tx.Model(&Export{}).Where("request_id = ?", id).
+				Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
+		}
+		return nil
+	})
+	if err != nil {
+		return false, translate(err, "Privacy request")
 	}
-	return res.RowsAffected == 1, nil
+	return held, nil
 }
 
 // ExpireConfirmations moves every request still waiting for its delete
@@ -260,13 +294,6 @@ func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, seq int, da
 	return translate(d.db.WithContext(ctx).Create(&exportChunk{RequestID: requestID, Seq: seq, Data: data}).Error, "Export")
 }
 
-// CompleteExport marks the export whole.
-func (d *DB) CompleteExport(ctx context.Context, requestID int64, chunks int, size int64) error {
-	err := d.db.WithContext(ctx).Model(&Export{}).Where("request_id = ?", requestID).
-		Updates(map[string]any{"chunks": chunks, "size": size, "complete": true}).Error
-	return translate(err, "Export")
-}
-
 // FindExport returns the export of a request.
 func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	var e Export
@@ -297,26 +324,6 @@ type RequestData struct {
 
 // TableName pins the table name for gorm.
 func (RequestData) TableName() string { return "privacy_request_data" }
-
-// ReplaceRequestData stores the per-table counts of a request's collect,
-// in one transaction of two statements.
-func (d *DB) ReplaceRequestData(ctx context.Context, requestID int64, counts []RequestData) error {
-	now := d.now().UTC()
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("gdpr_request_id = ?", requestID).Delete(&RequestData{}).Error; err != nil {
-			return err
-		}
-		if len(counts) == 0 {
-			return nil
-		}
-		rows := make([]RequestData, len(counts))
-		for i, c := range counts {
-			rows[i] = RequestData{GdprRequestID: requestID, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
-		}
-		return tx.Create(&rows).Error
-	})
-	return translate(err, "Request data")
-}
 
 // FindRequestData lists the per-table counts of a request.
 func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestData, error) {
