@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test vet interop-deps generate run
+.PHONY: build test vet interop-deps generate run bench
 
 build:
 	CGO_ENABLED=0 $(GO) build -o campaign-privacy ./cmd/campaign-privacy
@@ -29,7 +29,13 @@ vet:
 # alone, after the rest of the suite.
 test: interop-deps vet
 	$(GO) test -count=1 ./...
+	$(GO) test -run '^$$' -bench . -benchtime=100x -benchmem ./server ./internal/querydef
+	$(GO) test -run '^$$' -bench . -benchtime=5x -benchmem ./privacy
 	CP_TEST_PG_RESTART=1 $(GO) test -count=1 -run 'TestPostgresRestartDuringDelete' ./cmd/campaign-privacy
 
 generate:
 	$(GO) generate ./...
+
+# bench measures the workflows against hand-written SQL (PostgreSQL); see bench/README.md.
+bench:
+	$(GO) run ./bench/workflows -recipients 100000 -requests 5000 -access 500
