@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -369,7 +370,7 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 // failpoint returns the fault-test hook named by CP_FAILPOINT: at that
 // step ("delete-after-batch", "collect-after-export") the process kills
 // itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
-// there. Unset in production.
+// there, the first time. Unset in production.
 func (m *Main) failpoint() func(string) {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
@@ -377,12 +378,13 @@ func (m *Main) failpoint() func(string) {
 	}
 	point, action, _ := strings.Cut(want, ":")
 	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
+	var once sync.Once
 	return func(name string) {
 		if name != point {
 			return
 		}
 		if pause > 0 {
-			time.Sleep(pause) // a fault test restarts the database meanwhile
+			once.Do(func() { time.Sleep(pause) }) // a fault test restarts the database meanwhile
 			return
 		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
