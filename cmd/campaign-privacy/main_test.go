@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,30 +70,12 @@ func TestOperatorCommands(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a server's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve starts "serve" in-process and returns its base URL, its output and
 // a stop function that waits for the graceful shutdown.
-func serve(t *testing.T, env map[string]string) (string, *syncBuffer, func()) {
+func serve(t *testing.T, env map[string]string) (string, *servertest.SyncBuffer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &servertest.SyncBuffer{}
 	ready := make(chan string, 1)
 	env["CP_ADDR"] = "127.0.0.1:0"
 	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(k string) string { return env[k] }, Ready: func(a string) { ready <- a }}
