@@ -205,19 +205,26 @@ func resolveAction(r *http.Request, ctAction string, op *etree.Element) (service
 	if name != op.Tag {
 		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names '%s' but the Body calls '%s'.", name, op.Tag)
 	}
-	if bodyService != "" && !containsPart(service, bodyService) {
+	if bodyService != "" && !containsParts(service, bodyService) {
 		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names service '%s' but the Body is in 'urn:%s'.", service, bodyService)
 	}
 	return service, name, nil
 }
 
-func containsPart(service, part string) bool {
+// containsParts reports whether every part of body ("xtk:persist|xtk:session"
+// as acc-js-sdk writes an inherited method's namespace, or "xtk:session")
+// is a part of the SOAPAction's service.
+func containsParts(service, body string) bool {
+	parts := map[string]bool{}
 	for _, p := range strings.Split(service, "|") {
-		if strings.TrimSpace(p) == part {
-			return true
+		parts[strings.TrimSpace(p)] = true
+	}
+	for _, p := range strings.Split(body, "|") {
+		if !parts[strings.TrimSpace(p)] {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // httpCredentials collects the tokens of a call, in ACC's order of

@@ -38,6 +38,13 @@ func TestWrite(t *testing.T) {
 
 		body := write(`<recipient xtkschema="nms:recipient" _operation="insert" email="ana@example.com" firstName="Ana" gender="2" birthDate="1980-02-29" blackList="false"/>`)
 		mustContain(t, body, "<WriteResponse xmlns='urn:xtk:session'")
+		// acc-js-sdk names an inherited method's service and namespace
+		// "xtk:persist|xtk:session".
+		sdk := strings.Replace(writeCall("Write", token, `<recipient xtkschema="nms:recipient" _operation="insert" email="sdk@example.com"/>`),
+			`xmlns:m="urn:xtk:session"`, `xmlns:m="urn:xtk:persist|xtk:session"`, 1)
+		_, body = env.Post(t, "xtk:persist|xtk:session#Write", sdk)
+		mustContain(t, body, "<WriteResponse")
+		mustContain(t, write(`<recipient xtkschema="nms:recipient" _operation="delete" _key="@email" email="sdk@example.com"/>`), "<WriteResponse")
 		if count("nms_recipient", "email", "ana@example.com") != 1 {
 			t.Fatal("recipient not inserted")
 		}
