@@ -132,7 +132,7 @@ func main() {
 		access.Round(time.Microsecond), floor.Round(time.Microsecond), float64(access)/float64(floor))
 	fmt.Printf("delete batch of %d: collect %s + delete %s = %.0f requests/min (%d processed, %d failed); per request %v; hand-written delete floor %v (%.1fx)\n",
 		*requests, collect.Round(time.Millisecond), del.Round(time.Millisecond), perMinute, reps[0].Processed, reps[0].Failed,
-		((collect+del)/time.Duration(*requests)).Round(time.Microsecond), floorDelPer.Round(time.Microsecond),
+		((collect + del) / time.Duration(*requests)).Round(time.Microsecond), floorDelPer.Round(time.Microsecond),
 		float64((collect+del)/time.Duration(*requests))/float64(floorDelPer))
 }
 
