@@ -1,0 +1,73 @@
+package session
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+)
+
+func TestPasswordHash(t *testing.T) {
+	h := newHasher(2, time.Second)
+	ctx := context.Background()
+	enc, err := h.Hash(ctx, "pässwörd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PHC argon2id string with OWASP's parameters and a 16-byte salt.
+	if !regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`).MatchString(enc) {
+		t.Fatalf("hash %q", enc)
+	}
+	other, _ := h.Hash(ctx, "pässwörd")
+	if other == enc {
+		t.Fatal("two hashes of one password share their salt")
+	}
+	for pw, want := range map[string]bool{
+		"pässwörd":             true,
+		"pa\u0308sswo\u0308rd": false, // NFD: different bytes, no match
+		"passwörd":             false,
+		"":                     false,
+	} {
+		ok, stale, err := h.Verify(ctx, enc, pw)
+		if err != nil || ok != want || stale {
+			t.Errorf("Verify(%q) = %v %v %v, want %v", pw, ok, stale, err, want)
+		}
+	}
+	long := strings.Repeat("x", 1000)
+	enc, _ = h.Hash(ctx, long)
+	if ok, _, _ := h.Verify(ctx, enc, long[:999]); ok {
+		t.Fatal("a 1,000-byte password is truncated")
+	}
+	if _, err := h.Hash(ctx, strings.Repeat("x", MaxPasswordBytes+1)); apperr.CodeOf(err) != apperr.Invalid {
+		t.Fatalf("an over-long password is hashed: %v", err)
+	}
+	// Weaker parameters verify and are reported stale, for a rehash.
+	weak := "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + strings.Repeat("A", 43)
+	if _, stale, _ := h.Verify(ctx, weak, "x"); !stale {
+		t.Fatal("weak parameters not reported stale")
+	}
+	for _, bad := range []string{"", "plain", "$2a$10$bcrypt", "$argon2id$v=19$m=99999999,t=2,p=1$c2FsdA$" + strings.Repeat("A", 43)} {
+		if ok, _, err := h.Verify(ctx, bad, "x"); ok || err != nil {
+			t.Errorf("Verify on %q = %v %v", bad, ok, err)
+		}
+	}
+}
+
+// TestHashingIsBounded: with every slot taken, a hash waits at most the
+// configured time, then gets Busy instead of piling up memory.
+func TestHashingIsBounded(t *testing.T) {
+	h := newHasher(1, 50*time.Millisecond)
+	h.slots <- struct{}{} // the only slot is busy
+	start := time.Now()
+	_, err := h.Hash(context.Background(), "x")
+	if apperr.CodeOf(err) != apperr.Busy || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	<-h.slots
+	if _, err := h.Hash(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+}
