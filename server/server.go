@@ -38,15 +38,31 @@ type Config struct {
 	FaultHTTPStatus int // 200 (ACC, default) or 500 (strict SOAP 1.1 peers)
 	Limits          Limits
 	CallTimeout     time.Duration // per SOAP call; default 10 s
+	Timeouts        Timeouts
 	Now             func() time.Time
 	Logger          *slog.Logger
 	// Ping checks the database for /nl/jsp/ping.jsp.
 	Ping func(context.Context) error
 	// Queries runs xtk:queryDef#ExecuteQuery.
 	Queries *querydef.Service
+	// Failpoint, if set, is called as "soap:<service>#<Method>" before a
+	// method runs (fault tests).
+	Failpoint func(name string)
 	// Persist writes entities for xtk:persist#Write and WriteCollection.
 	Persist *persist.Service
 }
+
+// Timeouts of the HTTP server (security-bar.md §2). Zero fields take the
+// defaults; tests shorten them.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+	MaxHeaderBytes                int
+}
+
+// DefaultTimeouts: slowloris is cut after 5 s of headers, a slow body after
+// 30 s, an answer after 60 s (downloads extend their own), idle keep-alive
+// connections after 120 s; headers are at most 64 KiB.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 
 // Server serves the ACC endpoints.
 type Server struct {
@@ -72,6 +88,9 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service, priv
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 10 * time.Second
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -119,11 +138,11 @@ func (s *Server) ListenAndServe(ctx context.Context, handler http.Handler, ready
 	}
 	s.http = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
+		ReadTimeout:       s.cfg.Timeouts.Read,
+		WriteTimeout:      s.cfg.Timeouts.Write,
+		IdleTimeout:       s.cfg.Timeouts.Idle,
+		MaxHeaderBytes:    s.cfg.Timeouts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if ready != nil {

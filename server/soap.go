@@ -98,6 +98,9 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 			apperr.Errorf(apperr.Invalid, "campaign-privacy does not implement the method '%s'.", c.method.Name)})
 		return
 	}
+	if s.cfg.Failpoint != nil {
+		s.cfg.Failpoint("soap:" + c.method.Service + "#" + c.method.Name)
+	}
 	values, err := h(ctx, c)
 	if err != nil {
 		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, err})

@@ -435,7 +435,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
-		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping,
+		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping, Failpoint: m.failpoint(),
 		Persist: persist.New(db, a.registry, nil),
 		Queries: &querydef.Service{DB: db, Registry: a.registry},
 	}, a.registry, sessions, a.privacy)

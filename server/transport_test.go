@@ -1,0 +1,279 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/server"
+)
+
+// listen runs the real HTTP server (timeouts and all) on a loopback port
+// with shortened timeouts, and stops it at the end of the test.
+func listen(t *testing.T, opts servertest.Options) (*servertest.Env, string, context.CancelFunc, chan error) {
+	t.Helper()
+	base := opts.Server
+	opts.Server = func(c *server.Config) {
+		c.Addr = "127.0.0.1:0"
+		c.Timeouts = server.Timeouts{ReadHeader: 500 * time.Millisecond, Read: 2 * time.Second, Write: 5 * time.Second,
+			Idle: time.Second, MaxHeaderBytes: 64 << 10}
+		if base != nil {
+			base(c)
+		}
+	}
+	env := servertest.New(t, store.SQLite, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- env.Server.ListenAndServe(ctx, env.Server.Handler(), func(a string) { ready <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return env, <-ready, cancel, done
+}
+
+func TestDefaultTimeouts(t *testing.T) {
+	d := server.DefaultTimeouts
+	if d.ReadHeader != 5*time.Second || d.Read != 30*time.Second || d.Write != 60*time.Second || d.Idle != 120*time.Second || d.MaxHeaderBytes != 64<<10 {
+		t.Fatalf("the defaults moved away from security-bar.md §2: %+v", d)
+	}
+}
+
+// TestSlowloris: connections that dribble their headers are closed after
+// ReadHeaderTimeout, and no goroutine stays behind.
+func TestSlowloris(t *testing.T) {
+	_, addr, _, _ := listen(t, servertest.Options{})
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	closedAfter := make(chan time.Duration, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			start := time.Now()
+			_, _ = conn.Write([]byte("POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\n"))
+			for time.Since(start) < 5*time.Second {
+				if _, err := conn.Write([]byte("X")); err != nil {
+					break
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+					break // closed by the server
+				}
+			}
+			closedAfter <- time.Since(start)
+		}()
+	}
+	wg.Wait()
+	close(closedAfter)
+	for d := range closedAfter {
+		if d > 2*time.Second {
+			t.Fatalf("a slow-header connection lived %s (ReadHeaderTimeout 500ms)", d)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+5 {
+		t.Fatalf("goroutines %d, baseline %d", n, before)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// rawRequest sends bytes on a fresh connection and returns the first
+// response's status line and the rest of what came back.
+func rawRequest(t *testing.T, addr, req string) (string, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	status, _ := rd.ReadString('\n')
+	rest, _ := io.ReadAll(rd)
+	return strings.TrimSpace(status), string(rest)
+}
+
+func TestHostileHTTP(t *testing.T) {
+	_, addr, _, _ := listen(t, servertest.Options{})
+	logon := servertest.Envelope("", servertest.LogonCall("nobody", "x"))
+
+	t.Run("2 MiB of headers", func(t *testing.T) {
+		status, _ := rawRequest(t, addr, "GET /r/test HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "+strings.Repeat("a", 2<<20)+"\r\n\r\n")
+		if !strings.Contains(status, "431") {
+			t.Fatalf("got %q", status)
+		}
+	})
+	t.Run("methods other than POST", func(t *testing.T) {
+		for _, m := range []string{"PUT", "DELETE", "OPTIONS", "TRACE"} {
+			status, rest := rawRequest(t, addr, m+" /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nX-Echo: canary\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			if !strings.Contains(status, "405") || !strings.Contains(rest, "Allow: POST") || strings.Contains(rest, "canary") {
+				t.Fatalf("%s: %q", m, status)
+			}
+		}
+	})
+	t.Run("conflicting Content-Length", func(t *testing.T) {
+		status, _ := rawRequest(t, addr, "POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")
+		if !strings.Contains(status, "400") {
+			t.Fatalf("got %q", status)
+		}
+	})
+	t.Run("Content-Length and chunked: chunked framing wins, one request", func(t *testing.T) {
+		smuggled := "GET /r/test HTTP/1.1\r\nHost: x\r\n\r\n"
+		body := logon
+		req := "POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body) + smuggled
+		status, rest := rawRequest(t, addr, req)
+		if strings.Contains(status, "200") && strings.Count(rest, "HTTP/1.1") > 0 {
+			t.Fatalf("a second request was parsed from one: %q", rest)
+		}
+		if !strings.Contains(status, "200") && !strings.Contains(status, "400") {
+			t.Fatalf("got %q", status)
+		}
+	})
+	t.Run("chunked body of 1 GiB is cut at the limit", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("<", 64<<10))
+		sent := 0
+		for sent < 1<<30 {
+			if _, err := io.WriteString(conn, chunk); err != nil {
+				break // the server stopped reading
+			}
+			sent += 64 << 10
+			if sent > 8<<20 {
+				break
+			}
+		}
+		rd := bufio.NewReader(conn)
+		status, _ := rd.ReadString('\n')
+		rest, _ := io.ReadAll(rd)
+		if !strings.Contains(status, "200") || !strings.Contains(string(rest), "larger than") {
+			t.Fatalf("got %q %q", status, rest)
+		}
+	})
+	t.Run("idle keep-alive connections are closed", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /r/test HTTP/1.1\r\nHost: x\r\n\r\n")
+		rd := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("first request: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		_ = conn.SetReadDeadline(time.Now().Add(4 * time.Second))
+		start := time.Now()
+		if _, err := rd.ReadByte(); err == nil || isTimeout(err) {
+			t.Fatalf("the idle connection was not closed: %v after %s", err, time.Since(start))
+		}
+	})
+}
+
+// TestPanicIsAFault: a handler that panics answers a generic Server fault
+// with HTTP 500 and a reference; the process and the next calls go on.
+func TestPanicIsAFault(t *testing.T) {
+	env, addr, _, _ := listen(t, servertest.Options{Server: func(c *server.Config) {
+		c.Failpoint = func(name string) {
+			if name == "soap:xtk:session#GetServerTime" {
+				panic("boom: SELECT secret FROM somewhere")
+			}
+		}
+	}})
+	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
+	resp, err := http.Post("http://"+addr+"/nl/jsp/soaprouter.jsp", "text/xml", strings.NewReader(call))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(body), "<faultcode>SOAP-ENV:Server</faultcode>") || !strings.Contains(string(body), "Internal error (reference ") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "boom") || strings.Contains(string(body), "SELECT") || strings.Contains(string(body), "goroutine") {
+		t.Fatal("the fault leaks the panic")
+	}
+	if !strings.Contains(env.Logs.String(), "panic in SOAP call") {
+		t.Fatal("the panic is not in the log")
+	}
+	status, _ := rawRequest(t, addr, "GET /r/test HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, "200") {
+		t.Fatalf("the server did not survive: %q", status)
+	}
+}
+
+// TestGracefulShutdown: a call in flight when the server is asked to stop
+// completes; the listener closes.
+func TestGracefulShutdown(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	_, addr, cancel, done := listen(t, servertest.Options{Server: func(c *server.Config) {
+		c.Failpoint = func(name string) {
+			if name == "soap:xtk:session#GetServerTime" {
+				close(entered)
+				<-release
+			}
+		}
+	}})
+	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/nl/jsp/soaprouter.jsp", "text/xml", strings.NewReader(call))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	<-entered
+	cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("the listener still accepts after the stop")
+	}
+	close(release)
+	if r := <-result; !strings.Contains(r, "<GetServerTimeResponse") {
+		t.Fatalf("the call in flight did not complete: %s", r)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	done <- nil // for the cleanup
+}
