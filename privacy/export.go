@@ -28,7 +28,7 @@ import (
 // the key, and with it the data.
 
 // chunkSize is the plaintext size of one sealed chunk.
-const chunkSize = 64 << 10
+const chunkSize = 256 << 10
 
 // sealer encrypts chunks of one export.
 type sealer struct {
@@ -216,7 +216,8 @@ var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was del
 // OpenExport returns a reader of the decrypted file of a request, one chunk
 // in memory at a time; it seeks (for HTTP Range requests) by chunk. The
 // reader fails if a chunk was altered, swapped, or the file cut short.
-func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeeker, error) {
+// Close it to stop its read-ahead.
+func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
 	req, err := s.db.FindRequestByID(ctx, requestID)
 	if err != nil {
 		return nil, nil, err
@@ -253,6 +254,68 @@ type chunkReader struct {
 	pos       int64
 	loaded    int    // index of the chunk in plain, -1 for none
 	plain     []byte // its plaintext
+
+	// A read-ahead goroutine fetches the next sealed chunks while the
+	// current ones are decrypted and sent: memory stays at two batches.
+	ahead    [][]byte // sealed chunks aheadSeq, aheadSeq+1, …
+	aheadSeq int
+	batches  chan batch
+	nextSeq  int // first seq of the next batch on the channel
+	stop     context.CancelFunc
+}
+
+type batch struct {
+	chunks [][]byte
+	err    error
+}
+
+// readAhead is how many sealed chunks one query fetches (1 MiB).
+const readAhead = 4
+
+// prefetch (re)starts the read-ahead at seq.
+func (r *chunkReader) prefetch(seq int) {
+	if r.stop != nil {
+		r.stop()
+	}
+	ctx, stop := context.WithCancel(r.ctx)
+	ch := make(chan batch, 1)
+	r.batches, r.nextSeq, r.stop = ch, seq, stop
+	go func() {
+		defer close(ch)
+		for s := seq; s < r.chunks; s += readAhead {
+			cs, err := r.db.ExportChunks(ctx, r.requestID, s, readAhead)
+			select {
+			case ch <- batch{cs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (r *chunkReader) sealed(seq int) ([]byte, error) {
+	if i := seq - r.aheadSeq; i >= 0 && i < len(r.ahead) {
+		return r.ahead[i], nil
+	}
+	if r.batches == nil || seq != r.nextSeq {
+		r.prefetch(seq)
+	}
+	b, ok := <-r.batches
+	if !ok {
+		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(b.chunks) == 0 {
+		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	r.ahead, r.aheadSeq = b.chunks, seq
+	r.nextSeq = seq + len(b.chunks)
+	return r.ahead[0], nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -264,7 +327,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if seq >= r.chunks {
 			return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 		}
-		sealed, err := r.db.ExportChunk(r.ctx, r.requestID, seq)
+		sealed, err := r.sealed(seq)
 		if err != nil {
 			return 0, err
 		}
@@ -281,6 +344,14 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, r.plain[off:])
 	r.pos += int64(n)
 	return n, nil
+}
+
+// Close stops the read-ahead.
+func (r *chunkReader) Close() error {
+	if r.stop != nil {
+		r.stop()
+	}
+	return nil
 }
 
 func (r *chunkReader) Seek(offset int64, whence int) (int64, error) {

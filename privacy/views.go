@@ -121,7 +121,7 @@ func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*Re
 
 // Download opens the data-subject file for an operator and records the
 // download in the request's audit (who, from where, when).
-func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, from string) (*Export, io.ReadSeeker, error) {
+func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, from string) (*Export, io.ReadSeekCloser, error) {
 	if err := requireRight(c); err != nil {
 		return nil, nil, err
 	}
@@ -130,6 +130,7 @@ func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, fro
 		return nil, nil, err
 	}
 	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("File downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+		rd.Close()
 		return nil, nil, err
 	}
 	s.log.InfoContext(ctx, "privacy file downloaded", "id", id, "operator_id", c.OperatorID, "from", from)

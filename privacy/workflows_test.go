@@ -89,6 +89,7 @@ func (f *fixture) export(t *testing.T, id int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
 	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +373,47 @@ func TestCustomSchemasFollowed(t *testing.T) {
 		}
 		if f.count(t, "cus_transaction") != 8 || f.count(t, "cus_transaction_detail") != 8 {
 			t.Fatalf("custom tables after the delete: %d %d", f.count(t, "cus_transaction"), f.count(t, "cus_transaction_detail"))
+		}
+	})
+}
+
+// TestLargeSubject: a subject with 12,000 delivery logs and as many
+// tracking logs (a level-2 hop over 12,000 parents) is collected and deleted
+// exactly — the lookups split their bound values over several statements.
+func TestLargeSubject(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		now := f.env.Clock.Now()
+		const n = 12_000
+		if err := f.env.DB.InsertRows(f.ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(100), "big@example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+		var logs, tracks [][]any
+		for i := int64(1); i <= n; i++ {
+			logs = append(logs, []any{1000 + i, int64(100), "big@example.com", now})
+			tracks = append(tracks, []any{1000 + i, 1000 + i, now})
+		}
+		if err := f.env.DB.InsertRows(f.ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "event_date"}, logs); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.env.DB.InsertRows(f.ctx, "nms_tracking_log_rcp", []string{"id", "broad_log_id", "log_date"}, tracks); err != nil {
+			t.Fatal(err)
+		}
+		access := f.create(t, "defaultNamespace1", "big@example.com", privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		if doc := f.export(t, access); strings.Count(doc, "<row ") != 1+2*n {
+			t.Fatalf("%d rows exported, want %d", strings.Count(doc, "<row "), 1+2*n)
+		}
+		del := f.create(t, "defaultNamespace1", "big@example.com", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 {
+			t.Fatalf("delete: %v", rep)
+		}
+		if s := f.status(t, del); s != privacy.StatusComplete {
+			t.Fatalf("status %s", s)
+		}
+		if f.count(t, "nms_broad_log_rcp") != 15 || f.count(t, "nms_tracking_log_rcp") != 10 || f.count(t, "nms_recipient") != 5 {
+			t.Fatal("the delete of a large subject is not exact")
 		}
 	})
 }

@@ -224,6 +224,7 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	defer rd.Close()
 	// A large file may take longer than the server's write timeout.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	h := w.Header()

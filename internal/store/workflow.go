@@ -303,6 +303,23 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	return &e, nil
 }
 
+// ExportChunks returns up to n sealed chunks from seq on, in order.
+func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int) ([][]byte, error) {
+	var cs []exportChunk
+	err := d.db.WithContext(ctx).Where("request_id = ? AND seq >= ? AND seq < ?", requestID, seq, seq+n).Order("seq").Find(&cs).Error
+	if err != nil {
+		return nil, translate(err, "Export chunk")
+	}
+	out := make([][]byte, len(cs))
+	for i, c := range cs {
+		if c.Seq != seq+i {
+			return nil, apperr.Errorf(apperr.Internal, "The export file has a gap.")
+		}
+		out[i] = c.Data
+	}
+	return out, nil
+}
+
 // ExportChunk returns one sealed chunk.
 func (d *DB) ExportChunk(ctx context.Context, requestID int64, seq int) ([]byte, error) {
 	var c exportChunk
@@ -444,54 +461,78 @@ type Hop struct {
 	Parents []int64
 }
 
-// FindHops answers several hops in one statement (UNION ALL), so a level of
-// the traversal costs one round trip whatever the number of tables. Each
-// arm is an indexed lookup over a link column.
-func (d *DB) FindHops(ctx context.Context, hops []Hop) (map[int][]int64, error) {
-	var arms []string
-	var args []any
+// maxParams bounds the bound values of one statement, under the limits of
+// both SQLite (32,766) and PostgreSQL (65,535).
+const maxParams = 10_000
+
+// hopArms turns hops into UNION ALL arms of at most idBatch values each,
+// grouped into statements of at most maxParams values.
+func hopArms(hops []Hop, arm func(h Hop) string) (stmts [][]string, args [][]any) {
+	var cur []string
+	var curArgs []any
+	n := 0
 	for _, h := range hops {
 		for start := 0; start < len(h.Parents); start += idBatch {
 			end := min(start+idBatch, len(h.Parents))
-			arms = append(arms, fmt.Sprintf("SELECT %d AS tag, id FROM %s WHERE %s IN ?", h.Tag, quote(h.Table), quote(h.Column)))
-			args = append(args, h.Parents[start:end])
+			if n+end-start > maxParams && len(cur) > 0 {
+				stmts, args = append(stmts, cur), append(args, curArgs)
+				cur, curArgs, n = nil, nil, 0
+			}
+			cur = append(cur, arm(h))
+			curArgs = append(curArgs, h.Parents[start:end])
+			n += end - start
 		}
 	}
-	out := map[int][]int64{}
-	if len(arms) == 0 {
-		return out, nil
+	if len(cur) > 0 {
+		stmts, args = append(stmts, cur), append(args, curArgs)
 	}
-	rows, err := d.db.WithContext(ctx).Raw(strings.Join(arms, " UNION ALL "), args...).Rows()
-	if err != nil {
-		return nil, translate(err, "Record")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var tag int
-		var id int64
-		if err := rows.Scan(&tag, &id); err != nil {
-			return nil, translate(err, "Record")
-		}
-		out[tag] = append(out[tag], id)
-	}
-	return out, translate(rows.Err(), "Record")
+	return stmts, args
 }
 
-// CountHops counts, in one statement, the rows the hops would find.
-func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
-	var arms []string
-	var args []any
-	for _, h := range hops {
-		for start := 0; start < len(h.Parents); start += idBatch {
-			end := min(start+idBatch, len(h.Parents))
-			arms = append(arms, fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column)))
-			args = append(args, h.Parents[start:end])
+// FindHops answers several hops with UNION ALL statements — usually one —
+// so a level of the traversal costs one round trip whatever the number of
+// tables. Each arm is an indexed lookup over a link column.
+func (d *DB) FindHops(ctx context.Context, hops []Hop) (map[int][]int64, error) {
+	out := map[int][]int64{}
+	stmts, args := hopArms(hops, func(h Hop) string {
+		return fmt.Sprintf("SELECT %d AS tag, id FROM %s WHERE %s IN ?", h.Tag, quote(h.Table), quote(h.Column))
+	})
+	for i, arms := range stmts {
+		rows, err := d.db.WithContext(ctx).Raw(strings.Join(arms, " UNION ALL "), args[i]...).Rows()
+		if err != nil {
+			return nil, translate(err, "Record")
+		}
+		for rows.Next() {
+			var tag int
+			var id int64
+			if err := rows.Scan(&tag, &id); err != nil {
+				rows.Close()
+				return nil, translate(err, "Record")
+			}
+			out[tag] = append(out[tag], id)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, translate(err, "Record")
 		}
 	}
-	if len(arms) == 0 {
-		return 0, nil
+	return out, nil
+}
+
+// CountHops counts the rows the hops would find.
+func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
+	stmts, args := hopArms(hops, func(h Hop) string {
+		return fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column))
+	})
+	var total int64
+	for i, arms := range stmts {
+		var n int64
+		err := d.db.WithContext(ctx).Raw("SELECT COALESCE(SUM(n), 0) FROM ("+strings.Join(arms, " UNION ALL ")+") counts", args[i]...).Scan(&n).Error
+		if err != nil {
+			return 0, translate(err, "Record")
+		}
+		total += n
 	}
-	var n int64
-	err := d.db.WithContext(ctx).Raw("SELECT COALESCE(SUM(n), 0) FROM ("+strings.Join(arms, " UNION ALL ")+") counts", args...).Scan(&n).Error
-	return n, translate(err, "Record")
+	return total, nil
 }

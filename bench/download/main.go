@@ -1,0 +1,199 @@
+// Command download measures the data-subject file path end to end with the
+// real binary on the embedded SQLite store: the collect that writes the
+// encrypted file (its peak RSS), and the streamed download of
+// /nms/gdpr.jssp (throughput and the server's peak RSS), beside a bare Go
+// server sending the same bytes with http.ServeContent from a plain file.
+//
+//	go run ./bench/download -sizes 10,100
+//
+// Everything runs on loopback, bounded by the sizes given.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+func main() {
+	sizes := flag.String("sizes", "10,100", "approximate file sizes in MB")
+	flag.Parse()
+	tmp, err := os.MkdirTemp("", "cp-bench-download-*")
+	check(err)
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "campaign-privacy")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/campaign-privacy").CombinedOutput()
+	if err != nil {
+		log.Fatalf("build: %s", out)
+	}
+	fmt.Println("| file | rows | collect | collect peak RSS | download | ServeContent | ratio | server peak RSS |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, s := range strings.Split(*sizes, ",") {
+		mb, err := strconv.Atoi(strings.TrimSpace(s))
+		check(err)
+		run(bin, filepath.Join(tmp, "mb"+s), mb)
+	}
+}
+
+// run measures one file size in a fresh data directory.
+func run(bin, dir string, mb int) {
+	ctx := context.Background()
+	env := []string{"CP_DATA_DIR=" + dir, "CP_ADMIN_PASSWORD=bench admin 1", "CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn"}
+	cli := func(args ...string) (*os.ProcessState, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			log.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return cmd.ProcessState, string(out)
+	}
+	cli("migrate")
+
+	// One subject with enough delivery logs for a file of about mb MB
+	// (a row is about 230 bytes of XML).
+	rows := mb * 1_000_000 / 230
+	db, err := store.Open(ctx, store.Config{DataDir: dir})
+	check(err)
+	check(db.InsertRows(ctx, "nms_recipient", []string{"id", "email", "first_name"}, [][]any{{int64(1), "big@example.com", "Big"}}))
+	now := time.Now().UTC()
+	for start := 0; start < rows; start += 50_000 {
+		var batch [][]any
+		for i := start; i < min(start+50_000, rows); i++ {
+			batch = append(batch, []any{int64(i + 1), int64(1), "big@example.com", int64(1), now, now, "Monthly newsletter, edition " + strconv.Itoa(i)})
+		}
+		check(db.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "contact_date", "delivery_label"}, batch))
+	}
+	db.Close()
+
+	port := freePort()
+	srv := exec.Command(bin, "serve")
+	srv.Env = append(os.Environ(), append(env, "CP_ADDR=127.0.0.1:"+port)...)
+	check(srv.Start())
+	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
+	base := "http://127.0.0.1:" + port
+	waitUp(base)
+	body := post(base, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "bench admin 1")))
+	token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+	security := servertest.Between(body, "<pstrSecurityToken xsi:type='xsd:string'>", "<")
+	create := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+		`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>big@example.com</reconciliationValue><type>1</type><confirmDeletePending>false</confirmDeletePending></m:CreateRequestByName>`)
+	id := servertest.Between(post(base, "nms:privacyRequest#CreateRequestByName", create), "<id xsi:type='xsd:int'>", "<")
+
+	start := time.Now()
+	state, report := cli("workflow", "run", "collectPrivacyRequests")
+	if !strings.Contains(report, "1 processed") {
+		log.Fatalf("collect: %s", report)
+	}
+	collect := time.Since(start)
+	collectRSS := state.SysUsage().(*syscall.Rusage).Maxrss // KiB
+
+	// Download through the product.
+	req, _ := http.NewRequest("GET", base+"/nms/gdpr.jssp?id="+id, nil)
+	req.Header.Set("X-Session-Token", token)
+	req.Header.Set("X-Security-Token", security)
+	file := filepath.Join(dir, "export.xml")
+	f, err := os.Create(file)
+	check(err)
+	start = time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	n, err := io.Copy(f, resp.Body)
+	check(err)
+	resp.Body.Close()
+	product := time.Since(start)
+	f.Close()
+	if resp.StatusCode != 200 {
+		log.Fatalf("download: %d", resp.StatusCode)
+	}
+	serverRSS := vmHWM(srv.Process.Pid)
+
+	// The same bytes from a plain file with http.ServeContent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	plain := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fh, err := os.Open(file)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer fh.Close()
+		http.ServeContent(w, r, "export.xml", time.Now(), fh)
+	})}
+	go plain.Serve(ln)
+	start = time.Now()
+	resp, err = http.Get("http://" + ln.Addr().String() + "/")
+	check(err)
+	_, err = io.Copy(io.Discard, resp.Body)
+	check(err)
+	resp.Body.Close()
+	ceiling := time.Since(start)
+	plain.Close()
+
+	mbps := func(d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
+	fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %.0f MB/s | %.0f MB/s | %.2f× | %.0f MiB |\n",
+		float64(n)/(1<<20), rows, collect.Round(10*time.Millisecond), float64(collectRSS)/1024,
+		mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), float64(serverRSS)/1024)
+}
+
+func post(base, action, envelope string) string {
+	req, _ := http.NewRequest("POST", base+"/nl/jsp/soaprouter.jsp", strings.NewReader(envelope))
+	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("SOAPAction", action)
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func waitUp(base string) {
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get(base + "/r/test"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatal("server did not start")
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// vmHWM is the peak resident set of a process, KiB.
+func vmHWM(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	check(err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}

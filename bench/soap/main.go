@@ -1,0 +1,1005 @@
+// Command soap measures the SOAP throughput of the real server binary side
+// by side, in one run, with the ceilings and peers it is judged against:
+//
+//	go run ./bench/soap -duration 10s -conns 1,10,50 -store sqlite,postgres
+//
+// Scenarios (each at every connection count):
+//
+//   - logon: xtk:session#Logon. Ceiling: a bare Go server doing only the
+//     argon2id hash of the same parameters (t=2, m=19 MiB, p=1, at most
+//     GOMAXPROCS in flight) and answering the product's canned Logon response.
+//   - create: nms:privacyRequest#CreateRequestByName (namespace
+//     defaultNamespace1, type 1, a distinct reconciliation value per call).
+//   - query: xtk:queryDef#ExecuteQuery, operation get of @status by @id over
+//     requests created beforehand.
+//
+// Ceilings and peers of create and query, each its own process on its own
+// loopback port: (a) a bare Go net/http server answering the product's
+// canned response; (b) a bare Go server doing one durable INSERT … RETURNING
+// id / SELECT by primary key with pgx on PostgreSQL; (c) node-soap serving
+// the product's own WSDLs, in memory; (d) the same node-soap server with one
+// INSERT / SELECT through npm pg. The Go ceilings are this program started
+// again with -serve; the node peers are bench/soap/node/server.js.
+//
+// The load driver is net/http with keep-alive, one goroutine per
+// connection, a fixed duration after a short warm-up, and a hard cap on the
+// number of requests per run. Everything listens on 127.0.0.1 only; every
+// child process is stopped at the end (and dies with this one), and the
+// PostgreSQL schemas it creates are dropped.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/crypto/argon2"
+)
+
+const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+var (
+	duration    = flag.Duration("duration", 10*time.Second, "measured time of each run")
+	warmup      = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
+	connsFlag   = flag.String("conns", "1,10,50", "connection counts")
+	storeFlag   = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
+	scenFlag    = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query")
+	maxRequests = flag.Int64("max-requests", 300_000, "hard cap on the requests of one run (warm-up included)")
+	queryIDs    = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")
+	nodeBin     = flag.String("node", "node", "node binary for the node-soap peers (empty: skip them)")
+	keep        = flag.Bool("keep", false, "keep the temporary directory and the PostgreSQL schemas")
+
+	// Internal: run one Go ceiling server (started by the benchmark itself).
+	serveMode = flag.String("serve", "", "internal: run a ceiling server: http, pgx or hash")
+	addrFlag  = flag.String("addr", "", "internal: listen address of -serve")
+	pgURLFlag = flag.String("pg-url", "", "internal: PostgreSQL URL of -serve pgx")
+	tableFlag = flag.String("table", "", "internal: table of -serve pgx")
+	cannedDir = flag.String("canned", "", "internal: directory of the product's canned responses")
+	lifetime  = flag.Duration("lifetime", 2*time.Hour, "internal: a -serve server exits after this long")
+)
+
+func main() {
+	flag.Parse()
+	if *serveMode != "" {
+		serveCeiling()
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fail("interrupted")
+	}()
+	run()
+	runCleanups()
+}
+
+// ---------------------------------------------------------------- cleanup
+
+var (
+	cleanupMu sync.Mutex
+	cleanups  []func()
+)
+
+func atExit(f func()) {
+	cleanupMu.Lock()
+	defer cleanupMu.Unlock()
+	cleanups = append(cleanups, f)
+}
+
+func runCleanups() {
+	cleanupMu.Lock()
+	fs := cleanups
+	cleanups = nil
+	cleanupMu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "soap bench: "+format+"\n", args...)
+	runCleanups()
+	os.Exit(1)
+}
+
+func check(err error, what string) {
+	if err != nil {
+		fail("%s: %v", what, err)
+	}
+}
+
+// ---------------------------------------------------------------- processes
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// start runs a child that dies with this process and is stopped at exit.
+func start(name, logPath string, cmd *exec.Cmd) *proc {
+	f, err := os.Create(logPath)
+	check(err, "log file")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	check(cmd.Start(), "start "+name)
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	atExit(p.stop)
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err, "free port")
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitHTTP waits until GET url answers with want (0: any status).
+func waitHTTP(p *proc, u string, want int) {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			fail("%s exited:\n%s", p.name, p.tail())
+		default:
+		}
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if want == 0 || resp.StatusCode == want {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fail("%s did not answer %s:\n%s", p.name, u, p.tail())
+}
+
+// memory returns VmHWM and VmRSS of pid in kB.
+func memory(pid int) (hwm, rss int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1, -1
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmHWM":
+			hwm = n
+		case "VmRSS":
+			rss = n
+		}
+	}
+	return hwm, rss
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ---------------------------------------------------------------- SOAP
+
+func envelope(call string) string {
+	return `<SOAP-ENV:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ns="http://xml.apache.org/xml-soap" xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>` +
+		call + `</SOAP-ENV:Body></SOAP-ENV:Envelope>`
+}
+
+func logonBody(login, password string) []byte {
+	return []byte(envelope(`<m:Logon xmlns:m="urn:xtk:session"><sessiontoken xsi:type="xsd:string"/><login xsi:type="xsd:string">` +
+		login + `</login><password xsi:type="xsd:string">` + password +
+		`</password><parameters xsi:type="ns:Element"><parameters/></parameters></m:Logon>`))
+}
+
+// createBody returns a CreateRequestByName envelope builder: the
+// reconciliation value is value-<n>@example.com.
+func createBody(token, tag string) func(n int64) []byte {
+	pre := []byte(`<SOAP-ENV:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ns="http://xml.apache.org/xml-soap" xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>` +
+		`<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken xsi:type="xsd:string">` + token +
+		`</sessiontoken><namespaceName xsi:type="xsd:string">defaultNamespace1</namespaceName><reconciliationValue xsi:type="xsd:string">` + tag + "-")
+	post := []byte(`@example.com</reconciliationValue><type xsi:type="xsd:int">1</type><confirmDeletePending xsi:type="xsd:boolean">false</confirmDeletePending><regulation xsi:type="xsd:int">1</regulation></m:CreateRequestByName></SOAP-ENV:Body></SOAP-ENV:Envelope>`)
+	return func(n int64) []byte {
+		b := make([]byte, 0, len(pre)+len(post)+20)
+		b = append(b, pre...)
+		b = strconv.AppendInt(b, n, 10)
+		return append(b, post...)
+	}
+}
+
+// queryBody returns an ExecuteQuery get envelope builder over ids.
+func queryBody(token string, ids []int64) func(n int64) []byte {
+	pre := []byte(`<SOAP-ENV:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ns="http://xml.apache.org/xml-soap" xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>` +
+		`<m:ExecuteQuery xmlns:m="urn:xtk:queryDef"><sessiontoken xsi:type="xsd:string">` + token +
+		`</sessiontoken><entity xsi:type="ns:Element"><queryDef schema="nms:gdprRequest" operation="get"><select><node expr="@status"/></select><where><condition expr="@id = `)
+	post := []byte(`"/></where></queryDef></entity></m:ExecuteQuery></SOAP-ENV:Body></SOAP-ENV:Envelope>`)
+	return func(n int64) []byte {
+		b := make([]byte, 0, len(pre)+len(post)+20)
+		b = append(b, pre...)
+		b = strconv.AppendInt(b, ids[int(n)%len(ids)], 10)
+		return append(b, post...)
+	}
+}
+
+// call posts one envelope and returns the status and body.
+func call(client *http.Client, u, action string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"`+action+`"`)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func between(s []byte, from, to string) []byte {
+	i := bytes.Index(s, []byte(from))
+	if i < 0 {
+		return nil
+	}
+	s = s[i+len(from):]
+	j := bytes.Index(s, []byte(to))
+	if j < 0 {
+		return nil
+	}
+	return s[:j]
+}
+
+// ---------------------------------------------------------------- product
+
+type product struct {
+	store    string
+	proc     *proc
+	soap     string // soaprouter URL
+	token    string
+	ids      []int64
+	login    string
+	password string
+}
+
+func startProduct(bin, tmp, store, pgBase, schema string) *product {
+	dir := filepath.Join(tmp, "product-"+store)
+	check(os.MkdirAll(dir, 0o700), "data dir")
+	addr := freeAddr()
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CP_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "CP_ADDR="+addr, "CP_DATA_DIR="+dir, "CP_ADMIN_PASSWORD=Admin-"+randomHex(12),
+		"CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn")
+	if store == "postgres" {
+		env = append(env, "CP_DATABASE_URL="+withSearchPath(pgBase, schema))
+	}
+	p := &product{store: store, login: "bench", password: "Bench-" + randomHex(12)}
+	op := exec.Command(bin, "operator", "create", "--login", p.login, "--password-stdin", "--right", "privacyRight")
+	op.Env = env
+	op.Stdin = strings.NewReader(p.password + "\n")
+	if out, err := op.CombinedOutput(); err != nil {
+		fail("operator create (%s): %v\n%s", store, err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	p.proc = start("product-"+store, filepath.Join(tmp, "product-"+store+".log"), cmd)
+	waitHTTP(p.proc, "http://"+addr+"/r/test", http.StatusOK)
+	p.soap = "http://" + addr + "/nl/jsp/soaprouter.jsp"
+	status, body, err := call(http.DefaultClient, p.soap, "xtk:session#Logon", logonBody(p.login, p.password))
+	if err != nil || status != 200 || bytes.Contains(body, []byte("Fault>")) {
+		fail("logon on product-%s: %d %v %s", store, status, err, body)
+	}
+	p.token = string(between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<"))
+	return p
+}
+
+func withSearchPath(base, schema string) string {
+	u, err := url.Parse(base)
+	check(err, "PostgreSQL URL")
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// seed creates n requests through the SOAP API and keeps their ids.
+func (p *product) seed(n int) {
+	mk := createBody(p.token, "seed-"+randomHex(4))
+	client := &http.Client{Timeout: 30 * time.Second}
+	var mu sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				status, body, err := call(client, p.soap, "nms:privacyRequest#CreateRequestByName", mk(i))
+				id, perr := strconv.ParseInt(string(between(body, "<id xsi:type='xsd:int'>", "<")), 10, 64)
+				mu.Lock()
+				if err == nil && status == 200 && perr == nil {
+					p.ids = append(p.ids, id)
+				} else if firstErr == nil {
+					firstErr = fmt.Errorf("%d %v %s", status, err, body)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		fail("seeding product-%s: %v", p.store, firstErr)
+	}
+	slices.Sort(p.ids)
+}
+
+// ---------------------------------------------------------------- load
+
+type target struct {
+	name   string
+	url    string
+	action string
+	body   func(n int64) []byte
+	expect []byte
+	pid    int
+}
+
+type result struct {
+	ok, errs int64
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	hwm, rss int64 // kB
+	firstErr string
+}
+
+func (r result) rps() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+var fault = []byte("Fault>")
+
+func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
+		DisableCompression: true, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var issued atomic.Int64
+	phase := func(d time.Duration, record bool) result {
+		deadline := time.Now().Add(d)
+		lats := make([][]time.Duration, conns)
+		errs := make([]int64, conns)
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		begin := time.Now()
+		for w := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := bytes.NewBuffer(make([]byte, 0, 4096))
+				for time.Now().Before(deadline) {
+					n := issued.Add(1)
+					if n > max {
+						return
+					}
+					req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(t.body(n)))
+					req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+					req.Header.Set("SOAPAction", `"`+t.action+`"`)
+					t0 := time.Now()
+					resp, err := client.Do(req)
+					status := 0
+					buf.Reset()
+					if err == nil {
+						status = resp.StatusCode
+						_, err = buf.ReadFrom(resp.Body)
+						resp.Body.Close()
+					}
+					lat := time.Since(t0)
+					b := buf.Bytes()
+					if err != nil || status != http.StatusOK || bytes.Contains(b, fault) || !bytes.Contains(b, t.expect) {
+						errs[w]++
+						if firstErr.Load() == nil {
+							msg := fmt.Sprintf("HTTP %d %v %.300s", status, err, b)
+							firstErr.CompareAndSwap(nil, msg)
+						}
+						continue
+					}
+					if record {
+						lats[w] = append(lats[w], lat)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		r := result{elapsed: time.Since(begin)}
+		var all []time.Duration
+		for w := range conns {
+			all = append(all, lats[w]...)
+			r.errs += errs[w]
+		}
+		r.ok = int64(len(all))
+		if len(all) > 0 {
+			slices.Sort(all)
+			r.p50 = all[len(all)*50/100]
+			r.p99 = all[min(len(all)-1, len(all)*99/100)]
+		}
+		if s, ok := firstErr.Load().(string); ok {
+			r.firstErr = s
+		}
+		return r
+	}
+	if warm > 0 {
+		phase(warm, false)
+	}
+	r := phase(d, true)
+	r.hwm, r.rss = memory(t.pid)
+	return r
+}
+
+// ---------------------------------------------------------------- run
+
+type row struct {
+	scenario string
+	conns    int
+	target   string
+	res      result
+}
+
+func run() {
+	var conns []int
+	for _, s := range strings.Split(*connsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fail("bad -conns %q", *connsFlag)
+		}
+		conns = append(conns, n)
+	}
+	stores := splitList(*storeFlag)
+	for _, s := range stores {
+		if s != "sqlite" && s != "postgres" {
+			fail("bad -store %q", s)
+		}
+	}
+	scenarios := splitList(*scenFlag)
+	ctx := context.Background()
+
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	check(err, "go env GOMOD")
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	tmp, err := os.MkdirTemp("", "cp-soap-bench-")
+	check(err, "temp dir")
+	if !*keep {
+		atExit(func() { os.RemoveAll(tmp) })
+	}
+	fmt.Fprintf(os.Stderr, "working in %s\n", tmp)
+
+	bin := filepath.Join(tmp, "campaign-privacy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/campaign-privacy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fail("build: %v\n%s", err, out)
+	}
+	self, err := os.Executable()
+	check(err, "executable")
+
+	// PostgreSQL: one schema for the product, one for the pgx and pg peers.
+	pgBase := os.Getenv("CP_BENCH_POSTGRES_URL")
+	if pgBase == "" {
+		pgBase = defaultPostgres
+	}
+	admin, err := sql.Open("pgx", pgBase)
+	check(err, "open PostgreSQL")
+	atExit(func() { admin.Close() })
+	pgOK := admin.PingContext(ctx) == nil
+	if !pgOK && slices.Contains(stores, "postgres") {
+		fail("PostgreSQL is not reachable at CP_BENCH_POSTGRES_URL")
+	}
+	tag := "cp_soapbench_" + randomHex(4)
+	productSchema, peerSchema := tag+"_product", tag+"_peers"
+	if pgOK {
+		for _, s := range []string{productSchema, peerSchema} {
+			_, err := admin.ExecContext(ctx, "CREATE SCHEMA "+s)
+			check(err, "create schema")
+			if !*keep {
+				atExit(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+s+" CASCADE") })
+			}
+		}
+		for _, t := range []string{"go_privacy_requests", "node_privacy_requests"} {
+			_, err := admin.ExecContext(ctx, `CREATE TABLE `+peerSchema+`.`+t+` (
+				id bigserial PRIMARY KEY,
+				namespace text NOT NULL,
+				reconciliation_value text NOT NULL,
+				type int NOT NULL,
+				regulation int NOT NULL,
+				status int NOT NULL DEFAULT 0,
+				created timestamptz NOT NULL DEFAULT now())`)
+			check(err, "create table")
+			_, err = admin.ExecContext(ctx, `INSERT INTO `+peerSchema+`.`+t+` (namespace, reconciliation_value, type, regulation)
+				SELECT 'defaultNamespace1', 'seed-' || g || '@example.com', 1, 1 FROM generate_series(1, $1::int) g`, *queryIDs)
+			check(err, "seed table")
+		}
+		_, err = admin.ExecContext(ctx, "ANALYZE "+peerSchema+".go_privacy_requests")
+		check(err, "analyze")
+		_, err = admin.ExecContext(ctx, "ANALYZE "+peerSchema+".node_privacy_requests")
+		check(err, "analyze")
+	}
+
+	// The products.
+	var products []*product
+	for _, s := range stores {
+		p := startProduct(bin, tmp, s, pgBase, productSchema)
+		fmt.Fprintf(os.Stderr, "product-%s up (pid %d); creating %d requests for the query scenario\n", s, p.proc.pid(), *queryIDs)
+		p.seed(*queryIDs)
+		products = append(products, p)
+	}
+	if len(products) == 0 {
+		fail("no product store")
+	}
+	p0 := products[0]
+
+	// Canned responses and WSDLs from the product.
+	canned := filepath.Join(tmp, "canned")
+	check(os.MkdirAll(canned, 0o700), "canned dir")
+	_, logonResp, err := call(http.DefaultClient, p0.soap, "xtk:session#Logon", logonBody(p0.login, p0.password))
+	check(err, "logon")
+	_, createResp, err := call(http.DefaultClient, p0.soap, "nms:privacyRequest#CreateRequestByName", createBody(p0.token, "canned-"+randomHex(4))(1))
+	check(err, "create")
+	_, queryResp, err := call(http.DefaultClient, p0.soap, "xtk:queryDef#ExecuteQuery", queryBody(p0.token, p0.ids)(0))
+	check(err, "query")
+	for name, b := range map[string][]byte{"logon.xml": logonResp, "create.xml": createResp, "query.xml": queryResp} {
+		if bytes.Contains(b, fault) {
+			fail("canned %s is a fault: %s", name, b)
+		}
+		check(os.WriteFile(filepath.Join(canned, name), b, 0o600), "write canned")
+	}
+	wsdlDir := filepath.Join(tmp, "wsdl")
+	check(os.MkdirAll(wsdlDir, 0o700), "wsdl dir")
+	base := strings.TrimSuffix(p0.soap, "/nl/jsp/soaprouter.jsp")
+	for _, s := range []string{"nms:privacyRequest", "xtk:queryDef"} {
+		resp, err := http.Get(base + "/nl/jsp/schemawsdl.jsp?schema=" + s)
+		check(err, "WSDL")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			fail("WSDL %s: %d", s, resp.StatusCode)
+		}
+		check(os.WriteFile(filepath.Join(wsdlDir, strings.ReplaceAll(s, ":", "_")+".wsdl"), b, 0o600), "write WSDL")
+	}
+
+	// Go ceilings: this program again with -serve.
+	ceiling := func(mode string, extra ...string) (*proc, string) {
+		addr := freeAddr()
+		args := append([]string{"-serve", mode, "-addr", addr, "-canned", canned}, extra...)
+		p := start("go-"+mode, filepath.Join(tmp, "go-"+mode+".log"), exec.Command(self, args...))
+		waitHTTP(p, "http://"+addr+"/r/test", http.StatusOK)
+		return p, "http://" + addr + "/nl/jsp/soaprouter.jsp"
+	}
+	httpProc, httpURL := ceiling("http")
+	hashProc, hashURL := ceiling("hash")
+	var pgxProc *proc
+	var pgxURL string
+	if pgOK {
+		pgxProc, pgxURL = ceiling("pgx", "-pg-url", pgBase, "-table", peerSchema+".go_privacy_requests")
+	}
+
+	// node-soap peers.
+	var nodeMem, nodePG *proc
+	var nodeMemURL, nodePGURL string
+	if *nodeBin != "" {
+		if _, err := exec.LookPath(*nodeBin); err != nil {
+			fmt.Fprintf(os.Stderr, "node not found: node-soap peers skipped\n")
+		} else {
+			nodeDir := filepath.Join(root, "bench", "soap", "node")
+			if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "soap")); err != nil {
+				npm := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+				npm.Dir = nodeDir
+				if out, err := npm.CombinedOutput(); err != nil {
+					fail("npm ci in %s: %v\n%s", nodeDir, err, out)
+				}
+			}
+			life := strconv.Itoa(int((2 * time.Hour).Seconds()))
+			startNode := func(name string, args ...string) (*proc, string) {
+				addr := freeAddr()
+				_, port, _ := net.SplitHostPort(addr)
+				a := append([]string{filepath.Join(nodeDir, "server.js"), "--port", port, "--wsdl-dir", wsdlDir, "--lifetime", life}, args...)
+				p := start(name, filepath.Join(tmp, name+".log"), exec.Command(*nodeBin, a...))
+				waitHTTP(p, "http://"+addr+"/", 0)
+				return p, "http://" + addr
+			}
+			nodeMem, nodeMemURL = startNode("node-soap", "--mode", "mem", "--seed", strconv.Itoa(*queryIDs))
+			if pgOK {
+				nodePG, nodePGURL = startNode("node-soap-pg", "--mode", "pg", "--pg-url", pgBase, "--table", peerSchema+".node_privacy_requests")
+			}
+		}
+	}
+
+	// Targets per scenario.
+	seqIDs := make([]int64, *queryIDs)
+	for i := range seqIDs {
+		seqIDs[i] = int64(i + 1)
+	}
+	runTag := randomHex(4)
+	targetsFor := func(scenario string, c int) []target {
+		var ts []target
+		tag := func(name string) string { return fmt.Sprintf("b%s-%s-%d", runTag, name, c) }
+		for _, p := range products {
+			name := "product-" + p.store
+			switch scenario {
+			case "logon":
+				ts = append(ts, target{name, p.soap, "xtk:session#Logon", constBody(logonBody(p.login, p.password)), []byte("LogonResponse"), p.proc.pid()})
+			case "create":
+				ts = append(ts, target{name, p.soap, "nms:privacyRequest#CreateRequestByName", createBody(p.token, tag(name)), []byte("CreateRequestByNameResponse"), p.proc.pid()})
+			case "query":
+				ts = append(ts, target{name, p.soap, "xtk:queryDef#ExecuteQuery", queryBody(p.token, p.ids), []byte("ExecuteQueryResponse"), p.proc.pid()})
+			}
+		}
+		if scenario == "logon" {
+			return append(ts, target{"go-argon2id", hashURL, "xtk:session#Logon", constBody(logonBody(p0.login, p0.password)), []byte("LogonResponse"), hashProc.pid()})
+		}
+		add := func(name, u string, p *proc, ids []int64) {
+			if p == nil {
+				return
+			}
+			switch scenario {
+			case "create":
+				ts = append(ts, target{name, u, "nms:privacyRequest#CreateRequestByName", createBody("x", tag(name)), []byte("CreateRequestByNameResponse"), p.pid()})
+			case "query":
+				ts = append(ts, target{name, u, "xtk:queryDef#ExecuteQuery", queryBody("x", ids), []byte("ExecuteQueryResponse"), p.pid()})
+			}
+		}
+		add("go-http-canned", httpURL, httpProc, seqIDs)
+		add("go-pgx", pgxURL, pgxProc, seqIDs)
+		nodePath := map[string]string{"create": "/privacyRequest", "query": "/queryDef"}[scenario]
+		add("node-soap", nodeMemURL+nodePath, nodeMem, seqIDs)
+		add("node-soap-pg", nodePGURL+nodePath, nodePG, seqIDs)
+		return ts
+	}
+
+	var rows []row
+	began := time.Now()
+	for _, sc := range scenarios {
+		for _, c := range conns {
+			for _, t := range targetsFor(sc, c) {
+				r := runLoad(t, c, *duration, *warmup, *maxRequests)
+				fmt.Fprintf(os.Stderr, "%-6s conns=%-3d %-17s %9.1f req/s  p50 %8s  p99 %8s  errors %d\n",
+					sc, c, t.name, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errs)
+				if r.firstErr != "" {
+					fmt.Fprintf(os.Stderr, "        first error: %s\n", r.firstErr)
+				}
+				rows = append(rows, row{sc, c, t.name, r})
+			}
+		}
+	}
+	report(rows, scenarios, conns, stores, time.Since(began))
+}
+
+func constBody(b []byte) func(int64) []byte { return func(int64) []byte { return b } }
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- report
+
+var scenarioTitle = map[string]string{
+	"logon":  "Logon (xtk:session)",
+	"create": "CreateRequestByName (nms:privacyRequest)",
+	"query":  "ExecuteQuery get by @id (xtk:queryDef)",
+}
+
+func report(rows []row, scenarios []string, conns []int, stores []string, took time.Duration) {
+	find := func(sc string, c int, name string) (result, bool) {
+		for _, r := range rows {
+			if r.scenario == sc && r.conns == c && r.target == name {
+				return r.res, true
+			}
+		}
+		return result{}, false
+	}
+	fmt.Printf("\nSOAP throughput, %s, GOMAXPROCS %d, %s per run (+%s warm-up), measured in %s\n",
+		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, *warmup, took.Round(time.Second))
+	for _, sc := range scenarios {
+		fmt.Printf("\n### %s\n\n", scenarioTitle[sc])
+		head := "| conns | server | req/s | p50 ms | p99 ms | errors | VmHWM / VmRSS MiB |"
+		sep := "|---|---|---|---|---|---|---|"
+		for _, s := range stores {
+			head += " product-" + s + " ÷ |"
+			sep += "---|"
+		}
+		fmt.Println(head)
+		fmt.Println(sep)
+		for _, c := range conns {
+			for _, r := range rows {
+				if r.scenario != sc || r.conns != c {
+					continue
+				}
+				line := fmt.Sprintf("| %d | %s | %.0f | %.2f | %.2f | %d | %.0f / %.0f |", c, r.target, r.res.rps(),
+					ms(r.res.p50), ms(r.res.p99), r.res.errs, float64(r.res.hwm)/1024, float64(r.res.rss)/1024)
+				for _, s := range stores {
+					p, _ := find(sc, c, "product-"+s)
+					if strings.HasPrefix(r.target, "product-") || r.res.rps() == 0 {
+						line += " |"
+					} else {
+						line += fmt.Sprintf(" %.2f× |", p.rps()/r.res.rps())
+					}
+				}
+				fmt.Println(line)
+			}
+		}
+	}
+	// The targets of the issue. Those against a PostgreSQL ceiling are
+	// judged on product-postgres; product-sqlite is shown for information.
+	type goal struct {
+		sc, what, peer string
+		min            float64
+		pgOnly         bool
+	}
+	goals := []goal{
+		{"create", "CreateRequestByName ≥ 0.75× pgx INSERT", "go-pgx", 0.75, true},
+		{"create", "CreateRequestByName ≥ 1.3× node-soap+pg", "node-soap-pg", 1.3, true},
+		{"query", "ExecuteQuery get ≥ 0.6× pgx SELECT", "go-pgx", 0.6, true},
+		{"logon", "Logon ≥ 0.9× bare argon2id", "go-argon2id", 0.9, false},
+	}
+	fmt.Printf("\n### Targets (product ÷ ceiling or peer, per connection count)\n\n")
+	head, sep := "| target | product |", "|---|---|"
+	for _, c := range conns {
+		head += fmt.Sprintf(" %d |", c)
+		sep += "---|"
+	}
+	fmt.Println(head + " met |")
+	fmt.Println(sep + "---|")
+	for _, g := range goals {
+		if !slices.Contains(scenarios, g.sc) {
+			continue
+		}
+		for _, s := range stores {
+			line := fmt.Sprintf("| %s | %s |", g.what, s)
+			met, n := 0, 0
+			for _, c := range conns {
+				p, ok1 := find(g.sc, c, "product-"+s)
+				q, ok2 := find(g.sc, c, g.peer)
+				if !ok1 || !ok2 || q.rps() == 0 {
+					line += " – |"
+					continue
+				}
+				ratio := p.rps() / q.rps()
+				n++
+				if ratio >= g.min {
+					met++
+				}
+				line += fmt.Sprintf(" %.2f× |", ratio)
+			}
+			verdict := "no data"
+			switch {
+			case g.pgOnly && s != "postgres":
+				verdict = "(information: the ceiling is on PostgreSQL)"
+			case n == 0:
+			case met == n:
+				verdict = "met"
+			case met == 0:
+				verdict = "missed"
+			default:
+				verdict = fmt.Sprintf("met at %d of %d", met, n)
+			}
+			fmt.Println(line + " " + verdict + " |")
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ---------------------------------------------------------------- ceilings
+
+// Response templates of the pgx ceiling: the product's literal format.
+const (
+	createHead = "<?xml version='1.0'?>\n<SOAP-ENV:Envelope xmlns:xsd='http://www.w3.org/2001/XMLSchema' xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' xmlns:ns='urn:nms:privacyRequest' xmlns:SOAP-ENV='http://schemas.xmlsoap.org/soap/envelope/'>\n<SOAP-ENV:Body>\n<CreateRequestByNameResponse xmlns='urn:nms:privacyRequest' SOAP-ENV:encodingStyle='http://schemas.xmlsoap.org/soap/encoding/'>\n<id xsi:type='xsd:int'>"
+	createTail = "</id>\n</CreateRequestByNameResponse>\n</SOAP-ENV:Body>\n</SOAP-ENV:Envelope>\n"
+	queryHead  = "<?xml version='1.0'?>\n<SOAP-ENV:Envelope xmlns:xsd='http://www.w3.org/2001/XMLSchema' xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' xmlns:ns='urn:xtk:queryDef' xmlns:SOAP-ENV='http://schemas.xmlsoap.org/soap/envelope/'>\n<SOAP-ENV:Body>\n<ExecuteQueryResponse xmlns='urn:xtk:queryDef' SOAP-ENV:encodingStyle='http://schemas.xmlsoap.org/soap/encoding/'>\n<pdomOutput xsi:type='ns:Element' SOAP-ENV:encodingStyle='http://xml.apache.org/xml-soap/literalxml'><gdprRequest status=\""
+	queryTail  = "\"/></pdomOutput>\n</ExecuteQueryResponse>\n</SOAP-ENV:Body>\n</SOAP-ENV:Envelope>\n"
+	faultBody  = "<?xml version='1.0'?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV='http://schemas.xmlsoap.org/soap/envelope/'><SOAP-ENV:Body><SOAP-ENV:Fault><faultcode>SOAP-ENV:Server</faultcode><faultstring>error</faultstring></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>\n"
+)
+
+var bufPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }}
+
+func writeXML(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+func serveCeiling() {
+	time.AfterFunc(*lifetime, func() { os.Exit(0) })
+	load := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(*cannedDir, name))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return b
+	}
+	logonResp, createResp, queryResp := load("logon.xml"), load("create.xml"), load("query.xml")
+	var pool *pgxpool.Pool
+	if *serveMode == "pgx" {
+		cfg, err := pgxpool.ParseConfig(*pgURLFlag)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cfg.MaxConns = 10 // as the product's pool
+		pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	insert := "INSERT INTO " + *tableFlag + " (namespace, reconciliation_value, type, regulation, status, created) VALUES ($1, $2, 1, 1, 0, now()) RETURNING id"
+	selectByID := "SELECT status FROM " + *tableFlag + " WHERE id = $1"
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /r/test", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK") })
+	mux.HandleFunc("POST /nl/jsp/soaprouter.jsp", func(w http.ResponseWriter, r *http.Request) {
+		buf := bufPool.Get().(*bytes.Buffer)
+		defer bufPool.Put(buf)
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(r.Body, 256<<10)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body := buf.Bytes()
+		action := r.Header.Get("SOAPAction")
+		switch *serveMode {
+		case "http":
+			switch {
+			case strings.Contains(action, "CreateRequestByName"):
+				writeXML(w, createResp)
+			case strings.Contains(action, "ExecuteQuery"):
+				writeXML(w, queryResp)
+			default:
+				writeXML(w, logonResp)
+			}
+		case "hash":
+			password := between(body, "<password", "</password>")
+			if i := bytes.IndexByte(password, '>'); i >= 0 {
+				password = password[i+1:]
+			}
+			salt := make([]byte, 16)
+			_, _ = crand.Read(salt)
+			slots <- struct{}{}
+			_ = argon2.IDKey(password, salt, 2, 19*1024, 1, 32)
+			<-slots
+			writeXML(w, logonResp)
+		case "pgx":
+			out := bytes.NewBuffer(make([]byte, 0, 512))
+			switch {
+			case strings.Contains(action, "CreateRequestByName"):
+				value := between(body, "<reconciliationValue", "</reconciliationValue>")
+				if i := bytes.IndexByte(value, '>'); i >= 0 {
+					value = value[i+1:]
+				}
+				var id int64
+				if err := pool.QueryRow(r.Context(), insert, "defaultNamespace1", string(value)).Scan(&id); err != nil {
+					writeXML(w, []byte(faultBody))
+					return
+				}
+				out.WriteString(createHead)
+				out.WriteString(strconv.FormatInt(id, 10))
+				out.WriteString(createTail)
+			case strings.Contains(action, "ExecuteQuery"):
+				id, err := strconv.ParseInt(string(between(body, `@id = `, `"`)), 10, 64)
+				var status int
+				if err == nil {
+					err = pool.QueryRow(r.Context(), selectByID, id).Scan(&status)
+				}
+				if err != nil {
+					writeXML(w, []byte(faultBody))
+					return
+				}
+				out.WriteString(queryHead)
+				out.WriteString(strconv.Itoa(status))
+				out.WriteString(queryTail)
+			default:
+				writeXML(w, []byte(faultBody))
+				return
+			}
+			writeXML(w, out.Bytes())
+		}
+	})
+	srv := &http.Server{Addr: *addrFlag, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+		<-sig
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if pool != nil {
+		pool.Close()
+	}
+}
