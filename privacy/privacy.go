@@ -220,7 +220,7 @@ func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace,
 	if name == "" || len(name) > 64 {
 		return nil, nil, apperr.Errorf(apperr.Invalid, "The namespace name must have 1 to 64 characters.")
 	}
-	ns, err := s.db.FindNamespaceByName(ctx, name)
+	ns, err := s.namespaceByName(ctx, name)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return nil, nil, apperr.Errorf(apperr.Invalid, "The namespace '%s' does not exist.", printable(name))
 	} else if err != nil {
@@ -231,6 +231,27 @@ func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace,
 		return nil, nil, err
 	}
 	return ns, attr, nil
+}
+
+// namespaceByName reads a namespace once; namespaces never change once
+// created (an unknown name is read again each time: it may be created).
+func (s *Service) namespaceByName(ctx context.Context, name string) (*store.Namespace, error) {
+	s.mu.Lock()
+	for _, ns := range s.namespaces {
+		if ns.Name == name {
+			s.mu.Unlock()
+			return ns, nil
+		}
+	}
+	s.mu.Unlock()
+	ns, err := s.db.FindNamespaceByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.namespaces[ns.ID] = ns
+	s.mu.Unlock()
+	return ns, nil
 }
 
 // reconciliationAttribute resolves "@email" on the target schema.

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -59,10 +60,15 @@ type Config struct {
 	MaxFailures   int
 	FailureWindow time.Duration
 	BanDuration   time.Duration
-	HashSlots     int           // argon2id hashes in flight; default GOMAXPROCS
-	HashWait      time.Duration // queue wait before a Busy answer; default 2 s
-	Now           func() time.Time
-	Logger        *slog.Logger
+	HashSlots     int // argon2id hashes in flight; default GOMAXPROCS
+	// CacheTTL is how long a checked session is remembered by this replica
+	// (security-bar.md allows at most 1 s); Logoff and disabling an
+	// operator forget it at once here, other replicas within CacheTTL.
+	// Negative turns the cache off.
+	CacheTTL time.Duration
+	HashWait time.Duration // queue wait before a Busy answer; default 2 s
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Service implements Logon, Logoff, token checks and operator management.
@@ -71,6 +77,16 @@ type Service struct {
 	cfg  Config
 	hash *hasher
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cachedSession // by jti
+}
+
+// cachedSession is a session row and its operator as last read.
+type cachedSession struct {
+	row    store.Session
+	caller Caller
+	until  time.Time
 }
 
 // New returns a Service. Zero settings take the defaults above.
@@ -102,7 +118,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger}, nil
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = time.Second
+	}
+	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
+		cache: map[string]cachedSession{}}, nil
 }
 
 // Config returns the effective settings (defaults applied).
@@ -261,7 +281,7 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	if claims.ID == "" {
 		return refuse("no jti")
 	}
-	row, err := s.db.FindSessionByID(ctx, claims.ID)
+	row, caller, err := s.session(ctx, claims.ID)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return refuse("unknown session")
 	} else if err != nil {
@@ -281,14 +301,63 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 			return refuse("security token missing or wrong")
 		}
 	}
-	op, err := s.db.FindOperatorByID(ctx, row.OperatorID)
-	if err != nil {
-		return nil, err
-	}
-	if op.Disabled {
+	if caller == nil {
 		return refuse("operator disabled")
 	}
-	return &Caller{OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: row.ID, Expires: row.Expires}, nil
+	c := *caller
+	return &c, nil
+}
+
+// session reads a session row and its operator (nil when disabled),
+// through the short cache.
+func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Caller, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.cache[jti]
+	s.mu.Unlock()
+	if ok && now.Before(e.until) {
+		if e.caller.OperatorID == 0 {
+			return &e.row, nil, nil
+		}
+		return &e.row, &e.caller, nil
+	}
+	row, op, err := s.db.FindSessionWithOperator(ctx, jti)
+	if err != nil {
+		return nil, nil, err
+	}
+	var caller *Caller
+	if !op.Disabled {
+		caller = &Caller{OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: row.ID, Expires: row.Expires}
+	}
+	if s.cfg.CacheTTL > 0 {
+		e := cachedSession{row: *row, until: now.Add(s.cfg.CacheTTL)}
+		if caller != nil {
+			e.caller = *caller
+		}
+		s.mu.Lock()
+		if len(s.cache) > 100_000 { // bounded: drop everything rather than grow
+			s.cache = map[string]cachedSession{}
+		}
+		s.cache[jti] = e
+		s.mu.Unlock()
+	}
+	return row, caller, nil
+}
+
+// forget drops cached sessions: one by jti, or every session of an operator.
+func (s *Service) forget(jti string, operatorID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if jti != "" {
+		delete(s.cache, jti)
+	}
+	if operatorID != 0 {
+		for k, e := range s.cache {
+			if e.row.OperatorID == operatorID {
+				delete(s.cache, k)
+			}
+		}
+	}
 }
 
 // Logoff revokes the caller's session on every replica.
@@ -296,6 +365,7 @@ func (s *Service) Logoff(ctx context.Context, c *Caller) error {
 	if err := s.db.RevokeSession(ctx, c.SessionID); err != nil {
 		return err
 	}
+	s.forget(c.SessionID, 0)
 	s.log.InfoContext(ctx, "logoff", "operator_id", c.OperatorID)
 	return nil
 }
@@ -368,6 +438,7 @@ func (s *Service) DisableOperator(ctx context.Context, login string) error {
 	if err := s.db.UpdateOperator(ctx, login, store.OperatorUpdate{Disabled: &yes}); err != nil {
 		return err
 	}
+	defer s.forget("", op.ID)
 	return s.db.RevokeOperatorSessions(ctx, op.ID)
 }
 

@@ -780,7 +780,7 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 	fmt.Printf("\nSOAP throughput, %s, GOMAXPROCS %d, %s per run (+%s warm-up), measured in %s\n",
 		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, *warmup, took.Round(time.Second))
 	for _, sc := range scenarios {
-		fmt.Printf("\n### %s\n\n", scenarioTitle[sc])
+		fmt.Printf("\n#### %s\n\n", scenarioTitle[sc])
 		head := "| conns | server | req/s | p50 ms | p99 ms | errors | VmHWM / VmRSS MiB |"
 		sep := "|---|---|---|---|---|---|---|"
 		for _, s := range stores {
@@ -821,7 +821,7 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 		{"query", "ExecuteQuery get ≥ 0.6× pgx SELECT", "go-pgx", 0.6, true},
 		{"logon", "Logon ≥ 0.9× bare argon2id", "go-argon2id", 0.9, false},
 	}
-	fmt.Printf("\n### Targets (product ÷ ceiling or peer, per connection count)\n\n")
+	fmt.Printf("\n#### Targets (product ÷ ceiling or peer, per connection count)\n\n")
 	head, sep := "| target | product |", "|---|---|"
 	for _, c := range conns {
 		head += fmt.Sprintf(" %d |", c)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
 
 // Session is the server-side row behind a session token. Its ID is the
@@ -61,4 +63,26 @@ func (d *DB) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64
 		return 0, translate(res.Error, "Session")
 	}
 	return res.RowsAffected, nil
+}
+
+// FindSessionWithOperator returns a session row and its operator in one
+// query: the check every authenticated call makes.
+func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, *Operator, error) {
+	var row struct {
+		Session
+		OpLogin    string
+		OpRights   string
+		OpDisabled bool
+	}
+	err := d.db.WithContext(ctx).Raw(`SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
+		o.login AS op_login, o.rights AS op_rights, o.disabled AS op_disabled
+		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`, id).Scan(&row).Error
+	if err != nil {
+		return nil, nil, translate(err, "Session")
+	}
+	if row.ID == "" {
+		return nil, nil, apperr.Errorf(apperr.NotFound, "Session not found.")
+	}
+	s := row.Session
+	return &s, &Operator{ID: s.OperatorID, Login: row.OpLogin, Rights: row.OpRights, Disabled: row.OpDisabled}, nil
 }

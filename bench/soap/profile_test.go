@@ -1,0 +1,97 @@
+package main
+
+// The product's SOAP handler in-process (internal/servertest on PostgreSQL,
+// logging at warn as the benchmark's server), under the calls of the load
+// driver, ten at a time on two cores — for a CPU profile of where a call's
+// time goes:
+//
+//	go test -run '^$' -bench Profile/create -benchtime 15000x ./bench/soap -args -soap.cpuprofile /tmp/soap.pprof
+//	go tool pprof -top -nodecount 25 /tmp/soap.pprof.create
+//
+// -soap.cpuprofile covers only the timed calls (not the set-up: operator,
+// logon, the requests a query reads). The profile holds the HTTP client too
+// (same process); read the server's part with -focus handleSOAP.
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/server"
+	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/web"
+)
+
+var cpuProfile = flag.String("soap.cpuprofile", "", "write a CPU profile of the timed calls of each BenchmarkProfile sub-benchmark to this file (the sub-benchmark's name is appended)")
+
+func BenchmarkProfile(b *testing.B) {
+	for _, sc := range []string{"create", "query"} {
+		b.Run(sc, func(b *testing.B) { profileScenario(b, sc) })
+	}
+}
+
+func profileScenario(b *testing.B, scenario string) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := servertest.New(b, "postgres", servertest.Options{
+		Session: func(c *session.Config) { c.Logger = quiet },
+		Privacy: func(c *privacy.Config) { c.Logger = quiet },
+		Server:  func(c *server.Config) { c.Logger = quiet },
+		Web:     func(c *web.Config) { c.Logger = quiet },
+	})
+	const password = "Bench-password-123"
+	env.Operator(b, "bench", password, "privacyRight")
+	token, _ := env.Logon(b, "bench", password)
+	u := env.URL + "/nl/jsp/soaprouter.jsp"
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+
+	action := "nms:privacyRequest#CreateRequestByName"
+	mk := createBody(token, "profile-"+randomHex(4))
+	if scenario == "query" {
+		var ids []int64
+		for i := range 1000 {
+			status, body, err := call(client, u, action, createBody(token, "seed")(int64(i)))
+			id, perr := strconv.ParseInt(string(between(body, "<id xsi:type='xsd:int'>", "<")), 10, 64)
+			if err != nil || status != 200 || perr != nil {
+				b.Fatalf("seed: %d %v %s", status, err, body)
+			}
+			ids = append(ids, id)
+		}
+		action, mk = "xtk:queryDef#ExecuteQuery", queryBody(token, ids)
+	}
+	var n, errs atomic.Int64
+	b.SetParallelism(5) // 5 × GOMAXPROCS (2 here) = 10 callers
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile + "." + scenario)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			status, body, err := call(client, u, action, mk(n.Add(1)))
+			if err != nil || status != 200 || bytes.Contains(body, fault) {
+				errs.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	if e := errs.Load(); e > 0 {
+		b.Fatalf("%d errors", e)
+	}
+}
