@@ -3,11 +3,13 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
 // pageSize is the number of requests per page of the list.
@@ -192,7 +194,7 @@ func (s *Server) handleNewNamespace(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleRunWorkflows(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
-	if !containsRight(c.Rights, "admin") {
+	if !slices.Contains(c.Rights, session.RightAdmin) {
 		s.fail(w, r, apperr.Errorf(apperr.Forbidden, "Only an administrator may run the workflows."))
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,7 +263,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.CSRF, _ = r.Context().Value(csrfKey).(string)
 	}
 	if p.Caller != nil {
-		p.IsAdmin = containsRight(p.Caller.Rights, session.RightAdmin)
+		p.IsAdmin = slices.Contains(p.Caller.Rights, session.RightAdmin)
 		p.CanUse = p.Caller.HasRight(session.RightPrivacy)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -270,15 +271,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if err := s.pages.ExecuteTemplate(w, name, p); err != nil {
 		s.log.ErrorContext(r.Context(), "template failed", "page", name, "err", err)
 	}
-}
-
-func containsRight(rights []string, r string) bool {
-	for _, x := range rights {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 // safeTarget keeps a post-logon redirect on this site.
