@@ -103,22 +103,23 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 	now := d.now().UTC()
 	req.Created, req.LastModified = now, now
 	if d.dialect == Postgres {
-		// Take the id first, so the row is written whole by one INSERT:
-		// two round trips, no transaction.
-		if err := d.db.WithContext(ctx).Raw("SELECT nextval(pg_get_serial_sequence('privacy_requests', 'id'))").Scan(&req.ID).Error; err != nil {
+		// One statement: the id from the sequence names the row as it is
+		// inserted; a duplicate of an active request inserts nothing.
+		var ids []int64
+		err := d.db.WithContext(ctx).Raw(`WITH n AS (SELECT nextval(pg_get_serial_sequence('privacy_requests', 'id')) AS id)
+			INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
+				confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified)
+			SELECT n.id, 'privacyRequest' || n.id, ?, ?, ?, ?, ?, ?, ?, ? || n.id, 0, ?, ?, ?, ?, ? FROM n
+			ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
+			req.Label, req.NamespaceID, req.ReconciliationValue, req.Type, req.Regulation, req.Status,
+			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified).Scan(&ids).Error
+		if err != nil {
 			return 0, false, translate(err, "Privacy request")
 		}
-		req.Name = "privacyRequest" + strconv.FormatInt(req.ID, 10)
-		req.URLFile = urlFile + strconv.FormatInt(req.ID, 10)
-		q := d.db.WithContext(ctx)
-		if req.DedupeKey != nil {
-			q = q.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true})
-		}
-		res := q.Create(req)
-		if res.Error != nil {
-			return 0, false, translate(res.Error, "Privacy request")
-		}
-		if res.RowsAffected == 1 {
+		if len(ids) == 1 {
+			req.ID = ids[0]
+			req.Name = "privacyRequest" + strconv.FormatInt(req.ID, 10)
+			req.URLFile = urlFile + strconv.FormatInt(req.ID, 10)
 			return req.ID, false, nil
 		}
 		var prior Request
