@@ -77,21 +77,25 @@ func limitErr(what string) error {
 	return apperr.Errorf(apperr.TooLarge, "The XML SOAP message exceeds the %s limit.", what)
 }
 
-// checkXML walks the raw tokens of body once and enforces the limits before
-// any tree is built: no DOCTYPE or processing instruction, UTF-8 only, one
-// root, bounded depth, width, counts and sizes. It is the guard in front of
-// etree, which has none of these limits (and recursive writers).
-func (l Limits) checkXML(body []byte) error {
+// readXML walks the raw tokens of body once, enforcing the limits as it
+// goes — no DOCTYPE or processing instruction, UTF-8 only, one root,
+// bounded depth, width, counts and sizes — and builds the etree document
+// from the same tokens, so a tree only ever holds what passed the limits
+// (etree has none of its own, and recursive writers).
+func (l Limits) readXML(body []byte) (*etree.Document, error) {
 	// Allocation-free upper bound on the token count (gosaml2's check).
 	if 3*bytes.Count(body, []byte("<"))+1 > 3*l.MaxTokens {
-		return limitErr("token count")
+		return nil, limitErr("token count")
 	}
+	doc := etree.NewDocument()
+	var open []*etree.Element // the elements being built
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	dec.Strict = true
 	type frame struct {
 		name     xml.Name
 		children int
 	}
+	fail := func(err error) (*etree.Document, error) { return nil, err }
 	var (
 		stack    []frame
 		tokens   int
@@ -106,11 +110,11 @@ func (l Limits) checkXML(body []byte) error {
 			break
 		}
 		if err != nil {
-			return errMalformed
+			return fail(errMalformed)
 		}
 		tokens++
 		if tokens > l.MaxTokens {
-			return limitErr("token count")
+			return fail(limitErr("token count"))
 		}
 		if _, isText := tok.(xml.CharData); !isText {
 			textRun = 0
@@ -120,69 +124,89 @@ func (l Limits) checkXML(body []byte) error {
 			if len(stack) == 0 {
 				roots++
 				if roots > 1 {
-					return apperr.Errorf(apperr.Malformed, "The XML SOAP message has more than one root element.")
+					return fail(apperr.Errorf(apperr.Malformed, "The XML SOAP message has more than one root element."))
 				}
 			} else {
 				stack[len(stack)-1].children++
 				if stack[len(stack)-1].children > l.MaxChildren {
-					return limitErr("children per element")
+					return fail(limitErr("children per element"))
 				}
 			}
 			elements++
 			if elements > l.MaxElements {
-				return limitErr("element count")
+				return fail(limitErr("element count"))
 			}
 			if len(stack)+1 > l.MaxDepth {
-				return limitErr("nesting depth")
+				return fail(limitErr("nesting depth"))
 			}
 			if len(t.Name.Space)+len(t.Name.Local) > l.MaxNameBytes {
-				return limitErr("name length")
+				return fail(limitErr("name length"))
 			}
 			if len(t.Attr) > l.MaxAttributes {
-				return limitErr("attribute count")
+				return fail(limitErr("attribute count"))
 			}
 			for _, a := range t.Attr {
 				if len(a.Name.Space)+len(a.Name.Local) > l.MaxNameBytes {
-					return limitErr("name length")
+					return fail(limitErr("name length"))
 				}
 				if len(a.Value) > l.MaxAttrBytes {
-					return limitErr("attribute size")
+					return fail(limitErr("attribute size"))
 				}
 			}
 			stack = append(stack, frame{name: t.Name})
+			var el *etree.Element
+			if len(open) == 0 {
+				el = doc.CreateElement(qualified(t.Name))
+			} else {
+				el = open[len(open)-1].CreateElement(qualified(t.Name))
+			}
+			for _, a := range t.Attr {
+				el.CreateAttr(qualified(a.Name), a.Value)
+			}
+			open = append(open, el)
 		case xml.EndElement:
 			if len(stack) == 0 || stack[len(stack)-1].name != t.Name {
-				return errMalformed
+				return fail(errMalformed)
 			}
 			stack = stack[:len(stack)-1]
+			open = open[:len(open)-1]
 		case xml.CharData:
 			if len(stack) == 0 {
 				if len(bytes.TrimSpace(t)) > 0 {
-					return apperr.Errorf(apperr.Malformed, "The XML SOAP message has text outside its root element.")
+					return fail(apperr.Errorf(apperr.Malformed, "The XML SOAP message has text outside its root element."))
 				}
 				continue
 			}
 			textRun += len(t)
 			if textRun > l.MaxTextBytes {
-				return limitErr("text size")
+				return fail(limitErr("text size"))
 			}
+			open[len(open)-1].CreateText(string(t))
 		case xml.Directive:
-			return apperr.Errorf(apperr.Malformed, "DOCTYPE and entity declarations are not allowed in a SOAP message.")
+			return fail(apperr.Errorf(apperr.Malformed, "DOCTYPE and entity declarations are not allowed in a SOAP message."))
 		case xml.ProcInst:
 			if t.Target != "xml" || seenDecl || roots > 0 || tokens != 1 {
-				return apperr.Errorf(apperr.Malformed, "Processing instructions are not allowed in a SOAP message.")
+				return fail(apperr.Errorf(apperr.Malformed, "Processing instructions are not allowed in a SOAP message."))
 			}
 			seenDecl = true
 			if enc := declaredEncoding(string(t.Inst)); enc != "" && !strings.EqualFold(enc, "utf-8") {
-				return apperr.Errorf(apperr.Malformed, "Only UTF-8 SOAP messages are accepted.")
+				return fail(apperr.Errorf(apperr.Malformed, "Only UTF-8 SOAP messages are accepted."))
 			}
 		case xml.Comment:
 		}
 	}
 	if len(stack) != 0 || roots != 1 {
-		return errMalformed
+		return fail(errMalformed)
 	}
-	return nil
+	return doc, nil
+}
+
+// qualified writes a raw token name back as "prefix:local".
+func qualified(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
 }
 
 // declaredEncoding extracts encoding="…" from an XML declaration.
@@ -218,12 +242,9 @@ func (l Limits) parseEnvelope(body []byte) (*envelope, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, apperr.Errorf(apperr.Malformed, "The SOAP message is empty.")
 	}
-	if err := l.checkXML(body); err != nil {
+	doc, err := l.readXML(body)
+	if err != nil {
 		return nil, err
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(body); err != nil {
-		return nil, errMalformed
 	}
 	root := doc.Root()
 	if root == nil {
