@@ -39,3 +39,10 @@ generate:
 # bench measures the workflows against hand-written SQL (PostgreSQL); see bench/README.md.
 bench:
 	$(GO) run ./bench/workflows -recipients 100000 -requests 5000 -access 500
+
+# soak runs the mixed SOAP load (bench/soap) on PostgreSQL at 10 connections
+# for 30 minutes, sampling req/s, p99, RSS, threads and FDs every 30 s; see
+# bench/README.md. Not part of `make test`.
+.PHONY: soak
+soak:
+	$(GO) run ./bench/soap -soak 30m

@@ -13,6 +13,10 @@
 //   - query: xtk:queryDef#ExecuteQuery, operation get of @status by @id over
 //     requests created beforehand.
 //
+// Product-only scenarios (no ceilings or peers; scenarios.go): mixed
+// (security-bar.md §3-H L-Mixed) and hostile (L-Hostile), and the soak
+// (-soak 30m: mixed on PostgreSQL at 10 connections, sampled every 30 s).
+//
 // Ceilings and peers of create and query, each its own process on its own
 // loopback port: (a) a bare Go net/http server answering the product's
 // canned response; (b) a bare Go server doing one durable INSERT … RETURNING
@@ -63,15 +67,18 @@ import (
 const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 var (
-	duration    = flag.Duration("duration", 10*time.Second, "measured time of each run")
-	warmup      = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
-	connsFlag   = flag.String("conns", "1,10,50", "connection counts")
-	storeFlag   = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
-	scenFlag    = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query")
-	maxRequests = flag.Int64("max-requests", 300_000, "hard cap on the requests of one run (warm-up included)")
-	queryIDs    = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")
-	nodeBin     = flag.String("node", "node", "node binary for the node-soap peers (empty: skip them)")
-	keep        = flag.Bool("keep", false, "keep the temporary directory and the PostgreSQL schemas")
+	duration     = flag.Duration("duration", 10*time.Second, "measured time of each run")
+	warmup       = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
+	connsFlag    = flag.String("conns", "1,10,50", "connection counts")
+	storeFlag    = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
+	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, hostile (product only, scenarios.go)")
+	maxOperators = flag.Int("operators", 50, "at most this many virtual operators for mixed and hostile (one per connection up to this)")
+	maxRequests  = flag.Int64("max-requests", 300_000, "hard cap on the requests of one run (warm-up included)")
+	queryIDs     = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")
+	nodeBin      = flag.String("node", "node", "node binary for the node-soap peers (empty: skip them)")
+	keep         = flag.Bool("keep", false, "keep the temporary directory and the PostgreSQL schemas")
+	soakFlag     = flag.Duration("soak", 0, "run the soak instead: mixed on PostgreSQL at 10 connections for this long, sampled every -soak-interval (scenarios.go)")
+	soakEvery    = flag.Duration("soak-interval", 30*time.Second, "sampling interval of -soak")
 
 	// Internal: run one Go ceiling server (started by the benchmark itself).
 	serveMode = flag.String("serve", "", "internal: run a ceiling server: http, pgx or hash")
@@ -324,9 +331,18 @@ type product struct {
 	ids      []int64
 	login    string
 	password string
+	key      []byte     // the session signing key (CP_SESSION_KEY), to forge tokens in the hostile scenario
+	ops      []operator // the virtual operators of the mixed and hostile scenarios
+	victim   string     // throw-away operator that the hostile scenario sends wrong passwords for
+	appName  string     // PostgreSQL application_name of the product's connections
 }
 
-func startProduct(bin, tmp, store, pgBase, schema string) *product {
+// operator is one virtual operator of the mixed and hostile scenarios.
+type operator struct{ login, password string }
+
+// startProduct starts the product with one operator "bench", plus extraOps
+// virtual operators and a throw-away one when extraOps > 0.
+func startProduct(bin, tmp, store, pgBase, schema string, extraOps int) *product {
 	dir := filepath.Join(tmp, "product-"+store)
 	check(os.MkdirAll(dir, 0o700), "data dir")
 	addr := freeAddr()
@@ -336,17 +352,31 @@ func startProduct(bin, tmp, store, pgBase, schema string) *product {
 			env = append(env, kv)
 		}
 	}
+	p := &product{store: store, login: "bench", password: "Bench-" + randomHex(12), appName: schema}
+	p.key = make([]byte, 32)
+	_, _ = crand.Read(p.key)
 	env = append(env, "CP_ADDR="+addr, "CP_DATA_DIR="+dir, "CP_ADMIN_PASSWORD=Admin-"+randomHex(12),
-		"CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn")
+		"CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn", "CP_SESSION_KEY="+hex.EncodeToString(p.key))
 	if store == "postgres" {
-		env = append(env, "CP_DATABASE_URL="+withSearchPath(pgBase, schema))
+		env = append(env, "CP_DATABASE_URL="+withParam(withSearchPath(pgBase, schema), "application_name", p.appName))
 	}
-	p := &product{store: store, login: "bench", password: "Bench-" + randomHex(12)}
-	op := exec.Command(bin, "operator", "create", "--login", p.login, "--password-stdin", "--right", "privacyRight")
-	op.Env = env
-	op.Stdin = strings.NewReader(p.password + "\n")
-	if out, err := op.CombinedOutput(); err != nil {
-		fail("operator create (%s): %v\n%s", store, err, out)
+	createOp := func(login, password string) {
+		op := exec.Command(bin, "operator", "create", "--login", login, "--password-stdin", "--right", "privacyRight")
+		op.Env = env
+		op.Stdin = strings.NewReader(password + "\n")
+		if out, err := op.CombinedOutput(); err != nil {
+			fail("operator create %s (%s): %v\n%s", login, store, err, out)
+		}
+	}
+	createOp(p.login, p.password)
+	for i := range extraOps {
+		o := operator{fmt.Sprintf("vop%02d", i+1), "Vop-" + randomHex(12)}
+		createOp(o.login, o.password)
+		p.ops = append(p.ops, o)
+	}
+	if extraOps > 0 {
+		p.victim = "throwaway"
+		createOp(p.victim, "Throwaway-"+randomHex(12))
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env
@@ -361,11 +391,13 @@ func startProduct(bin, tmp, store, pgBase, schema string) *product {
 	return p
 }
 
-func withSearchPath(base, schema string) string {
+func withSearchPath(base, schema string) string { return withParam(base, "search_path", schema) }
+
+func withParam(base, key, value string) string {
 	u, err := url.Parse(base)
 	check(err, "PostgreSQL URL")
 	q := u.Query()
-	q.Set("search_path", schema)
+	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -536,6 +568,26 @@ func run() {
 		}
 	}
 	scenarios := splitList(*scenFlag)
+	if *soakFlag > 0 {
+		// The soak: mixed on PostgreSQL at 10 connections, unless told otherwise.
+		scenarios = []string{"mixed"}
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["store"] {
+			stores = []string{"postgres"}
+		}
+		if !set["conns"] {
+			conns = []int{10}
+		}
+		if len(stores) != 1 || len(conns) != 1 {
+			fail("-soak runs one store at one connection count")
+		}
+	}
+	classic, productOnly := splitScenarios(scenarios)
+	extraOps := 0
+	if len(productOnly) > 0 {
+		extraOps = min(slices.Max(conns), *maxOperators)
+	}
 	ctx := context.Background()
 
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
@@ -602,7 +654,7 @@ func run() {
 	// The products.
 	var products []*product
 	for _, s := range stores {
-		p := startProduct(bin, tmp, s, pgBase, productSchema)
+		p := startProduct(bin, tmp, s, pgBase, productSchema, extraOps)
 		fmt.Fprintf(os.Stderr, "product-%s up (pid %d); creating %d requests for the query scenario\n", s, p.proc.pid(), *queryIDs)
 		p.seed(*queryIDs)
 		products = append(products, p)
@@ -611,6 +663,18 @@ func run() {
 		fail("no product store")
 	}
 	p0 := products[0]
+	if *soakFlag > 0 {
+		runSoak(p0, conns[0], *soakFlag, *soakEvery, admin)
+		return
+	}
+	if len(classic) == 0 {
+		runProductOnly(products, productOnly, conns, admin)
+		return
+	}
+	scenarios = classic
+	if len(productOnly) > 0 {
+		defer runProductOnly(products, productOnly, conns, admin)
+	}
 
 	// Canned responses and WSDLs from the product.
 	canned := filepath.Join(tmp, "canned")
