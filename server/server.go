@@ -17,13 +17,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
+	"github.com/campaign-privacy/campaign-privacy/internal/siteurl"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -173,32 +173,13 @@ func newRef() string {
 	return hex.EncodeToString(b)
 }
 
-// hostPattern is what a Host header may look like before it is echoed into
-// a WSDL address: host name or IP literal, optional port.
-var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
-
 // routerURL is this server's SOAP router as the client reached it.
 func (s *Server) routerURL(r *http.Request) string {
 	return s.baseURL(r) + "/nl/jsp/soaprouter.jsp"
 }
 
-// baseURL is this server's address as the client reached it: scheme and a
-// Host header that looks like a host (anything else falls back to the
-// listen address, so a forged Host cannot inject markup or paths).
-func (s *Server) baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	host := r.Host
-	if !hostPattern.MatchString(host) {
-		host = s.cfg.Addr
-		if strings.HasPrefix(host, ":") {
-			host = "localhost" + host
-		}
-	}
-	return scheme + "://" + host
-}
+// baseURL is this server's address as the client reached it.
+func (s *Server) baseURL(r *http.Request) string { return siteurl.Base(r, s.cfg.Addr) }
 
 func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("schema")

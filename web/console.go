@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/siteurl"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -145,7 +146,7 @@ func (s *Server) handleNew(w http.ResponseWriter, r *http.Request) {
 	reg, _ := strconv.ParseInt(form["regulation"], 10, 64)
 	id, err := s.privacy.CreateRequestByName(r.Context(), callerOf(r), privacy.CreateRequest{
 		NamespaceName: form["namespace"], ReconciliationValue: form["value"], Type: typ, Regulation: reg,
-		ConfirmDeletePending: form["confirm"] == "1", DownloadURL: baseURL(r) + "/nms/gdpr.jssp?id=",
+		ConfirmDeletePending: form["confirm"] == "1", DownloadURL: siteurl.Base(r, "") + "/nms/gdpr.jssp?id=",
 	})
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.Invalid {
@@ -228,16 +229,4 @@ func (s *Server) handleDownloadPage(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusGone
 	}
 	s.render(w, r, status, "download.html", page{Title: "Download GDPR data", Caller: callerOf(r), Data: v})
-}
-
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	host := r.Host
-	if strings.ContainsAny(host, "/\\@ \"'<>") || host == "" {
-		host = "localhost"
-	}
-	return scheme + "://" + host
 }
