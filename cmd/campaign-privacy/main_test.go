@@ -252,3 +252,36 @@ func TestCustomSchemasAndNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestScheduledWorkflows: with CP_WORKFLOW_SCHEDULE=1s, serve runs the
+// workflows by itself: a new access request completes without a command.
+func TestScheduledWorkflows(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			if out, err := run(t, env, "", "demo-data", "--recipients", "2"); err != nil {
+				t.Fatalf("demo-data: %v %s", err, out)
+			}
+			env["CP_ADMIN_PASSWORD"] = "admin pass 1"
+			env["CP_WORKFLOW_SCHEDULE"] = "1s"
+			url, _, stop := serve(t, env)
+			defer stop()
+			body := post(t, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "admin pass 1")))
+			token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+			create := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+				`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>demo-1@example.com</reconciliationValue><type>1</type><confirmDeletePending>false</confirmDeletePending></m:CreateRequestByName>`)
+			id := servertest.Between(post(t, url, "nms:privacyRequest#CreateRequestByName", create), "<id xsi:type='xsd:int'>", "<")
+			query := servertest.Envelope("", `<m:ExecuteQuery xmlns:m="urn:xtk:queryDef"><sessiontoken>`+token+
+				`</sessiontoken><entity><queryDef schema="nms:gdprRequest" operation="get"><select><node expr="@status"/></select><where><condition expr="@id = `+id+`"/></where></queryDef></entity></m:ExecuteQuery>`)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				if b := post(t, url, "xtk:queryDef#ExecuteQuery", query); strings.Contains(b, `status="7"`) {
+					return
+				} else if time.Now().After(deadline) {
+					t.Fatalf("the scheduled workflows did not complete the request: %s", b)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		})
+	}
+}
