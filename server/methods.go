@@ -9,6 +9,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -122,7 +123,14 @@ func (s *Server) confirmDeletePending(ctx context.Context, c *call) ([]any, erro
 
 // logon: (login, password, parameters) → sessionToken, sessionInfo, securityToken.
 func (s *Server) logon(ctx context.Context, c *call) ([]any, error) {
-	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"))
+	// The client's address: the socket's peer, or behind trusted proxies
+	// the rightmost untrusted X-Forwarded-For entry — a client-written
+	// entry never lets a guesser change addresses.
+	from := ""
+	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
+		from = a.String()
+	}
+	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"), from)
 	if err != nil {
 		return nil, err
 	}

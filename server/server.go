@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type Config struct {
 	// Failpoint, if set, is called as "soap:<service>#<Method>" before a
 	// method runs (fault tests).
 	Failpoint func(name string)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (CP_TRUSTED_PROXIES), for the per-address logon limit.
+	TrustedProxies []netip.Prefix
 	// Persist writes entities for xtk:persist#Write and WriteCollection.
 	Persist *persist.Service
 }

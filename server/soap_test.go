@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +430,40 @@ func TestFaultHTTPStatusSetting(t *testing.T) {
 		t.Fatalf("status %d", status)
 	}
 	mustContain(t, body, badLogon)
+}
+
+// TestLogonLimitPerAddress: credential stuffing — one attempt on each of
+// many accounts — is cut after 30 failures a minute from one client
+// address; rotating a client-written X-Forwarded-For does not escape it;
+// behind a trusted proxy each client has its own budget.
+func TestLogonLimitPerAddress(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{Server: func(c *server.Config) {
+		c.TrustedProxies = nil
+	}})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	for i := 0; i < 30; i++ {
+		_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("user"+strconv.Itoa(i), "guess")),
+			"X-Forwarded-For", "10.0.0."+strconv.Itoa(i))
+		mustContain(t, body, badLogon)
+	}
+	_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")), "X-Forwarded-For", "10.9.9.9")
+	mustContain(t, body, badLogon)
+	if !strings.Contains(env.Logs.String(), "too many failures from this address") {
+		t.Fatal("the throttle is not logged")
+	}
+	env.Clock.Advance(61 * time.Second)
+	env.Logon(t, "ana", "correct horse")
+
+	// Behind a trusted proxy, the clients' budgets are their own.
+	proxied := servertest.New(t, store.SQLite, servertest.Options{Server: func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}})
+	proxied.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	for i := 0; i < 30; i++ {
+		proxied.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("user"+strconv.Itoa(i), "guess")), "X-Forwarded-For", "203.0.113.7")
+	}
+	_, body = proxied.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")), "X-Forwarded-For", "203.0.113.7")
+	mustContain(t, body, badLogon)
+	_, body = proxied.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")), "X-Forwarded-For", "198.51.100.4")
+	mustContain(t, body, "<LogonResponse")
 }

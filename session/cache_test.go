@@ -25,7 +25,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 			if err := a.CreateOperator(ctx, "ana", "correct horse", []string{session.RightPrivacy}); err != nil {
 				t.Fatal(err)
 			}
-			tok, err := a.Logon(ctx, "ana", "correct horse")
+			tok, err := a.Logon(ctx, "ana", "correct horse", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +48,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 				t.Fatal("another replica accepts a logged-off token after the cache's second")
 			}
 			// Disabling an operator ends its sessions on the replica at once.
-			tok2, _ := a.Logon(ctx, "ana", "correct horse")
+			tok2, _ := a.Logon(ctx, "ana", "correct horse", "")
 			cred2 := session.Credentials{SessionToken: tok2.SessionToken}
 			if _, err := a.Authenticate(ctx, cred2); err != nil {
 				t.Fatal(err)

@@ -60,7 +60,14 @@ type Config struct {
 	MaxFailures   int
 	FailureWindow time.Duration
 	BanDuration   time.Duration
-	HashSlots     int // argon2id hashes in flight; default GOMAXPROCS
+	// Per client address (the socket's peer, or the address the web zone
+	// derived through trusted proxies): at most AddressFailures failed
+	// logons per AddressWindow, then every logon from it is refused until
+	// the window ends — credential stuffing across many accounts cannot
+	// use the per-account lock-out's budget. Defaults 30 per minute.
+	AddressFailures int
+	AddressWindow   time.Duration
+	HashSlots       int // argon2id hashes in flight; default GOMAXPROCS
 	// CacheTTL is how long a checked session is remembered by this replica
 	// (security-bar.md allows at most 1 s); Logoff and disabling an
 	// operator forget it at once here, other replicas within CacheTTL.
@@ -79,7 +86,14 @@ type Service struct {
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	cache map[string]cachedSession // by jti
+	cache map[string]cachedSession  // by jti
+	fails map[string]*addressWindow // failed logons by client address
+}
+
+// addressWindow counts one address's failed logons in a fixed window.
+type addressWindow struct {
+	start time.Time
+	count int
 }
 
 // cachedSession is a session row and its operator as last read.
@@ -121,8 +135,14 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = time.Second
 	}
+	if cfg.AddressFailures <= 0 {
+		cfg.AddressFailures = 30
+	}
+	if cfg.AddressWindow <= 0 {
+		cfg.AddressWindow = time.Minute
+	}
 	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
-		cache: map[string]cachedSession{}}, nil
+		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}}, nil
 }
 
 // Config returns the effective settings (defaults applied).
@@ -151,10 +171,20 @@ type Tokens struct {
 
 var errBadLogon = apperr.Errorf(apperr.BadLogon, "Invalid login or password.")
 
-// Logon checks a login and password and opens a session. Every failure —
-// unknown login, wrong password, disabled or locked account — returns the
-// same BadLogon error after the same hashing work.
-func (s *Service) Logon(ctx context.Context, login, password string) (*Tokens, error) {
+// Logon checks a login and password, coming from the client address from,
+// and opens a session. Every failure — unknown login, wrong password,
+// disabled or locked account, a throttled address — returns the same
+// BadLogon error.
+func (s *Service) Logon(ctx context.Context, login, password, from string) (tokens *Tokens, err error) {
+	if s.addressThrottled(from) {
+		s.log.WarnContext(ctx, "logon refused", "reason", "too many failures from this address", "from", from)
+		return nil, errBadLogon
+	}
+	defer func() {
+		if apperr.CodeOf(err) == apperr.BadLogon {
+			s.addressFailed(from)
+		}
+	}()
 	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
 		return nil, errBadLogon
 	}
@@ -204,6 +234,36 @@ func (s *Service) Logon(ctx context.Context, login, password string) (*Tokens, e
 		}
 	}
 	return s.open(ctx, op, now)
+}
+
+// addressThrottled reports whether from has spent its failures.
+func (s *Service) addressThrottled(from string) bool {
+	if from == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.fails[from]
+	return w != nil && s.cfg.Now().Sub(w.start) < s.cfg.AddressWindow && w.count >= s.cfg.AddressFailures
+}
+
+// addressFailed counts a failed logon from an address.
+func (s *Service) addressFailed(from string) {
+	if from == "" {
+		return
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.fails[from]
+	if w == nil || now.Sub(w.start) >= s.cfg.AddressWindow {
+		if len(s.fails) > 100_000 { // bounded: forget rather than grow
+			s.fails = map[string]*addressWindow{}
+		}
+		w = &addressWindow{start: now}
+		s.fails[from] = w
+	}
+	w.count++
 }
 
 func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (*Tokens, error) {

@@ -31,7 +31,7 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	login, password := r.PostFormValue("login"), r.PostFormValue("password")
 	target := safeTarget(r.PostFormValue("target"))
-	tokens, err := s.sessions.Logon(r.Context(), login, password)
+	tokens, err := s.sessions.Logon(r.Context(), login, password, addrOf(r).String())
 	if err != nil {
 		status := http.StatusUnauthorized
 		if apperr.CodeOf(err) == apperr.Busy {

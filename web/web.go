@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -44,7 +45,7 @@ const (
 
 // Config holds the web settings; cmd fills it.
 type Config struct {
-	Zone Zone
+	Zone netzone.Zone
 	// Workflows runs the technical workflows for the console's admin button.
 	Workflows func(ctx context.Context) ([]privacy.Report, error)
 	Now       func() time.Time

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -195,7 +196,7 @@ func TestDownload(t *testing.T) {
 func TestZoneOnEveryPage(t *testing.T) {
 	// Only 10.0.0.0/8 may come in, through the loopback proxy.
 	w := newWorld(t, "sqlite", servertest.Options{Web: func(c *web.Config) {
-		c.Zone = web.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+		c.Zone = netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 	}})
 	b := newBrowser(t, w.env.URL)
 	for _, path := range []string{"/privacy/logon", "/privacy/", "/nms/gdpr.jssp?id=1", "/privacy/download?id=1", "/privacy/namespaces"} {

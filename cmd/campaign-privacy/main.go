@@ -29,6 +29,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -420,8 +421,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	schedule, _ := privacy.ParseSchedule(s.workflowSchedule)
 	go a.privacy.RunSchedule(ctx, schedule, db.Exclusive)
 	log.Info("workflows scheduled", "schedule", schedule.String())
-	zone := web.Zone{}
-	if zone.Allowed, err = web.ParsePrefixes(s.allowedSubnets, true); err != nil || len(zone.Allowed) == 0 {
+	zone := netzone.Zone{}
+	if zone.Allowed, err = netzone.ParsePrefixes(s.allowedSubnets, true); err != nil || len(zone.Allowed) == 0 {
 		log.Error("CP_ALLOWED_SUBNETS is empty or invalid: the download and the console deny everyone", "err", err)
 		zone.Allowed = nil
 	}
@@ -430,14 +431,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
 		}
 	}
-	if zone.Trusted, err = web.ParsePrefixes(s.trustedProxies, false); err != nil {
+	if zone.Trusted, err = netzone.ParsePrefixes(s.trustedProxies, false); err != nil {
 		return fmt.Errorf("CP_TRUSTED_PROXIES: %w", err)
 	}
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping, Failpoint: m.failpoint(),
-		Persist: persist.New(db, a.registry, nil),
-		Queries: &querydef.Service{DB: db, Registry: a.registry},
+		TrustedProxies: zone.Trusted,
+		Persist:        persist.New(db, a.registry, nil),
+		Queries:        &querydef.Service{DB: db, Registry: a.registry},
 	}, a.registry, sessions, a.privacy)
 	webServer := web.New(web.Config{Zone: zone, Logger: log,
 		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return a.privacy.Run(ctx, "all") }}, sessions, a.privacy)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -115,7 +116,7 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	cfg.Queries = &querydef.Service{DB: db, Registry: registry}
 	srv := server.New(cfg, registry, sessions, priv)
 	wcfg := web.Config{Now: clock.Now, Logger: log,
-		Zone:      web.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
+		Zone:      netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
 		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }}
 	if opts.Web != nil {
 		opts.Web(&wcfg)

@@ -1,4 +1,4 @@
-package web
+package netzone
 
 import (
 	"net/http/httptest"

@@ -1,4 +1,9 @@
-package web
+// Package netzone is ACC's security zone for HTTP: which client address a
+// request really comes from (the socket's peer, or, through trusted
+// reverse proxies, the rightmost untrusted X-Forwarded-For entry) and
+// whether it is allowed. The web pages use it for their allow-list, the
+// SOAP router for its per-address logon limit.
+package netzone
 
 import (
 	"fmt"
