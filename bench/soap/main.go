@@ -356,7 +356,8 @@ func startProduct(bin, tmp, store, pgBase, schema string, extraOps int) *product
 	p.key = make([]byte, 32)
 	_, _ = crand.Read(p.key)
 	env = append(env, "CP_ADDR="+addr, "CP_DATA_DIR="+dir, "CP_ADMIN_PASSWORD=Admin-"+randomHex(12),
-		"CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn", "CP_SESSION_KEY="+hex.EncodeToString(p.key))
+		"CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn", "CP_SESSION_KEY="+hex.EncodeToString(p.key),
+		"CP_TRUSTED_PROXIES=127.0.0.1/32")
 	if store == "postgres" {
 		env = append(env, "CP_DATABASE_URL="+withParam(withSearchPath(pgBase, schema), "application_name", p.appName))
 	}
@@ -492,6 +493,7 @@ func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
 					req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(t.body(n)))
 					req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 					req.Header.Set("SOAPAction", `"`+t.action+`"`)
+					req.Header.Set("X-Forwarded-For", clientAddr(w))
 					t0 := time.Now()
 					resp, err := client.Do(req)
 					status := 0

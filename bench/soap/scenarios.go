@@ -141,10 +141,15 @@ type driver struct {
 	tallies [][]kindTally // [conn][kind], swapped out by collect
 	issued  atomic.Int64
 	max     int64
+	base    int // first client address number of this driver's connections
 }
 
+// drivers numbers the drivers, so each run's clients have fresh addresses
+// (a hostile run's spent logon budgets do not follow into the next run).
+var drivers atomic.Int64
+
 func newDriver(u string, nkinds int, scripts []func() op, max int64) *driver {
-	d := &driver{url: u, nkinds: nkinds, scripts: scripts, max: max,
+	d := &driver{url: u, nkinds: nkinds, scripts: scripts, max: max, base: int(drivers.Add(1)) * 64,
 		mu: make([]sync.Mutex, len(scripts)), tallies: make([][]kindTally, len(scripts))}
 	for i := range scripts {
 		tr := &http.Transport{MaxIdleConns: 1, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
@@ -179,6 +184,10 @@ func (d *driver) run(until time.Time) {
 				req, _ := http.NewRequest(http.MethodPost, d.url, bytes.NewReader(o.body))
 				req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 				req.Header.Set("SOAPAction", `"`+o.action+`"`)
+				// Each connection is its own client behind the loopback proxy
+				// (the product trusts 127.0.0.1), as users behind a load
+				// balancer are: the per-address logon limit applies per client.
+				req.Header.Set("X-Forwarded-For", clientAddr(d.base+w))
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				status := 0
@@ -923,3 +932,7 @@ func slope(ss []soakSample, f func(procSample) float64) float64 {
 	}
 	return (n*sxy - sx*sy) / den
 }
+
+// clientAddr is the address connection w claims through the trusted
+// loopback proxy.
+func clientAddr(w int) string { return fmt.Sprintf("10.%d.%d.1", (w/250)%250, w%250) }
