@@ -88,6 +88,13 @@ type Service struct {
 	mu    sync.Mutex
 	cache map[string]cachedSession  // by jti
 	fails map[string]*addressWindow // failed logons by client address
+	// verified remembers tokens whose signature was checked, for CacheTTL.
+	verified map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	claims jwt.RegisteredClaims
+	until  time.Time
 }
 
 // addressWindow counts one address's failed logons in a fixed window.
@@ -142,7 +149,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		cfg.AddressWindow = time.Minute
 	}
 	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
-		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}}, nil
+		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}, verified: map[string]verifiedToken{}}, nil
 }
 
 // Config returns the effective settings (defaults applied).
@@ -322,20 +329,8 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	if len(cred.SessionToken) > maxTokenBytes || len(cred.SecurityToken) > maxTokenBytes {
 		return refuse("token too long")
 	}
-	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithIssuer(issuer),
-		jwt.WithAudience(audience),
-		jwt.WithLeeway(30*time.Second),
-		jwt.WithStrictDecoding(),
-		jwt.WithTimeFunc(s.cfg.Now),
-	)
-	var claims jwt.RegisteredClaims
-	if _, err := parser.ParseWithClaims(cred.SessionToken, &claims, func(*jwt.Token) (any, error) {
-		return s.cfg.Key, nil
-	}); err != nil {
+	claims, ok := s.verify(cred.SessionToken)
+	if !ok {
 		return refuse("invalid token")
 	}
 	if claims.ID == "" {
@@ -366,6 +361,44 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	}
 	c := *caller
 	return &c, nil
+}
+
+// verify checks a token's signature and claims. The same token string
+// verified less than CacheTTL ago is not parsed again: the same bytes carry
+// the same signature; expiry is checked on the session row every time.
+func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	v, hit := s.verified[token]
+	s.mu.Unlock()
+	if hit && now.Before(v.until) {
+		return v.claims, true
+	}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithLeeway(30*time.Second),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(s.cfg.Now),
+	)
+	var claims jwt.RegisteredClaims
+	if _, err := parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+		return s.cfg.Key, nil
+	}); err != nil {
+		return claims, false
+	}
+	if s.cfg.CacheTTL > 0 {
+		s.mu.Lock()
+		if len(s.verified) > 100_000 { // bounded: forget rather than grow
+			s.verified = map[string]verifiedToken{}
+		}
+		s.verified[token] = verifiedToken{claims: claims, until: now.Add(s.cfg.CacheTTL)}
+		s.mu.Unlock()
+	}
+	return claims, true
 }
 
 // session reads a session row and its operator (nil when disabled),

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -68,21 +70,20 @@ func (d *DB) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64
 // FindSessionWithOperator returns a session row and its operator in one
 // query: the check every authenticated call makes.
 func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, *Operator, error) {
-	var row struct {
-		Session
-		OpLogin    string
-		OpRights   string
-		OpDisabled bool
-	}
+	var (
+		s  Session
+		op Operator
+	)
 	err := d.db.WithContext(ctx).Raw(`SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
-		o.login AS op_login, o.rights AS op_rights, o.disabled AS op_disabled
-		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`, id).Scan(&row).Error
+		o.login, o.rights, o.disabled
+		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`, id).Row().
+		Scan(&s.ID, &s.OperatorID, &s.SecurityTokenHash, &s.Created, &s.Expires, &s.RevokedAt, &op.Login, &op.Rights, &op.Disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, apperr.Errorf(apperr.NotFound, "Session not found.")
+	}
 	if err != nil {
 		return nil, nil, translate(err, "Session")
 	}
-	if row.ID == "" {
-		return nil, nil, apperr.Errorf(apperr.NotFound, "Session not found.")
-	}
-	s := row.Session
-	return &s, &Operator{ID: s.OperatorID, Login: row.OpLogin, Rights: row.OpRights, Disabled: row.OpDisabled}, nil
+	op.ID = s.OperatorID
+	return &s, &op, nil
 }
