@@ -20,26 +20,9 @@ use SOAP::Lite ($ENV{CP_TRACE} ? (+trace => [qw(transport)]) : ());
 # told it is supported: any SOAP::Lite client of a real ACC server needs this.
 push @SOAP::Constants::SUPPORTED_ENCODING_STYLES, 'http://xml.apache.org/xml-soap/literalxml';
 
-my $failures = 0;
-
-sub check {
-    my ($cond, $what, $detail) = @_;
-    if ($cond) {
-        print "ok - $what\n";
-    } else {
-        $failures++;
-        print "FAIL - $what" . (defined $detail ? ": $detail" : '') . "\n";
-    }
-    return $cond;
-}
-
-sub describe_som {
-    my ($som) = @_;
-    return 'no response' unless ref $som;
-    return 'fault ' . ($som->faultcode // '') . ' ' . ($som->faultstring // '') if $som->fault;
-    return 'response ' . ($som->context && $som->context->transport
-        ? ($som->context->transport->status // '') : '');
-}
+use FindBin;
+use lib $FindBin::Bin;
+use Checks;
 
 # client returns a SOAP::Lite object bound to the SOAP router. ACC wants the
 # SOAPAction "<schema>#<Method>", not SOAP::Lite's default "<uri>#<Method>".
@@ -114,9 +97,4 @@ sub main {
     check($fs =~ /^XSV-350012/, 'faultstring starts with XSV-350012', "'$fs'");
 }
 
-eval { main(); 1 } or do {
-    $failures++;
-    print "FAIL - unexpected error: $@\n";
-};
-print $failures == 0 ? "all checks passed\n" : "$failures check(s) failed\n";
-exit($failures == 0 ? 0 : 1);
+run(\&main);

@@ -30,27 +30,9 @@ use SOAP::Lite ($ENV{CP_TRACE} ? (+trace => [qw(transport)]) : ());
 # See soaplite.pl: ACC's XML outputs use Apache's literalxml encodingStyle.
 push @SOAP::Constants::SUPPORTED_ENCODING_STYLES, 'http://xml.apache.org/xml-soap/literalxml';
 
-my $failures = 0;
-
-sub check {
-    my ($cond, $what, $detail) = @_;
-    if ($cond) {
-        print "ok - $what\n";
-    } else {
-        $failures++;
-        print "FAIL - $what" . (defined $detail ? ": $detail" : '') . "\n";
-    }
-    return $cond;
-}
-
-sub describe_som {
-    my ($som) = @_;
-    return 'no response' unless ref $som;
-    return 'fault ' . ($som->faultcode // '') . ' ' . ($som->faultstring // '') . ' / ' . ($som->faultdetail // '')
-        if $som->fault;
-    return 'response ' . ($som->context && $som->context->transport
-        ? ($som->context->transport->status // '') : '');
-}
+use FindBin;
+use lib $FindBin::Bin;
+use Checks;
 
 # client returns a SOAP::Lite object for one ACC service (schema id such as
 # nms:privacyRequest) writing SoapUI-style envelopes: the method and its
@@ -151,9 +133,4 @@ sub main {
     check(!$som->fault, 'Logoff', describe_som($som));
 }
 
-eval { main(); 1 } or do {
-    $failures++;
-    print "FAIL - unexpected error: $@\n";
-};
-print $failures == 0 ? "all checks passed\n" : "$failures check(s) failed\n";
-exit($failures == 0 ? 0 : 1);
+run(\&main);

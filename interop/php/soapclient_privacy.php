@@ -12,37 +12,7 @@
 // CP_UNPRIVILEGED_PASSWORD name an operator without privacyRight (optional).
 // CP_TRACE=1 prints the SOAP envelopes.
 
-$failures = 0;
-
-function check($cond, $what, $detail = null)
-{
-    global $failures;
-    if ($cond) {
-        echo "ok - $what\n";
-    } else {
-        $failures++;
-        echo "FAIL - $what" . ($detail === null ? '' : ": $detail") . "\n";
-    }
-    return (bool)$cond;
-}
-
-function arg($i, $env)
-{
-    global $argv;
-    if (isset($argv[$i]) && $argv[$i] !== '') {
-        return $argv[$i];
-    }
-    $v = getenv($env);
-    return $v === false ? '' : $v;
-}
-
-function trace($client)
-{
-    if (getenv('CP_TRACE')) {
-        echo '> ' . $client->__getLastRequest() . "\n";
-        echo '< ' . $client->__getLastResponse() . "\n";
-    }
-}
+require __DIR__ . '/checks.php';
 
 function wsdlClient($base, $schema)
 {
@@ -144,14 +114,4 @@ function main()
     check(true, 'Logoff');
 }
 
-try {
-    main();
-} catch (Throwable $e) {
-    $failures++;
-    echo 'FAIL - unexpected error: ' . get_class($e) . ': ' . $e->getMessage() . "\n";
-    if ($e instanceof SoapFault) {
-        echo "faultcode: $e->faultcode\n";
-    }
-}
-echo $failures === 0 ? "all checks passed\n" : "$failures check(s) failed\n";
-exit($failures === 0 ? 0 : 1);
+run('main');

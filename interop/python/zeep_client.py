@@ -14,51 +14,17 @@ SOAP envelopes.
 """
 
 import os
-import sys
 
 import zeep
 import zeep.exceptions
-import zeep.plugins
 from lxml import etree
 
-failures = 0
+import checks
 
-
-def check(cond, what, detail=None):
-    """Print one result line and count failures."""
-    global failures
-    if cond:
-        print(f"ok - {what}")
-    else:
-        failures += 1
-        print(f"FAIL - {what}" + ("" if detail is None else f": {detail}"))
-    return bool(cond)
-
-
-class Trace(zeep.plugins.Plugin):
-    """Prints every envelope sent and received."""
-
-    def egress(self, envelope, http_headers, operation, binding_options):
-        print("> " + etree.tostring(envelope, encoding="unicode"))
-        return envelope, http_headers
-
-    def ingress(self, envelope, http_headers, operation):
-        print("< " + etree.tostring(envelope, encoding="unicode"))
-        return envelope, http_headers
-
+check = checks.check
 
 def parse_args():
-    argv = sys.argv[1:]
-
-    def arg(i, env):
-        return argv[i] if len(argv) > i else os.environ.get(env, "")
-
-    base_url = arg(0, "CP_BASE_URL").rstrip("/")
-    login = arg(1, "CP_LOGIN")
-    password = arg(2, "CP_PASSWORD")
-    if not (base_url and login and password):
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
+    base_url, login, password = checks.parse_args(__doc__)
     bad_password = os.environ.get("CP_BAD_PASSWORD") or password + "-wrong"
     return base_url, login, password, bad_password
 
@@ -89,7 +55,7 @@ def main():
     base_url, login, password, bad_password = parse_args()
     wsdl_url = f"{base_url}/nl/jsp/schemawsdl.jsp?schema=xtk:session"
 
-    plugins = [Trace()] if os.environ.get("CP_TRACE") else []
+    plugins = checks.plugins()
     client = zeep.Client(wsdl_url, plugins=plugins)
     check(True, f"WSDL loaded from {wsdl_url}")
     missing = []
@@ -149,13 +115,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as err:  # an unexpected error is a failed check
-        import traceback
-
-        failures += 1
-        print(f"FAIL - unexpected error: {err!r}")
-        traceback.print_exc(file=sys.stdout)
-    print("all checks passed" if failures == 0 else f"{failures} check(s) failed")
-    sys.exit(0 if failures == 0 else 1)
+    checks.run(main)
