@@ -31,15 +31,6 @@ func (d *DB) CreateSession(ctx context.Context, s *Session) error {
 	return translate(d.db.WithContext(ctx).Create(s).Error, "Session")
 }
 
-// FindSessionByID returns the session row with that id, revoked or not.
-func (d *DB) FindSessionByID(ctx context.Context, id string) (*Session, error) {
-	var s Session
-	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&s).Error; err != nil {
-		return nil, translate(err, "Session")
-	}
-	return &s, nil
-}
-
 // RevokeSession marks the session revoked; revoking twice is not an error.
 func (d *DB) RevokeSession(ctx context.Context, id string) error {
 	res := d.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND revoked_at IS NULL", id).

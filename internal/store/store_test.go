@@ -94,7 +94,7 @@ func TestOperatorsAndSessions(t *testing.T) {
 			if err := db.RevokeOperatorSessions(ctx, op.ID); err != nil {
 				t.Fatal(err)
 			}
-			got, err := db.FindSessionByID(ctx, "jti-1")
+			got, _, err := db.FindSessionWithOperator(ctx, "jti-1")
 			if err != nil || got.RevokedAt == nil {
 				t.Fatalf("session not revoked: %+v %v", got, err)
 			}

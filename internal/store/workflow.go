@@ -171,22 +171,6 @@ func (d *DB) FindIDs(ctx context.Context, table, column string, value any) ([]in
 	return ids, translate(err, "Record")
 }
 
-// FindIDsIn returns the ids of the rows of table whose column is one of
-// parents, querying in batches over the (indexed) link column.
-func (d *DB) FindIDsIn(ctx context.Context, table, column string, parents []int64) ([]int64, error) {
-	var out []int64
-	for start := 0; start < len(parents); start += idBatch {
-		end := min(start+idBatch, len(parents))
-		var ids []int64
-		err := d.db.WithContext(ctx).Raw("SELECT id FROM "+quote(table)+" WHERE "+quote(column)+" IN ? ORDER BY id", parents[start:end]).Scan(&ids).Error
-		if err != nil {
-			return nil, translate(err, "Record")
-		}
-		out = append(out, ids...)
-	}
-	return out, nil
-}
-
 // StreamRows reads the given columns of the rows with those ids, in id
 // order and in batches, handing each row to fn; values are normalised to
 // nil, bool, int64, float64, string, []byte or time.Time (UTC).
@@ -232,23 +216,6 @@ func (d *DB) StreamRows(ctx context.Context, table string, columns []string, ids
 		}
 	}
 	return nil
-}
-
-// DeleteIDs deletes the rows of table with those ids in one transaction.
-func (d *DB) DeleteIDs(ctx context.Context, table string, ids []int64) (int64, error) {
-	var n int64
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for start := 0; start < len(ids); start += idBatch {
-			end := min(start+idBatch, len(ids))
-			res := tx.Exec("DELETE FROM "+quote(table)+" WHERE id IN ?", ids[start:end])
-			if res.Error != nil {
-				return res.Error
-			}
-			n += res.RowsAffected
-		}
-		return nil
-	})
-	return n, translate(err, "Record")
 }
 
 // --- exports ----------------------------------------------------------------
@@ -318,15 +285,6 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int) ([][
 		out[i] = c.Data
 	}
 	return out, nil
-}
-
-// ExportChunk returns one sealed chunk.
-func (d *DB) ExportChunk(ctx context.Context, requestID int64, seq int) ([]byte, error) {
-	var c exportChunk
-	if err := d.db.WithContext(ctx).Where("request_id = ? AND seq = ?", requestID, seq).Take(&c).Error; err != nil {
-		return nil, translate(err, "Export chunk")
-	}
-	return c.Data, nil
 }
 
 // RequestData is a row of privacy_request_data (nms:gdprRequestData): what
