@@ -121,8 +121,21 @@ func (w *chunkWriter) emit(last bool) error {
 
 // writeExport streams the document of the collected rows into the store.
 // It returns the chunks and size; the caller marks the export complete in
-// the same transaction as the request's next status.
+// the same transaction as the request's next status. A file that fails
+// half-way (a full disk, a lost connection) is dropped at once: nothing
+// incomplete stays behind to hold space, and the retry starts afresh.
 func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs) (int, int64, error) {
+	chunks, size, err := s.writeChunks(ctx, req, value, found)
+	if err != nil {
+		if dropErr := s.db.DropExport(context.WithoutCancel(ctx), req.ID); dropErr != nil {
+			s.log.WarnContext(ctx, "could not drop an incomplete export", "id", req.ID, "err", dropErr)
+		}
+		return 0, 0, err
+	}
+	return chunks, size, nil
+}
+
+func (s *Service) writeChunks(ctx context.Context, req *store.Request, value string, found []tableIDs) (int, int64, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return 0, 0, err
@@ -139,7 +152,12 @@ func (s *Service) writeExport(ctx context.Context, req *store.Request, value str
 		return 0, 0, err
 	}
 	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
-		flush: func(seq int, data []byte) error { return s.db.AppendExportChunk(ctx, req.ID, seq, data) }}
+		flush: func(seq int, data []byte) error {
+			if err := s.failpoint("export-chunk"); err != nil {
+				return err
+			}
+			return s.db.AppendExportChunk(ctx, req.ID, seq, data)
+		}}
 	w := bufio.NewWriterSize(cw, 16<<10)
 	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?>\n<gdprRequestData _cs=\" ()\" id=\"%d\" reconciliationValue=\"%s\">\n", req.ID, attrEscape("'"+value+"'"))
 	for _, t := range found {
@@ -233,6 +251,13 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 		return nil, nil, apperr.Errorf(apperr.NotFound, "The data has not yet been generated to be downloaded.")
 	}
 	key, err := unwrapKey(s.cfg.ExportKey, e.WrappedKey)
+	for _, previous := range s.cfg.PreviousExportKeys {
+		if err == nil {
+			break
+		}
+		// GCM's tag tells which master key wrapped the data key.
+		key, err = unwrapKey(previous, e.WrappedKey)
+	}
 	if err != nil {
 		return nil, nil, apperr.Wrap(apperr.Internal, err, "The export key does not open this file.")
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// ExportKey is the 256-bit master key that wraps each export's data
 	// key. It lives outside the database; replicas share it.
 	ExportKey []byte
+	// PreviousExportKeys still open the files they wrapped: rotate by
+	// making the current key a previous one and setting a new ExportKey;
+	// files older than Retention are gone, so a key can be retired after it.
+	PreviousExportKeys [][]byte
 	// Retention is how long collected data is kept: 90 days in ACC.
 	Retention time.Duration
 	// Worker names this process in claims; Lease is how long a claim holds
@@ -54,8 +58,10 @@ type Config struct {
 	// Workers is how many requests one workflow run works on at once:
 	// 4 on PostgreSQL, 1 on SQLite (one writer at a time) by default.
 	Workers int
-	// Failpoint, if set, is called at named steps (fault tests).
-	Failpoint func(name string)
+	// Failpoint, if set, is called at named steps (fault tests): it may
+	// stop the process there, or return an error the step then fails with
+	// ("export-chunk" before each chunk of a file is stored: a full disk).
+	Failpoint func(name string) error
 	Now       func() time.Time
 	Logger    *slog.Logger
 }

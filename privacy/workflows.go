@@ -168,7 +168,9 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		if err != nil {
 			return err
 		}
-		s.failpoint("collect-after-export")
+		if err := s.failpoint("collect-after-export"); err != nil {
+			return err
+		}
 		next.ExportChunks, next.ExportSize = chunks, size
 	}
 	next.Counts = counts
@@ -224,7 +226,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 			return err
 		}
 		parts, rows = nil, 0
-		s.failpoint("delete-after-batch")
+		if err := s.failpoint("delete-after-batch"); err != nil {
+			return err
+		}
 		return nil
 	}
 	for i := len(found) - 1; i >= 0; i-- {
@@ -492,9 +496,10 @@ func uniqueSorted(ids []int64) []int64 {
 	return out
 }
 
-// failpoint lets fault tests stop the process at a chosen step.
-func (s *Service) failpoint(name string) {
+// failpoint lets fault tests stop the process, or fail, at a chosen step.
+func (s *Service) failpoint(name string) error {
 	if s.cfg.Failpoint != nil {
-		s.cfg.Failpoint(name)
+		return s.cfg.Failpoint(name)
 	}
+	return nil
 }

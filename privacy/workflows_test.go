@@ -2,11 +2,14 @@ package privacy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -314,11 +317,12 @@ func TestResumeAfterCrash(t *testing.T) {
 		crashOnce := true
 		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
 			c.DeleteBatch = 1
-			c.Failpoint = func(name string) {
+			c.Failpoint = func(name string) error {
 				if name == "delete-after-batch" && crashOnce {
 					crashOnce = false
 					crash()
 				}
+				return nil
 			}
 		}})
 		id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
@@ -449,3 +453,75 @@ func TestWorkersNeverDoubleProcess(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestExportKeyRotation: after the master key is rotated, files wrapped
+// under the previous key still open while it is listed; once it is removed
+// they do not, and nothing else changes.
+func TestExportKeyRotation(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		want := f.export(t, id)
+		oldKey := servertest.Key[:32]
+		newKey := []byte("a-new-export-master-key-32-bytes")
+		rotated := privacy.New(f.env.DB, f.env.Registry, privacy.Config{ExportKey: newKey, PreviousExportKeys: [][]byte{oldKey}, Now: f.env.Clock.Now})
+		_, r, err := rotated.OpenExport(f.ctx, id)
+		if err != nil {
+			t.Fatalf("a file of the previous key does not open after the rotation: %v", err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || string(got) != want {
+			t.Fatalf("the file reads differently after the rotation (%v)", err)
+		}
+		retired := privacy.New(f.env.DB, f.env.Registry, privacy.Config{ExportKey: newKey, Now: f.env.Clock.Now})
+		if _, _, err := retired.OpenExport(f.ctx, id); apperr.CodeOf(err) != apperr.Internal {
+			t.Fatalf("a file of a retired key opens: %v", err)
+		}
+	})
+}
+
+// TestDiskFullDuringExport (security-bar.md #93): the store refuses a chunk
+// of the file as a full disk would. The collect fails, no part of the file
+// stays behind, the request waits for its retry (nothing is lost), and once
+// there is room again the retry produces the whole file.
+func TestDiskFullDuringExport(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		var full atomic.Bool
+		full.Store(true)
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			c.Failpoint = func(name string) error {
+				if name == "export-chunk" && full.Load() {
+					return fmt.Errorf("write export chunk: %w", syscall.ENOSPC)
+				}
+				return nil
+			}
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeAccess, false)
+		if rep := f.run(t, privacy.Collect); rep.Failed != 1 || rep.Processed != 0 {
+			t.Fatalf("collect on a full disk: %+v", rep)
+		}
+		if s := f.status(t, id); s != privacy.StatusRetryPending {
+			t.Fatalf("after the failed collect: %s", s)
+		}
+		if _, err := f.env.DB.FindExport(f.ctx, id); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("an incomplete export stayed behind: %v", err)
+		}
+		if _, _, err := f.env.Privacy.OpenExport(f.ctx, id); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("download of a failed collect: %v", err)
+		}
+
+		full.Store(false)
+		f.env.Clock.Advance(time.Hour)
+		if rep := f.run(t, privacy.Collect); rep.Processed != 1 {
+			t.Fatalf("retry once there is room: %+v", rep)
+		}
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("after the retry: %s", s)
+		}
+		if file := f.export(t, id); !strings.Contains(file, demodata.Email(2)) || !strings.HasSuffix(file, "</gdprRequestData>\n") {
+			t.Fatalf("the file after the retry is not whole: %.200s", file)
+		}
+	})
+}

@@ -52,7 +52,11 @@ const (
 
 // Config holds the session settings; cmd fills it from flags and CP_*.
 type Config struct {
-	Key                  []byte        // HS256 key, at least 32 bytes, shared by replicas
+	Key []byte // HS256 key, at least 32 bytes, shared by replicas: signs new tokens
+	// PreviousKeys still verify the tokens they signed, until those expire
+	// (TTL): rotate by making the current key a previous one and setting a
+	// new Key; retire a key by removing it. Tokens name their key (kid).
+	PreviousKeys         [][]byte
 	TTL                  time.Duration // token lifetime; ACC sessionTimeOut is 24 h
 	RequireSecurityToken bool          // CP_REQUIRE_SECURITY_TOKEN
 	// Logon throttling, ACC defaults: XtkSecurity_max_Unsuccessul_Attempts_Allowed 3,
@@ -82,6 +86,8 @@ type Config struct {
 type Service struct {
 	db   *store.DB
 	cfg  Config
+	kid  string            // names cfg.Key in the tokens it signs
+	keys map[string][]byte // verification keys by kid: Key and PreviousKeys
 	hash *hasher
 	log  *slog.Logger
 
@@ -115,6 +121,14 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if len(cfg.Key) < 32 {
 		return nil, errors.New("session key must be at least 32 bytes")
 	}
+	keys := map[string][]byte{}
+	for _, k := range cfg.PreviousKeys {
+		if len(k) < 32 {
+			return nil, errors.New("previous session keys must be at least 32 bytes")
+		}
+		keys[keyID(k)] = k
+	}
+	keys[keyID(cfg.Key)] = cfg.Key
 	if cfg.TTL <= 0 {
 		cfg.TTL = 24 * time.Hour
 	}
@@ -148,8 +162,15 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.AddressWindow <= 0 {
 		cfg.AddressWindow = time.Minute
 	}
-	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
+	return &Service{db: db, cfg: cfg, kid: keyID(cfg.Key), keys: keys, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
 		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}, verified: map[string]verifiedToken{}}, nil
+}
+
+// keyID names a signing key in a token's kid header without revealing it:
+// the first 8 bytes of its SHA-256, base64url.
+func keyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return base64.RawURLEncoding.EncodeToString(sum[:8])
 }
 
 // Config returns the effective settings (defaults applied).
@@ -285,7 +306,9 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 		IssuedAt:  jwt.NewNumericDate(now),
 		ID:        jti,
 	}
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.cfg.Key)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	t.Header["kid"] = s.kid
+	token, err := t.SignedString(s.cfg.Key)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "Could not sign the session token.")
 	}
@@ -385,8 +408,16 @@ func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
 		jwt.WithTimeFunc(s.cfg.Now),
 	)
 	var claims jwt.RegisteredClaims
-	if _, err := parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
-		return s.cfg.Key, nil
+	if _, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		kid, named := t.Header["kid"]
+		if !named {
+			return s.cfg.Key, nil // signed before tokens named their key
+		}
+		id, _ := kid.(string)
+		if key, ok := s.keys[id]; ok {
+			return key, nil
+		}
+		return nil, errors.New("unknown signing key")
 	}); err != nil {
 		return claims, false
 	}

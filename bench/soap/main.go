@@ -243,6 +243,48 @@ func memory(pid int) (hwm, rss int64) {
 	return hwm, rss
 }
 
+// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ,
+// 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the CPU time (user + system) pid has used so far, from
+// /proc/<pid>/stat; 0 if it cannot be read.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name is in parentheses and may hold spaces: the fields
+	// counted here start after its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of stat(5)
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return time.Duration(utime+stime) * clockTick
+}
+
+// postgresCPU returns the CPU time used so far by every process named
+// postgres (the server and its backends) that the benchmark can read.
+func postgresCPU() time.Duration {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var total time.Duration
+	for _, d := range dirs {
+		comm, err := os.ReadFile(d + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		total += cpuTime(pid)
+	}
+	return total
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = crand.Read(b)
@@ -455,7 +497,10 @@ type result struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	hwm, rss int64 // kB
-	firstErr string
+	// CPU used during the measured phase by the server's process and by
+	// PostgreSQL, per answered request.
+	cpu, pgCPU time.Duration
+	firstErr   string
 }
 
 func (r result) rps() float64 {
@@ -540,7 +585,12 @@ func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
 	if warm > 0 {
 		phase(warm, false)
 	}
+	cpu0, pg0 := cpuTime(t.pid), postgresCPU()
 	r := phase(d, true)
+	if r.ok > 0 {
+		r.cpu = (cpuTime(t.pid) - cpu0) / time.Duration(r.ok)
+		r.pgCPU = (postgresCPU() - pg0) / time.Duration(r.ok)
+	}
 	r.hwm, r.rss = memory(t.pid)
 	return r
 }
@@ -802,8 +852,8 @@ func run() {
 		for _, c := range conns {
 			for _, t := range targetsFor(sc, c) {
 				r := runLoad(t, c, *duration, *warmup, *maxRequests)
-				fmt.Fprintf(os.Stderr, "%-6s conns=%-3d %-17s %9.1f req/s  p50 %8s  p99 %8s  errors %d\n",
-					sc, c, t.name, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errs)
+				fmt.Fprintf(os.Stderr, "%-6s conns=%-3d %-17s %9.1f req/s  p50 %8s  p99 %8s  errors %d  CPU/req %4.0f µs, PG %4.0f µs\n",
+					sc, c, t.name, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errs, us(r.cpu), us(r.pgCPU))
 				if r.firstErr != "" {
 					fmt.Fprintf(os.Stderr, "        first error: %s\n", r.firstErr)
 				}
@@ -847,8 +897,8 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, *warmup, took.Round(time.Second))
 	for _, sc := range scenarios {
 		fmt.Printf("\n#### %s\n\n", scenarioTitle[sc])
-		head := "| conns | server | req/s | p50 ms | p99 ms | errors | VmHWM / VmRSS MiB |"
-		sep := "|---|---|---|---|---|---|---|"
+		head := "| conns | server | req/s | p50 ms | p99 ms | errors | CPU µs/req: server, PostgreSQL | VmHWM / VmRSS MiB |"
+		sep := "|---|---|---|---|---|---|---|---|"
 		for _, s := range stores {
 			head += " product-" + s + " ÷ |"
 			sep += "---|"
@@ -860,8 +910,9 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 				if r.scenario != sc || r.conns != c {
 					continue
 				}
-				line := fmt.Sprintf("| %d | %s | %.0f | %.2f | %.2f | %d | %.0f / %.0f |", c, r.target, r.res.rps(),
-					ms(r.res.p50), ms(r.res.p99), r.res.errs, float64(r.res.hwm)/1024, float64(r.res.rss)/1024)
+				line := fmt.Sprintf("| %d | %s | %.0f | %.2f | %.2f | %d | %.0f, %.0f | %.0f / %.0f |", c, r.target, r.res.rps(),
+					ms(r.res.p50), ms(r.res.p99), r.res.errs, us(r.res.cpu), us(r.res.pgCPU),
+					float64(r.res.hwm)/1024, float64(r.res.rss)/1024)
 				for _, s := range stores {
 					p, _ := find(sc, c, "product-"+s)
 					if strings.HasPrefix(r.target, "product-") || r.res.rps() == 0 {
@@ -934,6 +985,8 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // ---------------------------------------------------------------- ceilings
 

@@ -66,6 +66,7 @@ Settings (flag or environment variable):
   --session-ttl       CP_SESSION_TTL             session token lifetime (24h)
   --session-key       CP_SESSION_KEY             token signing key, hex or base64, >= 32 bytes
                                                  (default: generated once in the data directory)
+  --session-previous-keys CP_SESSION_PREVIOUS_KEYS  comma-separated keys whose tokens still verify
   --require-security-token CP_REQUIRE_SECURITY_TOKEN  require X-Security-Token on every call (false)
   --fault-http-status CP_FAULT_HTTP_STATUS       HTTP status of SOAP faults: 200 (ACC) or 500 (200)
   --instance-name     CP_INSTANCE_NAME           instance name shown to clients (campaign-privacy)
@@ -75,6 +76,7 @@ Settings (flag or environment variable):
                                                  daily HH:MM, or an interval such as 30s
   --export-key        CP_EXPORT_KEY              master key of the encrypted exports, hex or base64,
                                                  >= 32 bytes (default: generated in the data directory)
+  --export-previous-keys CP_EXPORT_PREVIOUS_KEYS  comma-separated master keys of older files
   --allowed-subnets   CP_ALLOWED_SUBNETS         who may open the download and the console: CIDRs,
                                                  comma-separated (127.0.0.1/32,::1/128)
   --trusted-proxies   CP_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed (none)
@@ -123,6 +125,7 @@ type Main struct {
 type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
 	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
+	sessionPreviousKeys, exportPreviousKeys                                       string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
@@ -144,11 +147,13 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.databaseURL, "database-url", env("CP_DATABASE_URL", ""), "PostgreSQL URL")
 	fs.StringVar(&s.adminPassword, "admin-password", env("CP_ADMIN_PASSWORD", ""), "bootstrap admin password")
 	fs.StringVar(&s.sessionKey, "session-key", env("CP_SESSION_KEY", ""), "token signing key")
+	fs.StringVar(&s.sessionPreviousKeys, "session-previous-keys", env("CP_SESSION_PREVIOUS_KEYS", ""), "previous token signing keys")
 	fs.StringVar(&s.instanceName, "instance-name", env("CP_INSTANCE_NAME", "campaign-privacy"), "instance name")
 	fs.StringVar(&s.logLevel, "log-level", env("CP_LOG_LEVEL", "info"), "log level")
 	fs.StringVar(&s.schemasDir, "schemas-dir", env("CP_SCHEMAS_DIR", ""), "custom schema directory")
 	fs.StringVar(&s.workflowSchedule, "workflow-schedule", env("CP_WORKFLOW_SCHEDULE", "daily"), "workflow schedule")
 	fs.StringVar(&s.exportKey, "export-key", env("CP_EXPORT_KEY", ""), "export master key")
+	fs.StringVar(&s.exportPreviousKeys, "export-previous-keys", env("CP_EXPORT_PREVIOUS_KEYS", ""), "previous export master keys")
 	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
 	retention, err3 := time.ParseDuration(env("CP_RETENTION", "2160h"))
@@ -303,10 +308,14 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	if err != nil {
 		return fail(err)
 	}
+	previousExportKeys, err := decodeKeys(s.exportPreviousKeys, "CP_EXPORT_PREVIOUS_KEYS")
+	if err != nil {
+		return fail(err)
+	}
 	priv := privacy.New(db, registry, privacy.Config{
-		Deduplicate: s.deduplicate, ExportKey: exportKey, Retention: s.retention,
+		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, Retention: s.retention,
 		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
-		Failpoint: m.failpoint(), Logger: log,
+		Failpoint: m.privacyFailpoint(), Logger: log,
 	})
 	if err := priv.Setup(ctx); err != nil {
 		return fail(fmt.Errorf("set up namespaces: %w", err))
@@ -320,9 +329,41 @@ func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.S
 	if err != nil {
 		return nil, err
 	}
+	previous, err := decodeKeys(s.sessionPreviousKeys, "CP_SESSION_PREVIOUS_KEYS")
+	if err != nil {
+		return nil, err
+	}
 	return session.New(db, session.Config{
-		Key: key, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken, Logger: log,
+		Key: key, PreviousKeys: previous, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken, Logger: log,
 	})
+}
+
+// decodeKeys decodes a comma-separated list of keys (the previous keys of a
+// rotation), each as loadKey decodes a setting.
+func decodeKeys(setting, name string) ([][]byte, error) {
+	var keys [][]byte
+	for _, k := range strings.Split(setting, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		key, err := decodeKey(k, name)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// decodeKey decodes one key: hex or base64, at least 32 bytes (the first 32
+// are used).
+func decodeKey(setting, name string) ([]byte, error) {
+	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
+		if k, err := dec(setting); err == nil && len(k) >= 32 {
+			return k[:32], nil
+		}
+	}
+	return nil, fmt.Errorf("%s must be at least 32 bytes, hex or base64", name)
 }
 
 // loadKey decodes a key setting (CP_SESSION_KEY, CP_EXPORT_KEY), or reads
@@ -331,12 +372,7 @@ func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.S
 // or the same data directory.
 func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 	if setting != "" {
-		for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
-			if k, err := dec(setting); err == nil && len(k) >= 32 {
-				return k[:32], nil
-			}
-		}
-		return nil, fmt.Errorf("%s must be at least 32 bytes, hex or base64", name)
+		return decodeKey(setting, name)
 	}
 	path := filepath.Join(dataDir, file)
 	if data, err := os.ReadFile(path); err == nil {
@@ -390,6 +426,19 @@ func (m *Main) failpoint() func(string) {
 		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
+	}
+}
+
+// privacyFailpoint is failpoint in the privacy service's form (its steps
+// may also fail with an error; CP_FAILPOINT only stops or pauses them).
+func (m *Main) privacyFailpoint() func(string) error {
+	fp := m.failpoint()
+	if fp == nil {
+		return nil
+	}
+	return func(name string) error {
+		fp(name)
+		return nil
 	}
 }
 

@@ -182,6 +182,14 @@ func TestSettingsValidation(t *testing.T) {
 	if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), "CP_SESSION_KEY") {
 		t.Fatalf("short key accepted: %v", err)
 	}
+	env["CP_SESSION_KEY"] = ""
+	for _, name := range []string{"CP_SESSION_PREVIOUS_KEYS", "CP_EXPORT_PREVIOUS_KEYS"} {
+		env[name] = strings.Repeat("ab", 32) + ",short"
+		if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("a short previous key in %s accepted: %v", name, err)
+		}
+		env[name] = ""
+	}
 	if out, err := run(t, env, "", "version"); err != nil || !strings.HasPrefix(out, "campaign-privacy ") {
 		t.Fatalf("version: %v %s", err, out)
 	}

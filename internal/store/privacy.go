@@ -95,6 +95,14 @@ func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
 	return out, translate(err, "Namespace")
 }
 
+// createRequestPostgres is CreateRequest's one statement on PostgreSQL
+// (the sequence is the one BIGSERIAL created, migrations/postgres/0002).
+const createRequestPostgres = `WITH n AS (SELECT nextval('privacy_requests_id_seq') AS id)
+	INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
+		confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified)
+	SELECT n.id, 'privacyRequest' || n.id, $1, $2, $3, $4, $5, $6, $7, $8 || n.id, 0, $9, $10, $11, $12, $13 FROM n
+	ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
+
 // CreateRequest inserts req and names it privacyRequest<id>, in one
 // transaction. When req.DedupeKey matches an active request, nothing is
 // written and the existing request's id is returned with existing=true:
@@ -107,16 +115,10 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 	if d.dialect == Postgres {
 		// One statement: the id from the sequence names the row as it is
 		// inserted; a duplicate of an active request inserts nothing.
-		// Row, not Scan: gorm's Scan renders the SQL for its logger on
-		// every call, which is a measurable cost on this hot path.
 		var id int64
-		err := d.db.WithContext(ctx).Raw(`WITH n AS (SELECT nextval(pg_get_serial_sequence('privacy_requests', 'id')) AS id)
-			INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
-				confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified)
-			SELECT n.id, 'privacyRequest' || n.id, ?, ?, ?, ?, ?, ?, ?, ? || n.id, 0, ?, ?, ?, ?, ? FROM n
-			ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
+		err := d.sql.QueryRowContext(ctx, createRequestPostgres,
 			req.Label, req.NamespaceID, req.ReconciliationValue, req.Type, req.Regulation, req.Status,
-			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified).Row().Scan(&id)
+			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, false, translate(err, "Privacy request")
 		}

@@ -15,7 +15,7 @@ import (
 // bool, string, []byte, time.Time or nil; SQLite may return datetimes as
 // strings). It exists for internal/querydef, which compiles ACC queryDefs to
 // SQL: sql holds only identifiers the schema registry validated, and every
-// value is one of args, bound with "?" placeholders (gorm rewrites them for
+// value is one of args, bound with "?" placeholders (rebind rewrites them for
 // PostgreSQL). Anything but a SELECT is refused, as a second line of
 // defence. values is reused for the next row: row must not keep it. An
 // error returned by row stops the scan and is returned as is.
@@ -23,7 +23,7 @@ func (d *DB) Query(ctx context.Context, sql string, args []any, row func(values 
 	if !strings.HasPrefix(sql, "SELECT ") {
 		return apperr.Errorf(apperr.Internal, "Query runs SELECT statements only.")
 	}
-	rows, err := d.db.WithContext(ctx).Raw(sql, args...).Rows()
+	rows, err := d.sql.QueryContext(ctx, d.rebind(sql), args...)
 	if err != nil {
 		return translate(err, "Query")
 	}

@@ -49,7 +49,11 @@ type Config struct {
 
 // DB is an open database.
 type DB struct {
-	db      *gorm.DB
+	db *gorm.DB
+	// sql is gorm's own pool, used directly by the few statements on the
+	// SOAP hot path (a create, the session check, a queryDef), where gorm's
+	// callbacks cost more than the statement's own work in Go.
+	sql     *sql.DB
 	dialect string
 	now     func() time.Time
 	log     *slog.Logger
@@ -108,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &DB{db: gdb, dialect: dialect, now: cfg.Now, log: cfg.Logger}, nil
+	return &DB{db: gdb, sql: sqlDB, dialect: dialect, now: cfg.Now, log: cfg.Logger}, nil
 }
 
 // Close closes the connection pool.
@@ -272,6 +276,37 @@ func splitSQL(s string) []string {
 func asAppErr(err error, e **apperr.Error) bool { return errors.As(err, e) }
 
 // translate maps a database error to an apperr code, once, here.
+// rebind rewrites the "?" placeholders of a statement for the dialect:
+// "$1", "$2"… on PostgreSQL (what gorm does for the statements it runs). A
+// "?" inside a quoted identifier or literal is left alone.
+func (d *DB) rebind(stmt string) string {
+	if d.dialect != Postgres || !strings.Contains(stmt, "?") {
+		return stmt
+	}
+	var b strings.Builder
+	b.Grow(len(stmt) + 16)
+	n := 0
+	var quote byte
+	for i := 0; i < len(stmt); i++ {
+		c := stmt[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 func translate(err error, what string) error {
 	switch {
 	case err == nil:

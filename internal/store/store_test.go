@@ -151,3 +151,34 @@ func TestSyncDataModel(t *testing.T) {
 		})
 	}
 }
+
+// Query binds "?" placeholders on both dialects, and leaves a "?" inside a
+// quoted literal or identifier alone.
+func TestQueryPlaceholders(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, nil)
+			var got []string
+			err := db.Query(ctx, `SELECT 'a?''b', ? AS "x?", CAST(? AS TEXT)`, []any{"one", "two"}, func(v []any) error {
+				for _, x := range v {
+					switch x := x.(type) {
+					case string:
+						got = append(got, x)
+					case []byte:
+						got = append(got, string(x))
+					default:
+						t.Errorf("value %T %v", x, x)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "|") != "a?'b|one|two" {
+				t.Errorf("got %q", got)
+			}
+		})
+	}
+}

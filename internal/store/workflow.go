@@ -245,15 +245,26 @@ func (exportChunk) TableName() string { return "privacy_export_chunks" }
 // empty, incomplete one under a new wrapped key.
 func (d *DB) BeginExport(ctx context.Context, requestID int64, wrappedKey []byte) error {
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("request_id = ?", requestID).Delete(&exportChunk{}).Error; err != nil {
-			return err
-		}
-		if err := tx.Where("request_id = ?", requestID).Delete(&Export{}).Error; err != nil {
+		if err := deleteExport(tx, requestID); err != nil {
 			return err
 		}
 		return tx.Create(&Export{RequestID: requestID, WrappedKey: wrappedKey, Created: d.now().UTC()}).Error
 	})
 	return translate(err, "Export")
+}
+
+// DropExport deletes a request's export and its chunks, complete or not (a
+// collect that failed half-way gives its space back at once).
+func (d *DB) DropExport(ctx context.Context, requestID int64) error {
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return deleteExport(tx, requestID) })
+	return translate(err, "Export")
+}
+
+func deleteExport(tx *gorm.DB, requestID int64) error {
+	if err := tx.Where("request_id = ?", requestID).Delete(&exportChunk{}).Error; err != nil {
+		return err
+	}
+	return tx.Where("request_id = ?", requestID).Delete(&Export{}).Error
 }
 
 // AppendExportChunk stores one sealed chunk.
@@ -325,10 +336,7 @@ func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int
 func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("request_id = ?", id).Delete(&exportChunk{}).Error; err != nil {
-			return err
-		}
-		if err := tx.Where("request_id = ?", id).Delete(&Export{}).Error; err != nil {
+		if err := deleteExport(tx, id); err != nil {
 			return err
 		}
 		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
