@@ -123,8 +123,33 @@ func TestLogonLockout(t *testing.T) {
 		// Locked: even the right password is refused, with the same fault.
 		_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
 		mustContain(t, body, badLogon)
-		// ACC's initial ban is 5 minutes.
-		env.Clock.Advance(5*time.Minute + time.Second)
+		// ACC's initial ban is 5 minutes; each further ban before a
+		// successful logon doubles, up to 15 minutes.
+		lockOut := func() {
+			t.Helper()
+			for i := 0; i < 3; i++ {
+				_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "wrong")))
+				mustContain(t, body, badLogon)
+			}
+		}
+		refused := func(after time.Duration) {
+			t.Helper()
+			env.Clock.Advance(after)
+			_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
+			mustContain(t, body, badLogon)
+		}
+		for _, ban := range []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 15 * time.Minute} {
+			if ban > 5*time.Minute {
+				lockOut()
+			}
+			refused(ban - 2*time.Second)
+			env.Clock.Advance(3 * time.Second)
+		}
+		env.Logon(t, "ana", "correct horse")
+		// A successful logon starts again from the initial ban.
+		lockOut()
+		refused(5*time.Minute - 2*time.Second)
+		env.Clock.Advance(3 * time.Second)
 		env.Logon(t, "ana", "correct horse")
 	})
 }

@@ -60,10 +60,14 @@ type Config struct {
 	TTL                  time.Duration // token lifetime; ACC sessionTimeOut is 24 h
 	RequireSecurityToken bool          // CP_REQUIRE_SECURITY_TOKEN
 	// Logon throttling, ACC defaults: XtkSecurity_max_Unsuccessul_Attempts_Allowed 3,
-	// XtkSecurity_Examine_Window 10 min, XtkSecurity_Initial_Ban_Duration 5 min.
-	MaxFailures   int
-	FailureWindow time.Duration
-	BanDuration   time.Duration
+	// XtkSecurity_Examine_Window 10 min, XtkSecurity_Initial_Ban_Duration 5 min;
+	// each further ban before a successful logon doubles, up to
+	// XtkSecurity_Max_Ban_Duration (15 min here), so an attacker can keep
+	// an account locked at most that long after their last attempt.
+	MaxFailures    int
+	FailureWindow  time.Duration
+	BanDuration    time.Duration
+	MaxBanDuration time.Duration
 	// Per client address (the socket's peer, or the address the web zone
 	// derived through trusted proxies): at most AddressFailures failed
 	// logons per AddressWindow, then every logon from it is refused until
@@ -140,6 +144,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	}
 	if cfg.BanDuration <= 0 {
 		cfg.BanDuration = 5 * time.Minute
+	}
+	if cfg.MaxBanDuration <= 0 {
+		cfg.MaxBanDuration = 15 * time.Minute
 	}
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = runtime.GOMAXPROCS(0)
@@ -240,7 +247,9 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
 		return nil, errBadLogon
 	case !ok:
-		until, err := s.db.RecordLogonFailure(ctx, op.ID, s.cfg.FailureWindow, s.cfg.MaxFailures, s.cfg.BanDuration)
+		until, err := s.db.RecordLogonFailure(ctx, op.ID, store.Lockout{
+			MaxFailures: s.cfg.MaxFailures, Window: s.cfg.FailureWindow, InitialBan: s.cfg.BanDuration, MaxBan: s.cfg.MaxBanDuration,
+		})
 		if err != nil {
 			return nil, err
 		}

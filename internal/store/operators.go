@@ -21,6 +21,7 @@ type Operator struct {
 	FailedLogons   int
 	FirstFailureAt *time.Time
 	LockedUntil    *time.Time
+	Bans           int // lock-outs since the last successful logon or unlock
 	Created        time.Time
 	LastModified   time.Time
 }
@@ -105,12 +106,33 @@ func (d *DB) UpdateOperator(ctx context.Context, login string, upd OperatorUpdat
 	return nil
 }
 
+// Lockout is the lock-out policy: maxFailures failed logons within window
+// lock the account for InitialBan, each further lock-out before a
+// successful logon (or an unlock) for twice the previous one, at most MaxBan.
+type Lockout struct {
+	MaxFailures        int
+	Window             time.Duration
+	InitialBan, MaxBan time.Duration
+}
+
+// ban is the length of the account's next lock-out after bans earlier ones.
+func (l Lockout) ban(bans int) time.Duration {
+	d := l.InitialBan
+	for range bans {
+		if d >= l.MaxBan {
+			break
+		}
+		d *= 2
+	}
+	return min(d, max(l.MaxBan, l.InitialBan))
+}
+
 // RecordLogonFailure counts a failed logon for the operator, in the window
-// that started at its first failure, and locks the account until lockUntil
-// when the count reaches maxFailures. It runs in one transaction with the
-// row locked (on PostgreSQL), so replicas count together. It returns the
-// lock expiry when the account is now locked.
-func (d *DB) RecordLogonFailure(ctx context.Context, id int64, window time.Duration, maxFailures int, ban time.Duration) (*time.Time, error) {
+// that started at its first failure, and locks the account when the count
+// reaches the policy's maximum. It runs in one transaction with the row
+// locked (on PostgreSQL), so replicas count together. It returns the lock
+// expiry when the account is now locked.
+func (d *DB) RecordLogonFailure(ctx context.Context, id int64, policy Lockout) (*time.Time, error) {
 	var locked *time.Time
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var op Operator
@@ -122,18 +144,20 @@ func (d *DB) RecordLogonFailure(ctx context.Context, id int64, window time.Durat
 			return err
 		}
 		now := d.now().UTC()
-		if op.FirstFailureAt == nil || now.Sub(*op.FirstFailureAt) > window {
+		if op.FirstFailureAt == nil || now.Sub(*op.FirstFailureAt) > policy.Window {
 			op.FailedLogons, op.FirstFailureAt = 0, &now
 		}
 		op.FailedLogons++
-		if op.FailedLogons >= maxFailures {
-			until := now.Add(ban)
+		if op.FailedLogons >= policy.MaxFailures {
+			until := now.Add(policy.ban(op.Bans))
 			locked = &until
 			op.LockedUntil = &until
 			op.FailedLogons, op.FirstFailureAt = 0, nil
+			op.Bans++
 		}
 		return tx.Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
 			"failed_logons": op.FailedLogons, "first_failure_at": op.FirstFailureAt, "locked_until": op.LockedUntil,
+			"bans": op.Bans,
 		}).Error
 	})
 	return locked, translate(err, "Operator")
@@ -143,7 +167,7 @@ func (d *DB) RecordLogonFailure(ctx context.Context, id int64, window time.Durat
 // successful logon, or an administrator's unlock).
 func (d *DB) ResetLogonFailures(ctx context.Context, id int64) error {
 	err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
-		"failed_logons": 0, "first_failure_at": nil, "locked_until": nil,
+		"failed_logons": 0, "first_failure_at": nil, "locked_until": nil, "bans": 0,
 	}).Error
 	return translate(err, "Operator")
 }

@@ -67,12 +67,13 @@ func TestOperatorsAndSessions(t *testing.T) {
 				t.Fatalf("a wildcard must not match: %v", err)
 			}
 			// Three failures within the window lock the account.
+			policy := store.Lockout{MaxFailures: 3, Window: 10 * time.Minute, InitialBan: 5 * time.Minute, MaxBan: 15 * time.Minute}
 			for i := 0; i < 2; i++ {
-				if until, err := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute); err != nil || until != nil {
+				if until, err := db.RecordLogonFailure(ctx, op.ID, policy); err != nil || until != nil {
 					t.Fatalf("failure %d: %v %v", i, until, err)
 				}
 			}
-			until, err := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
+			until, err := db.RecordLogonFailure(ctx, op.ID, policy)
 			if err != nil || until == nil || !until.Equal(clock.Now().UTC().Add(5*time.Minute)) {
 				t.Fatalf("third failure: %v %v", until, err)
 			}
@@ -80,10 +81,10 @@ func TestOperatorsAndSessions(t *testing.T) {
 			if err := db.ResetLogonFailures(ctx, op.ID); err != nil {
 				t.Fatal(err)
 			}
-			db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
-			db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute)
+			db.RecordLogonFailure(ctx, op.ID, policy)
+			db.RecordLogonFailure(ctx, op.ID, policy)
 			clock.Advance(11 * time.Minute)
-			if until, _ := db.RecordLogonFailure(ctx, op.ID, 10*time.Minute, 3, 5*time.Minute); until != nil {
+			if until, _ := db.RecordLogonFailure(ctx, op.ID, policy); until != nil {
 				t.Fatal("a failure outside the window must not lock")
 			}
 
