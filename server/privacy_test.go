@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -101,6 +103,23 @@ func TestCreateRequestByName(t *testing.T) {
 		_, body = env.Post(t, "nms:privacyRequest#CreateRequestByName", noConfirm)
 		if !requestRow(t, env, created(t, body)).ConfirmDeletePending {
 			t.Fatal("an omitted confirmDeletePending must mean the 2-step process")
+		}
+		// Elements the method does not declare are never bound to the
+		// request (security-bar.md #70): at the end, or in place of none.
+		extra := `<status>3</status><operator>admin</operator><id>7</id><audit>x</audit>`
+		for name, call := range map[string]string{
+			"trailing": servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>extra1@example.com</reconciliationValue><type>1</type><confirmDeletePending>false</confirmDeletePending><regulation>1</regulation>`+extra+`</m:CreateRequestByName>`),
+			"leading":  servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest">`+extra+`<sessiontoken>`+token+`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>extra2@example.com</reconciliationValue><type>1</type><confirmDeletePending>false</confirmDeletePending></m:CreateRequestByName>`),
+		} {
+			_, body := env.Post(t, "nms:privacyRequest#CreateRequestByName", call)
+			if strings.Contains(body, "<SOAP-ENV:Fault>") {
+				continue // refused: fine
+			}
+			id := created(t, body)
+			r := requestRow(t, env, id)
+			if id == 7 || r.Status != int(privacy.StatusNew) || strings.Contains(r.Audit, "admin") || strings.HasPrefix(r.Audit, "x") {
+				t.Fatalf("%s extra elements were bound: id %d %+v", name, id, r)
+			}
 		}
 	})
 }
@@ -263,6 +282,62 @@ func TestConfirmDeletePending(t *testing.T) {
 		for _, bad := range []string{"", "0", "-4", "abc", "999999"} {
 			_, body = env.Post(t, "nms:privacyRequest#ConfirmDeletePending", confirmCall("nms:privacyRequest", "privacyRequestId", token, bad))
 			mustContain(t, body, "SOP-330011")
+		}
+	})
+}
+
+// TestSlowDatabase (security-bar.md #11, #112): while another session holds
+// a lock on the requests table, creates wait on it. A client that gives up
+// has its call cancelled and nothing written; a call that outlasts the call
+// deadline ends with a Server fault in time; once the lock is released the
+// next call succeeds at once. PostgreSQL only: on SQLite a writer waits
+// for another's write lock up to the busy timeout (10 s), which the driver
+// does not cut short at the call's deadline (SECURITY-CATALOGUE.md #112).
+func TestSlowDatabase(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		if dialect != store.Postgres {
+			t.Skip("PostgreSQL's LOCK TABLE; see the comment")
+		}
+		env := servertest.New(t, dialect, servertest.Options{Server: func(c *server.Config) { c.CallTimeout = time.Second }})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		action := "nms:privacyRequest#CreateRequestByName"
+		ctx := context.Background()
+
+		release, err := env.DB.HoldTableLockForTest(ctx, "privacy_requests")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { release() }()
+
+		// The client gives up after 200 ms and closes its connection.
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/nl/jsp/soaprouter.jsp",
+			strings.NewReader(createCall("nms:privacyRequest", token, "defaultNamespace1", "gave-up@example.com", "1", "false", "")))
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		req.Header.Set("SOAPAction", action)
+		impatient := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{}}
+		if resp, err := impatient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("the call answered %d while the table was locked", resp.StatusCode)
+		}
+
+		// A patient client: the call's own deadline (1 s here) ends it.
+		began := time.Now()
+		_, body := env.Post(t, action, createCall("nms:privacyRequest", token, "defaultNamespace1", "deadline@example.com", "1", "false", ""))
+		mustContain(t, body, "<faultcode>SOAP-ENV:Server</faultcode>", "SOP-330011")
+		if took := time.Since(began); took > 3*time.Second {
+			t.Fatalf("the call took %s against a 1 s deadline", took)
+		}
+
+		release()
+		release = func() {}
+		_, body = env.Post(t, action, createCall("nms:privacyRequest", token, "defaultNamespace1", "after@example.com", "1", "false", ""))
+		created(t, body)
+		var n int64
+		err = env.DB.Query(ctx, "SELECT COUNT(*) FROM privacy_requests WHERE reconciliation_value IN (?, ?)",
+			[]any{"gave-up@example.com", "deadline@example.com"}, func(v []any) error { n = v[0].(int64); return nil })
+		if err != nil || n != 0 {
+			t.Fatalf("calls that ended before the lock was released wrote %d requests (%v)", n, err)
 		}
 	})
 }

@@ -69,11 +69,44 @@ func TestLogonLogoff(t *testing.T) {
 		_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
 		mustContain(t, body, "<GetUserInfoResponse", "<pUserInfo xsi:type='ns:Element'", `login="ana"`)
 
+		// A second logon is a new session: another jti of at least 128 bits
+		// (security-bar.md #61); the first session still works.
+		second, _ := env.Logon(t, "ana", "correct horse")
+		jti := func(tok string) string {
+			var c jwt.RegisteredClaims
+			if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		if a, b := jti(token), jti(second); a == b || len(a) < 22 || len(b) < 22 {
+			t.Fatalf("session ids %q and %q: not distinct or shorter than 128 bits", a, b)
+		}
+
+		// Variants of the token whose last base64url character differs only
+		// in its unused bits decode to the same signature without strict
+		// decoding: they are refused (security-bar.md #56), before and after
+		// the Logoff.
+		variants := malleable(token)
+		if len(variants) == 0 {
+			t.Fatal("no malleable variant of the token")
+		}
+		for _, v := range variants {
+			_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(v))
+			mustContain(t, body, badSession)
+		}
+
 		_, body = env.Post(t, "xtk:session#Logoff", logoffCall(token))
 		mustContain(t, body, "<LogoffResponse xmlns='urn:xtk:session'")
 
 		_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
 		mustContain(t, body, badSession, "<faultcode>SOAP-ENV:Client</faultcode>")
+		for _, v := range variants {
+			_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(v))
+			mustContain(t, body, badSession)
+		}
+		_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(second))
+		mustContain(t, body, "<GetUserInfoResponse")
 
 		logs := env.Logs.String()
 		for _, secret := range []string{token, security, "correct horse"} {
@@ -85,6 +118,21 @@ func TestLogonLogoff(t *testing.T) {
 			t.Fatalf("the log does not record calls:\n%s", logs)
 		}
 	})
+}
+
+// malleable returns the variants of a JWT whose last character differs from
+// the original only in bits base64url does not use: a lenient decoder reads
+// the same signature from each.
+func malleable(token string) []string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig := token[strings.LastIndexByte(token, '.')+1:]
+	unused := map[int]int{2: 4, 3: 2}[len(sig)%4] // bits of the last character no byte uses
+	last := strings.IndexByte(alphabet, token[len(token)-1])
+	var out []string
+	for v := 1; v < 1<<unused; v++ {
+		out = append(out, token[:len(token)-1]+string(alphabet[last^v]))
+	}
+	return out
 }
 
 func TestBadLogonIsUniform(t *testing.T) {

@@ -122,6 +122,16 @@ func TestDownload(t *testing.T) {
 				t.Fatalf("anonymous: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 			}
 
+			// A session token in the URL is not a session (security-bar.md #82):
+			// URLs end up in logs and histories.
+			urlToken, urlSecurity := w.env.Logon(t, "ana", "ana password")
+			for _, q := range []string{"&__sessiontoken=", "&sessiontoken=", "&X-Session-Token="} {
+				resp, _ := anon.do("GET", file+q+url.QueryEscape(urlToken)+"&__securitytoken="+url.QueryEscape(urlSecurity), nil)
+				if resp.StatusCode != http.StatusFound {
+					t.Fatalf("a token in the query string (%s) opened the file: %d", q, resp.StatusCode)
+				}
+			}
+
 			bob := newBrowser(t, w.env.URL)
 			bob.logon("bob", "bob password")
 			if resp, _ := bob.do("GET", file, nil); resp.StatusCode != http.StatusForbidden {

@@ -239,3 +239,22 @@ func (d *DB) AppendAudit(ctx context.Context, id int64, line string) error {
 	}
 	return nil
 }
+
+// HoldTableLockForTest takes, in a transaction of its own, the lock a slow
+// or stuck session would hold on table (PostgreSQL's ACCESS EXCLUSIVE)
+// until release is called: fault tests use it to make calls wait on the
+// database.
+func (d *DB) HoldTableLockForTest(ctx context.Context, table string) (release func(), err error) {
+	if d.dialect != Postgres {
+		return nil, apperr.Errorf(apperr.Internal, "LOCK TABLE is PostgreSQL's.")
+	}
+	tx := d.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return nil, translate(tx.Error, "Lock")
+	}
+	if err := tx.Exec("LOCK TABLE " + quote(table) + " IN ACCESS EXCLUSIVE MODE").Error; err != nil {
+		tx.Rollback()
+		return nil, translate(err, "Lock")
+	}
+	return func() { tx.Rollback() }, nil
+}
