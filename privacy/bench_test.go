@@ -2,6 +2,8 @@ package privacy_test
 
 import (
 	"context"
+	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -38,5 +40,52 @@ func BenchmarkExportWriter(b *testing.B) {
 		if _, _, err := env.Privacy.OpenExport(ctx, id); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkExportReader: read back one collected file of about 20 MB
+// (100,000 delivery logs, SQLite) through OpenExport, as the download does:
+// fetch the sealed chunks, decrypt, copy out.
+func BenchmarkExportReader(b *testing.B) {
+	env := servertest.New(b, "sqlite", servertest.Options{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := env.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), "big@example.com"}}); err != nil {
+		b.Fatal(err)
+	}
+	const logs = 100_000
+	for from := 1; from <= logs; from += 10_000 {
+		var rows [][]any
+		for i := from; i < from+10_000; i++ {
+			rows = append(rows, []any{int64(i), int64(1), "big@example.com", int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
+		}
+		if err := env.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	id, err := env.Privacy.CreateRequestByName(ctx, operator, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+		ReconciliationValue: "big@example.com", Type: privacy.TypeAccess, DownloadURL: "http://x/nms/gdpr.jssp?id="})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
+		b.Fatal(err)
+	}
+	export, _, err := env.Privacy.OpenExport(ctx, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(export.Size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, r, err := env.Privacy.OpenExport(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != export.Size {
+			b.Fatalf("read %d of %d bytes: %v", n, export.Size, err)
+		}
+		r.Close()
 	}
 }
