@@ -2,9 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/xml"
-	"errors"
-	"io"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -77,27 +74,29 @@ func limitErr(what string) error {
 	return apperr.Errorf(apperr.TooLarge, "The XML SOAP message exceeds the %s limit.", what)
 }
 
-// readXML walks the raw tokens of body once, enforcing the limits as it
-// goes — no DOCTYPE or processing instruction, UTF-8 only, one root,
-// bounded depth, width, counts and sizes — and builds the etree document
-// from the same tokens, so a tree only ever holds what passed the limits
-// (etree has none of its own, and recursive writers).
+// readXML walks the tokens of body once, enforcing the limits as it goes —
+// no DOCTYPE or processing instruction, UTF-8 only, one root, bounded
+// depth, width, counts and sizes — and builds the etree document from the
+// same tokens, so a tree only ever holds what passed the limits (etree has
+// none of its own, and recursive writers). The tokens come from
+// xmlScanner, which reads what encoding/xml's RawToken reads, faster.
 func (l Limits) readXML(body []byte) (*etree.Document, error) {
 	// Allocation-free upper bound on the token count (gosaml2's check).
 	if 3*bytes.Count(body, []byte("<"))+1 > 3*l.MaxTokens {
 		return nil, limitErr("token count")
 	}
 	doc := etree.NewDocument()
-	var open []*etree.Element // the elements being built
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	dec.Strict = true
 	type frame struct {
-		name     xml.Name
+		el       *etree.Element
+		name     []byte // as written, for the end tag to match
 		children int
 	}
 	fail := func(err error) (*etree.Document, error) { return nil, err }
 	var (
-		stack    []frame
+		// Sized for a usual envelope, so neither grows (and the stack
+		// stays off the heap).
+		sc       = xmlScanner{src: body, attrs: make([]xmlAttr, 0, 8)}
+		stack    = make([]frame, 0, 16) // the elements being built
 		tokens   int
 		elements int
 		roots    int
@@ -105,22 +104,22 @@ func (l Limits) readXML(body []byte) (*etree.Document, error) {
 		seenDecl bool
 	)
 	for {
-		tok, err := dec.RawToken()
-		if errors.Is(err, io.EOF) {
+		tok := sc.next()
+		if tok == tokEOF {
 			break
 		}
-		if err != nil {
+		if tok == tokMalformed {
 			return fail(errMalformed)
 		}
 		tokens++
 		if tokens > l.MaxTokens {
 			return fail(limitErr("token count"))
 		}
-		if _, isText := tok.(xml.CharData); !isText {
+		if tok != tokText {
 			textRun = 0
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch tok {
+		case tokStart:
 			if len(stack) == 0 {
 				roots++
 				if roots > 1 {
@@ -139,74 +138,66 @@ func (l Limits) readXML(body []byte) (*etree.Document, error) {
 			if len(stack)+1 > l.MaxDepth {
 				return fail(limitErr("nesting depth"))
 			}
-			if len(t.Name.Space)+len(t.Name.Local) > l.MaxNameBytes {
+			if qnameLen(sc.name) > l.MaxNameBytes {
 				return fail(limitErr("name length"))
 			}
-			if len(t.Attr) > l.MaxAttributes {
+			if len(sc.attrs) > l.MaxAttributes {
 				return fail(limitErr("attribute count"))
 			}
-			for _, a := range t.Attr {
-				if len(a.Name.Space)+len(a.Name.Local) > l.MaxNameBytes {
+			for _, a := range sc.attrs {
+				if qnameLen(a.name) > l.MaxNameBytes {
 					return fail(limitErr("name length"))
 				}
-				if len(a.Value) > l.MaxAttrBytes {
+				if len(a.value) > l.MaxAttrBytes {
 					return fail(limitErr("attribute size"))
 				}
 			}
-			stack = append(stack, frame{name: t.Name})
-			var el *etree.Element
-			if len(open) == 0 {
-				el = doc.CreateElement(qualified(t.Name))
-			} else {
-				el = open[len(open)-1].CreateElement(qualified(t.Name))
+			parent := &doc.Element
+			if len(stack) > 0 {
+				parent = stack[len(stack)-1].el
 			}
-			for _, a := range t.Attr {
-				el.CreateAttr(qualified(a.Name), a.Value)
+			el := parent.CreateElement(string(sc.name))
+			if len(sc.attrs) > 1 {
+				el.Attr = make([]etree.Attr, 0, len(sc.attrs)) // grown once, not by doubling
 			}
-			open = append(open, el)
-		case xml.EndElement:
-			if len(stack) == 0 || stack[len(stack)-1].name != t.Name {
+			for _, a := range sc.attrs {
+				el.CreateAttr(string(a.name), string(a.value))
+			}
+			stack = append(stack, frame{el: el, name: sc.name})
+		case tokEnd:
+			if len(stack) == 0 || !bytes.Equal(stack[len(stack)-1].name, sc.name) {
 				return fail(errMalformed)
 			}
 			stack = stack[:len(stack)-1]
-			open = open[:len(open)-1]
-		case xml.CharData:
+		case tokText:
 			if len(stack) == 0 {
-				if len(bytes.TrimSpace(t)) > 0 {
+				if len(bytes.TrimSpace(sc.text)) > 0 {
 					return fail(apperr.Errorf(apperr.Malformed, "The XML SOAP message has text outside its root element."))
 				}
 				continue
 			}
-			textRun += len(t)
+			textRun += len(sc.text)
 			if textRun > l.MaxTextBytes {
 				return fail(limitErr("text size"))
 			}
-			open[len(open)-1].CreateText(string(t))
-		case xml.Directive:
+			stack[len(stack)-1].el.CreateText(string(sc.text))
+		case tokDirective:
 			return fail(apperr.Errorf(apperr.Malformed, "DOCTYPE and entity declarations are not allowed in a SOAP message."))
-		case xml.ProcInst:
-			if t.Target != "xml" || seenDecl || roots > 0 || tokens != 1 {
+		case tokProcInst:
+			if string(sc.name) != "xml" || seenDecl || roots > 0 || tokens != 1 {
 				return fail(apperr.Errorf(apperr.Malformed, "Processing instructions are not allowed in a SOAP message."))
 			}
 			seenDecl = true
-			if enc := declaredEncoding(string(t.Inst)); enc != "" && !strings.EqualFold(enc, "utf-8") {
+			if enc := declaredEncoding(string(sc.text)); enc != "" && !strings.EqualFold(enc, "utf-8") {
 				return fail(apperr.Errorf(apperr.Malformed, "Only UTF-8 SOAP messages are accepted."))
 			}
-		case xml.Comment:
+		case tokComment:
 		}
 	}
 	if len(stack) != 0 || roots != 1 {
 		return fail(errMalformed)
 	}
 	return doc, nil
-}
-
-// qualified writes a raw token name back as "prefix:local".
-func qualified(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Space + ":" + n.Local
 }
 
 // declaredEncoding extracts encoding="…" from an XML declaration.

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,5 +61,47 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 				t.Fatal("a disabled operator's session is still accepted")
 			}
 		})
+	}
+}
+
+// TestCachesForgetExpired: the in-memory caches keep only what is still
+// fresh — a replica that has seen many sessions does not hold one entry
+// per session for ever.
+func TestCachesForgetExpired(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	db := storetest.Open(t, "sqlite", clock.Now)
+	s, err := session.New(db, session.Config{Key: []byte("replica-shared-signing-key-of-32-bytes"), Now: clock.Now, HashSlots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOperator(ctx, "ana", "correct horse", []string{session.RightPrivacy}); err != nil {
+		t.Fatal(err)
+	}
+	var creds []session.Credentials
+	for i := 0; i < 5; i++ {
+		tok, err := s.Logon(ctx, "ana", "correct horse", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds = append(creds, session.Credentials{SessionToken: tok.SessionToken})
+	}
+	for i := 0; i < 3; i++ {
+		s.Logon(ctx, "nobody", "wrong", "192.0.2."+strconv.Itoa(i))
+	}
+	for _, c := range creds {
+		if _, err := s.Authenticate(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, m, a := s.CachedForTest(); n != 5 || m != 5 || a != 3 {
+		t.Fatalf("cached %d sessions, %d tokens, %d addresses; want 5, 5, 3", n, m, a)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := s.Authenticate(ctx, creds[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, m, a := s.CachedForTest(); n != 1 || m != 1 || a != 0 {
+		t.Fatalf("after they expired: %d sessions, %d tokens, %d addresses cached; want 1, 1, 0", n, m, a)
 	}
 }

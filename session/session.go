@@ -100,6 +100,9 @@ type Service struct {
 	fails map[string]*addressWindow // failed logons by client address
 	// verified remembers tokens whose signature was checked, for CacheTTL.
 	verified map[string]verifiedToken
+	// nextSweep is when the maps above are next cleared of what expired:
+	// without it they would keep one entry per session ever used.
+	nextSweep time.Time
 }
 
 type verifiedToken struct {
@@ -292,6 +295,7 @@ func (s *Service) addressFailed(from string) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.sweepLocked(now)
 	w := s.fails[from]
 	if w == nil || now.Sub(w.start) >= s.cfg.AddressWindow {
 		if len(s.fails) > 100_000 { // bounded: forget rather than grow
@@ -432,6 +436,7 @@ func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
 	}
 	if s.cfg.CacheTTL > 0 {
 		s.mu.Lock()
+		s.sweepLocked(now)
 		if len(s.verified) > 100_000 { // bounded: forget rather than grow
 			s.verified = map[string]verifiedToken{}
 		}
@@ -468,6 +473,7 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 			e.caller = *caller
 		}
 		s.mu.Lock()
+		s.sweepLocked(now)
 		if len(s.cache) > 100_000 { // bounded: drop everything rather than grow
 			s.cache = map[string]cachedSession{}
 		}
@@ -475,6 +481,31 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 		s.mu.Unlock()
 	}
 	return row, caller, nil
+}
+
+// sweepLocked drops the cache entries and address windows that have
+// expired, at most once per sweepEvery; s.mu is held.
+func (s *Service) sweepLocked(now time.Time) {
+	const sweepEvery = 10 * time.Second
+	if now.Before(s.nextSweep) {
+		return
+	}
+	s.nextSweep = now.Add(sweepEvery)
+	for k, e := range s.cache {
+		if !now.Before(e.until) {
+			delete(s.cache, k)
+		}
+	}
+	for k, v := range s.verified {
+		if !now.Before(v.until) {
+			delete(s.verified, k)
+		}
+	}
+	for k, w := range s.fails {
+		if now.Sub(w.start) >= s.cfg.AddressWindow {
+			delete(s.fails, k)
+		}
+	}
 }
 
 // forget drops cached sessions: one by jti, or every session of an operator.
