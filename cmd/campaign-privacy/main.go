@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -442,6 +443,21 @@ func (m *Main) privacyFailpoint() func(string) error {
 	}
 }
 
+// tuneGC sets the garbage collector for a service whose live heap is small
+// (tens of MiB) but which allocates for every call: collecting at 5× the
+// live heap instead of 2× cuts the collector's CPU per SOAP call by about a
+// quarter (bench/README.md), and a soft limit of 256 MiB makes it collect
+// sooner when logons' argon2id buffers (19 MiB each) swell the heap. GOGC
+// and GOMEMLIMIT, when set, win.
+func (m *Main) tuneGC() {
+	if m.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if m.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(256 << 20)
+	}
+}
+
 func (m *Main) serve(ctx context.Context, args []string) error {
 	fs, s := m.flags("serve")
 	if err := fs.Parse(args); err != nil {
@@ -451,6 +467,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := m.logger(s.logLevel)
+	m.tuneGC()
 	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
