@@ -339,7 +339,6 @@ func (s *xmlScanner) decode(raw []byte, plain, refs bool) ([]byte, bool) {
 				if !ok {
 					return nil, false
 				}
-				// A surrogate becomes U+FFFD, as string(rune(n)) does.
 				s.decoded = utf8.AppendRune(s.decoded, r)
 				i += n
 				afterCR = false
@@ -357,7 +356,7 @@ func (s *xmlScanner) decode(raw []byte, plain, refs bool) ([]byte, bool) {
 		}
 		out = s.decoded[start:len(s.decoded):len(s.decoded)]
 	}
-	// Checked after decoding: "&#0;" is refused, "&#xD800;" is not.
+	// Checked after decoding: "&#0;" is refused (as "&#xD800;" was above).
 	return out, validChars(out)
 }
 
@@ -396,6 +395,11 @@ func reference(b []byte) (r rune, n int, ok bool) {
 		}
 	}
 	if i == start || i >= len(b) || b[i] != ';' {
+		return 0, 0, false
+	}
+	if 0xD800 <= r && r <= 0xDFFF {
+		// A surrogate is no character. encoding/xml turns it into U+FFFD;
+		// the security bar (#28) and XML 1.0 refuse it.
 		return 0, 0, false
 	}
 	return r, i + 1, true
