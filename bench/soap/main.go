@@ -247,8 +247,10 @@ func memory(pid int) (hwm, rss int64) {
 // 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// cpuTime returns the CPU time (user + system) pid has used so far, from
-// /proc/<pid>/stat; 0 if it cannot be read.
+// cpuTime returns the CPU time (user + system) pid and its reaped children
+// have used so far, from /proc/<pid>/stat; 0 if it cannot be read. The
+// children count so that a PostgreSQL backend or autovacuum worker that
+// exits mid-run moves its time to the postmaster instead of losing it.
 func cpuTime(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -261,12 +263,15 @@ func cpuTime(pid int) time.Duration {
 		return 0
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of stat(5)
-	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
-	return time.Duration(utime+stime) * clockTick
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // fields 14–17 of stat(5): utime, stime, cutime, cstime
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick
 }
 
 // postgresCPU returns the CPU time used so far by every process named
