@@ -446,7 +446,7 @@ func (m *Main) privacyFailpoint() func(string) error {
 // tuneGC sets the garbage collector for a service whose live heap is small
 // (tens of MiB) but which allocates for every call: collecting at 5× the
 // live heap instead of 2× cuts the collector's CPU per SOAP call by about a
-// quarter (bench/README.md), and a soft limit of 256 MiB makes it collect
+// quarter (bench/README.md), and a soft limit of 160 MiB makes it collect
 // sooner when logons' argon2id buffers (19 MiB each) swell the heap. GOGC
 // and GOMEMLIMIT, when set, win.
 func (m *Main) tuneGC() {
@@ -454,7 +454,7 @@ func (m *Main) tuneGC() {
 		debug.SetGCPercent(400)
 	}
 	if m.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(256 << 20)
+		debug.SetMemoryLimit(160 << 20)
 	}
 }
 
