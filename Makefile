@@ -36,6 +36,11 @@ test: interop-deps vet
 generate:
 	$(GO) generate ./...
 
+# bench-all runs every benchmark of bench/README.md (about 25 minutes).
+.PHONY: bench-all
+bench-all:
+	bench/run.sh
+
 # bench measures the workflows against hand-written SQL (PostgreSQL); see bench/README.md.
 bench:
 	$(GO) run ./bench/workflows -recipients 100000 -requests 5000 -access 500

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# bench/run.sh — every benchmark of bench/README.md, one after the other, on
+# loopback. Each program is bounded in time and in requests; the whole run
+# takes about 25 minutes on the 2-core reference machine (QUICK=1: about 5).
+#
+#   bench/run.sh                 # everything, as reported in bench/README.md
+#   QUICK=1 bench/run.sh         # shorter runs, 100,000 recipients only
+#   OUT=/tmp/figures bench/run.sh
+#
+# Needs the local PostgreSQL (CP_BENCH_POSTGRES_URL, default the local
+# server's "test" database) and node for the node-soap peers. Each step's
+# output goes to $OUT/<step>.txt; the tables are printed as they come.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-XXXXXX")}
+mkdir -p "$out"
+quick=${QUICK:-}
+
+step() {
+  local name=$1 limit=$2
+  shift 2
+  printf '\n== %s (at most %s): %s\n' "$name" "$limit" "$*"
+  local began=$SECONDS
+  timeout --signal=INT --kill-after=30s "$limit" "$@" 2>"$out/$name.log" | tee "$out/$name.txt"
+  printf '== %s took %d s\n' "$name" $((SECONDS - began))
+}
+
+echo "campaign-privacy benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(go version | cut -d' ' -f3), $(nproc) cores; output in $out"
+
+# Built first, and run directly, so that timeout's signal reaches the
+# program itself (go run would leave it behind).
+bin=$out/bin
+for b in soap download workflows; do go build -o "$bin/$b" "./bench/$b"; done
+
+if [ -n "$quick" ]; then
+  step go-benchmarks 5m go test -run '^$' -bench . -benchtime=2000x -benchmem ./server ./internal/querydef
+  step soap 10m "$bin/soap" -duration 3s -conns 1,10,50
+  step load 10m "$bin/soap" -scenarios mixed,hostile -conns 10 -duration 3s
+  step download 10m "$bin/download" -sizes 10
+  step workflows-100k 15m "$bin/workflows" -recipients 100000 -requests 2000 -access 200
+  exit 0
+fi
+
+step go-benchmarks 10m go test -run '^$' -bench . -benchmem ./server ./internal/querydef ./privacy
+step soap 20m "$bin/soap" -duration 10s -conns 1,10,50
+step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
+step download 15m "$bin/download" -sizes 10,100
+step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
+step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
