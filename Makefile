@@ -25,10 +25,17 @@ vet:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# RACE is -race where a C compiler is there for the race detector (.ci/run
+# installs one): the packages that hold the service's logic run under it,
+# the rest (the command, the real clients, the generated code) as is.
+RACE ?= $(shell command -v cc >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
+RACE_PKGS = ./server/... ./session/... ./web/... ./privacy/... ./internal/... ./schemas/...
+
 # The PostgreSQL restart fault test restarts the local server, so it runs
 # alone, after the rest of the suite.
 test: interop-deps vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $(RACE) $(RACE_PKGS)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /server -e /session -e /web -e /privacy -e /internal/ -e /schemas)
 	$(GO) test -run '^$$' -bench . -benchtime=100x -benchmem ./server ./internal/querydef
 	$(GO) test -run '^$$' -bench . -benchtime=5x -benchmem ./privacy
 	CP_TEST_PG_RESTART=1 $(GO) test -count=1 -run 'TestPostgresRestartDuringDelete' ./cmd/campaign-privacy
