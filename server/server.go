@@ -52,6 +52,10 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (CP_TRUSTED_PROXIES), for the per-address logon limit.
 	TrustedProxies []netip.Prefix
+	// SOAPAllowed are the addresses SOAP calls may come from (ACC's
+	// security zone for the API, CP_SOAP_ALLOWED_SUBNETS), checked on every
+	// call, Logon included; empty allows every address.
+	SOAPAllowed []netip.Prefix
 	// Persist writes entities for xtk:persist#Write and WriteCollection.
 	Persist *persist.Service
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -162,6 +163,9 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 	if !ok {
 		return nil, &soapError{name, service, apperr.Errorf(apperr.UnknownMethod, "unknown method")}
 	}
+	if err := s.checkZone(ctx, r, m); err != nil {
+		return nil, &soapError{m.Name, service, err}
+	}
 	args, err := bindParams(m, env.op.ChildElements())
 	if err != nil {
 		return nil, &soapError{m.Name, service, err}
@@ -175,6 +179,24 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 		c.caller = caller
 	}
 	return c, nil
+}
+
+// checkZone refuses a call from outside the SOAP security zone, on every
+// call and not only at Logon: a token carried elsewhere is no use there. A
+// Logon gets the one answer every failed logon gets; any other call the
+// answer of an invalid session.
+func (s *Server) checkZone(ctx context.Context, r *http.Request, m *schemas.Method) error {
+	if len(s.cfg.SOAPAllowed) == 0 {
+		return nil
+	}
+	if _, ok := (netzone.Zone{Allowed: s.cfg.SOAPAllowed, Trusted: s.cfg.TrustedProxies}).Allows(r); ok {
+		return nil
+	}
+	s.log.WarnContext(ctx, "SOAP call refused: the client is outside the security zone", "action", m.Service+"#"+m.Name)
+	if m.Anonymous() {
+		return apperr.Errorf(apperr.BadLogon, "The client is outside the security zone.")
+	}
+	return apperr.Errorf(apperr.BadSession, "The client is outside the security zone.")
 }
 
 // resolveAction finds service and method: the SOAPAction header (quoted or

@@ -540,3 +540,36 @@ func TestLogonLimitPerAddress(t *testing.T) {
 	_, body = proxied.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")), "X-Forwarded-For", "198.51.100.4")
 	mustContain(t, body, "<LogonResponse")
 }
+
+// TestSOAPSecurityZone (security-bar.md #44, #63): with CP_SOAP_ALLOWED_SUBNETS
+// set, a client outside it gets the ordinary logon failure even with the
+// right password, and a valid token replayed from outside it is refused on
+// every call; inside it, everything works. The client's address comes from
+// X-Forwarded-For only through a trusted proxy.
+func TestSOAPSecurityZone(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{Server: func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.SOAPAllowed = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	}})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	logon := servertest.Envelope("", servertest.LogonCall("ana", "correct horse"))
+
+	_, body := env.Post(t, "xtk:session#Logon", logon, "X-Forwarded-For", "203.0.113.7")
+	mustContain(t, body, badLogon)
+	if strings.Contains(body, "pstrSessionToken") {
+		t.Fatal("a token was issued outside the zone")
+	}
+	_, body = env.Post(t, "xtk:session#Logon", logon) // the proxy itself, 127.0.0.1: outside too
+	mustContain(t, body, badLogon)
+
+	_, body = env.Post(t, "xtk:session#Logon", logon, "X-Forwarded-For", "10.1.2.3")
+	mustContain(t, body, "<LogonResponse")
+	token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+	_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token), "X-Forwarded-For", "10.1.2.3")
+	mustContain(t, body, "<GetUserInfoResponse")
+	_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token), "X-Forwarded-For", "203.0.113.7")
+	mustContain(t, body, badSession)
+	if !strings.Contains(env.Logs.String(), "outside the security zone") {
+		t.Fatal("a refusal for the zone is not logged")
+	}
+}

@@ -81,6 +81,8 @@ Settings (flag or environment variable):
   --allowed-subnets   CP_ALLOWED_SUBNETS         who may open the download and the console: CIDRs,
                                                  comma-separated (127.0.0.1/32,::1/128)
   --trusted-proxies   CP_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed (none)
+  --soap-allowed-subnets CP_SOAP_ALLOWED_SUBNETS  who may call the SOAP API, Logon included: CIDRs,
+                                                 comma-separated (empty: every address)
   --retention         CP_RETENTION               how long collected data is kept (2160h = 90 days)
   --workflow-lease    CP_WORKFLOW_LEASE          how long a worker holds a request before another may
                                                  take it back (15m)
@@ -126,7 +128,7 @@ type Main struct {
 type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
 	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
-	sessionPreviousKeys, exportPreviousKeys                                       string
+	sessionPreviousKeys, exportPreviousKeys, soapAllowedSubnets                   string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
@@ -157,6 +159,7 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.exportPreviousKeys, "export-previous-keys", env("CP_EXPORT_PREVIOUS_KEYS", ""), "previous export master keys")
 	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
+	fs.StringVar(&s.soapAllowedSubnets, "soap-allowed-subnets", env("CP_SOAP_ALLOWED_SUBNETS", ""), "SOAP allow-list")
 	retention, err3 := time.ParseDuration(env("CP_RETENTION", "2160h"))
 	if err3 != nil {
 		retention = -1 // reported by validate
@@ -500,10 +503,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if zone.Trusted, err = netzone.ParsePrefixes(s.trustedProxies, false); err != nil {
 		return fmt.Errorf("CP_TRUSTED_PROXIES: %w", err)
 	}
+	soapAllowed, err := netzone.ParsePrefixes(s.soapAllowedSubnets, true)
+	if err != nil {
+		return fmt.Errorf("CP_SOAP_ALLOWED_SUBNETS: %w", err)
+	}
 	srv := server.New(server.Config{
 		Addr: s.addr, InstanceName: s.instanceName, Version: version,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping, Failpoint: m.failpoint(),
 		TrustedProxies: zone.Trusted,
+		SOAPAllowed:    soapAllowed,
 		Persist:        persist.New(db, a.registry, nil),
 		Queries:        &querydef.Service{DB: db, Registry: a.registry},
 	}, a.registry, sessions, a.privacy)
