@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +60,10 @@ func TestLogonLogoff(t *testing.T) {
 		status, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
 		if status != 200 {
 			t.Fatalf("status %d", status)
+		}
+		// Answers that carry tokens are never cached (security-bar.md #47).
+		if resp, _ := post(t, env.URL+"/nl/jsp/soaprouter.jsp", "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse"))); resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("Logon answer Cache-Control %q", resp.Header.Get("Cache-Control"))
 		}
 		mustContain(t, body, "<LogonResponse xmlns='urn:xtk:session'", `<login-right right="privacyRight"/>`,
 			`<installed-package name="gdpr" namespace="nms"/>`, `login="ana"`, `sessionTimeOut="86400"`)
@@ -236,7 +243,39 @@ func TestTokenTransports(t *testing.T) {
 				}
 			})
 		}
+		// A token in the URL is not a transport (security-bar.md #58):
+		// URLs end up in logs and histories.
+		t.Run("query string", func(t *testing.T) {
+			q := "?__sessiontoken=" + url.QueryEscape(token) + "&sessiontoken=" + url.QueryEscape(token) + "&__securitytoken=" + url.QueryEscape(security)
+			resp, body := post(t, env.URL+"/nl/jsp/soaprouter.jsp"+q, "xtk:session#GetUserInfo", empty)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			mustContain(t, body, badSession)
+		})
 	})
+}
+
+// post sends a SOAP call to u and returns the response (body read) and its
+// body as a string.
+func post(t *testing.T, u, action, envelope string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(envelope))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", action)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
 }
 
 func TestRequireSecurityToken(t *testing.T) {
@@ -273,6 +312,14 @@ func TestForgedTokens(t *testing.T) {
 		otherSub.Subject = "999"
 		wrongAud := claims
 		wrongAud.Audience = jwt.ClaimStrings{"other"}
+		wrongIss := claims
+		wrongIss.Issuer = "another-instance"
+		zeroExp := claims
+		zeroExp.ExpiresAt = jwt.NewNumericDate(time.Unix(0, 0))
+		futureNbf := claims
+		futureNbf.NotBefore = jwt.NewNumericDate(env.Clock.Now().Add(time.Hour))
+		futureIat := claims
+		futureIat.IssuedAt = jwt.NewNumericDate(env.Clock.Now().Add(time.Hour))
 		parts := strings.Split(token, ".")
 		forged := map[string]string{
 			"alg none":        sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims),
@@ -281,6 +328,11 @@ func TestForgedTokens(t *testing.T) {
 			"no exp":          sign(jwt.SigningMethodHS256, servertest.Key, noExp),
 			"subject edited":  sign(jwt.SigningMethodHS256, servertest.Key, otherSub),
 			"wrong audience":  sign(jwt.SigningMethodHS256, servertest.Key, wrongAud),
+			"wrong issuer":    sign(jwt.SigningMethodHS256, servertest.Key, wrongIss),
+			"exp 0":           sign(jwt.SigningMethodHS256, servertest.Key, zeroExp),
+			"nbf in an hour":  sign(jwt.SigningMethodHS256, servertest.Key, futureNbf),
+			"iat in an hour":  sign(jwt.SigningMethodHS256, servertest.Key, futureIat),
+			"exp a string":    parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"campaign-privacy","sub":"1","aud":["acc-session"],"exp":"9999999999","jti":"`+claims.ID+`"}`)) + "." + parts[2],
 			"empty signature": parts[0] + "." + parts[1] + ".",
 			"payload edited":  parts[0] + "." + parts[1] + "x." + parts[2],
 		}
@@ -294,7 +346,12 @@ func TestForgedTokens(t *testing.T) {
 			env.Clock.Advance(24*time.Hour - time.Second)
 			_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
 			mustContain(t, body, "<GetUserInfoResponse")
-			env.Clock.Advance(time.Minute)
+			// 20 s past exp: within the 30 s leeway, on the token and on
+			// its session row alike (security-bar.md #53); 60 s: refused.
+			env.Clock.Advance(21 * time.Second)
+			_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
+			mustContain(t, body, "<GetUserInfoResponse")
+			env.Clock.Advance(39 * time.Second)
 			_, body = env.Post(t, "xtk:session#GetUserInfo", userInfoCall(token))
 			mustContain(t, body, badSession)
 		})

@@ -44,6 +44,9 @@ var KnownRights = []string{RightAdmin, RightPrivacy}
 const (
 	issuer   = "campaign-privacy"
 	audience = "acc-session"
+	// leeway is the clock skew allowed on a token's times, and on its
+	// session row's expiry alike.
+	leeway = 30 * time.Second
 	// maxTokenBytes bounds what reaches the JWT parser.
 	maxTokenBytes = 4096
 	// MaxLoginBytes bounds a login name.
@@ -384,7 +387,7 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	if strconv.FormatInt(row.OperatorID, 10) != claims.Subject {
 		return refuse("subject mismatch")
 	}
-	if !s.cfg.Now().Before(row.Expires) {
+	if !s.cfg.Now().Before(row.Expires.Add(leeway)) {
 		return refuse("expired")
 	}
 	if cred.SecurityToken != "" || (!cred.SafeRead && (s.cfg.RequireSecurityToken || cred.CookieOnly)) {
@@ -416,7 +419,7 @@ func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(issuer),
 		jwt.WithAudience(audience),
-		jwt.WithLeeway(30*time.Second),
+		jwt.WithLeeway(leeway),
 		jwt.WithStrictDecoding(),
 		jwt.WithTimeFunc(s.cfg.Now),
 	)
