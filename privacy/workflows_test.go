@@ -274,6 +274,46 @@ func TestConfirmWindowAndCleanup(t *testing.T) {
 		if data, _ := f.env.DB.FindRequestData(f.ctx, access); len(data) != 0 {
 			t.Fatal("per-table counts survived the cleanup")
 		}
+		// A second cleanup finds nothing more to do (security-bar.md #101).
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 0 || rep.Failed != 0 {
+			t.Fatalf("second cleanup: %+v", rep)
+		}
+	})
+}
+
+// TestConcurrentConfirmations (security-bar.md #99): ten confirmations of
+// one two-step delete at once: one succeeds, the others are refused, and
+// the delete runs once.
+func TestConcurrentConfirmations(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id) == nil {
+					ok.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 1 {
+			t.Fatalf("%d of 10 concurrent confirmations succeeded", ok.Load())
+		}
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 {
+			t.Fatalf("delete: %+v", rep)
+		}
+		if rep := f.run(t, privacy.Delete); rep.Processed != 0 {
+			t.Fatalf("a second delete run: %+v", rep)
+		}
+		r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+		if privacy.Status(r.Status) != privacy.StatusComplete || strings.Count(r.Audit, "record(s) deleted in nms:recipient") != 1 {
+			t.Fatalf("after the delete: %s\n%s", privacy.Status(r.Status), r.Audit)
+		}
 	})
 }
 

@@ -615,7 +615,11 @@ func (s *Service) UnlockOperator(ctx context.Context, login string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.ResetLogonFailures(ctx, op.ID)
+	if err := s.db.ResetLogonFailures(ctx, op.ID); err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "operator unlocked by an administrator", "operator_id", op.ID)
+	return nil
 }
 
 func checkLogin(login string) error {

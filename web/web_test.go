@@ -161,6 +161,20 @@ func TestDownload(t *testing.T) {
 			if resp, _ := ana.do("GET", file, nil, "If-None-Match", h.Get("ETag")); resp.StatusCode != http.StatusNotModified {
 				t.Fatalf("If-None-Match: %d", resp.StatusCode)
 			}
+			// HEAD tells the size and nothing else; a Range or a HEAD without
+			// the right gets what a GET would (security-bar.md #85).
+			if resp, head := ana.do("HEAD", file, nil); resp.StatusCode != 200 || head != "" || resp.ContentLength != int64(len(body)) {
+				t.Fatalf("HEAD: %d, %d bytes, Content-Length %d", resp.StatusCode, len(head), resp.ContentLength)
+			}
+			if resp, part := bob.do("GET", file, nil, "Range", "bytes=0-15"); resp.StatusCode != http.StatusForbidden || strings.Contains(part, "gdprRequestData") {
+				t.Fatalf("Range without the right: %d", resp.StatusCode)
+			}
+			if resp, _ := bob.do("HEAD", file, nil); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("HEAD without the right: %d", resp.StatusCode)
+			}
+			if resp, _ := anon.do("HEAD", file, nil); resp.StatusCode != http.StatusFound {
+				t.Fatalf("anonymous HEAD: %d", resp.StatusCode)
+			}
 			// The session of a SOAP client works too (cookie + security token).
 			token, security := w.env.Logon(t, "ana", "ana password")
 			soap := newBrowser(t, w.env.URL)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
 
@@ -56,6 +57,32 @@ func TestOperatorCommands(t *testing.T) {
 			if strings.Contains(out, "s3cret") || strings.Contains(out, "argon2") {
 				t.Fatal("list shows a password or hash")
 			}
+			// Locked out by three failures, then unlocked by the command
+			// (security-bar.md #41).
+			db, err := store.Open(context.Background(), store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ana, err := db.FindOperatorByLogin(context.Background(), "ana")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if _, err := db.RecordLogonFailure(context.Background(), ana.ID, store.Lockout{MaxFailures: 3, Window: time.Hour, InitialBan: time.Hour, MaxBan: time.Hour}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			if out, _ := run(t, env, "", "operator", "list"); !regexp.MustCompile(`ana\s+privacyRight\s+locked until`).MatchString(out) {
+				t.Fatalf("list of a locked operator:\n%s", out)
+			}
+			if out, err := run(t, env, "", "operator", "unlock", "--login", "ana"); err != nil || !strings.Contains(out, "operator ana unlocked") {
+				t.Fatalf("unlock: %v %s", err, out)
+			}
+			if out, _ := run(t, env, "", "operator", "list"); !regexp.MustCompile(`ana\s+privacyRight\s+active`).MatchString(out) {
+				t.Fatalf("list after unlock:\n%s", out)
+			}
+
 			if _, err := run(t, env, "", "operator", "disable", "--login", "ana"); err != nil {
 				t.Fatal(err)
 			}
