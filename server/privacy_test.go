@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +175,11 @@ func TestCreateRequestValidation(t *testing.T) {
 		mustContain(t, body, badSession)
 		if after, _ := env.DB.CountRows(ctx, "privacy_requests", "", nil); after != before {
 			t.Fatalf("refused calls wrote %d request(s)", after-before)
+		}
+		// The refusal for want of the right is logged, with the operator
+		// (security-bar.md #62).
+		if !regexp.MustCompile(`soap fault.*action=nms:privacyRequest#CreateRequestByName code=forbidden .*operator_id=[1-9]`).MatchString(env.Logs.String()) {
+			t.Fatalf("the denial is not logged with its operator:\n%s", env.Logs.String())
 		}
 		// Quotes and SQL text are values, stored and matched verbatim.
 		for _, v := range []string{"o'brien@example.com", "x@example.com'); DROP TABLE nms_recipient;--"} {

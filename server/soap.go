@@ -37,6 +37,7 @@ type handler func(ctx context.Context, c *call) ([]any, error)
 type soapError struct {
 	method, service string
 	err             error
+	operatorID      int64 // the caller, once authenticated; 0 before
 }
 
 // handleSOAP is /nl/jsp/soaprouter.jsp.
@@ -95,8 +96,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 	h, ok := s.handlers[c.method.Service+"#"+c.method.Name]
 	if !ok {
-		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service,
-			apperr.Errorf(apperr.Invalid, "campaign-privacy does not implement the method '%s'.", c.method.Name)})
+		s.fault(w, r, ref, start, &soapError{method: c.method.Name, service: c.method.Service, err: apperr.Errorf(apperr.Invalid, "campaign-privacy does not implement the method '%s'.", c.method.Name)})
 		return
 	}
 	if s.cfg.Failpoint != nil {
@@ -104,12 +104,12 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 	values, err := h(ctx, c)
 	if err != nil {
-		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, err})
+		s.fault(w, r, ref, start, &soapError{method: c.method.Name, service: c.method.Service, err: err, operatorID: operatorID(c.caller)})
 		return
 	}
 	out, err := writeResponse(c.method, c.service, values)
 	if err != nil {
-		s.fault(w, r, ref, start, &soapError{c.method.Name, c.method.Service, apperr.Wrap(apperr.Internal, err, "")})
+		s.fault(w, r, ref, start, &soapError{method: c.method.Name, service: c.method.Service, err: apperr.Wrap(apperr.Internal, err, "")})
 		return
 	}
 	writeXML(w, http.StatusOK, out)
@@ -144,7 +144,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start
 		action = e.service + "#" + e.method
 	}
 	level(r.Context(), "soap fault", "ref", ref, "action", action, "code", string(code),
-		"err", e.err.Error(), "ms", time.Since(start).Milliseconds())
+		"err", e.err.Error(), "operator_id", e.operatorID, "ms", time.Since(start).Milliseconds())
 	writeXML(w, s.cfg.FaultHTTPStatus, writeFault(e.err, e.method, e.service, ref))
 }
 
@@ -161,20 +161,20 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 	}
 	m, ok := s.registry.Method(service, name)
 	if !ok {
-		return nil, &soapError{name, service, apperr.Errorf(apperr.UnknownMethod, "unknown method")}
+		return nil, &soapError{method: name, service: service, err: apperr.Errorf(apperr.UnknownMethod, "unknown method")}
 	}
 	if err := s.checkZone(ctx, r, m); err != nil {
-		return nil, &soapError{m.Name, service, err}
+		return nil, &soapError{method: m.Name, service: service, err: err}
 	}
 	args, err := bindParams(m, env.op.ChildElements())
 	if err != nil {
-		return nil, &soapError{m.Name, service, err}
+		return nil, &soapError{method: m.Name, service: service, err: err}
 	}
 	c := &call{method: m, args: args, http: r, service: service}
 	if !m.Anonymous() {
 		caller, err := s.sessions.Authenticate(ctx, httpCredentials(r, env, args[0]))
 		if err != nil {
-			return nil, &soapError{m.Name, service, err}
+			return nil, &soapError{method: m.Name, service: service, err: err}
 		}
 		c.caller = caller
 	}

@@ -151,7 +151,8 @@ func TestBadLogonIsUniform(t *testing.T) {
 			t.Fatal(err)
 		}
 		var bodies []string
-		for _, c := range [][2]string{{"ana", "wrong"}, {"nobody", "wrong"}, {"bob", "bob password"}, {"", ""}, {"' OR 1=1 --", "x"}, {"ana", strings.Repeat("p", 5000)}} {
+		for _, c := range [][2]string{{"ana", "wrong"}, {"nobody", "wrong"}, {"bob", "bob password"}, {"", ""}, {"' OR 1=1 --", "x"}, {"ana", strings.Repeat("p", 5000)},
+			{strings.Repeat("a", 10<<10), "x"}, {"ana\r\nlevel=ERROR msg=forged", "x"}, {"%", "x"}, {"_", "x"}} {
 			status, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall(c[0], c[1])))
 			if status != 200 {
 				t.Fatalf("%q: status %d", c[0], status)
@@ -163,6 +164,10 @@ func TestBadLogonIsUniform(t *testing.T) {
 			if b != bodies[0] {
 				t.Fatalf("bad logon answers differ:\n%s\n%s", bodies[0], b)
 			}
+		}
+		// Logins never reach the log: a CR/LF one cannot forge a line.
+		if logs := env.Logs.String(); strings.Contains(logs, "forged") || strings.Contains(logs, "OR 1=1") {
+			t.Fatalf("a login reached the log:\n%s", logs)
 		}
 	})
 }
