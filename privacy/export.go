@@ -265,8 +265,17 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created},
-		&chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1}, nil
+	r := &chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1}
+	// The first chunk is opened now, so that a file damaged at its start
+	// is an error before anything is sent (a download answers 500, not a
+	// 200 cut short).
+	if e.Chunks > 0 {
+		if err := r.load(0); err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+	}
+	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created}, r, nil
 }
 
 type chunkReader struct {
@@ -343,24 +352,34 @@ func (r *chunkReader) sealed(seq int) ([]byte, error) {
 	return r.ahead[0], nil
 }
 
+// load decrypts chunk seq into r.plain, unless it is there already. A
+// chunk altered at rest fails GCM's check: an error, never its bytes.
+func (r *chunkReader) load(seq int) error {
+	if seq == r.loaded {
+		return nil
+	}
+	if seq >= r.chunks {
+		return apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	sealed, err := r.sealed(seq)
+	if err != nil {
+		return err
+	}
+	plain, err := r.aead.Open(r.plain[:0], nonce(seq), sealed, aad(r.requestID, seq, seq == r.chunks-1))
+	if err != nil {
+		return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
+	}
+	r.plain, r.loaded = plain, seq
+	return nil
+}
+
 func (r *chunkReader) Read(p []byte) (int, error) {
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
 	seq := int(r.pos / chunkSize)
-	if seq != r.loaded {
-		if seq >= r.chunks {
-			return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
-		}
-		sealed, err := r.sealed(seq)
-		if err != nil {
-			return 0, err
-		}
-		plain, err := r.aead.Open(r.plain[:0], nonce(seq), sealed, aad(r.requestID, seq, seq == r.chunks-1))
-		if err != nil {
-			return 0, apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
-		}
-		r.plain, r.loaded = plain, seq
+	if err := r.load(seq); err != nil {
+		return 0, err
 	}
 	off := int(r.pos - int64(seq)*chunkSize)
 	if off >= len(r.plain) {

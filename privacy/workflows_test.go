@@ -1,6 +1,7 @@
 package privacy_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -562,6 +563,54 @@ func TestDiskFullDuringExport(t *testing.T) {
 		}
 		if file := f.export(t, id); !strings.Contains(file, demodata.Email(2)) || !strings.HasSuffix(file, "</gdprRequestData>\n") {
 			t.Fatalf("the file after the retry is not whole: %.200s", file)
+		}
+	})
+}
+
+// TestExportNeighboursAndTampering (security-bar.md #83): recipients whose
+// email differs from the subject's only by case, spaces or a +tag are not
+// in the subject's file; the stored file holds no plaintext of it; and a
+// file whose ciphertext was altered at rest is refused, never served.
+func TestExportNeighboursAndTampering(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		subject := demodata.Email(2)
+		neighbours := []string{strings.ToUpper(subject), " " + subject, subject + " ", strings.Replace(subject, "@", "+tag@", 1)}
+		for i, email := range neighbours {
+			if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9001 + i), "email": email}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := f.create(t, "defaultNamespace1", subject, privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		doc := f.export(t, id)
+		if strings.Count(doc, `<table name="nms:recipient">`) != 1 || strings.Count(doc, "email=") != 1 {
+			t.Fatalf("the file holds more than the subject's recipient row:\n%s", doc)
+		}
+		for i := range neighbours {
+			if strings.Contains(doc, `id="`+itoa(int64(9001+i))+`"`) {
+				t.Fatalf("neighbour %q is in the subject's file", neighbours[i])
+			}
+		}
+
+		chunks, err := f.env.DB.ExportChunks(f.ctx, id, 0, 100)
+		if err != nil || len(chunks) == 0 {
+			t.Fatalf("stored chunks: %d %v", len(chunks), err)
+		}
+		for _, c := range chunks {
+			if bytes.Contains(c, []byte(subject)) || bytes.Contains(c, []byte("gdprRequestData")) {
+				t.Fatal("the stored file holds plaintext")
+			}
+		}
+		tampered := bytes.Clone(chunks[0])
+		tampered[len(tampered)/2] ^= 1
+		if err := f.env.DB.ReplaceExportChunkForTest(f.ctx, id, 0, tampered); err != nil {
+			t.Fatal(err)
+		}
+		// Refused when opened (the download answers 500 before sending
+		// anything), not half-way.
+		if _, _, err := f.env.Privacy.OpenExport(f.ctx, id); apperr.CodeOf(err) != apperr.Internal {
+			t.Fatalf("a tampered file opens: %v", err)
 		}
 	})
 }

@@ -502,3 +502,10 @@ func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
 	}
 	return total, nil
 }
+
+// ReplaceExportChunkForTest overwrites one stored chunk, for tests that
+// tamper with a file at rest.
+func (d *DB) ReplaceExportChunkForTest(ctx context.Context, requestID int64, seq int, data []byte) error {
+	err := d.db.WithContext(ctx).Model(&exportChunk{}).Where("request_id = ? AND seq = ?", requestID, seq).Update("data", data).Error
+	return translate(err, "Export chunk")
+}
