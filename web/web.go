@@ -216,6 +216,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // handleFile is /nms/gdpr.jssp?id=N: the data-subject file, streamed with
 // Range and If-None-Match support. The file name carries no personal data.
 func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
+	if ids := r.URL.Query()["id"]; len(ids) > 1 {
+		s.fail(w, r, apperr.Errorf(apperr.Invalid, "The id is given more than once."))
+		return
+	}
 	id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
 	if err != nil || id <= 0 {
 		s.fail(w, r, apperr.Errorf(apperr.NotFound, "Unknown privacy request."))

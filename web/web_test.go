@@ -190,6 +190,18 @@ func TestDownload(t *testing.T) {
 				{"/nms/gdpr.jssp?id=999999", http.StatusNotFound},
 				{"/nms/gdpr.jssp?id=abc", http.StatusNotFound},
 				{"/nms/gdpr.jssp", http.StatusNotFound},
+				// Hostile ids (security-bar.md #78): never another file.
+				{"/nms/gdpr.jssp?id=-1", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=0", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=9223372036854775808", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=1e3", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=0x10", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=1%20OR%201=1", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=" + strconv.FormatInt(w.access, 10) + "%00", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=" + strconv.FormatInt(w.access, 10) + "&id=" + strconv.FormatInt(w.fresh, 10), http.StatusBadRequest},
+				{"/nms/gdpr.jssp?id=1;", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=../../etc/passwd", http.StatusNotFound},
+				{"/nms/gdpr.jssp?id=" + strings.Repeat("9", 1<<16), http.StatusNotFound},
 			} {
 				if resp, _ := ana.do("GET", c.path, nil); resp.StatusCode != c.want {
 					t.Errorf("%s: %d, want %d", c.path, resp.StatusCode, c.want)
