@@ -207,6 +207,32 @@ func TestDownload(t *testing.T) {
 					t.Errorf("%s: %d, want %d", c.path, resp.StatusCode, c.want)
 				}
 			}
+			// A one-step delete keeps no file, nor does a request whose subject
+			// was not found (security-bar.md #80).
+			op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+			var noFile []int64
+			for _, c := range []struct {
+				value string
+				typ   int64
+			}{{demodata.Email(1), privacy.TypeDelete}, {"nobody@example.com", privacy.TypeAccess}} {
+				id, err := w.env.Privacy.CreateRequestByName(w.ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+					ReconciliationValue: c.value, Type: c.typ, DownloadURL: w.env.URL + "/nms/gdpr.jssp?id="})
+				if err != nil {
+					t.Fatal(err)
+				}
+				noFile = append(noFile, id)
+			}
+			for _, step := range []string{privacy.Collect, privacy.Delete} {
+				if _, err := w.env.Privacy.Run(w.ctx, step); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range noFile {
+				if resp, _ := ana.do("GET", "/nms/gdpr.jssp?id="+strconv.FormatInt(id, 10), nil); resp.StatusCode != http.StatusNotFound {
+					t.Fatalf("request %d without a file: %d", id, resp.StatusCode)
+				}
+			}
+
 			v, err := w.env.Privacy.Request(w.ctx, &session.Caller{Rights: []string{session.RightAdmin}}, w.access)
 			if err != nil || !strings.Contains(strings.Join(v.AuditLines, "\n"), "File downloaded by operator 'ana' from 127.0.0.1.") {
 				t.Fatalf("the download is not in the audit: %v %v", err, v.AuditLines)
