@@ -614,3 +614,26 @@ func TestExportNeighboursAndTampering(t *testing.T) {
 		}
 	})
 }
+
+// TestUnicodeValues (security-bar.md #67): values with full-width characters
+// or a 4-byte emoji are matched exactly (after NFC) and come back byte for
+// byte in the file; the full-width form does not match the ASCII one.
+func TestUnicodeValues(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		values := []string{"ｊｏｈｎ＠example.com", "jo😀hn@example.com", "john@example.com"}
+		for i, v := range values {
+			if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9101 + i), "email": v}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, v := range values[:2] {
+			id := f.create(t, "defaultNamespace1", v, privacy.TypeAccess, false)
+			f.run(t, privacy.Collect)
+			doc := f.export(t, id)
+			if !strings.Contains(doc, `email="`+v+`"`) || !strings.Contains(doc, `id="`+itoa(int64(9101+i))+`"`) || strings.Count(doc, "email=") != 1 {
+				t.Fatalf("%q: the file does not hold exactly its recipient:\n%s", v, doc)
+			}
+		}
+	})
+}
