@@ -210,6 +210,21 @@ func TestSettingsValidation(t *testing.T) {
 		t.Fatalf("short key accepted: %v", err)
 	}
 	env["CP_SESSION_KEY"] = ""
+	// A damaged key file stops the start, naming the file: the service
+	// never runs without its key or with another one (security-bar.md #96).
+	for _, file := range []string{"session.key", "export.key"} {
+		path := filepath.Join(env["CP_DATA_DIR"], file)
+		if err := os.MkdirAll(env["CP_DATA_DIR"], 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("not a key\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), file) {
+			t.Fatalf("a damaged %s: %v", file, err)
+		}
+		os.Remove(path)
+	}
 	for _, name := range []string{"CP_SESSION_PREVIOUS_KEYS", "CP_EXPORT_PREVIOUS_KEYS"} {
 		env[name] = strings.Repeat("ab", 32) + ",short"
 		if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), name) {
