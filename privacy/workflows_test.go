@@ -637,3 +637,54 @@ func TestUnicodeValues(t *testing.T) {
 		}
 	})
 }
+
+// TestCrashAfterLastBatch (security-bar.md #88): the worker dies right after
+// the batch that deleted the subject's last row, before the request is
+// marked complete. After the lease the re-run finds nothing left, deletes
+// nothing more, and completes the request once.
+func TestCrashAfterLastBatch(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		crashCtx, crash := context.WithCancel(context.Background())
+		var f *fixture
+		crashed := false
+		f = newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			c.Failpoint = func(name string) error {
+				// The recipient row goes last (children first): once it is
+				// gone, that was the last batch.
+				if name == "delete-after-batch" && !crashed && f.count(t, "nms_recipient") == 4 {
+					crashed = true
+					crash()
+				}
+				return nil
+			}
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		if _, err := f.env.Privacy.Run(crashCtx, privacy.Delete); err == nil || !crashed {
+			t.Fatalf("the crashed run: %v (crashed %v)", err, crashed)
+		}
+		if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
+			t.Fatalf("after the crash: %s", s)
+		}
+		before := map[string]int64{}
+		for table := range ownedTables {
+			before[table] = f.count(t, table)
+		}
+		f.env.Clock.Advance(16 * time.Minute)
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 || rep.Failed != 0 {
+			t.Fatalf("re-run: %+v", rep)
+		}
+		r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+		if privacy.Status(r.Status) != privacy.StatusComplete {
+			t.Fatalf("after the re-run: %s", privacy.Status(r.Status))
+		}
+		for table, n := range before {
+			if f.count(t, table) != n {
+				t.Fatalf("the re-run deleted more rows in %s", table)
+			}
+		}
+		if rep := f.run(t, privacy.Delete); rep.Processed != 0 {
+			t.Fatalf("completed twice: %+v", rep)
+		}
+	})
+}
