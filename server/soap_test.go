@@ -2,6 +2,10 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -341,6 +345,32 @@ func TestForgedTokens(t *testing.T) {
 			"empty signature": parts[0] + "." + parts[1] + ".",
 			"payload edited":  parts[0] + "." + parts[1] + "x." + parts[2],
 		}
+		// Other algorithms and key references (security-bar.md #51).
+		rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged["RS256"] = sign(jwt.SigningMethodRS256, rsaKey, claims)
+		forged["ES256"] = sign(jwt.SigningMethodES256, ecKey, claims)
+		withHeader := func(key string, value any) string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+			tok.Header[key] = value
+			s, err := tok.SignedString(servertest.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		forged["jku header"] = withHeader("jku", "https://attacker.example/keys.json")
+		forged["jwk header"] = withHeader("jwk", map[string]any{"kty": "oct", "k": "c2VjcmV0"})
+		forged["x5u header"] = withHeader("x5u", "https://attacker.example/cert.pem")
+		forged["kid path"] = withHeader("kid", "../../dev/null")
+		forged["kid SQL"] = withHeader("kid", "' OR 1=1 --")
+		forged["kid a number"] = withHeader("kid", 7)
 		for name, tok := range forged {
 			t.Run(name, func(t *testing.T) {
 				_, body := env.Post(t, "xtk:session#GetUserInfo", userInfoCall(tok))

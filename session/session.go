@@ -425,6 +425,13 @@ func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
 	)
 	var claims jwt.RegisteredClaims
 	if _, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		for _, h := range []string{"jku", "jwk", "x5u", "x5c"} {
+			if _, ok := t.Header[h]; ok {
+				// We never issue these: a token that points at its own key
+				// is someone else's.
+				return nil, errors.New("key reference in the token header")
+			}
+		}
 		kid, named := t.Header["kid"]
 		if !named {
 			return s.cfg.Key, nil // signed before tokens named their key
