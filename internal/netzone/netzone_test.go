@@ -35,6 +35,10 @@ func TestClientAddrAndZone(t *testing.T) {
 		{"mapped address in XFF", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"::ffff:10.2.3.4"}, "10.2.3.4", true},
 		{"empty allow-list denies everyone", "", "", "127.0.0.1:5000", nil, "127.0.0.1", false},
 		{"IPv6 loopback", "::1/128", "", "[::1]:5000", nil, "::1", true},
+		// Odd entries fail closed (security-bar.md #75).
+		{"unknown", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"unknown"}, "invalid IP", false},
+		{"address with a port", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"10.0.0.7:80"}, "invalid IP", false},
+		{"bracketed IPv6", "::1/128", "127.0.0.1/32", "127.0.0.1:5000", []string{"[::1]"}, "invalid IP", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +53,25 @@ func TestClientAddrAndZone(t *testing.T) {
 				t.Fatalf("got %s %v, want %s %v", a, ok, tt.wantAddr, tt.allowed_)
 			}
 		})
+	}
+}
+
+// TestOtherHeadersIgnored: only X-Forwarded-For through a trusted proxy
+// names the client; X-Real-IP, Forwarded and True-Client-IP are nobody's
+// word (security-bar.md #75).
+func TestOtherHeadersIgnored(t *testing.T) {
+	z := Zone{Allowed: prefixes(t, "10.0.0.0/8"), Trusted: prefixes(t, "127.0.0.1/32")}
+	for _, h := range []string{"X-Real-IP", "Forwarded", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP"} {
+		r := httptest.NewRequest("GET", "/nms/gdpr.jssp?id=1", nil)
+		r.RemoteAddr = "127.0.0.1:5000"
+		v := "10.0.0.7"
+		if h == "Forwarded" {
+			v = "for=10.0.0.7"
+		}
+		r.Header.Set(h, v)
+		if a, ok := z.Allows(r); ok || a.String() != "127.0.0.1" {
+			t.Errorf("%s: %s %v — a header other than X-Forwarded-For was believed", h, a, ok)
+		}
 	}
 }
 
