@@ -7,12 +7,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -663,5 +666,58 @@ func TestSOAPSecurityZone(t *testing.T) {
 	mustContain(t, body, badSession)
 	if !strings.Contains(env.Logs.String(), "outside the security zone") {
 		t.Fatal("a refusal for the zone is not logged")
+	}
+}
+
+// TestEntityAndIncludeAttacks (security-bar.md #15, #17, #18): an external
+// entity aimed at a canary listener, a real billion laughs and a quadratic
+// blowup are refused at the DOCTYPE, and XInclude is never processed; the
+// canary sees no connection and no file content comes back.
+func TestEntityAndIncludeAttacks(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	var hits atomic.Int32
+	canary := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer canary.Close()
+
+	var laughs strings.Builder
+	laughs.WriteString(`<!ENTITY lol "lol">`)
+	prev := "lol"
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&laughs, `<!ENTITY lol%d "%s">`, i, strings.Repeat("&"+prev+";", 10))
+		prev = "lol" + strconv.Itoa(i)
+	}
+	big := strings.Repeat("x", 100<<10)
+	logon := func(doctype, login string) string {
+		return `<?xml version="1.0"?>` + doctype + `<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body><m:Logon xmlns:m="urn:xtk:session"><strLogin>` +
+			login + `</strLogin><strPassword>x</strPassword><elemParameters/></m:Logon></SOAP-ENV:Body></SOAP-ENV:Envelope>`
+	}
+	for name, body := range map[string]string{
+		"canary entity":  logon(`<!DOCTYPE x [<!ENTITY e SYSTEM "`+canary.URL+`/canary">]>`, "&e;"),
+		"file entity":    logon(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`, "&e;"),
+		"parameter":      logon(`<!DOCTYPE x [<!ENTITY % p SYSTEM "`+canary.URL+`/p"> %p;]>`, "ana"),
+		"billion laughs": logon(`<!DOCTYPE x [`+laughs.String()+`]>`, "&lol9;"),
+		"quadratic":      logon(`<!DOCTYPE x [<!ENTITY a "`+big+`">]>`, strings.Repeat("&a;", 1000)),
+	} {
+		_, resp := env.Post(t, "xtk:session#Logon", body)
+		mustContain(t, resp, "<faultcode>SOAP-ENV:Client</faultcode>")
+		if strings.Contains(resp, "root:") || strings.Contains(resp, "lollol") {
+			t.Fatalf("%s: entity content in the answer", name)
+		}
+	}
+	// XInclude is an element like any other: never followed.
+	xinclude := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest" xmlns:xi="http://www.w3.org/2001/XInclude"><sessiontoken>`+token+
+		`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue><xi:include href="file:///etc/passwd" parse="text"/><xi:include href="`+canary.URL+`/xi"/></reconciliationValue><type>1</type></m:CreateRequestByName>`)
+	_, resp := env.Post(t, "nms:privacyRequest#CreateRequestByName", xinclude)
+	mustContain(t, resp, "<SOAP-ENV:Fault>")
+	if strings.Contains(resp, "root:") {
+		t.Fatal("XInclude was followed")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the canary saw %d connection(s)", n)
+	}
+	if logs := env.Logs.String(); strings.Contains(logs, "root:") {
+		t.Fatal("file content in the log")
 	}
 }
