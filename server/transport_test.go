@@ -277,3 +277,34 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	done <- nil // for the cleanup
 }
+
+// TestSlowBody (security-bar.md #2): a client that sends its headers at
+// once and then its body a byte at a time is cut at the read timeout (2 s
+// in this test, 30 s by default), answered or closed, and nothing is
+// processed.
+func TestSlowBody(t *testing.T) {
+	env, addr, _, _ := listen(t, servertest.Options{})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	body := servertest.Envelope("", servertest.LogonCall("ana", "x"))
+	_, _ = fmt.Fprintf(conn, "POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nSOAPAction: xtk:session#Logon\r\nContent-Length: %d\r\n\r\n", len(body))
+	for i := 0; i < len(body)-1 && time.Since(start) < 10*time.Second; i++ {
+		if _, err := conn.Write([]byte{body[i]}); err != nil {
+			break // closed by the server
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := conn.Read(make([]byte, 512)); n > 0 || (err != nil && !isTimeout(err)) {
+			break // answered or closed
+		}
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("a slow body was read for %s (ReadTimeout 2 s)", took)
+	}
+	if strings.Contains(env.Logs.String(), "logon refused") {
+		t.Fatal("a call whose body never arrived was processed")
+	}
+}
