@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,25 @@ const env11 = `<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soa
 
 func wrap(body string) string {
 	return env11 + `<SOAP-ENV:Body>` + body + `</SOAP-ENV:Body></SOAP-ENV:Envelope>`
+}
+
+// attrs repeats an attribute pattern (with %d for its number) n times.
+func attrs(n int, pattern string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(" " + fmt.Sprintf(pattern, i))
+	}
+	return b.String()
+}
+
+// utf16LE encodes s (ASCII) as UTF-16 little-endian bytes.
+func utf16LE(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func TestParseEnvelope(t *testing.T) {
@@ -63,6 +83,14 @@ func TestParseEnvelope(t *testing.T) {
 		{"too wide", wrap(wide), apperr.TooLarge},
 		{"too many attributes", wrap(manyAttrs), apperr.TooLarge},
 		{"long name", wrap("<" + strings.Repeat("n", 300) + "/>"), apperr.TooLarge},
+		// security-bar.md #22, #24, #27.
+		{"20,000 attributes", wrap("<a" + attrs(20000, "a%d='1'") + "/>"), apperr.TooLarge},
+		{"20,000 namespace declarations", wrap("<a" + attrs(20000, "xmlns:p%d='urn:x'") + "/>"), apperr.TooLarge},
+		{"100 KiB attribute name", wrap("<a " + strings.Repeat("n", 100<<10) + "='1'/>"), apperr.TooLarge},
+		{"100 KiB prefix", wrap("<" + strings.Repeat("p", 100<<10) + ":a/>"), apperr.TooLarge},
+		{"100 KiB element name", wrap("<" + strings.Repeat("n", 100<<10) + "/>"), apperr.TooLarge},
+		{"real UTF-16 body", utf16LE("<?xml version='1.0' encoding='UTF-16'?>" + wrap("<a/>")), apperr.Malformed},
+		{"real UTF-16 body with its BOM", "\xff\xfe" + utf16LE(wrap("<a/>")), apperr.Malformed},
 		{"long attribute", wrap(`<a b="` + strings.Repeat("v", 9000) + `"/>`), apperr.TooLarge},
 		{"long text", wrap(`<a>` + strings.Repeat("t", 70000) + `</a>`), apperr.TooLarge},
 		{"soap 1.2 envelope", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><a/></e:Body></e:Envelope>`, apperr.VersionMismatch},

@@ -567,6 +567,11 @@ func TestHTTPLevel(t *testing.T) {
 	if resp, _ := do("POST", router, "text/xml", "x", "Content-Encoding", "gzip"); resp.StatusCode != 415 {
 		t.Errorf("gzip: %d", resp.StatusCode)
 	}
+	for _, ct := range []string{"text/xml; charset=ISO-8859-1", "text/xml; charset=utf-16", "multipart/related; boundary=x", ""} {
+		if resp, _ := do("POST", router, ct, servertest.Envelope("", servertest.LogonCall("ana", "correct horse"))); resp.StatusCode != 415 {
+			t.Errorf("Content-Type %q: %d", ct, resp.StatusCode)
+		}
+	}
 	resp, body := do("POST", router, "text/xml", strings.Repeat(" ", 300<<10))
 	if resp.StatusCode != 200 || !strings.Contains(body, "larger than") {
 		t.Errorf("oversized body: %d %s", resp.StatusCode, body)
