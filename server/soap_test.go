@@ -726,3 +726,29 @@ func TestEntityAndIncludeAttacks(t *testing.T) {
 		t.Fatal("file content in the log")
 	}
 }
+
+// TestActionSpoofingHasNoEffect (security-bar.md #35): a SOAPAction naming
+// one method over a Body carrying another is refused both ways, and
+// nothing happens: no request row, no token, no logon failure counted.
+func TestActionSpoofingHasNoEffect(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	ctx := context.Background()
+	before, _ := env.DB.CountRows(ctx, "privacy_requests", "", nil)
+	create := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+		`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>spoof@example.com</reconciliationValue><type>1</type></m:CreateRequestByName>`)
+	_, body := env.Post(t, "xtk:session#Logon", create)
+	mustContain(t, body, "<faultcode>SOAP-ENV:Client</faultcode>")
+	_, body = env.Post(t, "nms:privacyRequest#CreateRequestByName", servertest.Envelope("", servertest.LogonCall("ana", "wrong")))
+	mustContain(t, body, "<faultcode>SOAP-ENV:Client</faultcode>")
+	if strings.Contains(body, "pstrSessionToken") {
+		t.Fatal("a token was issued")
+	}
+	if after, _ := env.DB.CountRows(ctx, "privacy_requests", "", nil); after != before {
+		t.Fatal("a spoofed call wrote a request")
+	}
+	if op, err := env.DB.FindOperatorByLogin(ctx, "ana"); err != nil || op.FailedLogons != 0 {
+		t.Fatalf("a spoofed logon counted as a failure: %v %+v", err, op)
+	}
+}

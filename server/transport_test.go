@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -306,5 +307,37 @@ func TestSlowBody(t *testing.T) {
 	}
 	if strings.Contains(env.Logs.String(), "logon refused") {
 		t.Fatal("a call whose body never arrived was processed")
+	}
+}
+
+// TestHugeDeclaredBody (security-bar.md #4): a POST declaring 100 MiB is
+// answered with the too-large Client fault after at most the 256 KiB limit
+// (plus what sits in buffers) has been read, and the connection is closed:
+// the client cannot push the rest.
+func TestHugeDeclaredBody(t *testing.T) {
+	_, addr, _, _ := listen(t, servertest.Options{})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = fmt.Fprintf(conn, "POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nSOAPAction: xtk:session#Logon\r\nContent-Length: %d\r\n\r\n", 100<<20)
+	chunk := bytes.Repeat([]byte(" "), 64<<10)
+	sent := 0
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for sent < 100<<20 {
+		n, err := conn.Write(chunk)
+		sent += n
+		if err != nil {
+			break // the server closed its side
+		}
+	}
+	if sent >= 100<<20 {
+		t.Fatal("the server read all 100 MiB")
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer, _ := io.ReadAll(io.LimitReader(conn, 1<<20))
+	if !bytes.Contains(answer, []byte("faultcode>SOAP-ENV:Client<")) || !bytes.Contains(answer, []byte("Connection: close")) {
+		t.Fatalf("answer to a 100 MiB body after %d bytes sent:\n%.600s", sent, answer)
 	}
 }
