@@ -35,6 +35,12 @@ func TestClientAddrAndZone(t *testing.T) {
 		{"mapped address in XFF", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"::ffff:10.2.3.4"}, "10.2.3.4", true},
 		{"empty allow-list denies everyone", "", "", "127.0.0.1:5000", nil, "127.0.0.1", false},
 		{"IPv6 loopback", "::1/128", "", "[::1]:5000", nil, "::1", true},
+		// Mapped, compatible and zoned IPv6 peers (security-bar.md #76).
+		{"mapped peer outside", "10.0.0.0/8", "", "[::ffff:203.0.113.5]:5000", nil, "203.0.113.5", false},
+		{"mapped peer against a mapped allow-list", "::ffff:10.0.0.0/104", "", "10.0.0.7:5000", nil, "10.0.0.7", true},
+		{"IPv4-compatible is not IPv4", "10.0.0.0/8", "", "[::10.0.0.7]:5000", nil, "::a00:7", false},
+		{"zoned peer: compared without its zone", "fe80::/10", "", "[fe80::1%eth0]:5000", nil, "fe80::1", true},
+		{"zoned peer outside", "10.0.0.0/8", "", "[fe80::1%eth0]:5000", nil, "fe80::1", false},
 		// Odd entries fail closed (security-bar.md #75).
 		{"unknown", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"unknown"}, "invalid IP", false},
 		{"address with a port", "10.0.0.0/8", "127.0.0.1/32", "127.0.0.1:5000", []string{"10.0.0.7:80"}, "invalid IP", false},
