@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
@@ -685,6 +686,46 @@ func TestCrashAfterLastBatch(t *testing.T) {
 		}
 		if rep := f.run(t, privacy.Delete); rep.Processed != 0 {
 			t.Fatalf("completed twice: %+v", rep)
+		}
+	})
+}
+
+// TestExportEscaping (security-bar.md #81): markup in stored data — a
+// script tag, a CDATA end, ampersands, quotes — is escaped in the file,
+// which stays well-formed XML and gives the values back exactly.
+func TestExportEscaping(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		hostile := `<script>alert("x")</script> ]]> & 'quoted' <!-- -->`
+		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9201), "email": "escape@example.com", "first_name": hostile}); err != nil {
+			t.Fatal(err)
+		}
+		id := f.create(t, "defaultNamespace1", "escape@example.com", privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		doc := f.export(t, id)
+		if strings.Contains(doc, "<script>") || strings.Contains(doc, "]]>") {
+			t.Fatalf("markup unescaped in the file:\n%s", doc)
+		}
+		dec := xml.NewDecoder(strings.NewReader(doc))
+		found := false
+		for {
+			tok, err := dec.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("the file is not well-formed XML: %v\n%s", err, doc)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				for _, a := range se.Attr {
+					if a.Name.Local == "firstName" && a.Value == hostile {
+						found = true
+					}
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("the value does not come back exactly:\n%s", doc)
 		}
 	})
 }

@@ -146,6 +146,7 @@ func TestDownload(t *testing.T) {
 			}
 			h := resp.Header
 			if h.Get("Content-Type") != "text/xml; charset=utf-8" || h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" ||
+				!strings.HasPrefix(h.Get("Content-Security-Policy"), "default-src 'none'") ||
 				h.Get("Content-Disposition") != `attachment; filename="privacyRequest`+strconv.FormatInt(w.access, 10)+`.xml"` {
 				t.Fatalf("headers: %v", h)
 			}
