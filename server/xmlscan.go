@@ -15,7 +15,8 @@ import (
 // CharsetReader accepts, token for token: readXML's limits count and measure
 // these tokens, and what it accepted before it must accept now. FuzzReadXML
 // holds the two to that. The comments name the encoding/xml behaviour each
-// rule copies, quirks included.
+// rule copies, quirks included. One difference is deliberate: a character
+// reference to a surrogate is refused, where encoding/xml made it U+FFFD.
 type xmlScanner struct {
 	src []byte // the body
 	pos int    // the next byte to read
