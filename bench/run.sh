@@ -21,10 +21,15 @@ step() {
   local name=$1 limit=$2
   shift 2
   printf '\n== %s (at most %s): %s\n' "$name" "$limit" "$*"
-  local began=$SECONDS
-  timeout --signal=INT --kill-after=30s "$limit" "$@" 2>"$out/$name.log" | tee "$out/$name.txt"
+  local began=$SECONDS status=0
+  timeout --signal=INT --kill-after=30s "$limit" "$@" 2>"$out/$name.log" | tee "$out/$name.txt" || status=$?
+  if [ "$status" != 0 ]; then
+    failed+=("$name")
+    printf '== %s FAILED (exit %d); its log: %s\n' "$name" "$status" "$out/$name.log"
+  fi
   printf '== %s took %d s\n' "$name" $((SECONDS - began))
 }
+failed=()
 
 echo "campaign-privacy benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(go version | cut -d' ' -f3), $(nproc) cores; output in $out"
 
@@ -39,12 +44,16 @@ if [ -n "$quick" ]; then
   step load 10m "$bin/soap" -scenarios mixed,hostile -conns 10 -duration 3s
   step download 10m "$bin/download" -sizes 10
   step workflows-100k 15m "$bin/workflows" -recipients 100000 -requests 2000 -access 200
-  exit 0
+else
+  step go-benchmarks 10m go test -run '^$' -bench . -benchmem ./server ./internal/querydef ./privacy
+  step soap 20m "$bin/soap" -duration 10s -conns 1,10,50
+  step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
+  step download 15m "$bin/download" -sizes 10,100
+  step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
+  step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
 fi
 
-step go-benchmarks 10m go test -run '^$' -bench . -benchmem ./server ./internal/querydef ./privacy
-step soap 20m "$bin/soap" -duration 10s -conns 1,10,50
-step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
-step download 15m "$bin/download" -sizes 10,100
-step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
-step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed steps: ${failed[*]}"
+  exit 1
+fi

@@ -37,9 +37,11 @@ func BenchmarkExportWriter(b *testing.B) {
 		if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := env.Privacy.OpenExport(ctx, id); err != nil {
+		_, r, err := env.Privacy.OpenExport(ctx, id)
+		if err != nil {
 			b.Fatal(err)
 		}
+		r.Close()
 	}
 }
 
@@ -71,10 +73,11 @@ func BenchmarkExportReader(b *testing.B) {
 	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
 		b.Fatal(err)
 	}
-	export, _, err := env.Privacy.OpenExport(ctx, id)
+	export, first, err := env.Privacy.OpenExport(ctx, id)
 	if err != nil {
 		b.Fatal(err)
 	}
+	first.Close()
 	b.SetBytes(export.Size)
 	b.ReportAllocs()
 	b.ResetTimer()
