@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -345,5 +346,42 @@ func TestSlowDatabase(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Fatalf("calls that ended before the lock was released wrote %d requests (%v)", n, err)
 		}
+	})
+}
+
+// TestOperatorChanges (security-bar.md #57): a right taken away stops the
+// next call at once (on this replica; within the cache's second on
+// others); a new password ends the operator's sessions.
+func TestOperatorChanges(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		ctx := context.Background()
+		create := func(value string) string {
+			_, body := env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", token, "defaultNamespace1", value, "1", "false", ""))
+			return body
+		}
+		created(t, create("before@example.com"))
+
+		if err := env.Sessions.SetRights(ctx, "ana", nil); err != nil {
+			t.Fatal(err)
+		}
+		mustContain(t, create("norights@example.com"), "does not hold the Privacy Data Right")
+		if err := env.Sessions.SetRights(ctx, "ana", []string{session.RightPrivacy}); err != nil {
+			t.Fatal(err)
+		}
+		created(t, create("again@example.com"))
+		if err := env.Sessions.SetRights(ctx, "ana", []string{"superuser"}); apperr.CodeOf(err) != apperr.Invalid {
+			t.Fatalf("an unknown right: %v", err)
+		}
+
+		if err := env.Sessions.SetPassword(ctx, "ana", "a new horse"); err != nil {
+			t.Fatal(err)
+		}
+		mustContain(t, create("afterpassword@example.com"), badSession)
+		_, body := env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")))
+		mustContain(t, body, badLogon)
+		env.Logon(t, "ana", "a new horse")
 	})
 }

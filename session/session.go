@@ -603,6 +603,45 @@ func (s *Service) Operators(ctx context.Context) ([]store.Operator, error) {
 }
 
 // DisableOperator disables an operator and revokes its sessions.
+// SetPassword gives an operator a new password and ends its sessions on
+// every replica (within the session cache's second elsewhere).
+func (s *Service) SetPassword(ctx context.Context, login, password string) error {
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if err != nil {
+		return err
+	}
+	h, err := s.hash.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	if err := s.db.UpdateOperator(ctx, login, store.OperatorUpdate{PasswordHash: &h}); err != nil {
+		return err
+	}
+	defer s.forget("", op.ID)
+	s.log.WarnContext(ctx, "operator password changed; its sessions are revoked", "operator_id", op.ID)
+	return s.db.RevokeOperatorSessions(ctx, op.ID)
+}
+
+// SetRights replaces an operator's named rights. Its sessions stay open;
+// every call reads the rights again (cached at most a second per replica,
+// forgotten at once here).
+func (s *Service) SetRights(ctx context.Context, login string, rights []string) error {
+	if err := checkRights(rights); err != nil {
+		return err
+	}
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if err != nil {
+		return err
+	}
+	joined := strings.Join(rights, " ")
+	if err := s.db.UpdateOperator(ctx, login, store.OperatorUpdate{Rights: &joined}); err != nil {
+		return err
+	}
+	s.forget("", op.ID)
+	s.log.WarnContext(ctx, "operator rights changed", "operator_id", op.ID, "rights", joined)
+	return nil
+}
+
 func (s *Service) DisableOperator(ctx context.Context, login string) error {
 	op, err := s.db.FindOperatorByLogin(ctx, login)
 	if err != nil {

@@ -53,6 +53,8 @@ Usage:
   campaign-privacy operator list
   campaign-privacy operator disable --login L
   campaign-privacy operator unlock --login L
+  campaign-privacy operator password --login L --password-stdin
+  campaign-privacy operator rights --login L [--right R]...
   campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N]
   campaign-privacy namespace list
   campaign-privacy workflow run collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all
@@ -568,7 +570,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 func (m *Main) operator(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
-		return errors.New("operator needs a subcommand: create, list, disable or unlock")
+		return errors.New("operator needs a subcommand: create, list, disable, unlock, password or rights")
 	}
 	sub, args := args[0], args[1:]
 	fs, s := m.flags("operator " + sub)
@@ -629,6 +631,30 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "operator %s disabled; its sessions are revoked\n", login)
+	case "password":
+		if login == "" || !passwordStdin {
+			return errors.New("operator password needs --login and --password-stdin (the password is never a flag)")
+		}
+		line, err := bufio.NewReader(m.Stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if err := sessions.SetPassword(ctx, login, strings.TrimRight(line, "\r\n")); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "operator %s has a new password; its sessions are revoked\n", login)
+	case "rights":
+		if login == "" {
+			return errors.New("operator rights needs --login")
+		}
+		if err := sessions.SetRights(ctx, login, rights); err != nil {
+			return err
+		}
+		held := strings.Join(rights, ", ")
+		if held == "" {
+			held = "no named right"
+		}
+		fmt.Fprintf(m.Stdout, "operator %s now holds: %s\n", login, held)
 	case "unlock":
 		if login == "" {
 			return errors.New("operator unlock needs --login")

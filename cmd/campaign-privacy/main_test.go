@@ -82,12 +82,28 @@ func TestOperatorCommands(t *testing.T) {
 			if out, _ := run(t, env, "", "operator", "list"); !regexp.MustCompile(`ana\s+privacyRight\s+active`).MatchString(out) {
 				t.Fatalf("list after unlock:\n%s", out)
 			}
+			// Rights and password (security-bar.md #57).
+			if out, err := run(t, env, "", "operator", "rights", "--login", "ana", "--right", "admin,privacyRight"); err != nil || !strings.Contains(out, "admin, privacyRight") {
+				t.Fatalf("rights: %v %s", err, out)
+			}
+			if out, _ := run(t, env, "", "operator", "list"); !regexp.MustCompile(`ana\s+admin,privacyRight\s+active`).MatchString(out) {
+				t.Fatalf("list after rights:\n%s", out)
+			}
+			if _, err := run(t, env, "", "operator", "rights", "--login", "ana", "--right", "superuser"); err == nil {
+				t.Fatal("an unknown right was given")
+			}
+			if _, err := run(t, env, "", "operator", "password", "--login", "ana"); err == nil {
+				t.Fatal("a password from anywhere but standard input")
+			}
+			if out, err := run(t, env, "another pass\n", "operator", "password", "--login", "ana", "--password-stdin"); err != nil || !strings.Contains(out, "sessions are revoked") || strings.Contains(out, "another pass") {
+				t.Fatalf("password: %v %s", err, out)
+			}
 
 			if _, err := run(t, env, "", "operator", "disable", "--login", "ana"); err != nil {
 				t.Fatal(err)
 			}
 			out, _ = run(t, env, "", "operator", "list")
-			if !regexp.MustCompile(`ana\s+privacyRight\s+disabled`).MatchString(out) {
+			if !regexp.MustCompile(`ana\s+admin,privacyRight\s+disabled`).MatchString(out) {
 				t.Fatalf("list after disable:\n%s", out)
 			}
 			if _, err := run(t, env, "", "operator", "disable", "--login", "nobody"); err == nil {
