@@ -45,3 +45,22 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLinesCannotBeForged (security-bar.md #114): input with CR/LF in
+// any parameter of a call — the namespace, the value, the type — never
+// starts a log line of its own: what reaches the log is quoted.
+func TestLogLinesCannotBeForged(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	forged := "x\r\ntime=2026-01-01T00:00:00Z level=ERROR msg=forged"
+	env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", token, forged, "a@example.com", "1", "false", ""))
+	env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", token, "defaultNamespace1", forged, "1", "false", ""))
+	env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", token, "defaultNamespace1", "a@example.com", forged, "false", ""))
+	// (HTTP itself refuses CR/LF in a header value: no client can send one.)
+	for _, line := range strings.Split(env.Logs.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "time=2026-01-01") {
+			t.Fatalf("a forged log line:\n%s", env.Logs.String())
+		}
+	}
+}
