@@ -567,6 +567,20 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	return nil
 }
 
+// passwordFromStdin reads an operator's password from the first line of
+// standard input: a password is never a flag, where ps and shell history
+// would see it.
+func (m *Main) passwordFromStdin(sub, login string, passwordStdin bool) (string, error) {
+	if login == "" || !passwordStdin {
+		return "", fmt.Errorf("operator %s needs --login and --password-stdin (the password is never a flag)", sub)
+	}
+	line, err := bufio.NewReader(m.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
 func (m *Main) operator(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
@@ -594,14 +608,10 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 	sessions := a.sessions
 	switch sub {
 	case "create":
-		if login == "" || !passwordStdin {
-			return errors.New("operator create needs --login and --password-stdin (the password is never a flag)")
-		}
-		line, err := bufio.NewReader(m.Stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		password, err := m.passwordFromStdin(sub, login, passwordStdin)
+		if err != nil {
 			return err
 		}
-		password := strings.TrimRight(line, "\r\n")
 		if err := sessions.CreateOperator(ctx, login, password, rights); err != nil {
 			return err
 		}
@@ -632,14 +642,11 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(m.Stdout, "operator %s disabled; its sessions are revoked\n", login)
 	case "password":
-		if login == "" || !passwordStdin {
-			return errors.New("operator password needs --login and --password-stdin (the password is never a flag)")
-		}
-		line, err := bufio.NewReader(m.Stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		password, err := m.passwordFromStdin(sub, login, passwordStdin)
+		if err != nil {
 			return err
 		}
-		if err := sessions.SetPassword(ctx, login, strings.TrimRight(line, "\r\n")); err != nil {
+		if err := sessions.SetPassword(ctx, login, password); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "operator %s has a new password; its sessions are revoked\n", login)
