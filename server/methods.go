@@ -157,9 +157,10 @@ func (s *Server) getUserInfo(_ context.Context, c *call) ([]any, error) {
 func (s *Server) getOption(_ context.Context, c *call) ([]any, error) {
 	cfg := s.sessions.Config()
 	options := map[string]int64{
-		"XtkSecurity_max_Unsuccessul_Attempts_Allowed": int64(cfg.MaxFailures),
-		"XtkSecurity_Examine_Window":                   int64(cfg.FailureWindow / time.Minute),
-		"XtkSecurity_Initial_Ban_Duration":             int64(cfg.BanDuration / time.Minute),
+		"XtkSecurity_max_Unsuccessul_Attempts_Allowed": int64(cfg.Lockout.MaxFailures),
+		"XtkSecurity_Examine_Window":                   int64(cfg.Lockout.Window / time.Minute),
+		"XtkSecurity_Initial_Ban_Duration":             int64(cfg.Lockout.InitialBan / time.Minute),
+		"XtkSecurity_Max_Ban_Duration":                 int64(cfg.Lockout.MaxBan / time.Minute),
 	}
 	if v, ok := options[c.String("name")]; ok {
 		return []any{strconv.FormatInt(v, 10), 3}, nil // 3: xtk long

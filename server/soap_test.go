@@ -514,6 +514,8 @@ func TestRouting(t *testing.T) {
 		call := servertest.Envelope("", `<m:GetOption xmlns:m="urn:xtk:session"><sessiontoken>`+token+`</sessiontoken><name>XtkSecurity_max_Unsuccessul_Attempts_Allowed</name></m:GetOption>`)
 		_, body := env.Post(t, "xtk:session#GetOption", call)
 		mustContain(t, body, "<pstrValue xsi:type='xsd:string'>3</pstrValue>", "<pbtType xsi:type='xsd:byte'>3</pbtType>")
+		_, body = env.Post(t, "xtk:session#GetOption", strings.Replace(call, "XtkSecurity_max_Unsuccessul_Attempts_Allowed", "XtkSecurity_Max_Ban_Duration", 1))
+		mustContain(t, body, "<pstrValue xsi:type='xsd:string'>15</pstrValue>")
 		call = strings.Replace(call, "XtkSecurity_max_Unsuccessul_Attempts_Allowed", "NmsServer_Unknown", 1)
 		_, body = env.Post(t, "xtk:session#GetOption", call)
 		mustContain(t, body, "<pstrValue xsi:type='xsd:string'></pstrValue>", "<pbtType xsi:type='xsd:byte'>0</pbtType>")

@@ -62,15 +62,13 @@ type Config struct {
 	PreviousKeys         [][]byte
 	TTL                  time.Duration // token lifetime; ACC sessionTimeOut is 24 h
 	RequireSecurityToken bool          // CP_REQUIRE_SECURITY_TOKEN
-	// Logon throttling, ACC defaults: XtkSecurity_max_Unsuccessul_Attempts_Allowed 3,
-	// XtkSecurity_Examine_Window 10 min, XtkSecurity_Initial_Ban_Duration 5 min;
-	// each further ban before a successful logon doubles, up to
+	// Lockout is the logon throttling per account. Zero fields take ACC's
+	// defaults: XtkSecurity_max_Unsuccessul_Attempts_Allowed 3,
+	// XtkSecurity_Examine_Window 10 min, XtkSecurity_Initial_Ban_Duration
+	// 5 min; each further ban before a successful logon doubles, up to
 	// XtkSecurity_Max_Ban_Duration (15 min here), so an attacker can keep
 	// an account locked at most that long after their last attempt.
-	MaxFailures    int
-	FailureWindow  time.Duration
-	BanDuration    time.Duration
-	MaxBanDuration time.Duration
+	Lockout store.Lockout
 	// Per client address (the socket's peer, or the address the web zone
 	// derived through trusted proxies): at most AddressFailures failed
 	// logons per AddressWindow, then every logon from it is refused until
@@ -142,17 +140,17 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 24 * time.Hour
 	}
-	if cfg.MaxFailures <= 0 {
-		cfg.MaxFailures = 3
+	if cfg.Lockout.MaxFailures <= 0 {
+		cfg.Lockout.MaxFailures = 3
 	}
-	if cfg.FailureWindow <= 0 {
-		cfg.FailureWindow = 10 * time.Minute
+	if cfg.Lockout.Window <= 0 {
+		cfg.Lockout.Window = 10 * time.Minute
 	}
-	if cfg.BanDuration <= 0 {
-		cfg.BanDuration = 5 * time.Minute
+	if cfg.Lockout.InitialBan <= 0 {
+		cfg.Lockout.InitialBan = 5 * time.Minute
 	}
-	if cfg.MaxBanDuration <= 0 {
-		cfg.MaxBanDuration = 15 * time.Minute
+	if cfg.Lockout.MaxBan <= 0 {
+		cfg.Lockout.MaxBan = 15 * time.Minute
 	}
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = runtime.GOMAXPROCS(0)
@@ -253,9 +251,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
 		return nil, errBadLogon
 	case !ok:
-		until, err := s.db.RecordLogonFailure(ctx, op.ID, store.Lockout{
-			MaxFailures: s.cfg.MaxFailures, Window: s.cfg.FailureWindow, InitialBan: s.cfg.BanDuration, MaxBan: s.cfg.MaxBanDuration,
-		})
+		until, err := s.db.RecordLogonFailure(ctx, op.ID, s.cfg.Lockout)
 		if err != nil {
 			return nil, err
 		}
