@@ -275,7 +275,6 @@ func splitSQL(s string) []string {
 // asAppErr reports whether err carries an *apperr.Error, and sets e.
 func asAppErr(err error, e **apperr.Error) bool { return errors.As(err, e) }
 
-// translate maps a database error to an apperr code, once, here.
 // rebind rewrites the "?" placeholders of a statement for the dialect:
 // "$1", "$2"… on PostgreSQL (what gorm does for the statements it runs). A
 // "?" inside a quoted identifier or literal is left alone.
@@ -307,6 +306,7 @@ func (d *DB) rebind(stmt string) string {
 	return b.String()
 }
 
+// translate maps a database error to an apperr code, once, here.
 func translate(err error, what string) error {
 	switch {
 	case err == nil:
