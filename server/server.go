@@ -47,8 +47,9 @@ type Config struct {
 	// Queries runs xtk:queryDef#ExecuteQuery.
 	Queries *querydef.Service
 	// Failpoint, if set, is called as "soap:<service>#<Method>" before a
-	// method runs (fault tests).
-	Failpoint func(name string)
+	// method runs (fault tests); an error it returns is the call's fault.
+	// The same hook shape as privacy.Config.Failpoint: cmd gives both one.
+	Failpoint func(name string) error
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (CP_TRUSTED_PROXIES), for the per-address logon limit.
 	TrustedProxies []netip.Prefix

@@ -100,7 +100,10 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Failpoint != nil {
-		s.cfg.Failpoint("soap:" + c.method.Service + "#" + c.method.Name)
+		if err := s.cfg.Failpoint("soap:" + c.method.Service + "#" + c.method.Name); err != nil {
+			s.fault(w, r, ref, start, &soapError{method: c.method.Name, service: c.method.Service, err: err, operatorID: operatorID(c.caller)})
+			return
+		}
 	}
 	values, err := h(ctx, c)
 	if err != nil {

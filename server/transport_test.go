@@ -210,10 +210,11 @@ func TestHostileHTTP(t *testing.T) {
 // with HTTP 500 and a reference; the process and the next calls go on.
 func TestPanicIsAFault(t *testing.T) {
 	env, addr, _, _ := listen(t, servertest.Options{Server: func(c *server.Config) {
-		c.Failpoint = func(name string) {
+		c.Failpoint = func(name string) error {
 			if name == "soap:xtk:session#GetServerTime" {
 				panic("boom: SELECT secret FROM somewhere")
 			}
+			return nil
 		}
 	}})
 	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
@@ -244,11 +245,12 @@ func TestGracefulShutdown(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{})
 	_, addr, cancel, done := listen(t, servertest.Options{Server: func(c *server.Config) {
-		c.Failpoint = func(name string) {
+		c.Failpoint = func(name string) error {
 			if name == "soap:xtk:session#GetServerTime" {
 				close(entered)
 				<-release
 			}
+			return nil
 		}
 	}})
 	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)

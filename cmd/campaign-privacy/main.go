@@ -321,7 +321,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	priv := privacy.New(db, registry, privacy.Config{
 		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, Retention: s.retention,
 		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
-		Failpoint: m.privacyFailpoint(), Logger: log,
+		Failpoint: m.failpoint(), Logger: log,
 	})
 	if err := priv.Setup(ctx); err != nil {
 		return fail(fmt.Errorf("set up namespaces: %w", err))
@@ -414,7 +414,7 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 // step ("delete-after-batch", "collect-after-export") the process kills
 // itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
 // there, the first time. Unset in production.
-func (m *Main) failpoint() func(string) {
+func (m *Main) failpoint() func(string) error {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
 		return nil
@@ -422,29 +422,16 @@ func (m *Main) failpoint() func(string) {
 	point, action, _ := strings.Cut(want, ":")
 	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
 	var once sync.Once
-	return func(name string) {
+	return func(name string) error {
 		if name != point {
-			return
+			return nil
 		}
 		if pause > 0 {
 			once.Do(func() { time.Sleep(pause) }) // a fault test restarts the database meanwhile
-			return
+			return nil
 		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
-	}
-}
-
-// privacyFailpoint is failpoint in the privacy service's form (its steps
-// may also fail with an error; CP_FAILPOINT only stops or pauses them).
-func (m *Main) privacyFailpoint() func(string) error {
-	fp := m.failpoint()
-	if fp == nil {
-		return nil
-	}
-	return func(name string) error {
-		fp(name)
-		return nil
 	}
 }
 
