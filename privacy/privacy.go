@@ -157,7 +157,7 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 	if regulation == 0 {
 		regulation = RegulationGDPR
 	}
-	if _, ok := regulationNames[int(regulation)]; !ok {
+	if _, ok := regulationEnum[int(regulation)]; !ok {
 		return 0, apperr.Errorf(apperr.Invalid, "The regulation must be 1 (GDPR), 2 (CCPA), 3 (PDPA) or 4 (LGPD).")
 	}
 	ns, attr, err := s.namespace(ctx, in.NamespaceName)
@@ -188,8 +188,8 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 	if err != nil {
 		return 0, err
 	}
-	s.log.InfoContext(ctx, "privacy request", "id", id, "existing", existing, "type", typeNames[int(in.Type)],
-		"regulation", regulationNames[int(regulation)], "namespace", ns.Name, "operator_id", c.OperatorID)
+	s.log.InfoContext(ctx, "privacy request", "id", id, "existing", existing, "type", typeEnum[int(in.Type)].name,
+		"regulation", regulationEnum[int(regulation)].name, "namespace", ns.Name, "operator_id", c.OperatorID)
 	return id, nil
 }
 

@@ -2,8 +2,9 @@ package privacy
 
 // Status is the status of a privacy request. The values are those of the
 // "status" enumeration of nms:gdprRequest, which is the one definition:
-// TestEnumerationsMatchSchema keeps these names in step with it. ACC does
-// not publish its numbers; these are ours.
+// enumerations.go reads names and labels from it and refuses to start if a
+// constant below disagrees (TestEnumerationsMatchSchema). ACC does not
+// publish its numbers; these are ours.
 type Status int
 
 // Request statuses, in the order of the life cycle.
@@ -20,16 +21,8 @@ const (
 	StatusErrorDataNotFound    Status = 9
 )
 
-// statusNames are ACC's internal names, as the schema's enumeration spells them.
-var statusNames = map[Status]string{
-	StatusNew: "new", StatusProcessing: "processing", StatusRetryPending: "retryPending",
-	StatusRetryInProgress: "retryInProgress", StatusConfirmDeletePending: "confirmDeletePending",
-	StatusDeletePending: "deletePending", StatusDeleteInProgress: "deleteInProgress",
-	StatusComplete: "complete", StatusError: "error", StatusErrorDataNotFound: "errorDataNotFound",
-}
-
 // String returns the ACC internal name.
-func (s Status) String() string { return statusNames[s] }
+func (s Status) String() string { return statusEnum[int(s)].name }
 
 // Active reports whether the request is still being worked on; an identical
 // request created meanwhile gets this one's id.
@@ -48,7 +41,3 @@ const (
 	RegulationPDPA = 3
 	RegulationLGPD = 4
 )
-
-var typeNames = map[int]string{TypeAccess: "access", TypeDelete: "delete"}
-
-var regulationNames = map[int]string{RegulationGDPR: "gdpr", RegulationCCPA: "ccpa", RegulationPDPA: "pdpa", RegulationLGPD: "lgpd"}

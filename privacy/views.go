@@ -34,21 +34,12 @@ type RequestView struct {
 	ConfirmBefore *time.Time // while a delete waits for its confirmation
 }
 
-var statusLabels = map[Status]string{
-	StatusNew: "New", StatusProcessing: "Processing", StatusRetryPending: "Retry pending",
-	StatusRetryInProgress: "Retry in progress", StatusConfirmDeletePending: "Confirm Delete Pending",
-	StatusDeletePending: "Delete pending", StatusDeleteInProgress: "Delete in progress",
-	StatusComplete: "Complete", StatusError: "Error", StatusErrorDataNotFound: "Error data not found",
-}
-
-var typeLabels = map[int]string{TypeAccess: "Access", TypeDelete: "Delete"}
-
 // Label is the status as the console shows it.
-func (s Status) Label() string { return statusLabels[s] }
+func (s Status) Label() string { return statusEnum[int(s)].label }
 
 // Statuses lists every status in life-cycle order, for filters.
 func Statuses() []Status {
-	out := make([]Status, 0, len(statusNames))
+	out := make([]Status, 0, len(statusEnum))
 	for s := StatusNew; s <= StatusErrorDataNotFound; s++ {
 		out = append(out, s)
 	}
@@ -57,7 +48,7 @@ func Statuses() []Status {
 
 func (s *Service) view(ctx context.Context, r store.Request, full bool) (*RequestView, error) {
 	v := &RequestView{Request: r, Status: Status(r.Status), StatusLabel: Status(r.Status).Label(),
-		TypeName: typeNames[r.Type], TypeLabel: typeLabels[r.Type], Regulation: strings.ToUpper(regulationNames[r.Regulation]), Purged: r.PurgedAt != nil}
+		TypeName: typeEnum[r.Type].name, TypeLabel: typeEnum[r.Type].label, Regulation: regulationEnum[r.Regulation].label, Purged: r.PurgedAt != nil}
 	if ns, err := s.db.FindNamespaceByID(ctx, r.NamespaceID); err == nil {
 		v.Namespace = ns.Name
 	}
