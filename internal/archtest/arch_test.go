@@ -22,9 +22,10 @@ var allowed = map[string][]string{
 	"privacy":           {"session", "internal/store", "internal/apperr", "schemas"},
 	"internal/persist":  {"schemas", "internal/store", "internal/apperr"},
 	"internal/querydef": {"schemas", "internal/store", "internal/apperr"},
-	"server":            {"wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
+	"server":            {"wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/xmlread"},
 	"web":               {"session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
 	"internal/netzone":  {},
+	"internal/xmlread":  {"internal/apperr"},
 }
 
 // direct lists project packages a package must not import itself, even

@@ -1,4 +1,4 @@
-package server
+package xmlread
 
 import (
 	"bytes"
@@ -6,13 +6,13 @@ import (
 	"unicode/utf8"
 )
 
-// xmlScanner tokenises a request body for readXML. It replaces
+// xmlScanner tokenises a request body for Read. It replaces
 // encoding/xml's Decoder.RawToken, which cost a fifth of a SOAP call's CPU,
 // with a scan over the body slice that copies nothing unless text needs
 // decoding.
 //
 // It must accept exactly what a Strict encoding/xml Decoder without a
-// CharsetReader accepts, token for token: readXML's limits count and measure
+// CharsetReader accepts, token for token: Read's limits count and measure
 // these tokens, and what it accepted before it must accept now. FuzzReadXML
 // holds the two to that. The comments name the encoding/xml behaviour each
 // rule copies, quirks included. One difference is deliberate: a character
@@ -49,11 +49,11 @@ const (
 	tokText  // text
 	tokComment
 	tokProcInst  // name (the target), text
-	tokDirective // <!DOCTYPE …> and the like; readXML refuses them
+	tokDirective // <!DOCTYPE …> and the like; Read refuses them
 )
 
 // next scans the next token. tokMalformed is final: the scanner keeps no
-// error state, readXML stops there.
+// error state, Read stops there.
 func (s *xmlScanner) next() xmlToken {
 	if s.endPending {
 		// encoding/xml returns <x/> as a start and an end token.
@@ -198,7 +198,7 @@ func (s *xmlScanner) charData() xmlToken {
 // procInst scans `target S? … ?>` after the "<?". Like encoding/xml, it
 // refuses an XML declaration (target "xml") naming a version other than
 // 1.0 or an encoding other than UTF-8: that decoder fails there rather than
-// return the token. readXML refuses every other processing instruction.
+// return the token. Read refuses every other processing instruction.
 func (s *xmlScanner) procInst() xmlToken {
 	target, ok := s.readName()
 	if !ok {
@@ -270,7 +270,7 @@ func (s *xmlScanner) cdata() xmlToken {
 
 // directive skips <!DOCTYPE …> and the like the way encoding/xml finds
 // their end — quotes hide '>', nested '<' … '>' pairs and <!-- comments -->
-// are skipped — so that a directive readXML refuses by name is told apart
+// are skipped — so that a directive Read refuses by name is told apart
 // from an unterminated one, which is malformed. As in encoding/xml, the
 // byte right after "<!" is taken as is.
 func (s *xmlScanner) directive() xmlToken {
