@@ -125,12 +125,7 @@ func randomUint32() uint32 {
 }
 
 // requireRight checks the Privacy Data Right (admin implies it).
-func requireRight(c *session.Caller) error {
-	if c == nil || !c.HasRight(session.RightPrivacy) {
-		return apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
-	}
-	return nil
-}
+func requireRight(c *session.Caller) error { return session.RequirePrivacyRight(c) }
 
 // CreateRequest are the parameters of CreateRequestByName.
 type CreateRequest struct {

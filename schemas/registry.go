@@ -224,7 +224,8 @@ func (r *Registry) load(fsys fs.FS, custom bool) error {
 	return nil
 }
 
-// pendingExtensions holds extension documents until every schema is read.
+// extension is an extension document (extendedSchema="…"), held in
+// Registry.extensions until every schema is read.
 type extension struct {
 	file   string
 	target string

@@ -48,12 +48,7 @@ func (s *Server) methodTable() map[string]handler {
 }
 
 // requirePrivacyRight guards the calls that read or write personal data.
-func requirePrivacyRight(c *call) error {
-	if c.caller == nil || !c.caller.HasRight(session.RightPrivacy) {
-		return apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
-	}
-	return nil
-}
+func requirePrivacyRight(c *call) error { return session.RequirePrivacyRight(c.caller) }
 
 // write: xtk:persist#Write(doc) on a data-model schema.
 func (s *Server) write(ctx context.Context, c *call) ([]any, error) {

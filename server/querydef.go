@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
-	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
 // executeQuery is xtk:queryDef#ExecuteQuery: the queryDef document (the
@@ -13,8 +12,8 @@ import (
 // requests, so they need the privacy right (or admin), as every privacy
 // call. internal/querydef compiles and runs them.
 func (s *Server) executeQuery(ctx context.Context, c *call) ([]any, error) {
-	if c.caller == nil || !c.caller.HasRight(session.RightPrivacy) {
-		return nil, apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
+	if err := requirePrivacyRight(c); err != nil {
+		return nil, err
 	}
 	q := c.Element("entity")
 	if q == nil {

@@ -201,6 +201,16 @@ func (c *Caller) HasRight(right string) bool {
 	return slices.Contains(c.Rights, RightAdmin) || slices.Contains(c.Rights, right)
 }
 
+// RequirePrivacyRight is the one check of the Privacy Data Right (admin
+// implies it), for every call that reads or writes personal data or
+// privacy requests: a Forbidden error when c lacks it or is nil.
+func RequirePrivacyRight(c *Caller) error {
+	if c == nil || !c.HasRight(RightPrivacy) {
+		return apperr.Errorf(apperr.Forbidden, "The operator does not hold the Privacy Data Right (privacyRight).")
+	}
+	return nil
+}
+
 // Tokens is what Logon hands back.
 type Tokens struct {
 	SessionToken  string

@@ -163,7 +163,7 @@ func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		if !caller.HasRight(session.RightPrivacy) {
+		if session.RequirePrivacyRight(caller) != nil {
 			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", r.URL.Path)
 			s.render(w, r, http.StatusForbidden, "error.html", page{Title: "Access denied", Caller: caller,
 				Detail: "Your operator does not hold the Privacy Data Right (privacyRight)."})
