@@ -20,10 +20,14 @@ interop-deps:
 		done; \
 	else echo "npm not found: the acc-js-sdk, node-soap and browser tests will be skipped"; fi
 
+# STATICCHECK is pinned: the same checks on every machine.
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # RACE is -race where a C compiler is there for the race detector (.ci/run
 # installs one): the packages that hold the service's logic run under it,
