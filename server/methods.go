@@ -11,6 +11,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) serverInfo() *etree.Element {
 		{"buildNumber", buildNumber}, {"databaseId", "u" + strings.ToUpper(strconv.FormatInt(s.started.Unix(), 16))},
 		{"defaultNameSpace", "cus"}, {"fohVersion", "2"}, {"instanceName", s.cfg.InstanceName},
 		{"majNumber", majNumber}, {"minNumber", minNumber}, {"minNumberTechnical", "0"},
-		{"releaseName", releaseName}, {"securityTimeOut", ttl}, {"serverDate", accTime(s.cfg.Now())},
+		{"releaseName", releaseName}, {"securityTimeOut", ttl}, {"serverDate", schemas.FormatDateTime(s.cfg.Now())},
 		{"servicePack", servicePack}, {"sessionTimeOut", ttl}, {"useVault", "false"},
 		{"productName", "campaign-privacy"}, {"productVersion", s.cfg.Version},
 	} {

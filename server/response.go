@@ -79,7 +79,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 			return nil, fmt.Errorf("method %s: out %s: %w", m.Name, p.Name, err)
 		}
 		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, xsiType[p.Type])
-		b.WriteString(escapeText(text))
+		b.WriteString(schemas.EscapeText(text))
 		fmt.Fprintf(&b, "</%s>\n", name)
 	}
 	fmt.Fprintf(&b, "</%sResponse>\n", m.Name)
@@ -111,9 +111,9 @@ func formatScalar(typ string, v any) (string, error) {
 		return strconv.FormatInt(x, 10), nil
 	case time.Time:
 		if typ == schemas.TypeDate {
-			return x.UTC().Format("2006-01-02"), nil
+			return schemas.FormatDate(x.UTC()), nil
 		}
-		return x.UTC().Format("2006-01-02T15:04:05.000Z"), nil
+		return schemas.FormatXSDDateTime(x), nil
 	}
 	return "", fmt.Errorf("value of type %T cannot be written as %s", v, typ)
 }
@@ -161,7 +161,7 @@ func writeFault(err error, method, service, ref string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, envelopeOpen, "http://xml.apache.org/xml-soap")
 	b.WriteString("<SOAP-ENV:Fault>\n<faultcode>" + f.faultcode + "</faultcode>\n<faultstring xsi:type='xsd:string'>")
-	b.WriteString(escapeText(strings.NewReplacer("{method}", method, "{service}", service).Replace(f.text)))
+	b.WriteString(schemas.EscapeText(strings.NewReplacer("{method}", method, "{service}", service).Replace(f.text)))
 	b.WriteString("</faultstring>\n")
 	if f.detail {
 		detail := apperr.MessageOf(err)
@@ -169,7 +169,7 @@ func writeFault(err error, method, service, ref string) []byte {
 			detail = "Internal error (reference " + ref + ")."
 		}
 		b.WriteString("<detail xsi:type='xsd:string'>")
-		b.WriteString(escapeText(detail))
+		b.WriteString(schemas.EscapeText(detail))
 		b.WriteString("</detail>\n")
 	}
 	b.WriteString("</SOAP-ENV:Fault>\n")
@@ -191,9 +191,5 @@ func writeXML(w http.ResponseWriter, status int, body []byte) {
 // textEscaper escapes element content. Quotes stay literal, as ACC writes
 // them ("the method 'Logon'"); carriage returns are kept as references so
 // they survive parsing.
-var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#xD;")
-
-func escapeText(s string) string { return textEscaper.Replace(s) }
 
 // accTime formats a timestamp the way ACC writes them inside documents.
-func accTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") }

@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -209,9 +208,9 @@ func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleRTest(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	now := s.cfg.Now()
-	body := "<redir status='OK' date='" + now.UTC().Format("2006-01-02 15:04:05.000Z") +
-		"' build='" + buildNumber + "' instance='" + escapeAttr(s.cfg.InstanceName) +
-		"' sourceIP='" + escapeAttr(ip) + "'/>\n"
+	body := "<redir status='OK' date='" + schemas.FormatDateTime(now) +
+		"' build='" + buildNumber + "' instance='" + schemas.EscapeAttr(s.cfg.InstanceName) +
+		"' sourceIP='" + schemas.EscapeAttr(ip) + "'/>\n"
 	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
@@ -236,10 +235,5 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("Error\nThe database does not answer.\n"))
 		return
 	}
-	_, _ = w.Write([]byte("OK\n" + accTime(s.cfg.Now()) + "\n"))
-}
-
-func escapeAttr(v string) string {
-	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", `"`, "&quot;")
-	return r.Replace(v)
+	_, _ = w.Write([]byte("OK\n" + schemas.FormatDateTime(s.cfg.Now()) + "\n"))
 }

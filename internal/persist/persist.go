@@ -244,7 +244,7 @@ func convert(a *schemas.Attribute, text string) (any, error) {
 		if !ok {
 			return nil, bad("a date such as 2024-05-01")
 		}
-		return t.Format("2006-01-02"), nil
+		return schemas.FormatDate(t), nil
 	}
 	return nil, bad("of a supported type")
 }

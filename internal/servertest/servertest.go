@@ -178,7 +178,7 @@ func Envelope(header, call string) string {
 // LogonCall is the body of an xtk:session#Logon call.
 func LogonCall(login, password string) string {
 	return `<m:Logon xmlns:m="urn:xtk:session"><sessiontoken xsi:type="xsd:string"/><login xsi:type="xsd:string">` +
-		xmlEscape(login) + `</login><password xsi:type="xsd:string">` + xmlEscape(password) +
+		schemas.EscapeText(login) + `</login><password xsi:type="xsd:string">` + schemas.EscapeText(password) +
 		`</password><parameters xsi:type="ns:Element"><parameters/></parameters></m:Logon>`
 }
 
@@ -203,8 +203,4 @@ func Between(s, from, to string) string {
 		return s[:j]
 	}
 	return s
-}
-
-func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
