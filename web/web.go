@@ -187,28 +187,29 @@ func addrOf(r *http.Request) netip.Addr {
 	return a
 }
 
-// fail is the one translation of errors to HTTP statuses for the web.
+// httpStatus is the one table from error codes to the web's HTTP statuses;
+// a code not in it is a 500, logged.
+var httpStatus = map[apperr.Code]int{
+	apperr.NotFound:   http.StatusNotFound,
+	apperr.Forbidden:  http.StatusForbidden,
+	apperr.BadSession: http.StatusForbidden,
+	apperr.BadLogon:   http.StatusForbidden,
+	apperr.Invalid:    http.StatusBadRequest,
+	apperr.Conflict:   http.StatusBadRequest,
+	apperr.Busy:       http.StatusServiceUnavailable,
+}
+
+// fail is the one translation of errors to HTTP statuses for the web. A
+// purged request's file is gone for good: 410.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
 	msg := apperr.MessageOf(err)
+	status, ok := httpStatus[apperr.CodeOf(err)]
 	switch {
 	case errors.Is(err, privacy.ErrPurged):
 		status = http.StatusGone
-	default:
-		switch apperr.CodeOf(err) {
-		case apperr.NotFound:
-			status = http.StatusNotFound
-		case apperr.Forbidden:
-			status = http.StatusForbidden
-		case apperr.BadSession, apperr.BadLogon:
-			status = http.StatusForbidden
-		case apperr.Invalid, apperr.Conflict:
-			status = http.StatusBadRequest
-		case apperr.Busy:
-			status = http.StatusServiceUnavailable
-		default:
-			s.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
-		}
+	case !ok:
+		status = http.StatusInternalServerError
+		s.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
 	}
 	s.render(w, r, status, "error.html", page{Title: http.StatusText(status), Caller: callerOf(r), Detail: msg})
 }
