@@ -109,8 +109,18 @@ func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
 	s.fail(w, r, err)
 }
 
+//
+// The delete cannot be undone, so the operator types the request's name
+// (privacyRequest12) to confirm it, as a second look at which request this
+// is; a missing or different name changes nothing.
 func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	id, err := requestID(r)
+	if err == nil {
+		var v *privacy.RequestView
+		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil && strings.TrimSpace(r.PostFormValue("name")) != v.Name {
+			err = apperr.Errorf(apperr.Invalid, "Type the request's name, %s, to confirm the deletion. Nothing was deleted.", v.Name)
+		}
+	}
 	if err == nil {
 		err = s.privacy.ConfirmDeletePending(r.Context(), callerOf(r), id)
 	}

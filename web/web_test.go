@@ -328,7 +328,18 @@ func TestConsole(t *testing.T) {
 					t.Fatalf("detail lacks %q", want)
 				}
 			}
-			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}})
+			// The irreversible confirm asks for the request's name: none,
+			// or another request's, confirms nothing.
+			for _, name := range []string{"", "privacyRequest999"} {
+				resp, body = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}, "name": {name}})
+				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Nothing was deleted") {
+					t.Fatalf("confirm with name %q: %d", name, resp.StatusCode)
+				}
+				if st := w.status(t, id); st != privacy.StatusConfirmDeletePending {
+					t.Fatalf("confirm with name %q moved the request to %s", name, st)
+				}
+			}
+			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}, "name": {"privacyRequest" + strconv.FormatInt(id, 10)}})
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("confirm: %d", resp.StatusCode)
 			}
@@ -362,5 +373,41 @@ func TestConsole(t *testing.T) {
 				t.Fatalf("open redirect: %s", loc)
 			}
 		})
+	}
+}
+
+// status reads a request's status through the privacy service.
+func (w *world) status(t *testing.T, id int64) privacy.Status {
+	t.Helper()
+	v, err := w.env.Privacy.Request(w.ctx, &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Status
+}
+
+// TestNobodyFound: a request whose value finds nobody says so on its
+// detail and download pages, not "not yet generated".
+func TestNobodyFound(t *testing.T) {
+	w := newWorld(t, "sqlite", servertest.Options{})
+	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+	id, err := w.env.Privacy.CreateRequestByName(w.ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+		ReconciliationValue: "nobody@example.invalid", Type: privacy.TypeAccess, DownloadURL: w.env.URL + "/nms/gdpr.jssp?id="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.env.Privacy.Run(w.ctx, privacy.Collect); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.status(t, id); st != privacy.StatusErrorDataNotFound {
+		t.Fatalf("status %s", st)
+	}
+	ana := newBrowser(t, w.env.URL)
+	ana.logon("ana", "ana password")
+	for _, path := range []string{"/privacy/requests/", "/privacy/download?id="} {
+		_, body := ana.do("GET", path+strconv.FormatInt(id, 10), nil)
+		if !strings.Contains(body, "Nobody was found") || strings.Contains(body, "not yet been generated") {
+			t.Errorf("%s does not say that nobody was found", path)
+		}
 	}
 }

@@ -357,6 +357,7 @@ async function main() {
   await page.screenshot({ path: path.join(ARTIFACTS, 'detail-confirm.png'), fullPage: true });
 
   await check('click "Confirm delete data": confirmed, button gone', async () => {
+    await page.locator('#confirm-name').fill(`privacyRequest${deleteID}`);
     await page.locator('#confirm-delete').click();
     await page.waitForURL((u) => u.pathname === `/privacy/requests/${deleteID}` && u.searchParams.has('notice'), { timeout: TIMEOUT });
     assert((await text('.alert.notice')) === 'Deletion confirmed.', 'no "Deletion confirmed." notice');
