@@ -109,7 +109,6 @@ func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
 	s.fail(w, r, err)
 }
 
-//
 // The delete cannot be undone, so the operator types the request's name
 // (privacyRequest12) to confirm it, as a second look at which request this
 // is; a missing or different name changes nothing.
