@@ -16,14 +16,15 @@ const module = "github.com/campaign-privacy/campaign-privacy"
 var allowed = map[string][]string{
 	"schemas":           {},
 	"internal/apperr":   {},
+	"internal/canon":    {},
 	"wsdl":              {"schemas"},
-	"internal/store":    {"internal/apperr", "schemas"},
-	"session":           {"internal/store", "internal/apperr", "schemas"},
-	"privacy":           {"session", "internal/store", "internal/apperr", "schemas"},
-	"internal/persist":  {"schemas", "internal/store", "internal/apperr"},
-	"internal/querydef": {"schemas", "internal/store", "internal/apperr"},
-	"server":            {"wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
-	"web":               {"session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
+	"internal/store":    {"internal/canon", "internal/apperr", "schemas"},
+	"session":           {"internal/canon", "internal/store", "internal/apperr", "schemas"},
+	"privacy":           {"internal/canon", "session", "internal/store", "internal/apperr", "schemas"},
+	"internal/persist":  {"internal/canon", "schemas", "internal/store", "internal/apperr"},
+	"internal/querydef": {"internal/canon", "schemas", "internal/store", "internal/apperr"},
+	"server":            {"internal/canon", "wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
+	"web":               {"internal/canon", "session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone"},
 	"internal/netzone":  {},
 }
 
