@@ -163,3 +163,54 @@ func TestPhoneRule(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeRewritesOnce: data written by an earlier version (raw NFD,
+// soft hyphen, trailing space) in a namespace not yet canonicalised
+// (privacy_namespaces.canonical = 0, as migration 0007 leaves it) is
+// rewritten by the next start's Setup, and found; WriteCollection stores
+// canonical values too.
+func TestUpgradeRewritesOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": "re\u00adne\u0301@example.com "}); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := f.env.DB.FindNamespaceByName(f.ctx, "defaultNamespace1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.env.DB.SetNamespaceCanonical(f.ctx, ns.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if f.rows(t, "email", "rené@example.com") != 0 {
+			t.Fatal("fixture: the legacy row is already canonical")
+		}
+		if err := f.env.Privacy.Setup(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if f.rows(t, "email", "rené@example.com") != 1 {
+			t.Fatal("Setup did not rewrite the legacy value")
+		}
+		if ns, _ = f.env.DB.FindNamespaceByName(f.ctx, "defaultNamespace1"); ns.Canonical != canon.Version {
+			t.Fatalf("canonical = %d after Setup", ns.Canonical)
+		}
+		coll := etree.NewElement("recipient-collection")
+		coll.CreateAttr("xtkschema", "nms:recipient")
+		for _, e := range []string{"lu\u0301cia@example.com", " \u200bmarc@example.com"} {
+			c := coll.CreateElement("recipient")
+			c.CreateAttr("_operation", "insert")
+			c.CreateAttr("email", e)
+		}
+		if err := persist.New(f.env.DB, f.env.Registry, nil).WriteCollection(f.ctx, coll); err != nil {
+			t.Fatal(err)
+		}
+		if f.rows(t, "email", "lúcia@example.com") != 1 || f.rows(t, "email", "marc@example.com") != 1 {
+			t.Fatal("WriteCollection stored values uncanonicalised")
+		}
+		id := f.create(t, "defaultNamespace1", "rené@example.com", privacy.TypeAccess, false)
+		f.run(t, privacy.Collect)
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("legacy subject after the upgrade: %s", s)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
@@ -51,7 +52,7 @@ func (s *Service) Setup(ctx context.Context) error {
 			return err
 		}
 		if ns.Canonical < canon.Version {
-			if err := s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName); err != nil {
+			if err := s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length); err != nil {
 				return err
 			}
 		}
@@ -68,9 +69,15 @@ func (s *Service) Setup(ctx context.Context) error {
 // match column is not possible for arbitrary custom schemas, and lower()
 // or an expression index would differ between SQLite (ASCII only) and
 // PostgreSQL. A value that does not fit the rule is only cleaned (Text).
-func (s *Service) canonicalise(ctx context.Context, ns *store.Namespace, table, column string) error {
+func (s *Service) canonicalise(ctx context.Context, ns *store.Namespace, table, column string, length int) error {
 	rule, region := ruleName(ns), ns.DefaultRegion
-	n, err := s.db.RewriteColumn(ctx, table, column, func(v string) string { return canon.Stored(rule, region, v) })
+	n, err := s.db.RewriteColumn(ctx, table, column, func(v string) string {
+		c := canon.Stored(rule, region, v)
+		if length > 0 && utf8.RuneCountInString(c) > length {
+			return v // rare (a lower case longer than its capital): kept, not truncated
+		}
+		return c
+	})
 	if err != nil {
 		return err
 	}
@@ -148,7 +155,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns sto
 			return err
 		}
 		sc, _ := s.registry.Schema(ns.TargetSchema)
-		return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName)
+		return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
 	}
 	return nil
 }
@@ -186,7 +193,7 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns sto
 		return apperr.Errorf(apperr.Conflict, "The namespace '%s' already exists.", ns.Name)
 	}
 	// The field may hold data written before the namespace existed.
-	return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName)
+	return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
 }
 
 // Namespaces lists every namespace.

@@ -158,7 +158,12 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string, rules ma
 		}
 		if r, ok := rules[sc.ID()+"@"+a.Key]; ok {
 			if text, isText := value.(string); isText {
-				if value = canon.Stored(r.name, r.region, text); value == "" {
+				c := canon.Stored(r.name, r.region, text)
+				if attr, ok := sc.Data.Attribute(a.Key); ok && attr.Length > 0 && utf8.RuneCountInString(c) > attr.Length {
+					return w, apperr.Errorf(apperr.Invalid, "@%s is longer than %d characters in canonical form.", attr.Name, attr.Length)
+				}
+				value = c
+				if c == "" {
 					value = nil // nothing left: NULL, as for empty text
 				}
 			}
