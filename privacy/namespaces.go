@@ -3,8 +3,11 @@ package privacy
 import (
 	"context"
 	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -14,11 +17,12 @@ type Namespace = store.Namespace
 
 // DefaultNamespaces are the three namespaces Campaign ships, seeded at first
 // start: internal names and labels as the v8 console shows them, AEC
-// namespace ids 6 (Email) and 7 (Phone) of Adobe's Identity Service.
+// namespace ids 6 (Email) and 7 (Phone) of Adobe's Identity Service. They
+// match exactly, as in ACC; `namespace update --match` changes that.
 var DefaultNamespaces = []store.Namespace{
-	{Name: "defaultNamespace1", Label: "Recipient - email", TargetSchema: "nms:recipient", ReconciliationKey: "@email", AecID: 6},
-	{Name: "defaultNamespace2", Label: "Recipient - mobile phone", TargetSchema: "nms:recipient", ReconciliationKey: "@mobilePhone", AecID: 0},
-	{Name: "defaultNamespace3", Label: "Recipient - phone", TargetSchema: "nms:recipient", ReconciliationKey: "@phone", AecID: 7},
+	{Name: "defaultNamespace1", Label: "Recipient - email", TargetSchema: "nms:recipient", ReconciliationKey: "@email", AecID: 6, MatchRule: canon.Exact},
+	{Name: "defaultNamespace2", Label: "Recipient - mobile phone", TargetSchema: "nms:recipient", ReconciliationKey: "@mobilePhone", AecID: 0, MatchRule: canon.Exact},
+	{Name: "defaultNamespace3", Label: "Recipient - phone", TargetSchema: "nms:recipient", ReconciliationKey: "@phone", AecID: 7, MatchRule: canon.Exact},
 }
 
 var namespaceNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
@@ -47,6 +51,111 @@ func (s *Service) Setup(ctx context.Context) error {
 		if err := s.db.EnsureIndex(ctx, sc.Data.Table, attr.SQLName); err != nil {
 			return err
 		}
+		if ns.Canonical < canon.Version {
+			if err := s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// canonicalise rewrites the namespace's stored field to the canonical form
+// of its rule, once (privacy_namespaces.canonical records it). Write keeps
+// it so from then on. This is the design choice for data written by
+// earlier versions: rewriting the field's form (NFD to NFC, soft hyphens
+// and zero-width spaces out, ends trimmed, e-mails lower case, phones
+// E.164) keeps the lookup one indexed equality on both stores; a shadow
+// match column is not possible for arbitrary custom schemas, and lower()
+// or an expression index would differ between SQLite (ASCII only) and
+// PostgreSQL. A value that does not fit the rule is only cleaned (Text).
+func (s *Service) canonicalise(ctx context.Context, ns *store.Namespace, table, column string, length int) error {
+	rule, region := ruleName(ns), ns.DefaultRegion
+	n, err := s.db.RewriteColumn(ctx, table, column, func(v string) string {
+		c := canon.Stored(rule, region, v)
+		if length > 0 && utf8.RuneCountInString(c) > length {
+			return v // rare (a lower case longer than its capital): kept, not truncated
+		}
+		return c
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.db.SetNamespaceCanonical(ctx, ns.ID, canon.Version); err != nil {
+		return err
+	}
+	ns.Canonical = canon.Version
+	// A count, never a value.
+	s.log.InfoContext(ctx, "namespace field canonicalised", "namespace", ns.Name, "rule", rule, "rows", n)
+	return nil
+}
+
+// checkRule refuses an unknown rule, and a rule that differs from another
+// namespace's on the same field: the field is stored in one canonical form.
+func (s *Service) checkRule(ctx context.Context, ns *store.Namespace) error {
+	if !canon.ValidRule(ns.MatchRule) {
+		return apperr.Errorf(apperr.Invalid, "The match rule must be exact, email or phone.")
+	}
+	if ns.MatchRule == "" {
+		ns.MatchRule = canon.Exact
+	}
+	if !regionPattern.MatchString(ns.DefaultRegion) {
+		return apperr.Errorf(apperr.Invalid, "The default region is a two-letter country code such as US, or empty.")
+	}
+	ns.DefaultRegion = strings.ToUpper(ns.DefaultRegion)
+	all, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.Name != ns.Name && o.TargetSchema == ns.TargetSchema && o.ReconciliationKey == ns.ReconciliationKey &&
+			(ruleName(&o) != ns.MatchRule || o.DefaultRegion != ns.DefaultRegion) {
+			return apperr.Errorf(apperr.Invalid, "The namespace '%s' reads %s with the %s rule: namespaces on one field share its rule.",
+				o.Name, o.ReconciliationKey, ruleName(&o))
+		}
+	}
+	return nil
+}
+
+var regionPattern = regexp.MustCompile(`^([A-Za-z]{2})?$`)
+
+// UpdateNamespace changes a namespace's label, match rule and default
+// region. A changed rule rewrites the stored field at once, so requests
+// find what they found before plus what the new rule matches.
+func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns store.Namespace) error {
+	if c != nil && !c.HasRight(session.RightAdmin) {
+		return apperr.Errorf(apperr.Forbidden, "Only an administrator may change a namespace.")
+	}
+	old, err := s.db.FindNamespaceByName(ctx, ns.Name)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return apperr.Errorf(apperr.NotFound, "The namespace '%s' does not exist.", printable(ns.Name))
+	} else if err != nil {
+		return err
+	}
+	if ns.Label == "" {
+		ns.Label = old.Label
+	}
+	if len(ns.Label) > 128 {
+		return apperr.Errorf(apperr.Invalid, "A namespace needs a label of 1 to 128 characters.")
+	}
+	ns.TargetSchema, ns.ReconciliationKey = old.TargetSchema, old.ReconciliationKey
+	if err := s.checkRule(ctx, &ns); err != nil {
+		return err
+	}
+	ns.ID, ns.Canonical = old.ID, old.Canonical
+	if ruleName(old) != ns.MatchRule || old.DefaultRegion != ns.DefaultRegion {
+		ns.Canonical = 0
+	}
+	if err := s.db.UpdateNamespace(ctx, &ns); err != nil {
+		return err
+	}
+	if ns.Canonical < canon.Version {
+		attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
+		if err != nil {
+			return err
+		}
+		sc, _ := s.registry.Schema(ns.TargetSchema)
+		return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
 	}
 	return nil
 }
@@ -68,10 +177,14 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns sto
 	if err != nil {
 		return err
 	}
+	if err := s.checkRule(ctx, &ns); err != nil {
+		return err
+	}
 	sc, _ := s.registry.Schema(ns.TargetSchema)
 	if err := s.db.EnsureIndex(ctx, sc.Data.Table, attr.SQLName); err != nil {
 		return err
 	}
+	ns.Canonical = 0
 	created, err := s.db.CreateNamespaceIfMissing(ctx, &ns)
 	if err != nil {
 		return err
@@ -79,7 +192,8 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns sto
 	if !created {
 		return apperr.Errorf(apperr.Conflict, "The namespace '%s' already exists.", ns.Name)
 	}
-	return nil
+	// The field may hold data written before the namespace existed.
+	return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
 }
 
 // Namespaces lists every namespace.

@@ -19,9 +19,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/unicode/norm"
-
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -73,9 +72,8 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 
-	mu         sync.Mutex
-	graphs     map[string]*graph          // traversal graph per target schema
-	namespaces map[int64]*store.Namespace // namespaces never change once created
+	mu     sync.Mutex
+	graphs map[string]*graph // traversal graph per target schema
 }
 
 // New returns a Service.
@@ -115,7 +113,7 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
-		graphs: map[string]*graph{}, namespaces: map[int64]*store.Namespace{}}
+		graphs: map[string]*graph{}}
 }
 
 func randomUint32() uint32 {
@@ -159,7 +157,7 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 	if err != nil {
 		return 0, err
 	}
-	value, err := CheckReconciliationValue(in.ReconciliationValue, attr)
+	value, err := CheckReconciliationValue(in.ReconciliationValue, attr, ns)
 	if err != nil {
 		return 0, err
 	}
@@ -234,25 +232,9 @@ func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace,
 	return ns, attr, nil
 }
 
-// namespaceByName reads a namespace once; namespaces never change once
-// created (an unknown name is read again each time: it may be created).
+// namespaceByName reads a namespace; not cached, as its rule may change.
 func (s *Service) namespaceByName(ctx context.Context, name string) (*store.Namespace, error) {
-	s.mu.Lock()
-	for _, ns := range s.namespaces {
-		if ns.Name == name {
-			s.mu.Unlock()
-			return ns, nil
-		}
-	}
-	s.mu.Unlock()
-	ns, err := s.db.FindNamespaceByName(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.namespaces[ns.ID] = ns
-	s.mu.Unlock()
-	return ns, nil
+	return s.db.FindNamespaceByName(ctx, name)
 }
 
 // reconciliationAttribute resolves "@email" on the target schema.
@@ -275,12 +257,14 @@ func (s *Service) reconciliationAttribute(target, key string) (*schemas.Attribut
 const MaxReconciliationBytes = 1024
 
 // CheckReconciliationValue returns the value to store and match exactly,
-// or an Invalid error. The value is normalised to Unicode NFC; it may not
+// or an Invalid error. The value is brought to the canonical form of the
+// namespace's match rule (canon.Value: NFC, then case-folded for email,
+// E.164 for phone — the form Write stores the field in); it may not
 // be empty, carry control or invisible formatting characters (bidi
 // overrides, zero-width), start or end with spaces, exceed the field, or
 // consist only of wildcard characters: it is always matched with "=", never
 // as a pattern, so "%" would find nobody — refusing it says so at once.
-func CheckReconciliationValue(v string, attr *schemas.Attribute) (string, error) {
+func CheckReconciliationValue(v string, attr *schemas.Attribute, ns *store.Namespace) (string, error) {
 	if v == "" {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is empty.")
 	}
@@ -302,7 +286,17 @@ func CheckReconciliationValue(v string, attr *schemas.Attribute) (string, error)
 	if onlyWild {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is only wildcard characters; values are matched exactly.")
 	}
-	v = norm.NFC.String(v)
+	// What the caller typed is refused above rather than cleaned: a
+	// request carries no invisible characters. Canonical form then matches
+	// the stored values, which Write and the rewrite at start cleaned.
+	rule, region := canon.Exact, ""
+	if ns != nil {
+		rule, region = ruleName(ns), ns.DefaultRegion
+	}
+	v, err := canon.Value(rule, region, v)
+	if err != nil {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value does not fit the namespace's %s rule: %s.", rule, err)
+	}
 	if attr != nil && attr.Length > 0 && utf8.RuneCountInString(v) > attr.Length {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is longer than the %d characters of the field.", attr.Length)
 	}

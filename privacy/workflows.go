@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
@@ -374,22 +375,11 @@ func (s *Service) graphFor(target string) (*graph, error) {
 	return g, nil
 }
 
-// namespaceByID reads a namespace once; namespaces never change.
+// namespaceByID reads a namespace. It is not cached: its match rule may
+// change (namespace update), and a request must be looked up under the
+// rule the stored data was rewritten to.
 func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace, error) {
-	s.mu.Lock()
-	ns, ok := s.namespaces[id]
-	s.mu.Unlock()
-	if ok {
-		return ns, nil
-	}
-	ns, err := s.db.FindNamespaceByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.namespaces[id] = ns
-	s.mu.Unlock()
-	return ns, nil
+	return s.db.FindNamespaceByID(ctx, id)
 }
 
 // lookup finds the subject of a request: the rows of the namespace's target
@@ -414,8 +404,12 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
+	value, err := matchValue(ns, req.ReconciliationValue)
+	if err != nil {
+		return nil, 0, err
+	}
 	root := g.owned.Order[0]
-	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, req.ReconciliationValue)
+	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, value)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -481,8 +475,31 @@ func (s *Service) remaining(ctx context.Context, req *store.Request, found []tab
 	if err != nil {
 		return 0, err
 	}
-	again, err := s.db.FindIDs(ctx, found[0].schema.Data.Table, attr.SQLName, req.ReconciliationValue)
+	value, err := matchValue(ns, req.ReconciliationValue)
+	if err != nil {
+		return 0, err
+	}
+	again, err := s.db.FindIDs(ctx, found[0].schema.Data.Table, attr.SQLName, value)
 	return n + int64(len(again)), err
+}
+
+// matchValue is the value the lookup compares with "=": the recorded
+// value in the namespace's current canonical form (it was canonical when
+// recorded, but the rule may have changed since). It never widens a match:
+// an empty or unparseable value is an Invalid error, not a scan.
+func matchValue(ns *store.Namespace, v string) (string, error) {
+	c, err := canon.Value(ns.MatchRule, ns.DefaultRegion, v)
+	if err != nil {
+		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value does not fit the namespace's %s rule: %s.", ruleName(ns), err)
+	}
+	return c, nil
+}
+
+func ruleName(ns *store.Namespace) string {
+	if ns.MatchRule == "" {
+		return canon.Exact
+	}
+	return ns.MatchRule
 }
 
 func uniqueSorted(ids []int64) []int64 {

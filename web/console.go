@@ -186,12 +186,13 @@ func (s *Server) renderNamespaces(w http.ResponseWriter, r *http.Request, status
 
 func (s *Server) handleNewNamespace(w http.ResponseWriter, r *http.Request) {
 	form := map[string]string{}
-	for _, k := range []string{"name", "label", "schema", "key", "aec"} {
+	for _, k := range []string{"name", "label", "schema", "key", "aec", "match", "region"} {
 		form[k] = strings.TrimSpace(r.PostFormValue(k))
 	}
 	aec, _ := strconv.ParseInt(form["aec"], 10, 64)
 	err := s.privacy.CreateNamespaceAs(r.Context(), callerOf(r), privacy.Namespace{
-		Name: form["name"], Label: form["label"], TargetSchema: form["schema"], ReconciliationKey: form["key"], AecID: aec})
+		Name: form["name"], Label: form["label"], TargetSchema: form["schema"], ReconciliationKey: form["key"], AecID: aec,
+		MatchRule: form["match"], DefaultRegion: form["region"]})
 	switch apperr.CodeOf(err) {
 	case "":
 		http.Redirect(w, r, "/privacy/namespaces?notice=Namespace+created.", http.StatusSeeOther)

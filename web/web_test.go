@@ -349,8 +349,14 @@ func TestConsole(t *testing.T) {
 			}
 			root := newBrowser(t, w.env.URL)
 			root.logon("root", "root password")
-			if resp, _ := root.do("POST", "/privacy/namespaces", url.Values{"csrf": {root.csrf}, "name": {"acct"}, "label": {"Account"}, "schema": {"nms:recipient"}, "key": {"@account"}}); resp.StatusCode != http.StatusSeeOther {
+			if resp, _ := root.do("POST", "/privacy/namespaces", url.Values{"csrf": {root.csrf}, "name": {"acct"}, "label": {"Account"}, "schema": {"nms:recipient"}, "key": {"@account"}, "match": {"email"}}); resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("namespace by an admin: %d", resp.StatusCode)
+			}
+			if resp, body := root.do("POST", "/privacy/namespaces", url.Values{"csrf": {root.csrf}, "name": {"acct2"}, "label": {"Account"}, "schema": {"nms:recipient"}, "key": {"@company"}, "match": {"fuzzy"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "match rule") {
+				t.Fatalf("an unknown match rule: %d", resp.StatusCode)
+			}
+			if _, body := root.do("GET", "/privacy/namespaces", nil); !strings.Contains(body, "<td>email</td>") || !strings.Contains(body, `<select id="ns-match" name="match">`) {
+				t.Fatalf("the namespaces page lacks the match rule:\n%s", body)
 			}
 			resp, _ = root.do("POST", "/privacy/workflows", url.Values{"csrf": {root.csrf}})
 			if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "deletePrivacyRequestsData") {

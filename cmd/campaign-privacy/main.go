@@ -55,7 +55,8 @@ Usage:
   campaign-privacy operator unlock --login L
   campaign-privacy operator password --login L --password-stdin
   campaign-privacy operator rights --login L [--right R]...
-  campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N]
+  campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N] [--match exact|email|phone] [--region US]
+  campaign-privacy namespace update --name N [--label L] --match exact|email|phone [--region US]
   campaign-privacy namespace list
   campaign-privacy workflow run collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all
   campaign-privacy demo-data --recipients N
@@ -666,7 +667,7 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 func (m *Main) namespace(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
-		return errors.New("namespace needs a subcommand: create or list")
+		return errors.New("namespace needs a subcommand: create, update or list")
 	}
 	sub, args := args[0], args[1:]
 	fs, s := m.flags("namespace " + sub)
@@ -676,6 +677,8 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	fs.StringVar(&ns.TargetSchema, "schema", "nms:recipient", "target schema")
 	fs.StringVar(&ns.ReconciliationKey, "key", "", "reconciliation key, an attribute of the target schema such as @account")
 	fs.Int64Var(&ns.AecID, "aec-id", 0, "AEC namespace id (Identity Service)")
+	fs.StringVar(&ns.MatchRule, "match", "exact", "match rule: exact (ACC), email (case-folded) or phone (E.164)")
+	fs.StringVar(&ns.DefaultRegion, "region", "", "the phone rule's region for numbers without +country, such as US")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -690,15 +693,39 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "namespace %s created\n", ns.Name)
+	case "update":
+		// A flag not given keeps what the namespace has (--match's default
+		// is for create). A changed rule rewrites the namespace's stored
+		// field to its canonical form before this returns.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["match"] || !set["region"] {
+			all, err := a.privacy.Namespaces(ctx)
+			if err != nil {
+				return err
+			}
+			for _, old := range all {
+				if old.Name == ns.Name && !set["match"] {
+					ns.MatchRule = old.MatchRule
+				}
+				if old.Name == ns.Name && !set["region"] {
+					ns.DefaultRegion = old.DefaultRegion
+				}
+			}
+		}
+		if err := a.privacy.UpdateNamespace(ctx, nil, ns); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "namespace %s updated\n", ns.Name)
 	case "list":
 		all, err := a.privacy.Namespaces(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tLABEL\tTARGET\tKEY\tAEC ID")
+		fmt.Fprintln(tw, "NAME\tLABEL\tTARGET\tKEY\tAEC ID\tMATCH\tREGION")
 		for _, n := range all {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", n.Name, n.Label, n.TargetSchema, n.ReconciliationKey, n.AecID)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Label, n.TargetSchema, n.ReconciliationKey, n.AecID, n.MatchRule, n.DefaultRegion)
 		}
 		return tw.Flush()
 	default:

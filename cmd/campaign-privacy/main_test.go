@@ -289,6 +289,19 @@ func TestCustomSchemasAndNamespaces(t *testing.T) {
 			if err != nil || !strings.Contains(out, "defaultNamespace1") || !regexp.MustCompile(`loyalty\s+Loyalty card\s+nms:recipient\s+@loyaltyId`).MatchString(out) {
 				t.Fatalf("namespace list: %v\n%s", err, out)
 			}
+			if out, err := run(t, env, "", "namespace", "update", "--name", "defaultNamespace3", "--match", "phone", "--region", "US"); err != nil {
+				t.Fatalf("namespace update: %v %s", err, out)
+			}
+			if _, err := run(t, env, "", "namespace", "update", "--name", "defaultNamespace3", "--match", "fuzzy"); err == nil || !strings.Contains(errorText(err), "match rule") {
+				t.Fatalf("an unknown match rule: %v", err)
+			}
+			if out, err := run(t, env, "", "namespace", "update", "--name", "defaultNamespace3", "--label", "Recipient - phone"); err != nil {
+				t.Fatalf("namespace update of the label: %v %s", err, out)
+			}
+			out, err = run(t, env, "", "namespace", "list")
+			if err != nil || !regexp.MustCompile(`defaultNamespace3\s+Recipient - phone\s+nms:recipient\s+@phone\s+7\s+phone\s+US`).MatchString(out) {
+				t.Fatalf("namespace list after update: %v\n%s", err, out)
+			}
 
 			env["CP_ADMIN_PASSWORD"] = "admin pass 1"
 			url, _, stop := serve(t, env)

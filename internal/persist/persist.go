@@ -20,6 +20,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
@@ -47,7 +48,11 @@ func (s *Service) Write(ctx context.Context, doc *etree.Element) error {
 	if doc == nil {
 		return apperr.Errorf(apperr.Invalid, "Write needs a document.")
 	}
-	w, err := s.entity(doc, doc.SelectAttrValue("xtkschema", ""), doc.SelectAttrValue("_operation", ""))
+	rules, err := s.rules(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := s.entity(doc, doc.SelectAttrValue("xtkschema", ""), doc.SelectAttrValue("_operation", ""), rules)
 	if err != nil {
 		return err
 	}
@@ -67,11 +72,15 @@ func (s *Service) WriteCollection(ctx context.Context, doc *etree.Element) error
 	if len(children) > MaxCollection {
 		return apperr.Errorf(apperr.Invalid, "A collection holds at most %d records.", MaxCollection)
 	}
+	rules, err := s.rules(ctx)
+	if err != nil {
+		return err
+	}
 	var writes []store.EntityWrite
 	for i, c := range children {
 		schema := c.SelectAttrValue("xtkschema", doc.SelectAttrValue("xtkschema", ""))
 		op := c.SelectAttrValue("_operation", doc.SelectAttrValue("_operation", ""))
-		w, err := s.entity(c, schema, op)
+		w, err := s.entity(c, schema, op, rules)
 		if err != nil {
 			return apperr.Errorf(apperr.CodeOf(err), "Record %d: %s", i+1, apperr.MessageOf(err))
 		}
@@ -85,8 +94,31 @@ var operations = map[string]string{
 	"insert": store.OpInsert, "update": store.OpUpdate, "delete": store.OpDelete,
 }
 
-// entity turns one element into a checked write.
-func (s *Service) entity(el *etree.Element, schemaID, operation string) (store.EntityWrite, error) {
+// rule is how a namespaced field is stored: its namespace's match rule.
+type rule struct{ name, region string }
+
+// rules reads, for each field some namespace reconciles on ("nms:recipient"
+// + "@email"), its match rule. It is read at each Write, not cached: a
+// namespace may be created or changed by another process meanwhile.
+func (s *Service) rules(ctx context.Context) (map[string]rule, error) {
+	nss, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]rule, len(nss))
+	for _, ns := range nss {
+		out[ns.TargetSchema+ns.ReconciliationKey] = rule{ns.MatchRule, ns.DefaultRegion}
+	}
+	return out, nil
+}
+
+// entity turns one element into a checked write. A field that is a
+// namespace's reconciliation key is stored in canonical form (canon.Stored:
+// NFC, invisible characters out, trimmed, then the namespace's rule), the
+// form CreateRequestByName gives the reconciliation value, so the subject
+// is found by one indexed equality and erased. Other fields keep what the
+// client wrote, as ACC does.
+func (s *Service) entity(el *etree.Element, schemaID, operation string, rules map[string]rule) (store.EntityWrite, error) {
 	var w store.EntityWrite
 	if schemaID == "" {
 		return w, apperr.Errorf(apperr.Invalid, "The document does not name its schema (xtkschema).")
@@ -123,6 +155,18 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string) (store.E
 		col, value, err := s.column(sc, a.Key, a.Value)
 		if err != nil {
 			return w, err
+		}
+		if r, ok := rules[sc.ID()+"@"+a.Key]; ok {
+			if text, isText := value.(string); isText {
+				c := canon.Stored(r.name, r.region, text)
+				if attr, ok := sc.Data.Attribute(a.Key); ok && attr.Length > 0 && utf8.RuneCountInString(c) > attr.Length {
+					return w, apperr.Errorf(apperr.Invalid, "@%s is longer than %d characters in canonical form.", attr.Name, attr.Length)
+				}
+				value = c
+				if c == "" {
+					value = nil // nothing left: NULL, as for empty text
+				}
+			}
 		}
 		if keyNames[a.Key] || a.Key == "id" {
 			if value == nil {

@@ -22,6 +22,9 @@ type Namespace struct {
 	TargetSchema      string // "nms:recipient"
 	ReconciliationKey string // "@email"
 	AecID             int64
+	MatchRule         string // canon.Exact, canon.Email or canon.Phone
+	DefaultRegion     string // the phone rule's region, "US"; "" for +country only
+	Canonical         int    // the canon.Version the stored field was rewritten to
 	Created           time.Time
 	LastModified      time.Time
 }
@@ -86,6 +89,28 @@ func (d *DB) FindNamespaceByID(ctx context.Context, id int64) (*Namespace, error
 		return nil, translate(err, "Namespace")
 	}
 	return &ns, nil
+}
+
+// UpdateNamespace changes the label and match rule of the namespace named
+// ns.Name.
+func (d *DB) UpdateNamespace(ctx context.Context, ns *Namespace) error {
+	res := d.db.WithContext(ctx).Model(&Namespace{}).Where("name = ?", ns.Name).Updates(map[string]any{
+		"label": ns.Label, "match_rule": ns.MatchRule, "default_region": ns.DefaultRegion, "canonical": ns.Canonical,
+		"last_modified": d.now().UTC()})
+	if res.Error != nil {
+		return translate(res.Error, "Namespace")
+	}
+	if res.RowsAffected == 0 {
+		return apperr.Errorf(apperr.NotFound, "The namespace does not exist.")
+	}
+	return nil
+}
+
+// SetNamespaceCanonical records that the namespace's field was rewritten
+// to canon version v.
+func (d *DB) SetNamespaceCanonical(ctx context.Context, id int64, v int) error {
+	err := d.db.WithContext(ctx).Model(&Namespace{}).Where("id = ?", id).Update("canonical", v).Error
+	return translate(err, "Namespace")
 }
 
 // FindNamespaces lists every namespace by id.

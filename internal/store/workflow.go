@@ -509,3 +509,51 @@ func (d *DB) ReplaceExportChunkForTest(ctx context.Context, requestID int64, seq
 	err := d.db.WithContext(ctx).Model(&exportChunk{}).Where("request_id = ? AND seq = ?", requestID, seq).Update("data", data).Error
 	return translate(err, "Export chunk")
 }
+
+// RewriteColumn replaces each non-NULL text value v of column by fn(v)
+// where they differ, in id order and batches of idBatch rows, each batch in
+// its own transaction; it returns how many rows changed. It brings data
+// written before values were canonicalised into the canonical form, so
+// that the subject lookup stays one indexed equality. Values pass through
+// fn only, never through a log.
+func (d *DB) RewriteColumn(ctx context.Context, table, column string, fn func(string) string) (int64, error) {
+	var changed int64
+	last := int64(0)
+	for {
+		var rows []struct {
+			ID    int64
+			Value string
+		}
+		err := d.db.WithContext(ctx).Raw("SELECT id, "+quote(column)+" AS value FROM "+quote(table)+
+			" WHERE id > ? AND "+quote(column)+" IS NOT NULL ORDER BY id LIMIT ?", last, idBatch).Scan(&rows).Error
+		if err != nil {
+			return changed, translate(err, "Record")
+		}
+		if len(rows) == 0 {
+			return changed, nil
+		}
+		err = d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, r := range rows {
+				nv := fn(r.Value)
+				if nv == r.Value {
+					continue
+				}
+				var v any = nv
+				if nv == "" {
+					v = nil // nothing left: NULL, as Write stores empty text
+				}
+				// The value is checked again so a concurrent Write wins.
+				res := tx.Exec("UPDATE "+quote(table)+" SET "+quote(column)+" = ? WHERE id = ? AND "+quote(column)+" = ?", v, r.ID, r.Value)
+				if res.Error != nil {
+					return res.Error
+				}
+				changed += res.RowsAffected
+			}
+			return nil
+		})
+		if err != nil {
+			return changed, translate(err, "Record")
+		}
+		last = rows[len(rows)-1].ID
+	}
+}

@@ -1,0 +1,106 @@
+// Package canon is the one place that decides when two spellings of a
+// reconciliation value are the same person (DESIGN.md §4b "Canonical
+// values"). Write stores a namespaced attribute in this form and
+// CreateRequestByName records the reconciliation value in it, so the
+// lookup stays one indexed equality ("column = ?") on both stores, with no
+// lower() or expression index to keep in step with Go's idea of Unicode.
+// It is a leaf: persist, privacy and store may all import it.
+package canon
+
+import (
+	"errors"
+	"strings"
+	"unicode"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Version numbers this package's idea of the canonical form. Raise it when
+// Text or a rule changes: each namespace's stored field is rewritten once
+// more at the next start (privacy_namespaces.canonical).
+const Version = 1
+
+// The match rules of a namespace (privacy_namespaces.match_rule).
+const (
+	// Exact compares the text as ACC does, after Text.
+	Exact = "exact"
+	// Email compares case-folded: "Ana@Example.COM" is "ana@example.com".
+	Email = "email"
+	// Phone compares the E.164 form: "+1 (555) 010-9999" is "+15550109999".
+	Phone = "phone"
+)
+
+// Rules lists the match rules, the default first.
+var Rules = []string{Exact, Email, Phone}
+
+// ValidRule reports whether r names a match rule ("" means Exact).
+func ValidRule(r string) bool {
+	return r == "" || r == Exact || r == Email || r == Phone
+}
+
+// ErrEmpty is returned when nothing is left of a value once cleaned: an
+// empty value never matches anything.
+var ErrEmpty = errors.New("the value is empty once white space and invisible characters are removed")
+
+// ErrPhone is returned when a value is not a phone number under the phone
+// rule: it is refused rather than matched loosely.
+var ErrPhone = errors.New("the value is not a phone number (give it in international form, +country…)")
+
+// Text is the form every value takes whatever the rule: Unicode NFC, format
+// characters removed (U+00AD soft hyphen, U+200B zero-width space, bidi
+// marks: invisible, so never what tells two people apart), other white
+// space and controls (TAB, NBSP) read as a space, and the ends trimmed.
+// Inner spaces are kept: "Ana  Silva" and "Ana Silva" stay different, as
+// in ACC.
+func Text(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+			return -1
+		case unicode.IsSpace(r), unicode.IsControl(r):
+			return ' '
+		}
+		return r
+	}, s)
+	// NFC after removal: a soft hyphen between a letter and its combining
+	// accent would otherwise keep them apart.
+	return norm.NFC.String(strings.TrimSpace(s))
+}
+
+// Value returns the canonical form of s under rule; region is the phone
+// rule's default region ("US", "FR") for numbers written without +country.
+// It never widens a match: the result is compared with "=", and an empty
+// result is ErrEmpty.
+func Value(rule, region, s string) (string, error) {
+	s = Text(s)
+	if s == "" {
+		return "", ErrEmpty
+	}
+	switch rule {
+	case Email:
+		// Full Unicode lower case (not SQL's ASCII-only lower()), then NFC
+		// again: lower-casing may decompose nothing but keeps it certain.
+		return norm.NFC.String(strings.ToLower(s)), nil
+	case Phone:
+		if region == "" {
+			region = "ZZ" // unknown: only +country numbers parse
+		}
+		n, err := phonenumbers.Parse(s, strings.ToUpper(region))
+		if err != nil || !phonenumbers.IsPossibleNumber(n) {
+			return "", ErrPhone
+		}
+		return phonenumbers.Format(n, phonenumbers.E164), nil
+	}
+	return s, nil
+}
+
+// Stored is Value for a value being written: a value that does not fit
+// the rule (a phone field holding "unknown") is stored as Text, as ACC
+// would store it, and simply never matches a phone request.
+func Stored(rule, region, s string) string {
+	if v, err := Value(rule, region, s); err == nil {
+		return v
+	}
+	return Text(s)
+}

@@ -1,0 +1,33 @@
+package canon
+
+import "testing"
+
+func TestValue(t *testing.T) {
+	for _, c := range []struct {
+		rule, region, in, want string
+		err                    error
+	}{
+		{Exact, "", "Jose\u0301", "José", nil},
+		{Exact, "", " \tJo\u00adsé\u200b ", "José", nil},
+		{Exact, "", "Ana@Example.COM", "Ana@Example.COM", nil},
+		{Email, "", "Ana@Example.COM", "ana@example.com", nil},
+		{Email, "", "ÉLISE@exemple.fr", "élise@exemple.fr", nil},
+		{Phone, "US", "+1 (555) 010-9999", "+15550109999", nil},
+		{Phone, "US", "(555) 010-9999", "+15550109999", nil},
+		{Phone, "", "+15550109999", "+15550109999", nil},
+		{Phone, "FR", "06 12 34 56 78", "+33612345678", nil},
+		{Phone, "", "555 010 9999", "", ErrPhone},
+		{Phone, "US", "%", "", ErrPhone},
+		{Phone, "US", "abc", "", ErrPhone},
+		{Exact, "", " \u200b\t", "", ErrEmpty},
+		{Email, "", "", "", ErrEmpty},
+	} {
+		got, err := Value(c.rule, c.region, c.in)
+		if got != c.want || err != c.err {
+			t.Errorf("Value(%s, %q, %q) = %q, %v; want %q, %v", c.rule, c.region, c.in, got, err, c.want, c.err)
+		}
+	}
+	if got := Stored(Phone, "US", "unknown"); got != "unknown" {
+		t.Errorf("Stored of a non-number = %q", got)
+	}
+}
