@@ -157,6 +157,11 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 			counts = append(counts, store.RequestData{Schema: t.schema.ID(), RecordCount: int64(len(t.ids))})
 		}
 	}
+	linked, err := s.linkedNotOwned(ctx, found)
+	if err != nil {
+		return err
+	}
+	audit = append(audit, coverageAudit(linked)...)
 	if total == 0 {
 		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
 			Audit: append(audit, "Error data not found"), ClearDedupe: true})

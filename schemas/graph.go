@@ -19,6 +19,12 @@ type Owned struct {
 	// it part of the subject's data (trackingLogRcp has two: recipient and
 	// broadLog).
 	Parents map[*Schema][]*Link
+	// Linked are the links into the owned part from tables outside it:
+	// ordinary links (a custom table pointing at a recipient without
+	// owning integrity). Their rows refer to the subject but are neither
+	// collected nor erased by the data model's rules; the coverage report
+	// counts them so that the DPO sees what the policy leaves behind.
+	Linked []*Link
 }
 
 // ownedRank orders the standard tables the way ACC's collect workflow logs
@@ -108,7 +114,15 @@ func (r *Registry) OwnedBy(root string) (*Owned, error) {
 	if len(order) != len(reached) {
 		return nil, fmt.Errorf("the own links reachable from %s form a cycle", root)
 	}
-	return &Owned{Order: order, Parents: parents}, nil
+	var linked []*Link
+	for _, target := range order {
+		for _, l := range r.LinksTo(target.ID()) {
+			if !reached[l.Schema] && !l.Schema.Data.View {
+				linked = append(linked, l)
+			}
+		}
+	}
+	return &Owned{Order: order, Parents: parents, Linked: linked}, nil
 }
 
 func contains(list []*Schema, s *Schema) bool {

@@ -1,0 +1,65 @@
+package privacy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+// The coverage report: the tables that refer to the subject's rows through
+// an ordinary link (no owning integrity) are neither collected nor erased
+// by the data model's rules — ACC's own behaviour. Every request counts
+// them, and the audit, the export and the receipt say so, so that the DPO
+// sees what the policy leaves behind instead of assuming it is gone.
+
+// LinkedCount is how many rows of one table refer to the subject's data
+// through one ordinary link.
+type LinkedCount struct {
+	Schema string // the linking schema, "cus:ticket"
+	Link   string // the link's name, "recipient"
+	Target string // the subject's schema it points at
+	Count  int64
+}
+
+// linkedNotOwned counts, per ordinary link into the subject's data, the
+// rows that point at what found holds (found[0] is the target schema).
+// Links with no row are left out.
+func (s *Service) linkedNotOwned(ctx context.Context, found []tableIDs) ([]LinkedCount, error) {
+	if len(found) == 0 {
+		return nil, nil
+	}
+	g, err := s.graphFor(found[0].schema.ID())
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string][]int64{}
+	for _, t := range found {
+		ids[t.schema.ID()] = t.ids
+	}
+	var out []LinkedCount
+	for _, l := range g.owned.Linked {
+		parents := ids[l.Target]
+		if len(parents) == 0 {
+			continue
+		}
+		n, err := s.db.CountHops(ctx, []store.Hop{{Table: l.Schema.Data.Table, Column: l.SQLName, Parents: parents}})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, LinkedCount{Schema: l.Schema.ID(), Link: l.Name, Target: l.Target, Count: n})
+		}
+	}
+	return out, nil
+}
+
+// coverageAudit is the audit's account of the linked rows.
+func coverageAudit(linked []LinkedCount) []string {
+	var out []string
+	for _, c := range linked {
+		out = append(out, fmt.Sprintf("Linked, not collected or erased by the data model's rules: %d record(s) in %s (link %s to %s).",
+			c.Count, c.Schema, c.Link, c.Target))
+	}
+	return out
+}
