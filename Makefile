@@ -35,15 +35,20 @@ vet:
 RACE ?= $(shell command -v cc >/dev/null 2>&1 && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 RACE_PKGS = ./server/... ./session/... ./web/... ./privacy/... ./internal/... ./schemas/...
 
-# The PostgreSQL restart fault test restarts the local server, so it runs
-# alone, after the rest of the suite.
+# test runs the Go suite against a throwaway PostgreSQL cluster of its own
+# (scripts/with-test-postgres: never the machine's server). The restart
+# fault test restarts that cluster, so it runs alone, after the rest.
 test: interop-deps vet
+	scripts/with-test-postgres $(MAKE) --no-print-directory test-go
+	@$(MAKE) --no-print-directory vulncheck
+
+.PHONY: test-go
+test-go:
 	$(GO) test -count=1 $(RACE) $(RACE_PKGS)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /server -e /session -e /web -e /privacy -e /internal/ -e /schemas)
 	$(GO) test -run '^$$' -bench . -benchtime=100x -benchmem ./server ./internal/querydef
 	$(GO) test -run '^$$' -bench . -benchtime=5x -benchmem ./privacy
 	CP_TEST_PG_RESTART=1 $(GO) test -count=1 -run 'TestPostgresRestartDuringDelete' ./cmd/campaign-privacy
-	@$(MAKE) --no-print-directory vulncheck
 
 # vulncheck runs govulncheck (from the Go module proxy, pinned) over every
 # package. It needs the Go vulnerability database (vuln.go.dev): where that

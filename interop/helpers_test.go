@@ -298,14 +298,10 @@ func runScript(t *testing.T, c clientScript, baseURL string, op operator, env ..
 	t.Logf("%s as %s:\n%s", c.name, op.login, out)
 }
 
-// postgresURL returns the test database URL (CP_TEST_POSTGRES_URL or the
-// local default).
-func postgresURL() string {
-	if u := os.Getenv("CP_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+// postgresURL returns the test database URL, CP_TEST_POSTGRES_URL: make
+// test points it at a throwaway cluster (scripts/with-test-postgres), never
+// at the machine's own server.
+func postgresURL() string { return os.Getenv("CP_TEST_POSTGRES_URL") }
 
 // psql runs one SQL command with the psql client (the test is stdlib only,
 // so it cannot open a connection itself).
@@ -324,6 +320,9 @@ func psql(url, sql string) error {
 func requirePostgres(t *testing.T) string {
 	t.Helper()
 	url := postgresURL()
+	if url == "" {
+		skipOrFail(t, "CP_TEST_POSTGRES_URL is not set: run the tests through scripts/with-test-postgres (as make test does)")
+	}
 	if _, err := exec.LookPath("psql"); err != nil {
 		skipOrFail(t, "psql not found (apt-get install postgresql-client); it creates a schema per test server")
 	}

@@ -12,9 +12,9 @@
 // A missing client runtime or an unreachable PostgreSQL skips the matching
 // tests with an install instruction, unless CI is set: then they fail (curl
 // and bash are needed for the curl client and the examples/soap session).
-// CP_TEST_POSTGRES_URL selects the database (default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable); every server gets
-// a schema of its own there, dropped afterwards. CP_TRACE=1 makes the scripts
+// CP_TEST_POSTGRES_URL selects the database (make test sets it to a
+// throwaway cluster, scripts/with-test-postgres); every server gets a
+// schema of its own there, dropped afterwards. CP_TRACE=1 makes the scripts
 // print the SOAP traffic.
 package interop_test
 

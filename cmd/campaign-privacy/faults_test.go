@@ -179,15 +179,18 @@ func TestKill9DuringDelete(t *testing.T) {
 }
 
 // TestPostgresRestartDuringDelete restarts the PostgreSQL server while a
-// delete pauses between batches. It changes the machine's database server,
-// so it runs only when CP_TEST_PG_RESTART is set (make test runs it alone,
-// after the main suite).
+// delete pauses between batches. It restarts the test's own throwaway
+// cluster (CP_TEST_PG_DATA, set by scripts/with-test-postgres), never the
+// machine's server, and runs only when CP_TEST_PG_RESTART is set: every
+// test sharing the cluster would see the restart, so make test runs it
+// alone, after the main suite.
 func TestPostgresRestartDuringDelete(t *testing.T) {
 	if os.Getenv("CP_TEST_PG_RESTART") == "" {
-		t.Skip("set CP_TEST_PG_RESTART=1 to restart the local PostgreSQL during a delete (make test does, alone)")
+		t.Skip("set CP_TEST_PG_RESTART=1 to restart the test cluster during a delete (make test does, alone)")
 	}
-	if _, err := exec.LookPath("pg_ctlcluster"); err != nil || os.Geteuid() != 0 {
-		msg := "restarting PostgreSQL needs pg_ctlcluster and root"
+	data, pgBin := os.Getenv("CP_TEST_PG_DATA"), os.Getenv("CP_TEST_PG_BIN")
+	if data == "" || pgBin == "" {
+		msg := "restarting PostgreSQL needs the throwaway cluster of scripts/with-test-postgres (CP_TEST_PG_DATA, CP_TEST_PG_BIN)"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
@@ -209,11 +212,12 @@ func TestPostgresRestartDuringDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1 * time.Second) // inside the first pause
-	versions, _ := filepath.Glob("/etc/postgresql/*")
-	if len(versions) == 0 {
-		t.Fatal("no /etc/postgresql cluster to restart")
+	// -l: the restarted server logs to the file, not to this pipe.
+	args := []string{filepath.Join(pgBin, "pg_ctl"), "-D", data, "-l", filepath.Join(filepath.Dir(data), "server.log"), "-w", "-m", "fast", "restart"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
 	}
-	restart := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", filepath.Base(versions[len(versions)-1]), "main", "restart", "-m", "fast")
+	restart := exec.Command(args[0], args[1:]...)
 	if out, err := restart.CombinedOutput(); err != nil {
 		t.Fatalf("restart: %v %s", err, out)
 	}

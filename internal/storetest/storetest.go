@@ -2,9 +2,11 @@
 // directory, and PostgreSQL in a schema of its own per test, so that
 // packages can run their tests in parallel against one server.
 //
-// PostgreSQL comes from CP_TEST_POSTGRES_URL, by default the local server
-// (postgres://postgres@127.0.0.1:5432/test). When it cannot be reached the
-// test is skipped with instructions, or fails when CI is set.
+// PostgreSQL comes from CP_TEST_POSTGRES_URL, which `make test` points at a
+// throwaway cluster of its own (scripts/with-test-postgres); the machine's
+// own server is never used unless named there. When it is not set or
+// cannot be reached the test is skipped with instructions, or fails when
+// CI is set.
 package storetest
 
 import (
@@ -24,9 +26,6 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
-// DefaultPostgresURL is used when CP_TEST_POSTGRES_URL is not set.
-const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
 // Dialects lists the stores every store-backed test runs on.
 var Dialects = []string{store.SQLite, store.Postgres}
 
@@ -36,7 +35,12 @@ func PostgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("CP_TEST_POSTGRES_URL")
 	if base == "" {
-		base = DefaultPostgresURL
+		msg := "CP_TEST_POSTGRES_URL is not set: run the tests through scripts/with-test-postgres " +
+			"(a throwaway cluster, as make test does), e.g. scripts/with-test-postgres go test ./privacy"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -49,7 +53,7 @@ func PostgresURL(t testing.TB) string {
 			admin.Close()
 		}
 		msg := "PostgreSQL is not reachable at CP_TEST_POSTGRES_URL (" + redact(base) + "): " + err.Error() +
-			". Start it (pg_ctlcluster <version> main start) or set CP_TEST_POSTGRES_URL."
+			". Run the tests through scripts/with-test-postgres or set CP_TEST_POSTGRES_URL."
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
