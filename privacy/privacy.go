@@ -63,6 +63,10 @@ type Config struct {
 	Failpoint func(name string) error
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// SubjectKey keys the subject hash (subject.go): 32 bytes that
+	// replicas share, kept outside the database (subject.key,
+	// CP_SUBJECT_KEY). Empty: a random key for this process alone (tests).
+	SubjectKey []byte
 }
 
 // Service implements the privacy request API.
@@ -111,6 +115,10 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if len(cfg.SubjectKey) == 0 {
+		cfg.SubjectKey = make([]byte, 32)
+		_, _ = rand.Read(cfg.SubjectKey)
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
 		graphs: map[string]*graph{}}
@@ -171,6 +179,7 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 		ConfirmDeletePending: in.ConfirmDeletePending,
 		OperatorID:           c.OperatorID,
 		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
+		SubjectHash:          ptr(s.subjectHash(value)),
 	}
 	if s.cfg.Deduplicate {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%s", ns.ID, in.Type, regulation, value)))

@@ -74,29 +74,6 @@ func (s *Service) view(ctx context.Context, r store.Request, full bool) (*Reques
 	return v, nil
 }
 
-// Requests lists requests, newest first, optionally of one status.
-func (s *Service) Requests(ctx context.Context, c *session.Caller, status *Status, limit, offset int) ([]RequestView, int64, error) {
-	if err := requireRight(c); err != nil {
-		return nil, 0, err
-	}
-	f := store.RequestFilter{Limit: limit, Offset: offset}
-	if status != nil {
-		f.Status = ptr(int(*status))
-	}
-	rows, total, err := s.db.FindRequests(ctx, f)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]RequestView, 0, len(rows))
-	for _, r := range rows {
-		v, err := s.view(ctx, r, false)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, *v)
-	}
-	return out, total, nil
-}
 
 // Request returns one request with its audit, counts and file state.
 func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*RequestView, error) {

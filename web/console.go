@@ -1,11 +1,13 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/siteurl"
@@ -56,38 +58,101 @@ func (s *Server) handleLogoff(w http.ResponseWriter, r *http.Request) {
 
 // listData feeds list.html.
 type listData struct {
-	Requests   []privacy.RequestView
-	Total      int64
-	Page       int
-	Pages      int
-	Status     string // the filter, as given
-	PrevStatus string
+	Requests []privacy.RequestView
+	Total    int64
+	Page     int
+	Pages    int
+	Filter   map[string]string // the filters, as given
+	Query    template.URL      // the filters, encoded (url.Values) for the page links
 }
 
+// listFilters are the search fields of the request list.
+var listFilters = []string{"status", "type", "regulation", "from", "to", "subject"}
+
+// handleList is the request list and the DPO's search: by status, type,
+// regulation, creation date and exact subject value (matched through the
+// subject hash, so a request is found even after its value was purged).
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	var status *privacy.Status
 	q := r.URL.Query()
-	if v := q.Get("status"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < int(privacy.StatusNew) || n > int(privacy.StatusErrorDataNotFound) {
-			s.fail(w, r, apperr.Errorf(apperr.Invalid, "Unknown status filter."))
-			return
-		}
-		st := privacy.Status(n)
-		status = &st
-	}
-	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
-	reqs, total, err := s.privacy.Requests(r.Context(), callerOf(r), status, pageSize, (pageNo-1)*pageSize)
+	query, filter, err := parseListQuery(q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	pageNo, _ := strconv.Atoi(q.Get("page"))
+	pageNo = max(pageNo, 1)
+	query.Limit, query.Offset = pageSize, (pageNo-1)*pageSize
+	reqs, total, err := s.privacy.Requests(r.Context(), callerOf(r), query)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	kept := url.Values{}
+	for k, v := range filter {
+		if v != "" {
+			kept.Set(k, v)
+		}
+	}
 	pages := int((total + pageSize - 1) / pageSize)
 	s.render(w, r, http.StatusOK, "list.html", page{Title: "Privacy requests", Caller: callerOf(r), Statuses: privacy.Statuses(),
 		Notice: q.Get("notice"),
-		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Status: q.Get("status")}})
+		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Query: template.URL(kept.Encode())}})
 }
+
+// parseListQuery reads the search fields; a malformed one is Invalid.
+func parseListQuery(q url.Values) (privacy.RequestQuery, map[string]string, error) {
+	var out privacy.RequestQuery
+	filter := map[string]string{}
+	for _, k := range listFilters {
+		filter[k] = strings.TrimSpace(q.Get(k))
+	}
+	bad := func(what string) (privacy.RequestQuery, map[string]string, error) {
+		return out, filter, apperr.Errorf(apperr.Invalid, "Unknown %s filter.", what)
+	}
+	if v := filter["status"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < int(privacy.StatusNew) || n > int(privacy.StatusErrorDataNotFound) {
+			return bad("status")
+		}
+		out.Status = ptr(privacy.Status(n))
+	}
+	for _, f := range []struct {
+		name string
+		dst  **int
+		ok   func(int) bool
+	}{
+		{"type", &out.Type, func(n int) bool { return n == privacy.TypeAccess || n == privacy.TypeDelete }},
+		{"regulation", &out.Regulation, func(n int) bool { return n >= privacy.RegulationGDPR && n <= privacy.RegulationLGPD }},
+	} {
+		if v := filter[f.name]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || !f.ok(n) {
+				return bad(f.name)
+			}
+			*f.dst = ptr(n)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+		days int
+	}{{"from", &out.CreatedFrom, 0}, {"to", &out.CreatedBefore, 1}} {
+		if v := filter[f.name]; v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				return bad("date")
+			}
+			*f.dst = t.AddDate(0, 0, f.days) // "to" includes its day
+		}
+	}
+	if len(filter["subject"]) > privacy.MaxReconciliationBytes {
+		return bad("subject")
+	}
+	out.Subject = filter["subject"]
+	return out, filter, nil
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func requestID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)

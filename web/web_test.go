@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,5 +416,65 @@ func TestNobodyFound(t *testing.T) {
 		if !strings.Contains(body, "Nobody was found") || strings.Contains(body, "not yet been generated") {
 			t.Errorf("%s does not say that nobody was found", path)
 		}
+	}
+}
+
+// TestSearchRequests: the DPO finds requests by status, type, regulation,
+// date and exact subject value — through the subject hash, so a different
+// value, a prefix or a wildcard finds nothing, and a request whose value
+// was purged is still found.
+func TestSearchRequests(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) { searchRequests(t, dialect) })
+	}
+}
+
+func searchRequests(t *testing.T, dialect string) {
+	w := newWorld(t, dialect, servertest.Options{})
+	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+	del, err := w.env.Privacy.CreateRequestByName(w.ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+		ReconciliationValue: demodata.Email(2), Type: privacy.TypeDelete, Regulation: privacy.RegulationCCPA, ConfirmDeletePending: true,
+		DownloadURL: w.env.URL + "/nms/gdpr.jssp?id="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ana := newBrowser(t, w.env.URL)
+	ana.logon("ana", "ana password")
+	found := func(query string) []int64 {
+		t.Helper()
+		resp, body := ana.do("GET", "/privacy/?"+query, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", query, resp.StatusCode)
+		}
+		var ids []int64
+		for _, id := range []int64{w.access, w.fresh, del} {
+			if strings.Contains(body, `href="/privacy/requests/`+strconv.FormatInt(id, 10)+`"`) {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	for _, c := range []struct {
+		query string
+		want  []int64
+	}{
+		{"", []int64{w.access, w.fresh, del}},
+		{"subject=" + url.QueryEscape(demodata.Email(2)), []int64{w.access, del}},
+		{"subject=" + url.QueryEscape(demodata.Email(3)), []int64{w.fresh}},
+		{"subject=" + url.QueryEscape(demodata.Email(2)[:5]), nil},
+		{"subject=%25", nil},
+		{"subject=" + url.QueryEscape(demodata.Email(2)) + "&type=2", []int64{del}},
+		{"regulation=2", []int64{del}},
+		{"status=7", []int64{w.access}},
+		{"from=" + today + "&to=" + today, []int64{w.access, w.fresh, del}},
+		{"to=2000-01-01", nil},
+	} {
+		if got := found(c.query); !slices.Equal(got, c.want) {
+			t.Errorf("search %q: %v, want %v", c.query, got, c.want)
+		}
+	}
+	if resp, _ := ana.do("GET", "/privacy/?from=yesterday", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a malformed date: %d", resp.StatusCode)
 	}
 }

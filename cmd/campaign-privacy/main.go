@@ -81,6 +81,8 @@ Settings (flag or environment variable):
   --export-key        CP_EXPORT_KEY              master key of the encrypted exports, hex or base64,
                                                  >= 32 bytes (default: generated in the data directory)
   --export-previous-keys CP_EXPORT_PREVIOUS_KEYS  comma-separated master keys of older files
+  --subject-key       CP_SUBJECT_KEY             key of the subject hash (search, receipts), hex or base64,
+                                                 32 bytes (default: generated in the data directory)
   --allowed-subnets   CP_ALLOWED_SUBNETS         who may open the download and the console: CIDRs,
                                                  comma-separated (127.0.0.1/32,::1/128)
   --trusted-proxies   CP_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed (none)
@@ -132,6 +134,7 @@ type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
 	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
 	sessionPreviousKeys, exportPreviousKeys, soapAllowedSubnets                   string
+	subjectKey                                                                    string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
@@ -160,6 +163,7 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.workflowSchedule, "workflow-schedule", env("CP_WORKFLOW_SCHEDULE", "daily"), "workflow schedule")
 	fs.StringVar(&s.exportKey, "export-key", env("CP_EXPORT_KEY", ""), "export master key")
 	fs.StringVar(&s.exportPreviousKeys, "export-previous-keys", env("CP_EXPORT_PREVIOUS_KEYS", ""), "previous export master keys")
+	fs.StringVar(&s.subjectKey, "subject-key", env("CP_SUBJECT_KEY", ""), "key of the subject hash")
 	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
 	fs.StringVar(&s.soapAllowedSubnets, "soap-allowed-subnets", env("CP_SOAP_ALLOWED_SUBNETS", ""), "SOAP allow-list")
@@ -319,8 +323,12 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	if err != nil {
 		return fail(err)
 	}
+	subjectKey, err := loadKey(s.subjectKey, s.dataDir, "subject.key", "CP_SUBJECT_KEY")
+	if err != nil {
+		return fail(err)
+	}
 	priv := privacy.New(db, registry, privacy.Config{
-		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, Retention: s.retention,
+		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, SubjectKey: subjectKey, Retention: s.retention,
 		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
 		Failpoint: m.failpoint(), Logger: log,
 	})

@@ -50,6 +50,7 @@ type Request struct {
 	Audit                string
 	OperatorID           int64
 	DedupeKey            *string // set while the request is active and deduplicated
+	SubjectHash          *string // keyed hash of the canonical value (migrations 0009)
 	ClaimedBy            *string // the worker holding the request
 	ClaimedUntil         *time.Time
 	NextAttemptAt        *time.Time
@@ -124,8 +125,8 @@ func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
 // (the sequence is the one BIGSERIAL created, migrations/postgres/0002).
 const createRequestPostgres = `WITH n AS (SELECT nextval('privacy_requests_id_seq') AS id)
 	INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
-		confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified)
-	SELECT n.id, 'privacyRequest' || n.id, $1, $2, $3, $4, $5, $6, $7, $8 || n.id, 0, $9, $10, $11, $12, $13 FROM n
+		confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
+	SELECT n.id, 'privacyRequest' || n.id, $1, $2, $3, $4, $5, $6, $7, $8 || n.id, 0, $9, $10, $11, $12, $13, $14 FROM n
 	ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
 
 // CreateRequest inserts req and names it privacyRequest<id>, in one
@@ -143,7 +144,7 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 		var id int64
 		err := d.sql.QueryRowContext(ctx, createRequestPostgres,
 			req.Label, req.NamespaceID, req.ReconciliationValue, req.Type, req.Regulation, req.Status,
-			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified).Scan(&id)
+			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified, req.SubjectHash).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, false, translate(err, "Privacy request")
 		}
@@ -231,9 +232,17 @@ func AuditLine(t time.Time, line string) string { return auditText(t, line) }
 
 // RequestFilter selects requests for a list.
 type RequestFilter struct {
-	Status *int
-	Limit  int
-	Offset int
+	Status     *int
+	Type       *int
+	Regulation *int
+	// CreatedFrom and CreatedBefore bound the creation time (zero: open).
+	CreatedFrom, CreatedBefore time.Time
+	// SubjectHashes, when not nil, keeps the requests about one person:
+	// the keyed hashes of the value under each namespace's rule. An empty
+	// non-nil list matches nothing.
+	SubjectHashes []string
+	Limit         int
+	Offset        int
 }
 
 // FindRequests lists requests, newest first, with the total that match.
@@ -241,6 +250,24 @@ func (d *DB) FindRequests(ctx context.Context, f RequestFilter) ([]Request, int6
 	q := d.db.WithContext(ctx).Model(&Request{})
 	if f.Status != nil {
 		q = q.Where("status = ?", *f.Status)
+	}
+	if f.Type != nil {
+		q = q.Where("type = ?", *f.Type)
+	}
+	if f.Regulation != nil {
+		q = q.Where("regulation = ?", *f.Regulation)
+	}
+	if !f.CreatedFrom.IsZero() {
+		q = q.Where("created >= ?", f.CreatedFrom.UTC())
+	}
+	if !f.CreatedBefore.IsZero() {
+		q = q.Where("created < ?", f.CreatedBefore.UTC())
+	}
+	if f.SubjectHashes != nil {
+		if len(f.SubjectHashes) == 0 {
+			return nil, 0, nil
+		}
+		q = q.Where("subject_hash IN ?", f.SubjectHashes)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
