@@ -246,7 +246,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "demo-data":
 		return m.demoData(ctx, args)
 	case "version":
-		fmt.Fprintln(m.Stdout, "campaign-privacy", version)
+		readBuildInfo().write(m.Stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
