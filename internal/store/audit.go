@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // The audit is also one hash chain for the instance (DESIGN.md §4b
@@ -199,3 +200,29 @@ func (d *DB) ExecForTest(ctx context.Context, stmt string, args ...any) error {
 
 // sqlTxPool adapts a *sql.Tx to gorm.ConnPool for appendChain.
 var _ gorm.ConnPool = (*sql.Tx)(nil)
+
+// receipt is a row of privacy_receipts.
+type receipt struct {
+	RequestID int64  `gorm:"primaryKey;autoIncrement:false"`
+	JWS       string `gorm:"column:jws"`
+	Created   time.Time
+}
+
+func (receipt) TableName() string { return "privacy_receipts" }
+
+// SaveReceipt stores the receipt of a request, replacing an earlier one.
+func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error {
+	err := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "request_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"jws", "created"})}).
+		Create(&receipt{RequestID: requestID, JWS: jws, Created: d.now().UTC()}).Error
+	return translate(err, "Receipt")
+}
+
+// FindReceipt returns the receipt of a request.
+func (d *DB) FindReceipt(ctx context.Context, requestID int64) (string, error) {
+	var r receipt
+	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&r).Error; err != nil {
+		return "", translate(err, "Receipt")
+	}
+	return r.JWS, nil
+}

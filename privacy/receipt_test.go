@@ -1,0 +1,81 @@
+package privacy_test
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// receiptKey is a fixed test key (deterministic tests).
+var receiptKey = ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
+
+func withReceipts(c *privacy.Config) { c.ReceiptKey, c.ReceiptIssuer = receiptKey, "test-instance" }
+
+// TestReceipts: an access and a two-step delete each get a receipt that
+// verifies with the public key, carries counts, the confirmation and the
+// audit chain head, and holds no personal data; one changed byte fails.
+func TestReceipts(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
+		pub := []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)}
+		access := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false)
+		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, del); err != nil {
+			t.Fatal(err)
+		}
+		f.run(t, privacy.Delete)
+		for _, tc := range []struct {
+			id             int64
+			value, typ     string
+			exported, gone int64
+		}{{access, demodata.Email(3), "access", 1, 0}, {del, demodata.Email(2), "delete", 1, 1}} {
+			jws, err := f.env.Privacy.Receipt(f.ctx, tc.id)
+			if err != nil {
+				t.Fatalf("receipt of %d: %v", tc.id, err)
+			}
+			if strings.Contains(jws, "example.com") {
+				t.Fatal("the receipt holds the value")
+			}
+			c, err := privacy.VerifyReceipt(jws, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac := hmac.New(sha256.New, privacy.ReceiptValueKey(receiptKey))
+			mac.Write([]byte(tc.value))
+			if c.RequestID != tc.id || c.Type != tc.typ || c.Status != "complete" || c.Namespace != "defaultNamespace1" ||
+				c.Issuer != "test-instance" || c.IssuedAt == nil || c.ValueHMAC != hex.EncodeToString(mac.Sum(nil)) ||
+				len(c.AuditChainHead) != 64 || c.AuditChainSeq == 0 || c.FilePurgedOn == "" {
+				t.Fatalf("claims: %+v", c)
+			}
+			if len(c.Tables) != 10 || c.Tables[0].Table != "nms:recipient" || c.Tables[0].Exported != tc.exported || c.Tables[0].Deleted != tc.gone {
+				t.Fatalf("tables: %+v", c.Tables)
+			}
+			if tc.typ == "delete" && (c.ConfirmedBy != "ana" || c.ConfirmedAt == "" || c.Method != privacy.ReceiptMethod ||
+				!strings.HasPrefix(c.Verification, "passed")) {
+				t.Fatalf("delete claims: %+v", c)
+			}
+			// One changed byte of the payload fails.
+			i := strings.Index(jws, ".") + 5
+			b := []byte(jws)
+			b[i] ^= 1
+			if _, err := privacy.VerifyReceipt(string(b), pub); err == nil {
+				t.Fatal("a tampered receipt verified")
+			}
+			other := ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
+			if _, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{other}); err == nil {
+				t.Fatal("a receipt verified under another key")
+			}
+		}
+		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
