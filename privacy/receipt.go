@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
 // An erasure receipt (DESIGN.md §4b "Proof") is a JWS signed with Ed25519
@@ -192,4 +193,21 @@ func VerifyReceipt(jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error)
 		lastErr = err
 	}
 	return nil, fmt.Errorf("the receipt does not verify: %w", lastErr)
+}
+
+// DownloadReceipt returns a request's receipt for an operator, under the
+// file's rules (the Privacy Data Right), and records the download in the
+// audit.
+func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int64, from string) (string, error) {
+	if err := requireRight(c); err != nil {
+		return "", err
+	}
+	jws, err := s.db.FindReceipt(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("Receipt downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+		return "", err
+	}
+	return jws, nil
 }
