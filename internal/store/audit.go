@@ -198,7 +198,7 @@ func (d *DB) ExecForTest(ctx context.Context, stmt string, args ...any) error {
 	return err
 }
 
-// sqlTxPool adapts a *sql.Tx to gorm.ConnPool for appendChain.
+// CreateRequest's PostgreSQL path hands appendChain its *sql.Tx directly.
 var _ gorm.ConnPool = (*sql.Tx)(nil)
 
 // receipt is a row of privacy_receipts.
