@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 
@@ -76,6 +77,37 @@ func TestReceipts(t *testing.T) {
 		}
 		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestReceiptAfterFailedDelete: a delete that fails for good after it
+// started still gets a receipt, saying the verification failed.
+func TestReceiptAfterFailedDelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			withReceipts(c)
+			c.MaxAttempts = 1
+			c.Failpoint = func(name string) error {
+				if name == "delete-after-batch" {
+					return errors.New("disk on fire")
+				}
+				return nil
+			}
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.env.Privacy.Run(f.ctx, privacy.Delete)
+		if s := f.status(t, id); s != privacy.StatusError {
+			t.Fatalf("status %s", s)
+		}
+		jws, err := f.env.Privacy.Receipt(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
+		if err != nil || c.Status != "error" || !strings.HasPrefix(c.Verification, "failed") || c.Tables[0].Deleted != 0 {
+			t.Fatalf("receipt of a failed delete: %+v %v", c, err)
 		}
 	})
 }
