@@ -140,6 +140,10 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 			req.URLFile = urlFile + strconv.FormatInt(req.ID, 10)
 			return req.ID, false, nil
 		}
+		// A duplicate: end the transaction before the look-up, which takes
+		// a connection of its own (holding both could exhaust the pool
+		// under a burst of identical calls).
+		_ = tx.Rollback()
 		var prior Request
 		if err := d.db.WithContext(ctx).Select("id").Where("dedupe_key = ?", *req.DedupeKey).Take(&prior).Error; err != nil {
 			return 0, false, translate(err, "Privacy request")
