@@ -6,6 +6,7 @@ package privacy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -44,6 +45,10 @@ type Config struct {
 	PreviousExportKeys [][]byte
 	// Retention is how long collected data is kept: 90 days in ACC.
 	Retention time.Duration
+	// ReceiptKey signs the erasure receipts (receipt.go); nil issues none.
+	// ReceiptIssuer is their iss claim (the instance name).
+	ReceiptKey    ed25519.PrivateKey
+	ReceiptIssuer string
 	// Worker names this process in claims; Lease is how long a claim holds
 	// before another worker may take the request back.
 	Worker string

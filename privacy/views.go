@@ -29,6 +29,7 @@ type RequestView struct {
 	Namespace     string // internal name
 	Counts        []TableCount
 	FileReady     bool // the data-subject file can be downloaded
+	HasReceipt    bool // a signed erasure receipt was issued (receipt.go)
 	Purged        bool
 	AuditLines    []string
 	ConfirmBefore *time.Time // while a delete waits for its confirmation
@@ -65,6 +66,9 @@ func (s *Service) view(ctx context.Context, r store.Request, full bool) (*Reques
 	v.Counts = counts
 	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
 		v.FileReady = true
+	}
+	if _, err := s.db.FindReceipt(ctx, r.ID); err == nil {
+		v.HasReceipt = true
 	}
 	for _, l := range strings.Split(strings.TrimSpace(r.Audit), "\n") {
 		if l != "" {

@@ -309,6 +309,9 @@ func (s *Service) finish(ctx context.Context, req *store.Request, upd store.Requ
 		return errLostClaim
 	}
 	s.log.InfoContext(ctx, "privacy request step done", "id", req.ID, "status", Status(*upd.Status).String())
+	if receiptDue(req, Status(*upd.Status)) {
+		s.issueReceipt(ctx, req, Status(*upd.Status))
+	}
 	return nil
 }
 

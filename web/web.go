@@ -226,6 +226,10 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apperr.Errorf(apperr.NotFound, "Unknown privacy request."))
 		return
 	}
+	if r.URL.Query().Get("receipt") == "1" {
+		s.handleReceipt(w, r, id)
+		return
+	}
 	export, rd, err := s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
 	if err != nil {
 		s.fail(w, r, err)

@@ -60,6 +60,9 @@ Usage:
   campaign-privacy namespace list
   campaign-privacy workflow run collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all
   campaign-privacy demo-data --recipients N
+  campaign-privacy audit verify            check the audit hash chain; exit 1 names the first broken line
+  campaign-privacy receipt public-key      print the erasure receipts' public key (PEM)
+  campaign-privacy receipt verify FILE [--public-key K]  check a receipt offline and print its claims
   campaign-privacy version
 
 Settings (flag or environment variable):
@@ -88,6 +91,9 @@ Settings (flag or environment variable):
   --trusted-proxies   CP_TRUSTED_PROXIES         reverse proxies whose X-Forwarded-For is believed (none)
   --soap-allowed-subnets CP_SOAP_ALLOWED_SUBNETS  who may call the SOAP API, Logon included: CIDRs,
                                                  comma-separated (empty: every address)
+  --receipt-key       CP_RECEIPT_KEY             Ed25519 seed signing the erasure receipts, hex or base64,
+                                                 32 bytes (default: generated in the data directory)
+  --receipt-previous-keys CP_RECEIPT_PREVIOUS_KEYS  comma-separated public keys of older receipts (verify)
   --retention         CP_RETENTION               how long collected data is kept (2160h = 90 days)
   --workflow-lease    CP_WORKFLOW_LEASE          how long a worker holds a request before another may
                                                  take it back (15m)
@@ -134,7 +140,7 @@ type settings struct {
 	addr, dataDir, databaseURL, adminPassword, sessionKey, instanceName, logLevel string
 	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
 	sessionPreviousKeys, exportPreviousKeys, soapAllowedSubnets                   string
-	subjectKey                                                                    string
+	subjectKey, receiptKey, receiptPreviousKeys                                   string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
@@ -164,6 +170,8 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.exportKey, "export-key", env("CP_EXPORT_KEY", ""), "export master key")
 	fs.StringVar(&s.exportPreviousKeys, "export-previous-keys", env("CP_EXPORT_PREVIOUS_KEYS", ""), "previous export master keys")
 	fs.StringVar(&s.subjectKey, "subject-key", env("CP_SUBJECT_KEY", ""), "key of the subject hash")
+	fs.StringVar(&s.receiptKey, "receipt-key", env("CP_RECEIPT_KEY", ""), "receipt signing key")
+	fs.StringVar(&s.receiptPreviousKeys, "receipt-previous-keys", env("CP_RECEIPT_PREVIOUS_KEYS", ""), "previous receipt public keys")
 	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
 	fs.StringVar(&s.soapAllowedSubnets, "soap-allowed-subnets", env("CP_SOAP_ALLOWED_SUBNETS", ""), "SOAP allow-list")
@@ -243,6 +251,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.namespace(ctx, args)
 	case "workflow":
 		return m.workflow(ctx, args)
+	case "audit":
+		return m.audit(ctx, args)
+	case "receipt":
+		return m.receipt(ctx, args)
 	case "demo-data":
 		return m.demoData(ctx, args)
 	case "version":
@@ -327,7 +339,12 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 	if err != nil {
 		return fail(err)
 	}
+	rkey, err := receiptKey(s)
+	if err != nil {
+		return fail(err)
+	}
 	priv := privacy.New(db, registry, privacy.Config{
+		ReceiptKey: rkey, ReceiptIssuer: s.instanceName,
 		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, SubjectKey: subjectKey, Retention: s.retention,
 		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
 		Failpoint: m.failpoint(), Logger: log,

@@ -141,19 +141,35 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 	if d.dialect == Postgres {
 		// One statement: the id from the sequence names the row as it is
 		// inserted; a duplicate of an active request inserts nothing.
+		// The first audit lines join the chain in the same transaction.
+		tx, err := d.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, false, translate(err, "Privacy request")
+		}
+		defer tx.Rollback()
 		var id int64
-		err := d.sql.QueryRowContext(ctx, createRequestPostgres,
+		err = tx.QueryRowContext(ctx, createRequestPostgres,
 			req.Label, req.NamespaceID, req.ReconciliationValue, req.Type, req.Regulation, req.Status,
 			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified, req.SubjectHash).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, false, translate(err, "Privacy request")
 		}
 		if err == nil {
+			if err := d.appendChain(ctx, tx, now, requestLines(id, req.Audit)); err != nil {
+				return 0, false, translate(err, "Privacy request")
+			}
+			if err := tx.Commit(); err != nil {
+				return 0, false, translate(err, "Privacy request")
+			}
 			req.ID = id
 			req.Name = "privacyRequest" + strconv.FormatInt(req.ID, 10)
 			req.URLFile = urlFile + strconv.FormatInt(req.ID, 10)
 			return req.ID, false, nil
 		}
+		// A duplicate: end the transaction before the look-up, which takes
+		// a connection of its own (holding both could exhaust the pool
+		// under a burst of identical calls).
+		_ = tx.Rollback()
 		var prior Request
 		if err := d.db.WithContext(ctx).Select("id").Where("dedupe_key = ?", *req.DedupeKey).Take(&prior).Error; err != nil {
 			return 0, false, translate(err, "Privacy request")
@@ -181,7 +197,10 @@ func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (i
 		id = req.ID
 		req.Name = "privacyRequest" + strconv.FormatInt(id, 10)
 		req.URLFile = urlFile + strconv.FormatInt(id, 10)
-		return tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{"name": req.Name, "url_file": req.URLFile}).Error
+		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{"name": req.Name, "url_file": req.URLFile}).Error; err != nil {
+			return err
+		}
+		return d.appendChain(ctx, tx.Statement.ConnPool, now, requestLines(id, req.Audit))
 	})
 	if err != nil {
 		return 0, false, translate(err, "Privacy request")
@@ -202,17 +221,27 @@ func (d *DB) FindRequestByID(ctx context.Context, id int64) (*Request, error) {
 // if its confirm deadline has not passed.
 func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending, deletePending int, auditLine string) (bool, error) {
 	now := d.now().UTC()
-	res := d.db.WithContext(ctx).Model(&Request{}).
-		Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ?", id, confirmPending, now).
-		Updates(map[string]any{
-			"status":        deletePending,
-			"last_modified": now,
-			"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
-		})
-	if res.Error != nil {
-		return false, translate(res.Error, "Privacy request")
+	var moved bool
+	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
+		res := tx.Model(&Request{}).
+			Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ?", id, confirmPending, now).
+			Updates(map[string]any{
+				"status":        deletePending,
+				"last_modified": now,
+				"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
+			})
+		if res.Error != nil {
+			return res.Error
+		}
+		if moved = res.RowsAffected == 1; moved {
+			*lines = append(*lines, chainLine{id, auditLine})
+		}
+		return nil
+	})
+	if err != nil {
+		return false, translate(err, "Privacy request")
 	}
-	return res.RowsAffected == 1, nil
+	return moved, nil
 }
 
 // SetRequestStatusForTest forces a status and confirm deadline; tests use it
@@ -281,15 +310,34 @@ func (d *DB) FindRequests(ctx context.Context, f RequestFilter) ([]Request, int6
 // AppendAudit adds a line to a request's audit.
 func (d *DB) AppendAudit(ctx context.Context, id int64, line string) error {
 	now := d.now().UTC()
-	res := d.db.WithContext(ctx).Model(&Request{}).Where("id = ?", id).
-		Update("audit", gorm.Expr("audit || ?", auditText(now, line)))
-	if res.Error != nil {
-		return translate(res.Error, "Privacy request")
+	found := false
+	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
+		res := tx.Model(&Request{}).Where("id = ?", id).
+			Update("audit", gorm.Expr("audit || ?", auditText(now, line)))
+		if res.Error != nil {
+			return res.Error
+		}
+		if found = res.RowsAffected > 0; found {
+			*lines = append(*lines, chainLine{id, line})
+		}
+		return nil
+	})
+	if err != nil {
+		return translate(err, "Privacy request")
 	}
-	if res.RowsAffected == 0 {
+	if !found {
 		return apperr.Errorf(apperr.NotFound, "Privacy request not found.")
 	}
 	return nil
+}
+
+// requestLines are the chain lines of a new request's audit text.
+func requestLines(id int64, audit string) []chainLine {
+	var out []chainLine
+	for _, l := range auditTextLines(audit) {
+		out = append(out, chainLine{id, l})
+	}
+	return out
 }
 
 // HoldTableLockForTest takes, in a transaction of its own, the lock a slow

@@ -123,6 +123,13 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 			return res.Error
 		}
 		held = true
+		lines := make([]chainLine, len(upd.Audit))
+		for i, l := range upd.Audit {
+			lines[i] = chainLine{id, l}
+		}
+		if err := d.appendChain(ctx, tx.Statement.ConnPool, now, lines); err != nil {
+			return err
+		}
 		if upd.Counts != nil {
 			if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
 				return err
@@ -154,13 +161,32 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 // returns how many moved.
 func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to int, auditLine string) (int64, error) {
 	now := d.now().UTC()
-	res := d.db.WithContext(ctx).Model(&Request{}).
-		Where("status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ?", waiting, now).
-		Updates(map[string]any{
+	var n int64
+	// The ids first (locked on PostgreSQL), so each moved request's line
+	// joins the audit chain in the same transaction.
+	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
+		q := tx.Model(&Request{}).Where("status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ?", waiting, now).Order("id")
+		if d.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var ids []int64
+		if err := q.Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
+			return err
+		}
+		res := tx.Model(&Request{}).Where("id IN ?", ids).Updates(map[string]any{
 			"status": to, "last_modified": now, "dedupe_key": nil,
 			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
 		})
-	return res.RowsAffected, translate(res.Error, "Privacy request")
+		if res.Error != nil {
+			return res.Error
+		}
+		n = res.RowsAffected
+		for _, id := range ids {
+			*lines = append(*lines, chainLine{id, auditLine})
+		}
+		return nil
+	})
+	return n, translate(err, "Privacy request")
 }
 
 // FindIDs returns the ids of the rows of table whose column equals value
@@ -342,10 +368,14 @@ func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error
 		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
 			return err
 		}
-		return tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
+		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
 			"reconciliation_value": "", "purged_at": now, "dedupe_key": nil, "last_modified": now,
 			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
-		}).Error
+		}).Error; err != nil {
+			return err
+		}
+		// The chain keeps every earlier line: they hold no personal data.
+		return d.appendChain(ctx, tx.Statement.ConnPool, now, []chainLine{{id, auditLine}})
 	})
 	return translate(err, "Privacy request")
 }
@@ -387,6 +417,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var audit strings.Builder
+		var lines []chainLine
 		for _, p := range parts {
 			var n int64
 			for start := 0; start < len(p.IDs); start += idBatch {
@@ -397,7 +428,9 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 				}
 				n += res.RowsAffected
 			}
-			audit.WriteString(auditText(now, fmt.Sprintf("%d record(s) deleted in %s", n, p.Schema)))
+			line := fmt.Sprintf("%d record(s) deleted in %s", n, p.Schema)
+			audit.WriteString(auditText(now, line))
+			lines = append(lines, chainLine{requestID, line})
 		}
 		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", requestID, worker).Updates(map[string]any{
 			"audit": gorm.Expr("audit || ?", audit.String()), "claimed_until": now.Add(lease), "last_modified": now,
@@ -408,7 +441,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 		if res.RowsAffected != 1 {
 			return ErrLostClaim
 		}
-		return nil
+		return d.appendChain(ctx, tx.Statement.ConnPool, now, lines)
 	})
 	if errors.Is(err, ErrLostClaim) {
 		return err

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// The proof commands (DESIGN.md §4b "Proof"): audit verify walks the audit
+// hash chain; receipt public-key and receipt verify let anyone check an
+// erasure receipt offline.
+
+// receiptKey loads the receipt signing key: CP_RECEIPT_KEY (a 32-byte
+// Ed25519 seed, hex or base64) or the data directory's receipt.key,
+// created once (mode 0600) like the session and export keys.
+func receiptKey(s *settings) (ed25519.PrivateKey, error) {
+	seed, err := loadKey(s.receiptKey, s.dataDir, "receipt.key", "CP_RECEIPT_KEY")
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// decodePublicKey reads an Ed25519 public key: PEM (PKIX), or the 32 raw
+// bytes in hex or base64; a path to a file holding one of those also works.
+func decodePublicKey(v string) (ed25519.PublicKey, error) {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "-----") {
+		if data, err := os.ReadFile(v); err == nil {
+			v = strings.TrimSpace(string(data))
+		}
+	}
+	if b, _ := pem.Decode([]byte(v)); b != nil {
+		k, err := x509.ParsePKIXPublicKey(b.Bytes)
+		if pk, ok := k.(ed25519.PublicKey); err == nil && ok {
+			return pk, nil
+		}
+		return nil, errors.New("the PEM block is not an Ed25519 public key")
+	}
+	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
+		if k, err := dec(v); err == nil && len(k) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(k), nil
+		}
+	}
+	return nil, errors.New("a receipt public key is PEM, or 32 bytes in hex or base64")
+}
+
+func (m *Main) audit(ctx context.Context, args []string) error {
+	if len(args) < 1 || args[0] != "verify" {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("usage: audit verify")
+	}
+	fs, s := m.flags("audit verify")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: m.logger(s.logLevel)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	head, err := db.VerifyAuditChain(ctx)
+	if err != nil {
+		return err // a *store.ChainBreak names the first broken seq
+	}
+	fmt.Fprintf(m.Stdout, "audit chain intact: %d line(s), head %s\n", head.Seq, head.Hash)
+	return nil
+}
+
+func (m *Main) receipt(ctx context.Context, args []string) error {
+	if len(args) < 1 {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("usage: receipt public-key | receipt verify FILE [--public-key K]")
+	}
+	sub, args := args[0], args[1:]
+	fs, s := m.flags("receipt " + sub)
+	switch sub {
+	case "public-key":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		key, err := receiptKey(s)
+		if err != nil {
+			return err
+		}
+		der, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			return err
+		}
+		return pem.Encode(m.Stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	case "verify":
+		publicKey := fs.String("public-key", "", "receipt public key (PEM, hex, base64, or a file)")
+		var file string
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			file, args = args[0], args[1:]
+		}
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if file == "" {
+			file = fs.Arg(0)
+		}
+		if file == "" {
+			return errors.New("usage: receipt verify FILE [--public-key K]")
+		}
+		jws, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var keys []ed25519.PublicKey
+		if *publicKey != "" {
+			k, err := decodePublicKey(*publicKey)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, k)
+		} else {
+			// This instance's key, then the previous ones (a rotation).
+			k, err := receiptKey(s)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, k.Public().(ed25519.PublicKey))
+			for _, v := range strings.Split(s.receiptPreviousKeys, ",") {
+				if v = strings.TrimSpace(v); v == "" {
+					continue
+				}
+				k, err := decodePublicKey(v)
+				if err != nil {
+					return fmt.Errorf("CP_RECEIPT_PREVIOUS_KEYS: %w", err)
+				}
+				keys = append(keys, k)
+			}
+		}
+		c, err := privacy.VerifyReceipt(string(jws), keys)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		out, err := json.MarshalIndent(c, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "receipt verified\n%s\n", out)
+		return nil
+	}
+	return fmt.Errorf("unknown receipt subcommand %q", sub)
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// The audit is also one hash chain for the instance (DESIGN.md §4b
+// "Proof"): every line written to a request's audit text is appended to
+// privacy_audit_chain in the same transaction, and each row's hash covers
+// the previous row's hash. Editing, inserting or deleting a row breaks the
+// chain from that row on; deleting the last rows no longer matches the
+// head row. Lines hold no personal data (the reconciliation value never
+// appears in an audit line), so the cleanup leaves the chain alone.
+
+// genesisHash is the prev_hash of the first row.
+var genesisHash = strings.Repeat("0", 64)
+
+// chainTimeFormat is the form at is stored and hashed in: fixed width,
+// UTC, microseconds (what both databases could keep anyway).
+const chainTimeFormat = "2006-01-02T15:04:05.000000Z"
+
+// chainLine is one audit line to chain.
+type chainLine struct {
+	requestID int64
+	line      string
+}
+
+// ChainHash is the hash of one chain row: SHA-256 over the previous hash
+// (32 bytes) then seq and request id (8 bytes big-endian each), then at
+// and line, each prefixed by its length (4 bytes big-endian). The length
+// prefixes make the encoding unambiguous: no two rows share an input.
+func ChainHash(prevHash string, seq, requestID int64, at, line string) (string, error) {
+	prev, err := hex.DecodeString(prevHash)
+	if err != nil || len(prev) != sha256.Size {
+		return "", fmt.Errorf("previous hash %q is not 64 hex digits", prevHash)
+	}
+	h := sha256.New()
+	h.Write(prev)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(requestID))
+	h.Write(n[:])
+	for _, s := range []string{at, line} {
+		binary.BigEndian.PutUint32(n[:4], uint32(len(s)))
+		h.Write(n[:4])
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// appendChain appends lines to the chain inside the caller's transaction
+// (pool is its connection). On PostgreSQL the head row is locked FOR
+// UPDATE, so replicas appending at once queue behind each other instead of
+// forking the chain; on SQLite the transaction already holds the one
+// write lock (_txlock=immediate).
+func (d *DB) appendChain(ctx context.Context, pool gorm.ConnPool, at time.Time, lines []chainLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	lock := ""
+	if d.dialect == Postgres {
+		lock = " FOR UPDATE"
+	}
+	var seq int64
+	var hash string
+	if err := pool.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"+lock).Scan(&seq, &hash); err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	ts := at.UTC().Format(chainTimeFormat)
+	insert := d.rebind("INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)")
+	for _, l := range lines {
+		seq++
+		next, err := ChainHash(hash, seq, l.requestID, ts, l.line)
+		if err != nil {
+			return err
+		}
+		if _, err := pool.ExecContext(ctx, insert, seq, l.requestID, ts, l.line, hash, next); err != nil {
+			return fmt.Errorf("append to the audit chain: %w", err)
+		}
+		hash = next
+	}
+	_, err := pool.ExecContext(ctx, d.rebind("UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1"), seq, hash)
+	return err
+}
+
+// chainTx runs fn in a gorm transaction, then appends lines to the chain
+// in it; fn may add lines (it gets the slice to append to).
+func (d *DB) chainTx(ctx context.Context, at time.Time, fn func(tx *gorm.DB, lines *[]chainLine) error) error {
+	return d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var lines []chainLine
+		if err := fn(tx, &lines); err != nil {
+			return err
+		}
+		return d.appendChain(ctx, tx.Statement.ConnPool, at, lines)
+	})
+}
+
+// auditTextLines splits stored audit text (auditText's lines) back into
+// the lines as written, without their timestamps.
+func auditTextLines(text string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		// "2006-01-02 15:04:05.000Z " is 25 bytes.
+		if len(l) > 25 && l[24] == ' ' && l[23] == 'Z' {
+			l = l[25:]
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// ChainHead is the state of the audit chain: its last seq (the count of
+// lines since the chain began) and hash.
+type ChainHead struct {
+	Seq  int64
+	Hash string
+}
+
+// FindChainHead returns the chain's head.
+func (d *DB) FindChainHead(ctx context.Context) (ChainHead, error) {
+	var h ChainHead
+	err := d.sql.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1").Scan(&h.Seq, &h.Hash)
+	return h, translate(err, "Audit chain")
+}
+
+// ChainBreak names the first row where the chain does not hold.
+type ChainBreak struct {
+	Seq    int64
+	Reason string
+}
+
+func (b *ChainBreak) Error() string {
+	return fmt.Sprintf("audit chain broken at seq %d: %s", b.Seq, b.Reason)
+}
+
+// VerifyAuditChain walks the chain in seq order, recomputing every hash.
+// It returns the head when the chain holds, or a *ChainBreak naming the
+// first row that does not (a changed row, a missing one, a foreign one, or
+// a tail that no longer ends at the head).
+func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
+	head, err := d.FindChainHead(ctx)
+	if err != nil {
+		return ChainHead{}, err
+	}
+	rows, err := d.sql.QueryContext(ctx, "SELECT seq, request_id, at, line, prev_hash, hash FROM privacy_audit_chain ORDER BY seq")
+	if err != nil {
+		return ChainHead{}, translate(err, "Audit chain")
+	}
+	defer rows.Close()
+	last := ChainHead{Seq: 0, Hash: genesisHash}
+	for rows.Next() {
+		var seq, requestID int64
+		var at, line, prev, hash string
+		if err := rows.Scan(&seq, &requestID, &at, &line, &prev, &hash); err != nil {
+			return ChainHead{}, translate(err, "Audit chain")
+		}
+		switch {
+		case seq != last.Seq+1:
+			return ChainHead{}, &ChainBreak{Seq: last.Seq + 1, Reason: "the line is missing"}
+		case prev != last.Hash:
+			return ChainHead{}, &ChainBreak{Seq: seq, Reason: "its previous hash does not match the line before it"}
+		}
+		want, err := ChainHash(prev, seq, requestID, at, line)
+		if err != nil || want != hash {
+			return ChainHead{}, &ChainBreak{Seq: seq, Reason: "the line was changed (its hash does not match its content)"}
+		}
+		last = ChainHead{Seq: seq, Hash: hash}
+	}
+	if err := rows.Err(); err != nil {
+		return ChainHead{}, translate(err, "Audit chain")
+	}
+	if last != head {
+		if last.Seq < head.Seq {
+			return ChainHead{}, &ChainBreak{Seq: last.Seq + 1, Reason: fmt.Sprintf("the line is missing (the head says %d lines)", head.Seq)}
+		}
+		return ChainHead{}, &ChainBreak{Seq: head.Seq, Reason: "the chain does not end at its recorded head"}
+	}
+	return head, nil
+}
+
+// ExecForTest runs one plain SQL statement (tests tamper with rows at rest).
+func (d *DB) ExecForTest(ctx context.Context, stmt string, args ...any) error {
+	_, err := d.sql.ExecContext(ctx, d.rebind(stmt), args...)
+	return err
+}
+
+// CreateRequest's PostgreSQL path hands appendChain its *sql.Tx directly.
+var _ gorm.ConnPool = (*sql.Tx)(nil)
+
+// receipt is a row of privacy_receipts.
+type receipt struct {
+	RequestID int64  `gorm:"primaryKey;autoIncrement:false"`
+	JWS       string `gorm:"column:jws"`
+	Created   time.Time
+}
+
+func (receipt) TableName() string { return "privacy_receipts" }
+
+// SaveReceipt stores the receipt of a request, replacing an earlier one.
+func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error {
+	err := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "request_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"jws", "created"})}).
+		Create(&receipt{RequestID: requestID, JWS: jws, Created: d.now().UTC()}).Error
+	return translate(err, "Receipt")
+}
+
+// FindReceipt returns the receipt of a request.
+func (d *DB) FindReceipt(ctx context.Context, requestID int64) (string, error) {
+	var r receipt
+	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&r).Error; err != nil {
+		return "", translate(err, "Receipt")
+	}
+	return r.JWS, nil
+}

@@ -1,0 +1,203 @@
+package privacy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// An erasure receipt (DESIGN.md §4b "Proof") is a JWS signed with Ed25519
+// that a finished request gets: what was asked, what was found, exported
+// and deleted per table, how, and the audit chain head at that moment. It
+// is verifiable offline with the public key alone (campaign-privacy
+// receipt verify). It holds no personal data: the reconciliation value
+// appears only as an HMAC under a key derived from the receipt key, so the
+// instance can show that a receipt is about a given value, and nobody
+// without the key can test guesses against it.
+
+// ReceiptMethod is how a delete erases the subject.
+const ReceiptMethod = "row delete + residue purge + export key destruction"
+
+// ReceiptTable is one table's share of a request.
+type ReceiptTable struct {
+	Table    string `json:"table"`
+	Exported int64  `json:"exported"`
+	Deleted  int64  `json:"deleted"`
+}
+
+// ReceiptClaims are the claims of a receipt.
+type ReceiptClaims struct {
+	RequestID   int64          `json:"request_id"`
+	RequestName string         `json:"request_name"`
+	Type        string         `json:"type"`
+	Regulation  string         `json:"regulation"`
+	Namespace   string         `json:"namespace"`
+	Status      string         `json:"status"`
+	SubjectHash string         `json:"subject_hash"` // the request's subject hash (subject.go), hex
+	Tables      []ReceiptTable `json:"tables"`
+	ConfirmedBy string         `json:"confirmed_by,omitempty"` // two-step deletes: the operator's login
+	ConfirmedAt string         `json:"confirmed_at,omitempty"`
+	Method      string         `json:"method"`
+	// Verification is the result of the sweep after a delete.
+	Verification string `json:"verification"`
+	// FilePurgedOn is when the cleanup destroys the file and counts
+	// (completion + Retention), a date.
+	FilePurgedOn   string `json:"file_purged_on"`
+	AuditChainSeq  int64  `json:"audit_chain_seq"`
+	AuditChainHead string `json:"audit_chain_head"`
+	jwt.RegisteredClaims
+}
+
+// receiptDue reports whether reaching status from the claimed request's
+// status finishes the request with something to prove: complete, or an
+// error once a delete had started (rows may be gone; the receipt says so).
+func receiptDue(req *store.Request, status Status) bool {
+	switch status {
+	case StatusComplete:
+		return true
+	case StatusError:
+		s := Status(req.Status)
+		return s == StatusDeletePending || s == StatusDeleteInProgress
+	}
+	return false
+}
+
+// issueReceipt signs and stores the receipt of a request that has just
+// reached its final status. The status is already committed: a failure
+// here is logged (no personal data) and the request stays finished.
+func (s *Service) issueReceipt(ctx context.Context, req *store.Request, status Status) {
+	if s.cfg.ReceiptKey == nil {
+		return // receipts not configured (package tests that do not look at them)
+	}
+	if err := s.signReceipt(ctx, req, status); err != nil {
+		s.log.ErrorContext(ctx, "erasure receipt not issued", "id", req.ID, "err", err)
+	}
+}
+
+func (s *Service) signReceipt(ctx context.Context, req *store.Request, status Status) error {
+	ns, err := s.namespaceByID(ctx, req.NamespaceID)
+	if err != nil {
+		return err
+	}
+	counts, err := s.db.FindRequestData(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	head, err := s.db.FindChainHead(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	subject := s.subjectHash(req.ReconciliationValue)
+	if req.SubjectHash != nil {
+		subject = *req.SubjectHash
+	}
+	c := ReceiptClaims{
+		RequestID: req.ID, RequestName: req.Name, Type: typeEnum[req.Type].name, Regulation: regulationEnum[req.Regulation].name,
+		Namespace: ns.Name, Status: status.String(), SubjectHash: subject,
+		Tables:        []ReceiptTable{},
+		FilePurgedOn:  now.Add(s.cfg.Retention).Format("2006-01-02"),
+		AuditChainSeq: head.Seq, AuditChainHead: head.Hash,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.cfg.ReceiptIssuer, Subject: req.Name, IssuedAt: jwt.NewNumericDate(now),
+			ID: "receipt-" + strconv.FormatInt(req.ID, 10),
+		},
+	}
+	deleted := req.Type == TypeDelete && status == StatusComplete
+	exported := req.Type == TypeAccess || req.ConfirmDeletePending
+	for _, d := range counts {
+		t := ReceiptTable{Table: d.Schema}
+		if exported {
+			t.Exported = d.RecordCount
+		}
+		if deleted {
+			t.Deleted = d.RecordCount
+		}
+		c.Tables = append(c.Tables, t)
+	}
+	switch {
+	case req.Type == TypeAccess:
+		c.Method, c.Verification = "export (encrypted file)", "not applicable (access request)"
+	case deleted:
+		c.Method = ReceiptMethod
+		c.Verification = fmt.Sprintf("passed: no record of the subject remains in the %d table(s) searched", len(counts))
+	default:
+		c.Method = ReceiptMethod
+		c.Verification = "failed: the delete did not finish; see the request's audit"
+	}
+	if req.ConfirmDeletePending {
+		c.ConfirmedBy, c.ConfirmedAt = confirmation(req.Audit)
+	}
+	jws, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
+	if err != nil {
+		return err
+	}
+	return s.db.SaveReceipt(ctx, req.ID, jws)
+}
+
+// confirmation finds who confirmed a two-step delete, and when, in the
+// audit text ConfirmDeleteRequest wrote: "<time> Deletion confirmed by
+// operator '<login>'.". A login is an operator's, not a data subject's.
+func confirmation(audit string) (login, at string) {
+	const marker = " Deletion confirmed by operator '"
+	for _, l := range strings.Split(audit, "\n") {
+		i := strings.Index(l, marker)
+		if i < 0 {
+			continue
+		}
+		rest := l[i+len(marker):]
+		if j := strings.LastIndex(rest, "'"); j >= 0 {
+			login, at = rest[:j], l[:i]
+		}
+	}
+	return login, at
+}
+
+// Receipt returns the stored receipt (a JWS) of a request.
+func (s *Service) Receipt(ctx context.Context, id int64) (string, error) {
+	return s.db.FindReceipt(ctx, id)
+}
+
+// VerifyReceipt checks a receipt's signature against any of keys and
+// returns its claims. Any changed byte fails.
+func VerifyReceipt(jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no public key to verify with")
+	}
+	var lastErr error
+	for _, k := range keys {
+		var c ReceiptClaims
+		_, err := jwt.ParseWithClaims(strings.TrimSpace(jws), &c, func(*jwt.Token) (any, error) { return k, nil },
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}))
+		if err == nil {
+			return &c, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("the receipt does not verify: %w", lastErr)
+}
+
+// DownloadReceipt returns a request's receipt for an operator, under the
+// file's rules (the Privacy Data Right), and records the download in the
+// audit.
+func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int64, from string) (string, error) {
+	if err := requireRight(c); err != nil {
+		return "", err
+	}
+	jws, err := s.db.FindReceipt(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("Receipt downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+		return "", err
+	}
+	return jws, nil
+}

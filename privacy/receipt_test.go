@@ -1,0 +1,112 @@
+package privacy_test
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// receiptKey is a fixed test key (deterministic tests).
+var receiptKey = ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
+
+func withReceipts(c *privacy.Config) { c.ReceiptKey, c.ReceiptIssuer = receiptKey, "test-instance" }
+
+// TestReceipts: an access and a two-step delete each get a receipt that
+// verifies with the public key, carries counts, the confirmation and the
+// audit chain head, and holds no personal data; one changed byte fails.
+func TestReceipts(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
+		pub := []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)}
+		access := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false)
+		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, del); err != nil {
+			t.Fatal(err)
+		}
+		f.run(t, privacy.Delete)
+		for _, tc := range []struct {
+			id             int64
+			value, typ     string
+			exported, gone int64
+		}{{access, demodata.Email(3), "access", 1, 0}, {del, demodata.Email(2), "delete", 1, 1}} {
+			jws, err := f.env.Privacy.Receipt(f.ctx, tc.id)
+			if err != nil {
+				t.Fatalf("receipt of %d: %v", tc.id, err)
+			}
+			if strings.Contains(jws, "example.com") {
+				t.Fatal("the receipt holds the value")
+			}
+			c, err := privacy.VerifyReceipt(jws, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := f.env.DB.FindRequestByID(f.ctx, tc.id)
+			if err != nil || r.SubjectHash == nil {
+				t.Fatalf("request %d: %v", tc.id, err)
+			}
+			if c.RequestID != tc.id || c.Type != tc.typ || c.Status != "complete" || c.Namespace != "defaultNamespace1" ||
+				c.Issuer != "test-instance" || c.IssuedAt == nil || c.SubjectHash != *r.SubjectHash || len(c.SubjectHash) != 64 ||
+				len(c.AuditChainHead) != 64 || c.AuditChainSeq == 0 || c.FilePurgedOn == "" {
+				t.Fatalf("claims: %+v", c)
+			}
+			if len(c.Tables) != 10 || c.Tables[0].Table != "nms:recipient" || c.Tables[0].Exported != tc.exported || c.Tables[0].Deleted != tc.gone {
+				t.Fatalf("tables: %+v", c.Tables)
+			}
+			if tc.typ == "delete" && (c.ConfirmedBy != "ana" || c.ConfirmedAt == "" || c.Method != privacy.ReceiptMethod ||
+				!strings.HasPrefix(c.Verification, "passed")) {
+				t.Fatalf("delete claims: %+v", c)
+			}
+			// One changed byte of the payload fails.
+			i := strings.Index(jws, ".") + 5
+			b := []byte(jws)
+			b[i] ^= 1
+			if _, err := privacy.VerifyReceipt(string(b), pub); err == nil {
+				t.Fatal("a tampered receipt verified")
+			}
+			other := ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
+			if _, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{other}); err == nil {
+				t.Fatal("a receipt verified under another key")
+			}
+		}
+		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestReceiptAfterFailedDelete: a delete that fails for good after it
+// started still gets a receipt, saying the verification failed.
+func TestReceiptAfterFailedDelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			withReceipts(c)
+			c.MaxAttempts = 1
+			c.Failpoint = func(name string) error {
+				if name == "delete-after-batch" {
+					return errors.New("disk on fire")
+				}
+				return nil
+			}
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.env.Privacy.Run(f.ctx, privacy.Delete)
+		if s := f.status(t, id); s != privacy.StatusError {
+			t.Fatalf("status %s", s)
+		}
+		jws, err := f.env.Privacy.Receipt(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
+		if err != nil || c.Status != "error" || !strings.HasPrefix(c.Verification, "failed") || c.Tables[0].Deleted != 0 {
+			t.Fatalf("receipt of a failed delete: %+v %v", c, err)
+		}
+	})
+}
