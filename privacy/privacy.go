@@ -76,6 +76,8 @@ type Service struct {
 	mu         sync.Mutex
 	graphs     map[string]*graph          // traversal graph per target schema
 	namespaces map[int64]*store.Namespace // namespaces never change once created
+
+	touched touchedTables // tables the running delete removed rows from
 }
 
 // New returns a Service.
