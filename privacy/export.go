@@ -159,7 +159,12 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 			return s.db.AppendExportChunk(ctx, req.ID, seq, data)
 		}}
 	w := bufio.NewWriterSize(cw, 16<<10)
-	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?>\n<gdprRequestData _cs=\" ()\" id=\"%d\" reconciliationValue=\"%s\">\n", req.ID, attrEscape("'"+value+"'"))
+	rv, b64 := exportAttr("'" + value + "'")
+	fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?>\n<gdprRequestData _cs=\" ()\" id=\"%d\" reconciliationValue=\"%s\"", req.ID, rv)
+	if b64 {
+		writeEncodedFlag(w, []string{"reconciliationValue"})
+	}
+	w.WriteString(">\n")
 	for _, t := range found {
 		if len(t.ids) == 0 {
 			continue
@@ -168,11 +173,17 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 		cols, names := rowColumns(t.schema)
 		err := s.db.StreamRows(ctx, t.schema.Data.Table, cols, t.ids, func(values []any) error {
 			w.WriteString("    <row")
+			var encoded []string
 			for i, v := range values {
 				if text, ok := store.FormatValue(names[i].typ, v); ok {
-					w.WriteString(" " + names[i].name + "=\"" + attrEscape(text) + "\"")
+					text, b64 := exportAttr(text)
+					if b64 {
+						encoded = append(encoded, names[i].name)
+					}
+					w.WriteString(" " + names[i].name + "=\"" + text + "\"")
 				}
 			}
+			writeEncodedFlag(w, encoded)
 			_, err := w.WriteString("/>\n")
 			return err
 		})

@@ -83,6 +83,8 @@ type Service struct {
 
 	mu     sync.Mutex
 	graphs map[string]*graph // traversal graph per target schema
+
+	touched touchedTables // tables the running delete removed rows from
 }
 
 // New returns a Service.

@@ -78,7 +78,6 @@ func (s *Service) view(ctx context.Context, r store.Request, full bool) (*Reques
 	return v, nil
 }
 
-
 // Request returns one request with its audit, counts and file state.
 func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*RequestView, error) {
 	if err := requireRight(c); err != nil {

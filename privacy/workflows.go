@@ -212,7 +212,8 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	}
 	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
 	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
-	return s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
+	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
+	return rep, s.purgeResidue(ctx, err)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
@@ -231,6 +232,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease); err != nil {
 			return err
 		}
+		s.touched.add(parts)
 		parts, rows = nil, 0
 		if err := s.failpoint("delete-after-batch"); err != nil {
 			return err

@@ -64,3 +64,39 @@ func TestLogLinesCannotBeForged(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultsEchoingInputAreRedactedInTheLog: faults that quote the
+// caller's input — an email sent by position as the namespaceName, an
+// unquoted word in a queryDef condition, a GetEntityIfMoreRecent key —
+// give it back in the fault string, and the log gets the message's
+// template only.
+func TestFaultsEchoingInputAreRedactedInTheLog(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	cases := []struct {
+		name, action, envelope, secret string
+	}{
+		{"namespace", "nms:privacyRequest#CreateRequestByName",
+			createCall("nms:privacyRequest", token, "erin.positional@example.com", "1", "1", "false", ""), "erin.positional@example.com"},
+		{"queryDef", "xtk:queryDef#ExecuteQuery", servertest.Envelope("", `<m:ExecuteQuery xmlns:m="urn:xtk:queryDef"><sessiontoken>`+token+
+			`</sessiontoken><entity><queryDef schema="nms:recipient" operation="select"><where><condition expr="@email = Unquotedsecretword"/></where></queryDef></entity></m:ExecuteQuery>`), "Unquotedsecretword"},
+		{"entity key", "xtk:persist#GetEntityIfMoreRecent", servertest.Envelope("", `<m:GetEntityIfMoreRecent xmlns:m="urn:xtk:persist"><sessiontoken>`+token+
+			`</sessiontoken><pk>nms:recipient|key.secret@example.com</pk><md5/><mustExist>1</mustExist></m:GetEntityIfMoreRecent>`), "key.secret@example.com"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, body := env.Post(t, c.action, c.envelope)
+			if !strings.Contains(body, "faultstring") || !strings.Contains(body, c.secret) {
+				t.Fatalf("the fault does not give the caller its input back:\n%s", body)
+			}
+			logs := env.Logs.String()
+			if !strings.Contains(logs, "soap fault") {
+				t.Fatalf("no fault logged:\n%s", logs)
+			}
+			if strings.Contains(logs, c.secret) {
+				t.Fatalf("the log holds %q:\n%s", c.secret, logs)
+			}
+		})
+	}
+}

@@ -135,7 +135,8 @@ func isXMLMediaType(t string) bool {
 	return false
 }
 
-// fault logs a failed call (code and reason, never values) and answers it.
+// fault logs a failed call (code and the reason's template, never values:
+// see apperr.LogText) and answers it; the fault itself carries the full text.
 func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start time.Time, e *soapError) {
 	code := apperr.CodeOf(e.err)
 	level := s.log.InfoContext
@@ -147,7 +148,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start
 		action = e.service + "#" + e.method
 	}
 	level(r.Context(), "soap fault", "ref", ref, "action", action, "code", string(code),
-		"err", e.err.Error(), "operator_id", e.operatorID, "ms", time.Since(start).Milliseconds())
+		"err", apperr.LogText(e.err), "operator_id", e.operatorID, "ms", time.Since(start).Milliseconds())
 	writeXML(w, s.cfg.FaultHTTPStatus, writeFault(e.err, e.method, e.service, ref))
 }
 

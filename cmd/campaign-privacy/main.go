@@ -419,6 +419,11 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
+	// An existing directory keeps its mode through MkdirAll: tighten it,
+	// it holds the keys and the database (DESIGN §4b).
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, err
+	}
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err

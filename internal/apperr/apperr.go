@@ -10,6 +10,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Code classifies an error. The set is small on purpose: each edge keeps one
@@ -38,6 +39,13 @@ type Error struct {
 	Code    Code
 	Message string // safe for the caller
 	Err     error  // underlying cause, for the log only
+
+	// template is the message before its arguments were filled in: what
+	// the log gets (see LogText). Arguments often echo the caller's input
+	// — an email sent where a namespace name belongs, a word of a queryDef
+	// condition, an entity key — and the caller may see its own input in
+	// the fault, but the log must never hold personal data.
+	template string
 }
 
 func (e *Error) Error() string {
@@ -51,12 +59,12 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with a formatted, caller-safe message.
 func Errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), template: format}
 }
 
 // Wrap returns an *Error that keeps err for the log.
 func Wrap(code Code, err error, message string) *Error {
-	return &Error{Code: code, Message: message, Err: err}
+	return &Error{Code: code, Message: message, Err: err, template: message}
 }
 
 // CodeOf returns the code of the first *Error in err's chain, Internal for any
@@ -81,3 +89,31 @@ func MessageOf(err error) string {
 	}
 	return "Internal error."
 }
+
+// LogText returns what a log line may hold of err: the code and the
+// message's template, with no argument filled in. The cause is kept only
+// for Internal errors, where it is the detail an operator needs; the
+// cause of any other code (a database's duplicate-key text, a parser's
+// complaint) may quote the caller's values. An error with no *Error in its
+// chain is unexpected and logged as is.
+func LogText(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	tmpl := e.template
+	if tmpl == "" { // built as a literal: its message may hold anything
+		tmpl = "(message withheld from the log)"
+	}
+	text := string(e.Code) + ": " + tmpl
+	if e.Code == Internal && e.Err != nil {
+		text += ": " + e.Err.Error()
+	}
+	return text
+}
+
+// LogValue makes slog log an *Error as LogText, wherever it is logged.
+func (e *Error) LogValue() slog.Value { return slog.StringValue(LogText(e)) }

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,12 +83,14 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		gdb, err = gorm.Open(postgres.Open(cfg.DatabaseURL), gcfg)
 	} else {
 		dialect = SQLite
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
+		path, perr := prepareDataDir(cfg.DataDir)
+		if perr != nil {
+			return nil, perr
 		}
-		path := filepath.Join(cfg.DataDir, "campaign-privacy.db")
+		// secure_delete zeroes deleted content on every connection (see
+		// residue.go).
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate"
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
 	if err != nil {
