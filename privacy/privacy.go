@@ -30,8 +30,8 @@ import (
 // Config holds the privacy settings; cmd fills it.
 type Config struct {
 	// Deduplicate makes CreateRequestByName return the id of an identical
-	// request still active (same namespace, value, type, regulation) instead
-	// of creating a second one. On by default (DESIGN.md §4).
+	// request still active (same namespace, value, type, regulation,
+	// confirmDeletePending) instead of creating a second one. On by default (DESIGN.md §4).
 	Deduplicate bool
 	// ConfirmWindow is how long a two-step delete waits for its
 	// confirmation: 15 days in ACC.
@@ -180,7 +180,9 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
 	}
 	if s.cfg.Deduplicate {
-		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%s", ns.ID, in.Type, regulation, value)))
+		// confirmDeletePending is part of the request: a one-step delete
+		// is not the same request as one waiting for a review.
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%t\x00%s", ns.ID, in.Type, regulation, in.ConfirmDeletePending, value)))
 		key := hex.EncodeToString(sum[:])
 		req.DedupeKey = &key
 	}

@@ -729,3 +729,20 @@ func TestExportEscaping(t *testing.T) {
 		}
 	})
 }
+
+// TestDedupeKeepsConfirmApart (defect 4): a two-step delete and a one-step
+// delete of the same subject are different requests; deduplication must
+// not hand one the other's id.
+func TestDedupeKeepsConfirmApart(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		twoStep := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+		oneStep := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false)
+		if twoStep == oneStep {
+			t.Fatalf("requests differing in confirmDeletePending got the same id %d", twoStep)
+		}
+		if again := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true); again != twoStep {
+			t.Fatalf("an identical request got a new id: %d, want %d", again, twoStep)
+		}
+	})
+}
