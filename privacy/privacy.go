@@ -78,13 +78,36 @@ type Service struct {
 	namespaces map[int64]*store.Namespace // namespaces never change once created
 }
 
+// Validate checks the settings that cannot work together (unset ones take
+// their defaults). A retention shorter than the confirmation window would
+// purge the file of a delete still waiting for its review.
+func (c Config) Validate() error {
+	window, retention := c.ConfirmWindow, c.Retention
+	if window <= 0 {
+		window = defaultConfirmWindow
+	}
+	if retention <= 0 {
+		retention = defaultRetention
+	}
+	if retention < window {
+		return fmt.Errorf("CP_RETENTION (%s) is shorter than the confirmation window of two-step deletes (ConfirmWindow, %s): a request waiting for its confirmation would lose its file", retention, window)
+	}
+	return nil
+}
+
+// ACC's defaults: 15 days to confirm a delete, 90 days of retention.
+const (
+	defaultConfirmWindow = 15 * 24 * time.Hour
+	defaultRetention     = 90 * 24 * time.Hour
+)
+
 // New returns a Service.
 func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	if cfg.ConfirmWindow <= 0 {
-		cfg.ConfirmWindow = 15 * 24 * time.Hour
+		cfg.ConfirmWindow = defaultConfirmWindow
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = 90 * 24 * time.Hour
+		cfg.Retention = defaultRetention
 	}
 	if cfg.Worker == "" {
 		host, _ := os.Hostname()

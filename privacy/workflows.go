@@ -267,7 +267,7 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []int{int(StatusComplete), int(StatusError), int(StatusErrorDataNotFound)}
 	for {
-		ids, err := s.db.FindPurgeable(ctx, before, terminal, 100)
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, int(StatusConfirmDeletePending), 100)
 		if err != nil || len(ids) == 0 {
 			return rep, err
 		}

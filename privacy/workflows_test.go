@@ -746,3 +746,43 @@ func TestDedupeKeepsConfirmApart(t *testing.T) {
 		}
 	})
 }
+
+// TestCleanupKeepsPendingReview (defect 6): a two-step delete waiting for
+// its confirmation keeps its file until its deadline, however short the
+// retention; the reviewer must be able to read what will be deleted.
+func TestCleanupKeepsPendingReview(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) { c.Retention = 24 * time.Hour }})
+		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		f.env.Clock.Advance(14 * 24 * time.Hour)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 0 {
+			t.Fatalf("cleanup purged a pending review: %v", rep)
+		}
+		f.export(t, id)
+		if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+			t.Fatalf("status: %s", s)
+		}
+		// Past the deadline the request lapses; then the file goes.
+		f.env.Clock.Advance(2 * 24 * time.Hour)
+		f.run(t, privacy.Collect)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 1 {
+			t.Fatalf("cleanup after the deadline: %v", rep)
+		}
+	})
+}
+
+// TestRetentionShorterThanConfirmWindow (defect 6): the configuration is
+// refused, naming both settings.
+func TestRetentionShorterThanConfirmWindow(t *testing.T) {
+	err := privacy.Config{Retention: 10 * 24 * time.Hour}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "CP_RETENTION") || !strings.Contains(err.Error(), "confirmation window") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := (privacy.Config{Retention: 90 * 24 * time.Hour}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (privacy.Config{}).Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}

@@ -320,13 +320,16 @@ func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestDat
 
 // FindPurgeable returns requests holding personal data that is older than
 // before: an export created before it, or a finished request last changed
-// before it. terminal lists the finished statuses.
-func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, limit int) ([]int64, error) {
+// before it. terminal lists the finished statuses. A request in status
+// waiting (confirmDeletePending) is never purged before its confirmation
+// deadline: its file is what the reviewer confirms.
+func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, waiting, limit int) ([]int64, error) {
 	var ids []int64
 	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
 		LEFT JOIN privacy_exports e ON e.request_id = r.id
 		WHERE r.purged_at IS NULL AND (e.created < ? OR (r.status IN ? AND r.last_modified < ?))
-		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), limit).Scan(&ids).Error
+		AND NOT (r.status = ? AND (r.confirm_deadline IS NULL OR r.confirm_deadline > ?))
+		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), waiting, d.now().UTC(), limit).Scan(&ids).Error
 	return ids, translate(err, "Privacy request")
 }
 
