@@ -396,7 +396,8 @@ func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace
 // schema whose reconciliation field equals the value exactly, then every
 // row owned by them, level by level through the own links — one indexed,
 // parameterised statement per level, so the cost follows the subject's
-// rows, not the table sizes. The result is in the owned order (parents
+// rows, not the table sizes. A self link (replies of notes) is followed to
+// its fixpoint within its level. The result is in the owned order (parents
 // first).
 func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, int, error) {
 	if req.ReconciliationValue == "" {
@@ -419,6 +420,10 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
+	rootIDs, err = s.followSelf(ctx, g, root, rootIDs)
+	if err != nil {
+		return nil, 0, err
+	}
 	byID := map[string][]int64{root.ID(): rootIDs}
 	for _, level := range g.levels[1:] {
 		var hops []store.Hop
@@ -434,7 +439,9 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 			return nil, 0, err
 		}
 		for i, sc := range level {
-			byID[sc.ID()] = uniqueSorted(found[i])
+			if byID[sc.ID()], err = s.followSelf(ctx, g, sc, uniqueSorted(found[i])); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	out := make([]tableIDs, 0, len(g.owned.Order))
@@ -444,6 +451,45 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 		total += len(byID[sc.ID()])
 	}
 	return out, total, nil
+}
+
+// followSelf completes ids, rows of sc, with the rows they own through
+// sc's self links (a reply owned by the note it answers), round after round
+// until a round finds nothing new: every depth is reached, and a cycle ends
+// because a row already seen is not followed again.
+func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, ids []int64) ([]int64, error) {
+	var self []*schemas.Link
+	for _, l := range g.owned.Parents[sc] {
+		if l.Target == sc.ID() {
+			self = append(self, l)
+		}
+	}
+	if len(self) == 0 {
+		return ids, nil
+	}
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for frontier := ids; len(frontier) > 0; {
+		hops := make([]store.Hop, len(self))
+		for i, l := range self {
+			hops[i] = store.Hop{Table: sc.Data.Table, Column: l.SQLName, Parents: frontier}
+		}
+		found, err := s.db.FindHops(ctx, hops)
+		if err != nil {
+			return nil, err
+		}
+		frontier = nil
+		for _, id := range found[0] {
+			if !seen[id] {
+				seen[id] = true
+				frontier = append(frontier, id)
+			}
+		}
+		ids = append(ids, frontier...)
+	}
+	return uniqueSorted(ids), nil
 }
 
 // remaining counts, in one statement, what is left of a subject after its

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -785,4 +786,97 @@ func TestRetentionShorterThanConfirmWindow(t *testing.T) {
 	if err := (privacy.Config{}).Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+}
+
+// noteSchema is a custom table that owns itself: a note belongs to its
+// recipient, and a reply belongs to the note it answers (revIntegrity="own"
+// on both links), so a subject's notes are found at every depth.
+const noteSchema = `<?xml version="1.0" encoding="UTF-8"?>
+<schema namespace="cus" name="note" label="Notes">
+  <element name="note" autopk="true" label="Notes">
+    <attribute name="body" type="string" length="64" label="Body"/>
+    <element name="recipient" type="link" target="nms:recipient" revIntegrity="own" label="Recipient"/>
+    <element name="parent" type="link" target="cus:note" revIntegrity="own" label="Answers"/>
+  </element>
+</schema>`
+
+// addNotes gives the subject (recipient subj) a thread three deep (101 ←
+// 102 ← 103) and a cycle entered from the recipient (301 ← 302 ← 303 ←
+// 301), and another recipient a note and its reply (401 ← 402).
+func addNotes(t *testing.T, f *fixture, subj, other int64) {
+	t.Helper()
+	for _, n := range []struct{ id, rcp, parent int64 }{
+		{101, subj, 0}, {102, 0, 101}, {103, 0, 102},
+		{301, subj, 303}, {302, 0, 301}, {303, 0, 302},
+		{401, other, 0}, {402, 0, 401},
+	} {
+		row := map[string]any{"id": n.id, "body": "note-" + itoa(n.id)}
+		if n.rcp != 0 {
+			row["recipient_id"] = n.rcp
+		}
+		if n.parent != 0 {
+			row["parent_id"] = n.parent
+		}
+		if err := f.env.DB.InsertRowForTest(f.ctx, "cus_note", row); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func recipientID(t *testing.T, f *fixture, n int64) int64 {
+	t.Helper()
+	ids, err := f.env.DB.FindIDs(f.ctx, "nms_recipient", "email", demodata.Email(n))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("recipient %d: %v %v", n, ids, err)
+	}
+	return ids[0]
+}
+
+// TestSelfOwningLinkFollowed (defect 1): the export has the subject's notes
+// at every depth, cycle included, and a one-step delete leaves none of
+// them; everybody else's rows stay.
+func TestSelfOwningLinkFollowed(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Schemas: fstest.MapFS{"cus_note.xml": {Data: []byte(noteSchema)}}})
+		if _, err := f.env.Registry.OwnedBy("nms:recipient"); err != nil {
+			t.Fatalf("OwnedBy with a self link: %v", err)
+		}
+		addNotes(t, f, recipientID(t, f, 2), recipientID(t, f, 3))
+		tables := append([]string{"cus_note"}, sharedTables...)
+		for table := range ownedTables {
+			tables = append(tables, table)
+		}
+		before := map[string]int64{}
+		for _, table := range tables {
+			before[table] = f.count(t, table)
+		}
+		access := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeAccess, false)
+		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		doc := f.export(t, access)
+		for _, id := range []string{"101", "102", "103", "301", "302", "303"} {
+			if !strings.Contains(doc, `"note-`+id+`"`) {
+				t.Fatalf("export lacks note %s:\n%s", id, doc)
+			}
+		}
+		if strings.Contains(doc, "note-40") {
+			t.Fatalf("export has another recipient's notes:\n%s", doc)
+		}
+		f.run(t, privacy.Delete)
+		if s := f.status(t, del); s != privacy.StatusComplete {
+			t.Fatalf("delete: %s", s)
+		}
+		for _, table := range tables {
+			want := before[table] - ownedTables[table]
+			if table == "cus_note" {
+				want = before[table] - 6
+			}
+			if got := f.count(t, table); got != want {
+				t.Errorf("%s: %d rows after the delete, want %d (before %d)", table, got, want, before[table])
+			}
+		}
+		if n, _ := f.env.DB.CountRows(f.ctx, "cus_note", "parent_id", int64(401)); n != 1 {
+			t.Errorf("the other recipient's reply: %d", n)
+		}
+	})
 }
