@@ -173,6 +173,10 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		}
 		next.ExportChunks, next.ExportSize = chunks, size
 	}
+	if req.Type != TypeAccess && req.ConfirmDeletePending {
+		// What the operator will review is what the confirmed delete removes.
+		next.Reviewed = reviewedRows(found)
+	}
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
@@ -214,6 +218,40 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err != nil {
 		return err
 	}
+	// A one-step delete removes what the value matches now, as ACC. A
+	// confirmed two-step delete removes exactly the reviewed set: a
+	// reviewed row that no longer matches is deleted as reviewed, and a row
+	// that matches but was not reviewed is kept for a new review.
+	var (
+		audit      []string
+		unreviewed []tableIDs
+		newRows    int
+	)
+	if req.ConfirmDeletePending {
+		reviewed, err := s.reviewedSet(ctx, req, found)
+		if err != nil {
+			return err
+		}
+		unreviewed, newRows = minus(found, reviewed)
+		if stale, n := minus(reviewed, found); n > 0 {
+			// Rows an earlier attempt already deleted are not stale: count
+			// only those still there.
+			var hops []store.Hop
+			for _, t := range stale {
+				if len(t.ids) > 0 {
+					hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
+				}
+			}
+			left, err := s.db.CountHops(ctx, hops)
+			if err != nil {
+				return err
+			}
+			if left > 0 {
+				audit = append(audit, fmt.Sprintf("%d reviewed record(s) no longer matched the value and were deleted as reviewed", left))
+			}
+		}
+		found = reviewed
+	}
 	// Children before parents; tables grouped into transactions of at
 	// most DeleteBatch rows, each recording its own progress.
 	var parts []store.DeletePart
@@ -247,6 +285,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	if newRows > 0 {
+		return s.reviewAgain(ctx, req, unreviewed, newRows, audit)
+	}
 	remaining, err := s.remaining(ctx, req, found)
 	if err != nil {
 		return err
@@ -255,7 +296,82 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", remaining)
 	}
 	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
-		Audit: []string{fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete."}})
+		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")})
+}
+
+// reviewAgain returns a two-step delete to confirmDeletePending with the
+// rows that matched at delete time but were not reviewed: they become the
+// new reviewed set, with a new file of just them and a new deadline.
+func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, audit []string) error {
+	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows)
+	if err != nil {
+		return err
+	}
+	counts := []store.RequestData{}
+	for _, t := range rows {
+		if len(t.ids) > 0 {
+			counts = append(counts, store.RequestData{Schema: t.schema.ID(), RecordCount: int64(len(t.ids))})
+		}
+	}
+	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusConfirmDeletePending)), ConfirmDeadline: &deadline,
+		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: reviewedRows(rows),
+		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
+			"Request needs to be confirmed before data is deleted",
+			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
+}
+
+// reviewedRows is the reviewed set of found, table by table.
+func reviewedRows(found []tableIDs) []store.ReviewedRow {
+	out := []store.ReviewedRow{}
+	for _, t := range found {
+		for _, id := range t.ids {
+			out = append(out, store.ReviewedRow{Schema: t.schema.ID(), RowID: id})
+		}
+	}
+	return out
+}
+
+// reviewedSet reads a request's reviewed set into the tables of like (the
+// owned order, parents first).
+func (s *Service) reviewedSet(ctx context.Context, req *store.Request, like []tableIDs) ([]tableIDs, error) {
+	rows, err := s.db.FindReviewedRows(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string][]int64{}
+	for _, r := range rows {
+		byID[r.Schema] = append(byID[r.Schema], r.RowID)
+	}
+	out := make([]tableIDs, len(like))
+	for i, t := range like {
+		out[i] = tableIDs{t.schema, uniqueSorted(byID[t.schema.ID()])}
+		delete(byID, t.schema.ID())
+	}
+	for sc := range byID {
+		return nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
+	}
+	return out, nil
+}
+
+// minus returns the ids of a not in b, table by table, and how many.
+func minus(a, b []tableIDs) ([]tableIDs, int) {
+	out := make([]tableIDs, len(a))
+	n := 0
+	for i, t := range a {
+		in := make(map[int64]bool, len(b[i].ids))
+		for _, id := range b[i].ids {
+			in[id] = true
+		}
+		out[i].schema = t.schema
+		for _, id := range t.ids {
+			if !in[id] {
+				out[i].ids = append(out[i].ids, id)
+			}
+		}
+		n += len(out[i].ids)
+	}
+	return out, n
 }
 
 // CleanupRequests runs cleanupPrivacyRequests: personal data older than the

@@ -764,11 +764,17 @@ func TestCleanupKeepsPendingReview(t *testing.T) {
 		if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
 			t.Fatalf("status: %s", s)
 		}
+		if rows, _ := f.env.DB.FindReviewedRows(f.ctx, id); len(rows) != 14 {
+			t.Fatalf("reviewed set: %d rows, want the subject's 14", len(rows))
+		}
 		// Past the deadline the request lapses; then the file goes.
 		f.env.Clock.Advance(2 * 24 * time.Hour)
 		f.run(t, privacy.Collect)
 		if rep := f.run(t, privacy.Cleanup); rep.Processed != 1 {
 			t.Fatalf("cleanup after the deadline: %v", rep)
+		}
+		if rows, err := f.env.DB.FindReviewedRows(f.ctx, id); err != nil || len(rows) != 0 {
+			t.Fatalf("the reviewed set survived the cleanup: %d %v", len(rows), err)
 		}
 	})
 }
@@ -878,5 +884,86 @@ func TestSelfOwningLinkFollowed(t *testing.T) {
 		if n, _ := f.env.DB.CountRows(f.ctx, "cus_note", "parent_id", int64(401)); n != 1 {
 			t.Errorf("the other recipient's reply: %d", n)
 		}
+	})
+}
+
+// TestConfirmedDeleteIsBoundToTheReview (defect 5): a confirmed two-step
+// delete removes exactly the rows the operator reviewed. A row that came
+// to match the value after the review is not deleted unseen: it becomes a
+// new review. A reviewed row that no longer matches is deleted as
+// reviewed, and the audit says so.
+func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		t.Run("new match", func(t *testing.T) {
+			f := newFixture(t, dialect, servertest.Options{})
+			reviewed, other := recipientID(t, f, 1), recipientID(t, f, 3)
+			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+			f.run(t, privacy.Collect)
+			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", demodata.Email(1), other); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", reviewed); n != 0 {
+				t.Error("the reviewed recipient was not deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", other); n != 1 {
+				t.Error("an unreviewed recipient was deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "recipient_id", other); n != ownedTables["nms_broad_log_rcp"] {
+				t.Errorf("the unreviewed recipient's logs: %d", n)
+			}
+			if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+				t.Fatalf("after the delete: %s", s)
+			}
+			doc := f.export(t, id)
+			if !strings.Contains(doc, `id="`+itoa(other)+`"`) || strings.Contains(doc, `<row email="`+demodata.Email(1)+`" id="`+itoa(reviewed)+`"`) {
+				t.Fatalf("the new file is not the unreviewed rows:\n%s", doc)
+			}
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if !strings.Contains(r.Audit, "were not reviewed") {
+				t.Fatalf("audit:\n%s", r.Audit)
+			}
+			// Confirmed again, the new review is deleted and the request completes.
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Fatalf("after the second delete: %s", s)
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", other); n != 0 {
+				t.Error("the second review was not deleted")
+			}
+		})
+		t.Run("no longer matches", func(t *testing.T) {
+			f := newFixture(t, dialect, servertest.Options{})
+			reviewed := recipientID(t, f, 1)
+			before := f.count(t, "nms_recipient")
+			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+			f.run(t, privacy.Collect)
+			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Fatalf("after the delete: %s", s)
+			}
+			if f.count(t, "nms_recipient") != before-1 {
+				t.Fatal("the reviewed recipient was not deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "recipient_id", reviewed); n != 0 {
+				t.Fatalf("the reviewed recipient's logs: %d left", n)
+			}
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if !strings.Contains(r.Audit, "reviewed record(s) no longer matched the value and were deleted as reviewed") {
+				t.Fatalf("audit:\n%s", r.Audit)
+			}
+		})
 	})
 }
