@@ -30,8 +30,8 @@ import (
 // Config holds the privacy settings; cmd fills it.
 type Config struct {
 	// Deduplicate makes CreateRequestByName return the id of an identical
-	// request still active (same namespace, value, type, regulation) instead
-	// of creating a second one. On by default (DESIGN.md §4).
+	// request still active (same namespace, value, type, regulation,
+	// confirmDeletePending) instead of creating a second one. On by default (DESIGN.md §4).
 	Deduplicate bool
 	// ConfirmWindow is how long a two-step delete waits for its
 	// confirmation: 15 days in ACC.
@@ -87,13 +87,36 @@ type Service struct {
 	touched touchedTables // tables the running delete removed rows from
 }
 
+// Validate checks the settings that cannot work together (unset ones take
+// their defaults). A retention shorter than the confirmation window would
+// purge the file of a delete still waiting for its review.
+func (c Config) Validate() error {
+	window, retention := c.ConfirmWindow, c.Retention
+	if window <= 0 {
+		window = defaultConfirmWindow
+	}
+	if retention <= 0 {
+		retention = defaultRetention
+	}
+	if retention < window {
+		return fmt.Errorf("CP_RETENTION (%s) is shorter than the confirmation window of two-step deletes (ConfirmWindow, %s): a request waiting for its confirmation would lose its file", retention, window)
+	}
+	return nil
+}
+
+// ACC's defaults: 15 days to confirm a delete, 90 days of retention.
+const (
+	defaultConfirmWindow = 15 * 24 * time.Hour
+	defaultRetention     = 90 * 24 * time.Hour
+)
+
 // New returns a Service.
 func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	if cfg.ConfirmWindow <= 0 {
-		cfg.ConfirmWindow = 15 * 24 * time.Hour
+		cfg.ConfirmWindow = defaultConfirmWindow
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = 90 * 24 * time.Hour
+		cfg.Retention = defaultRetention
 	}
 	if cfg.Worker == "" {
 		host, _ := os.Hostname()
@@ -189,7 +212,9 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 		SubjectHash:          ptr(s.subjectHash(value)),
 	}
 	if s.cfg.Deduplicate {
-		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%s", ns.ID, in.Type, regulation, value)))
+		// confirmDeletePending is part of the request: a one-step delete
+		// is not the same request as one waiting for a review.
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%t\x00%s", ns.ID, in.Type, regulation, in.ConfirmDeletePending, value)))
 		key := hex.EncodeToString(sum[:])
 		req.DedupeKey = &key
 	}

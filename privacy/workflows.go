@@ -179,6 +179,10 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		}
 		next.ExportChunks, next.ExportSize = chunks, size
 	}
+	if req.Type != TypeAccess && req.ConfirmDeletePending {
+		// What the operator will review is what the confirmed delete removes.
+		next.Reviewed = reviewedRows(found)
+	}
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
@@ -221,6 +225,40 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err != nil {
 		return err
 	}
+	// A one-step delete removes what the value matches now, as ACC. A
+	// confirmed two-step delete removes exactly the reviewed set: a
+	// reviewed row that no longer matches is deleted as reviewed, and a row
+	// that matches but was not reviewed is kept for a new review.
+	var (
+		audit      []string
+		unreviewed []tableIDs
+		newRows    int
+	)
+	if req.ConfirmDeletePending {
+		reviewed, err := s.reviewedSet(ctx, req, found)
+		if err != nil {
+			return err
+		}
+		unreviewed, newRows = minus(found, reviewed)
+		if stale, n := minus(reviewed, found); n > 0 {
+			// Rows an earlier attempt already deleted are not stale: count
+			// only those still there.
+			var hops []store.Hop
+			for _, t := range stale {
+				if len(t.ids) > 0 {
+					hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
+				}
+			}
+			left, err := s.db.CountHops(ctx, hops)
+			if err != nil {
+				return err
+			}
+			if left > 0 {
+				audit = append(audit, fmt.Sprintf("%d reviewed record(s) no longer matched the value and were deleted as reviewed", left))
+			}
+		}
+		found = reviewed
+	}
 	// Children before parents; tables grouped into transactions of at
 	// most DeleteBatch rows, each recording its own progress.
 	var parts []store.DeletePart
@@ -255,6 +293,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	if newRows > 0 {
+		return s.reviewAgain(ctx, req, unreviewed, newRows, audit)
+	}
 	remaining, err := s.remaining(ctx, req, found)
 	if err != nil {
 		return err
@@ -263,7 +304,82 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", remaining)
 	}
 	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
-		Audit: []string{fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete."}})
+		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")})
+}
+
+// reviewAgain returns a two-step delete to confirmDeletePending with the
+// rows that matched at delete time but were not reviewed: they become the
+// new reviewed set, with a new file of just them and a new deadline.
+func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, audit []string) error {
+	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows)
+	if err != nil {
+		return err
+	}
+	counts := []store.RequestData{}
+	for _, t := range rows {
+		if len(t.ids) > 0 {
+			counts = append(counts, store.RequestData{Schema: t.schema.ID(), RecordCount: int64(len(t.ids))})
+		}
+	}
+	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusConfirmDeletePending)), ConfirmDeadline: &deadline,
+		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: reviewedRows(rows),
+		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
+			"Request needs to be confirmed before data is deleted",
+			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
+}
+
+// reviewedRows is the reviewed set of found, table by table.
+func reviewedRows(found []tableIDs) []store.ReviewedRow {
+	out := []store.ReviewedRow{}
+	for _, t := range found {
+		for _, id := range t.ids {
+			out = append(out, store.ReviewedRow{Schema: t.schema.ID(), RowID: id})
+		}
+	}
+	return out
+}
+
+// reviewedSet reads a request's reviewed set into the tables of like (the
+// owned order, parents first).
+func (s *Service) reviewedSet(ctx context.Context, req *store.Request, like []tableIDs) ([]tableIDs, error) {
+	rows, err := s.db.FindReviewedRows(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string][]int64{}
+	for _, r := range rows {
+		byID[r.Schema] = append(byID[r.Schema], r.RowID)
+	}
+	out := make([]tableIDs, len(like))
+	for i, t := range like {
+		out[i] = tableIDs{t.schema, uniqueSorted(byID[t.schema.ID()])}
+		delete(byID, t.schema.ID())
+	}
+	for sc := range byID {
+		return nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
+	}
+	return out, nil
+}
+
+// minus returns the ids of a not in b, table by table, and how many.
+func minus(a, b []tableIDs) ([]tableIDs, int) {
+	out := make([]tableIDs, len(a))
+	n := 0
+	for i, t := range a {
+		in := make(map[int64]bool, len(b[i].ids))
+		for _, id := range b[i].ids {
+			in[id] = true
+		}
+		out[i].schema = t.schema
+		for _, id := range t.ids {
+			if !in[id] {
+				out[i].ids = append(out[i].ids, id)
+			}
+		}
+		n += len(out[i].ids)
+	}
+	return out, n
 }
 
 // CleanupRequests runs cleanupPrivacyRequests: personal data older than the
@@ -275,7 +391,7 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []int{int(StatusComplete), int(StatusError), int(StatusErrorDataNotFound)}
 	for {
-		ids, err := s.db.FindPurgeable(ctx, before, terminal, 100)
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, int(StatusConfirmDeletePending), 100)
 		if err != nil || len(ids) == 0 {
 			return rep, err
 		}
@@ -396,7 +512,8 @@ func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace
 // schema whose reconciliation field equals the value exactly, then every
 // row owned by them, level by level through the own links — one indexed,
 // parameterised statement per level, so the cost follows the subject's
-// rows, not the table sizes. The result is in the owned order (parents
+// rows, not the table sizes. A self link (replies of notes) is followed to
+// its fixpoint within its level. The result is in the owned order (parents
 // first).
 func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, int, error) {
 	if req.ReconciliationValue == "" {
@@ -423,6 +540,10 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
+	rootIDs, err = s.followSelf(ctx, g, root, rootIDs)
+	if err != nil {
+		return nil, 0, err
+	}
 	byID := map[string][]int64{root.ID(): rootIDs}
 	for _, level := range g.levels[1:] {
 		var hops []store.Hop
@@ -438,7 +559,9 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 			return nil, 0, err
 		}
 		for i, sc := range level {
-			byID[sc.ID()] = uniqueSorted(found[i])
+			if byID[sc.ID()], err = s.followSelf(ctx, g, sc, uniqueSorted(found[i])); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	out := make([]tableIDs, 0, len(g.owned.Order))
@@ -448,6 +571,45 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 		total += len(byID[sc.ID()])
 	}
 	return out, total, nil
+}
+
+// followSelf completes ids, rows of sc, with the rows they own through
+// sc's self links (a reply owned by the note it answers), round after round
+// until a round finds nothing new: every depth is reached, and a cycle ends
+// because a row already seen is not followed again.
+func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, ids []int64) ([]int64, error) {
+	var self []*schemas.Link
+	for _, l := range g.owned.Parents[sc] {
+		if l.Target == sc.ID() {
+			self = append(self, l)
+		}
+	}
+	if len(self) == 0 {
+		return ids, nil
+	}
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for frontier := ids; len(frontier) > 0; {
+		hops := make([]store.Hop, len(self))
+		for i, l := range self {
+			hops[i] = store.Hop{Table: sc.Data.Table, Column: l.SQLName, Parents: frontier}
+		}
+		found, err := s.db.FindHops(ctx, hops)
+		if err != nil {
+			return nil, err
+		}
+		frontier = nil
+		for _, id := range found[0] {
+			if !seen[id] {
+				seen[id] = true
+				frontier = append(frontier, id)
+			}
+		}
+		ids = append(ids, frontier...)
+	}
+	return uniqueSorted(ids), nil
 }
 
 // remaining counts, in one statement, what is left of a subject after its

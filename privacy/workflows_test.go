@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -727,5 +728,242 @@ func TestExportEscaping(t *testing.T) {
 		if !found {
 			t.Fatalf("the value does not come back exactly:\n%s", doc)
 		}
+	})
+}
+
+// TestDedupeKeepsConfirmApart (defect 4): a two-step delete and a one-step
+// delete of the same subject are different requests; deduplication must
+// not hand one the other's id.
+func TestDedupeKeepsConfirmApart(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		twoStep := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+		oneStep := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false)
+		if twoStep == oneStep {
+			t.Fatalf("requests differing in confirmDeletePending got the same id %d", twoStep)
+		}
+		if again := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true); again != twoStep {
+			t.Fatalf("an identical request got a new id: %d, want %d", again, twoStep)
+		}
+	})
+}
+
+// TestCleanupKeepsPendingReview (defect 6): a two-step delete waiting for
+// its confirmation keeps its file until its deadline, however short the
+// retention; the reviewer must be able to read what will be deleted.
+func TestCleanupKeepsPendingReview(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) { c.Retention = 24 * time.Hour }})
+		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		f.env.Clock.Advance(14 * 24 * time.Hour)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 0 {
+			t.Fatalf("cleanup purged a pending review: %v", rep)
+		}
+		f.export(t, id)
+		if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+			t.Fatalf("status: %s", s)
+		}
+		if rows, _ := f.env.DB.FindReviewedRows(f.ctx, id); len(rows) != 14 {
+			t.Fatalf("reviewed set: %d rows, want the subject's 14", len(rows))
+		}
+		// Past the deadline the request lapses; then the file goes.
+		f.env.Clock.Advance(2 * 24 * time.Hour)
+		f.run(t, privacy.Collect)
+		if rep := f.run(t, privacy.Cleanup); rep.Processed != 1 {
+			t.Fatalf("cleanup after the deadline: %v", rep)
+		}
+		if rows, err := f.env.DB.FindReviewedRows(f.ctx, id); err != nil || len(rows) != 0 {
+			t.Fatalf("the reviewed set survived the cleanup: %d %v", len(rows), err)
+		}
+	})
+}
+
+// TestRetentionShorterThanConfirmWindow (defect 6): the configuration is
+// refused, naming both settings.
+func TestRetentionShorterThanConfirmWindow(t *testing.T) {
+	err := privacy.Config{Retention: 10 * 24 * time.Hour}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "CP_RETENTION") || !strings.Contains(err.Error(), "confirmation window") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := (privacy.Config{Retention: 90 * 24 * time.Hour}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (privacy.Config{}).Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}
+
+// noteSchema is a custom table that owns itself: a note belongs to its
+// recipient, and a reply belongs to the note it answers (revIntegrity="own"
+// on both links), so a subject's notes are found at every depth.
+const noteSchema = `<?xml version="1.0" encoding="UTF-8"?>
+<schema namespace="cus" name="note" label="Notes">
+  <element name="note" autopk="true" label="Notes">
+    <attribute name="body" type="string" length="64" label="Body"/>
+    <element name="recipient" type="link" target="nms:recipient" revIntegrity="own" label="Recipient"/>
+    <element name="parent" type="link" target="cus:note" revIntegrity="own" label="Answers"/>
+  </element>
+</schema>`
+
+// addNotes gives the subject (recipient subj) a thread three deep (101 ←
+// 102 ← 103) and a cycle entered from the recipient (301 ← 302 ← 303 ←
+// 301), and another recipient a note and its reply (401 ← 402).
+func addNotes(t *testing.T, f *fixture, subj, other int64) {
+	t.Helper()
+	for _, n := range []struct{ id, rcp, parent int64 }{
+		{101, subj, 0}, {102, 0, 101}, {103, 0, 102},
+		{301, subj, 303}, {302, 0, 301}, {303, 0, 302},
+		{401, other, 0}, {402, 0, 401},
+	} {
+		row := map[string]any{"id": n.id, "body": "note-" + itoa(n.id)}
+		if n.rcp != 0 {
+			row["recipient_id"] = n.rcp
+		}
+		if n.parent != 0 {
+			row["parent_id"] = n.parent
+		}
+		if err := f.env.DB.InsertRowForTest(f.ctx, "cus_note", row); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func recipientID(t *testing.T, f *fixture, n int64) int64 {
+	t.Helper()
+	ids, err := f.env.DB.FindIDs(f.ctx, "nms_recipient", "email", demodata.Email(n))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("recipient %d: %v %v", n, ids, err)
+	}
+	return ids[0]
+}
+
+// TestSelfOwningLinkFollowed (defect 1): the export has the subject's notes
+// at every depth, cycle included, and a one-step delete leaves none of
+// them; everybody else's rows stay.
+func TestSelfOwningLinkFollowed(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Schemas: fstest.MapFS{"cus_note.xml": {Data: []byte(noteSchema)}}})
+		if _, err := f.env.Registry.OwnedBy("nms:recipient"); err != nil {
+			t.Fatalf("OwnedBy with a self link: %v", err)
+		}
+		addNotes(t, f, recipientID(t, f, 2), recipientID(t, f, 3))
+		tables := append([]string{"cus_note"}, sharedTables...)
+		for table := range ownedTables {
+			tables = append(tables, table)
+		}
+		before := map[string]int64{}
+		for _, table := range tables {
+			before[table] = f.count(t, table)
+		}
+		access := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeAccess, false)
+		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		doc := f.export(t, access)
+		for _, id := range []string{"101", "102", "103", "301", "302", "303"} {
+			if !strings.Contains(doc, `"note-`+id+`"`) {
+				t.Fatalf("export lacks note %s:\n%s", id, doc)
+			}
+		}
+		if strings.Contains(doc, "note-40") {
+			t.Fatalf("export has another recipient's notes:\n%s", doc)
+		}
+		f.run(t, privacy.Delete)
+		if s := f.status(t, del); s != privacy.StatusComplete {
+			t.Fatalf("delete: %s", s)
+		}
+		for _, table := range tables {
+			want := before[table] - ownedTables[table]
+			if table == "cus_note" {
+				want = before[table] - 6
+			}
+			if got := f.count(t, table); got != want {
+				t.Errorf("%s: %d rows after the delete, want %d (before %d)", table, got, want, before[table])
+			}
+		}
+		if n, _ := f.env.DB.CountRows(f.ctx, "cus_note", "parent_id", int64(401)); n != 1 {
+			t.Errorf("the other recipient's reply: %d", n)
+		}
+	})
+}
+
+// TestConfirmedDeleteIsBoundToTheReview (defect 5): a confirmed two-step
+// delete removes exactly the rows the operator reviewed. A row that came
+// to match the value after the review is not deleted unseen: it becomes a
+// new review. A reviewed row that no longer matches is deleted as
+// reviewed, and the audit says so.
+func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		t.Run("new match", func(t *testing.T) {
+			f := newFixture(t, dialect, servertest.Options{})
+			reviewed, other := recipientID(t, f, 1), recipientID(t, f, 3)
+			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+			f.run(t, privacy.Collect)
+			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", demodata.Email(1), other); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", reviewed); n != 0 {
+				t.Error("the reviewed recipient was not deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", other); n != 1 {
+				t.Error("an unreviewed recipient was deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "recipient_id", other); n != ownedTables["nms_broad_log_rcp"] {
+				t.Errorf("the unreviewed recipient's logs: %d", n)
+			}
+			if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+				t.Fatalf("after the delete: %s", s)
+			}
+			doc := f.export(t, id)
+			if !strings.Contains(doc, `id="`+itoa(other)+`"`) || strings.Contains(doc, `<row email="`+demodata.Email(1)+`" id="`+itoa(reviewed)+`"`) {
+				t.Fatalf("the new file is not the unreviewed rows:\n%s", doc)
+			}
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if !strings.Contains(r.Audit, "were not reviewed") {
+				t.Fatalf("audit:\n%s", r.Audit)
+			}
+			// Confirmed again, the new review is deleted and the request completes.
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Fatalf("after the second delete: %s", s)
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_recipient", "id", other); n != 0 {
+				t.Error("the second review was not deleted")
+			}
+		})
+		t.Run("no longer matches", func(t *testing.T) {
+			f := newFixture(t, dialect, servertest.Options{})
+			reviewed := recipientID(t, f, 1)
+			before := f.count(t, "nms_recipient")
+			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+			f.run(t, privacy.Collect)
+			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Fatalf("after the delete: %s", s)
+			}
+			if f.count(t, "nms_recipient") != before-1 {
+				t.Fatal("the reviewed recipient was not deleted")
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "recipient_id", reviewed); n != 0 {
+				t.Fatalf("the reviewed recipient's logs: %d left", n)
+			}
+			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
+			if !strings.Contains(r.Audit, "reviewed record(s) no longer matched the value and were deleted as reviewed") {
+				t.Fatalf("audit:\n%s", r.Audit)
+			}
+		})
 	})
 }

@@ -225,6 +225,9 @@ func (s *settings) validate() error {
 	if s.retention <= 0 {
 		return errors.New("CP_RETENTION must be a positive duration such as 2160h")
 	}
+	if err := (privacy.Config{Retention: s.retention}).Validate(); err != nil {
+		return err
+	}
 	if _, err := privacy.ParseSchedule(s.workflowSchedule); err != nil {
 		return err
 	}

@@ -226,6 +226,13 @@ func TestSettingsValidation(t *testing.T) {
 		t.Fatalf("short key accepted: %v", err)
 	}
 	env["CP_SESSION_KEY"] = ""
+	// A retention shorter than the confirmation window would purge the
+	// file of a delete still waiting for its review (defect 6).
+	env["CP_RETENTION"] = "240h"
+	if _, err := run(t, env, "", "serve"); err == nil || !strings.Contains(err.Error(), "CP_RETENTION") || !strings.Contains(err.Error(), "confirmation window") {
+		t.Fatalf("a retention shorter than the confirm window accepted: %v", err)
+	}
+	env["CP_RETENTION"] = ""
 	// A damaged key file stops the start, naming the file: the service
 	// never runs without its key or with another one (security-bar.md #96).
 	for _, file := range []string{"session.key", "export.key"} {

@@ -192,12 +192,6 @@ func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
 	return head, nil
 }
 
-// ExecForTest runs one plain SQL statement (tests tamper with rows at rest).
-func (d *DB) ExecForTest(ctx context.Context, stmt string, args ...any) error {
-	_, err := d.sql.ExecContext(ctx, d.rebind(stmt), args...)
-	return err
-}
-
 // CreateRequest's PostgreSQL path hands appendChain its *sql.Tx directly.
 var _ gorm.ConnPool = (*sql.Tx)(nil)
 

@@ -63,3 +63,9 @@ func (d *DB) InsertRowForTest(ctx context.Context, table string, values map[stri
 	sql := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(table), strings.Join(quoted, ", "), strings.Join(marks, ", "))
 	return translate(d.db.WithContext(ctx).Exec(sql, args...).Error, "Record")
 }
+
+// ExecForTest runs one statement, for tests that change rows behind the
+// service's back (plain SQL, as an operator or another tool would).
+func (d *DB) ExecForTest(ctx context.Context, sql string, args ...any) error {
+	return translate(d.db.WithContext(ctx).Exec(sql, args...).Error, "Record")
+}

@@ -78,6 +78,27 @@ type RequestUpdate struct {
 	// chunks and ExportSize bytes.
 	ExportChunks int
 	ExportSize   int64
+	// Reviewed, when not nil, replaces the request's reviewed set.
+	Reviewed []ReviewedRow
+}
+
+// ReviewedRow is one row of a two-step delete's reviewed set
+// (privacy_request_rows): what the operator saw in the export and
+// confirmed for deletion.
+type ReviewedRow struct {
+	RequestID int64
+	Schema    string `gorm:"column:schema_name"` // "nms:recipient"
+	RowID     int64
+}
+
+// TableName pins the table name for gorm.
+func (ReviewedRow) TableName() string { return "privacy_request_rows" }
+
+// FindReviewedRows returns a request's reviewed set, by schema and id.
+func (d *DB) FindReviewedRows(ctx context.Context, requestID int64) ([]ReviewedRow, error) {
+	var out []ReviewedRow
+	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, row_id").Find(&out).Error
+	return out, translate(err, "Reviewed row")
 }
 
 // UpdateClaimedRequest applies upd to a request only while worker still
@@ -140,6 +161,20 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 					rows[i] = RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
 				}
 				if err := tx.Create(&rows).Error; err != nil {
+					return err
+				}
+			}
+		}
+		if upd.Reviewed != nil {
+			if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
+				return err
+			}
+			if len(upd.Reviewed) > 0 {
+				rows := make([]ReviewedRow, len(upd.Reviewed))
+				for i, r := range upd.Reviewed {
+					rows[i] = ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID}
+				}
+				if err := tx.CreateInBatches(&rows, 1000).Error; err != nil {
 					return err
 				}
 			}
@@ -346,19 +381,22 @@ func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestDat
 
 // FindPurgeable returns requests holding personal data that is older than
 // before: an export created before it, or a finished request last changed
-// before it. terminal lists the finished statuses.
-func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, limit int) ([]int64, error) {
+// before it. terminal lists the finished statuses. A request in status
+// waiting (confirmDeletePending) is never purged before its confirmation
+// deadline: its file is what the reviewer confirms.
+func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, waiting, limit int) ([]int64, error) {
 	var ids []int64
 	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
 		LEFT JOIN privacy_exports e ON e.request_id = r.id
 		WHERE r.purged_at IS NULL AND (e.created < ? OR (r.status IN ? AND r.last_modified < ?))
-		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), limit).Scan(&ids).Error
+		AND NOT (r.status = ? AND (r.confirm_deadline IS NULL OR r.confirm_deadline > ?))
+		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), waiting, d.now().UTC(), limit).Scan(&ids).Error
 	return ids, translate(err, "Privacy request")
 }
 
 // PurgeRequest destroys a request's personal data: the export (and with it
-// the wrapped key), the per-table counts and the reconciliation value. The
-// request row stays, with its status and audit.
+// the wrapped key), the per-table counts, the reviewed set and the
+// reconciliation value. The request row stays, with its status and audit.
 func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -366,6 +404,9 @@ func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error
 			return err
 		}
 		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
 			return err
 		}
 		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
