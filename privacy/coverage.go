@@ -14,13 +14,12 @@ import (
 // sees what the policy leaves behind instead of assuming it is gone.
 
 // LinkedCount is how many rows of one table refer to the subject's data
-// through one ordinary link.
-type LinkedCount struct {
-	Schema string // the linking schema, "cus:ticket"
-	Link   string // the link's name, "recipient"
-	Target string // the subject's schema it points at
-	Count  int64
-}
+// through one ordinary link (Schema "cus:ticket", Link "recipient",
+// Target "nms:recipient").
+type LinkedCount = store.LinkedCount
+
+// coverageNote heads the report in the file, the receipt and the console.
+const coverageNote = "linked, not collected or erased by the data model's rules"
 
 // linkedNotOwned counts, per ordinary link into the subject's data, the
 // rows that point at what found holds (found[0] is the target schema).
@@ -48,7 +47,7 @@ func (s *Service) linkedNotOwned(ctx context.Context, found []tableIDs) ([]Linke
 			return nil, err
 		}
 		if n > 0 {
-			out = append(out, LinkedCount{Schema: l.Schema.ID(), Link: l.Name, Target: l.Target, Count: n})
+			out = append(out, LinkedCount{Schema: l.Schema.ID(), Link: l.Name, Target: l.Target, RecordCount: n})
 		}
 	}
 	return out, nil
@@ -59,7 +58,7 @@ func coverageAudit(linked []LinkedCount) []string {
 	var out []string
 	for _, c := range linked {
 		out = append(out, fmt.Sprintf("Linked, not collected or erased by the data model's rules: %d record(s) in %s (link %s to %s).",
-			c.Count, c.Schema, c.Link, c.Target))
+			c.RecordCount, c.Schema, c.Link, c.Target))
 	}
 	return out
 }

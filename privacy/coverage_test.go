@@ -60,6 +60,15 @@ func TestCoverageReport(t *testing.T) {
 		if r, _ := f.env.DB.FindRequestByID(f.ctx, other); strings.Contains(r.Audit, "Linked, not collected") {
 			t.Fatalf("a subject without tickets has a coverage line:\n%s", r.Audit)
 		}
+		doc := f.export(t, access)
+		if !strings.Contains(doc, `<linkedNotCollected note="linked, not collected or erased by the data model&apos;s rules">`) ||
+			!strings.Contains(doc, `<table name="cus:ticket" link="recipient" target="nms:recipient" count="2"/>`) {
+			t.Fatalf("the file lacks the coverage report:\n%s", doc)
+		}
+		v, err := f.env.Privacy.Request(f.ctx, operator, access)
+		if err != nil || len(v.Linked) != 1 || v.Linked[0].RecordCount != 2 {
+			t.Fatalf("the console's view lacks the coverage report: %+v %v", v, err)
+		}
 		if n := f.count(t, "cus_ticket"); n != 3 {
 			t.Fatalf("%d tickets, want 3 untouched", n)
 		}

@@ -124,8 +124,8 @@ func (w *chunkWriter) emit(last bool) error {
 // the same transaction as the request's next status. A file that fails
 // half-way (a full disk, a lost connection) is dropped at once: nothing
 // incomplete stays behind to hold space, and the retry starts afresh.
-func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs) (int, int64, error) {
-	chunks, size, err := s.writeChunks(ctx, req, value, found)
+func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs, linked []LinkedCount) (int, int64, error) {
+	chunks, size, err := s.writeChunks(ctx, req, value, found, linked)
 	if err != nil {
 		if dropErr := s.db.DropExport(context.WithoutCancel(ctx), req.ID); dropErr != nil {
 			s.log.WarnContext(ctx, "could not drop an incomplete export", "id", req.ID, "err", dropErr)
@@ -135,7 +135,7 @@ func (s *Service) writeExport(ctx context.Context, req *store.Request, value str
 	return chunks, size, nil
 }
 
-func (s *Service) writeChunks(ctx context.Context, req *store.Request, value string, found []tableIDs) (int, int64, error) {
+func (s *Service) writeChunks(ctx context.Context, req *store.Request, value string, found []tableIDs, linked []LinkedCount) (int, int64, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return 0, 0, err
@@ -191,6 +191,16 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 			return 0, 0, err
 		}
 		w.WriteString("  </table>\n")
+	}
+	// The coverage report, ours (ACC's file has none): what refers to the
+	// subject without being part of the subject's data.
+	if len(linked) > 0 {
+		w.WriteString("  <linkedNotCollected note=\"" + schemas.EscapeAttr(coverageNote) + "\">\n")
+		for _, l := range linked {
+			fmt.Fprintf(w, "    <table name=\"%s\" link=\"%s\" target=\"%s\" count=\"%d\"/>\n",
+				schemas.EscapeAttr(l.Schema), schemas.EscapeAttr(l.Link), schemas.EscapeAttr(l.Target), l.RecordCount)
+		}
+		w.WriteString("  </linkedNotCollected>\n")
 	}
 	w.WriteString("</gdprRequestData>\n")
 	if err := w.Flush(); err != nil {

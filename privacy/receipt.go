@@ -3,8 +3,11 @@ package privacy
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -33,6 +36,14 @@ type ReceiptTable struct {
 	Deleted  int64  `json:"deleted"`
 }
 
+// ReceiptLinked is one line of the coverage report in a receipt.
+type ReceiptLinked struct {
+	Table  string `json:"table"`
+	Link   string `json:"link"`
+	Target string `json:"target"`
+	Count  int64  `json:"count"`
+}
+
 // ReceiptClaims are the claims of a receipt.
 type ReceiptClaims struct {
 	RequestID   int64          `json:"request_id"`
@@ -43,9 +54,16 @@ type ReceiptClaims struct {
 	Status      string         `json:"status"`
 	SubjectHash string         `json:"subject_hash"` // the request's subject hash (subject.go), hex
 	Tables      []ReceiptTable `json:"tables"`
-	ConfirmedBy string         `json:"confirmed_by,omitempty"` // two-step deletes: the operator's login
-	ConfirmedAt string         `json:"confirmed_at,omitempty"`
-	Method      string         `json:"method"`
+	// LinkedNotCollected is the coverage report: rows that refer to the
+	// subject through ordinary links, neither collected nor erased.
+	LinkedNotCollected []ReceiptLinked `json:"linked_not_collected"`
+	// ReviewedSetSHA256 is, for a two-step delete, the SHA-256 of the
+	// reviewed set ("schema:id" lines, sorted): the rows the operator
+	// confirmed, which are the rows the delete removed.
+	ReviewedSetSHA256 string `json:"reviewed_set_sha256,omitempty"`
+	ConfirmedBy       string `json:"confirmed_by,omitempty"` // two-step deletes: the operator's login
+	ConfirmedAt       string `json:"confirmed_at,omitempty"`
+	Method            string `json:"method"`
 	// Verification is the result of the sweep after a delete.
 	Verification string `json:"verification"`
 	// FilePurgedOn is when the cleanup destroys the file and counts
@@ -136,6 +154,21 @@ func (s *Service) signReceipt(ctx context.Context, req *store.Request, status St
 	if req.ConfirmDeletePending {
 		c.ConfirmedBy, c.ConfirmedAt = confirmation(req.Audit)
 	}
+	linked, err := s.db.FindLinkedCounts(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	c.LinkedNotCollected = []ReceiptLinked{}
+	for _, l := range linked {
+		c.LinkedNotCollected = append(c.LinkedNotCollected, ReceiptLinked{Table: l.Schema, Link: l.Link, Target: l.Target, Count: l.RecordCount})
+	}
+	if req.Type == TypeDelete && req.ConfirmDeletePending {
+		rows, err := s.db.FindReviewedRows(ctx, req.ID)
+		if err != nil {
+			return err
+		}
+		c.ReviewedSetSHA256 = reviewedDigest(rows)
+	}
 	jws, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
 	if err != nil {
 		return err
@@ -200,4 +233,16 @@ func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int
 		return "", err
 	}
 	return jws, nil
+}
+
+// reviewedDigest is the SHA-256 of a reviewed set: one "schema:id" line
+// per row, sorted, so anyone holding the list can check it.
+func reviewedDigest(rows []store.ReviewedRow) string {
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		lines[i] = r.Schema + ":" + strconv.FormatInt(r.RowID, 10) + "\n"
+	}
+	sort.Strings(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "")))
+	return hex.EncodeToString(sum[:])
 }

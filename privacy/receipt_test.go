@@ -110,3 +110,42 @@ func TestReceiptAfterFailedDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestReceiptOfTwoStepDelete: the receipt of a confirmed delete names who
+// confirmed it, carries the digest of the reviewed set and the coverage
+// report of what links to the subject without being erased.
+func TestReceiptOfTwoStepDelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Schemas: ticketSchema, Privacy: withReceipts})
+		sc, _ := f.env.Registry.Schema("nms:recipient")
+		email, _ := sc.Data.Attribute("email")
+		ids, err := f.env.DB.FindIDs(f.ctx, sc.Data.Table, email.SQLName, demodata.Email(2))
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("recipient %v %v", ids, err)
+		}
+		tk, _ := f.env.Registry.Schema("cus:ticket")
+		subject, _ := tk.Data.Attribute("subject")
+		if err := f.env.DB.ExecForTest(f.ctx, "INSERT INTO "+tk.Data.Table+" (id, "+subject.SQLName+", "+tk.Data.Links[0].SQLName+") VALUES (?, ?, ?)",
+			900, "Refund", ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+			t.Fatal(err)
+		}
+		f.run(t, privacy.Delete)
+		jws, err := f.env.Privacy.Receipt(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ConfirmedBy != "ana" || len(c.ReviewedSetSHA256) != 64 || c.Status != "complete" ||
+			len(c.LinkedNotCollected) != 1 || c.LinkedNotCollected[0].Table != "cus:ticket" || c.LinkedNotCollected[0].Count != 1 {
+			t.Fatalf("claims: %+v", c)
+		}
+	})
+}

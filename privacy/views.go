@@ -28,6 +28,7 @@ type RequestView struct {
 	Regulation    string // "GDPR"
 	Namespace     string // internal name
 	Counts        []TableCount
+	Linked        []LinkedCount // the coverage report: linked, not collected or erased
 	FileReady     bool // the data-subject file can be downloaded
 	HasReceipt    bool // a signed erasure receipt was issued (receipt.go)
 	Purged        bool
@@ -64,6 +65,9 @@ func (s *Service) view(ctx context.Context, r store.Request, full bool) (*Reques
 		return nil, err
 	}
 	v.Counts = counts
+	if v.Linked, err = s.db.FindLinkedCounts(ctx, r.ID); err != nil {
+		return nil, err
+	}
 	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
 		v.FileReady = true
 	}

@@ -170,7 +170,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 	// confirmation), then one transaction: counts, file complete, status.
 	var next store.RequestUpdate
 	if req.Type == TypeAccess || req.ConfirmDeletePending {
-		chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, found)
+		chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, found, linked)
 		if err != nil {
 			return err
 		}
@@ -182,6 +182,10 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 	if req.Type != TypeAccess && req.ConfirmDeletePending {
 		// What the operator will review is what the confirmed delete removes.
 		next.Reviewed = reviewedRows(found)
+	}
+	next.Linked = linked
+	if next.Linked == nil {
+		next.Linked = []LinkedCount{}
 	}
 	next.Counts = counts
 	if next.Counts == nil {
@@ -311,7 +315,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 // rows that matched at delete time but were not reviewed: they become the
 // new reviewed set, with a new file of just them and a new deadline.
 func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, audit []string) error {
-	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows)
+	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows, nil)
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,29 @@ type RequestUpdate struct {
 	ExportSize   int64
 	// Reviewed, when not nil, replaces the request's reviewed set.
 	Reviewed []ReviewedRow
+	// Linked, when not nil, replaces the request's coverage report.
+	Linked []LinkedCount
+}
+
+// LinkedCount is one line of a request's coverage report
+// (privacy_request_linked): the rows of Schema that refer to the subject
+// through the ordinary link Link, neither collected nor erased.
+type LinkedCount struct {
+	RequestID   int64
+	Schema      string `gorm:"column:schema_name"` // "cus:ticket"
+	Link        string `gorm:"column:link_name"`   // "recipient"
+	Target      string // the subject's schema it points at
+	RecordCount int64
+}
+
+// TableName pins the table name for gorm.
+func (LinkedCount) TableName() string { return "privacy_request_linked" }
+
+// FindLinkedCounts returns a request's coverage report.
+func (d *DB) FindLinkedCounts(ctx context.Context, requestID int64) ([]LinkedCount, error) {
+	var out []LinkedCount
+	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, link_name").Find(&out).Error
+	return out, translate(err, "Coverage")
 }
 
 // ReviewedRow is one row of a two-step delete's reviewed set
@@ -175,6 +198,21 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 					rows[i] = ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID}
 				}
 				if err := tx.CreateInBatches(&rows, 1000).Error; err != nil {
+					return err
+				}
+			}
+		}
+		if upd.Linked != nil {
+			if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
+				return err
+			}
+			if len(upd.Linked) > 0 {
+				rows := make([]LinkedCount, len(upd.Linked))
+				for i, l := range upd.Linked {
+					l.RequestID = id
+					rows[i] = l
+				}
+				if err := tx.Create(&rows).Error; err != nil {
 					return err
 				}
 			}
@@ -407,6 +445,9 @@ func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error
 			return err
 		}
 		if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
 			return err
 		}
 		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
