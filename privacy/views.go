@@ -29,8 +29,8 @@ type RequestView struct {
 	Namespace     string // internal name
 	Counts        []TableCount
 	Linked        []LinkedCount // the coverage report: linked, not collected or erased
-	FileReady     bool // the data-subject file can be downloaded
-	HasReceipt    bool // a signed erasure receipt was issued (receipt.go)
+	FileReady     bool          // the data-subject file can be downloaded
+	HasReceipt    bool          // a signed erasure receipt was issued (receipt.go)
 	Purged        bool
 	AuditLines    []string
 	ConfirmBefore *time.Time // while a delete waits for its confirmation
