@@ -243,7 +243,19 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		if err != nil {
 			return err
 		}
-		unreviewed, newRows = minus(found, reviewed)
+		// What the reviewed rows own now counts as matching too: a child
+		// added to a reviewed recipient after the review (whose e-mail
+		// may have changed since) is not in the set, and must go to a new
+		// review, not be left behind nor deleted unseen.
+		g, err := s.graphFor(found[0].schema.ID())
+		if err != nil {
+			return err
+		}
+		owned, _, err := s.traverse(ctx, g, reviewed[0].ids)
+		if err != nil {
+			return err
+		}
+		unreviewed, newRows = minus(union(found, owned), reviewed)
 		if stale, n := minus(reviewed, found); n > 0 {
 			// Rows an earlier attempt already deleted are not stale: count
 			// only those still there.
@@ -367,6 +379,16 @@ func (s *Service) reviewedSet(ctx context.Context, req *store.Request, like []ta
 }
 
 // minus returns the ids of a not in b, table by table, and how many.
+// union returns the rows of a or b, table by table (both in the owned
+// order).
+func union(a, b []tableIDs) []tableIDs {
+	out := make([]tableIDs, len(a))
+	for i, t := range a {
+		out[i] = tableIDs{t.schema, uniqueSorted(append(append([]int64(nil), t.ids...), b[i].ids...))}
+	}
+	return out
+}
+
 func minus(a, b []tableIDs) ([]tableIDs, int) {
 	out := make([]tableIDs, len(a))
 	n := 0
@@ -544,7 +566,15 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
-	rootIDs, err = s.followSelf(ctx, g, root, rootIDs)
+	return s.traverse(ctx, g, rootIDs)
+}
+
+// traverse completes rows of the target schema with every row they own,
+// level by level through the own links and each table's self links, and
+// returns them in the owned order (parents first) with their total.
+func (s *Service) traverse(ctx context.Context, g *graph, rootIDs []int64) ([]tableIDs, int, error) {
+	root := g.owned.Order[0]
+	rootIDs, err := s.followSelf(ctx, g, root, rootIDs)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -965,5 +965,44 @@ func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
 				t.Fatalf("audit:\n%s", r.Audit)
 			}
 		})
+		t.Run("new child of a reviewed row", func(t *testing.T) {
+			// The reviewed recipient's e-mail changes away, then a delivery
+			// log is added for it: the log was not reviewed, so it goes to
+			// a new review instead of failing the sweep or being deleted
+			// unseen.
+			f := newFixture(t, dialect, servertest.Options{})
+			reviewed := recipientID(t, f, 1)
+			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
+			f.run(t, privacy.Collect)
+			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.DB.ExecForTest(f.ctx, "INSERT INTO nms_broad_log_rcp (id, recipient_id, address) VALUES (?, ?, ?)", 990001, reviewed, "late@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusConfirmDeletePending {
+				t.Fatalf("after the delete: %s", s)
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "id", int64(990001)); n != 1 {
+				t.Fatal("the unreviewed log was deleted unseen")
+			}
+			if doc := f.export(t, id); !strings.Contains(doc, `id="990001"`) {
+				t.Fatalf("the new file lacks the unreviewed log:\n%s", doc)
+			}
+			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+				t.Fatal(err)
+			}
+			f.run(t, privacy.Delete)
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Fatalf("after the second delete: %s", s)
+			}
+			if n, _ := f.env.DB.CountRows(f.ctx, "nms_broad_log_rcp", "recipient_id", reviewed); n != 0 {
+				t.Fatalf("%d log(s) of the reviewed recipient left", n)
+			}
+		})
 	})
 }
