@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	crand "crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -68,7 +69,11 @@ func main() {
 	check(db.SyncDataModel(ctx, reg))
 	key := make([]byte, 32)
 	_, _ = crand.Read(key)
-	svc := privacy.New(db, reg, privacy.Config{Deduplicate: true, ExportKey: key, Logger: quiet})
+	// Receipts on, as in production: every finished request is signed;
+	// the audit chain and the post-delete VACUUM are always on.
+	_, receiptKey, err := ed25519.GenerateKey(crand.Reader)
+	check(err)
+	svc := privacy.New(db, reg, privacy.Config{Deduplicate: true, ExportKey: key, ReceiptKey: receiptKey, ReceiptIssuer: "bench", Logger: quiet})
 	check(svc.Setup(ctx))
 
 	start := time.Now()
