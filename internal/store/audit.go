@@ -206,9 +206,16 @@ func (receipt) TableName() string { return "privacy_receipts" }
 
 // SaveReceipt stores the receipt of a request, replacing an earlier one.
 func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error {
-	err := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "request_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"jws", "created"})}).
-		Create(&receipt{RequestID: requestID, JWS: jws, Created: d.now().UTC()}).Error
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "request_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"jws", "created"})}).
+			Create(&receipt{RequestID: requestID, JWS: jws, Created: d.now().UTC()}).Error
+		if err != nil {
+			return err
+		}
+		// Also on the request row: queryDef reads it as @receipt.
+		return tx.Table("privacy_requests").Where("id = ?", requestID).Update("receipt", jws).Error
+	})
 	return translate(err, "Receipt")
 }
 
