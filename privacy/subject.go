@@ -95,3 +95,16 @@ func (s *Service) subjectHashes(ctx context.Context, value string) ([]string, er
 	}
 	return out, nil
 }
+
+// AuditHead is the head of the instance's audit chain: how many lines it
+// holds and the hash of the last, as `campaign-privacy audit verify`
+// prints them and receipts carry them.
+type AuditHead = store.ChainHead
+
+// AuditChainHead returns the head of the audit chain.
+func (s *Service) AuditChainHead(ctx context.Context, c *session.Caller) (AuditHead, error) {
+	if err := requireRight(c); err != nil {
+		return AuditHead{}, err
+	}
+	return s.db.FindChainHead(ctx)
+}

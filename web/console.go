@@ -63,6 +63,7 @@ type listData struct {
 	Page     int
 	Pages    int
 	Filter   map[string]string // the filters, as given
+	Head     privacy.AuditHead // the audit chain's head
 	Query    template.URL      // the filters, encoded (url.Values) for the page links
 }
 
@@ -87,6 +88,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	head, err := s.privacy.AuditChainHead(r.Context(), callerOf(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	kept := url.Values{}
 	for k, v := range filter {
 		if v != "" {
@@ -96,7 +102,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	pages := int((total + pageSize - 1) / pageSize)
 	s.render(w, r, http.StatusOK, "list.html", page{Title: "Privacy requests", Caller: callerOf(r), Statuses: privacy.Statuses(),
 		Notice: q.Get("notice"),
-		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Query: template.URL(kept.Encode())}})
+		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Query: template.URL(kept.Encode()), Head: head}})
 }
 
 // parseListQuery reads the search fields; a malformed one is Invalid.

@@ -474,6 +474,9 @@ func searchRequests(t *testing.T, dialect string) {
 			t.Errorf("search %q: %v, want %v", c.query, got, c.want)
 		}
 	}
+	if _, body := ana.do("GET", "/privacy/", nil); !regexp.MustCompile(`Audit chain: [1-9][0-9]* line\(s\), head <code>[0-9a-f]{64}</code>`).MatchString(body) {
+		t.Error("the list does not show the audit chain's head")
+	}
 	if resp, _ := ana.do("GET", "/privacy/?from=yesterday", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a malformed date: %d", resp.StatusCode)
 	}
