@@ -77,18 +77,29 @@ func (d *DB) appendChain(ctx context.Context, pool gorm.ConnPool, at time.Time, 
 	if err := pool.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"+lock).Scan(&seq, &hash); err != nil {
 		return fmt.Errorf("audit chain head: %w", err)
 	}
+	// The hashes are computed here, then the lines go in multi-row
+	// INSERTs: the head stays locked for one round trip per 500 lines,
+	// not one per line, so concurrent workers queue behind it briefly.
 	ts := at.UTC().Format(chainTimeFormat)
-	insert := d.rebind("INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)")
-	for _, l := range lines {
-		seq++
-		next, err := ChainHash(hash, seq, l.requestID, ts, l.line)
-		if err != nil {
-			return err
+	const perInsert = 500
+	for start := 0; start < len(lines); start += perInsert {
+		batch := lines[start:min(start+perInsert, len(lines))]
+		marks := make([]string, len(batch))
+		args := make([]any, 0, 6*len(batch))
+		for i, l := range batch {
+			seq++
+			next, err := ChainHash(hash, seq, l.requestID, ts, l.line)
+			if err != nil {
+				return err
+			}
+			marks[i] = "(?, ?, ?, ?, ?, ?)"
+			args = append(args, seq, l.requestID, ts, l.line, hash, next)
+			hash = next
 		}
-		if _, err := pool.ExecContext(ctx, insert, seq, l.requestID, ts, l.line, hash, next); err != nil {
+		insert := d.rebind("INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES " + strings.Join(marks, ", "))
+		if _, err := pool.ExecContext(ctx, insert, args...); err != nil {
 			return fmt.Errorf("append to the audit chain: %w", err)
 		}
-		hash = next
 	}
 	_, err := pool.ExecContext(ctx, d.rebind("UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1"), seq, hash)
 	return err
