@@ -84,6 +84,15 @@ func main() {
 	check(err)
 	fmt.Printf("machine: %d recipients generated in %s\n", *recipients, time.Since(start).Round(time.Second))
 
+	// The one-time rewrite of stored values into their canonical form, as
+	// the first start after an upgrade runs it (every e-mail is read; the
+	// demo's are canonical already, so the cost is the scan).
+	_, err = admin.ExecContext(ctx, "UPDATE "+schema+".privacy_namespaces SET canonical = 0")
+	check(err)
+	start = time.Now()
+	check(svc.Setup(ctx))
+	fmt.Printf("canonical rewrite at start: %d recipients in %s\n", *recipients, time.Since(start).Round(time.Millisecond))
+
 	caller := &session.Caller{OperatorID: 1, Login: "bench", Rights: []string{session.RightAdmin}}
 	rng := rand.New(rand.NewPCG(7, 7))
 	pick := rng.Perm(*recipients)
