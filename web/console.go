@@ -26,6 +26,7 @@ func (s *Server) setSessionCookies(w http.ResponseWriter, r *http.Request, token
 }
 
 func (s *Server) handleLogonForm(w http.ResponseWriter, r *http.Request) {
+	logonPolicy(w)
 	s.render(w, r, http.StatusOK, "logon.html", page{Title: "Log on", Target: safeTarget(r.URL.Query().Get("target"))})
 }
 
@@ -44,6 +45,7 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 		if apperr.CodeOf(err) == apperr.Busy {
 			status = http.StatusServiceUnavailable
 		}
+		logonPolicy(w)
 		s.render(w, r, status, "logon.html", page{Title: "Log on", Target: target, Login: login,
 			Error: "Invalid login or password."})
 		return
@@ -55,14 +57,18 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 // sameOrigin is the logon form's CSRF check (SECURITY-CATALOGUE "Login
 // CSRF"): a page on another site must not log the victim's browser on
 // with the attacker's account. Before logon there is no session to bind a
-// token to, so the browser's own word is used: Sec-Fetch-Site, when sent,
-// must be same-origin (or none: the user's own action); Origin, when sent,
-// must name this host (the scheme is not compared, so a TLS-terminating
-// proxy does not matter; "null" is refused). A client that sends neither
-// header is not a browser, hence no CSRF vector.
+// token to, so the browser's own word is used. Sec-Fetch-Site, sent by
+// browsers to trustworthy origins (HTTPS, loopback), must be same-origin
+// (or none: the user's own action); without it, Origin must name this host
+// (the scheme is not compared, so a TLS-terminating proxy does not
+// matter) and "null" is refused. The logon pages send Referrer-Policy
+// same-origin (logonPolicy) so that their own form carries a real Origin.
+// A client that sends neither header is no browser, hence no CSRF vector.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return true
+	case "":
 	default:
 		return false
 	}
@@ -73,6 +79,12 @@ func sameOrigin(r *http.Request) bool {
 	u, err := url.Parse(origin)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
+
+// logonPolicy replaces no-referrer on the pages holding the logon form:
+// under no-referrer a browser sends "Origin: null" with the form, and
+// sameOrigin could not tell it from a sandboxed page elsewhere. Nothing
+// leaves the site: same-origin sends no Referer to other sites.
+func logonPolicy(w http.ResponseWriter) { w.Header().Set("Referrer-Policy", "same-origin") }
 
 func (s *Server) handleLogoff(w http.ResponseWriter, r *http.Request) {
 	if err := s.sessions.Logoff(r.Context(), callerOf(r)); err != nil {

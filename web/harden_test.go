@@ -8,8 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
 // TestLogonTargetStaysOnSite: a post-logon target that a browser would read
@@ -107,6 +110,10 @@ func TestLogonCSRF(t *testing.T) {
 	w := newWorld(t, "sqlite", servertest.Options{})
 	host := strings.TrimPrefix(w.env.URL, "http://")
 	form := url.Values{"login": {"ana"}, "password": {"ana password"}, "target": {"/privacy/"}}
+	// The logon page lets its own form carry a real Origin.
+	if resp, _ := newBrowser(t, w.env.URL).do("GET", "/privacy/logon", nil); resp.Header.Get("Referrer-Policy") != "same-origin" {
+		t.Errorf("logon page Referrer-Policy %q", resp.Header.Get("Referrer-Policy"))
+	}
 	for _, h := range [][]string{
 		{"Origin", "http://evil.example"},
 		{"Origin", "null"},
@@ -124,6 +131,8 @@ func TestLogonCSRF(t *testing.T) {
 	}
 	for _, h := range [][]string{
 		{"Origin", w.env.URL, "Sec-Fetch-Site", "same-origin"},
+		{"Origin", "null", "Sec-Fetch-Site", "same-origin"},
+		{"Origin", w.env.URL},
 		{"Origin", "https://" + host},
 		{"Sec-Fetch-Site", "none"},
 		{},
@@ -190,5 +199,69 @@ func TestRangeLimits(t *testing.T) {
 	// Past the end: 416, as before.
 	if resp, _ := ana.do("GET", file, nil, "Range", "bytes="+strconv.Itoa(len(body)+10)+"-"); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
 		t.Errorf("range past the end: %d", resp.StatusCode)
+	}
+}
+
+// TestDownloadAuditPerHour: HEADs write nothing; GETs, Ranges and 304s of
+// one operator and file in one hour write one line, and their count when
+// the hour is over.
+func TestDownloadAuditPerHour(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, servertest.Options{})
+			file := "/nms/gdpr.jssp?id=" + strconv.FormatInt(w.access, 10)
+			ana := newBrowser(t, w.env.URL)
+			ana.logon("ana", "ana password")
+			lines := func(prefix string) []string {
+				v, err := w.env.Privacy.Request(w.ctx, &session.Caller{OperatorID: 1, Rights: []string{session.RightPrivacy}}, w.access)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, l := range v.AuditLines {
+					if strings.Contains(l, prefix) {
+						out = append(out, l)
+					}
+				}
+				return out
+			}
+			for range 50 {
+				if resp, _ := ana.do("HEAD", file, nil); resp.StatusCode != http.StatusOK {
+					t.Fatalf("HEAD: %d", resp.StatusCode)
+				}
+			}
+			if got := lines("File downloaded"); len(got) != 0 {
+				t.Fatalf("HEADs were recorded as downloads: %q", got)
+			}
+			resp, _ := ana.do("GET", file, nil)
+			etag := resp.Header.Get("ETag")
+			for i := range 20 {
+				if resp, _ := ana.do("GET", file, nil, "Range", "bytes="+strconv.Itoa(i)+"-"+strconv.Itoa(i+10)); resp.StatusCode != http.StatusPartialContent {
+					t.Fatalf("Range: %d", resp.StatusCode)
+				}
+			}
+			for range 10 {
+				if resp, _ := ana.do("GET", file, nil, "If-None-Match", etag); resp.StatusCode != http.StatusNotModified {
+					t.Fatalf("If-None-Match: %d", resp.StatusCode)
+				}
+			}
+			if got := lines("File downloaded"); len(got) != 1 || !strings.HasSuffix(got[0], "File downloaded by operator 'ana' from 127.0.0.1.") {
+				t.Fatalf("31 downloads in one hour wrote %d lines: %q", len(got), got)
+			}
+			// Another operator's download is a line of its own.
+			root := newBrowser(t, w.env.URL)
+			root.logon("root", "root password")
+			root.do("GET", file, nil)
+			if got := lines("by operator 'root'"); len(got) != 1 {
+				t.Fatalf("root's download: %q", got)
+			}
+			hour := w.env.Clock.Now().UTC().Truncate(time.Hour).Format("2006-01-02 15:04Z")
+			w.env.Clock.Advance(time.Hour)
+			ana.do("GET", file, nil)
+			want := "File downloaded 30 more times by operator 'ana' in the hour from " + hour + "."
+			if got := lines("File downloaded"); len(got) != 4 || !strings.HasSuffix(got[2], want) && !strings.HasSuffix(got[3], want) {
+				t.Fatalf("after the hour: %q, want the count line %q and a new first line", got, want)
+			}
+		})
 	}
 }

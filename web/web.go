@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -235,7 +236,13 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		s.handleReceipt(w, r, id)
 		return
 	}
-	export, rd, err := s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+	open := func() (*privacy.Export, io.ReadSeekCloser, error) {
+		if r.Method == http.MethodHead { // the size, not a download
+			return s.privacy.OpenDownload(r.Context(), callerOf(r), id)
+		}
+		return s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+	}
+	export, rd, err := open()
 	if err != nil {
 		s.fail(w, r, err)
 		return
