@@ -530,8 +530,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("CP_SOAP_ALLOWED_SUBNETS: %w", err)
 	}
+	databaseID, err := db.DatabaseID(ctx)
+	if err != nil {
+		return fmt.Errorf("read the database id: %w", err)
+	}
 	srv := server.New(server.Config{
-		Addr: s.addr, InstanceName: s.instanceName, Version: version,
+		Addr: s.addr, InstanceName: s.instanceName, Version: version, DatabaseID: databaseID,
 		FaultHTTPStatus: s.faultHTTPStatus, Logger: log, Ping: db.Ping, Failpoint: m.failpoint(),
 		TrustedProxies: zone.Trusted,
 		SOAPAllowed:    soapAllowed,

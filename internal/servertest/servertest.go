@@ -97,7 +97,11 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{InstanceName: "test", Version: "test", Now: clock.Now, Ping: db.Ping, Logger: log}
+	databaseID, err := db.DatabaseID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{InstanceName: "test", Version: "test", DatabaseID: databaseID, Now: clock.Now, Ping: db.Ping, Logger: log}
 	if opts.Server != nil {
 		opts.Server(&cfg)
 	}
