@@ -50,6 +50,7 @@ var installedPackages = [][2]string{{"nms", "campaign"}, {"nms", "core"}, {"nms"
 func (s *Server) methodTable() map[string]handler {
 	return map[string]handler{
 		"xtk:session#Logon":                 s.logon,
+		"xtk:session#BearerTokenLogon":      s.bearerTokenLogon,
 		"xtk:session#Logoff":                s.logoff,
 		"xtk:session#GetServerTime":         s.getServerTime,
 		"xtk:session#GetUserInfo":           s.getUserInfo,
@@ -137,21 +138,45 @@ func (s *Server) confirmDeletePending(ctx context.Context, c *call) ([]any, erro
 
 // logon: (login, password, parameters) → sessionToken, sessionInfo, securityToken.
 func (s *Server) logon(ctx context.Context, c *call) ([]any, error) {
-	// The client's address: the socket's peer, or behind trusted proxies
-	// the rightmost untrusted X-Forwarded-For entry — a client-written
-	// entry never lets a guesser change addresses.
-	from := ""
-	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
-		from = a.String()
-	}
-	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"), from)
+	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"), s.clientAddr(c))
 	if err != nil {
 		return nil, err
 	}
+	return s.logonAnswer(tokens), nil
+}
+
+// bearerTokenLogon: (bearerToken) → the answer of Logon. The token is the
+// parameter, or, when a client leaves it empty, the Authorization: Bearer
+// header (acc-js-sdk sends both).
+func (s *Server) bearerTokenLogon(ctx context.Context, c *call) ([]any, error) {
+	bearer := strings.TrimSpace(c.String("bearerToken"))
+	if auth := c.http.Header.Get("Authorization"); bearer == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		bearer = strings.TrimSpace(auth[7:])
+	}
+	tokens, err := s.sessions.BearerTokenLogon(ctx, bearer, s.clientAddr(c))
+	if err != nil {
+		return nil, err
+	}
+	return s.logonAnswer(tokens), nil
+}
+
+// logonAnswer is the out-parameters of Logon and BearerTokenLogon.
+func (s *Server) logonAnswer(tokens *session.Tokens) []any {
 	info := etree.NewElement("sessionInfo")
 	info.AddChild(s.serverInfo())
 	info.AddChild(s.userInfo(tokens.Caller))
-	return []any{tokens.SessionToken, info, tokens.SecurityToken}, nil
+	return []any{tokens.SessionToken, info, tokens.SecurityToken}
+}
+
+// clientAddr is the client's address for the per-address logon limit: the
+// socket's peer, or behind trusted proxies the rightmost untrusted
+// X-Forwarded-For entry — a client-written entry never lets a guesser
+// change addresses.
+func (s *Server) clientAddr(c *call) string {
+	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
+		return a.String()
+	}
+	return ""
 }
 
 func (s *Server) logoff(ctx context.Context, c *call) ([]any, error) {

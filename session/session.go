@@ -83,6 +83,9 @@ type Config struct {
 	// Negative turns the cache off.
 	CacheTTL time.Duration
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
+	// IMS, when set, enables BearerTokenLogon (NewIMS; cmd builds it from
+	// the CP_IMS_* settings).
+	IMS *IMS
 	Now      func() time.Time
 	Logger   *slog.Logger
 }
