@@ -91,8 +91,8 @@ type Query struct {
 // column says where one selected value goes in a result row.
 type column struct {
 	typ  *schemas.Type // for formatting
-	name string // attribute name in the output ("id", or the alias)
-	link string // child element it goes into, for [link/@attr] without alias
+	name string        // attribute name in the output ("id", or the alias)
+	link string        // child element it goes into, for [link/@attr] without alias
 }
 
 // field is an attribute or link key reachable from the queried schema.
