@@ -90,21 +90,23 @@ type Query struct {
 
 // column says where one selected value goes in a result row.
 type column struct {
-	typ  string // attribute type, for formatting
-	name string // attribute name in the output ("id", or the alias)
-	link string // child element it goes into, for [link/@attr] without alias
+	typ  *schemas.Type // for formatting
+	name string        // attribute name in the output ("id", or the alias)
+	link string        // child element it goes into, for [link/@attr] without alias
 }
 
 // field is an attribute or link key reachable from the queried schema.
 type field struct {
 	expr  string // as the caller wrote it, for messages
 	sql   string // qualified, quoted column
-	typ   string
+	typ   *schemas.Type
 	class class
 	key   bool   // a primary or foreign key (BIGINT)
 	link  string // the link followed, "" for the schema's own fields
 	name  string // wire name: "email", "namespace-id"
 }
+
+var int64Type = schemas.TypeOf(schemas.TypeInt64)
 
 type join struct {
 	link   *schemas.Link
@@ -301,14 +303,15 @@ func (c *compiler) field(link, name string) (*field, error) {
 		if !ok {
 			return nil, fmt.Errorf("unknown link '%s' in %s", base, owner.ID())
 		}
-		f.sql, f.typ, f.class, f.key = alias+"."+quote(l.SQLName), schemas.TypeInt64, cNumber, true
+		f.sql, f.typ, f.class, f.key = alias+"."+quote(l.SQLName), int64Type, cNumber, true
 		return f, nil
 	}
 	a, ok := owner.Data.Attribute(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown field @%s in %s", name, owner.ID())
 	}
-	f.sql, f.typ, f.class, f.key = alias+"."+quote(a.SQLName), a.Type, classOf(a.Type), a.PK
+	f.typ = schemas.TypeOf(a.Type)
+	f.sql, f.class, f.key = alias+"."+quote(a.SQLName), f.typ.Class, a.PK
 	return f, nil
 }
 
@@ -685,7 +688,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 func (q *Query) row(values []any) *etree.Element {
 	el := etree.NewElement(q.Schema.Name)
 	for i, col := range q.columns {
-		s, ok := store.FormatValue(col.typ, values[i])
+		s, ok := col.typ.Format(values[i])
 		if !ok {
 			continue
 		}
