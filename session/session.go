@@ -85,9 +85,9 @@ type Config struct {
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
 	// IMS, when set, enables BearerTokenLogon (NewIMS; cmd builds it from
 	// the CP_IMS_* settings).
-	IMS *IMS
-	Now      func() time.Time
-	Logger   *slog.Logger
+	IMS    *IMS
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service implements Logon, Logoff, token checks and operator management.
