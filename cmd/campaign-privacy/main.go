@@ -651,7 +651,7 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 			} else if op.LockedUntil != nil && time.Now().Before(*op.LockedUntil) {
 				state = "locked until " + op.LockedUntil.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Login, strings.Join(op.RightList(), ","), state, op.Created.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Login, strings.Join(op.Rights, ","), state, op.Created.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "disable":
@@ -704,7 +704,7 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	fs, s := m.flags("namespace " + sub)
-	var ns store.Namespace
+	var ns privacy.Namespace
 	fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")
 	fs.StringVar(&ns.Label, "label", "", "label")
 	fs.StringVar(&ns.TargetSchema, "schema", "nms:recipient", "target schema")
