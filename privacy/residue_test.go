@@ -20,22 +20,14 @@ import (
 // residueFixture opens the store itself, to know where its files are.
 func residueFixture(t *testing.T, dialect string) (*fixture, store.Config) {
 	cfg := storetest.Config(t, dialect)
-	ctx := context.Background()
-	db, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenConfig(t, cfg, nil)
 	return newFixture(t, dialect, servertest.Options{DB: db}), cfg
 }
 
 // deleteSubject gives a recipient a unique first name, deletes it in one
 // step and runs every workflow.
 func deleteSubject(t *testing.T, f *fixture, email, unique string) {
-	if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": email, "first_name": unique}); err != nil {
+	if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": email, "first_name": unique}); err != nil {
 		t.Fatal(err)
 	}
 	id := f.create(t, "defaultNamespace1", email, privacy.TypeDelete, false)
