@@ -43,7 +43,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	f, cfg := residueFixture(t, store.SQLite)
 	unique := "Residuetoken7f3a9c"
 	deleteSubject(t, f, "residue@example.com", unique)
-	path := filepath.Join(cfg.DataDir, "campaign-privacy.db")
+	path := filepath.Join(cfg.DataDir, store.SQLiteFile)
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		b, err := os.ReadFile(p)
 		if os.IsNotExist(err) {
@@ -69,7 +69,7 @@ func TestDataDirTightenedWhenItExists(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "campaign-privacy.db")
+	path := filepath.Join(dir, store.SQLiteFile)
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

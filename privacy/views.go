@@ -61,9 +61,11 @@ func (s *Service) view(ctx context.Context, r *store.Request, full bool) (*Reque
 		return nil, err
 	}
 	v.Counts = tableCountsOf(counts)
-	if v.Linked, err = s.db.FindLinkedCounts(ctx, r.ID); err != nil {
+	linked, err := s.db.FindLinkedCounts(ctx, r.ID)
+	if err != nil {
 		return nil, err
 	}
+	v.Linked = linkedOf(linked)
 	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
 		v.FileReady = true
 	}

@@ -183,10 +183,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		// What the operator will review is what the confirmed delete removes.
 		next.Reviewed = reviewedRows(found)
 	}
-	next.Linked = linked
-	if next.Linked == nil {
-		next.Linked = []LinkedCount{}
-	}
+	next.Linked = linkedRows(linked)
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
