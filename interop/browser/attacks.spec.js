@@ -72,12 +72,13 @@ async function newPage() {
   const page = await context.newPage();
   const away = [];
   // Nothing may leave the service (or, for the CSRF page, the attacker's
-  // site): record and abort it, so no name is ever looked up.
-  await context.route('**/*', (route) => {
+  // site): such a request is recorded and answered here with a stand-in
+  // page, so no name is ever looked up and the landing shows in page.url().
+  await context.route('**', (route) => {
     const u = new URL(route.request().url());
     if (u.origin === ORIGIN || u.origin === new URL(ATTACKER).origin) return route.continue();
-    away.push(route.request().url());
-    return route.abort();
+    if (!away.includes(u.href)) away.push(u.href);
+    return route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>evil</title>evil' });
   });
   // A redirect's next request is seen here even when routing skips it.
   page.on('request', (r) => {
@@ -87,6 +88,21 @@ async function newPage() {
   return { context, page, away };
 }
 
+// whatwgView opens entry, posts the logon form's own target outside the
+// browser's navigation (so the raw Location is seen) and returns where
+// Chromium's URL parser puts that Location, read against the service.
+async function whatwgView(page, entry) {
+  await page.goto(entry);
+  const target = await page.locator('input[name="target"]').getAttribute('value');
+  const resp = await page.request.post(`${BASE}/privacy/logon`, {
+    form: { login: LOGIN, password: PASSWORD, target }, maxRedirects: 0, headers: { Origin: ORIGIN },
+  });
+  const location = resp.headers()['location'];
+  assert(resp.status() === 303 && location !== undefined, `logon answered ${resp.status()}`);
+  return page.evaluate(([l, b]) => new URL(l, b).href, [location, BASE]);
+}
+
+// logonThrough logs on from entry through the form, as a user would.
 async function logonThrough(page, entry) {
   await page.goto(entry);
   await page.locator('#login').fill(LOGIN);
@@ -110,9 +126,11 @@ async function main() {
   for (const entry of cases) {
     await check(`logon through ${entry} stays on the service`, async () => {
       const { page, away } = shared;
+      const redirect = new URL(await whatwgView(page, BASE + entry));
+      assert(redirect.origin === ORIGIN && redirect.pathname === '/privacy/', `the logon's Location reads as ${redirect.href}`);
       await logonThrough(page, BASE + entry);
       const landed = new URL(page.url());
-      assert(away.length === 0, `the browser went to ${away.join(', ')}`);
+      assert(away.length === 0, `the browser went to ${away.join(', ')} (now at ${landed.href})`);
       assert(landed.origin === ORIGIN, `landed on ${landed.href}`);
       assert(landed.pathname === '/privacy/', `landed on ${landed.pathname}, want the request list`);
     });
