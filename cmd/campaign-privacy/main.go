@@ -164,6 +164,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app.Ap
 			Addr: s.addr, InstanceName: s.instanceName, Version: version, FaultHTTPStatus: s.faultHTTPStatus,
 			TrustedProxies: s.trustedProxies, SOAPAllowed: s.soapAllowedSubnets,
 		},
-		Web: web.Config{Zone: m.zone(s)},
+		Web: web.Config{Zone: m.zone(s), Downloads: web.DownloadLimits{
+			Total: s.downloadsMax, PerOperator: s.downloadsPerOperator, MinRate: int64(s.downloadMinRate)}},
 	})
 }
