@@ -85,6 +85,8 @@ type Service struct {
 	graphs map[string]*graph // traversal graph per target schema
 
 	touched touchedTables // tables the running delete removed rows from
+
+	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
 }
 
 // Validate checks the settings that cannot work together (unset ones take
