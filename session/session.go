@@ -83,8 +83,11 @@ type Config struct {
 	// Negative turns the cache off.
 	CacheTTL time.Duration
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// IMS, when set, enables BearerTokenLogon (NewIMS; cmd builds it from
+	// the CP_IMS_* settings).
+	IMS    *IMS
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service implements Logon, Logoff, token checks and operator management.
