@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
 func (m *Main) namespace(ctx context.Context, args []string) error {
@@ -14,7 +14,7 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ns store.Namespace
+	var ns privacy.Namespace
 	fs, s, err := m.parse("namespace "+sub, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")
 		fs.StringVar(&ns.Label, "label", "", "label")
