@@ -86,6 +86,8 @@ type Service struct {
 
 	touched touchedTables // tables the running delete removed rows from
 
+	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
+
 	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
 }
 
@@ -153,7 +155,7 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		_, _ = rand.Read(cfg.SubjectKey)
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
-		graphs: map[string]*graph{}}
+		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{}}
 }
 
 func randomUint32() uint32 {

@@ -155,6 +155,13 @@ func (s *Server) ListenAndServe(ctx context.Context, handler http.Handler, ready
 	if err != nil {
 		return err
 	}
+	return s.Serve(ctx, ln, handler, ready)
+}
+
+// Serve is ListenAndServe on a listener the caller opened (the command
+// listens before it touches the database, so a port in use stops it
+// first).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, handler http.Handler, ready func(addr string)) error {
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
