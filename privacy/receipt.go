@@ -139,7 +139,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 	}, nil
 }
 
-func (s *Service) signReceipt(req *store.Request, status Status, ns *store.Namespace, counts []store.RequestData,
+func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,
 	linked []store.LinkedCount, reviewed string, head store.ChainHead) (string, error) {
 	now := s.cfg.Now().UTC()
 	subject := s.subjectHash(req.ReconciliationValue)

@@ -251,10 +251,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 		// What the operator will review is what the confirmed delete removes.
 		next.Reviewed = reviewedRows(found)
 	}
-	next.Linked = linked
-	if next.Linked == nil {
-		next.Linked = []LinkedCount{}
-	}
+	next.Linked = linkedRows(linked)
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
@@ -655,34 +652,37 @@ func (s *Service) graphFor(target string) (*graph, error) {
 // namespaceByID reads a namespace. It is not cached beyond one claim: its
 // match rule may change (namespace update), and a request must be looked
 // up under the rule the stored data was rewritten to.
-func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace, error) {
+func (s *Service) namespaceByID(ctx context.Context, id int64) (*Namespace, error) {
 	cache, _ := ctx.Value(nsCacheKey{}).(*nsCache)
-	if cache == nil {
-		return s.db.FindNamespaceByID(ctx, id)
+	if cache != nil {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		if ns, ok := cache.byID[id]; ok {
+			return ns, nil
+		}
 	}
-	cache.mu.Lock()
-	defer cache.mu.Unlock()
-	if ns, ok := cache.byID[id]; ok {
-		return ns, nil
+	row, err := s.db.FindNamespaceByID(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	ns, err := s.db.FindNamespaceByID(ctx, id)
-	if err == nil {
+	ns := namespaceOf(row)
+	if cache != nil {
 		cache.byID[id] = ns
 	}
-	return ns, err
+	return ns, nil
 }
 
 // nsCache keeps the namespaces read while one claim is worked on (a few
 // seconds at most), so that its requests do not read theirs three times.
 type nsCache struct {
 	mu   sync.Mutex
-	byID map[int64]*store.Namespace
+	byID map[int64]*Namespace
 }
 
 type nsCacheKey struct{}
 
 func withNamespaceCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, nsCacheKey{}, &nsCache{byID: map[int64]*store.Namespace{}})
+	return context.WithValue(ctx, nsCacheKey{}, &nsCache{byID: map[int64]*Namespace{}})
 }
 
 // lookup finds the subject of a request: the rows of the namespace's target
@@ -839,7 +839,7 @@ func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found 
 // value in the namespace's current canonical form (it was canonical when
 // recorded, but the rule may have changed since). It never widens a match:
 // an empty or unparseable value is an Invalid error, not a scan.
-func matchValue(ns *store.Namespace, v string) (string, error) {
+func matchValue(ns *Namespace, v string) (string, error) {
 	c, err := canon.Value(ns.MatchRule, ns.DefaultRegion, v)
 	if err != nil {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value does not fit the namespace's %s rule: %s.", ruleName(ns), err)
@@ -847,7 +847,7 @@ func matchValue(ns *store.Namespace, v string) (string, error) {
 	return c, nil
 }
 
-func ruleName(ns *store.Namespace) string {
+func ruleName(ns *Namespace) string {
 	if ns.MatchRule == "" {
 		return canon.Exact
 	}

@@ -25,16 +25,6 @@ const envelopeOpen = `<?xml version='1.0'?>` + "\n" +
 
 const envelopeClose = `</SOAP-ENV:Body>` + "\n" + `</SOAP-ENV:Envelope>` + "\n"
 
-// xsiType is the xsi:type written for each ACC type in a response.
-var xsiType = map[string]string{
-	schemas.TypeString: "xsd:string", schemas.TypePrimaryKey: "xsd:primarykey",
-	schemas.TypeBoolean: "xsd:boolean", schemas.TypeByte: "xsd:byte", schemas.TypeShort: "xsd:short",
-	schemas.TypeLong: "xsd:int", "int": "xsd:int", schemas.TypeInt64: "xsd:long",
-	schemas.TypeFloat: "xsd:float", schemas.TypeDouble: "xsd:double",
-	schemas.TypeDatetime: "xsd:dateTime", schemas.TypeDate: "xsd:date",
-	schemas.TypeDOMElement: "ns:Element", schemas.TypeDOMDocument: "ns:Element",
-}
-
 // responseNamespace is the default namespace of a <Method>Response: the URN
 // of the service the client called. ACC answers xtk:persist methods called
 // as such in urn:wpp:default; a WSDL client that calls them through the
@@ -49,6 +39,17 @@ func responseNamespace(m *schemas.Method, called string) string {
 	return "urn:" + m.Service
 }
 
+// envelopeNamespace is the xmlns:ns of the envelope: the response's own
+// namespace, except for GetUserInfo, which real servers answer in an
+// envelope declaring urn:wpp:default around a response in urn:xtk:session
+// (acc-js-sdk's captured GET_USER_INFO_RESPONSE).
+func envelopeNamespace(m *schemas.Method, ns string) string {
+	if m.Service == "xtk:session" && m.Name == "GetUserInfo" {
+		return "urn:wpp:default"
+	}
+	return ns
+}
+
 // writeResponse renders the <Method>Response of m with values in the order
 // of m.ResponseParams(). Each value's Go type must fit the declared type.
 func writeResponse(m *schemas.Method, called string, values []any) ([]byte, error) {
@@ -58,7 +59,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 	}
 	ns := responseNamespace(m, called)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, envelopeOpen, ns)
+	fmt.Fprintf(&b, envelopeOpen, envelopeNamespace(m, ns))
 	fmt.Fprintf(&b, `<%sResponse xmlns='%s' SOAP-ENV:encodingStyle='%s'>`+"\n", m.Name, ns, encSOAP)
 	for i, p := range outs {
 		name := m.WSDLName(p)
@@ -78,7 +79,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 		if err != nil {
 			return nil, fmt.Errorf("method %s: out %s: %w", m.Name, p.Name, err)
 		}
-		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, xsiType[p.Type])
+		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, schemas.TypeOf(p.Type).XSI)
 		b.WriteString(schemas.EscapeText(text))
 		fmt.Fprintf(&b, "</%s>\n", name)
 	}
