@@ -86,6 +86,7 @@ func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
+	s.refreshStatistics(ctx)
 	from := []int{int(StatusNew), int(StatusRetryPending), int(StatusProcessing), int(StatusRetryInProgress)}
 	to := map[int]int{int(StatusNew): int(StatusProcessing), int(StatusRetryPending): int(StatusRetryInProgress)}
 	return s.process(ctx, rep, from, to, StatusRetryPending, s.collectOne)
@@ -283,6 +284,7 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
+	s.refreshStatistics(ctx)
 	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
 	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
