@@ -246,6 +246,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 	}()
 	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
+		s.log.InfoContext(ctx, "logon refused", "reason", "empty or oversized login or password", "from", from)
 		return nil, errBadLogon
 	}
 	p := s.hashPool(from)
@@ -254,7 +255,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		if err := s.hash.VerifyDummy(ctx, p, password); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login")
+		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login", "from", from)
 		return nil, errBadLogon
 	}
 	if err != nil {
@@ -267,10 +268,10 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	now := s.cfg.Now()
 	switch {
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked")
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked", "from", from)
 		return nil, errBadLogon
 	case op.Disabled:
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled", "from", from)
 		return nil, errBadLogon
 	case !ok:
 		until, err := s.recordFailure(ctx, op.ID)
@@ -278,9 +279,9 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 			return nil, err
 		}
 		if until != nil {
-			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339))
+			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339), "from", from)
 		} else {
-			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password")
+			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password", "from", from)
 		}
 		return nil, errBadLogon
 	}

@@ -24,6 +24,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	log := m.logger(s)
 	m.tuneGC()
+	// Listen first: a port in use stops the start before the database is
+	// migrated or a workflow scheduled.
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("CP_ADDR %s: %w", s.addr, err)
+	}
+	defer ln.Close()
 	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
@@ -43,14 +50,23 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	log.Info("workflows scheduled", "schedule", s.workflowSchedule.String())
 	zone := m.zone(s)
 	if len(zone.Allowed) == 0 {
-		log.Error("CP_ALLOWED_SUBNETS is empty or invalid: the download and the console deny everyone")
+		log.Warn("CP_ALLOWED_SUBNETS is empty: the download and the console deny everyone")
 	}
 	for _, p := range zone.Allowed {
 		if p.Bits() == 0 {
 			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
 		}
 	}
-	return a.Server.ListenAndServe(ctx, a.Handler(), func(addr string) {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: finishing the calls in flight (at most 30 s)")
+		case <-stopped:
+		}
+	}()
+	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
 		if len(s.soapAllowedSubnets) == 0 && !loopbackOnly(addr) {
 			log.Warn("the SOAP API is open to every address that reaches this listener (CP_SOAP_ALLOWED_SUBNETS is empty, as in ACC): "+
@@ -77,14 +93,10 @@ func loopbackOnly(addr string) bool {
 }
 
 // zone is the console's and the download's security zone: who may open
-// them (CP_ALLOWED_SUBNETS; an empty or invalid list denies everyone) and
-// which proxies are believed.
+// them (CP_ALLOWED_SUBNETS; an empty list denies everyone) and which
+// proxies are believed.
 func (m *Main) zone(s *settings) netzone.Zone {
-	allowed, err := netzone.ParsePrefixes(s.allowedSubnets, true)
-	if err != nil {
-		allowed = nil
-	}
-	return netzone.Zone{Allowed: allowed, Trusted: s.trustedProxies}
+	return netzone.Zone{Allowed: s.allowedSubnets, Trusted: s.trustedProxies}
 }
 
 // purgeSessions deletes long-expired session rows every hour until ctx ends.
