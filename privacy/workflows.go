@@ -119,11 +119,13 @@ func (s *Service) process(ctx context.Context, rep Report, from []int, to map[in
 						err = s.fail(ctx, &reqs[i], retryStatus, serr)
 						mu.Lock()
 						rep.Failed++
+						s.progress(rep)
 						mu.Unlock()
 						continue
 					}
 					mu.Lock()
 					rep.Processed++
+					s.progress(rep)
 					mu.Unlock()
 				}
 				if err != nil {
@@ -423,7 +425,15 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 				return rep, err
 			}
 			rep.Processed++
+			s.progress(rep)
 		}
+	}
+}
+
+// progress tells cfg.Progress how far a workflow is.
+func (s *Service) progress(rep Report) {
+	if s.cfg.Progress != nil {
+		s.cfg.Progress(rep)
 	}
 }
 
