@@ -6,7 +6,7 @@ GO ?= go
 .PHONY: build test vet interop-deps generate run bench
 
 build:
-	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o campaign-privacy ./cmd/campaign-privacy
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o campaign-privacy ./cmd/campaign-privacy
 
 run:
 	$(GO) run ./cmd/campaign-privacy serve

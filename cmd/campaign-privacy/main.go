@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // a local-time CP_WORKFLOW_SCHEDULE works in a scratch image
 
 	"github.com/campaign-privacy/campaign-privacy/internal/app"
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
