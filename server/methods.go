@@ -64,7 +64,34 @@ func (s *Server) methodTable() map[string]handler {
 		"nms:gdprRequest#CreateRequestByName":     s.createRequestByName,
 		"nms:gdprRequest#ConfirmDeletePending":    s.confirmDeletePending,
 		"xtk:queryDef#ExecuteQuery":               s.executeQuery,
+
+		"xtk:workflow#Start":               s.startWorkflow,
+		"xtk:workflow#StartWithParameters": s.startWorkflow,
+		"xtk:workflow#Stop":                s.stopWorkflow,
+		"xtk:workflow#PostEvent":           s.postWorkflowEvent,
 	}
+}
+
+// startWorkflow: Start(workflowId) and StartWithParameters(workflowId,
+// parameters) of a technical workflow, by internal name or id. The
+// variables of StartWithParameters are accepted and not used: the
+// technical workflows take none.
+func (s *Server) startWorkflow(ctx context.Context, c *call) ([]any, error) {
+	return nil, s.privacy.StartWorkflow(ctx, c.caller, strings.TrimSpace(c.String("workflowId")))
+}
+
+// stopWorkflow: Stop(workflowId).
+func (s *Server) stopWorkflow(ctx context.Context, c *call) ([]any, error) {
+	return nil, s.privacy.StopWorkflow(ctx, c.caller, strings.TrimSpace(c.String("workflowId")))
+}
+
+// postWorkflowEvent: PostEvent(workflowId, activity, transition,
+// parameters, complete); the "signal" activity starts the workflow.
+func (s *Server) postWorkflowEvent(ctx context.Context, c *call) ([]any, error) {
+	if _, _, err := c.Bool("complete"); err != nil {
+		return nil, err
+	}
+	return nil, s.privacy.PostWorkflowEvent(ctx, c.caller, strings.TrimSpace(c.String("workflowId")), strings.TrimSpace(c.String("activity")))
 }
 
 // requirePrivacyRight guards the calls that read or write personal data.
@@ -75,7 +102,34 @@ func (s *Server) write(ctx context.Context, c *call) ([]any, error) {
 	if err := requirePrivacyRight(c); err != nil {
 		return nil, err
 	}
-	return nil, s.cfg.Persist.Write(ctx, c.Element("doc"))
+	doc, err := s.calledSchemaDoc(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.Write(ctx, doc)
+}
+
+// calledSchemaDoc is the doc parameter of a persist method called through
+// a data schema ("nms:recipient#Write", as that schema's WSDL declares
+// it): the document's xtkschema defaults to that schema, and another
+// xtkschema is refused — what runs is what the call names.
+func (s *Server) calledSchemaDoc(c *call) (*etree.Element, error) {
+	doc := c.Element("doc")
+	if doc == nil || c.service == c.method.Service || strings.Contains(c.service, "|") {
+		return doc, nil
+	}
+	sc, ok := s.registry.Schema(c.service)
+	if !ok || sc.Data == nil || sc.Implements != schemas.PersistInterface {
+		return doc, nil
+	}
+	switch x := doc.SelectAttrValue("xtkschema", ""); x {
+	case "":
+		doc.CreateAttr("xtkschema", c.service)
+	case c.service:
+	default:
+		return nil, apperr.Errorf(apperr.Invalid, "The document's xtkschema '%s' is not the schema called, '%s'.", truncate(x, 64), c.service)
+	}
+	return doc, nil
 }
 
 // writeCollection: xtk:persist#WriteCollection(doc), all or nothing.
@@ -83,7 +137,11 @@ func (s *Server) writeCollection(ctx context.Context, c *call) ([]any, error) {
 	if err := requirePrivacyRight(c); err != nil {
 		return nil, err
 	}
-	return nil, s.cfg.Persist.WriteCollection(ctx, c.Element("doc"))
+	doc, err := s.calledSchemaDoc(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.WriteCollection(ctx, doc)
 }
 
 // createRequestByName: (namespaceName, reconciliationValue, type,

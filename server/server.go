@@ -223,7 +223,10 @@ func (s *Server) baseURL(r *http.Request) string { return siteurl.Base(r, s.cfg.
 func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("schema")
 	sc, ok := s.registry.Schema(id)
-	if !ok || len(sc.Methods) == 0 {
+	if !ok {
+		sc, ok = s.registry.Interface(id) // xtk:persist
+	}
+	if !ok {
 		http.Error(w, "Unknown schema.", http.StatusNotFound)
 		return
 	}

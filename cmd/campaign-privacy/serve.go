@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -67,10 +68,28 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}()
 	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
+		if len(s.soapAllowedSubnets) == 0 && !loopbackOnly(addr) {
+			log.Warn("the SOAP API is open to every address that reaches this listener (CP_SOAP_ALLOWED_SUBNETS is empty, as in ACC): "+
+				"a caller with an operator's password can read personal data from anywhere; set CP_SOAP_ALLOWED_SUBNETS to the clients' networks", "addr", addr)
+		}
 		if m.Ready != nil {
 			m.Ready(addr)
 		}
 	})
+}
+
+// loopbackOnly reports whether a listen address accepts only this
+// machine's own connections (127.0.0.0/8, ::1, localhost).
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // zone is the console's and the download's security zone: who may open

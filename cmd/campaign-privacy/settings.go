@@ -107,7 +107,7 @@ var table = []setting{
 		Set:     prefixes(true, func(s *settings) *[]netip.Prefix { return &s.allowedSubnets })},
 	{Flag: "soap-allowed-subnets", Env: "CP_SOAP_ALLOWED_SUBNETS", DefaultDoc: "empty (every address)",
 		Help:    "who may call the SOAP API, Logon included: CIDRs, comma-separated (empty: every address)",
-		Doc:     "who may call the SOAP API (ACC's security zone for the API): checked on every call, Logon included. Outside it a Logon gets the usual `XSV-350012` and any other call `XSV-350008`, even with a valid token. Client addresses through `CP_TRUSTED_PROXIES` as for the console.",
+		Doc:     "who may call the SOAP API (ACC's security zone for the API): checked on every call, Logon included. Outside it a Logon gets the usual `XSV-350012` and any other call `XSV-350008`, even with a valid token. Client addresses through `CP_TRUSTED_PROXIES` as for the console. Empty (ACC's default) lets every address that reaches the listener call the API, `ExecuteQuery` on personal data included: the start logs a warning when it is empty and `CP_ADDR` is not loopback.",
 		Accepts: "CIDR prefixes or addresses, comma-separated, such as 10.0.0.0/8,::1",
 		Set:     prefixes(true, func(s *settings) *[]netip.Prefix { return &s.soapAllowedSubnets })},
 	{Flag: "trusted-proxies", Env: "CP_TRUSTED_PROXIES", Help: "reverse proxies whose X-Forwarded-For is believed",
