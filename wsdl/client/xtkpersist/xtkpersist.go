@@ -67,6 +67,10 @@ type WriteCollectionResponse struct {
 	XMLName xml.Name `xml:"urn:wpp:default WriteCollectionResponse"`
 }
 
+type Element struct {
+	Items []string `xml:",any" json:"items,omitempty"`
+}
+
 type PersistMethodsSoap interface {
 	GetEntityIfMoreRecent(request *GetEntityIfMoreRecent) (*GetEntityIfMoreRecentResponse, error)
 
