@@ -56,7 +56,7 @@ type Element struct {
 type GetEntityIfMoreRecentResponse struct {
 	XMLName xml.Name `xml:"urn:wpp:default GetEntityIfMoreRecentResponse"`
 
-	PdomDoc *Element `xml:"pdomDoc,omitempty" json:"pdomDoc,omitempty"`
+	PdomDoc *ResponseElement `xml:"pdomDoc,omitempty" json:"pdomDoc,omitempty"`
 }
 
 type WriteResponse struct {
@@ -67,7 +67,7 @@ type WriteCollectionResponse struct {
 	XMLName xml.Name `xml:"urn:wpp:default WriteCollectionResponse"`
 }
 
-type Element struct {
+type ResponseElement struct {
 	Items []string `xml:",any" json:"items,omitempty"`
 }
 
