@@ -98,12 +98,13 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	}
 	p(`    </s:schema>`)
 	if wpp {
-		// The responses' XML parameters use a type of their own namespace:
-		// zeep reads a tns: prefix inside a schema as that schema's target
-		// namespace, whatever the WSDL declares; and a second "Element"
-		// would clash in generated code (gowsdl).
+		// The responses' XML parameters use an Element type of their own
+		// namespace: the answers say xsi:type='ns:Element' with ns bound
+		// to urn:wpp:default, and zeep resolves that type there (it also
+		// reads a tns: prefix inside a schema as that schema's target
+		// namespace).
 		p(`    <s:schema elementFormDefault="qualified" targetNamespace="%s">`, nsWPP)
-		p(`      <s:complexType name="ResponseElement">`)
+		p(`      <s:complexType name="Element">`)
 		p(`        <s:sequence>`)
 		p(`          <s:any minOccurs="0" processContents="lax"/>`)
 		p(`        </s:sequence>`)
@@ -112,7 +113,7 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 			if respPrefix(m) == "wpp" {
 				fs := fields(m, m.ResponseParams())
 				for i := range fs {
-					fs[i][1] = strings.Replace(fs[i][1], "tns:Element", "wpp:ResponseElement", 1)
+					fs[i][1] = strings.Replace(fs[i][1], "tns:Element", "wpp:Element", 1)
 				}
 				element(m.Name+"Response", fs)
 			}

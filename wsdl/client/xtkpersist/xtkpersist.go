@@ -56,7 +56,7 @@ type Element struct {
 type GetEntityIfMoreRecentResponse struct {
 	XMLName xml.Name `xml:"urn:wpp:default GetEntityIfMoreRecentResponse"`
 
-	PdomDoc *ResponseElement `xml:"pdomDoc,omitempty" json:"pdomDoc,omitempty"`
+	PdomDoc *Element `xml:"pdomDoc,omitempty" json:"pdomDoc,omitempty"`
 }
 
 type WriteResponse struct {
@@ -65,10 +65,6 @@ type WriteResponse struct {
 
 type WriteCollectionResponse struct {
 	XMLName xml.Name `xml:"urn:wpp:default WriteCollectionResponse"`
-}
-
-type ResponseElement struct {
-	Items []string `xml:",any" json:"items,omitempty"`
 }
 
 type PersistMethodsSoap interface {
