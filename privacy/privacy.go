@@ -20,6 +20,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -76,7 +78,25 @@ type Config struct {
 	// replicas share, kept outside the database (subject.key,
 	// CP_SUBJECT_KEY). Empty: a random key for this process alone (tests).
 	SubjectKey []byte
+	// CreateRate and CreateBurst are the request-creation quota per
+	// operator (CP_CREATE_RATE, CP_CREATE_BURST): a token bucket of
+	// CreateBurst calls refilled at CreateRate per second, per operator
+	// and per replica. A CreateRequestByName beyond it is refused with a
+	// Busy fault and changes nothing. Zero takes the defaults (50 per
+	// second, burst 500); a negative CreateRate turns the quota off.
+	CreateRate  float64
+	CreateBurst int
+	// OnQuotaRefused, if set, is told each refused call ("requests"): the
+	// metrics counter.
+	OnQuotaRefused func(quota string)
 }
+
+// The request-creation quota's defaults: far above a person or an
+// integration sending its requests as they come, below a flood.
+const (
+	DefaultCreateRate  = 50
+	DefaultCreateBurst = 500
+)
 
 // Service implements the privacy request API.
 type Service struct {
@@ -93,6 +113,8 @@ type Service struct {
 	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
 
 	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
+
+	creates map[int64]*rate.Limiter // under mu: the request-creation quota per operator
 }
 
 // Validate checks the settings that cannot work together (unset ones take
@@ -148,6 +170,12 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 			cfg.Workers = 4
 		}
 	}
+	if cfg.CreateRate == 0 {
+		cfg.CreateRate = DefaultCreateRate
+	}
+	if cfg.CreateBurst <= 0 {
+		cfg.CreateBurst = DefaultCreateBurst
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -159,7 +187,8 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		_, _ = rand.Read(cfg.SubjectKey)
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
-		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{}}
+		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{},
+		creates: map[int64]*rate.Limiter{}}
 }
 
 func randomUint32() uint32 {
@@ -187,6 +216,9 @@ type CreateRequest struct {
 // request still active gets its existing id back.
 func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in CreateRequest) (int64, error) {
 	if err := requireRight(c); err != nil {
+		return 0, err
+	}
+	if err := s.createAllowed(ctx, c.OperatorID); err != nil {
 		return 0, err
 	}
 	if in.Type != TypeAccess && in.Type != TypeDelete {
@@ -233,6 +265,31 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 	s.log.InfoContext(ctx, "privacy request", "id", id, "existing", existing, "type", typeEnum[int(in.Type)].name,
 		"regulation", regulationEnum[int(regulation)].name, "namespace", ns.Name, "operator_id", c.OperatorID)
 	return id, nil
+}
+
+// createAllowed takes one call from the operator's request-creation quota.
+// The log line names the operator id only: no value, no login.
+func (s *Service) createAllowed(ctx context.Context, operatorID int64) error {
+	if s.cfg.CreateRate < 0 {
+		return nil
+	}
+	s.mu.Lock()
+	l := s.creates[operatorID]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(s.cfg.CreateRate), s.cfg.CreateBurst)
+		s.creates[operatorID] = l
+	}
+	s.mu.Unlock()
+	if l.AllowN(s.cfg.Now(), 1) {
+		return nil
+	}
+	s.log.WarnContext(ctx, "request quota: CreateRequestByName refused", "operator_id", operatorID,
+		"rate", s.cfg.CreateRate, "burst", s.cfg.CreateBurst)
+	if s.cfg.OnQuotaRefused != nil {
+		s.cfg.OnQuotaRefused("requests")
+	}
+	return apperr.Errorf(apperr.Busy, "Too many privacy requests created by this operator: at most %g per second (bursts of %d). Try again later.",
+		s.cfg.CreateRate, s.cfg.CreateBurst)
 }
 
 // ConfirmDeletePending confirms a two-step delete: only a request waiting

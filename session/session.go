@@ -90,10 +90,23 @@ type Config struct {
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
 	// IMS, when set, enables BearerTokenLogon (NewIMS; cmd builds it from
 	// the CP_IMS_* settings).
-	IMS    *IMS
-	Now    func() time.Time
-	Logger *slog.Logger
+	IMS *IMS
+	// MaxSessions is the open-sessions quota per operator
+	// (CP_SESSIONS_PER_OPERATOR): after a Logon, the operator's live
+	// sessions beyond its MaxSessions newest are revoked, oldest first,
+	// so a client that logs on again and again without Logoff (as many
+	// ACC scripts do) keeps working while the table stays bounded. Zero
+	// takes the default, 100; negative turns the quota off.
+	MaxSessions int
+	// OnQuotaRefused, if set, is told each time a quota acts ("sessions":
+	// a Logon revoked older sessions): the metrics counter.
+	OnQuotaRefused func(quota string)
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
+
+// DefaultMaxSessions is the open-sessions quota per operator.
+const DefaultMaxSessions = 100
 
 // Service implements Logon, Logoff, token checks and operator management.
 type Service struct {
@@ -145,6 +158,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		keys[keyID(k)] = k
 	}
 	keys[keyID(cfg.Key)] = cfg.Key
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 24 * time.Hour
 	}
@@ -368,6 +384,22 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "logon", "operator_id", op.ID)
+	if s.cfg.MaxSessions > 0 {
+		revoked, err := s.db.RevokeSessionsBeyond(ctx, op.ID, s.cfg.MaxSessions, now)
+		if err != nil {
+			return nil, err
+		}
+		if len(revoked) > 0 {
+			for _, id := range revoked {
+				s.forget(id, 0)
+			}
+			s.log.WarnContext(ctx, "session quota: oldest sessions revoked", "operator_id", op.ID,
+				"revoked", len(revoked), "max_sessions", s.cfg.MaxSessions)
+			if s.cfg.OnQuotaRefused != nil {
+				s.cfg.OnQuotaRefused("sessions")
+			}
+		}
+	}
 	return &Tokens{SessionToken: token, SecurityToken: security, Caller: &Caller{
 		OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), SessionID: jti, Expires: exp,
 	}}, nil

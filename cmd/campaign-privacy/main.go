@@ -155,12 +155,13 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 		Failpoint: m.failpoint(),
 		Session: session.Config{
 			Key: k.session, PreviousKeys: k.sessionPrevious, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken,
-			IMS: ims,
+			IMS: ims, MaxSessions: offIfZero(s.sessionsPerOperator),
 		},
 		Privacy: privacy.Config{
 			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName,
 			Deduplicate: s.deduplicate, ExportKey: k.export, PreviousExportKeys: k.exportPrevious, SubjectKey: k.subject,
 			Retention: s.retention, Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
+			CreateRate: float64(offIfZero(s.createRate)), CreateBurst: s.createBurst,
 		},
 		Server: server.Config{
 			Addr: s.addr, InstanceName: s.instanceName, Version: version, FaultHTTPStatus: s.faultHTTPStatus,
@@ -173,4 +174,13 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 		f(&cfg)
 	}
 	return app.Open(ctx, cfg)
+}
+
+// offIfZero maps a setting's 0 ("no limit") to the services' negative
+// value (their zero means "the default").
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

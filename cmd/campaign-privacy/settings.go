@@ -32,6 +32,7 @@ type settings struct {
 	requireSecurityToken, deduplicate                                   bool
 	faultHTTPStatus, deleteBatch                                        int
 	downloadsMax, downloadsPerOperator, downloadMinRate                 int
+	sessionsPerOperator, createRate, createBurst                        int
 	logLevel                                                            slog.Level
 }
 
@@ -172,6 +173,17 @@ var table = []setting{
 		Doc:     "bytes per second a download's reader must take: each write may wait 10 s plus its bytes at this rate, then the connection is dropped (slow readers)",
 		Accepts: "an integer from 1 to 1073741824",
 		Set:     integer(1, 1<<30, func(s *settings) *int { return &s.downloadMinRate })},
+	{Flag: "sessions-per-operator", Env: "CP_SESSIONS_PER_OPERATOR", Default: "100", Help: "open sessions kept per operator; a Logon beyond it revokes the oldest (0: no limit)",
+		Doc:     "open sessions kept per operator (quota): a Logon beyond it revokes that operator's oldest live sessions, so a client that logs on again and again without Logoff keeps working while sessions stay bounded; a revoked token gets the usual XSV-350008 fault. 0: no limit",
+		Accepts: "an integer from 0 to 1000000",
+		Set:     integer(0, 1_000_000, func(s *settings) *int { return &s.sessionsPerOperator })},
+	{Flag: "create-rate", Env: "CP_CREATE_RATE", Default: "50", Help: "CreateRequestByName calls per second per operator, after the burst (0: no limit)",
+		Doc:     "CreateRequestByName calls per second per operator and per replica once the burst is spent (quota); more get `SOP-330011` with a detail naming the limit and change nothing. Raise it to import a backlog. 0: no limit",
+		Accepts: "an integer from 0 to 1000000",
+		Set:     integer(0, 1_000_000, func(s *settings) *int { return &s.createRate })},
+	{Flag: "create-burst", Env: "CP_CREATE_BURST", Default: "500", Help: "CreateRequestByName calls one operator may send at once before CP_CREATE_RATE applies",
+		Accepts: "an integer from 1 to 1000000",
+		Set:     integer(1, 1_000_000, func(s *settings) *int { return &s.createBurst })},
 	{Flag: "ims-jwks", Env: "CP_IMS_JWKS", DefaultDoc: "empty (BearerTokenLogon off)",
 		Help: "JWK Set verifying BearerTokenLogon's bearer tokens: a file or an http(s) URL",
 		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",

@@ -46,6 +46,12 @@ type Config struct {
 	// Failpoint, if set, is the fault tests' hook, given to the SOAP server
 	// and the privacy service (CP_FAILPOINT).
 	Failpoint func(name string) error
+	// OnQuotaRefused, if set, is told each time a per-operator quota acts:
+	// "sessions" (a Logon revoked the operator's oldest sessions) or
+	// "requests" (a CreateRequestByName refused). Given to the session and
+	// privacy services whose own Config leaves it empty: the hook a
+	// campaign_privacy_quota_refusals_total{quota} counter hangs on.
+	OnQuotaRefused func(quota string)
 
 	Session session.Config
 	Privacy privacy.Config
@@ -124,6 +130,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	scfg := cfg.Session
 	fill(&scfg.Logger, &scfg.Now, log, cfg.Now)
+	if scfg.OnQuotaRefused == nil {
+		scfg.OnQuotaRefused = cfg.OnQuotaRefused
+	}
 	if a.Sessions, err = session.New(db, scfg); err != nil {
 		return err
 	}
@@ -132,6 +141,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	fill(&pcfg.Logger, &pcfg.Now, log, cfg.Now)
 	if pcfg.Failpoint == nil {
 		pcfg.Failpoint = cfg.Failpoint
+	}
+	if pcfg.OnQuotaRefused == nil {
+		pcfg.OnQuotaRefused = cfg.OnQuotaRefused
 	}
 	a.Privacy = privacy.New(db, registry, pcfg)
 	if err := a.Privacy.Setup(ctx); err != nil {

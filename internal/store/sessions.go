@@ -78,3 +78,28 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 	op.ID = s.OperatorID
 	return &s, &op, nil
 }
+
+// RevokeSessionsBeyond revokes the live sessions of an operator (not
+// revoked, not expired at now) other than its keep newest ones, and returns
+// the ids it revoked: the open-sessions quota, applied after a Logon.
+func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, now time.Time) ([]string, error) {
+	now = now.UTC()
+	var live int64
+	if err := d.db.WithContext(ctx).Model(&Session{}).
+		Where("operator_id = ? AND revoked_at IS NULL AND expires > ?", operatorID, now).Count(&live).Error; err != nil {
+		return nil, translate(err, "Session")
+	}
+	if live <= int64(keep) {
+		return nil, nil // the usual case: a read, no write
+	}
+	var ids []string
+	err := d.db.WithContext(ctx).Raw(`UPDATE sessions SET revoked_at = ?
+		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id NOT IN (
+			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ?
+			ORDER BY created DESC, id DESC LIMIT ?)
+		RETURNING id`, now, operatorID, now, operatorID, now, keep).Scan(&ids).Error
+	if err != nil {
+		return nil, translate(err, "Session")
+	}
+	return ids, nil
+}
