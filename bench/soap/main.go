@@ -378,10 +378,14 @@ type product struct {
 	ids      []int64
 	login    string
 	password string
-	key      []byte     // the session signing key (CP_SESSION_KEY), to forge tokens in the hostile scenario
-	ops      []operator // the virtual operators of the mixed and hostile scenarios
-	victim   string     // throw-away operator that the hostile scenario sends wrong passwords for
-	appName  string     // PostgreSQL application_name of the product's connections
+	// logonOp is the operator the logon scenario logs on as: thousands of
+	// sessions, of which the open-sessions quota (CP_SESSIONS_PER_OPERATOR)
+	// keeps the newest, must not revoke "bench"'s token of create and query.
+	logonOp operator
+	key     []byte     // the session signing key (CP_SESSION_KEY), to forge tokens in the hostile scenario
+	ops     []operator // the virtual operators of the mixed and hostile scenarios
+	victim  string     // throw-away operator that the hostile scenario sends wrong passwords for
+	appName string     // PostgreSQL application_name of the product's connections
 }
 
 // operator is one virtual operator of the mixed and hostile scenarios.
@@ -418,6 +422,8 @@ func startProduct(bin, tmp, store, pgBase, schema string, extraOps int) *product
 		}
 	}
 	createOp(p.login, p.password)
+	p.logonOp = operator{"bench-logon", "Bench-" + randomHex(12)}
+	createOp(p.logonOp.login, p.logonOp.password)
 	for i := range extraOps {
 		o := operator{fmt.Sprintf("vop%02d", i+1), "Vop-" + randomHex(12)}
 		createOp(o.login, o.password)
@@ -823,7 +829,7 @@ func run() {
 			name := "product-" + p.store
 			switch scenario {
 			case "logon":
-				ts = append(ts, target{name, p.soap, "xtk:session#Logon", constBody(logonBody(p.login, p.password)), []byte("LogonResponse"), p.proc.pid()})
+				ts = append(ts, target{name, p.soap, "xtk:session#Logon", constBody(logonBody(p.logonOp.login, p.logonOp.password)), []byte("LogonResponse"), p.proc.pid()})
 			case "create":
 				ts = append(ts, target{name, p.soap, "nms:privacyRequest#CreateRequestByName", createBody(p.token, tag(name)), []byte("CreateRequestByNameResponse"), p.proc.pid()})
 			case "query":
