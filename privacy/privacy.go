@@ -22,6 +22,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -72,6 +73,9 @@ type Config struct {
 	// replicas share, kept outside the database (subject.key,
 	// CP_SUBJECT_KEY). Empty: a random key for this process alone (tests).
 	SubjectKey []byte
+	// Metrics records workflow runs, rows exported and deleted, and file
+	// bytes written; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Service implements the privacy request API.

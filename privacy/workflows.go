@@ -50,8 +50,9 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	var out []Report
 	for _, n := range names {
 		var (
-			r   Report
-			err error
+			r     Report
+			err   error
+			start = time.Now()
 		)
 		switch n {
 		case Collect:
@@ -63,6 +64,7 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 		default:
 			return out, apperr.Errorf(apperr.Invalid, "Unknown workflow '%s' (%s, %s, %s or all).", n, Collect, Delete, Cleanup)
 		}
+		s.cfg.Metrics.WorkflowRun(n, time.Since(start), r.Processed, r.Failed, err)
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -286,6 +288,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease); err != nil {
 			return err
 		}
+		s.cfg.Metrics.RowsDeleted(rows)
 		s.touched.add(parts)
 		parts, rows = nil, 0
 		if err := s.failpoint("delete-after-batch"); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
@@ -85,6 +86,9 @@ type Config struct {
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Metrics counts refused logons by reason, and lock-outs; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // Service implements Logon, Logoff, token checks and operator management.
@@ -227,6 +231,7 @@ var errBadLogon = apperr.Errorf(apperr.BadLogon, "Invalid login or password.")
 func (s *Service) Logon(ctx context.Context, login, password, from string) (tokens *Tokens, err error) {
 	if s.addressThrottled(from) {
 		s.log.WarnContext(ctx, "logon refused", "reason", "too many failures from this address", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonAddressThrottled)
 		return nil, errBadLogon
 	}
 	defer func() {
@@ -235,6 +240,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 	}()
 	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
+		s.cfg.Metrics.LogonFailed(metrics.LogonInvalidInput)
 		return nil, errBadLogon
 	}
 	op, err := s.db.FindOperatorByLogin(ctx, login)
@@ -243,6 +249,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 			return nil, err
 		}
 		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login")
+		s.cfg.Metrics.LogonFailed(metrics.LogonUnknownLogin)
 		return nil, errBadLogon
 	}
 	if err != nil {
@@ -256,17 +263,21 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	switch {
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked")
+		s.cfg.Metrics.LogonFailed(metrics.LogonLocked)
 		return nil, errBadLogon
 	case op.Disabled:
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
+		s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
 		return nil, errBadLogon
 	case !ok:
 		until, err := s.db.RecordLogonFailure(ctx, op.ID, s.cfg.Lockout)
 		if err != nil {
 			return nil, err
 		}
+		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
 		if until != nil {
 			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339))
+			s.cfg.Metrics.LockedOut()
 		} else {
 			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password")
 		}

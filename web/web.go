@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -50,6 +52,9 @@ type Config struct {
 	Workflows func(ctx context.Context) ([]privacy.Report, error)
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Metrics counts the bytes of data-subject files sent; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the web pages.
@@ -242,7 +247,22 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/xml; charset=utf-8")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="privacyRequest%d.xml"`, id))
 	h.Set("ETag", fmt.Sprintf(`"cp-%d-%d-%d"`, id, export.Created.UnixNano(), export.Size))
-	http.ServeContent(w, r, "", export.Created, rd)
+	counted := &countingReader{ReadSeeker: rd}
+	http.ServeContent(w, r, "", export.Created, counted)
+	s.cfg.Metrics.Downloaded(counted.n)
+}
+
+// countingReader counts the bytes read through it: what ServeContent sent
+// of the file (a range, or nothing for a 304).
+type countingReader struct {
+	io.ReadSeeker
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *Server) handleCSS(w http.ResponseWriter, r *http.Request) {

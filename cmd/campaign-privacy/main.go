@@ -30,6 +30,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
@@ -63,6 +64,7 @@ Usage:
   campaign-privacy audit verify            check the audit hash chain; exit 1 names the first broken line
   campaign-privacy receipt public-key      print the erasure receipts' public key (PEM)
   campaign-privacy receipt verify FILE [--public-key K]  check a receipt offline and print its claims
+  campaign-privacy healthcheck             ask the server at CP_ADDR whether it is ready (GET /readyz); exit 0 or 1
   campaign-privacy version
 
 Settings (flag or environment variable):
@@ -100,6 +102,10 @@ Settings (flag or environment variable):
   --retry-delay       CP_RETRY_DELAY             first back-off of a failed request, doubled each time (1m)
   --delete-batch      CP_DELETE_BATCH            rows deleted per transaction (10000)
   --log-level         CP_LOG_LEVEL               debug, info, warn or error (info)
+  --metrics-subnets   CP_METRICS_SUBNETS         who may read GET /metrics: CIDRs, comma-separated
+                                                 (127.0.0.1/32,::1/128)
+  --metrics-addr      CP_METRICS_ADDR            serve /metrics (and /healthz, /readyz) on this address
+                                                 of its own instead of CP_ADDR (empty: on CP_ADDR)
 `
 
 func main() {
@@ -141,9 +147,14 @@ type settings struct {
 	schemasDir, workflowSchedule, exportKey, allowedSubnets, trustedProxies       string
 	sessionPreviousKeys, exportPreviousKeys, soapAllowedSubnets                   string
 	subjectKey, receiptKey, receiptPreviousKeys                                   string
+	metricsSubnets, metricsAddr                                                   string
 	sessionTTL, retention, lease, retryDelay                                      time.Duration
 	requireSecurityToken, deduplicate                                             bool
 	faultHTTPStatus, deleteBatch                                                  int
+
+	// metrics is serve's collectors, handed to the services open builds
+	// (not a setting; nil for the other commands).
+	metrics *metrics.Metrics
 }
 
 func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
@@ -175,6 +186,8 @@ func (m *Main) flags(name string) (*flag.FlagSet, *settings) {
 	fs.StringVar(&s.allowedSubnets, "allowed-subnets", env("CP_ALLOWED_SUBNETS", "127.0.0.1/32,::1/128"), "web allow-list")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", env("CP_TRUSTED_PROXIES", ""), "trusted reverse proxies")
 	fs.StringVar(&s.soapAllowedSubnets, "soap-allowed-subnets", env("CP_SOAP_ALLOWED_SUBNETS", ""), "SOAP allow-list")
+	fs.StringVar(&s.metricsSubnets, "metrics-subnets", env("CP_METRICS_SUBNETS", "127.0.0.1/32,::1/128"), "metrics allow-list")
+	fs.StringVar(&s.metricsAddr, "metrics-addr", env("CP_METRICS_ADDR", ""), "metrics listen address")
 	retention, err3 := time.ParseDuration(env("CP_RETENTION", "2160h"))
 	if err3 != nil {
 		retention = -1 // reported by validate
@@ -260,6 +273,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.receipt(ctx, args)
 	case "demo-data":
 		return m.demoData(ctx, args)
+	case "healthcheck":
+		return m.healthcheck(ctx, args)
 	case "version":
 		readBuildInfo().write(m.Stdout)
 		return nil
@@ -350,7 +365,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app, e
 		ReceiptKey: rkey, ReceiptIssuer: s.instanceName,
 		Deduplicate: s.deduplicate, ExportKey: exportKey, PreviousExportKeys: previousExportKeys, SubjectKey: subjectKey, Retention: s.retention,
 		Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
-		Failpoint: m.failpoint(), Logger: log,
+		Failpoint: m.failpoint(), Logger: log, Metrics: s.metrics,
 	})
 	if err := priv.Setup(ctx); err != nil {
 		return fail(fmt.Errorf("set up namespaces: %w", err))
@@ -370,6 +385,7 @@ func (m *Main) sessions(db *store.DB, s *settings, log *slog.Logger) (*session.S
 	}
 	return session.New(db, session.Config{
 		Key: key, PreviousKeys: previous, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken, Logger: log,
+		Metrics: s.metrics,
 	})
 }
 
@@ -494,11 +510,26 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	log := m.logger(s.logLevel)
 	m.tuneGC()
+	metricsAllowed, err := netzone.ParsePrefixes(s.metricsSubnets, true)
+	if err != nil {
+		return fmt.Errorf("CP_METRICS_SUBNETS: %w", err)
+	}
+	b := readBuildInfo()
+	s.metrics = metrics.New(metrics.Options{Logger: log,
+		Build: metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion, Dirty: b.Dirty}})
 	a, err := m.open(ctx, s, log)
 	if err != nil {
 		return err
 	}
 	defer a.db.Close()
+	s.metrics.WatchDB(a.db.Pool())
+	s.metrics.WatchRequests(a.privacy.RequestStats)
+	health := metrics.NewHealth(log)
+	health.Ready(
+		metrics.Check{Reason: "database", Probe: a.db.Ping},
+		metrics.Check{Reason: "migrations", Probe: a.db.CheckMigrated},
+		metrics.Check{Reason: "keys", Probe: s.keyFilesPresent},
+	)
 	db, sessions := a.db, a.sessions
 	created, generated, err := sessions.EnsureAdmin(ctx, s.adminPassword)
 	if err != nil {
@@ -537,12 +568,27 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		SOAPAllowed:    soapAllowed,
 		Persist:        persist.New(db, a.registry, nil),
 		Queries:        &querydef.Service{DB: db, Registry: a.registry},
+		Metrics:        s.metrics,
 	}, a.registry, sessions, a.privacy)
-	webServer := web.New(web.Config{Zone: zone, Logger: log,
+	webServer := web.New(web.Config{Zone: zone, Logger: log, Metrics: s.metrics,
 		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return a.privacy.Run(ctx, "all") }}, sessions, a.privacy)
 	mux := http.NewServeMux()
 	srv.Register(mux)
 	webServer.Register(mux)
+	health.Register(mux)
+	metricsHandler := s.metrics.Handler(netzone.Zone{Allowed: metricsAllowed, Trusted: zone.Trusted})
+	if s.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	} else {
+		own := http.NewServeMux()
+		own.Handle("GET /metrics", metricsHandler)
+		health.Register(own)
+		addr, err := serveMetrics(ctx, s.metricsAddr, own, log)
+		if err != nil {
+			return fmt.Errorf("CP_METRICS_ADDR: %w", err)
+		}
+		log.Info("metrics listening", "addr", addr)
+	}
 	return srv.ListenAndServe(ctx, mux, func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", db.Dialect(), "version", version)
 		if m.Ready != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
@@ -42,6 +43,10 @@ type Env struct {
 	Server   *server.Server
 	Clock    *storetest.Clock
 	Logs     *SyncBuffer // everything the service logged
+	// Metrics are the service's collectors, served at /metrics to the
+	// loopback; Health serves /healthz and /readyz.
+	Metrics *metrics.Metrics
+	Health  *metrics.Health
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -73,6 +78,8 @@ type Options struct {
 	DB *store.DB
 	// Schemas adds custom schema files, as CP_SCHEMAS_DIR does.
 	Schemas fs.FS
+	// MetricsZone replaces who may read /metrics (default the loopback).
+	MetricsZone *netzone.Zone
 }
 
 // New starts a service on dialect and stops it when the test ends.
@@ -89,7 +96,8 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg := session.Config{Key: Key, Now: clock.Now, HashWait: 10 * time.Second, Logger: log}
+	met := metrics.New(metrics.Options{Logger: log, Build: metrics.Build{Version: "test", Revision: "unknown", GoVersion: "test"}})
+	scfg := session.Config{Key: Key, Now: clock.Now, HashWait: 10 * time.Second, Logger: log, Metrics: met}
 	if opts.Session != nil {
 		opts.Session(&scfg)
 	}
@@ -97,14 +105,14 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{InstanceName: "test", Version: "test", Now: clock.Now, Ping: db.Ping, Logger: log}
+	cfg := server.Config{InstanceName: "test", Version: "test", Now: clock.Now, Ping: db.Ping, Logger: log, Metrics: met}
 	if opts.Server != nil {
 		opts.Server(&cfg)
 	}
 	if err := db.SyncDataModel(context.Background(), registry); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log, ExportKey: Key[:32], Worker: "test-worker"}
+	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log, ExportKey: Key[:32], Worker: "test-worker", Metrics: met}
 	if opts.Privacy != nil {
 		opts.Privacy(&pcfg)
 	}
@@ -115,18 +123,29 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	cfg.Persist = persist.New(db, registry, clock.Now)
 	cfg.Queries = &querydef.Service{DB: db, Registry: registry}
 	srv := server.New(cfg, registry, sessions, priv)
-	wcfg := web.Config{Now: clock.Now, Logger: log,
+	wcfg := web.Config{Now: clock.Now, Logger: log, Metrics: met,
 		Zone:      netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
 		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }}
 	if opts.Web != nil {
 		opts.Web(&wcfg)
 	}
+	met.WatchDB(db.Pool())
+	met.WatchRequests(priv.RequestStats)
+	health := metrics.NewHealth(log)
+	health.Ready(metrics.Check{Reason: "database", Probe: db.Ping}, metrics.Check{Reason: "migrations", Probe: db.CheckMigrated})
+	metricsZone := netzone.Zone{Allowed: wcfg.Zone.Allowed}
+	if opts.MetricsZone != nil {
+		metricsZone = *opts.MetricsZone
+	}
 	mux := http.NewServeMux()
 	srv.Register(mux)
 	web.New(wcfg, sessions, priv).Register(mux)
+	health.Register(mux)
+	mux.Handle("GET /metrics", met.Handler(metricsZone))
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
-	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Privacy: priv, Registry: registry, Server: srv, Clock: clock, Logs: logs}
+	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Privacy: priv, Registry: registry, Server: srv, Clock: clock, Logs: logs,
+		Metrics: met, Health: health}
 }
 
 // Operator creates an operator.
