@@ -182,7 +182,7 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 			w.WriteString("    <row")
 			var encoded []string
 			for i, v := range values {
-				if text, ok := store.FormatValue(names[i].typ, v); ok {
+				if text, ok := names[i].typ.Format(v); ok {
 					text, b64 := exportAttr(text)
 					if b64 {
 						encoded = append(encoded, names[i].name)
@@ -219,7 +219,10 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 	return cw.seq, cw.size, nil
 }
 
-type column struct{ name, typ string }
+type column struct {
+	name string
+	typ  *schemas.Type
+}
 
 // rowColumns lists a schema's columns and their wire names, sorted by wire
 // name as ACC's file lists them: attributes by name, links as "<link>-id".
@@ -230,10 +233,10 @@ func rowColumns(s *schemas.Schema) ([]string, []column) {
 	}
 	var ps []pair
 	for _, a := range s.Data.Attributes {
-		ps = append(ps, pair{a.SQLName, column{a.Name, a.Type}})
+		ps = append(ps, pair{a.SQLName, column{a.Name, schemas.TypeOf(a.Type)}})
 	}
 	for _, l := range s.Data.Links {
-		ps = append(ps, pair{l.SQLName, column{l.WireName(), schemas.TypeInt64}})
+		ps = append(ps, pair{l.SQLName, column{l.WireName(), schemas.TypeOf(schemas.TypeInt64)}})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].col.name < ps[j].col.name })
 	sqls := make([]string, len(ps))

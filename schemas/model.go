@@ -33,10 +33,11 @@ var integrities = map[string]bool{IntegrityNormal: true, IntegrityOwn: true, Int
 // Data types of attributes, beyond the method parameter types.
 const TypeMemo = "memo"
 
-var attributeTypes = map[string]bool{
-	TypeString: true, TypeMemo: true, TypeBoolean: true, TypeByte: true, TypeShort: true,
-	TypeLong: true, TypeInt64: true, TypeFloat: true, TypeDouble: true, TypeDatetime: true, TypeDate: true,
-}
+// isAttributeType reports whether name may type an attribute (types.go).
+func isAttributeType(name string) bool { t := TypeOf(name); return t != nil && t.Attribute }
+
+// isParamType reports whether name may type a method parameter.
+func isParamType(name string) bool { t := TypeOf(name); return t != nil && t.Param }
 
 // Attribute is one field of a schema's main element: a column.
 type Attribute struct {
@@ -263,7 +264,7 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			if _, dup := d.Attribute(a.Name); dup {
 				return nil, fail(el, "attribute %q is defined twice", a.Name)
 			}
-			if !attributeTypes[a.Type] {
+			if !isAttributeType(a.Type) {
 				return nil, fail(el, "attribute %q has an unknown type %q", a.Name, a.Type)
 			}
 			if l := el.SelectAttrValue("length", ""); l != "" {

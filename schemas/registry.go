@@ -30,6 +30,7 @@ const (
 	TypeByte        = "byte"
 	TypeShort       = "short"
 	TypeLong        = "long" // 32-bit in xtk
+	TypeInt         = "int"  // 32-bit, in method parameters only
 	TypeInt64       = "int64"
 	TypeFloat       = "float"
 	TypeDouble      = "double"
@@ -39,13 +40,6 @@ const (
 	TypeDOMElement  = "DOMElement"
 	TypeDOMDocument = "DOMDocument"
 )
-
-var knownTypes = map[string]bool{
-	TypeString: true, TypeBoolean: true, TypeByte: true, TypeShort: true,
-	TypeLong: true, "int": true, TypeInt64: true, TypeFloat: true, TypeDouble: true,
-	TypeDatetime: true, TypeDate: true, TypePrimaryKey: true,
-	TypeDOMElement: true, TypeDOMDocument: true,
-}
 
 // Param is one declared method parameter.
 type Param struct {
@@ -414,7 +408,7 @@ func (r *Registry) addMethod(file string, s *Schema, service string, el *etree.E
 			default:
 				return fmt.Errorf("schema %s: method %s: param %s: inout must be in or out", file, m.Name, param.Name)
 			}
-			if param.Name == "" || !knownTypes[param.Type] {
+			if param.Name == "" || !isParamType(param.Type) {
 				return fmt.Errorf("schema %s: method %s: param %q has an unknown type %q", file, m.Name, param.Name, param.Type)
 			}
 			m.Params = append(m.Params, param)

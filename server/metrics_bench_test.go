@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
-	"github.com/campaign-privacy/campaign-privacy/server"
 )
 
 // BenchmarkSOAPCallMetrics measures what the call metrics cost: the same
@@ -16,11 +15,7 @@ import (
 // (session cache warm), "fault" a call with a forged session token.
 func BenchmarkSOAPCallMetrics(b *testing.B) {
 	for _, mode := range []string{"off", "on"} {
-		opts := servertest.Options{}
-		if mode == "off" {
-			opts.Server = func(c *server.Config) { c.Metrics = nil }
-		}
-		env := servertest.New(b, "sqlite", opts)
+		env := servertest.New(b, "sqlite", servertest.Options{NoMetrics: mode == "off"})
 		env.Operator(b, "ana", "ana password", "privacyRight")
 		token, _ := env.Logon(b, "ana", "ana password")
 		h := env.Server.Handler()

@@ -25,16 +25,6 @@ const envelopeOpen = `<?xml version='1.0'?>` + "\n" +
 
 const envelopeClose = `</SOAP-ENV:Body>` + "\n" + `</SOAP-ENV:Envelope>` + "\n"
 
-// xsiType is the xsi:type written for each ACC type in a response.
-var xsiType = map[string]string{
-	schemas.TypeString: "xsd:string", schemas.TypePrimaryKey: "xsd:primarykey",
-	schemas.TypeBoolean: "xsd:boolean", schemas.TypeByte: "xsd:byte", schemas.TypeShort: "xsd:short",
-	schemas.TypeLong: "xsd:int", "int": "xsd:int", schemas.TypeInt64: "xsd:long",
-	schemas.TypeFloat: "xsd:float", schemas.TypeDouble: "xsd:double",
-	schemas.TypeDatetime: "xsd:dateTime", schemas.TypeDate: "xsd:date",
-	schemas.TypeDOMElement: "ns:Element", schemas.TypeDOMDocument: "ns:Element",
-}
-
 // responseNamespace is the default namespace of a <Method>Response: the URN
 // of the service the client called. ACC answers xtk:persist methods called
 // as such in urn:wpp:default; a WSDL client that calls them through the
@@ -78,7 +68,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 		if err != nil {
 			return nil, fmt.Errorf("method %s: out %s: %w", m.Name, p.Name, err)
 		}
-		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, xsiType[p.Type])
+		fmt.Fprintf(&b, `<%s xsi:type='%s'>`, name, schemas.TypeOf(p.Type).XSI)
 		b.WriteString(schemas.EscapeText(text))
 		fmt.Fprintf(&b, "</%s>\n", name)
 	}

@@ -20,21 +20,20 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
-// xsdType maps ACC parameter types to XML Schema types in the WSDL.
-var xsdType = map[string]string{
-	schemas.TypeString: "s:string", schemas.TypePrimaryKey: "s:string",
-	schemas.TypeBoolean: "s:boolean", schemas.TypeByte: "s:byte", schemas.TypeShort: "s:short",
-	schemas.TypeLong: "s:int", "int": "s:int", schemas.TypeInt64: "s:long",
-	schemas.TypeFloat: "s:float", schemas.TypeDouble: "s:double",
-	schemas.TypeDatetime: "s:dateTime", schemas.TypeDate: "s:date",
-	schemas.TypeDOMElement: "tns:Element", schemas.TypeDOMDocument: "tns:Element",
+// xsdType is the XML Schema type the WSDL declares for an ACC type.
+func xsdType(name string) string {
+	t := schemas.TypeOf(name)
+	if t.IsXML() {
+		return "tns:" + t.XSD
+	}
+	return "s:" + t.XSD
 }
 
 // fields returns the WSDL names and XML Schema types of params.
 func fields(m *schemas.Method, params []schemas.Param) [][2]string {
 	var out [][2]string
 	for _, p := range params {
-		out = append(out, [2]string{m.WSDLName(p), xsdType[p.Type]})
+		out = append(out, [2]string{m.WSDLName(p), xsdType(p.Type)})
 	}
 	return out
 }

@@ -69,8 +69,8 @@ func (s *settings) keyFilesPresent(context.Context) error {
 // GET /readyz, exit 0 on 200, else 1 with the reason. A container image
 // without a shell or curl uses it as its HEALTHCHECK.
 func (m *Main) healthcheck(ctx context.Context, args []string) error {
-	fs, s := m.flags("healthcheck")
-	if err := fs.Parse(args); err != nil {
+	_, s, err := m.parse("healthcheck", args, nil)
+	if err != nil {
 		return err
 	}
 	url, err := readyURL(s.addr)

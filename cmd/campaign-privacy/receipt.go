@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -20,17 +21,6 @@ import (
 // The proof commands (DESIGN.md §4b "Proof"): audit verify walks the audit
 // hash chain; receipt public-key and receipt verify let anyone check an
 // erasure receipt offline.
-
-// receiptKey loads the receipt signing key: CP_RECEIPT_KEY (a 32-byte
-// Ed25519 seed, hex or base64) or the data directory's receipt.key,
-// created once (mode 0600) like the session and export keys.
-func receiptKey(s *settings) (ed25519.PrivateKey, error) {
-	seed, err := loadKey(s.receiptKey, s.dataDir, "receipt.key", "CP_RECEIPT_KEY")
-	if err != nil {
-		return nil, err
-	}
-	return ed25519.NewKeyFromSeed(seed), nil
-}
 
 // decodePublicKey reads an Ed25519 public key: PEM (PKIX), or the 32 raw
 // bytes in hex or base64; a path to a file holding one of those also works.
@@ -61,11 +51,11 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 		fmt.Fprint(m.Stderr, usage)
 		return errors.New("usage: audit verify")
 	}
-	fs, s := m.flags("audit verify")
-	if err := fs.Parse(args[1:]); err != nil {
+	_, s, err := m.parse("audit verify", args[1:], nil)
+	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: m.logger(s.logLevel)})
+	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: m.logger(s)})
 	if err != nil {
 		return err
 	}
@@ -84,10 +74,10 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 		return errors.New("usage: receipt public-key | receipt verify FILE [--public-key K]")
 	}
 	sub, args := args[0], args[1:]
-	fs, s := m.flags("receipt " + sub)
 	switch sub {
 	case "public-key":
-		if err := fs.Parse(args); err != nil {
+		_, s, err := m.parse("receipt public-key", args, nil)
+		if err != nil {
 			return err
 		}
 		key, err := receiptKey(s)
@@ -100,12 +90,14 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 		}
 		return pem.Encode(m.Stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	case "verify":
-		publicKey := fs.String("public-key", "", "receipt public key (PEM, hex, base64, or a file)")
-		var file string
+		var file, publicKey string
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 			file, args = args[0], args[1:]
 		}
-		if err := fs.Parse(args); err != nil {
+		fs, s, err := m.parse("receipt verify", args, func(fs *flag.FlagSet) {
+			fs.StringVar(&publicKey, "public-key", "", "receipt public key (PEM, hex, base64, or a file)")
+		})
+		if err != nil {
 			return err
 		}
 		if file == "" {
@@ -119,8 +111,8 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 			return err
 		}
 		var keys []ed25519.PublicKey
-		if *publicKey != "" {
-			k, err := decodePublicKey(*publicKey)
+		if publicKey != "" {
+			k, err := decodePublicKey(publicKey)
 			if err != nil {
 				return err
 			}

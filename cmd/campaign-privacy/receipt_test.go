@@ -41,17 +41,20 @@ func TestProofCommands(t *testing.T) {
 				return string(out), 0
 			}
 			ctx := context.Background()
-			fs, s := (&Main{Stderr: os.Stderr, Getenv: func(k string) string { return env[k] }}).flags("test")
-			_ = fs.Parse(nil)
-			a, err := (&Main{Stderr: os.Stderr, Getenv: func(k string) string { return env[k] }}).open(ctx, s, (&Main{Stderr: os.Stderr}).logger("warn"))
+			m := &Main{Stderr: os.Stderr, Getenv: func(k string) string { return env[k] }}
+			_, s, err := m.parse("test", nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer a.db.Close()
+			a, err := m.open(ctx, s, m.logger(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
 			caller := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
 			var ids []int64
 			for i, typ := range []int64{privacy.TypeAccess, privacy.TypeDelete} {
-				id, err := a.privacy.CreateRequestByName(ctx, caller, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+				id, err := a.Privacy.CreateRequestByName(ctx, caller, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
 					ReconciliationValue: demodata.Email(int64(i + 1)), Type: typ, DownloadURL: "http://x/nms/gdpr.jssp?id="})
 				if err != nil {
 					t.Fatal(err)
@@ -71,7 +74,7 @@ func TestProofCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range ids {
-				jws, err := a.privacy.Receipt(ctx, id)
+				jws, err := a.Privacy.Receipt(ctx, id)
 				if err != nil {
 					t.Fatalf("receipt %d: %v", id, err)
 				}
@@ -98,7 +101,7 @@ func TestProofCommands(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "audit chain intact") {
 				t.Fatalf("audit verify: %d %s", code, out)
 			}
-			if err := a.db.ExecForTest(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
+			if err := a.DB.ExecForTest(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
 				t.Fatal(err)
 			}
 			if out, code := exe("audit", "verify"); code != 1 || !strings.Contains(out, "seq 2") {

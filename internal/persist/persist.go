@@ -10,11 +10,10 @@ package persist
 
 import (
 	"context"
-	"math"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -239,58 +238,21 @@ func (s *Service) column(sc *schemas.Schema, name, text string) (string, any, er
 // convert parses text as the attribute's type, the way ACC writes values in
 // documents.
 func convert(a *schemas.Attribute, text string) (any, error) {
-	bad := func(what string) error {
-		return apperr.Errorf(apperr.Invalid, "@%s must be %s.", a.Name, what)
+	t := schemas.TypeOf(a.Type)
+	if t == nil {
+		return nil, apperr.Errorf(apperr.Invalid, "@%s must be of a supported type.", a.Name)
 	}
-	switch a.Type {
-	case schemas.TypeString, schemas.TypeMemo:
-		for _, r := range text {
-			if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
-				return nil, bad("text without control characters")
-			}
-		}
-		if a.Type == schemas.TypeString && a.Length > 0 && utf8.RuneCountInString(text) > a.Length {
-			return nil, apperr.Errorf(apperr.Invalid, "@%s is longer than %d characters.", a.Name, a.Length)
-		}
-		if len(text) > 1<<20 {
-			return nil, bad("at most 1 MiB")
-		}
-		return text, nil
-	case schemas.TypeBoolean:
-		switch text {
-		case "true", "1":
-			return true, nil
-		case "false", "0":
-			return false, nil
-		}
-		return nil, bad("true, false, 1 or 0")
-	case schemas.TypeByte, schemas.TypeShort, schemas.TypeLong, schemas.TypeInt64:
-		bits := map[string]int{schemas.TypeByte: 8, schemas.TypeShort: 16, schemas.TypeLong: 32, schemas.TypeInt64: 64}[a.Type]
-		v, err := strconv.ParseInt(text, 10, bits)
-		if err != nil {
-			return nil, bad("an integer of " + strconv.Itoa(bits) + " bits")
-		}
+	v, err := t.Parse(text, a.Length)
+	var pe *schemas.ParseError
+	switch {
+	case err == nil:
 		return v, nil
-	case schemas.TypeFloat, schemas.TypeDouble:
-		v, err := strconv.ParseFloat(text, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, bad("a number")
-		}
-		return v, nil
-	case schemas.TypeDatetime:
-		t, ok := store.ParseTime(text)
-		if !ok {
-			return nil, bad("a date and time such as 2024-05-01 12:00:00.000Z")
-		}
-		return t, nil
-	case schemas.TypeDate:
-		t, ok := store.ParseTime(text)
-		if !ok {
-			return nil, bad("a date such as 2024-05-01")
-		}
-		return schemas.FormatDate(t), nil
+	case errors.As(err, &pe) && pe.Length > 0:
+		return nil, apperr.Errorf(apperr.Invalid, "@%s is longer than %d characters.", a.Name, pe.Length)
+	case pe != nil:
+		return nil, apperr.Errorf(apperr.Invalid, "@%s must be %s.", a.Name, pe.Want)
 	}
-	return nil, bad("of a supported type")
+	return nil, err
 }
 
 func clip(s string) string {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
 // The expression language of <condition expr="…">, a small part of ACC's:
@@ -260,26 +262,14 @@ func lex(s string) ([]token, error) {
 	return append(toks, token{kind: tEOF, pos: len(s) + 1}), nil
 }
 
-// frag is a piece of SQL and the arguments of its placeholders, in order.
-type frag struct {
-	sql  string
-	args []any
-}
-
-// joinFrags joins predicates with AND or OR, parenthesised when there are
-// several, so that the tree's grouping survives SQL's precedence.
-func joinFrags(fs []frag, op string) frag {
-	if len(fs) == 1 {
-		return fs[0]
+// joinConds joins conditions with AND or OR; one condition stands for
+// itself. The store encloses a group of several in parentheses, so that
+// the tree's grouping survives SQL's precedence.
+func joinConds(cs []*store.Cond, op string) *store.Cond {
+	if len(cs) == 1 {
+		return cs[0]
 	}
-	var out frag
-	parts := make([]string, len(fs))
-	for i, f := range fs {
-		parts[i] = f.sql
-		out.args = append(out.args, f.args...)
-	}
-	out.sql = "(" + strings.Join(parts, " "+op+" ") + ")"
-	return out
+	return &store.Cond{Op: op, Sub: cs}
 }
 
 // operand is a field or a literal on one side of a predicate.
@@ -327,87 +317,84 @@ func (p *parser) errorf(t token, format string, args ...any) error {
 }
 
 // parseExpr compiles a whole expression.
-func (c *compiler) parseExpr(expr string) (frag, error) {
+func (c *compiler) parseExpr(expr string) (*store.Cond, error) {
 	if len(expr) > MaxExprBytes {
-		return frag{}, fmt.Errorf("the expression is longer than %d bytes", MaxExprBytes)
+		return nil, fmt.Errorf("the expression is longer than %d bytes", MaxExprBytes)
 	}
 	if strings.TrimSpace(expr) == "" {
-		return frag{}, fmt.Errorf("the expression is empty")
+		return nil, fmt.Errorf("the expression is empty")
 	}
 	toks, err := lex(expr)
 	if err != nil {
-		return frag{}, err
+		return nil, err
 	}
 	p := &parser{toks: toks, c: c}
 	f, err := p.parseOr()
 	if err != nil {
-		return frag{}, err
+		return nil, err
 	}
 	if t := p.peek(); t.kind != tEOF {
-		return frag{}, p.errorf(t, "unexpected %s", t.describe())
+		return nil, p.errorf(t, "unexpected %s", t.describe())
 	}
 	return f, nil
 }
 
-func (p *parser) parseOr() (frag, error) {
-	var parts []frag
+func (p *parser) parseOr() (*store.Cond, error) {
+	var parts []*store.Cond
 	for {
 		f, err := p.parseAnd()
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		parts = append(parts, f)
 		if !p.isKeyword("OR") {
-			return joinFrags(parts, "OR"), nil
+			return joinConds(parts, store.OpOr), nil
 		}
 		p.next()
 	}
 }
 
-func (p *parser) parseAnd() (frag, error) {
-	var parts []frag
+func (p *parser) parseAnd() (*store.Cond, error) {
+	var parts []*store.Cond
 	for {
 		f, err := p.parseNot()
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		parts = append(parts, f)
 		if !p.isKeyword("AND") {
-			return joinFrags(parts, "AND"), nil
+			return joinConds(parts, store.OpAnd), nil
 		}
 		p.next()
 	}
 }
 
-func (p *parser) parseNot() (frag, error) {
+func (p *parser) parseNot() (*store.Cond, error) {
 	t := p.peek()
 	if t.kind == tKeyword && t.text == "NOT" {
 		p.next()
 		if err := p.c.enter(); err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		defer p.c.leave()
 		f, err := p.parseNot()
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
-		if strings.HasPrefix(f.sql, "(") { // a group, already enclosed
-			return frag{"NOT " + f.sql, f.args}, nil
-		}
-		return frag{"NOT (" + f.sql + ")", f.args}, nil
+		return &store.Cond{Op: store.OpNot, Sub: []*store.Cond{f}}, nil
 	}
 	if t.kind == tLParen {
 		p.next()
 		if err := p.c.enter(); err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		defer p.c.leave()
 		f, err := p.parseOr()
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		if r := p.next(); r.kind != tRParen {
-			return frag{}, p.errorf(r, "expected ')' but found %s", r.describe())
+			return nil, p.errorf(r, "expected ')' but found %s", r.describe())
 		}
 		return f, nil
 	}
@@ -439,62 +426,62 @@ func (p *parser) parseOperand() (operand, error) {
 	return operand{}, p.errorf(t, "expected a field or a value but found %s", t.describe())
 }
 
-func (p *parser) parsePredicate() (frag, error) {
+func (p *parser) parsePredicate() (*store.Cond, error) {
 	left, err := p.parseOperand()
 	if err != nil {
-		return frag{}, err
+		return nil, err
 	}
 	t := p.next()
 	switch {
 	case t.kind == tOp:
 		right, err := p.parseOperand()
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
 		f, err := p.c.compare(left, t.text, right)
 		if err != nil {
-			return frag{}, p.errorf(t, "%v", err)
+			return nil, p.errorf(t, "%v", err)
 		}
 		return f, nil
 	case t.kind == tKeyword && t.text == "IS":
-		not := ""
+		is := store.OpIsNull
 		if p.isKeyword("NOT") {
 			p.next()
-			not = "NOT "
+			is = store.OpIsNotNull
 		}
 		if n := p.next(); n.kind != tKeyword || n.text != "NULL" {
-			return frag{}, p.errorf(n, "expected NULL after IS but found %s", n.describe())
+			return nil, p.errorf(n, "expected NULL after IS but found %s", n.describe())
 		}
 		if left.null {
-			return frag{}, p.errorf(t, "NULL IS NULL is not a useful condition")
+			return nil, p.errorf(t, "NULL IS NULL is not a useful condition")
 		}
-		l, err := p.c.operandSQL(left)
+		l, err := p.c.operandExpr(left)
 		if err != nil {
-			return frag{}, p.errorf(t, "%v", err)
+			return nil, p.errorf(t, "%v", err)
 		}
-		return frag{l.sql + " IS " + not + "NULL", l.args}, nil
+		return &store.Cond{Op: is, Left: l}, nil
 	case t.kind == tKeyword && (t.text == "NOT" || t.text == "IN" || t.text == "LIKE"):
 		op := t.text
 		if op == "NOT" {
 			n := p.next()
 			if n.kind != tKeyword || (n.text != "IN" && n.text != "LIKE") {
-				return frag{}, p.errorf(n, "expected IN or LIKE after NOT but found %s", n.describe())
+				return nil, p.errorf(n, "expected IN or LIKE after NOT but found %s", n.describe())
 			}
 			op = "NOT " + n.text
 		}
 		if strings.HasSuffix(op, "LIKE") {
 			right, err := p.parseOperand()
 			if err != nil {
-				return frag{}, err
+				return nil, err
 			}
 			f, err := p.c.like(left, op, right)
 			if err != nil {
-				return frag{}, p.errorf(t, "%v", err)
+				return nil, p.errorf(t, "%v", err)
 			}
 			return f, nil
 		}
 		if l := p.next(); l.kind != tLParen {
-			return frag{}, p.errorf(l, "expected '(' after %s but found %s", op, l.describe())
+			return nil, p.errorf(l, "expected '(' after %s but found %s", op, l.describe())
 		}
 		var items []token
 		for {
@@ -503,23 +490,23 @@ func (p *parser) parsePredicate() (frag, error) {
 			case tInt, tDec, tString, tDate:
 				items = append(items, v)
 			default:
-				return frag{}, p.errorf(v, "%s takes a list of values; found %s", op, v.describe())
+				return nil, p.errorf(v, "%s takes a list of values; found %s", op, v.describe())
 			}
 			sep := p.next()
 			if sep.kind == tRParen {
 				break
 			}
 			if sep.kind != tComma {
-				return frag{}, p.errorf(sep, "expected ',' or ')' but found %s", sep.describe())
+				return nil, p.errorf(sep, "expected ',' or ')' but found %s", sep.describe())
 			}
 		}
 		f, err := p.c.in(left, op, items)
 		if err != nil {
-			return frag{}, p.errorf(t, "%v", err)
+			return nil, p.errorf(t, "%v", err)
 		}
 		return f, nil
 	}
-	return frag{}, p.errorf(t, "expected an operator after %s but found %s", left.describe(), t.describe())
+	return nil, p.errorf(t, "expected an operator after %s but found %s", left.describe(), t.describe())
 }
 
 // parseInt reads a decimal integer literal.

@@ -1,6 +1,7 @@
 // Package querydef implements xtk:queryDef#ExecuteQuery over the data
-// schemas of the registry: it compiles an ACC queryDef document into one
-// parameterised SQL statement and builds the result document ACC returns
+// schemas of the registry: it compiles an ACC queryDef document into a
+// store.Plan (the store renders it to one parameterised SQL statement for
+// its dialect) and builds the result document ACC returns
 // (acc-protocol.md §5).
 //
 // Supported: operations get, getIfExists, select and count; lineCount and
@@ -9,7 +10,8 @@
 // alias; <where> conditions with bool-operator and nested groups, in the
 // expression language described in expr.go; <orderBy> with sortDesc.
 // Tables and columns come only from the registry (validated identifiers);
-// every value the caller writes is a bound argument, never SQL text.
+// every value the caller writes is a bound value of the plan, never SQL
+// text. This package writes no SQL.
 //
 // Deliberate choices where ACC is unclear or unsafe:
 //   - A select returns at most MaxRows (10,000) rows: the 3P notes measured
@@ -72,58 +74,57 @@ type Service struct {
 // document. Errors are *apperr.Error: Invalid for a query this package
 // does not accept, NotFound for a get without a row.
 func (s *Service) ExecuteQuery(ctx context.Context, q *etree.Element) (*etree.Element, error) {
-	query, err := Compile(s.Registry, q, s.DB.Dialect())
+	query, err := Compile(s.Registry, q)
 	if err != nil {
 		return nil, err
 	}
 	return Execute(ctx, s.DB, query)
 }
 
-// Query is a compiled queryDef.
+// Query is a compiled queryDef: the plan the store renders to SQL, and
+// where each selected value goes in the result.
 type Query struct {
 	Schema    *schemas.Schema
 	Operation string
-	SQL       string // "?" placeholders
-	Args      []any
+	Plan      *store.Plan
 	columns   []column
 }
 
 // column says where one selected value goes in a result row.
 type column struct {
-	typ  string // attribute type, for formatting
-	name string // attribute name in the output ("id", or the alias)
-	link string // child element it goes into, for [link/@attr] without alias
+	typ  *schemas.Type // for formatting
+	name string        // attribute name in the output ("id", or the alias)
+	link string        // child element it goes into, for [link/@attr] without alias
 }
 
 // field is an attribute or link key reachable from the queried schema.
 type field struct {
-	expr  string // as the caller wrote it, for messages
-	sql   string // qualified, quoted column
-	typ   string
+	expr  string     // as the caller wrote it, for messages
+	col   store.Expr // the column
+	typ   *schemas.Type
 	class class
 	key   bool   // a primary or foreign key (BIGINT)
 	link  string // the link followed, "" for the schema's own fields
 	name  string // wire name: "email", "namespace-id"
 }
 
+var int64Type = schemas.TypeOf(schemas.TypeInt64)
+
 type join struct {
 	link   *schemas.Link
 	target *schemas.Schema
-	alias  string
+	source int // 1-based index in the plan's joins
 }
 
 // compiler holds the state of one Compile.
 type compiler struct {
-	reg     *schemas.Registry
-	schema  *schemas.Schema
-	dialect string
-	joins   []join
-	depth   int
-	nargs   int
-	nconds  int
+	reg    *schemas.Registry
+	schema *schemas.Schema
+	joins  []join
+	depth  int
+	nargs  int
+	nconds int
 }
-
-func quote(ident string) string { return `"` + ident + `"` }
 
 func invalid(format string, args ...any) error {
 	return apperr.Errorf(apperr.Invalid, "Invalid queryDef: "+format+".", args...)
@@ -131,9 +132,8 @@ func invalid(format string, args ...any) error {
 
 var aliasPattern = regexp.MustCompile(`^@?[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
 
-// Compile turns the queryDef element q into one SQL statement for dialect
-// (store.SQLite or store.Postgres).
-func Compile(reg *schemas.Registry, q *etree.Element, dialect string) (*Query, error) {
+// Compile turns the queryDef element q into a plan for one statement.
+func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 	if q == nil || q.Tag != "queryDef" {
 		return nil, invalid("the parameter must be a <queryDef> element")
 	}
@@ -178,56 +178,33 @@ func Compile(reg *schemas.Registry, q *etree.Element, dialect string) (*Query, e
 		*slot = el
 	}
 
-	c := &compiler{reg: reg, schema: s, dialect: dialect}
-	var cols []string
+	c := &compiler{reg: reg, schema: s}
+	plan := &store.Plan{Table: s.Data.Table}
 	if query.Operation != OpCount {
-		if cols, err = c.selectList(sel, query); err != nil {
+		if plan.Columns, err = c.selectList(sel, query); err != nil {
 			return nil, err
 		}
-	}
-	var cond frag
-	if where != nil {
-		if cond, _, err = c.conditions(where); err != nil {
-			return nil, err
-		}
-	}
-	var orderBy []string
-	if query.Operation != OpCount {
-		if orderBy, err = c.orderBy(order); err != nil {
-			return nil, err
-		}
-	}
-
-	var b strings.Builder
-	if query.Operation == OpCount {
-		b.WriteString("SELECT COUNT(*)")
 	} else {
-		b.WriteString("SELECT " + strings.Join(cols, ", "))
+		plan.Columns = []store.Expr{store.Call(store.FuncCount)}
 	}
-	b.WriteString(" FROM " + quote(s.Data.Table) + " AS t0")
-	for _, j := range c.joins {
-		fmt.Fprintf(&b, " LEFT JOIN %s AS %s ON %s.%s = t0.%s", quote(j.target.Data.Table), j.alias,
-			j.alias, quote(j.target.Data.PrimaryKey().SQLName), quote(j.link.SQLName))
-	}
-	if cond.sql != "" {
-		b.WriteString(" WHERE " + cond.sql)
-		query.Args = append(query.Args, cond.args...)
+	if where != nil {
+		if plan.Where, _, err = c.conditions(where); err != nil {
+			return nil, err
+		}
 	}
 	if query.Operation != OpCount {
-		if len(orderBy) > 0 {
-			b.WriteString(" ORDER BY " + strings.Join(orderBy, ", "))
+		if plan.OrderBy, err = c.orderBy(order); err != nil {
+			return nil, err
 		}
 		if query.Operation != OpSelect {
 			limit, offset = 1, 0
 		}
-		b.WriteString(" LIMIT ?")
-		query.Args = append(query.Args, int64(limit))
-		if offset > 0 {
-			b.WriteString(" OFFSET ?")
-			query.Args = append(query.Args, int64(offset))
-		}
+		plan.Limit, plan.Offset = int64(limit), int64(offset)
 	}
-	query.SQL = b.String()
+	for _, j := range c.joins {
+		plan.Joins = append(plan.Joins, store.Join{Table: j.target.Data.Table, Key: j.target.Data.PrimaryKey().SQLName, Column: j.link.SQLName})
+	}
+	query.Plan = plan
 	return query, nil
 }
 
@@ -274,7 +251,7 @@ func (c *compiler) join(l *schemas.Link) (join, error) {
 	if !ok || t.Data == nil || t.Data.Table == "" || t.Data.PrimaryKey() == nil {
 		return join{}, fmt.Errorf("the link '%s' cannot be followed", l.Name)
 	}
-	j := join{link: l, target: t, alias: "l" + strconv.Itoa(len(c.joins)+1)}
+	j := join{link: l, target: t, source: len(c.joins) + 1}
 	c.joins = append(c.joins, j)
 	return j, nil
 }
@@ -282,7 +259,7 @@ func (c *compiler) join(l *schemas.Link) (join, error) {
 // field resolves @name (link "") or [link/@name]; name may be a link key
 // "namespace-id".
 func (c *compiler) field(link, name string) (*field, error) {
-	owner, alias := c.schema, "t0"
+	owner, source := c.schema, 0
 	f := &field{expr: "@" + name, name: name}
 	if link != "" {
 		l, ok := c.schema.Data.Link(link)
@@ -293,7 +270,7 @@ func (c *compiler) field(link, name string) (*field, error) {
 		if err != nil {
 			return nil, err
 		}
-		owner, alias = j.target, j.alias
+		owner, source = j.target, j.source
 		f.expr, f.link = pathText(link, name), link
 	}
 	if base, ok := strings.CutSuffix(name, "-id"); ok {
@@ -301,14 +278,16 @@ func (c *compiler) field(link, name string) (*field, error) {
 		if !ok {
 			return nil, fmt.Errorf("unknown link '%s' in %s", base, owner.ID())
 		}
-		f.sql, f.typ, f.class, f.key = alias+"."+quote(l.SQLName), schemas.TypeInt64, cNumber, true
+		f.typ, f.class, f.key = int64Type, cNumber, true
+		f.col = store.Col(source, l.SQLName, f.typ)
 		return f, nil
 	}
 	a, ok := owner.Data.Attribute(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown field @%s in %s", name, owner.ID())
 	}
-	f.sql, f.typ, f.class, f.key = alias+"."+quote(a.SQLName), a.Type, classOf(a.Type), a.PK
+	f.typ = schemas.TypeOf(a.Type)
+	f.col, f.class, f.key = store.Col(source, a.SQLName, f.typ), f.typ.Class, a.PK
 	return f, nil
 }
 
@@ -327,8 +306,9 @@ func (c *compiler) nodeField(expr string) (*field, error) {
 	return c.field(toks[0].link, toks[0].text)
 }
 
-// selectList compiles <select> into SQL columns and output columns.
-func (c *compiler) selectList(sel *etree.Element, q *Query) ([]string, error) {
+// selectList compiles <select> into the plan's columns and the output
+// columns.
+func (c *compiler) selectList(sel *etree.Element, q *Query) ([]store.Expr, error) {
 	var nodes []*etree.Element
 	if sel != nil {
 		for _, n := range sel.ChildElements() {
@@ -341,14 +321,14 @@ func (c *compiler) selectList(sel *etree.Element, q *Query) ([]string, error) {
 	if len(nodes) > MaxSelectNodes {
 		return nil, invalid("<select> has more than %d nodes", MaxSelectNodes)
 	}
-	var cols []string
+	var cols []store.Expr
 	add := func(f *field, alias string) {
 		col := column{typ: f.typ, name: f.name, link: f.link}
 		if alias != "" {
 			col.name, col.link = strings.TrimPrefix(alias, "@"), ""
 		}
 		q.columns = append(q.columns, col)
-		cols = append(cols, f.sql)
+		cols = append(cols, f.col)
 	}
 	if len(nodes) == 0 {
 		data := c.schema.Data
@@ -378,9 +358,13 @@ func (c *compiler) selectList(sel *etree.Element, q *Query) ([]string, error) {
 
 // orderBy compiles <orderBy>, adding the primary key as the last key so
 // that the order (and so startLine) is deterministic.
-func (c *compiler) orderBy(order *etree.Element) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
+func (c *compiler) orderBy(order *etree.Element) ([]store.Order, error) {
+	var out []store.Order
+	type key struct {
+		source int
+		column string
+	}
+	seen := map[key]bool{}
 	if order != nil {
 		nodes := order.ChildElements()
 		if len(nodes) > MaxOrderNodes {
@@ -394,21 +378,21 @@ func (c *compiler) orderBy(order *etree.Element) ([]string, error) {
 			if err != nil {
 				return nil, invalid("<orderBy> node %d: %v", i+1, err)
 			}
-			dir := ""
+			desc := false
 			switch n.SelectAttrValue("sortDesc", "false") {
 			case "true", "1":
-				dir = " DESC"
+				desc = true
 			case "false", "0", "":
 			default:
 				return nil, invalid("<orderBy> node %d: sortDesc must be true or false", i+1)
 			}
-			out = append(out, f.sql+dir)
-			seen[f.sql] = true
+			out = append(out, store.Order{Expr: f.col, Desc: desc})
+			seen[key{f.col.Source, f.col.Column}] = true
 		}
 	}
 	if pk := c.schema.Data.PrimaryKey(); pk != nil {
-		if sql := "t0." + quote(pk.SQLName); !seen[sql] {
-			out = append(out, sql)
+		if !seen[key{0, pk.SQLName}] {
+			out = append(out, store.Order{Expr: store.Col(0, pk.SQLName, schemas.TypeOf(pk.Type))})
 		}
 	}
 	return out, nil
@@ -418,216 +402,210 @@ func (c *compiler) orderBy(order *etree.Element) ([]string, error) {
 // group). Each joins the previous ones with its bool-operator (AND by
 // default); SQL precedence applies between them. present is false when
 // parent has no condition.
-func (c *compiler) conditions(parent *etree.Element) (f frag, present bool, err error) {
-	var groups [][]frag // OR of ANDs
+func (c *compiler) conditions(parent *etree.Element) (f *store.Cond, present bool, err error) {
+	var groups [][]*store.Cond // OR of ANDs
 	for _, cond := range parent.ChildElements() {
 		if cond.Tag != "condition" {
-			return frag{}, false, invalid("<%s> is not supported in <%s>", short(cond.Tag), parent.Tag)
+			return nil, false, invalid("<%s> is not supported in <%s>", short(cond.Tag), parent.Tag)
 		}
 		c.nconds++
 		n := c.nconds
 		if n > MaxConditions {
-			return frag{}, false, invalid("more than %d conditions", MaxConditions)
+			return nil, false, invalid("more than %d conditions", MaxConditions)
 		}
 		for _, attr := range []string{"enabledIf", "setOperator"} {
 			if cond.SelectAttr(attr) != nil {
-				return frag{}, false, invalid("condition %d: %s is not supported", n, attr)
+				return nil, false, invalid("condition %d: %s is not supported", n, attr)
 			}
 		}
-		var parts []frag
+		var parts []*store.Cond
 		if expr := cond.SelectAttrValue("expr", ""); expr != "" || len(cond.ChildElements()) == 0 {
 			p, err := c.parseExpr(expr)
 			if err != nil {
-				return frag{}, false, invalid("condition %d: %v", n, err)
+				return nil, false, invalid("condition %d: %v", n, err)
 			}
 			parts = append(parts, p)
 		}
 		if len(cond.ChildElements()) > 0 {
 			if err := c.enter(); err != nil {
-				return frag{}, false, invalid("condition %d: %v", n, err)
+				return nil, false, invalid("condition %d: %v", n, err)
 			}
 			sub, ok, err := c.conditions(cond)
 			c.leave()
 			if err != nil {
-				return frag{}, false, err
+				return nil, false, err
 			}
 			if ok {
 				parts = append(parts, sub)
 			}
 		}
-		p := joinFrags(parts, "AND")
+		p := joinConds(parts, store.OpAnd)
 		switch op := strings.ToUpper(cond.SelectAttrValue("bool-operator", "AND")); {
 		case op == "OR" && len(groups) > 0:
-			groups = append(groups, []frag{p})
+			groups = append(groups, []*store.Cond{p})
 		case op == "AND" || op == "OR":
 			if len(groups) == 0 {
 				groups = append(groups, nil)
 			}
 			groups[len(groups)-1] = append(groups[len(groups)-1], p)
 		default:
-			return frag{}, false, invalid("condition %d: bool-operator must be AND or OR", n)
+			return nil, false, invalid("condition %d: bool-operator must be AND or OR", n)
 		}
 	}
 	if len(groups) == 0 {
-		return frag{}, false, nil
+		return nil, false, nil
 	}
-	ors := make([]frag, len(groups))
+	ors := make([]*store.Cond, len(groups))
 	for i, g := range groups {
-		ors[i] = joinFrags(g, "AND")
+		ors[i] = joinConds(g, store.OpAnd)
 	}
-	return joinFrags(ors, "OR"), true, nil
+	return joinConds(ors, store.OpOr), true, nil
 }
 
-// literalSQL renders a literal compared with another literal: a bound
-// value with an explicit type, since PostgreSQL cannot infer one.
-func (c *compiler) literalSQL(t token) (frag, error) {
+// Cast types of a literal compared with another literal: a bound value
+// with an explicit type, since PostgreSQL cannot infer one.
+var (
+	doubleType = schemas.TypeOf(schemas.TypeDouble)
+	textType   = schemas.TypeOf(schemas.TypeString)
+)
+
+// literal makes a literal compared with another literal a typed value.
+func (c *compiler) literal(t token) (store.Expr, error) {
 	if err := c.arg(); err != nil {
-		return frag{}, err
+		return store.Expr{}, err
 	}
 	switch t.kind {
 	case tInt:
 		v, err := parseInt(t.text)
 		if err != nil {
-			return frag{}, fmt.Errorf("the number is out of range")
+			return store.Expr{}, fmt.Errorf("the number is out of range")
 		}
-		return frag{"CAST(? AS BIGINT)", []any{v}}, nil
+		return store.Val(v, int64Type), nil
 	case tDec:
 		v, err := strconv.ParseFloat(t.text, 64)
 		if err != nil {
-			return frag{}, fmt.Errorf("the number is out of range")
+			return store.Expr{}, fmt.Errorf("the number is out of range")
 		}
-		typ := "DOUBLE PRECISION"
-		if c.dialect == store.SQLite {
-			typ = "REAL"
-		}
-		return frag{"CAST(? AS " + typ + ")", []any{v}}, nil
+		return store.Val(v, doubleType), nil
 	case tString:
-		return frag{"CAST(? AS TEXT)", []any{t.text}}, nil
+		return store.Val(t.text, textType), nil
 	}
-	return frag{}, fmt.Errorf("%s must be compared with a field", t.describe())
+	return store.Expr{}, fmt.Errorf("%s must be compared with a field", t.describe())
 }
 
-// operandSQL renders an operand on its own (IS NULL).
-func (c *compiler) operandSQL(o operand) (frag, error) {
+// operandExpr makes operand o on its own (IS NULL) an expression.
+func (c *compiler) operandExpr(o operand) (store.Expr, error) {
 	if o.field != nil {
-		return frag{sql: o.field.sql}, nil
+		return o.field.col, nil
 	}
-	return c.literalSQL(o.lit)
+	return c.literal(o.lit)
 }
 
-// side renders operand o of a comparison whose other side is other: a
-// field as its column, a literal as a value of the other side's type.
-func (c *compiler) side(o, other operand) (frag, error) {
+// side makes operand o of a comparison whose other side is other an
+// expression: a field as its column, a literal as a value of the other
+// side's type.
+func (c *compiler) side(o, other operand) (store.Expr, error) {
 	if o.field != nil {
-		return frag{sql: o.field.sql}, nil
+		return o.field.col, nil
 	}
 	if other.field == nil {
-		return c.literalSQL(o.lit)
+		return c.literal(o.lit)
 	}
 	if err := c.arg(); err != nil {
-		return frag{}, err
+		return store.Expr{}, err
 	}
 	v, err := bind(o.lit, other.field)
 	if err != nil {
-		return frag{}, err
+		return store.Expr{}, err
 	}
-	return frag{"?", []any{v}}, nil
+	return store.Val(v, nil), nil
 }
 
-func (c *compiler) compare(l operand, op string, r operand) (frag, error) {
+// predicate is the condition l op r.
+func (c *compiler) predicate(l operand, op string, r operand) (*store.Cond, error) {
+	lf, err := c.side(l, r)
+	if err != nil {
+		return nil, err
+	}
+	rf, err := c.side(r, l)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Cond{Op: op, Left: lf, Right: []store.Expr{rf}}, nil
+}
+
+func (c *compiler) compare(l operand, op string, r operand) (*store.Cond, error) {
 	if l.null || r.null {
 		other := l
 		if l.null {
 			other = r
 		}
 		if other.null {
-			return frag{}, fmt.Errorf("NULL cannot be compared with NULL")
+			return nil, fmt.Errorf("NULL cannot be compared with NULL")
 		}
-		not := ""
+		is := store.OpIsNull
 		switch op {
 		case "=":
 		case "<>":
-			not = "NOT "
+			is = store.OpIsNotNull
 		default:
-			return frag{}, fmt.Errorf("NULL can only be compared with =, <> or IS")
+			return nil, fmt.Errorf("NULL can only be compared with =, <> or IS")
 		}
-		f, err := c.operandSQL(other)
+		e, err := c.operandExpr(other)
 		if err != nil {
-			return frag{}, err
+			return nil, err
 		}
-		return frag{f.sql + " IS " + not + "NULL", f.args}, nil
+		return &store.Cond{Op: is, Left: e}, nil
 	}
 	switch {
 	case l.field != nil && r.field != nil && l.field.class != r.field.class:
-		return frag{}, fmt.Errorf("%s is %s and %s is %s: they cannot be compared", l.field.expr, l.field.class, r.field.expr, r.field.class)
+		return nil, fmt.Errorf("%s is %s and %s is %s: they cannot be compared", l.field.expr, l.field.class, r.field.expr, r.field.class)
 	case l.field == nil && r.field == nil && literalClass(l.lit) != literalClass(r.lit):
-		return frag{}, fmt.Errorf("%s cannot be compared with %s", l.lit.describe(), r.lit.describe())
+		return nil, fmt.Errorf("%s cannot be compared with %s", l.lit.describe(), r.lit.describe())
 	}
-	lf, err := c.side(l, r)
-	if err != nil {
-		return frag{}, err
-	}
-	rf, err := c.side(r, l)
-	if err != nil {
-		return frag{}, err
-	}
-	return frag{lf.sql + " " + op + " " + rf.sql, append(lf.args, rf.args...)}, nil
+	return c.predicate(l, op, r)
 }
 
-func (c *compiler) like(l operand, op string, r operand) (frag, error) {
+func (c *compiler) like(l operand, op string, r operand) (*store.Cond, error) {
 	for _, o := range []operand{l, r} {
 		if o.field != nil && o.field.class != cText {
-			return frag{}, fmt.Errorf("%s needs text: %s is %s", op, o.field.expr, o.field.class)
+			return nil, fmt.Errorf("%s needs text: %s is %s", op, o.field.expr, o.field.class)
 		}
 		if o.field == nil && (o.null || o.lit.kind != tString) {
-			return frag{}, fmt.Errorf("%s compares text with a quoted pattern such as '%%@example.com'", op)
+			return nil, fmt.Errorf("%s compares text with a quoted pattern such as '%%@example.com'", op)
 		}
 	}
-	lf, err := c.side(l, r)
-	if err != nil {
-		return frag{}, err
-	}
-	rf, err := c.side(r, l)
-	if err != nil {
-		return frag{}, err
-	}
-	return frag{lf.sql + " " + op + " " + rf.sql, append(lf.args, rf.args...)}, nil
+	return c.predicate(l, op, r)
 }
 
-func (c *compiler) in(l operand, op string, items []token) (frag, error) {
+func (c *compiler) in(l operand, op string, items []token) (*store.Cond, error) {
 	if l.null {
-		return frag{}, fmt.Errorf("NULL cannot be compared with %s", op)
+		return nil, fmt.Errorf("NULL cannot be compared with %s", op)
 	}
-	lf, err := c.operandSQL(l)
+	le, err := c.operandExpr(l)
 	if err != nil {
-		return frag{}, err
+		return nil, err
 	}
-	out := frag{args: lf.args}
-	marks := make([]string, len(items))
+	out := &store.Cond{Op: op, Left: le, Right: make([]store.Expr, len(items))}
 	for i, it := range items {
 		if l.field != nil {
 			if err := c.arg(); err != nil {
-				return frag{}, err
+				return nil, err
 			}
 			v, err := bind(it, l.field)
 			if err != nil {
-				return frag{}, err
+				return nil, err
 			}
-			marks[i] = "?"
-			out.args = append(out.args, v)
+			out.Right[i] = store.Val(v, nil)
 			continue
 		}
 		if literalClass(it) != literalClass(l.lit) {
-			return frag{}, fmt.Errorf("%s cannot be compared with %s", l.lit.describe(), it.describe())
+			return nil, fmt.Errorf("%s cannot be compared with %s", l.lit.describe(), it.describe())
 		}
-		f, err := c.literalSQL(it)
-		if err != nil {
-			return frag{}, err
+		if out.Right[i], err = c.literal(it); err != nil {
+			return nil, err
 		}
-		marks[i] = f.sql
-		out.args = append(out.args, f.args...)
 	}
-	out.sql = lf.sql + " " + op + " (" + strings.Join(marks, ", ") + ")"
 	return out, nil
 }
 
@@ -639,7 +617,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 	name := q.Schema.Name
 	if q.Operation == OpCount {
 		var n int64
-		err := db.Query(ctx, q.SQL, q.Args, func(v []any) error {
+		err := db.Select(ctx, q.Plan, func(v []any) error {
 			switch x := v[0].(type) {
 			case int64:
 				n = x
@@ -656,7 +634,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 		return el, nil
 	}
 	var rows []*etree.Element
-	err := db.Query(ctx, q.SQL, q.Args, func(v []any) error {
+	err := db.Select(ctx, q.Plan, func(v []any) error {
 		rows = append(rows, q.row(v))
 		return nil
 	})
@@ -685,7 +663,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 func (q *Query) row(values []any) *etree.Element {
 	el := etree.NewElement(q.Schema.Name)
 	for i, col := range q.columns {
-		s, ok := store.FormatValue(col.typ, values[i])
+		s, ok := col.typ.Format(values[i])
 		if !ok {
 			continue
 		}

@@ -6,36 +6,20 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
-// class groups attribute types that compare with each other.
-type class int
+// class groups types that compare with each other (the schemas type
+// table's classes).
+type class = schemas.Class
 
 const (
-	cNone class = iota
-	cNumber
-	cText
-	cBool
-	cTime
+	cNone   = schemas.ClassNone
+	cNumber = schemas.ClassNumber
+	cText   = schemas.ClassText
+	cBool   = schemas.ClassBool
+	cTime   = schemas.ClassTime
 )
-
-func (c class) String() string {
-	return [...]string{"a value", "a number", "text", "a boolean", "a date"}[c]
-}
-
-func classOf(typ string) class {
-	switch typ {
-	case schemas.TypeString, schemas.TypeMemo:
-		return cText
-	case schemas.TypeBoolean:
-		return cBool
-	case schemas.TypeDatetime, schemas.TypeDate:
-		return cTime
-	}
-	return cNumber
-}
 
 func literalClass(t token) class {
 	switch t.kind {
@@ -49,20 +33,14 @@ func literalClass(t token) class {
 	return cNone
 }
 
-// intRange is the range of an integer field as the tables store it
-// (byte and short: SMALLINT; long: INTEGER; keys and int64: BIGINT), so
-// that an out-of-range literal is a clear error rather than a driver one.
+// intRange is the range of an integer field as the tables store it (the
+// type table's Min and Max; keys are BIGINT), so that an out-of-range
+// literal is a clear error rather than a driver one.
 func intRange(f *field) (int64, int64) {
 	if f.key {
 		return math.MinInt64, math.MaxInt64
 	}
-	switch f.typ {
-	case schemas.TypeByte, schemas.TypeShort:
-		return math.MinInt16, math.MaxInt16
-	case schemas.TypeLong:
-		return math.MinInt32, math.MaxInt32
-	}
-	return math.MinInt64, math.MaxInt64
+	return f.typ.Min, f.typ.Max
 }
 
 // bind converts a literal to the Go value compared with field f.
@@ -72,7 +50,7 @@ func bind(lit token, f *field) (any, error) {
 	}
 	switch f.class {
 	case cNumber:
-		if f.typ == schemas.TypeFloat || f.typ == schemas.TypeDouble {
+		if f.typ.Float() {
 			if lit.kind != tInt && lit.kind != tDec && lit.kind != tString {
 				return wrong()
 			}
@@ -120,7 +98,7 @@ func bind(lit token, f *field) (any, error) {
 		if lit.kind != tString && lit.kind != tDate {
 			return wrong()
 		}
-		t, ok := store.ParseTime(lit.text)
+		t, ok := schemas.ParseTime(lit.text)
 		if !ok {
 			return nil, fmt.Errorf("%s is a date: write it as '2024-01-31', '2024-01-31 12:00:00Z' or #2024-01-31#", f.expr)
 		}

@@ -1,6 +1,6 @@
-// Package servertest runs the whole SOAP service in-process for tests: the
-// embedded schemas, a real store (SQLite or PostgreSQL), the session service
-// with an injectable clock, and the server behind httptest.
+// Package servertest runs the whole service in-process for tests: app.Open
+// (the same wiring as the command) on a real store (SQLite or PostgreSQL),
+// with an injectable clock, behind httptest.
 package servertest
 
 import (
@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/app"
 	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
-	"github.com/campaign-privacy/campaign-privacy/internal/persist"
-	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -35,18 +34,10 @@ var Key = []byte("campaign-privacy-test-signing-key-32b")
 
 // Env is one running test service.
 type Env struct {
-	URL      string
-	DB       *store.DB
-	Sessions *session.Service
-	Privacy  *privacy.Service
-	Registry *schemas.Registry
-	Server   *server.Server
-	Clock    *storetest.Clock
-	Logs     *SyncBuffer // everything the service logged
-	// Metrics are the service's collectors, served at /metrics to the
-	// loopback; Health serves /healthz and /readyz.
-	Metrics *metrics.Metrics
-	Health  *metrics.Health
+	URL string
+	*app.App
+	Clock *storetest.Clock
+	Logs  *SyncBuffer // everything the service logged
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -80,9 +71,13 @@ type Options struct {
 	Schemas fs.FS
 	// MetricsZone replaces who may read /metrics (default the loopback).
 	MetricsZone *netzone.Zone
+	// NoMetrics builds the service without metrics (benchmarks compare).
+	NoMetrics bool
 }
 
-// New starts a service on dialect and stops it when the test ends.
+// New starts a service on dialect and stops it when the test ends. It is
+// app.Open with the tests' settings: a settable clock, the test key, a
+// debug log kept in Logs, and the console open to loopback.
 func New(t testing.TB, dialect string, opts Options) *Env {
 	t.Helper()
 	clock := storetest.NewClock()
@@ -92,60 +87,42 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 	if db == nil {
 		db = storetest.Open(t, dialect, clock.Now)
 	}
-	registry, err := schemas.New(opts.Schemas)
-	if err != nil {
-		t.Fatal(err)
+	cfg := app.Config{
+		DB: db, Schemas: opts.Schemas, Logger: log, Now: clock.Now,
+		Session: session.Config{Key: Key, HashWait: 10 * time.Second},
+		Privacy: privacy.Config{Deduplicate: true, ExportKey: Key[:32], Worker: "test-worker"},
+		Server:  server.Config{InstanceName: "test", Version: "test"},
+		Web: web.Config{
+			Zone: netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
+		},
+		Metrics: metrics.New(metrics.Options{Logger: log, Build: metrics.Build{Version: "test", Revision: "unknown", GoVersion: "test"}}),
 	}
-	met := metrics.New(metrics.Options{Logger: log, Build: metrics.Build{Version: "test", Revision: "unknown", GoVersion: "test"}})
-	scfg := session.Config{Key: Key, Now: clock.Now, HashWait: 10 * time.Second, Logger: log, Metrics: met}
-	if opts.Session != nil {
-		opts.Session(&scfg)
-	}
-	sessions, err := session.New(db, scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{InstanceName: "test", Version: "test", Now: clock.Now, Ping: db.Ping, Logger: log, Metrics: met}
-	if opts.Server != nil {
-		opts.Server(&cfg)
-	}
-	if err := db.SyncDataModel(context.Background(), registry); err != nil {
-		t.Fatal(err)
-	}
-	pcfg := privacy.Config{Deduplicate: true, Now: clock.Now, Logger: log, ExportKey: Key[:32], Worker: "test-worker", Metrics: met}
-	if opts.Privacy != nil {
-		opts.Privacy(&pcfg)
-	}
-	priv := privacy.New(db, registry, pcfg)
-	if err := priv.Setup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Persist = persist.New(db, registry, clock.Now)
-	cfg.Queries = &querydef.Service{DB: db, Registry: registry}
-	srv := server.New(cfg, registry, sessions, priv)
-	wcfg := web.Config{Now: clock.Now, Logger: log, Metrics: met,
-		Zone:      netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
-		Workflows: func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }}
-	if opts.Web != nil {
-		opts.Web(&wcfg)
-	}
-	met.WatchDB(db.Pool())
-	met.WatchRequests(priv.RequestStats)
-	health := metrics.NewHealth(log)
-	health.Ready(metrics.Check{Reason: "database", Probe: db.Ping}, metrics.Check{Reason: "migrations", Probe: db.CheckMigrated})
-	metricsZone := netzone.Zone{Allowed: wcfg.Zone.Allowed}
+	cfg.MetricsZone = netzone.Zone{Allowed: cfg.Web.Zone.Allowed}
 	if opts.MetricsZone != nil {
-		metricsZone = *opts.MetricsZone
+		cfg.MetricsZone = *opts.MetricsZone
 	}
-	mux := http.NewServeMux()
-	srv.Register(mux)
-	web.New(wcfg, sessions, priv).Register(mux)
-	health.Register(mux)
-	mux.Handle("GET /metrics", met.Handler(metricsZone))
-	hs := httptest.NewServer(mux)
+	if opts.NoMetrics {
+		cfg.Metrics = nil
+	}
+	if opts.Session != nil {
+		opts.Session(&cfg.Session)
+	}
+	if opts.Server != nil {
+		opts.Server(&cfg.Server)
+	}
+	if opts.Privacy != nil {
+		opts.Privacy(&cfg.Privacy)
+	}
+	if opts.Web != nil {
+		opts.Web(&cfg.Web)
+	}
+	a, err := app.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler())
 	t.Cleanup(hs.Close)
-	return &Env{URL: hs.URL, DB: db, Sessions: sessions, Privacy: priv, Registry: registry, Server: srv, Clock: clock, Logs: logs,
-		Metrics: met, Health: health}
+	return &Env{URL: hs.URL, App: a, Clock: clock, Logs: logs}
 }
 
 // Operator creates an operator.

@@ -20,42 +20,20 @@ import (
 // quote quotes an identifier that the registry validated.
 func quote(ident string) string { return `"` + ident + `"` }
 
-// columnType is the SQL type of an attribute in this dialect.
+// columnType is the SQL type of an attribute in this dialect, from the
+// schemas type table; a string with a length is VARCHAR(n) on PostgreSQL.
 func (d *DB) columnType(a *schemas.Attribute) string {
-	pg := d.dialect == Postgres
-	switch a.Type {
-	case schemas.TypeString:
-		if pg && a.Length > 0 {
+	t := schemas.TypeOf(a.Type)
+	if t == nil {
+		return "TEXT"
+	}
+	if d.dialect == Postgres {
+		if a.Type == schemas.TypeString && a.Length > 0 {
 			return fmt.Sprintf("VARCHAR(%d)", a.Length)
 		}
-		return "TEXT"
-	case schemas.TypeMemo:
-		return "TEXT"
-	case schemas.TypeBoolean:
-		return "BOOLEAN"
-	case schemas.TypeByte, schemas.TypeShort:
-		if pg {
-			return "SMALLINT"
-		}
-		return "INTEGER"
-	case schemas.TypeLong:
-		return "INTEGER"
-	case schemas.TypeInt64:
-		return "BIGINT"
-	case schemas.TypeFloat, schemas.TypeDouble:
-		if pg {
-			return "DOUBLE PRECISION"
-		}
-		return "REAL"
-	case schemas.TypeDatetime:
-		if pg {
-			return "TIMESTAMPTZ"
-		}
-		return "DATETIME"
-	case schemas.TypeDate:
-		return "DATE"
+		return t.Postgres
 	}
-	return "TEXT"
+	return t.SQLite
 }
 
 func (d *DB) pkDefinition() string {

@@ -13,16 +13,20 @@ import (
 // Query runs one read-only statement and calls row once per result row, in
 // order, with the row's values as the driver returns them (int64, float64,
 // bool, string, []byte, time.Time or nil; SQLite may return datetimes as
-// strings). It exists for internal/querydef, which compiles ACC queryDefs to
-// SQL: sql holds only identifiers the schema registry validated, and every
-// value is one of args, bound with "?" placeholders (rebind rewrites them for
-// PostgreSQL). Anything but a SELECT is refused, as a second line of
-// defence. values is reused for the next row: row must not keep it. An
-// error returned by row stops the scan and is returned as is.
+// strings). It is for tests and tools that check rows with plain SQL; the
+// queryDef path builds a Plan and calls Select, so that SQL is written only
+// here. Every value is one of args, bound with "?" placeholders (rebind
+// rewrites them for PostgreSQL). Anything but a SELECT is refused. values
+// is reused for the next row: row must not keep it. An error returned by
+// row stops the scan and is returned as is.
 func (d *DB) Query(ctx context.Context, sql string, args []any, row func(values []any) error) error {
 	if !strings.HasPrefix(sql, "SELECT ") {
 		return apperr.Errorf(apperr.Internal, "Query runs SELECT statements only.")
 	}
+	return d.query(ctx, sql, args, row)
+}
+
+func (d *DB) query(ctx context.Context, sql string, args []any, row func(values []any) error) error {
 	rows, err := d.sql.QueryContext(ctx, d.rebind(sql), args...)
 	if err != nil {
 		return translate(err, "Query")

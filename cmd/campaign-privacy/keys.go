@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The key files (DESIGN §4b): each key is a setting or a file of the data
+// directory, created once with mode 0600.
+
+// keys are the service's keys, decoded or loaded from the data directory.
+type keys struct {
+	session, export, subject []byte
+	sessionPrevious          [][]byte
+	exportPrevious           [][]byte
+	receipt                  ed25519.PrivateKey
+}
+
+// loadKeys loads every key the service needs, creating the missing files.
+func loadKeys(s *settings) (k keys, err error) {
+	if k.session, err = loadKey(s.sessionKey, s.dataDir, "session.key", "CP_SESSION_KEY"); err != nil {
+		return k, err
+	}
+	if k.sessionPrevious, err = decodeKeys(s.sessionPreviousKeys, "CP_SESSION_PREVIOUS_KEYS"); err != nil {
+		return k, err
+	}
+	if k.export, err = loadKey(s.exportKey, s.dataDir, "export.key", "CP_EXPORT_KEY"); err != nil {
+		return k, err
+	}
+	if k.exportPrevious, err = decodeKeys(s.exportPreviousKeys, "CP_EXPORT_PREVIOUS_KEYS"); err != nil {
+		return k, err
+	}
+	if k.subject, err = loadKey(s.subjectKey, s.dataDir, "subject.key", "CP_SUBJECT_KEY"); err != nil {
+		return k, err
+	}
+	k.receipt, err = receiptKey(s)
+	return k, err
+}
+
+// receiptKey loads the receipt signing key: CP_RECEIPT_KEY (a 32-byte
+// Ed25519 seed, hex or base64) or the data directory's receipt.key,
+// created once (mode 0600) like the session and export keys.
+func receiptKey(s *settings) (ed25519.PrivateKey, error) {
+	seed, err := loadKey(s.receiptKey, s.dataDir, "receipt.key", "CP_RECEIPT_KEY")
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// decodeKeys decodes a comma-separated list of keys (the previous keys of a
+// rotation), each as loadKey decodes a setting.
+func decodeKeys(setting, name string) ([][]byte, error) {
+	var keys [][]byte
+	for _, k := range strings.Split(setting, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		key, err := decodeKey(k, name)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// decodeKey decodes one key: hex or base64, at least 32 bytes (the first 32
+// are used).
+func decodeKey(setting, name string) ([]byte, error) {
+	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
+		if k, err := dec(setting); err == nil && len(k) >= 32 {
+			return k[:32], nil
+		}
+	}
+	return nil, fmt.Errorf("%s must be at least 32 bytes, hex or base64", name)
+}
+
+// loadKey decodes a key setting (CP_SESSION_KEY, CP_EXPORT_KEY), or reads
+// the data directory's key file, creating it (32 random bytes, mode 0600)
+// on first start. Replicas must share the keys: give them the same settings
+// or the same data directory.
+func loadKey(setting, dataDir, file, name string) ([]byte, error) {
+	if setting != "" {
+		return decodeKey(setting, name)
+	}
+	path := filepath.Join(dataDir, file)
+	if data, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
+		}
+		return k[:32], nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// An existing directory keeps its mode through MkdirAll: tighten it,
+	// it holds the keys and the database (DESIGN §4b).
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return loadKey("", dataDir, file, name) // another process created it first
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return k, f.Close()
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+func (m *Main) namespace(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("namespace needs a subcommand: create, update or list")
+	}
+	sub, args := args[0], args[1:]
+	var ns store.Namespace
+	fs, s, err := m.parse("namespace "+sub, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")
+		fs.StringVar(&ns.Label, "label", "", "label")
+		fs.StringVar(&ns.TargetSchema, "schema", "nms:recipient", "target schema")
+		fs.StringVar(&ns.ReconciliationKey, "key", "", "reconciliation key, an attribute of the target schema such as @account")
+		fs.Int64Var(&ns.AecID, "aec-id", 0, "AEC namespace id (Identity Service)")
+		fs.StringVar(&ns.MatchRule, "match", "exact", "match rule: exact (ACC), email (case-folded) or phone (E.164)")
+		fs.StringVar(&ns.DefaultRegion, "region", "", "the phone rule's region for numbers without +country, such as US")
+	})
+	if err != nil {
+		return err
+	}
+	a, err := m.open(ctx, s, m.logger(s))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch sub {
+	case "create":
+		if err := a.Privacy.CreateNamespace(ctx, nil, ns); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "namespace %s created\n", ns.Name)
+	case "update":
+		// A flag not given keeps what the namespace has (--match's default
+		// is for create). A changed rule rewrites the namespace's stored
+		// field to its canonical form before this returns.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["match"] || !set["region"] {
+			all, err := a.Privacy.Namespaces(ctx)
+			if err != nil {
+				return err
+			}
+			for _, old := range all {
+				if old.Name == ns.Name && !set["match"] {
+					ns.MatchRule = old.MatchRule
+				}
+				if old.Name == ns.Name && !set["region"] {
+					ns.DefaultRegion = old.DefaultRegion
+				}
+			}
+		}
+		if err := a.Privacy.UpdateNamespace(ctx, nil, ns); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "namespace %s updated\n", ns.Name)
+	case "list":
+		all, err := a.Privacy.Namespaces(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tLABEL\tTARGET\tKEY\tAEC ID\tMATCH\tREGION")
+		for _, n := range all {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Label, n.TargetSchema, n.ReconciliationKey, n.AecID, n.MatchRule, n.DefaultRegion)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown namespace subcommand %q", sub)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/app"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	_, s, err := m.parse("serve", args, nil)
+	if err != nil {
+		return err
+	}
+	log := m.logger(s)
+	m.tuneGC()
+	b := readBuildInfo()
+	met := metrics.New(metrics.Options{Logger: log,
+		Build: metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion, Dirty: b.Dirty}})
+	a, err := m.open(ctx, s, log, func(c *app.Config) {
+		c.Metrics, c.MetricsApart = met, s.metricsAddr != ""
+		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
+		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesPresent}}
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if s.metricsAddr != "" {
+		addr, err := serveMetrics(ctx, s.metricsAddr, a.MetricsHandler(), log)
+		if err != nil {
+			return fmt.Errorf("CP_METRICS_ADDR: %w", err)
+		}
+		log.Info("metrics listening", "addr", addr)
+	}
+	created, generated, err := a.Sessions.EnsureAdmin(ctx, s.adminPassword)
+	if err != nil {
+		return fmt.Errorf("create the admin operator: %w", err)
+	}
+	if created && generated != "" {
+		fmt.Fprintf(m.Stdout, "\nCreated operator 'admin' with the generated password:\n\n    %s\n\nIt is shown only this once. Set CP_ADMIN_PASSWORD to choose it yourself.\n\n", generated)
+	} else if created {
+		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
+	}
+	go purgeSessions(ctx, a.Sessions, log)
+	go a.Privacy.RunSchedule(ctx, s.workflowSchedule, a.DB.Exclusive)
+	log.Info("workflows scheduled", "schedule", s.workflowSchedule.String())
+	zone := m.zone(s)
+	if len(zone.Allowed) == 0 {
+		log.Error("CP_ALLOWED_SUBNETS is empty or invalid: the download and the console deny everyone")
+	}
+	for _, p := range zone.Allowed {
+		if p.Bits() == 0 {
+			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
+		}
+	}
+	return a.Server.ListenAndServe(ctx, a.Handler(), func(addr string) {
+		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
+		if m.Ready != nil {
+			m.Ready(addr)
+		}
+	})
+}
+
+// zone is the console's and the download's security zone: who may open
+// them (CP_ALLOWED_SUBNETS; an empty or invalid list denies everyone) and
+// which proxies are believed.
+func (m *Main) zone(s *settings) netzone.Zone {
+	allowed, err := netzone.ParsePrefixes(s.allowedSubnets, true)
+	if err != nil {
+		allowed = nil
+	}
+	return netzone.Zone{Allowed: allowed, Trusted: s.trustedProxies}
+}
+
+// purgeSessions deletes long-expired session rows every hour until ctx ends.
+func purgeSessions(ctx context.Context, sessions *session.Service, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := sessions.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("purging expired sessions failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// failpoint returns the fault-test hook named by CP_FAILPOINT: at that
+// step ("delete-after-batch", "collect-after-export") the process kills
+// itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
+// there, the first time. Unset in production.
+func (m *Main) failpoint() func(string) error {
+	want := m.Getenv("CP_FAILPOINT")
+	if want == "" {
+		return nil
+	}
+	point, action, _ := strings.Cut(want, ":")
+	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
+	var once sync.Once
+	return func(name string) error {
+		if name != point {
+			return nil
+		}
+		if pause > 0 {
+			once.Do(func() { time.Sleep(pause) }) // a fault test restarts the database meanwhile
+			return nil
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// tuneGC sets the garbage collector for a service whose live heap is small
+// (tens of MiB) but which allocates for every call: collecting at 5× the
+// live heap instead of 2× cuts the collector's CPU per SOAP call by about a
+// quarter (bench/README.md), and a soft limit of 160 MiB makes it collect
+// sooner when logons' argon2id buffers (19 MiB each) swell the heap. GOGC
+// and GOMEMLIMIT, when set, win.
+func (m *Main) tuneGC() {
+	if m.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if m.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(160 << 20)
+	}
+}

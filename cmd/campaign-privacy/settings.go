@@ -1,0 +1,352 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// settings are the parsed values of the settings table: every command
+// fills one from the defaults, then the CP_* variables, then the flags.
+type settings struct {
+	addr, dataDir, databaseURL, adminPassword, instanceName, schemasDir string
+	sessionKey, sessionPreviousKeys                                     string
+	exportKey, exportPreviousKeys, subjectKey                           string
+	receiptKey, receiptPreviousKeys                                     string
+	allowedSubnets                                                      string
+	trustedProxies, soapAllowedSubnets, metricsSubnets                  []netip.Prefix
+	metricsAddr                                                         string
+	workflowSchedule                                                    privacy.Schedule
+	sessionTTL, retention, lease, retryDelay                            time.Duration
+	requireSecurityToken, deduplicate                                   bool
+	faultHTTPStatus, deleteBatch                                        int
+	logLevel                                                            slog.Level
+}
+
+// setting is one row of the settings table: its flag, its variable, its
+// default, how it is parsed and checked, and its help. --help, the flags
+// and the README's settings table (TestREADMESettingsTable) all come from
+// the table below; a new setting is one more entry.
+type setting struct {
+	Flag, Env string
+	// Default is the value used when neither the flag nor the variable is
+	// given, as the operator would write it.
+	Default string
+	// DefaultDoc, if set, replaces Default in the README (a generated key,
+	// a default with an explanation).
+	DefaultDoc string
+	// Help is the one-line help of --help; Doc the README's longer text
+	// (Help when empty).
+	Help, Doc string
+	// Accepts names the accepted values in the error a bad value gets.
+	Accepts string
+	// Secret settings never appear in an error message.
+	Secret bool
+	// Bool settings may be given as a bare flag (--require-security-token).
+	Bool bool
+	// Set parses and checks one value into s.
+	Set func(s *settings, v string) error
+}
+
+// table is the settings table. Keys are checked when they are loaded
+// (keys.go): a bad key's error must not print it, which a flag's would.
+var table = []setting{
+	{Flag: "addr", Env: "CP_ADDR", Default: ":8080", Help: "listen address",
+		Set: text(func(s *settings) *string { return &s.addr })},
+	{Flag: "data-dir", Env: "CP_DATA_DIR", Default: "./data", Help: "data directory",
+		Doc: "SQLite database and the session signing key",
+		Set: text(func(s *settings) *string { return &s.dataDir })},
+	{Flag: "database-url", Env: "CP_DATABASE_URL", Secret: true, Help: "PostgreSQL URL; empty = SQLite in the data directory",
+		Doc: "PostgreSQL URL (`postgres://user@host:5432/db?sslmode=disable`); empty = SQLite in the data directory",
+		Set: text(func(s *settings) *string { return &s.databaseURL })},
+	{Flag: "admin-password", Env: "CP_ADMIN_PASSWORD", Secret: true, Help: "password of the bootstrap admin (random if empty)",
+		Doc: "password of the bootstrap `admin`, used only when it does not exist yet; empty = generated and printed once",
+		Set: text(func(s *settings) *string { return &s.adminPassword })},
+	{Flag: "session-ttl", Env: "CP_SESSION_TTL", Default: "24h", Help: "session token lifetime",
+		Doc: "session token lifetime (ACC `sessionTimeOut`)", Accepts: "a positive duration such as 24h",
+		Set: duration(func(s *settings) *time.Duration { return &s.sessionTTL })},
+	{Flag: "session-key", Env: "CP_SESSION_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/session.key`",
+		Help: "token signing key, hex or base64, >= 32 bytes (default: generated once in the data directory)",
+		Doc:  "HS256 signing key, hex or base64, at least 32 bytes. Replicas behind one load balancer must share it.",
+		Set:  text(func(s *settings) *string { return &s.sessionKey })},
+	{Flag: "session-previous-keys", Env: "CP_SESSION_PREVIOUS_KEYS", Secret: true, Help: "comma-separated keys whose tokens still verify",
+		Doc: "comma-separated signing keys whose tokens still verify. To rotate: move the current key here, set a new `CP_SESSION_KEY`, restart every replica; remove the old key after `CP_SESSION_TTL` (its tokens have expired). Tokens name their key (`kid`); a token of a removed key is refused.",
+		Set: text(func(s *settings) *string { return &s.sessionPreviousKeys })},
+	{Flag: "require-security-token", Env: "CP_REQUIRE_SECURITY_TOKEN", Default: "false", Bool: true,
+		Help: "require X-Security-Token on every call",
+		Doc:  "require the `X-Security-Token` on every call (ACC zones without `sessionTokenOnly`). A token sent only as the `__sessiontoken` cookie always needs it.",
+		Set:  boolean(func(s *settings) *bool { return &s.requireSecurityToken })},
+	{Flag: "fault-http-status", Env: "CP_FAULT_HTTP_STATUS", Default: "200", Help: "HTTP status of SOAP faults: 200 (ACC) or 500",
+		Doc:     "HTTP status of SOAP faults: `200` as ACC (acc-js-sdk reads fault codes only from 2xx answers) or `500` for strict SOAP 1.1 peers",
+		Accepts: "200 or 500",
+		Set: func(s *settings, v string) error {
+			if v != "200" && v != "500" {
+				return errors.New("not 200 or 500")
+			}
+			s.faultHTTPStatus, _ = strconv.Atoi(v)
+			return nil
+		}},
+	{Flag: "instance-name", Env: "CP_INSTANCE_NAME", Default: "campaign-privacy", Help: "instance name shown to clients",
+		Doc: "instance name in `sessionInfo` and `/r/test`",
+		Set: text(func(s *settings) *string { return &s.instanceName })},
+	{Flag: "allowed-subnets", Env: "CP_ALLOWED_SUBNETS", Default: "127.0.0.1/32,::1/128",
+		Help: "who may open the download and the console: CIDRs, comma-separated",
+		Doc:  "who may open the download and the console (ACC's security zone). An empty or invalid list denies everyone; `0.0.0.0/0` works but is logged as a warning.",
+		Set:  text(func(s *settings) *string { return &s.allowedSubnets })},
+	{Flag: "soap-allowed-subnets", Env: "CP_SOAP_ALLOWED_SUBNETS", DefaultDoc: "empty (every address)",
+		Help: "who may call the SOAP API, Logon included: CIDRs, comma-separated (empty: every address)",
+		Doc:  "who may call the SOAP API (ACC's security zone for the API): checked on every call, Logon included. Outside it a Logon gets the usual `XSV-350012` and any other call `XSV-350008`, even with a valid token. Client addresses through `CP_TRUSTED_PROXIES` as for the console.",
+		Set:  prefixes(true, func(s *settings) *[]netip.Prefix { return &s.soapAllowedSubnets })},
+	{Flag: "trusted-proxies", Env: "CP_TRUSTED_PROXIES", Help: "reverse proxies whose X-Forwarded-For is believed",
+		Doc: "reverse proxies whose `X-Forwarded-For` is believed (rightmost untrusted entry); `0.0.0.0/0` is refused",
+		Set: prefixes(false, func(s *settings) *[]netip.Prefix { return &s.trustedProxies })},
+	{Flag: "schemas-dir", Env: "CP_SCHEMAS_DIR", Help: "directory of custom schema files (*.xml)",
+		Doc: "custom schema files (`*.xml`): new tables linked to the data model and extensions of existing schemas; see `examples/schemas/`. A bad file stops the start with its file and line.",
+		Set: text(func(s *settings) *string { return &s.schemasDir })},
+	{Flag: "deduplicate-requests", Env: "CP_DEDUPLICATE_REQUESTS", Default: "true", Bool: true,
+		Help: "an identical active request returns its id",
+		Doc:  "an identical request still active returns its id",
+		Set:  boolean(func(s *settings) *bool { return &s.deduplicate })},
+	{Flag: "workflow-schedule", Env: "CP_WORKFLOW_SCHEDULE", Default: "daily",
+		Help:    "when the workflows run: daily (01:00), daily HH:MM, or an interval such as 30s",
+		Doc:     "`daily` (01:00), `daily HH:MM`, `HH:MM` (server local time) or an interval such as `30s`",
+		Accepts: "daily, daily HH:MM, HH:MM or a positive duration such as 30s",
+		Set: func(s *settings, v string) (err error) {
+			s.workflowSchedule, err = privacy.ParseSchedule(v)
+			return err
+		}},
+	{Flag: "export-key", Env: "CP_EXPORT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/export.key`",
+		Help: "master key of the encrypted exports, hex or base64, >= 32 bytes (default: generated in the data directory)",
+		Doc:  "master key wrapping each data-subject file's key, hex or base64, 32 bytes. Replicas must share it.",
+		Set:  text(func(s *settings) *string { return &s.exportKey })},
+	{Flag: "subject-key", Env: "CP_SUBJECT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/subject.key`",
+		Help: "key of the subject hash (search, receipts), hex or base64, 32 bytes (default: generated in the data directory)",
+		Doc:  "key of the subject hash (HMAC-SHA256 of a request's canonical value), hex or base64, 32 bytes: the console's subject search and the receipts use it; the value itself is never kept past the retention. Replicas must share it; changing it makes earlier requests unfindable by value.",
+		Set:  text(func(s *settings) *string { return &s.subjectKey })},
+	{Flag: "export-previous-keys", Env: "CP_EXPORT_PREVIOUS_KEYS", Secret: true, Help: "comma-separated master keys of older files",
+		Doc: "comma-separated master keys that still open the files they wrapped. To rotate: move the current key here and set a new `CP_EXPORT_KEY` (new files use it); remove the old key after `CP_RETENTION` (the files it wrapped are purged).",
+		Set: text(func(s *settings) *string { return &s.exportPreviousKeys })},
+	{Flag: "receipt-key", Env: "CP_RECEIPT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/receipt.key`",
+		Help: "Ed25519 seed signing the erasure receipts, hex or base64, 32 bytes (default: generated in the data directory)",
+		Doc:  "Ed25519 seed (32 bytes, hex or base64) signing the erasure receipts. Replicas must share it.",
+		Set:  text(func(s *settings) *string { return &s.receiptKey })},
+	{Flag: "receipt-previous-keys", Env: "CP_RECEIPT_PREVIOUS_KEYS", Help: "comma-separated public keys of older receipts (verify)",
+		Doc: "comma-separated public keys (PEM file, hex or base64) that `receipt verify` still accepts after a rotation.",
+		Set: text(func(s *settings) *string { return &s.receiptPreviousKeys })},
+	{Flag: "retention", Env: "CP_RETENTION", Default: "2160h", DefaultDoc: "`2160h` (90 days)", Help: "how long collected data is kept",
+		Accepts: "a positive duration such as 2160h",
+		Set:     duration(func(s *settings) *time.Duration { return &s.retention })},
+	{Flag: "workflow-lease", Env: "CP_WORKFLOW_LEASE", Default: "15m",
+		Help:    "how long a worker holds a request before another may take it back",
+		Accepts: "a positive duration such as 15m",
+		Set:     duration(func(s *settings) *time.Duration { return &s.lease })},
+	{Flag: "retry-delay", Env: "CP_RETRY_DELAY", Default: "1m", Help: "first back-off of a failed request, doubled each time",
+		Doc:     "first back-off of a failed request, doubled each attempt (5 attempts, then `error`)",
+		Accepts: "a positive duration such as 1m",
+		Set:     duration(func(s *settings) *time.Duration { return &s.retryDelay })},
+	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",
+		Accepts: "an integer from 1 to 100000",
+		Set:     integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
+	{Flag: "log-level", Env: "CP_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
+		Doc:     "`debug`, `info`, `warn`, `error`. Logs never hold passwords, tokens or personal data.",
+		Accepts: "debug, info, warn or error",
+		Set: func(s *settings, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				return s.logLevel.UnmarshalText([]byte(v))
+			}
+			return errors.New("not a level")
+		}},
+	{Flag: "metrics-subnets", Env: "CP_METRICS_SUBNETS", Default: "127.0.0.1/32,::1/128",
+		Help: "who may read GET /metrics: CIDRs, comma-separated",
+		Doc:  "who may read `GET /metrics`: CIDRs, comma-separated; client addresses through `CP_TRUSTED_PROXIES` as for the console. Others get 403.",
+		Set:  prefixes(true, func(s *settings) *[]netip.Prefix { return &s.metricsSubnets })},
+	{Flag: "metrics-addr", Env: "CP_METRICS_ADDR", Help: "serve /metrics (and /healthz, /readyz) on this address instead of CP_ADDR",
+		Doc: "serve `/metrics` (with `/healthz` and `/readyz`) on a listener of its own, e.g. `127.0.0.1:9090`, instead of `CP_ADDR`; `CP_METRICS_SUBNETS` still applies there.",
+		Set: text(func(s *settings) *string { return &s.metricsAddr })},
+}
+
+// The parsers of the table.
+
+func text(field func(*settings) *string) func(*settings, string) error {
+	return func(s *settings, v string) error { *field(s) = v; return nil }
+}
+
+func duration(field func(*settings) *time.Duration) func(*settings, string) error {
+	return func(s *settings, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("not a positive duration")
+		}
+		*field(s) = d
+		return nil
+	}
+}
+
+func boolean(field func(*settings) *bool) func(*settings, string) error {
+	return func(s *settings, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("not a boolean")
+		}
+		*field(s) = b
+		return nil
+	}
+}
+
+func integer(lo, hi int, field func(*settings) *int) func(*settings, string) error {
+	return func(s *settings, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("not an integer from %d to %d", lo, hi)
+		}
+		*field(s) = n
+		return nil
+	}
+}
+
+func prefixes(allowAll bool, field func(*settings) *[]netip.Prefix) func(*settings, string) error {
+	return func(s *settings, v string) (err error) {
+		*field(s), err = netzone.ParsePrefixes(v, allowAll)
+		return err
+	}
+}
+
+// accepts is what a setting's error names as its accepted values.
+func (st setting) accepts() string {
+	switch {
+	case st.Accepts != "":
+		return st.Accepts
+	case st.Bool:
+		return "true or false (also 1, 0, t, f)"
+	}
+	return ""
+}
+
+// apply parses one value of the setting, the error naming the setting (by
+// the name it was given as) and the accepted values, and the value unless
+// it is secret.
+func (st setting) apply(s *settings, name, v string) error {
+	err := st.Set(s, v)
+	if err == nil {
+		return nil
+	}
+	msg := name + ": "
+	if !st.Secret {
+		msg += fmt.Sprintf("%q is not accepted", v)
+	} else {
+		msg += "the value is not accepted"
+	}
+	if a := st.accepts(); a != "" {
+		msg += "; accepted: " + a
+	} else {
+		msg += ": " + err.Error()
+	}
+	return errors.New(msg)
+}
+
+// flagError marks an error of the command line itself (an unknown flag, a
+// bad value): main prints it, with a pointer to --help.
+type flagError struct{ error }
+
+// parse fills s for the command name from the defaults, the environment
+// and args; extra adds the command's own flags. It returns the flag set
+// (for its remaining arguments) and s.
+func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*flag.FlagSet, *settings, error) {
+	s := &settings{}
+	for _, st := range table {
+		if err := st.apply(s, "default of "+st.Env, st.Default); err != nil {
+			return nil, nil, err // a mistake in the table; TestSettingsTable catches it
+		}
+	}
+	for _, st := range table {
+		if v := m.Getenv(st.Env); v != "" {
+			if err := st.apply(s, st.Env, v); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() { fmt.Fprint(m.Stderr, usage) }
+	for _, st := range table {
+		st := st
+		set := func(v string) error { return st.apply(s, "--"+st.Flag, v) }
+		if st.Bool {
+			fs.BoolFunc(st.Flag, st.Help, set)
+		} else {
+			fs.Func(st.Flag, st.Help, set)
+		}
+	}
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	return fs, s, nil
+}
+
+// check validates what one setting alone cannot: the retention against the
+// confirmation window.
+func (s *settings) check() error {
+	return privacy.Config{Retention: s.retention}.Validate()
+}
+
+// writeSettingsHelp writes the settings part of --help.
+func writeSettingsHelp(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, st := range table {
+		def := st.Default
+		if def == "" {
+			def = "empty"
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\t%s (%s)\n", st.Flag, st.Env, st.Help, def)
+	}
+	tw.Flush()
+}
+
+// goSettings are Go's own variables that serve sets a default for
+// (tuneGC): not settings of ours, but an operator looks for them here.
+const goSettings = "| `GOGC`, `GOMEMLIMIT` | – | `400`, `160MiB` for `serve` | Go's own garbage-collector settings. `serve` collects at 5× its live heap (a SOAP call allocates, the live heap is small) with a soft limit of 160 MiB; set either variable to override (bench/README.md has the measurements). |\n"
+
+// settingsMarkdown is the README's settings table.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Flag | Default | Meaning |\n|---|---|---|---|\n")
+	for _, st := range table {
+		def := st.DefaultDoc
+		if def == "" && st.Default == "" {
+			def = "empty"
+		} else if def == "" {
+			def = "`" + st.Default + "`"
+		}
+		doc := st.Doc
+		if doc == "" {
+			doc = st.Help
+		}
+		fmt.Fprintf(&b, "| `%s` | `--%s` | %s | %s |\n", st.Env, st.Flag, def, doc)
+	}
+	b.WriteString(goSettings)
+	return b.String()
+}
+
+// settingsHelp is the settings part of --help.
+func settingsHelp() string {
+	var b strings.Builder
+	writeSettingsHelp(&b)
+	return b.String()
+}
