@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,7 +198,14 @@ type Method struct {
 	calls   *prometheus.CounterVec // curried with the method
 	ok      prometheus.Counter
 	seconds prometheus.Observer
+
+	// faults caches the counter of each outcome and reason met so far
+	// (a handful: the server's fault table), sparing the label hashing.
+	mu     sync.RWMutex
+	faults map[fault]prometheus.Counter
 }
+
+type fault struct{ outcome, reason string }
 
 // Method returns the collectors of the SOAP method labelled name ("xtk:
 // session#Logon"). The caller guarantees name comes from a fixed set (the
@@ -207,7 +215,8 @@ func (m *Metrics) Method(name string) *Method {
 		return nil
 	}
 	calls := m.soapCalls.MustCurryWith(prometheus.Labels{"method": name})
-	return &Method{calls: calls, ok: calls.WithLabelValues(OutcomeOK, ""), seconds: m.soapSeconds.WithLabelValues(name)}
+	return &Method{calls: calls, ok: calls.WithLabelValues(OutcomeOK, ""), seconds: m.soapSeconds.WithLabelValues(name),
+		faults: map[fault]prometheus.Counter{}}
 }
 
 // Done records one answered call: outcome OutcomeOK, or the ACC fault code
@@ -219,9 +228,23 @@ func (mm *Method) Done(outcome, reason string, d time.Duration) {
 	if outcome == OutcomeOK {
 		mm.ok.Inc()
 	} else {
-		mm.calls.WithLabelValues(outcome, reason).Inc()
+		mm.fault(outcome, reason).Inc()
 	}
 	mm.seconds.Observe(d.Seconds())
+}
+
+func (mm *Method) fault(outcome, reason string) prometheus.Counter {
+	k := fault{outcome, reason}
+	mm.mu.RLock()
+	c, ok := mm.faults[k]
+	mm.mu.RUnlock()
+	if !ok {
+		c = mm.calls.WithLabelValues(outcome, reason)
+		mm.mu.Lock()
+		mm.faults[k] = c
+		mm.mu.Unlock()
+	}
+	return c
 }
 
 // CallStarted and CallEnded count the SOAP calls in flight.
