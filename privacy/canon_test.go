@@ -9,6 +9,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -62,7 +63,7 @@ func TestCanonicalWriteFoundAndErased(t *testing.T) {
 		if n := f.rows(t, "last_name", "Zoe\u0308quist"); n != 1 {
 			t.Fatalf("a field no namespace reads is kept as written: %d", n)
 		}
-		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9201), "last_name": "Bj\u00ado\u0308rk "}); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9201), "last_name": "Bj\u00ado\u0308rk "}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.env.Privacy.CreateNamespace(f.ctx, admin, privacy.Namespace{Name: "byLastName", Label: "Last name",
@@ -172,7 +173,7 @@ func TestPhoneRule(t *testing.T) {
 func TestUpgradeRewritesOnce(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{})
-		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": "re\u00adne\u0301@example.com "}); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": "re\u00adne\u0301@example.com "}); err != nil {
 			t.Fatal(err)
 		}
 		ns, err := f.env.DB.FindNamespaceByName(f.ctx, "defaultNamespace1")

@@ -16,7 +16,31 @@ import (
 // LinkedCount is how many rows of one table refer to the subject's data
 // through one ordinary link (Schema "cus:ticket", Link "recipient",
 // Target "nms:recipient").
-type LinkedCount = store.LinkedCount
+type LinkedCount struct {
+	Schema      string // "cus:ticket"
+	Link        string // "recipient"
+	Target      string // the subject's schema it points at
+	RecordCount int64
+}
+
+// linkedOf maps a stored coverage report to the domain type.
+func linkedOf(rows []store.LinkedCount) []LinkedCount {
+	out := make([]LinkedCount, len(rows))
+	for i, r := range rows {
+		out[i] = LinkedCount{Schema: r.Schema, Link: r.Link, Target: r.Target, RecordCount: r.RecordCount}
+	}
+	return out
+}
+
+// linkedRows is a coverage report as the store writes it: never nil, so
+// that an empty report replaces the previous one.
+func linkedRows(linked []LinkedCount) []store.LinkedCount {
+	out := make([]store.LinkedCount, len(linked))
+	for i, l := range linked {
+		out[i] = store.LinkedCount{Schema: l.Schema, Link: l.Link, Target: l.Target, RecordCount: l.RecordCount}
+	}
+	return out
+}
 
 // coverageNote heads the report in the file, the receipt and the console.
 const coverageNote = "linked, not collected or erased by the data model's rules"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -26,7 +27,7 @@ func TestExportControlCharacters(t *testing.T) {
 		for k, v := range values {
 			row[k] = v
 		}
-		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", row); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", row); err != nil {
 			t.Fatal(err)
 		}
 		id := f.create(t, "defaultNamespace1", "ctl@example.com", privacy.TypeAccess, false)

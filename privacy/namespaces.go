@@ -8,18 +8,14 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
-	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
-
-// Namespace is how a reconciliation value finds a person (nms:privacyNamespace).
-type Namespace = store.Namespace
 
 // DefaultNamespaces are the three namespaces Campaign ships, seeded at first
 // start: internal names and labels as the v8 console shows them, AEC
 // namespace ids 6 (Email) and 7 (Phone) of Adobe's Identity Service. They
 // match exactly, as in ACC; `namespace update --match` changes that.
-var DefaultNamespaces = []store.Namespace{
+var DefaultNamespaces = []Namespace{
 	{Name: "defaultNamespace1", Label: "Recipient - email", TargetSchema: "nms:recipient", ReconciliationKey: "@email", AecID: 6, MatchRule: canon.Exact},
 	{Name: "defaultNamespace2", Label: "Recipient - mobile phone", TargetSchema: "nms:recipient", ReconciliationKey: "@mobilePhone", AecID: 0, MatchRule: canon.Exact},
 	{Name: "defaultNamespace3", Label: "Recipient - phone", TargetSchema: "nms:recipient", ReconciliationKey: "@phone", AecID: 7, MatchRule: canon.Exact},
@@ -31,11 +27,11 @@ var namespaceNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 // reconciliation field is indexed. It runs at each start.
 func (s *Service) Setup(ctx context.Context) error {
 	for _, ns := range DefaultNamespaces {
-		if _, err := s.db.CreateNamespaceIfMissing(ctx, &ns); err != nil {
+		if _, err := s.db.CreateNamespaceIfMissing(ctx, ns.row()); err != nil {
 			return err
 		}
 	}
-	all, err := s.db.FindNamespaces(ctx)
+	all, err := s.Namespaces(ctx)
 	if err != nil {
 		return err
 	}
@@ -69,7 +65,7 @@ func (s *Service) Setup(ctx context.Context) error {
 // match column is not possible for arbitrary custom schemas, and lower()
 // or an expression index would differ between SQLite (ASCII only) and
 // PostgreSQL. A value that does not fit the rule is only cleaned (Text).
-func (s *Service) canonicalise(ctx context.Context, ns *store.Namespace, table, column string, length int) error {
+func (s *Service) canonicalise(ctx context.Context, ns *Namespace, table, column string, length int) error {
 	rule, region := ruleName(ns), ns.DefaultRegion
 	n, err := s.db.RewriteColumn(ctx, table, column, func(v string) string {
 		c := canon.Stored(rule, region, v)
@@ -92,7 +88,7 @@ func (s *Service) canonicalise(ctx context.Context, ns *store.Namespace, table, 
 
 // checkRule refuses an unknown rule, and a rule that differs from another
 // namespace's on the same field: the field is stored in one canonical form.
-func (s *Service) checkRule(ctx context.Context, ns *store.Namespace) error {
+func (s *Service) checkRule(ctx context.Context, ns *Namespace) error {
 	if !canon.ValidRule(ns.MatchRule) {
 		return apperr.Errorf(apperr.Invalid, "The match rule must be exact, email or phone.")
 	}
@@ -103,7 +99,7 @@ func (s *Service) checkRule(ctx context.Context, ns *store.Namespace) error {
 		return apperr.Errorf(apperr.Invalid, "The default region is a two-letter country code such as US, or empty.")
 	}
 	ns.DefaultRegion = strings.ToUpper(ns.DefaultRegion)
-	all, err := s.db.FindNamespaces(ctx)
+	all, err := s.Namespaces(ctx)
 	if err != nil {
 		return err
 	}
@@ -122,11 +118,11 @@ var regionPattern = regexp.MustCompile(`^([A-Za-z]{2})?$`)
 // UpdateNamespace changes a namespace's label, match rule and default
 // region. A changed rule rewrites the stored field at once, so requests
 // find what they found before plus what the new rule matches.
-func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns store.Namespace) error {
+func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Namespace) error {
 	if c != nil && !c.HasRight(session.RightAdmin) {
 		return apperr.Errorf(apperr.Forbidden, "Only an administrator may change a namespace.")
 	}
-	old, err := s.db.FindNamespaceByName(ctx, ns.Name)
+	old, err := s.namespaceByName(ctx, ns.Name)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return apperr.Errorf(apperr.NotFound, "The namespace '%s' does not exist.", printable(ns.Name))
 	} else if err != nil {
@@ -146,7 +142,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns sto
 	if ruleName(old) != ns.MatchRule || old.DefaultRegion != ns.DefaultRegion {
 		ns.Canonical = 0
 	}
-	if err := s.db.UpdateNamespace(ctx, &ns); err != nil {
+	if err := s.db.UpdateNamespace(ctx, ns.row()); err != nil {
 		return err
 	}
 	if ns.Canonical < canon.Version {
@@ -163,7 +159,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns sto
 // CreateNamespace adds a custom namespace, usable at once. Only an
 // administrator may: c nil means the command line, run by whoever holds the
 // database.
-func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns store.Namespace) error {
+func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns Namespace) error {
 	if c != nil && !c.HasRight(session.RightAdmin) {
 		return apperr.Errorf(apperr.Forbidden, "Only an administrator may create a namespace.")
 	}
@@ -185,10 +181,12 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns sto
 		return err
 	}
 	ns.Canonical = 0
-	created, err := s.db.CreateNamespaceIfMissing(ctx, &ns)
+	row := ns.row()
+	created, err := s.db.CreateNamespaceIfMissing(ctx, row)
 	if err != nil {
 		return err
 	}
+	ns = *namespaceOf(row)
 	if !created {
 		return apperr.Errorf(apperr.Conflict, "The namespace '%s' already exists.", ns.Name)
 	}
@@ -197,6 +195,10 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns sto
 }
 
 // Namespaces lists every namespace.
-func (s *Service) Namespaces(ctx context.Context) ([]store.Namespace, error) {
-	return s.db.FindNamespaces(ctx)
+func (s *Service) Namespaces(ctx context.Context) ([]Namespace, error) {
+	rows, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return namespacesOf(rows), nil
 }

@@ -260,7 +260,7 @@ func (s *Service) ConfirmDeletePending(ctx context.Context, c *session.Caller, i
 }
 
 // namespace finds a namespace and the attribute its reconciliation key names.
-func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace, *schemas.Attribute, error) {
+func (s *Service) namespace(ctx context.Context, name string) (*Namespace, *schemas.Attribute, error) {
 	if name == "" || len(name) > 64 {
 		return nil, nil, apperr.Errorf(apperr.Invalid, "The namespace name must have 1 to 64 characters.")
 	}
@@ -278,8 +278,12 @@ func (s *Service) namespace(ctx context.Context, name string) (*store.Namespace,
 }
 
 // namespaceByName reads a namespace; not cached, as its rule may change.
-func (s *Service) namespaceByName(ctx context.Context, name string) (*store.Namespace, error) {
-	return s.db.FindNamespaceByName(ctx, name)
+func (s *Service) namespaceByName(ctx context.Context, name string) (*Namespace, error) {
+	ns, err := s.db.FindNamespaceByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return namespaceOf(ns), nil
 }
 
 // reconciliationAttribute resolves "@email" on the target schema.
@@ -309,7 +313,7 @@ const MaxReconciliationBytes = 1024
 // overrides, zero-width), start or end with spaces, exceed the field, or
 // consist only of wildcard characters: it is always matched with "=", never
 // as a pattern, so "%" would find nobody — refusing it says so at once.
-func CheckReconciliationValue(v string, attr *schemas.Attribute, ns *store.Namespace) (string, error) {
+func CheckReconciliationValue(v string, attr *schemas.Attribute, ns *Namespace) (string, error) {
 	if v == "" {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value is empty.")
 	}

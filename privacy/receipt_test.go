@@ -8,6 +8,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -125,7 +126,7 @@ func TestReceiptOfTwoStepDelete(t *testing.T) {
 		}
 		tk, _ := f.env.Registry.Schema("cus:ticket")
 		subject, _ := tk.Data.Attribute("subject")
-		if err := f.env.DB.ExecForTest(f.ctx, "INSERT INTO "+tk.Data.Table+" (id, "+subject.SQLName+", "+tk.Data.Links[0].SQLName+") VALUES (?, ?, ?)",
+		if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "INSERT INTO "+tk.Data.Table+" (id, "+subject.SQLName+", "+tk.Data.Links[0].SQLName+") VALUES (?, ?, ?)",
 			900, "Refund", ids[0]); err != nil {
 			t.Fatal(err)
 		}

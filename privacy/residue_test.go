@@ -20,22 +20,14 @@ import (
 // residueFixture opens the store itself, to know where its files are.
 func residueFixture(t *testing.T, dialect string) (*fixture, store.Config) {
 	cfg := storetest.Config(t, dialect)
-	ctx := context.Background()
-	db, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenConfig(t, cfg, nil)
 	return newFixture(t, dialect, servertest.Options{DB: db}), cfg
 }
 
 // deleteSubject gives a recipient a unique first name, deletes it in one
 // step and runs every workflow.
 func deleteSubject(t *testing.T, f *fixture, email, unique string) {
-	if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": email, "first_name": unique}); err != nil {
+	if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9301), "email": email, "first_name": unique}); err != nil {
 		t.Fatal(err)
 	}
 	id := f.create(t, "defaultNamespace1", email, privacy.TypeDelete, false)
@@ -51,7 +43,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	f, cfg := residueFixture(t, store.SQLite)
 	unique := "Residuetoken7f3a9c"
 	deleteSubject(t, f, "residue@example.com", unique)
-	path := filepath.Join(cfg.DataDir, "campaign-privacy.db")
+	path := filepath.Join(cfg.DataDir, store.SQLiteFile)
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		b, err := os.ReadFile(p)
 		if os.IsNotExist(err) {
@@ -77,7 +69,7 @@ func TestDataDirTightenedWhenItExists(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "campaign-privacy.db")
+	path := filepath.Join(dir, store.SQLiteFile)
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

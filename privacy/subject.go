@@ -66,8 +66,8 @@ func (s *Service) Requests(ctx context.Context, c *session.Caller, q RequestQuer
 		return nil, 0, err
 	}
 	out := make([]RequestView, 0, len(rows))
-	for _, r := range rows {
-		v, err := s.view(ctx, r, false)
+	for i := range rows {
+		v, err := s.view(ctx, &rows[i], false)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -96,15 +96,11 @@ func (s *Service) subjectHashes(ctx context.Context, value string) ([]string, er
 	return out, nil
 }
 
-// AuditHead is the head of the instance's audit chain: how many lines it
-// holds and the hash of the last, as `campaign-privacy audit verify`
-// prints them and receipts carry them.
-type AuditHead = store.ChainHead
-
 // AuditChainHead returns the head of the audit chain.
 func (s *Service) AuditChainHead(ctx context.Context, c *session.Caller) (AuditHead, error) {
 	if err := requireRight(c); err != nil {
 		return AuditHead{}, err
 	}
-	return s.db.FindChainHead(ctx)
+	h, err := s.db.FindChainHead(ctx)
+	return AuditHead{Seq: h.Seq, Hash: h.Hash}, err
 }

@@ -15,13 +15,9 @@ import (
 // What the web console and the download page read. Every call checks the
 // Privacy Data Right, as the SOAP API does.
 
-// TableCount is what the collect found in one table (nms:gdprRequestData).
-type TableCount = store.RequestData
-
 // RequestView is a request with what an operator needs to see about it.
 type RequestView struct {
-	store.Request
-	Status        Status
+	Request
 	StatusLabel   string
 	TypeName      string // "access", "delete"
 	TypeLabel     string // "Access", "Delete"
@@ -48,8 +44,8 @@ func Statuses() []Status {
 	return out
 }
 
-func (s *Service) view(ctx context.Context, r store.Request, full bool) (*RequestView, error) {
-	v := &RequestView{Request: r, Status: Status(r.Status), StatusLabel: Status(r.Status).Label(),
+func (s *Service) view(ctx context.Context, r *store.Request, full bool) (*RequestView, error) {
+	v := &RequestView{Request: requestOf(r), StatusLabel: Status(r.Status).Label(),
 		TypeName: typeEnum[r.Type].name, TypeLabel: typeEnum[r.Type].label, Regulation: regulationEnum[r.Regulation].label, Purged: r.PurgedAt != nil}
 	if ns, err := s.db.FindNamespaceByID(ctx, r.NamespaceID); err == nil {
 		v.Namespace = ns.Name
@@ -64,10 +60,12 @@ func (s *Service) view(ctx context.Context, r store.Request, full bool) (*Reques
 	if err != nil {
 		return nil, err
 	}
-	v.Counts = counts
-	if v.Linked, err = s.db.FindLinkedCounts(ctx, r.ID); err != nil {
+	v.Counts = tableCountsOf(counts)
+	linked, err := s.db.FindLinkedCounts(ctx, r.ID)
+	if err != nil {
 		return nil, err
 	}
+	v.Linked = linkedOf(linked)
 	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
 		v.FileReady = true
 	}
@@ -91,7 +89,7 @@ func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*Re
 	if err != nil {
 		return nil, err
 	}
-	return s.view(ctx, *r, true)
+	return s.view(ctx, r, true)
 }
 
 // Download opens the data-subject file for an operator and records the

@@ -185,10 +185,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		// What the operator will review is what the confirmed delete removes.
 		next.Reviewed = reviewedRows(found)
 	}
-	next.Linked = linked
-	if next.Linked == nil {
-		next.Linked = []LinkedCount{}
-	}
+	next.Linked = linkedRows(linked)
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
@@ -533,8 +530,12 @@ func (s *Service) graphFor(target string) (*graph, error) {
 // namespaceByID reads a namespace. It is not cached: its match rule may
 // change (namespace update), and a request must be looked up under the
 // rule the stored data was rewritten to.
-func (s *Service) namespaceByID(ctx context.Context, id int64) (*store.Namespace, error) {
-	return s.db.FindNamespaceByID(ctx, id)
+func (s *Service) namespaceByID(ctx context.Context, id int64) (*Namespace, error) {
+	ns, err := s.db.FindNamespaceByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return namespaceOf(ns), nil
 }
 
 // lookup finds the subject of a request: the rows of the namespace's target
@@ -696,7 +697,7 @@ func (s *Service) remaining(ctx context.Context, req *store.Request, found []tab
 // value in the namespace's current canonical form (it was canonical when
 // recorded, but the rule may have changed since). It never widens a match:
 // an empty or unparseable value is an Invalid error, not a scan.
-func matchValue(ns *store.Namespace, v string) (string, error) {
+func matchValue(ns *Namespace, v string) (string, error) {
 	c, err := canon.Value(ns.MatchRule, ns.DefaultRegion, v)
 	if err != nil {
 		return "", apperr.Errorf(apperr.Invalid, "The reconciliation value does not fit the namespace's %s rule: %s.", ruleName(ns), err)
@@ -704,7 +705,7 @@ func matchValue(ns *store.Namespace, v string) (string, error) {
 	return c, nil
 }
 
-func ruleName(ns *store.Namespace) string {
+func ruleName(ns *Namespace) string {
 	if ns.MatchRule == "" {
 		return canon.Exact
 	}

@@ -579,7 +579,7 @@ func TestExportNeighboursAndTampering(t *testing.T) {
 		subject := demodata.Email(2)
 		neighbours := []string{strings.ToUpper(subject), " " + subject, subject + " ", strings.Replace(subject, "@", "+tag@", 1)}
 		for i, email := range neighbours {
-			if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9001 + i), "email": email}); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9001 + i), "email": email}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -606,7 +606,7 @@ func TestExportNeighboursAndTampering(t *testing.T) {
 		}
 		tampered := bytes.Clone(chunks[0])
 		tampered[len(tampered)/2] ^= 1
-		if err := f.env.DB.ReplaceExportChunkForTest(f.ctx, id, 0, tampered); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", tampered, id, 0); err != nil {
 			t.Fatal(err)
 		}
 		// Refused when opened (the download answers 500 before sending
@@ -625,7 +625,7 @@ func TestUnicodeValues(t *testing.T) {
 		f := newFixture(t, dialect, servertest.Options{})
 		values := []string{"ｊｏｈｎ＠example.com", "jo😀hn@example.com", "john@example.com"}
 		for i, v := range values {
-			if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9101 + i), "email": v}); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9101 + i), "email": v}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -698,7 +698,7 @@ func TestExportEscaping(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{})
 		hostile := `<script>alert("x")</script> ]]> & 'quoted' <!-- -->`
-		if err := f.env.DB.InsertRowForTest(f.ctx, "nms_recipient", map[string]any{"id": int64(9201), "email": "escape@example.com", "first_name": hostile}); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_recipient", map[string]any{"id": int64(9201), "email": "escape@example.com", "first_name": hostile}); err != nil {
 			t.Fatal(err)
 		}
 		id := f.create(t, "defaultNamespace1", "escape@example.com", privacy.TypeAccess, false)
@@ -823,7 +823,7 @@ func addNotes(t *testing.T, f *fixture, subj, other int64) {
 		if n.parent != 0 {
 			row["parent_id"] = n.parent
 		}
-		if err := f.env.DB.InsertRowForTest(f.ctx, "cus_note", row); err != nil {
+		if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "cus_note", row); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -899,7 +899,7 @@ func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
 			reviewed, other := recipientID(t, f, 1), recipientID(t, f, 3)
 			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
 			f.run(t, privacy.Collect)
-			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", demodata.Email(1), other); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", demodata.Email(1), other); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
@@ -944,7 +944,7 @@ func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
 			before := f.count(t, "nms_recipient")
 			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
 			f.run(t, privacy.Collect)
-			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
@@ -974,10 +974,10 @@ func TestConfirmedDeleteIsBoundToTheReview(t *testing.T) {
 			reviewed := recipientID(t, f, 1)
 			id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
 			f.run(t, privacy.Collect)
-			if err := f.env.DB.ExecForTest(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "UPDATE nms_recipient SET email = ? WHERE id = ?", "changed@example.com", reviewed); err != nil {
 				t.Fatal(err)
 			}
-			if err := f.env.DB.ExecForTest(f.ctx, "INSERT INTO nms_broad_log_rcp (id, recipient_id, address) VALUES (?, ?, ?)", 990001, reviewed, "late@example.com"); err != nil {
+			if err := storetest.SQLOf(t, f.env.DB).Exec(f.ctx, "INSERT INTO nms_broad_log_rcp (id, recipient_id, address) VALUES (?, ?, ?)", 990001, reviewed, "late@example.com"); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
+	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -231,4 +233,56 @@ func TestEveryFaultCodeHasARow(t *testing.T) {
 			t.Errorf("no fault for code %s", c)
 		}
 	}
+}
+
+// TestSessionInfoGolden pins serverInfo and userInfo as Logon, GetUserInfo
+// and GetOption("XtkDatabaseId") write them (the attributes of the
+// captured responses, in their order; see captured_test.go).
+func TestSessionInfoGolden(t *testing.T) {
+	reg, err := schemas.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := session.New(nil, session.Config{Key: []byte("golden-signing-key-of-32-bytes-at-least")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 14, 11, 31, 986e6, time.UTC)
+	s := New(Config{InstanceName: "acme", Version: "1.2.3", DatabaseID: "uFE80000000000000F1FA913DD7CC7C480041161C",
+		CommitID: "f5f3ec3", Now: func() time.Time { return now }}, reg, sessions, nil)
+	caller := &session.Caller{OperatorID: 1059, Login: "admin", Rights: []string{session.RightAdmin}}
+	info := etree.NewElement("sessionInfo")
+	info.AddChild(s.serverInfo())
+	info.AddChild(s.userInfo(caller))
+	logon, _ := reg.Method("xtk:session", "Logon")
+	out, err := writeResponse(logon, "xtk:session", []any{"TOKEN", info, "@SECURITY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "logon_session_info_response.xml", out)
+
+	userInfo, _ := reg.Method("xtk:session", "GetUserInfo")
+	priv := &session.Caller{OperatorID: 1060, Login: "ana", Rights: []string{session.RightPrivacy}}
+	out, err = writeResponse(userInfo, "xtk:session", []any{s.userInfo(priv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "get_user_info_response.xml", out)
+
+	getOption, _ := reg.Method("xtk:session", "GetOption")
+	values, err := s.getOption(context.Background(), &call{method: getOption, args: []*etree.Element{nil, textElement("name", "XtkDatabaseId")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = writeResponse(getOption, "xtk:session", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "get_option_database_id_response.xml", out)
+}
+
+func textElement(tag, text string) *etree.Element {
+	el := etree.NewElement(tag)
+	el.SetText(text)
+	return el
 }

@@ -17,14 +17,32 @@ import (
 
 // ACC version numbers reported in serverInfo and /r/test. acc-js-sdk reads
 // buildNumber, majNumber, minNumber and servicePack; these are those of the
-// Campaign Classic v7 build whose privacy API (with regulation) we follow.
+// Campaign Classic v7 build whose privacy API (with regulation) we follow:
+// build 9364 is release 7.3.4 (the console capture of acc-protocol.md §2.2
+// shows the pair).
 const (
 	buildNumber = "9364"
 	majNumber   = "6"
 	minNumber   = "7"
 	servicePack = "0"
-	releaseName = "7.4.3"
+	releaseName = "7.3.4"
+	// minClientBuildNumber is the oldest client build the server accepts,
+	// advisedClientBuildNumber the build it advises ("0": none), as in
+	// every serverInfo acc-js-sdk's captured responses hold.
+	minClientBuildNumber     = "8969"
+	advisedClientBuildNumber = "0"
+	// locale is the instance locale ("en" on build 9219, "en-US" on later
+	// builds in the captures).
+	locale = "en-US"
 )
+
+// installedPackages are the packages userInfo reports, namespace and name,
+// the ones a Campaign instance with the privacy package reports: nms:core
+// (the recipient data model), nms:campaign (every Campaign instance has it;
+// acc-js-sdk scripts test hasPackage('nms:campaign') before treating the
+// server as a Campaign instance) and nms:gdpr (the privacy package, which
+// the console and acc-js-sdk check before offering privacy features).
+var installedPackages = [][2]string{{"nms", "campaign"}, {"nms", "core"}, {"nms", "gdpr"}}
 
 // methodTable is the dispatch table: one handler per implemented method,
 // keyed "<service>#<Method>" as the registry names them. Methods the schemas
@@ -32,6 +50,7 @@ const (
 func (s *Server) methodTable() map[string]handler {
 	return map[string]handler{
 		"xtk:session#Logon":                 s.logon,
+		"xtk:session#BearerTokenLogon":      s.bearerTokenLogon,
 		"xtk:session#Logoff":                s.logoff,
 		"xtk:session#GetServerTime":         s.getServerTime,
 		"xtk:session#GetUserInfo":           s.getUserInfo,
@@ -119,21 +138,45 @@ func (s *Server) confirmDeletePending(ctx context.Context, c *call) ([]any, erro
 
 // logon: (login, password, parameters) → sessionToken, sessionInfo, securityToken.
 func (s *Server) logon(ctx context.Context, c *call) ([]any, error) {
-	// The client's address: the socket's peer, or behind trusted proxies
-	// the rightmost untrusted X-Forwarded-For entry — a client-written
-	// entry never lets a guesser change addresses.
-	from := ""
-	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
-		from = a.String()
-	}
-	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"), from)
+	tokens, err := s.sessions.Logon(ctx, c.String("login"), c.String("password"), s.clientAddr(c))
 	if err != nil {
 		return nil, err
 	}
+	return s.logonAnswer(tokens), nil
+}
+
+// bearerTokenLogon: (bearerToken) → the answer of Logon. The token is the
+// parameter, or, when a client leaves it empty, the Authorization: Bearer
+// header (acc-js-sdk sends both).
+func (s *Server) bearerTokenLogon(ctx context.Context, c *call) ([]any, error) {
+	bearer := strings.TrimSpace(c.String("bearerToken"))
+	if auth := c.http.Header.Get("Authorization"); bearer == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		bearer = strings.TrimSpace(auth[7:])
+	}
+	tokens, err := s.sessions.BearerTokenLogon(ctx, bearer, s.clientAddr(c))
+	if err != nil {
+		return nil, err
+	}
+	return s.logonAnswer(tokens), nil
+}
+
+// logonAnswer is the out-parameters of Logon and BearerTokenLogon.
+func (s *Server) logonAnswer(tokens *session.Tokens) []any {
 	info := etree.NewElement("sessionInfo")
 	info.AddChild(s.serverInfo())
 	info.AddChild(s.userInfo(tokens.Caller))
-	return []any{tokens.SessionToken, info, tokens.SecurityToken}, nil
+	return []any{tokens.SessionToken, info, tokens.SecurityToken}
+}
+
+// clientAddr is the client's address for the per-address logon limit: the
+// socket's peer, or behind trusted proxies the rightmost untrusted
+// X-Forwarded-For entry — a client-written entry never lets a guesser
+// change addresses.
+func (s *Server) clientAddr(c *call) string {
+	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
+		return a.String()
+	}
+	return ""
 }
 
 func (s *Server) logoff(ctx context.Context, c *call) ([]any, error) {
@@ -149,7 +192,8 @@ func (s *Server) getUserInfo(_ context.Context, c *call) ([]any, error) {
 }
 
 // getOption answers the xtk options that describe this server's own
-// behaviour; any other option is "not found": empty value, type 0, as ACC.
+// behaviour, and XtkDatabaseId (the databaseId of serverInfo); any other
+// option is "not found": empty value, type 0, as ACC.
 func (s *Server) getOption(_ context.Context, c *call) ([]any, error) {
 	cfg := s.sessions.Config()
 	options := map[string]int64{
@@ -160,6 +204,9 @@ func (s *Server) getOption(_ context.Context, c *call) ([]any, error) {
 	}
 	if v, ok := options[c.String("name")]; ok {
 		return []any{strconv.FormatInt(v, 10), 3}, nil // 3: xtk long
+	}
+	if c.String("name") == "XtkDatabaseId" {
+		return []any{s.cfg.DatabaseID, 6}, nil // 6: xtk string, as the captured answer
 	}
 	return []any{"", 0}, nil
 }
@@ -191,17 +238,20 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// serverInfo is the <serverInfo> of sessionInfo (acc-protocol.md §2.2).
+// serverInfo is the <serverInfo> of sessionInfo (acc-protocol.md §2.2),
+// with the attributes of the captured responses in their order, then ours
+// (productName, productVersion: which software answers).
 func (s *Server) serverInfo() *etree.Element {
 	ttl := strconv.Itoa(int(s.sessions.Config().TTL / time.Second))
 	el := etree.NewElement("serverInfo")
 	for _, kv := range [][2]string{
-		{"advisedClientBuildNumber", buildNumber}, {"allowSQL", "false"},
-		{"buildNumber", buildNumber}, {"databaseId", "u" + strings.ToUpper(strconv.FormatInt(s.started.Unix(), 16))},
+		{"advisedClientBuildNumber", advisedClientBuildNumber}, {"allowSQL", "false"},
+		{"buildNumber", buildNumber}, {"commitId", s.cfg.CommitID}, {"databaseId", s.cfg.DatabaseID},
 		{"defaultNameSpace", "cus"}, {"fohVersion", "2"}, {"instanceName", s.cfg.InstanceName},
-		{"majNumber", majNumber}, {"minNumber", minNumber}, {"minNumberTechnical", "0"},
-		{"releaseName", releaseName}, {"securityTimeOut", ttl}, {"serverDate", schemas.FormatDateTime(s.cfg.Now())},
-		{"servicePack", servicePack}, {"sessionTimeOut", ttl}, {"useVault", "false"},
+		{"majNumber", majNumber}, {"minClientBuildNumber", minClientBuildNumber}, {"minNumber", minNumber},
+		{"minNumberTechnical", "0"}, {"releaseName", releaseName}, {"securityTimeOut", ttl},
+		{"serverDate", schemas.FormatDateTime(s.cfg.Now())}, {"servicePack", servicePack},
+		{"sessionTimeOut", ttl}, {"useVault", "false"},
 		{"productName", "campaign-privacy"}, {"productVersion", s.cfg.Version},
 	} {
 		el.CreateAttr(kv[0], kv[1])
@@ -209,24 +259,29 @@ func (s *Server) serverInfo() *etree.Element {
 	return el
 }
 
-// userInfo is the <userInfo> of sessionInfo and GetUserInfo: one
-// <login-right> per named right and the privacy package, which acc-js-sdk
-// and the console check before offering privacy features.
+// userInfo is the <userInfo> of sessionInfo and GetUserInfo: the operator,
+// its groups (<login-group>), one <login-right> per named right, and the
+// installed packages.
 func (s *Server) userInfo(c *session.Caller) *etree.Element {
 	el := etree.NewElement("userInfo")
 	id := strconv.FormatInt(c.OperatorID, 10)
 	for _, kv := range [][2]string{
-		{"datakitInDatabase", "true"}, {"homeDir", ""}, {"instanceLocale", "en_US"},
-		{"locale", "en_US"}, {"login", c.Login}, {"loginCS", c.Login + " (" + c.Login + ")"},
+		{"datakitInDatabase", "true"}, {"homeDir", ""}, {"instanceLocale", locale},
+		{"locale", locale}, {"login", c.Login}, {"loginCS", c.Login + " (" + c.Login + ")"},
 		{"loginId", id}, {"noConsoleCnx", "true"}, {"orgUnitId", "0"}, {"theme", ""}, {"timezone", "UTC"},
 	} {
 		el.CreateAttr(kv[0], kv[1])
 	}
+	for _, g := range session.GroupsOf(c.Rights) {
+		el.CreateElement("login-group").CreateAttr("id", strconv.FormatInt(g.ID, 10))
+	}
 	for _, r := range c.Rights {
 		el.CreateElement("login-right").CreateAttr("right", r)
 	}
-	pkg := el.CreateElement("installed-package")
-	pkg.CreateAttr("name", "gdpr")
-	pkg.CreateAttr("namespace", "nms")
+	for _, p := range installedPackages {
+		pkg := el.CreateElement("installed-package")
+		pkg.CreateAttr("name", p[1])
+		pkg.CreateAttr("namespace", p[0])
+	}
 	return el
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -264,7 +265,7 @@ func TestConfirmDeletePending(t *testing.T) {
 
 		// The collect workflow puts it in confirmDeletePending for 15 days.
 		deadline := env.Clock.Now().Add(15 * 24 * time.Hour)
-		if err := env.DB.SetRequestStatusForTest(ctx, id, int(privacy.StatusConfirmDeletePending), &deadline); err != nil {
+		if err := storetest.SQLOf(t, env.DB).Exec(ctx, "UPDATE privacy_requests SET status = ?, confirm_deadline = ? WHERE id = ?", int(privacy.StatusConfirmDeletePending), &deadline, id); err != nil {
 			t.Fatal(err)
 		}
 		_, body = env.Post(t, "nms:privacyRequest#ConfirmDeletePending", confirmCall("nms:privacyRequest", "privacyRequestId", bob, sid))
@@ -279,7 +280,7 @@ func TestConfirmDeletePending(t *testing.T) {
 
 		// The window closes after 15 days; the legacy schema names its parameter gdprRequestId.
 		late := newRequest("late@example.com")
-		if err := env.DB.SetRequestStatusForTest(ctx, late, int(privacy.StatusConfirmDeletePending), &deadline); err != nil {
+		if err := storetest.SQLOf(t, env.DB).Exec(ctx, "UPDATE privacy_requests SET status = ?, confirm_deadline = ? WHERE id = ?", int(privacy.StatusConfirmDeletePending), &deadline, late); err != nil {
 			t.Fatal(err)
 		}
 		env.Clock.Advance(15*24*time.Hour + time.Second)
@@ -311,7 +312,7 @@ func TestSlowDatabase(t *testing.T) {
 		action := "nms:privacyRequest#CreateRequestByName"
 		ctx := context.Background()
 
-		release, err := env.DB.HoldTableLockForTest(ctx, "privacy_requests")
+		release, err := storetest.SQLOf(t, env.DB).LockTable(ctx, "privacy_requests")
 		if err != nil {
 			t.Fatal(err)
 		}

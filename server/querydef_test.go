@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -100,7 +101,7 @@ func TestExecuteQuery(t *testing.T) {
 			{"email": "c@example.com", "gender": 2, "black_list": true},
 			{"email": "d@other.org", "gender": 1},
 		} {
-			if err := env.DB.InsertRowForTest(ctx, "nms_recipient", r); err != nil {
+			if err := storetest.SQLOf(t, env.DB).InsertRow(ctx, "nms_recipient", r); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -39,6 +39,17 @@ func responseNamespace(m *schemas.Method, called string) string {
 	return "urn:" + m.Service
 }
 
+// envelopeNamespace is the xmlns:ns of the envelope: the response's own
+// namespace, except for GetUserInfo, which real servers answer in an
+// envelope declaring urn:wpp:default around a response in urn:xtk:session
+// (acc-js-sdk's captured GET_USER_INFO_RESPONSE).
+func envelopeNamespace(m *schemas.Method, ns string) string {
+	if m.Service == "xtk:session" && m.Name == "GetUserInfo" {
+		return "urn:wpp:default"
+	}
+	return ns
+}
+
 // writeResponse renders the <Method>Response of m with values in the order
 // of m.ResponseParams(). Each value's Go type must fit the declared type.
 func writeResponse(m *schemas.Method, called string, values []any) ([]byte, error) {
@@ -48,7 +59,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 	}
 	ns := responseNamespace(m, called)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, envelopeOpen, ns)
+	fmt.Fprintf(&b, envelopeOpen, envelopeNamespace(m, ns))
 	fmt.Fprintf(&b, `<%sResponse xmlns='%s' SOAP-ENV:encodingStyle='%s'>`+"\n", m.Name, ns, encSOAP)
 	for i, p := range outs {
 		name := m.WSDLName(p)

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -34,9 +35,16 @@ import (
 
 // Config holds the server settings; cmd fills it.
 type Config struct {
-	Addr            string
-	InstanceName    string
-	Version         string
+	Addr         string
+	InstanceName string
+	Version      string
+	// DatabaseID is the instance's database identifier ("u" + 40 hex
+	// digits, drawn once and kept in the database: store.DB.DatabaseID),
+	// reported as serverInfo's databaseId and GetOption("XtkDatabaseId").
+	DatabaseID string
+	// CommitID is serverInfo's commitId: the first 7 hex digits of the
+	// build's VCS revision (read from the binary when empty).
+	CommitID        string
 	FaultHTTPStatus int // 200 (ACC, default) or 500 (strict SOAP 1.1 peers)
 	Limits          Limits
 	CallTimeout     time.Duration // per SOAP call; default 10 s
@@ -122,6 +130,9 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service, priv
 	if cfg.InstanceName == "" {
 		cfg.InstanceName = "campaign-privacy"
 	}
+	if cfg.CommitID == "" {
+		cfg.CommitID = buildCommit()
+	}
 	s := &Server{
 		cfg: cfg, registry: registry, sessions: sessions, privacy: privacy, log: cfg.Logger,
 		inflight: make(chan struct{}, cfg.Limits.MaxInFlight),
@@ -183,6 +194,19 @@ func (s *Server) ListenAndServe(ctx context.Context, handler http.Handler, ready
 		return err
 	}
 	return nil
+}
+
+// buildCommit is the short VCS revision the binary was built from, or
+// "0000000" when the build carries none (go run, -buildvcs=false).
+func buildCommit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			if st.Key == "vcs.revision" && len(st.Value) >= 7 {
+				return st.Value[:7]
+			}
+		}
+	}
+	return "0000000"
 }
 
 // newRef returns a short correlation id for one call's log line and fault.

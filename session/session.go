@@ -69,7 +69,7 @@ type Config struct {
 	// 5 min; each further ban before a successful logon doubles, up to
 	// XtkSecurity_Max_Ban_Duration (15 min here), so an attacker can keep
 	// an account locked at most that long after their last attempt.
-	Lockout store.Lockout
+	Lockout Lockout
 	// Per client address (the socket's peer, or the address the web zone
 	// derived through trusted proxies): at most AddressFailures failed
 	// logons per AddressWindow, then every logon from it is refused until
@@ -84,8 +84,11 @@ type Config struct {
 	// Negative turns the cache off.
 	CacheTTL time.Duration
 	HashWait time.Duration // queue wait before a Busy answer; default 2 s
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// IMS, when set, enables BearerTokenLogon (NewIMS; cmd builds it from
+	// the CP_IMS_* settings).
+	IMS    *IMS
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Metrics counts refused logons by reason, and lock-outs; nil counts
 	// nothing.
 	Metrics *metrics.Metrics
@@ -270,7 +273,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
 		return nil, errBadLogon
 	case !ok:
-		until, err := s.db.RecordLogonFailure(ctx, op.ID, s.cfg.Lockout)
+		until, err := s.recordFailure(ctx, op.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -351,7 +354,7 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 	}
 	s.log.InfoContext(ctx, "logon", "operator_id", op.ID)
 	return &Tokens{SessionToken: token, SecurityToken: security, Caller: &Caller{
-		OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: jti, Expires: exp,
+		OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), SessionID: jti, Expires: exp,
 	}}, nil
 }
 
@@ -492,7 +495,7 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 	}
 	var caller *Caller
 	if !op.Disabled {
-		caller = &Caller{OperatorID: op.ID, Login: op.Login, Rights: op.RightList(), SessionID: row.ID, Expires: row.Expires}
+		caller = &Caller{OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), SessionID: row.ID, Expires: row.Expires}
 	}
 	if s.cfg.CacheTTL > 0 {
 		e := cachedSession{row: *row, until: now.Add(s.cfg.CacheTTL)}
@@ -612,11 +615,6 @@ func (s *Service) EnsureAdmin(ctx context.Context, password string) (created boo
 		generated = ""
 	}
 	return created, generated, err
-}
-
-// Operators lists every operator.
-func (s *Service) Operators(ctx context.Context) ([]store.Operator, error) {
-	return s.db.FindOperators(ctx)
 }
 
 // DisableOperator disables an operator and revokes its sessions.

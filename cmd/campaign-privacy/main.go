@@ -142,6 +142,14 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, with ...
 	if err != nil {
 		return nil, err
 	}
+	// BearerTokenLogon: the key set's refresh lives as long as ctx.
+	var ims *session.IMS
+	if s.imsJWKS != "" {
+		if ims, err = session.NewIMS(ctx, session.IMSConfig{JWKS: s.imsJWKS, Issuer: s.imsIssuer, Audience: s.imsAudience,
+			Algorithms: s.imsAlgorithms, OperatorClaim: s.imsOperatorClaim}); err != nil {
+			return nil, err
+		}
+	}
 	cfg := app.Config{
 		Store:     store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir},
 		Schemas:   custom,
@@ -149,6 +157,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, with ...
 		Failpoint: m.failpoint(),
 		Session: session.Config{
 			Key: k.session, PreviousKeys: k.sessionPrevious, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken,
+			IMS: ims,
 		},
 		Privacy: privacy.Config{
 			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName,

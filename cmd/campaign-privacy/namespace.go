@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
 func (m *Main) namespace(ctx context.Context, args []string) error {
@@ -16,7 +16,7 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 		return errors.New("namespace needs a subcommand: create, update or list")
 	}
 	sub, args := args[0], args[1:]
-	var ns store.Namespace
+	var ns privacy.Namespace
 	fs, s, err := m.parse("namespace "+sub, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")
 		fs.StringVar(&ns.Label, "label", "", "label")

@@ -76,7 +76,7 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 			} else if op.LockedUntil != nil && time.Now().Before(*op.LockedUntil) {
 				state = "locked until " + op.LockedUntil.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Login, strings.Join(op.RightList(), ","), state, op.Created.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Login, strings.Join(op.Rights, ","), state, op.Created.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "disable":

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -101,7 +103,7 @@ func TestProofCommands(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "audit chain intact") {
 				t.Fatalf("audit verify: %d %s", code, out)
 			}
-			if err := a.DB.ExecForTest(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
+			if err := storetest.SQL(t, store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]}).Exec(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
 				t.Fatal(err)
 			}
 			if out, code := exe("audit", "verify"); code != 1 || !strings.Contains(out, "seq 2") {

@@ -23,6 +23,8 @@ type settings struct {
 	sessionKey, sessionPreviousKeys                                     string
 	exportKey, exportPreviousKeys, subjectKey                           string
 	receiptKey, receiptPreviousKeys                                     string
+	imsJWKS, imsIssuer, imsAudience, imsOperatorClaim                   string
+	imsAlgorithms                                                       []string
 	allowedSubnets                                                      string
 	trustedProxies, soapAllowedSubnets, metricsSubnets                  []netip.Prefix
 	metricsAddr                                                         string
@@ -157,6 +159,38 @@ var table = []setting{
 	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",
 		Accepts: "an integer from 1 to 100000",
 		Set:     integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
+	{Flag: "ims-jwks", Env: "CP_IMS_JWKS", DefaultDoc: "empty (BearerTokenLogon off)",
+		Help: "JWK Set verifying BearerTokenLogon's bearer tokens: a file or an http(s) URL",
+		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",
+		Set:  text(func(s *settings) *string { return &s.imsJWKS })},
+	{Flag: "ims-issuer", Env: "CP_IMS_ISSUER", Help: "the iss a bearer token must carry",
+		Set: text(func(s *settings) *string { return &s.imsIssuer })},
+	{Flag: "ims-audience", Env: "CP_IMS_AUDIENCE", Help: "the aud a bearer token must carry",
+		Set: text(func(s *settings) *string { return &s.imsAudience })},
+	{Flag: "ims-algorithms", Env: "CP_IMS_ALGORITHMS", Default: "RS256", Help: "comma-separated JWS algorithms a bearer token may use",
+		Doc:     "comma-separated JWS algorithms a bearer token may use; asymmetric only (RS*, PS*, ES*, EdDSA). A token with another `alg` is refused.",
+		Accepts: "a comma-separated list of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
+		Set: func(s *settings, v string) error {
+			s.imsAlgorithms = nil
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a == "" {
+					continue
+				}
+				switch a {
+				case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+					s.imsAlgorithms = append(s.imsAlgorithms, a)
+				default:
+					return errors.New("not an asymmetric algorithm")
+				}
+			}
+			if len(s.imsAlgorithms) == 0 {
+				return errors.New("empty")
+			}
+			return nil
+		}},
+	{Flag: "ims-operator-claim", Env: "CP_IMS_OPERATOR_CLAIM", Default: "sub", Help: "the bearer token claim holding the operator's login",
+		Doc: "the bearer token claim whose value is the login of the operator the session opens for (`sub`; IMS access tokens carry `user_id`)",
+		Set: text(func(s *settings) *string { return &s.imsOperatorClaim })},
 	{Flag: "log-level", Env: "CP_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 		Doc:     "`debug`, `info`, `warn`, `error`. Logs never hold passwords, tokens or personal data.",
 		Accepts: "debug, info, warn or error",

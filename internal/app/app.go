@@ -173,6 +173,11 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if srv.Metrics == nil {
 		srv.Metrics = cfg.Metrics
 	}
+	if srv.DatabaseID == "" {
+		if srv.DatabaseID, err = db.DatabaseID(ctx); err != nil {
+			return fmt.Errorf("read the database id: %w", err)
+		}
+	}
 	srv.Persist = persist.New(db, registry, cfg.Now)
 	srv.Queries = &querydef.Service{DB: db, Registry: registry}
 	a.Server = server.New(srv, registry, a.Sessions, a.Privacy)

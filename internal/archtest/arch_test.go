@@ -4,6 +4,9 @@
 package archtest
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
 	"strings"
 	"testing"
@@ -26,6 +29,7 @@ var allowed = map[string][]string{
 	"server":            {"internal/canon", "wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/xmlread", "internal/metrics"},
 	"web":               {"internal/canon", "session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/metrics"},
 	"internal/netzone":  {},
+	"internal/imstest":  {},
 	"internal/xmlread":  {"internal/apperr"},
 	// metrics sits below every package it instruments; it knows none of
 	// them (the request counts come in through a function).
@@ -124,4 +128,89 @@ func TestNoPackageReadsTheEnvironment(t *testing.T) {
 			t.Errorf("%s reads the environment (settings belong in cmd): %s", pkg, hits)
 		}
 	}
+}
+
+// TestNoStoreTypeAbovePrivacy: the store's rows stop at session and
+// privacy. Their exported API (and so the console's templates, the SOAP
+// server and the command line) uses the domain types — privacy.Request,
+// privacy.Namespace, session.Operator — never a type of internal/store;
+// only the constructors take the store itself.
+func TestNoStoreTypeAbovePrivacy(t *testing.T) {
+	files := goList(t, `{{.ImportPath}}:{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}} {{end}}`)
+	for _, pkg := range []string{"session", "privacy"} {
+		fset := token.NewFileSet()
+		for _, path := range files[pkg] {
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := "store"
+			for _, imp := range f.Imports {
+				if strings.Trim(imp.Path.Value, `"`) == module+"/internal/store" && imp.Name != nil {
+					store = imp.Name.Name
+				}
+			}
+			report := func(name string, n ast.Node) {
+				ast.Inspect(n, func(n ast.Node) bool {
+					if sel, ok := n.(*ast.SelectorExpr); ok {
+						if x, ok := sel.X.(*ast.Ident); ok && x.Name == store {
+							if sel.Sel.Name != "DB" || name != "New" {
+								t.Errorf("%s: %s.%s exposes store.%s", fset.Position(sel.Pos()), pkg, name, sel.Sel.Name)
+							}
+						}
+					}
+					return true
+				})
+			}
+			for _, d := range f.Decls {
+				switch d := d.(type) {
+				case *ast.FuncDecl:
+					if !d.Name.IsExported() || (d.Recv != nil && !exportedRecv(d.Recv)) {
+						continue
+					}
+					report(d.Name.Name, d.Type)
+				case *ast.GenDecl:
+					for _, s := range d.Specs {
+						switch s := s.(type) {
+						case *ast.TypeSpec:
+							if s.Name.IsExported() {
+								report(s.Name.Name, exportedPart(s.Type))
+							}
+						case *ast.ValueSpec:
+							for _, n := range s.Names {
+								if n.IsExported() {
+									report(n.Name, s)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// exportedRecv reports whether a method's receiver type is exported.
+func exportedRecv(recv *ast.FieldList) bool {
+	typ := recv.List[0].Type
+	if star, ok := typ.(*ast.StarExpr); ok {
+		typ = star.X
+	}
+	id, ok := typ.(*ast.Ident)
+	return ok && id.IsExported()
+}
+
+// exportedPart is a type with the unexported fields of a struct left out.
+func exportedPart(typ ast.Expr) ast.Node {
+	st, ok := typ.(*ast.StructType)
+	if !ok {
+		return typ
+	}
+	out := &ast.FieldList{}
+	for _, f := range st.Fields.List {
+		if len(f.Names) == 0 || f.Names[0].IsExported() {
+			out.List = append(out.List, f)
+		}
+	}
+	return out
 }

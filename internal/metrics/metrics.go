@@ -94,7 +94,7 @@ func New(opts Options) *Metrics {
 	m.soapInFlight = f.gauge("soap_calls_in_flight", "SOAP calls being answered now.")
 
 	m.logonFailures = f.counterVec("logon_failures_total",
-		"Failed logons (SOAP and console), by reason: unknown_login, wrong_password, locked, disabled, address_throttled, invalid_input.",
+		"Failed logons (SOAP and console), by reason: unknown_login, wrong_password, locked, disabled, address_throttled, invalid_input, bearer_token.",
 		"reason")
 	m.lockouts = f.counter("logon_lockouts_total", "Operators locked out after repeated logon failures.")
 
@@ -271,6 +271,9 @@ const (
 	LogonDisabled         = "disabled"
 	LogonAddressThrottled = "address_throttled"
 	LogonInvalidInput     = "invalid_input"
+	// LogonBearerRefused: a BearerTokenLogon refused (any reason: the
+	// token's own faults are logged, not labelled).
+	LogonBearerRefused = "bearer_token"
 )
 
 // LogonFailed counts a refused logon; reason is one of the Logon* constants.

@@ -148,6 +148,10 @@ func TestMetricsMoveWithRealCalls(t *testing.T) {
 			}
 			env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("nobody@example.com", "secret")))
 			env.Post(t, "xtk:session#Evil_ana_42", servertest.Envelope("", `<m:Evil_ana_42 xmlns:m="urn:xtk:session"/>`))
+			// A bearer token where none is configured.
+			if _, body := env.Post(t, "xtk:session#BearerTokenLogon", servertest.Envelope("", `<m:BearerTokenLogon xmlns:m="urn:xtk:session"><sessiontoken xsi:type="xsd:string"/><bearerToken xsi:type="xsd:string">eyJ.zorro.x</bearerToken></m:BearerTokenLogon>`)); !strings.Contains(body, "XSV-350012") {
+				t.Fatalf("bearer logon: %s", body)
+			}
 
 			// A CreateRequestByName for a recipient, one for nobody, and
 			// an hour later the oldest new request is an hour old.
@@ -202,6 +206,8 @@ func TestMetricsMoveWithRealCalls(t *testing.T) {
 				{"campaign_privacy_logon_failures_total", []string{"reason", "wrong_password"}, 3},
 				{"campaign_privacy_logon_failures_total", []string{"reason", "unknown_login"}, 1},
 				{"campaign_privacy_logon_failures_total", []string{"reason", "locked"}, 0},
+				{"campaign_privacy_logon_failures_total", []string{"reason", "bearer_token"}, 1},
+				{"campaign_privacy_soap_calls_total", []string{"method", "xtk:session#BearerTokenLogon", "outcome", "XSV-350012"}, 1},
 				{"campaign_privacy_logon_lockouts_total", nil, 1},
 				{"campaign_privacy_workflow_runs_total", []string{"workflow", privacy.Collect, "result", "ok"}, 1},
 				{"campaign_privacy_workflow_duration_seconds", []string{"workflow", privacy.Collect}, 1},

@@ -42,7 +42,7 @@ func seeded(t *testing.T, dialect string) *querydef.Service {
 		{"nms_broad_log_rcp", map[string]any{"recipient_id": 1, "status": 2, "address": "a@example.com"}},
 	}
 	for _, r := range rows {
-		if err := db.InsertRowForTest(ctx, r.table, r.values); err != nil {
+		if err := storetest.SQLOf(t, db).InsertRow(ctx, r.table, r.values); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +139,7 @@ func TestExecuteRowCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i <= querydef.MaxRows; i++ {
-		if err := db.InsertRowForTest(ctx, "nms_delivery", map[string]any{"label": "d"}); err != nil {
+		if err := storetest.SQLOf(t, db).InsertRow(ctx, "nms_delivery", map[string]any{"label": "d"}); err != nil {
 			t.Fatal(err)
 		}
 	}

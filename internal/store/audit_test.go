@@ -57,28 +57,28 @@ func TestAuditChain(t *testing.T) {
 				}
 				return b.Seq
 			}
-			if err := db.ExecForTest(ctx, "UPDATE privacy_audit_chain SET line = 'nothing' WHERE seq = 3"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_audit_chain SET line = 'nothing' WHERE seq = 3"); err != nil {
 				t.Fatal(err)
 			}
 			if s := brokenAt(); s != 3 {
 				t.Fatalf("edited line: broken at %d, want 3", s)
 			}
-			if err := db.ExecForTest(ctx, "UPDATE privacy_audit_chain SET line = 'one' WHERE seq = 3"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_audit_chain SET line = 'one' WHERE seq = 3"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.VerifyAuditChain(ctx); err != nil {
 				t.Fatalf("restored line: %v", err)
 			}
-			if err := db.ExecForTest(ctx, "DELETE FROM privacy_audit_chain WHERE seq = 2"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "DELETE FROM privacy_audit_chain WHERE seq = 2"); err != nil {
 				t.Fatal(err)
 			}
 			if s := brokenAt(); s != 2 {
 				t.Fatalf("deleted line: broken at %d, want 2", s)
 			}
-			if err := db.ExecForTest(ctx, "DELETE FROM privacy_audit_chain WHERE seq >= 5"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "DELETE FROM privacy_audit_chain WHERE seq >= 5"); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.ExecForTest(ctx, "DELETE FROM privacy_audit_chain WHERE seq < 5"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "DELETE FROM privacy_audit_chain WHERE seq < 5"); err != nil {
 				t.Fatal(err)
 			}
 			if s := brokenAt(); s != 1 {

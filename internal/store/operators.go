@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,9 +27,6 @@ type Operator struct {
 
 // TableName pins the table name for gorm.
 func (Operator) TableName() string { return "operators" }
-
-// RightList returns the operator's named rights.
-func (o *Operator) RightList() []string { return strings.Fields(o.Rights) }
 
 // CreateOperator inserts op; a duplicate login is a Conflict.
 func (d *DB) CreateOperator(ctx context.Context, op *Operator) error {
@@ -106,34 +102,20 @@ func (d *DB) UpdateOperator(ctx context.Context, login string, upd OperatorUpdat
 	return nil
 }
 
-// Lockout is the lock-out policy: maxFailures failed logons within window
-// lock the account for InitialBan, each further lock-out before a
-// successful logon (or an unlock) for twice the previous one, at most MaxBan.
-type Lockout struct {
-	MaxFailures        int
-	Window             time.Duration
-	InitialBan, MaxBan time.Duration
+// LogonFailures are an operator's failed-logon counts: what the lock-out
+// policy (session.Lockout) reads and decides on.
+type LogonFailures struct {
+	FailedLogons   int        // in the current window
+	FirstFailureAt *time.Time // the window's start; nil: no count running
+	LockedUntil    *time.Time
+	Bans           int // lock-outs since the last successful logon or unlock
 }
 
-// ban is the length of the account's next lock-out after bans earlier ones.
-func (l Lockout) ban(bans int) time.Duration {
-	d := l.InitialBan
-	for range bans {
-		if d >= l.MaxBan {
-			break
-		}
-		d *= 2
-	}
-	return min(d, max(l.MaxBan, l.InitialBan))
-}
-
-// RecordLogonFailure counts a failed logon for the operator, in the window
-// that started at its first failure, and locks the account when the count
-// reaches the policy's maximum. It runs in one transaction with the row
-// locked (on PostgreSQL), so replicas count together. It returns the lock
-// expiry when the account is now locked.
-func (d *DB) RecordLogonFailure(ctx context.Context, id int64, policy Lockout) (*time.Time, error) {
-	var locked *time.Time
+// UpdateLogonFailures reads the operator's failure counts, lets policy
+// decide the next ones at the store's now, and writes them. It runs in one
+// transaction with the row locked (on PostgreSQL), so replicas count
+// together.
+func (d *DB) UpdateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var op Operator
 		q := tx.Where("id = ?", id)
@@ -143,24 +125,14 @@ func (d *DB) RecordLogonFailure(ctx context.Context, id int64, policy Lockout) (
 		if err := q.Take(&op).Error; err != nil {
 			return err
 		}
-		now := d.now().UTC()
-		if op.FirstFailureAt == nil || now.Sub(*op.FirstFailureAt) > policy.Window {
-			op.FailedLogons, op.FirstFailureAt = 0, &now
-		}
-		op.FailedLogons++
-		if op.FailedLogons >= policy.MaxFailures {
-			until := now.Add(policy.ban(op.Bans))
-			locked = &until
-			op.LockedUntil = &until
-			op.FailedLogons, op.FirstFailureAt = 0, nil
-			op.Bans++
-		}
+		f := policy(LogonFailures{FailedLogons: op.FailedLogons, FirstFailureAt: op.FirstFailureAt,
+			LockedUntil: op.LockedUntil, Bans: op.Bans}, d.now().UTC())
 		return tx.Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
-			"failed_logons": op.FailedLogons, "first_failure_at": op.FirstFailureAt, "locked_until": op.LockedUntil,
-			"bans": op.Bans,
+			"failed_logons": f.FailedLogons, "first_failure_at": f.FirstFailureAt, "locked_until": f.LockedUntil,
+			"bans": f.Bans,
 		}).Error
 	})
-	return locked, translate(err, "Operator")
+	return translate(err, "Operator")
 }
 
 // ResetLogonFailures clears the failure count and any lock (after a

@@ -244,13 +244,6 @@ func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending,
 	return moved, nil
 }
 
-// SetRequestStatusForTest forces a status and confirm deadline; tests use it
-// to reach states that only the workflows produce.
-func (d *DB) SetRequestStatusForTest(ctx context.Context, id int64, status int, deadline *time.Time) error {
-	return d.db.WithContext(ctx).Model(&Request{}).Where("id = ?", id).
-		Updates(map[string]any{"status": status, "confirm_deadline": deadline}).Error
-}
-
 // auditText is one audit line as stored: UTC timestamp, text, newline.
 func auditText(t time.Time, line string) string {
 	return fmt.Sprintf("%s %s\n", t.UTC().Format("2006-01-02 15:04:05.000Z"), line)
@@ -338,23 +331,4 @@ func requestLines(id int64, audit string) []chainLine {
 		out = append(out, chainLine{id, l})
 	}
 	return out
-}
-
-// HoldTableLockForTest takes, in a transaction of its own, the lock a slow
-// or stuck session would hold on table (PostgreSQL's ACCESS EXCLUSIVE)
-// until release is called: fault tests use it to make calls wait on the
-// database.
-func (d *DB) HoldTableLockForTest(ctx context.Context, table string) (release func(), err error) {
-	if d.dialect != Postgres {
-		return nil, apperr.Errorf(apperr.Internal, "LOCK TABLE is PostgreSQL's.")
-	}
-	tx := d.db.WithContext(ctx).Begin()
-	if tx.Error != nil {
-		return nil, translate(tx.Error, "Lock")
-	}
-	if err := tx.Exec("LOCK TABLE " + quote(table) + " IN ACCESS EXCLUSIVE MODE").Error; err != nil {
-		tx.Rollback()
-		return nil, translate(err, "Lock")
-	}
-	return func() { tx.Rollback() }, nil
 }

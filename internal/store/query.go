@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -51,25 +48,4 @@ func (d *DB) query(ctx context.Context, sql string, args []any, row func(values 
 		}
 	}
 	return translate(rows.Err(), "Query")
-}
-
-// InsertRowForTest inserts one row into a data-model table, for tests that
-// need rows the SOAP API cannot create (recipients, logs). table and the
-// keys of values must be registry identifiers; values are bound.
-func (d *DB) InsertRowForTest(ctx context.Context, table string, values map[string]any) error {
-	cols := slices.Sorted(maps.Keys(values))
-	quoted := make([]string, len(cols))
-	marks := make([]string, len(cols))
-	args := make([]any, len(cols))
-	for i, c := range cols {
-		quoted[i], marks[i], args[i] = quote(c), "?", values[c]
-	}
-	sql := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(table), strings.Join(quoted, ", "), strings.Join(marks, ", "))
-	return translate(d.db.WithContext(ctx).Exec(sql, args...).Error, "Record")
-}
-
-// ExecForTest runs one statement, for tests that change rows behind the
-// service's back (plain SQL, as an operator or another tool would).
-func (d *DB) ExecForTest(ctx context.Context, sql string, args ...any) error {
-	return translate(d.db.WithContext(ctx).Exec(sql, args...).Error, "Record")
 }

@@ -16,8 +16,8 @@ import (
 // rest that the database itself still holds. Backups and WAL archives are
 // outside its reach: README.md says what remains there.
 
-// dbFile is the SQLite database file's name in the data directory.
-const dbFile = "campaign-privacy.db"
+// SQLiteFile is the SQLite database file's name in the data directory.
+const SQLiteFile = "campaign-privacy.db"
 
 // prepareDataDir creates the data directory 0700 and the database file
 // 0600, and tightens both when they already exist with wider modes: an
@@ -31,7 +31,7 @@ func prepareDataDir(dir string) (string, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", fmt.Errorf("restrict data directory: %w", err)
 	}
-	path := filepath.Join(dir, dbFile)
+	path := filepath.Join(dir, SQLiteFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("create database file: %w", err)

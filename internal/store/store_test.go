@@ -66,26 +66,44 @@ func TestOperatorsAndSessions(t *testing.T) {
 			if _, err := db.FindOperatorByLogin(ctx, "%"); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("a wildcard must not match: %v", err)
 			}
-			// Three failures within the window lock the account.
-			policy := store.Lockout{MaxFailures: 3, Window: 10 * time.Minute, InitialBan: 5 * time.Minute, MaxBan: 15 * time.Minute}
-			for i := 0; i < 2; i++ {
-				if until, err := db.RecordLogonFailure(ctx, op.ID, policy); err != nil || until != nil {
-					t.Fatalf("failure %d: %v %v", i, until, err)
+			// The failure counts go through the policy in one transaction:
+			// it sees what is stored and the store's clock, and what it
+			// returns is stored (the policy itself is session.Lockout's).
+			first := clock.Now().UTC()
+			lockUntil := first.Add(time.Hour)
+			steps := []store.LogonFailures{
+				{FailedLogons: 1, FirstFailureAt: &first},
+				{FailedLogons: 0, LockedUntil: &lockUntil, Bans: 1},
+			}
+			var seen []store.LogonFailures
+			for _, next := range steps {
+				err := db.UpdateLogonFailures(ctx, op.ID, func(f store.LogonFailures, now time.Time) store.LogonFailures {
+					if !now.Equal(clock.Now().UTC()) {
+						t.Errorf("the policy got %v, the store's clock says %v", now, clock.Now())
+					}
+					seen = append(seen, f)
+					return next
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
 			}
-			until, err := db.RecordLogonFailure(ctx, op.ID, policy)
-			if err != nil || until == nil || !until.Equal(clock.Now().UTC().Add(5*time.Minute)) {
-				t.Fatalf("third failure: %v %v", until, err)
+			if len(seen) != 2 || seen[0].FailedLogons != 0 || seen[0].FirstFailureAt != nil ||
+				seen[1].FailedLogons != 1 || seen[1].FirstFailureAt == nil || !seen[1].FirstFailureAt.Equal(first) {
+				t.Fatalf("the policy saw %+v", seen)
 			}
-			// Failures older than the window start a new count.
+			if got, _ := db.FindOperatorByID(ctx, op.ID); got.LockedUntil == nil || !got.LockedUntil.Equal(lockUntil) || got.Bans != 1 || got.FailedLogons != 0 {
+				t.Fatalf("stored after the policy: %+v", got)
+			}
+			if err := db.UpdateLogonFailures(ctx, 999, func(f store.LogonFailures, _ time.Time) store.LogonFailures { return f }); apperr.CodeOf(err) != apperr.NotFound {
+				t.Fatalf("unknown operator: %v", err)
+			}
+			// An unlock clears every count.
 			if err := db.ResetLogonFailures(ctx, op.ID); err != nil {
 				t.Fatal(err)
 			}
-			db.RecordLogonFailure(ctx, op.ID, policy)
-			db.RecordLogonFailure(ctx, op.ID, policy)
-			clock.Advance(11 * time.Minute)
-			if until, _ := db.RecordLogonFailure(ctx, op.ID, policy); until != nil {
-				t.Fatal("a failure outside the window must not lock")
+			if got, _ := db.FindOperatorByID(ctx, op.ID); got.LockedUntil != nil || got.Bans != 0 || got.FirstFailureAt != nil {
+				t.Fatalf("after the reset: %+v", got)
 			}
 
 			s := &store.Session{ID: "jti-1", OperatorID: op.ID, SecurityTokenHash: "x", Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}

@@ -618,13 +618,6 @@ func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
 	return total, nil
 }
 
-// ReplaceExportChunkForTest overwrites one stored chunk, for tests that
-// tamper with a file at rest.
-func (d *DB) ReplaceExportChunkForTest(ctx context.Context, requestID int64, seq int, data []byte) error {
-	err := d.db.WithContext(ctx).Model(&exportChunk{}).Where("request_id = ? AND seq = ?", requestID, seq).Update("data", data).Error
-	return translate(err, "Export chunk")
-}
-
 // RewriteColumn replaces each non-NULL text value v of column by fn(v)
 // where they differ, in id order and batches of idBatch rows, each batch in
 // its own transaction; it returns how many rows changed. It brings data

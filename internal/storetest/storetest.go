@@ -108,7 +108,17 @@ func Config(t testing.TB, dialect string) store.Config {
 // Open returns a migrated database of the given dialect, closed at cleanup.
 func Open(t testing.TB, dialect string, now func() time.Time) *store.DB {
 	t.Helper()
-	cfg := Config(t, dialect)
+	return OpenConfig(t, Config(t, dialect), now)
+}
+
+// OpenConfig is Open for a configuration the test made with Config, when
+// it needs to know where the database lives.
+func OpenConfig(t testing.TB, cfg store.Config, now func() time.Time) *store.DB {
+	t.Helper()
+	dialect := store.SQLite
+	if cfg.DatabaseURL != "" {
+		dialect = store.Postgres
+	}
 	cfg.Now = now
 	ctx := context.Background()
 	db, err := store.Open(ctx, cfg)
@@ -116,6 +126,7 @@ func Open(t testing.TB, dialect string, now func() time.Time) *store.DB {
 		t.Fatalf("open %s: %v", dialect, err)
 	}
 	t.Cleanup(func() { db.Close() })
+	remember(t, db, cfg)
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatalf("migrate %s: %v", dialect, err)
 	}

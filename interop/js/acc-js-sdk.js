@@ -53,6 +53,30 @@ run(async () => {
     }
   }
 
+  // --- serverInfo as real servers send it (issue 14 item 2) ---
+  const serverInfo = client.getSessionInfo('xml');
+  const si = serverInfo && serverInfo.getElementsByTagName('serverInfo')[0];
+  check(!!si, 'sessionInfo has a serverInfo');
+  let databaseId = '';
+  if (si) {
+    databaseId = si.getAttribute('databaseId');
+    check(/^u[0-9A-F]{40}$/.test(databaseId), 'serverInfo databaseId is u + 40 hex digits', `got ${databaseId}`);
+    check(/^[0-9a-f]{7}$/.test(si.getAttribute('commitId') || ''), 'serverInfo has a commitId', `got ${si.getAttribute('commitId')}`);
+    check(si.getAttribute('minClientBuildNumber') !== null, 'serverInfo has minClientBuildNumber');
+  }
+  check(client.application.buildNumber === '9364' && client.application.version === '6.7.0',
+    'application build 9364, version 6.7.0', `got ${client.application.buildNumber} ${client.application.version}`);
+  check(client.hasPackage('nms:campaign') && client.hasPackage('nms', 'gdpr'), "hasPackage('nms:campaign') and ('nms','gdpr')",
+    `packages ${JSON.stringify(client.application.packages)}`);
+  check(client.application.operator.instanceLocale === 'en-US', 'operator.instanceLocale is en-US',
+    `got ${client.application.operator.instanceLocale}`);
+  try {
+    const id = await client.getOption('XtkDatabaseId');
+    check(id === databaseId, "getOption('XtkDatabaseId') is serverInfo's databaseId", `got ${describe(id)}, serverInfo ${databaseId}`);
+  } catch (err) {
+    check(false, "getOption('XtkDatabaseId') succeeds", describe(err));
+  }
+
   // --- GetServerTime (declared anonymous in xtk:session; goes through the
   // schema fetch xtk:persist#GetEntityIfMoreRecent first) ---
   try {

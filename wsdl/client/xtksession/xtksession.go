@@ -43,6 +43,24 @@ type LogonResponse struct {
 	PstrSecurityToken string `xml:"pstrSecurityToken,omitempty" json:"pstrSecurityToken,omitempty"`
 }
 
+type BearerTokenLogon struct {
+	XMLName xml.Name `xml:"urn:xtk:session BearerTokenLogon"`
+
+	Sessiontoken string `xml:"sessiontoken,omitempty" json:"sessiontoken,omitempty"`
+
+	StrBearerToken string `xml:"strBearerToken,omitempty" json:"strBearerToken,omitempty"`
+}
+
+type BearerTokenLogonResponse struct {
+	XMLName xml.Name `xml:"urn:xtk:session BearerTokenLogonResponse"`
+
+	PstrSessionToken string `xml:"pstrSessionToken,omitempty" json:"pstrSessionToken,omitempty"`
+
+	PSessionInfo *Element `xml:"pSessionInfo,omitempty" json:"pSessionInfo,omitempty"`
+
+	PstrSecurityToken string `xml:"pstrSecurityToken,omitempty" json:"pstrSecurityToken,omitempty"`
+}
+
 type Logoff struct {
 	XMLName xml.Name `xml:"urn:xtk:session Logoff"`
 
@@ -144,6 +162,10 @@ type SessionMethodsSoap interface {
 
 	LogonContext(ctx context.Context, request *Logon) (*LogonResponse, error)
 
+	BearerTokenLogon(request *BearerTokenLogon) (*BearerTokenLogonResponse, error)
+
+	BearerTokenLogonContext(ctx context.Context, request *BearerTokenLogon) (*BearerTokenLogonResponse, error)
+
 	Logoff(request *Logoff) (*LogoffResponse, error)
 
 	LogoffContext(ctx context.Context, request *Logoff) (*LogoffResponse, error)
@@ -195,6 +217,23 @@ func (service *sessionMethodsSoap) LogonContext(ctx context.Context, request *Lo
 
 func (service *sessionMethodsSoap) Logon(request *Logon) (*LogonResponse, error) {
 	return service.LogonContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sessionMethodsSoap) BearerTokenLogonContext(ctx context.Context, request *BearerTokenLogon) (*BearerTokenLogonResponse, error) {
+	response := new(BearerTokenLogonResponse)
+	err := service.client.CallContext(ctx, "xtk:session#BearerTokenLogon", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sessionMethodsSoap) BearerTokenLogon(request *BearerTokenLogon) (*BearerTokenLogonResponse, error) {
+	return service.BearerTokenLogonContext(
 		context.Background(),
 		request,
 	)

@@ -1,0 +1,155 @@
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	_ "github.com/glebarez/go-sqlite" // the SQLite driver the store's gorm dialect uses
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+)
+
+// Conn is a test's own database/sql connection to the database a store
+// under test uses. Tests do through it what an operator with psql or
+// another tool would do behind the service's back — put rows the SOAP API
+// cannot create, change or tamper with rows, hold a lock — so the store's
+// exported API carries no hooks for them.
+type Conn struct {
+	db      *sql.DB
+	dialect string
+}
+
+// opened remembers the configuration of each database Open returned, so
+// SQLOf can reach the same database.
+var opened sync.Map // *store.DB → *openedDB
+
+type openedDB struct {
+	cfg  store.Config
+	once sync.Once
+	conn *Conn
+	err  error
+}
+
+// SQL opens a connection to the database cfg names (a Config of this
+// package, or the settings a command under test was given), closed when
+// the test ends.
+func SQL(t testing.TB, cfg store.Config) *Conn {
+	t.Helper()
+	c, err := openSQL(cfg)
+	if err != nil {
+		t.Fatalf("open a test connection: %v", err)
+	}
+	t.Cleanup(func() { c.db.Close() })
+	return c
+}
+
+// SQLOf is SQL for a database Open returned; the connection lives as long
+// as that database.
+func SQLOf(t testing.TB, db *store.DB) *Conn {
+	t.Helper()
+	v, ok := opened.Load(db)
+	if !ok {
+		t.Fatal("storetest.SQLOf: the database was not opened by storetest.Open")
+	}
+	o := v.(*openedDB)
+	o.once.Do(func() { o.conn, o.err = openSQL(o.cfg) })
+	if o.err != nil {
+		t.Fatalf("open a test connection: %v", o.err)
+	}
+	return o.conn
+}
+
+// remember records db's configuration for SQLOf until the test ends.
+func remember(t testing.TB, db *store.DB, cfg store.Config) {
+	o := &openedDB{cfg: cfg}
+	opened.Store(db, o)
+	t.Cleanup(func() {
+		opened.Delete(db)
+		if o.conn != nil {
+			o.conn.db.Close()
+		}
+	})
+}
+
+func openSQL(cfg store.Config) (*Conn, error) {
+	if cfg.DatabaseURL != "" {
+		db, err := sql.Open("pgx", cfg.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		return &Conn{db: db, dialect: store.Postgres}, nil
+	}
+	// As the store opens it: a writer waits for the other's lock, and
+	// what the test overwrites is zeroed as the store's own deletes are.
+	dsn := "file:" + filepath.Join(cfg.DataDir, store.SQLiteFile) +
+		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{db: db, dialect: store.SQLite}, nil
+}
+
+// rebind turns the ? placeholders of query into PostgreSQL's $n.
+func (c *Conn) rebind(query string) string {
+	if c.dialect != store.Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Exec runs one statement with ? placeholders.
+func (c *Conn) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := c.db.ExecContext(ctx, c.rebind(query), args...)
+	return err
+}
+
+// InsertRow inserts one row into a table; table and the keys of values
+// are identifiers the test chose, values are bound.
+func (c *Conn) InsertRow(ctx context.Context, table string, values map[string]any) error {
+	cols := slices.Sorted(maps.Keys(values))
+	quoted := make([]string, len(cols))
+	marks := make([]string, len(cols))
+	args := make([]any, len(cols))
+	for i, col := range cols {
+		quoted[i], marks[i], args[i] = `"`+col+`"`, "?", values[col]
+	}
+	return c.Exec(ctx, fmt.Sprintf(`INSERT INTO "%s" (%s) VALUES (%s)`, table, strings.Join(quoted, ", "), strings.Join(marks, ", ")), args...)
+}
+
+// LockTable takes, in a transaction of its own, the lock a slow or stuck
+// session would hold on table (PostgreSQL's ACCESS EXCLUSIVE) until
+// release is called: fault tests use it to make calls wait on the
+// database.
+func (c *Conn) LockTable(ctx context.Context, table string) (release func(), err error) {
+	if c.dialect != store.Postgres {
+		return nil, fmt.Errorf("LOCK TABLE is PostgreSQL's")
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE "`+table+`" IN ACCESS EXCLUSIVE MODE`); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return func() { tx.Rollback() }, nil
+}

@@ -1,0 +1,242 @@
+package session_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// imsKeys are keys a test generates: an RSA key published in the key set,
+// an EC key published too (for the alg test), and an RSA key that is not.
+type imsKeys struct {
+	rsa, stranger *rsa.PrivateKey
+	ec            *ecdsa.PrivateKey
+}
+
+func newIMSKeys(t testing.TB) imsKeys {
+	t.Helper()
+	r, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imsKeys{rsa: r, stranger: s, ec: e}
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// JWKS returns the public key set: kid "rsa-1" and "ec-1".
+func (k imsKeys) JWKS() []byte {
+	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
+	set := map[string]any{"keys": []map[string]string{
+		{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": b64(k.rsa.N.Bytes()), "e": b64(big.NewInt(int64(k.rsa.E)).Bytes())},
+		{"kty": "EC", "kid": "ec-1", "use": "sig", "alg": "ES256", "crv": "P-256", "x": b64(pad(k.ec.X.Bytes())), "y": b64(pad(k.ec.Y.Bytes()))},
+	}}
+	out, _ := json.Marshal(set)
+	return out
+}
+
+const (
+	testIssuer   = "https://ims.example.test"
+	testAudience = "campaign-privacy-test"
+)
+
+// mint signs claims for the operator login with method and key, naming kid.
+func mint(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func goodClaims(now time.Time, login string) jwt.MapClaims {
+	return jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": login,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+}
+
+// TestBearerTokenLogon: a token signed by a published key, with the
+// configured issuer and audience, not expired, opens the same kind of
+// session as Logon; every other token is Logon's one BadLogon answer, and
+// the token never reaches the log. Both kinds of key set: a file and a URL
+// served on loopback.
+func TestBearerTokenLogon(t *testing.T) {
+	keys := newIMSKeys(t)
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwksFile, keys.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var fetches sync.Map
+	jwksServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Store(r.URL.Path, true)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(keys.JWKS())
+	}))
+	defer jwksServer.Close()
+
+	for _, source := range []struct{ name, jwks string }{{"file", jwksFile}, {"url", jwksServer.URL + "/jwks.json"}} {
+		for _, dialect := range storetest.Dialects {
+			t.Run(source.name+"/"+dialect, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				ims, err := session.NewIMS(ctx, session.IMSConfig{JWKS: source.jwks, Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"RS256"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				clock := storetest.NewClock()
+				db := storetest.Open(t, dialect, clock.Now)
+				var logs strings.Builder
+				var mu sync.Mutex
+				log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					return logs.Write(p)
+				}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+				svc, err := session.New(db, session.Config{Key: []byte("bearer-test-signing-key-of-32-bytes!"), Now: clock.Now, IMS: ims, Logger: log})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, login := range []string{"techacct", "gone"} {
+					if err := svc.CreateOperator(ctx, login, "unused password 1", []string{session.RightPrivacy}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := svc.DisableOperator(ctx, "gone"); err != nil {
+					t.Fatal(err)
+				}
+				now := clock.Now()
+
+				good := mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(now, "techacct"))
+				tokens, err := svc.BearerTokenLogon(ctx, good, "")
+				if err != nil {
+					t.Fatalf("a good token: %v", err)
+				}
+				if tokens.SessionToken == "" || !strings.HasPrefix(tokens.SecurityToken, "@") || tokens.Caller.Login != "techacct" {
+					t.Fatalf("tokens %+v", tokens)
+				}
+				caller, err := svc.Authenticate(ctx, session.Credentials{SessionToken: tokens.SessionToken, SecurityToken: tokens.SecurityToken})
+				if err != nil || caller.Login != "techacct" || !caller.HasRight(session.RightPrivacy) {
+					t.Fatalf("the bearer session does not authenticate: %v %+v", err, caller)
+				}
+
+				with := func(edit func(jwt.MapClaims)) jwt.MapClaims {
+					c := goodClaims(now, "techacct")
+					edit(c)
+					return c
+				}
+				bad := map[string]string{
+					"unknown kid":        mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-9", goodClaims(now, "techacct")),
+					"key not in the set": mint(t, jwt.SigningMethodRS256, keys.stranger, "rsa-1", goodClaims(now, "techacct")),
+					"wrong issuer":       mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(func(c jwt.MapClaims) { c["iss"] = "https://evil.test" })),
+					"wrong audience":     mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(func(c jwt.MapClaims) { c["aud"] = "another-service" })),
+					"expired":            mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() })),
+					"no expiry":          mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(func(c jwt.MapClaims) { delete(c, "exp") })),
+					"alg not allowed":    mint(t, jwt.SigningMethodES256, keys.ec, "ec-1", goodClaims(now, "techacct")),
+					"alg none":           mint(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa-1", goodClaims(now, "techacct")),
+					"HS256 with the n":   mint(t, jwt.SigningMethodHS256, keys.rsa.N.Bytes(), "rsa-1", goodClaims(now, "techacct")),
+					"unknown operator":   mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(now, "nobody")),
+					"disabled operator":  mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(now, "gone")),
+					"no operator claim":  mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(func(c jwt.MapClaims) { delete(c, "sub") })),
+					"not a token":        "not.a.token",
+					"empty":              "",
+				}
+				for name, tok := range bad {
+					if _, err := svc.BearerTokenLogon(ctx, tok, ""); apperr.CodeOf(err) != apperr.BadLogon {
+						t.Errorf("%s: err = %v, want BadLogon", name, err)
+					}
+				}
+				mu.Lock()
+				logged := logs.String()
+				mu.Unlock()
+				for name, tok := range bad {
+					if len(tok) > 20 && strings.Contains(logged, tok[len(tok)-20:]) {
+						t.Errorf("%s: the token reached the log", name)
+					}
+				}
+				if strings.Contains(logged, good[len(good)-20:]) {
+					t.Error("the good token reached the log")
+				}
+				for _, reason := range []string{"wrong issuer", "wrong audience", "expired", "unknown operator"} {
+					if !strings.Contains(logged, reason) {
+						t.Errorf("the log does not say %q", reason)
+					}
+				}
+			})
+		}
+	}
+	if _, ok := fetches.Load("/jwks.json"); !ok {
+		t.Error("the key set URL was never fetched")
+	}
+}
+
+// TestBearerTokenLogonOff: without IMS settings every bearer token is
+// refused, and NewIMS refuses settings that would trust too much.
+func TestBearerTokenLogonOff(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, storetest.Dialects[0], time.Now)
+	svc, err := session.New(db, session.Config{Key: []byte("bearer-test-signing-key-of-32-bytes!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := newIMSKeys(t)
+	tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(time.Now(), "admin"))
+	if _, err := svc.BearerTokenLogon(ctx, tok, ""); apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("err = %v, want BadLogon", err)
+	}
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	_ = os.WriteFile(file, keys.JWKS(), 0o600)
+	for name, cfg := range map[string]session.IMSConfig{
+		"no issuer":     {JWKS: file, Audience: testAudience},
+		"no audience":   {JWKS: file, Issuer: testIssuer},
+		"HS256 allowed": {JWKS: file, Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"HS256"}},
+		"missing file":  {JWKS: file + ".none", Issuer: testIssuer, Audience: testAudience},
+		"empty key set": {JWKS: writeTemp(t, `{"keys":[]}`), Issuer: testIssuer, Audience: testAudience},
+		"not a key set": {JWKS: writeTemp(t, `<keys/>`), Issuer: testIssuer, Audience: testAudience},
+	} {
+		if _, err := session.NewIMS(ctx, cfg); err == nil {
+			t.Errorf("%s: NewIMS accepted it", name)
+		}
+	}
+}
+
+func writeTemp(t *testing.T, content string) string {
+	p := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
