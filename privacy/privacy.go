@@ -89,6 +89,8 @@ type Service struct {
 	graphs map[string]*graph // traversal graph per target schema
 
 	touched touchedTables // tables the running delete removed rows from
+
+	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
 }
 
 // Validate checks the settings that cannot work together (unset ones take
@@ -155,7 +157,7 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		_, _ = rand.Read(cfg.SubjectKey)
 	}
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
-		graphs: map[string]*graph{}}
+		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{}}
 }
 
 func randomUint32() uint32 {

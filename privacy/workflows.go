@@ -47,6 +47,9 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	if name == "all" {
 		names = Workflows
 	}
+	if err := s.FlushDownloadCounts(ctx); err != nil {
+		s.log.WarnContext(ctx, "repeat-download counts not written yet", "err", err)
+	}
 	var out []Report
 	for _, n := range names {
 		var (

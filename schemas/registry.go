@@ -107,6 +107,26 @@ func (m *Method) ResponseParams() []Param {
 	return append(ps, m.Out()...)
 }
 
+// ResponseNamespace is the namespace of <Method>Response when the client
+// called the method through service called: the URN of the schema it
+// called (its WSDL's target namespace: "xtk:session#Write",
+// "nms:recipient#Write"), and urn:wpp:default for a method of an interface
+// called as the interface ("xtk:persist#GetEntityIfMoreRecent",
+// "xtk:persist|xtk:session#Write"), as real servers answer (acc-js-sdk's
+// captured GetEntityIfMoreRecent responses).
+func (m *Method) ResponseNamespace(called string) string {
+	if called == m.Schema.ID() {
+		return "urn:" + called
+	}
+	if m.Service == m.Schema.ID() {
+		return "urn:" + m.Service
+	}
+	if called != m.Service && !strings.Contains(called, "|") {
+		return "urn:" + called
+	}
+	return "urn:wpp:default"
+}
+
 // WSDLName is the name a parameter carries in the WSDL and in response
 // envelopes. ACC keeps the declared names of JavaScript methods (library set)
 // and gives native methods Hungarian names: login → strLogin,
@@ -314,6 +334,7 @@ func (r *Registry) resolve() error {
 		extendDocument(target, ext.data)
 	}
 	r.extensions = nil
+	r.implementPersist()
 	for _, s := range r.schemas {
 		if s.Data == nil {
 			continue
@@ -353,6 +374,56 @@ func extendDocument(s *Schema, d *Data) {
 			}
 		}
 	}
+}
+
+// PersistInterface is the interface every data schema implements: ACC
+// reads and writes entities of any schema with a table through xtk:persist
+// (Write, WriteCollection, GetEntityIfMoreRecent).
+const PersistInterface = "xtk:persist"
+
+// implementPersist gives every data schema that declares no methods nor
+// interface the methods of xtk:persist, as ACC does: nms:recipient answers
+// "nms:recipient#Write" and its WSDL lists Write and WriteCollection.
+func (r *Registry) implementPersist() {
+	persist := r.interfaceMethods(PersistInterface)
+	for _, s := range r.schemas {
+		if s.Data == nil || s.Implements != "" || len(s.Methods) > 0 {
+			continue
+		}
+		s.Implements = PersistInterface
+		s.Methods = append(s.Methods, persist...)
+	}
+}
+
+// interfaceMethods returns the methods declared for service (an interface
+// such as xtk:persist), in declaration order.
+func (r *Registry) interfaceMethods(service string) []*Method {
+	var out []*Method
+	for _, s := range r.Schemas() {
+		for _, m := range s.Methods {
+			if m.Service == service && m.Schema == s {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// Interface returns an interface that is not a schema (xtk:persist) as a
+// method-only Schema, for its WSDL: its namespace, name and methods.
+func (r *Registry) Interface(id string) (*Schema, bool) {
+	if _, isSchema := r.schemas[id]; isSchema {
+		return nil, false
+	}
+	ns, name, ok := strings.Cut(id, ":")
+	if !ok {
+		return nil, false
+	}
+	ms := r.interfaceMethods(id)
+	if len(ms) == 0 {
+		return nil, false
+	}
+	return &Schema{Namespace: ns, Name: name, Label: id, Methods: ms}, true
 }
 
 // Enumeration resolves an attribute's enum reference: a name of schema s,

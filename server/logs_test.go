@@ -100,3 +100,30 @@ func TestFaultsEchoingInputAreRedactedInTheLog(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedLogonsLogTheClientAddress (issue 13): every refused logon logs
+// the client's address, and never the login when it does not exist.
+func TestFailedLogonsLogTheClientAddress(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "wrong horse")))
+	env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("no-such-operator-login", "wrong horse")))
+	env.Post(t, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "")))
+	var refused []string
+	for _, line := range strings.Split(env.Logs.String(), "\n") {
+		if strings.Contains(line, "logon refused") {
+			refused = append(refused, line)
+		}
+	}
+	if len(refused) != 3 {
+		t.Fatalf("want 3 refused logons in the log, got %d:\n%s", len(refused), env.Logs.String())
+	}
+	for _, line := range refused {
+		if !strings.Contains(line, "from=127.0.0.1") {
+			t.Errorf("a refused logon without the client address: %s", line)
+		}
+	}
+	if strings.Contains(env.Logs.String(), "no-such-operator-login") {
+		t.Error("the log names a login that does not exist")
+	}
+}

@@ -75,7 +75,34 @@ func (s *Server) write(ctx context.Context, c *call) ([]any, error) {
 	if err := requirePrivacyRight(c); err != nil {
 		return nil, err
 	}
-	return nil, s.cfg.Persist.Write(ctx, c.Element("doc"))
+	doc, err := s.calledSchemaDoc(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.Write(ctx, doc)
+}
+
+// calledSchemaDoc is the doc parameter of a persist method called through
+// a data schema ("nms:recipient#Write", as that schema's WSDL declares
+// it): the document's xtkschema defaults to that schema, and another
+// xtkschema is refused — what runs is what the call names.
+func (s *Server) calledSchemaDoc(c *call) (*etree.Element, error) {
+	doc := c.Element("doc")
+	if doc == nil || c.service == c.method.Service || strings.Contains(c.service, "|") {
+		return doc, nil
+	}
+	sc, ok := s.registry.Schema(c.service)
+	if !ok || sc.Data == nil || sc.Implements != schemas.PersistInterface {
+		return doc, nil
+	}
+	switch x := doc.SelectAttrValue("xtkschema", ""); x {
+	case "":
+		doc.CreateAttr("xtkschema", c.service)
+	case c.service:
+	default:
+		return nil, apperr.Errorf(apperr.Invalid, "The document's xtkschema '%s' is not the schema called, '%s'.", truncate(x, 64), c.service)
+	}
+	return doc, nil
 }
 
 // writeCollection: xtk:persist#WriteCollection(doc), all or nothing.
@@ -83,7 +110,11 @@ func (s *Server) writeCollection(ctx context.Context, c *call) ([]any, error) {
 	if err := requirePrivacyRight(c); err != nil {
 		return nil, err
 	}
-	return nil, s.cfg.Persist.WriteCollection(ctx, c.Element("doc"))
+	doc, err := s.calledSchemaDoc(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.cfg.Persist.WriteCollection(ctx, doc)
 }
 
 // createRequestByName: (namespaceName, reconciliationValue, type,

@@ -143,7 +143,7 @@ func TestExecuteQuery(t *testing.T) {
 			{"no queryDef", token, queryCall(token, "entity", ``), "The queryDef document is missing."},
 			{"unknown schema", token, queryCall(token, "entity", `<queryDef schema="xtk:operator" operation="select"/>`), "Invalid queryDef: unknown schema 'xtk:operator'."},
 			{"unknown function", token, queryCall(token, "entity", `<queryDef schema="nms:recipient"><where><condition expr="version() = 'x'"/></where></queryDef>`),
-				"Invalid queryDef: condition 1: unknown function 'version' (functions are not supported) at character 1."},
+				"Invalid queryDef: condition 1: unknown function 'version' (the functions are count(), countDistinct(), min(), max(), sum(), Lower(), Upper(), Year(), Month(), Day(), GetDate()) at character 1."},
 			{"statement separator", token, queryCall(token, "entity", `<queryDef schema="nms:recipient"><where><condition expr="@id = 1; DROP TABLE nms_recipient"/></where></queryDef>`),
 				"Invalid queryDef: condition 1: ';' is not allowed at character 8."},
 		}
@@ -160,6 +160,69 @@ func TestExecuteQuery(t *testing.T) {
 		// The log records calls, never the values of a query.
 		if logs := env.Logs.String(); strings.Contains(logs, "a@example.com") || strings.Contains(logs, "DROP TABLE") {
 			t.Errorf("the log holds query values:\n%s", logs)
+		}
+	})
+}
+
+// A status dashboard over SOAP: requests counted per status and type, the
+// newest per namespace, with groupBy and having (issue 14 item 5).
+func TestExecuteQueryFunctions(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		for _, r := range []struct{ ns, value, typ string }{
+			{"defaultNamespace1", "a@example.com", "1"},
+			{"defaultNamespace1", "b@example.com", "2"},
+			{"defaultNamespace1", "c@example.com", "2"},
+			{"defaultNamespace2", "+33600000001", "1"},
+		} {
+			_, body := env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", token, r.ns, r.value, r.typ, "true", "1"))
+			created(t, body)
+			env.Clock.Advance(time.Second)
+		}
+		year := strconv.Itoa(env.Clock.Now().UTC().Year())
+		tests := []struct{ name, query, want string }{
+			{"count() per type", `<queryDef schema="nms:gdprRequest" operation="select" xtkschema="xtk:queryDef"><select><node expr="@type"/><node expr="count()"/></select>` +
+				`<groupBy><node expr="@type"/></groupBy></queryDef>`,
+				`<gdprRequest-collection><gdprRequest type="1" expr1="2"/><gdprRequest type="2" expr1="2"/></gdprRequest-collection>`},
+			{"per namespace over a link, having", `<queryDef schema="nms:gdprRequest"><select><node expr="[namespace/@name]" alias="@namespace"/><node expr="count()" alias="@requests"/>` +
+				`<node expr="countDistinct(@type)" alias="@types"/><node expr="max(@created)" alias="@newest"/><node expr="Year(min(@created))" alias="@since"/></select>` +
+				`<groupBy><node expr="[namespace/@name]"/></groupBy><having><condition expr="count() &gt; 1"/></having></queryDef>`,
+				""},
+			{"today's requests by status", `<queryDef schema="nms:gdprRequest" operation="get"><select><node expr="count()" alias="@n"/><node expr="sum(@type)" alias="@typeSum"/></select>` +
+				`<where><condition expr="Year(@created) = Year(GetDate()) AND Lower(@reconciliationValue) LIKE '%@example.com'"/></where></queryDef>`,
+				`<gdprRequest n="3" typeSum="5"/>`},
+		}
+		for _, tt := range tests {
+			got := queryResult(t, env, token, tt.query)
+			if tt.want == "" {
+				continue
+			}
+			if got != tt.want {
+				t.Errorf("%s\n got %s\nwant %s", tt.name, got, tt.want)
+			}
+		}
+		got := queryResult(t, env, token, tests[1].query)
+		if !strings.HasPrefix(got, `<gdprRequest-collection><gdprRequest namespace="defaultNamespace1" requests="3" types="2" newest="`) ||
+			!strings.Contains(got, `Z" since="`+year+`"/>`) || strings.Count(got, "<gdprRequest ") != 1 {
+			t.Errorf("per namespace: %s", got)
+		}
+
+		faults := []struct{ name, query, detail string }{
+			{"unknown function", `<queryDef schema="nms:gdprRequest"><select><node expr="avg(@type)"/></select></queryDef>`,
+				"Invalid queryDef: &lt;select&gt; node 1: unknown function 'avg'"},
+			{"aggregate in where", `<queryDef schema="nms:gdprRequest" operation="count"><where><condition expr="count() &gt; 1"/></where></queryDef>`,
+				"Invalid queryDef: condition 1: count() is an aggregate: it belongs in &lt;select&gt;, &lt;orderBy&gt; or &lt;having&gt; at character 1."},
+			{"not grouped", `<queryDef schema="nms:gdprRequest"><select><node expr="@status"/><node expr="count()"/></select></queryDef>`,
+				"Invalid queryDef: &lt;select&gt; node 1: @status is neither an aggregate nor in &lt;groupBy&gt;."},
+		}
+		for _, f := range faults {
+			status, body := env.Post(t, "xtk:queryDef#ExecuteQuery", queryCall(token, "entity", f.query))
+			if status != 200 {
+				t.Fatalf("%s: status %d", f.name, status)
+			}
+			mustContain(t, body, queryFault, "<faultcode>SOAP-ENV:Server</faultcode>", "<detail xsi:type='xsd:string'>"+f.detail)
 		}
 	})
 }

@@ -25,20 +25,6 @@ const envelopeOpen = `<?xml version='1.0'?>` + "\n" +
 
 const envelopeClose = `</SOAP-ENV:Body>` + "\n" + `</SOAP-ENV:Envelope>` + "\n"
 
-// responseNamespace is the default namespace of a <Method>Response: the URN
-// of the service the client called. ACC answers xtk:persist methods called
-// as such in urn:wpp:default; a WSDL client that calls them through the
-// schema that implements them (xtk:session#Write) expects that schema's URN.
-func responseNamespace(m *schemas.Method, called string) string {
-	if called == m.Schema.ID() {
-		return "urn:" + called
-	}
-	if m.Service != m.Schema.ID() {
-		return "urn:wpp:default"
-	}
-	return "urn:" + m.Service
-}
-
 // envelopeNamespace is the xmlns:ns of the envelope: the response's own
 // namespace, except for GetUserInfo, which real servers answer in an
 // envelope declaring urn:wpp:default around a response in urn:xtk:session
@@ -57,7 +43,7 @@ func writeResponse(m *schemas.Method, called string, values []any) ([]byte, erro
 	if len(values) != len(outs) {
 		return nil, fmt.Errorf("method %s returned %d values for %d out parameters", m.Name, len(values), len(outs))
 	}
-	ns := responseNamespace(m, called)
+	ns := m.ResponseNamespace(called)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, envelopeOpen, envelopeNamespace(m, ns))
 	fmt.Fprintf(&b, `<%sResponse xmlns='%s' SOAP-ENV:encodingStyle='%s'>`+"\n", m.Name, ns, encSOAP)

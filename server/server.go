@@ -166,6 +166,13 @@ func (s *Server) ListenAndServe(ctx context.Context, handler http.Handler, ready
 	if err != nil {
 		return err
 	}
+	return s.Serve(ctx, ln, handler, ready)
+}
+
+// Serve is ListenAndServe on a listener the caller opened (the command
+// listens before it touches the database, so a port in use stops it
+// first).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, handler http.Handler, ready func(addr string)) error {
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
@@ -227,7 +234,10 @@ func (s *Server) baseURL(r *http.Request) string { return siteurl.Base(r, s.cfg.
 func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("schema")
 	sc, ok := s.registry.Schema(id)
-	if !ok || len(sc.Methods) == 0 {
+	if !ok {
+		sc, ok = s.registry.Interface(id) // xtk:persist
+	}
+	if !ok {
 		http.Error(w, "Unknown schema.", http.StatusNotFound)
 		return
 	}

@@ -28,46 +28,65 @@ const (
 )
 
 // hasher runs argon2id with a bounded number of hashes in flight, so a burst
-// of logons queues (for at most wait) instead of exhausting memory.
+// of logons queues (for at most wait) instead of exhausting memory. Logons
+// from addresses with recent failures (or with a logon already in flight)
+// hash in a smaller pool of their own (suspect), so a crowd of failing
+// addresses cannot starve a clean client's correct password
+// (SECURITY-CATALOGUE "Distributed logon denial").
 type hasher struct {
-	slots chan struct{}
-	wait  time.Duration
-	dummy string // hash of a random password, verified for unknown logins
+	slots   chan struct{}
+	suspect chan struct{}
+	wait    time.Duration
+	dummy   string // hash of a random password, verified for unknown logins
 }
 
-func newHasher(slots int, wait time.Duration) *hasher {
+func newHasher(slots, suspect int, wait time.Duration) *hasher {
 	if slots < 1 {
 		slots = 1
 	}
-	h := &hasher{slots: make(chan struct{}, slots), wait: wait}
+	if suspect < 1 {
+		suspect = 1
+	}
+	h := &hasher{slots: make(chan struct{}, slots), suspect: make(chan struct{}, suspect), wait: wait}
 	h.dummy = encodeHash(randomBytes(argonSaltLen), argon2.IDKey(randomBytes(16), randomBytes(argonSaltLen), argonTime, argonMemory, argonThreads, argonKeyLen), argonMemory, argonTime, argonThreads)
 	return h
 }
 
-func (h *hasher) acquire(ctx context.Context) error {
+// pool is which hashing budget a call takes.
+type pool int
+
+const (
+	poolClean   pool = iota // a client with no recent failures; also Hash
+	poolSuspect             // an address with recent failures or a logon in flight
+)
+
+func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {
+	slots := h.slots
+	if p == poolSuspect {
+		slots = h.suspect
+	}
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
-		return nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	case <-t.C:
-		return apperr.Errorf(apperr.Busy, "The server is busy, try again.")
+		return nil, apperr.Errorf(apperr.Busy, "The server is busy, try again.")
 	case <-ctx.Done():
-		return apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
+		return nil, apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
 	}
 }
-
-func (h *hasher) release() { <-h.slots }
 
 // Hash returns the PHC string of a new argon2id hash of password.
 func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := checkPassword(password); err != nil {
 		return "", err
 	}
-	if err := h.acquire(ctx); err != nil {
+	release, err := h.acquire(ctx, poolClean)
+	if err != nil {
 		return "", err
 	}
-	defer h.release()
+	defer release()
 	salt := randomBytes(argonSaltLen)
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return encodeHash(salt, key, argonMemory, argonTime, argonThreads), nil
@@ -76,11 +95,12 @@ func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 // Verify reports whether password matches the PHC string encoded, and
 // whether the hash uses weaker parameters than today's (so the caller can
 // rehash). An unparsable hash never matches.
-func (h *hasher) Verify(ctx context.Context, encoded, password string) (ok, stale bool, err error) {
-	if err := h.acquire(ctx); err != nil {
+func (h *hasher) Verify(ctx context.Context, which pool, encoded, password string) (ok, stale bool, err error) {
+	release, err := h.acquire(ctx, which)
+	if err != nil {
 		return false, false, err
 	}
-	defer h.release()
+	defer release()
 	m, t, p, salt, key, perr := decodeHash(encoded)
 	if perr != nil {
 		// Burn the same time as a real check, then fail.
@@ -96,8 +116,8 @@ func (h *hasher) Verify(ctx context.Context, encoded, password string) (ok, stal
 
 // VerifyDummy spends the time of one verification; used for unknown logins
 // so their answer takes as long as a wrong password's.
-func (h *hasher) VerifyDummy(ctx context.Context, password string) error {
-	_, _, err := h.Verify(ctx, h.dummy, password)
+func (h *hasher) VerifyDummy(ctx context.Context, p pool, password string) error {
+	_, _, err := h.Verify(ctx, p, h.dummy, password)
 	return err
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func TestPasswordHash(t *testing.T) {
-	h := newHasher(2, time.Second)
+	h := newHasher(2, 1, time.Second)
 	ctx := context.Background()
 	enc, err := h.Hash(ctx, "pässwörd")
 	if err != nil {
@@ -31,14 +31,14 @@ func TestPasswordHash(t *testing.T) {
 		"passwörd":             false,
 		"":                     false,
 	} {
-		ok, stale, err := h.Verify(ctx, enc, pw)
+		ok, stale, err := h.Verify(ctx, poolClean, enc, pw)
 		if err != nil || ok != want || stale {
 			t.Errorf("Verify(%q) = %v %v %v, want %v", pw, ok, stale, err, want)
 		}
 	}
 	long := strings.Repeat("x", 1000)
 	enc, _ = h.Hash(ctx, long)
-	if ok, _, _ := h.Verify(ctx, enc, long[:999]); ok {
+	if ok, _, _ := h.Verify(ctx, poolClean, enc, long[:999]); ok {
 		t.Fatal("a 1,000-byte password is truncated")
 	}
 	if _, err := h.Hash(ctx, strings.Repeat("x", MaxPasswordBytes+1)); apperr.CodeOf(err) != apperr.Invalid {
@@ -46,11 +46,11 @@ func TestPasswordHash(t *testing.T) {
 	}
 	// Weaker parameters verify and are reported stale, for a rehash.
 	weak := "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + strings.Repeat("A", 43)
-	if _, stale, _ := h.Verify(ctx, weak, "x"); !stale {
+	if _, stale, _ := h.Verify(ctx, poolClean, weak, "x"); !stale {
 		t.Fatal("weak parameters not reported stale")
 	}
 	for _, bad := range []string{"", "plain", "$2a$10$bcrypt", "$argon2id$v=19$m=99999999,t=2,p=1$c2FsdA$" + strings.Repeat("A", 43)} {
-		if ok, _, err := h.Verify(ctx, bad, "x"); ok || err != nil {
+		if ok, _, err := h.Verify(ctx, poolClean, bad, "x"); ok || err != nil {
 			t.Errorf("Verify on %q = %v %v", bad, ok, err)
 		}
 	}
@@ -59,7 +59,7 @@ func TestPasswordHash(t *testing.T) {
 // TestHashingIsBounded: with every slot taken, a hash waits at most the
 // configured time, then gets Busy instead of piling up memory.
 func TestHashingIsBounded(t *testing.T) {
-	h := newHasher(1, 50*time.Millisecond)
+	h := newHasher(1, 1, 50*time.Millisecond)
 	h.slots <- struct{}{} // the only slot is busy
 	start := time.Now()
 	_, err := h.Hash(context.Background(), "x")

@@ -78,6 +78,11 @@ type Config struct {
 	AddressFailures int
 	AddressWindow   time.Duration
 	HashSlots       int // argon2id hashes in flight; default GOMAXPROCS
+	// SuspectHashSlots are the hashes in flight, on top of HashSlots, for
+	// logons from addresses with failures in the current AddressWindow or
+	// with a logon already in flight: they queue there, not in front of a
+	// clean client. Default HashSlots/4, at least 1.
+	SuspectHashSlots int
 	// CacheTTL is how long a checked session is remembered by this replica
 	// (security-bar.md allows at most 1 s); Logoff and disabling an
 	// operator forget it at once here, other replicas within CacheTTL.
@@ -106,6 +111,8 @@ type Service struct {
 	mu    sync.Mutex
 	cache map[string]cachedSession  // by jti
 	fails map[string]*addressWindow // failed logons by client address
+	// inflight counts the logons being checked, by client address.
+	inflight map[string]int
 	// verified remembers tokens whose signature was checked, for CacheTTL.
 	verified map[string]verifiedToken
 	// nextSweep is when the maps above are next cleared of what expired:
@@ -162,6 +169,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = runtime.GOMAXPROCS(0)
 	}
+	if cfg.SuspectHashSlots <= 0 {
+		cfg.SuspectHashSlots = max(1, cfg.HashSlots/4)
+	}
 	if cfg.HashWait <= 0 {
 		cfg.HashWait = 2 * time.Second
 	}
@@ -180,8 +190,8 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.AddressWindow <= 0 {
 		cfg.AddressWindow = time.Minute
 	}
-	return &Service{db: db, cfg: cfg, kid: keyID(cfg.Key), keys: keys, hash: newHasher(cfg.HashSlots, cfg.HashWait), log: cfg.Logger,
-		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}, verified: map[string]verifiedToken{}}, nil
+	return &Service{db: db, cfg: cfg, kid: keyID(cfg.Key), keys: keys, hash: newHasher(cfg.HashSlots, cfg.SuspectHashSlots, cfg.HashWait), log: cfg.Logger,
+		cache: map[string]cachedSession{}, fails: map[string]*addressWindow{}, verified: map[string]verifiedToken{}, inflight: map[string]int{}}, nil
 }
 
 // keyID names a signing key in a token's kid header without revealing it:
@@ -243,33 +253,36 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 	}()
 	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
+		s.log.InfoContext(ctx, "logon refused", "reason", "empty or oversized login or password", "from", from)
 		s.cfg.Metrics.LogonFailed(metrics.LogonInvalidInput)
 		return nil, errBadLogon
 	}
+	p, done := s.hashPool(from)
+	defer done()
 	op, err := s.db.FindOperatorByLogin(ctx, login)
 	if apperr.CodeOf(err) == apperr.NotFound {
-		if err := s.hash.VerifyDummy(ctx, password); err != nil {
+		if err := s.hash.VerifyDummy(ctx, p, password); err != nil {
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login")
+		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login", "from", from)
 		s.cfg.Metrics.LogonFailed(metrics.LogonUnknownLogin)
 		return nil, errBadLogon
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, stale, err := s.hash.Verify(ctx, op.PasswordHash, password)
+	ok, stale, err := s.hash.Verify(ctx, p, op.PasswordHash, password)
 	if err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
 	switch {
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked")
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked", "from", from)
 		s.cfg.Metrics.LogonFailed(metrics.LogonLocked)
 		return nil, errBadLogon
 	case op.Disabled:
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled")
+		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled", "from", from)
 		s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
 		return nil, errBadLogon
 	case !ok:
@@ -279,10 +292,10 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
 		if until != nil {
-			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339))
+			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339), "from", from)
 			s.cfg.Metrics.LockedOut()
 		} else {
-			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password")
+			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password", "from", from)
 		}
 		return nil, errBadLogon
 	}
@@ -308,6 +321,31 @@ func (s *Service) addressThrottled(from string) bool {
 	defer s.mu.Unlock()
 	w := s.fails[from]
 	return w != nil && s.cfg.Now().Sub(w.start) < s.cfg.AddressWindow && w.count >= s.cfg.AddressFailures
+}
+
+// hashPool is the hashing budget of a logon from an address: the clean
+// one unless the address failed in the current window or already has a
+// logon in flight (one client checks one password at a time; a crowd of
+// parallel attempts from one address is not a clean client). done ends
+// the logon's in-flight mark.
+func (s *Service) hashPool(from string) (p pool, done func()) {
+	if from == "" {
+		return poolClean, func() {}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.fails[from]
+	if s.inflight[from] > 0 || (w != nil && s.cfg.Now().Sub(w.start) < s.cfg.AddressWindow && w.count > 0) {
+		p = poolSuspect
+	}
+	s.inflight[from]++
+	return p, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.inflight[from]--; s.inflight[from] <= 0 {
+			delete(s.inflight, from)
+		}
+	}
 }
 
 // addressFailed counts a failed logon from an address.

@@ -26,10 +26,16 @@ func (s *Server) setSessionCookies(w http.ResponseWriter, r *http.Request, token
 }
 
 func (s *Server) handleLogonForm(w http.ResponseWriter, r *http.Request) {
+	logonPolicy(w)
 	s.render(w, r, http.StatusOK, "logon.html", page{Title: "Log on", Target: safeTarget(r.URL.Query().Get("target"))})
 }
 
 func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		s.log.InfoContext(r.Context(), "logon form posted from another site", "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		http.Error(w, "Forbidden: the logon form was posted from another site.", http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	login, password := r.PostFormValue("login"), r.PostFormValue("password")
 	target := safeTarget(r.PostFormValue("target"))
@@ -39,6 +45,7 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 		if apperr.CodeOf(err) == apperr.Busy {
 			status = http.StatusServiceUnavailable
 		}
+		logonPolicy(w)
 		s.render(w, r, status, "logon.html", page{Title: "Log on", Target: target, Login: login,
 			Error: "Invalid login or password."})
 		return
@@ -47,6 +54,38 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
+// sameOrigin is the logon form's CSRF check (SECURITY-CATALOGUE "Login
+// CSRF"): a page on another site must not log the victim's browser on
+// with the attacker's account. Before logon there is no session to bind a
+// token to, so the browser's own word is used. Sec-Fetch-Site, sent by
+// browsers to trustworthy origins (HTTPS, loopback), must be same-origin
+// (or none: the user's own action); without it, Origin must name this host
+// (the scheme is not compared, so a TLS-terminating proxy does not
+// matter) and "null" is refused. The logon pages send Referrer-Policy
+// same-origin (logonPolicy) so that their own form carries a real Origin.
+// A client that sends neither header is no browser, hence no CSRF vector.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// logonPolicy replaces no-referrer on the pages holding the logon form:
+// under no-referrer a browser sends "Origin: null" with the form, and
+// sameOrigin could not tell it from a sandboxed page elsewhere. Nothing
+// leaves the site: same-origin sends no Referer to other sites.
+func logonPolicy(w http.ResponseWriter) { w.Header().Set("Referrer-Policy", "same-origin") }
+
 func (s *Server) handleLogoff(w http.ResponseWriter, r *http.Request) {
 	if err := s.sessions.Logoff(r.Context(), callerOf(r)); err != nil {
 		s.fail(w, r, err)
@@ -54,6 +93,35 @@ func (s *Server) handleLogoff(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setSessionCookies(w, r, "", "", -1)
 	http.Redirect(w, r, "/privacy/logon", http.StatusSeeOther)
+}
+
+// Notices are codes in the URL (?notice=created), never text: a link
+// could otherwise put any sentence in the console's green success banner
+// (SECURITY-CATALOGUE "Free text in notices"). An unknown code shows
+// nothing.
+const (
+	noticeCreated   = "created"
+	noticeConfirmed = "confirmed"
+	noticeNamespace = "namespace"
+	noticeWorkflows = "workflows"
+)
+
+var notices = map[string]string{
+	noticeCreated:   "Request created.",
+	noticeConfirmed: "Deletion confirmed.",
+	noticeNamespace: "Namespace created.",
+}
+
+// notice is the banner text of a notice code. The workflows' report is
+// the text of this server's last run (written by handleRunWorkflows, not
+// by the URL).
+func (s *Server) notice(code string) string {
+	if code == noticeWorkflows {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.lastRun
+	}
+	return notices[code]
 }
 
 // listData feeds list.html.
@@ -101,7 +169,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	pages := int((total + pageSize - 1) / pageSize)
 	s.render(w, r, http.StatusOK, "list.html", page{Title: "Privacy requests", Caller: callerOf(r), Statuses: privacy.Statuses(),
-		Notice: q.Get("notice"),
+		Notice: s.notice(q.Get("notice")),
 		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Query: template.URL(kept.Encode()), Head: head}})
 }
 
@@ -173,7 +241,7 @@ func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var v *privacy.RequestView
 		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil {
-			s.render(w, r, http.StatusOK, "detail.html", page{Title: v.Name, Caller: callerOf(r), Data: v, Notice: r.URL.Query().Get("notice")})
+			s.render(w, r, http.StatusOK, "detail.html", page{Title: v.Name, Caller: callerOf(r), Data: v, Notice: s.notice(r.URL.Query().Get("notice"))})
 			return
 		}
 	}
@@ -198,7 +266,7 @@ func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice=Deletion+confirmed.", http.StatusSeeOther)
+	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice="+noticeConfirmed, http.StatusSeeOther)
 }
 
 // newData feeds new.html: the namespaces and what was typed.
@@ -238,7 +306,7 @@ func (s *Server) handleNew(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice=Request+created.", http.StatusSeeOther)
+	http.Redirect(w, r, "/privacy/requests/"+strconv.FormatInt(id, 10)+"?notice="+noticeCreated, http.StatusSeeOther)
 }
 
 func (s *Server) handleNamespaces(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +320,7 @@ func (s *Server) renderNamespaces(w http.ResponseWriter, r *http.Request, status
 		return
 	}
 	s.render(w, r, status, "namespaces.html", page{Title: "Namespaces", Caller: callerOf(r), Error: msg,
-		Notice: r.URL.Query().Get("notice"), Data: newData{Namespaces: nss, Form: form}})
+		Notice: s.notice(r.URL.Query().Get("notice")), Data: newData{Namespaces: nss, Form: form}})
 }
 
 func (s *Server) handleNewNamespace(w http.ResponseWriter, r *http.Request) {
@@ -266,7 +334,7 @@ func (s *Server) handleNewNamespace(w http.ResponseWriter, r *http.Request) {
 		MatchRule: form["match"], DefaultRegion: form["region"]})
 	switch apperr.CodeOf(err) {
 	case "":
-		http.Redirect(w, r, "/privacy/namespaces?notice=Namespace+created.", http.StatusSeeOther)
+		http.Redirect(w, r, "/privacy/namespaces?notice="+noticeNamespace, http.StatusSeeOther)
 	case apperr.Invalid, apperr.Conflict:
 		s.renderNamespaces(w, r, http.StatusBadRequest, apperr.MessageOf(err), form)
 	default:
@@ -289,7 +357,10 @@ func (s *Server) handleRunWorkflows(w http.ResponseWriter, r *http.Request) {
 	for _, rep := range reports {
 		parts = append(parts, rep.String())
 	}
-	http.Redirect(w, r, "/privacy/?notice="+url.QueryEscape("Workflows run: "+strings.Join(parts, "; ")+"."), http.StatusSeeOther)
+	s.mu.Lock()
+	s.lastRun = "Workflows run: " + strings.Join(parts, "; ") + "."
+	s.mu.Unlock()
+	http.Redirect(w, r, "/privacy/?notice="+noticeWorkflows, http.StatusSeeOther)
 }
 
 // handleDownloadPage is the "DOWNLOAD GDPR DATA" page of Adobe's example,

@@ -22,9 +22,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -64,6 +66,9 @@ type Server struct {
 	privacy  *privacy.Service
 	pages    *template.Template
 	log      *slog.Logger
+
+	mu      sync.Mutex
+	lastRun string // the report of the last workflows run, for its notice
 }
 
 // New returns a Server.
@@ -235,7 +240,13 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		s.handleReceipt(w, r, id)
 		return
 	}
-	export, rd, err := s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+	open := func() (*privacy.Export, io.ReadSeekCloser, error) {
+		if r.Method == http.MethodHead { // the size, not a download
+			return s.privacy.OpenDownload(r.Context(), callerOf(r), id)
+		}
+		return s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+	}
+	export, rd, err := open()
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -247,6 +258,13 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/xml; charset=utf-8")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="privacyRequest%d.xml"`, id))
 	h.Set("ETag", fmt.Sprintf(`"cp-%d-%d-%d"`, id, export.Created.UnixNano(), export.Size))
+	if rh := r.Header.Get("Range"); rh != "" {
+		if limited, keep := limitRanges(rh, export.Size); keep {
+			r.Header.Set("Range", limited)
+		} else {
+			r.Header.Del("Range")
+		}
+	}
 	counted := &countingReader{ReadSeeker: rd}
 	http.ServeContent(w, r, "", export.Created, counted)
 	s.cfg.Metrics.Downloaded(counted.n)
@@ -303,10 +321,42 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 }
 
-// safeTarget keeps a post-logon redirect on this site.
+// home is where a logon goes when its target is missing or refused.
+const home = "/privacy/"
+
+// targetRoutes are the pages a post-logon redirect may lead to: the
+// console's pages and the download, nothing else.
+var targetRoutes = regexp.MustCompile(`^/privacy/(requests/[0-9]{1,19}|new|namespaces|download)?$|^/nms/gdpr\.jssp$`)
+
+// safeTarget keeps a post-logon redirect on this site (SECURITY-CATALOGUE
+// "Open redirect after logon"). Browsers read a Location with the WHATWG
+// URL parser, which drops TAB, CR and LF anywhere, trims C0 controls and
+// spaces at both ends and reads a backslash as a slash: "/\t/evil.example"
+// is "//evil.example", another host. So a target is accepted only if it has
+// none of those bytes (nor any other control, space or non-ASCII byte), is
+// a path that starts with exactly one slash, has no encoded slashes and
+// names exactly a known console or download route. The
+// redirect is rebuilt from the parsed path and a re-encoded query, never
+// copied. Anything else goes to the request list.
 func safeTarget(t string) string {
-	if strings.HasPrefix(t, "/") && !strings.HasPrefix(t, "//") && !strings.Contains(t, `\`) {
-		return t
+	if t == "" || len(t) > 2048 || t[0] != '/' || strings.HasPrefix(t, "//") {
+		return home
 	}
-	return "/privacy/"
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == '\\' || c >= 0x7f {
+			return home
+		}
+	}
+	u, err := url.Parse(t)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || u.RawPath != "" || !targetRoutes.MatchString(u.Path) {
+		return home
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return home
+	}
+	if enc := q.Encode(); enc != "" {
+		return u.Path + "?" + enc
+	}
+	return u.Path
 }

@@ -360,8 +360,11 @@ func TestConsole(t *testing.T) {
 				t.Fatalf("the namespaces page lacks the match rule:\n%s", body)
 			}
 			resp, _ = root.do("POST", "/privacy/workflows", url.Values{"csrf": {root.csrf}})
-			if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "deletePrivacyRequestsData") {
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/privacy/?notice=workflows" {
 				t.Fatalf("run workflows: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if _, body := root.do("GET", "/privacy/?notice=workflows", nil); !strings.Contains(body, "deletePrivacyRequestsData") {
+				t.Fatal("the workflows' report is not on the list page")
 			}
 			if v, _ := w.env.Privacy.Request(w.ctx, &session.Caller{Rights: []string{session.RightAdmin}}, id); v.Status != privacy.StatusComplete {
 				t.Fatalf("after the workflows: %s", v.Status)

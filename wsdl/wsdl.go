@@ -44,10 +44,28 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	tns := "urn:" + s.ID()
 	binding := s.Name + "MethodsSoap"
 	service := strings.ToUpper(s.Namespace[:1]) + s.Namespace[1:] + strings.ToUpper(s.Name[:1]) + s.Name[1:]
+	// Responses are in the namespace the server answers in: the schema's
+	// own, except for an interface's WSDL (xtk:persist), whose methods
+	// real servers answer in urn:wpp:default. Those response elements go
+	// in a second schema of that namespace, prefix wpp.
+	respPrefix := func(m *schemas.Method) string {
+		if m.ResponseNamespace(s.ID()) == tns {
+			return "tns"
+		}
+		return "wpp"
+	}
+	wpp := false
+	for _, m := range s.Methods {
+		wpp = wpp || respPrefix(m) == "wpp"
+	}
 	var b bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p(`<?xml version="1.0" encoding="utf-8"?>`)
-	p(`<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:s="http://www.w3.org/2001/XMLSchema" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="%s" targetNamespace="%s">`, tns, tns)
+	if wpp {
+		p(`<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:s="http://www.w3.org/2001/XMLSchema" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="%s" xmlns:wpp="%s" targetNamespace="%s">`, tns, nsWPP, tns)
+	} else {
+		p(`<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:s="http://www.w3.org/2001/XMLSchema" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="%s" targetNamespace="%s">`, tns, tns)
+	}
 	p(`  <types>`)
 	p(`    <s:schema elementFormDefault="qualified" targetNamespace="%s">`, tns)
 	p(`      <s:complexType name="Element">`)
@@ -74,16 +92,28 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	}
 	for _, m := range s.Methods {
 		element(m.Name, fields(m, m.RequestParams()))
-		element(m.Name+"Response", fields(m, m.ResponseParams()))
+		if respPrefix(m) == "tns" {
+			element(m.Name+"Response", fields(m, m.ResponseParams()))
+		}
 	}
 	p(`    </s:schema>`)
+	if wpp {
+		p(`    <s:schema elementFormDefault="qualified" targetNamespace="%s">`, nsWPP)
+		p(`      <s:import namespace="%s"/>`, tns)
+		for _, m := range s.Methods {
+			if respPrefix(m) == "wpp" {
+				element(m.Name+"Response", fields(m, m.ResponseParams()))
+			}
+		}
+		p(`    </s:schema>`)
+	}
 	p(`  </types>`)
 	for _, m := range s.Methods {
 		p(`  <message name="%sIn">`, m.Name)
 		p(`    <part element="tns:%s" name="parameters"/>`, m.Name)
 		p(`  </message>`)
 		p(`  <message name="%sOut">`, m.Name)
-		p(`    <part element="tns:%sResponse" name="parameters"/>`, m.Name)
+		p(`    <part element="%s:%sResponse" name="parameters"/>`, respPrefix(m), m.Name)
 		p(`  </message>`)
 	}
 	p(`  <portType name="%s">`, binding)
@@ -100,8 +130,12 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 		p(`    <operation name="%s">`, m.Name)
 		p(`      <soap:operation soapAction="%s#%s" style="document"/>`, s.ID(), m.Name)
 		for _, dir := range []string{"input", "output"} {
+			ns := tns
+			if dir == "output" {
+				ns = m.ResponseNamespace(s.ID())
+			}
 			p(`      <%s>`, dir)
-			p(`        <soap:body encodingStyle="http://schemas.xmlsoap.org/soap/encoding/" namespace="%s" use="literal"/>`, tns)
+			p(`        <soap:body encodingStyle="http://schemas.xmlsoap.org/soap/encoding/" namespace="%s" use="literal"/>`, ns)
 			p(`      </%s>`, dir)
 		}
 		p(`    </operation>`)
@@ -116,6 +150,9 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	_, err := w.Write(b.Bytes())
 	return err
 }
+
+// nsWPP is the namespace real servers answer interface methods in.
+const nsWPP = "urn:wpp:default"
 
 func attr(s string) string {
 	var b bytes.Buffer

@@ -23,8 +23,11 @@ func TestGoldenMatchesGeneratedClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, file := range map[string]string{"xtk:session": "xtk_session.wsdl", "nms:privacyRequest": "nms_privacyRequest.wsdl"} {
-		s, _ := reg.Schema(id)
+	for id, file := range map[string]string{"xtk:session": "xtk_session.wsdl", "nms:privacyRequest": "nms_privacyRequest.wsdl", "xtk:persist": "xtk_persist.wsdl", "nms:recipient": "nms_recipient.wsdl"} {
+		s, ok := reg.Schema(id)
+		if !ok {
+			s, _ = reg.Interface(id)
+		}
 		var got bytes.Buffer
 		if err := wsdl.Render(&got, s, location); err != nil {
 			t.Fatal(err)
@@ -41,12 +44,19 @@ func TestGoldenMatchesGeneratedClient(t *testing.T) {
 
 // TestShape checks the points of acc-protocol.md §1.2 on every schema.
 func TestShape(t *testing.T) {
-	reg, err := schemas.Default()
+	// Every schema the registry knows, custom ones included, and the
+	// xtk:persist interface.
+	reg, err := schemas.New(os.DirFS(filepath.Join("..", "examples", "schemas")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range reg.Schemas() {
+	persist, ok := reg.Interface("xtk:persist")
+	if !ok {
+		t.Fatal("no xtk:persist interface")
+	}
+	for _, s := range append(reg.Schemas(), persist) {
 		if len(s.Methods) == 0 {
+			t.Errorf("%s has no method: its WSDL would have no operation", s.ID())
 			continue
 		}
 		t.Run(s.ID(), func(t *testing.T) {

@@ -14,14 +14,10 @@ import (
 	"time"
 )
 
-// serveMetrics serves handler on an address of its own (CP_METRICS_ADDR)
-// until ctx ends. It listens before returning, so a port in use is an
-// error of serve's start, not a line in the log later.
-func serveMetrics(ctx context.Context, addr string, handler http.Handler, log *slog.Logger) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
+// serveMetrics serves handler on the listener of CP_METRICS_ADDR (opened
+// with the main one, before the database, so a port in use stops the
+// start) until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger) {
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -42,7 +38,6 @@ func serveMetrics(ctx context.Context, addr string, handler http.Handler, log *s
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
-	return ln.Addr().String(), nil
 }
 
 // keyFilesPresent is the readiness check "keys": every key serve read from

@@ -29,38 +29,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
 
-var usage = commands + "\nSettings (flag or CP_* environment variable; the flag wins):\n" + settingsHelp()
-
-const commands = `campaign-privacy — an Adobe Campaign Classic compatible privacy API service
-
-Usage:
-  campaign-privacy [serve]                 run the HTTP server (default)
-  campaign-privacy migrate                 apply database migrations and exit
-  campaign-privacy operator create --login L --password-stdin [--right R]...
-  campaign-privacy operator list
-  campaign-privacy operator disable --login L
-  campaign-privacy operator unlock --login L
-  campaign-privacy operator password --login L --password-stdin
-  campaign-privacy operator rights --login L [--right R]...
-  campaign-privacy namespace create --name N --label L --key @field [--schema nms:recipient] [--aec-id N] [--match exact|email|phone] [--region US]
-  campaign-privacy namespace update --name N [--label L] --match exact|email|phone [--region US]
-  campaign-privacy namespace list
-  campaign-privacy workflow run collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all
-  campaign-privacy demo-data --recipients N
-  campaign-privacy audit verify            check the audit hash chain; exit 1 names the first broken line
-  campaign-privacy receipt public-key      print the erasure receipts' public key (PEM)
-  campaign-privacy receipt verify FILE [--public-key K]  check a receipt offline and print its claims
-  campaign-privacy healthcheck             ask the server at CP_ADDR whether it is ready (GET /readyz); exit 0 or 1
-  campaign-privacy version
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			os.Exit(0) // the help was asked for and printed
 		}
 		fmt.Fprintln(os.Stderr, "campaign-privacy:", errorText(err))
 		os.Exit(1)
@@ -90,6 +65,10 @@ type Main struct {
 // Run dispatches a command line.
 func (m *Main) Run(ctx context.Context, args []string) error {
 	cmd := "serve"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
@@ -113,10 +92,23 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "healthcheck":
 		return m.healthcheck(ctx, args)
 	case "version":
+		if helpRequested(args) {
+			return m.help("version", nil)
+		}
 		readBuildInfo().write(m.Stdout)
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(m.Stdout, usage)
+	case "help":
+		switch {
+		case len(args) == 0:
+			fmt.Fprint(m.Stdout, usage)
+			return nil
+		case args[0] == "settings":
+			fmt.Fprint(m.Stdout, "Settings (flag or CP_* environment variable; the flag wins):\n"+settingsHelp())
+			return nil
+		}
+		if err := m.Run(ctx, append(args, "--help")); !errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return nil
 	}
 	fmt.Fprint(m.Stderr, usage)
@@ -124,7 +116,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 }
 
 func (m *Main) logger(s *settings) *slog.Logger {
-	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: s.logLevel}))
+	opts := &slog.HandlerOptions{Level: s.logLevel}
+	if s.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, opts))
 }
 
 // open builds the service from the settings (internal/app does the

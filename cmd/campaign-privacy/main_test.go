@@ -122,7 +122,9 @@ func serve(t *testing.T, env map[string]string) (string, *servertest.SyncBuffer,
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &servertest.SyncBuffer{}
 	ready := make(chan string, 1)
-	env["CP_ADDR"] = "127.0.0.1:0"
+	if env["CP_ADDR"] == "" {
+		env["CP_ADDR"] = "127.0.0.1:0"
+	}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Getenv: func(k string) string { return env[k] }, Ready: func(a string) { ready <- a }}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, []string{"serve"}) }()
@@ -179,6 +181,25 @@ func TestServeFirstStart(t *testing.T) {
 	stop2()
 	if strings.Contains(out2.String(), "generated password") {
 		t.Fatal("a restart must not create or print a password again")
+	}
+}
+
+// TestOpenSOAPZoneWarning: an empty CP_SOAP_ALLOWED_SUBNETS on a listener
+// other machines can reach is said at start; on loopback, or with a zone,
+// nothing is said.
+func TestOpenSOAPZoneWarning(t *testing.T) {
+	const warning = "the SOAP API is open to every address"
+	for _, c := range []struct {
+		addr, zone string
+		warn       bool
+	}{{"0.0.0.0:0", "", true}, {"127.0.0.1:0", "", false}, {"0.0.0.0:0", "10.0.0.0/8", false}} {
+		env := testEnv(t, "sqlite")
+		env["CP_ADDR"], env["CP_SOAP_ALLOWED_SUBNETS"] = c.addr, c.zone
+		_, out, stop := serve(t, env)
+		stop()
+		if got := strings.Contains(out.String(), warning); got != c.warn {
+			t.Errorf("CP_ADDR=%s CP_SOAP_ALLOWED_SUBNETS=%q: warning %v, want %v\n%s", c.addr, c.zone, got, c.warn, out)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -11,11 +10,10 @@ import (
 )
 
 func (m *Main) namespace(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
-		return errors.New("namespace needs a subcommand: create, update or list")
+	sub, args, err := m.subcommand("namespace", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	var ns privacy.Namespace
 	fs, s, err := m.parse("namespace "+sub, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&ns.Name, "name", "", "internal name (the namespaceName of CreateRequestByName)")

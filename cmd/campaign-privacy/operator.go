@@ -27,11 +27,10 @@ func (m *Main) passwordFromStdin(sub, login string, passwordStdin bool) (string,
 }
 
 func (m *Main) operator(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
-		return errors.New("operator needs a subcommand: create, list, disable, unlock, password or rights")
+	sub, args, err := m.subcommand("operator", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	var (
 		login         string
 		passwordStdin bool

@@ -47,11 +47,14 @@ func decodePublicKey(v string) (ed25519.PublicKey, error) {
 }
 
 func (m *Main) audit(ctx context.Context, args []string) error {
-	if len(args) < 1 || args[0] != "verify" {
-		fmt.Fprint(m.Stderr, usage)
-		return errors.New("usage: audit verify")
+	sub, args, err := m.subcommand("audit", args)
+	if err != nil {
+		return err
 	}
-	_, s, err := m.parse("audit verify", args[1:], nil)
+	if sub != "verify" {
+		return fmt.Errorf("unknown audit subcommand %q", sub)
+	}
+	_, s, err := m.parse("audit verify", args, nil)
 	if err != nil {
 		return err
 	}
@@ -69,11 +72,10 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 }
 
 func (m *Main) receipt(ctx context.Context, args []string) error {
-	if len(args) < 1 {
-		fmt.Fprint(m.Stderr, usage)
-		return errors.New("usage: receipt public-key | receipt verify FILE [--public-key K]")
+	sub, args, err := m.subcommand("receipt", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	switch sub {
 	case "public-key":
 		_, s, err := m.parse("receipt public-key", args, nil)

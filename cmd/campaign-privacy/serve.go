@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -24,11 +26,25 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	log := m.logger(s)
 	m.tuneGC()
+	// Listen first: a port in use stops the start before the database is
+	// migrated or a workflow scheduled.
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("CP_ADDR %s: %w", s.addr, err)
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if s.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", s.metricsAddr); err != nil {
+			return fmt.Errorf("CP_METRICS_ADDR %s: %w", s.metricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	b := readBuildInfo()
 	met := metrics.New(metrics.Options{Logger: log,
 		Build: metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion, Dirty: b.Dirty}})
 	a, err := m.open(ctx, s, log, func(c *app.Config) {
-		c.Metrics, c.MetricsApart = met, s.metricsAddr != ""
+		c.Metrics, c.MetricsApart = met, metricsLn != nil
 		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
 		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesPresent}}
 	})
@@ -36,12 +52,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if s.metricsAddr != "" {
-		addr, err := serveMetrics(ctx, s.metricsAddr, a.MetricsHandler(), log)
-		if err != nil {
-			return fmt.Errorf("CP_METRICS_ADDR: %w", err)
-		}
-		log.Info("metrics listening", "addr", addr)
+	if metricsLn != nil {
+		serveMetrics(ctx, metricsLn, a.MetricsHandler(), log)
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
 	created, generated, err := a.Sessions.EnsureAdmin(ctx, s.adminPassword)
 	if err != nil {
@@ -57,30 +70,53 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	log.Info("workflows scheduled", "schedule", s.workflowSchedule.String())
 	zone := m.zone(s)
 	if len(zone.Allowed) == 0 {
-		log.Error("CP_ALLOWED_SUBNETS is empty or invalid: the download and the console deny everyone")
+		log.Warn("CP_ALLOWED_SUBNETS is empty: the download and the console deny everyone")
 	}
 	for _, p := range zone.Allowed {
 		if p.Bits() == 0 {
 			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
 		}
 	}
-	return a.Server.ListenAndServe(ctx, a.Handler(), func(addr string) {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: finishing the calls in flight (at most 30 s)")
+		case <-stopped:
+		}
+	}()
+	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
+		if len(s.soapAllowedSubnets) == 0 && !loopbackOnly(addr) {
+			log.Warn("the SOAP API is open to every address that reaches this listener (CP_SOAP_ALLOWED_SUBNETS is empty, as in ACC): "+
+				"a caller with an operator's password can read personal data from anywhere; set CP_SOAP_ALLOWED_SUBNETS to the clients' networks", "addr", addr)
+		}
 		if m.Ready != nil {
 			m.Ready(addr)
 		}
 	})
 }
 
-// zone is the console's and the download's security zone: who may open
-// them (CP_ALLOWED_SUBNETS; an empty or invalid list denies everyone) and
-// which proxies are believed.
-func (m *Main) zone(s *settings) netzone.Zone {
-	allowed, err := netzone.ParsePrefixes(s.allowedSubnets, true)
+// loopbackOnly reports whether a listen address accepts only this
+// machine's own connections (127.0.0.0/8, ::1, localhost).
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		allowed = nil
+		return false
 	}
-	return netzone.Zone{Allowed: allowed, Trusted: s.trustedProxies}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// zone is the console's and the download's security zone: who may open
+// them (CP_ALLOWED_SUBNETS; an empty list denies everyone) and which
+// proxies are believed.
+func (m *Main) zone(s *settings) netzone.Zone {
+	return netzone.Zone{Allowed: s.allowedSubnets, Trusted: s.trustedProxies}
 }
 
 // purgeSessions deletes long-expired session rows every hour until ctx ends.

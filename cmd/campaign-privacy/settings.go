@@ -23,10 +23,11 @@ type settings struct {
 	sessionKey, sessionPreviousKeys                                     string
 	exportKey, exportPreviousKeys, subjectKey                           string
 	receiptKey, receiptPreviousKeys                                     string
+	logFormat                                                           string
 	imsJWKS, imsIssuer, imsAudience, imsOperatorClaim                   string
 	imsAlgorithms                                                       []string
-	allowedSubnets                                                      string
-	trustedProxies, soapAllowedSubnets, metricsSubnets                  []netip.Prefix
+	allowedSubnets, trustedProxies, soapAllowedSubnets                  []netip.Prefix
+	metricsSubnets                                                      []netip.Prefix
 	metricsAddr                                                         string
 	workflowSchedule                                                    privacy.Schedule
 	sessionTTL, retention, lease, retryDelay                            time.Duration
@@ -102,13 +103,15 @@ var table = []setting{
 		Doc: "instance name in `sessionInfo` and `/r/test`",
 		Set: text(func(s *settings) *string { return &s.instanceName })},
 	{Flag: "allowed-subnets", Env: "CP_ALLOWED_SUBNETS", Default: "127.0.0.1/32,::1/128",
-		Help: "who may open the download and the console: CIDRs, comma-separated",
-		Doc:  "who may open the download and the console (ACC's security zone). An empty or invalid list denies everyone; `0.0.0.0/0` works but is logged as a warning.",
-		Set:  text(func(s *settings) *string { return &s.allowedSubnets })},
+		Help:    "who may open the download and the console: CIDRs, comma-separated",
+		Doc:     "who may open the download and the console (ACC's security zone). An empty list denies everyone; `0.0.0.0/0` works but is logged as a warning.",
+		Accepts: "CIDR prefixes or addresses, comma-separated, such as 10.0.0.0/8,::1",
+		Set:     prefixes(true, func(s *settings) *[]netip.Prefix { return &s.allowedSubnets })},
 	{Flag: "soap-allowed-subnets", Env: "CP_SOAP_ALLOWED_SUBNETS", DefaultDoc: "empty (every address)",
-		Help: "who may call the SOAP API, Logon included: CIDRs, comma-separated (empty: every address)",
-		Doc:  "who may call the SOAP API (ACC's security zone for the API): checked on every call, Logon included. Outside it a Logon gets the usual `XSV-350012` and any other call `XSV-350008`, even with a valid token. Client addresses through `CP_TRUSTED_PROXIES` as for the console.",
-		Set:  prefixes(true, func(s *settings) *[]netip.Prefix { return &s.soapAllowedSubnets })},
+		Help:    "who may call the SOAP API, Logon included: CIDRs, comma-separated (empty: every address)",
+		Doc:     "who may call the SOAP API (ACC's security zone for the API): checked on every call, Logon included. Outside it a Logon gets the usual `XSV-350012` and any other call `XSV-350008`, even with a valid token. Client addresses through `CP_TRUSTED_PROXIES` as for the console. Empty (ACC's default) lets every address that reaches the listener call the API, `ExecuteQuery` on personal data included: the start logs a warning when it is empty and `CP_ADDR` is not loopback.",
+		Accepts: "CIDR prefixes or addresses, comma-separated, such as 10.0.0.0/8,::1",
+		Set:     prefixes(true, func(s *settings) *[]netip.Prefix { return &s.soapAllowedSubnets })},
 	{Flag: "trusted-proxies", Env: "CP_TRUSTED_PROXIES", Help: "reverse proxies whose X-Forwarded-For is believed",
 		Doc: "reverse proxies whose `X-Forwarded-For` is believed (rightmost untrusted entry); `0.0.0.0/0` is refused",
 		Set: prefixes(false, func(s *settings) *[]netip.Prefix { return &s.trustedProxies })},
@@ -201,6 +204,16 @@ var table = []setting{
 			}
 			return errors.New("not a level")
 		}},
+	{Flag: "log-format", Env: "CP_LOG_FORMAT", Default: "text", Help: "text (key=value) or json, one object a line",
+		Doc:     "`text` (slog's key=value lines) or `json` (one JSON object a line, for a log collector)",
+		Accepts: "text or json",
+		Set: func(s *settings, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("not a format")
+			}
+			s.logFormat = v
+			return nil
+		}},
 	{Flag: "metrics-subnets", Env: "CP_METRICS_SUBNETS", Default: "127.0.0.1/32,::1/128",
 		Help: "who may read GET /metrics: CIDRs, comma-separated",
 		Doc:  "who may read `GET /metrics`: CIDRs, comma-separated; client addresses through `CP_TRUSTED_PROXIES` as for the console. Others get 403.",
@@ -275,18 +288,18 @@ func (st setting) apply(s *settings, name, v string) error {
 	if err == nil {
 		return nil
 	}
-	msg := name + ": "
-	if !st.Secret {
-		msg += fmt.Sprintf("%q is not accepted", v)
-	} else {
-		msg += "the value is not accepted"
+	if st.Secret {
+		return fmt.Errorf("%s: the value is not accepted; %w", name, st.acceptedError(err))
 	}
+	return fmt.Errorf("%s: %q is not accepted; %w", name, v, st.acceptedError(err))
+}
+
+// acceptedError names the accepted values, or says what is wrong.
+func (st setting) acceptedError(err error) error {
 	if a := st.accepts(); a != "" {
-		msg += "; accepted: " + a
-	} else {
-		msg += ": " + err.Error()
+		return errors.New("accepted: " + a)
 	}
-	return errors.New(msg)
+	return err
 }
 
 // flagError marks an error of the command line itself (an unknown flag, a
@@ -310,12 +323,19 @@ func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*fl
 			}
 		}
 	}
+	if helpRequested(args) {
+		return nil, nil, m.help(name, extra)
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	fs.Usage = func() { fmt.Fprint(m.Stderr, usage) }
+	fs.SetOutput(io.Discard) // the error comes back to main, which prints it once
 	for _, st := range table {
 		st := st
-		set := func(v string) error { return st.apply(s, "--"+st.Flag, v) }
+		set := func(v string) error {
+			if err := st.Set(s, v); err != nil {
+				return st.acceptedError(err)
+			}
+			return nil
+		}
 		if st.Bool {
 			fs.BoolFunc(st.Flag, st.Help, set)
 		} else {
@@ -326,7 +346,7 @@ func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*fl
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w (campaign-privacy help %s)", err, name)
 	}
 	if err := s.check(); err != nil {
 		return nil, nil, err

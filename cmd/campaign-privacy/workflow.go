@@ -29,10 +29,18 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 }
 
 func (m *Main) workflow(ctx context.Context, args []string) error {
-	if len(args) < 2 || args[0] != "run" {
-		fmt.Fprint(m.Stderr, usage)
+	sub, args, err := m.subcommand("workflow", args)
+	if err != nil {
+		return err
+	}
+	if helpRequested(args) {
+		return m.help("workflow run", nil)
+	}
+	if sub != "run" || len(args) == 0 {
+		writeHelp(m.Stderr, "workflow", nil)
 		return errors.New("usage: workflow run <" + strings.Join(privacy.Workflows, "|") + "|all>")
 	}
+	args = append([]string{sub}, args...)
 	name := args[1]
 	_, s, err := m.parse("workflow run", args[2:], nil)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
 const dropTable = "x'); DROP TABLE nms_recipient;--"
@@ -156,5 +157,69 @@ func TestExecuteRowCap(t *testing.T) {
 	el, err := svc.ExecuteQuery(ctx, parse(t, `<queryDef schema="nms:delivery" operation="count"/>`))
 	if err != nil || !strings.Contains(xmlOf(el), `count="10001"`) {
 		t.Fatalf("count: %v %v", err, el)
+	}
+}
+
+// Functions and grouping (what status dashboards send) on both stores.
+func TestExecuteFunctions(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			svc := seeded(t, dialect)
+			tests := []struct{ name, xml, want string }{
+				{"count() without alias", `<queryDef schema="nms:recipient" operation="get"><select><node expr="count()"/></select></queryDef>`,
+					`<recipient expr0="5"/>`},
+				{"aggregates with aliases", `<queryDef schema="nms:recipient" operation="get"><select><node expr="Count(@id)" alias="@total"/>
+					  <node expr="countDistinct(@gender)" alias="@genders"/><node expr="min(@id)" alias="@first"/><node expr="MAX(@id)" alias="@last"/>
+					  <node expr="sum(@gender)" alias="@genderSum"/><node expr="min(@created)" alias="@since"/><node expr="max(@email)" alias="@maxEmail"/></select>
+					  <where><condition expr="@email &lt;&gt; 'x'"/></where></queryDef>`,
+					`<recipient total="5" genders="3" first="1" last="5" genderSum="5" since="2024-03-14 13:54:49.168Z" maxEmail="x&apos;); DROP TABLE nms_recipient;--"/>`},
+				{"groupBy with order", `<queryDef schema="nms:recipient"><select><node expr="@gender"/><node expr="count()"/></select>
+					  <groupBy><node expr="@gender"/></groupBy><orderBy><node expr="@gender" sortDesc="true"/></orderBy></queryDef>`,
+					`<recipient-collection><recipient gender="2" expr1="1"/><recipient gender="1" expr1="3"/><recipient gender="0" expr1="1"/></recipient-collection>`},
+				{"groups are the default order", `<queryDef schema="nms:recipient"><select><node expr="count()" alias="@n"/><node expr="@gender"/></select>
+					  <groupBy><node expr="@gender"/></groupBy></queryDef>`,
+					`<recipient-collection><recipient n="1" gender="0"/><recipient n="3" gender="1"/><recipient n="1" gender="2"/></recipient-collection>`},
+				{"having", `<queryDef schema="nms:recipient"><select><node expr="@gender"/><node expr="count()" alias="@n"/></select>
+					  <groupBy><node expr="@gender"/></groupBy><having><condition expr="count() &gt; 1"/><condition expr="@gender = 0" bool-operator="OR"/></having></queryDef>`,
+					`<recipient-collection><recipient gender="0" n="1"/><recipient gender="1" n="3"/></recipient-collection>`},
+				{"order by an aggregate, paged", `<queryDef schema="nms:recipient" lineCount="1"><select><node expr="@gender"/><node expr="count()" alias="@n"/></select>
+					  <groupBy><node expr="@gender"/></groupBy><orderBy><node expr="count()" sortDesc="true"/></orderBy></queryDef>`,
+					`<recipient-collection><recipient gender="1" n="3"/></recipient-collection>`},
+				{"Lower, Upper", `<queryDef schema="nms:recipient"><select><node expr="@id"/><node expr="Upper(@firstName)" alias="@up"/><node expr="Lower(Upper(@email))"/></select>
+					  <where><condition expr="Lower(@email) = 'a@example.com' OR Upper(@email) = 'B@OTHER.ORG'"/></where></queryDef>`,
+					`<recipient-collection><recipient id="1" up="ANA" expr2="a@example.com"/><recipient id="3" expr2="b@other.org"/></recipient-collection>`},
+				{"Year, Month, Day of a datetime and a date", `<queryDef schema="nms:recipient" operation="get"><select><node expr="Year(@created)" alias="@y"/><node expr="Month(@created)" alias="@m"/>
+					  <node expr="Day(@created)" alias="@d"/><node expr="Year(@birthDate)" alias="@by"/><node expr="Month(@birthDate)" alias="@bm"/><node expr="Day(@birthDate)" alias="@bd"/></select>
+					  <where><condition expr="Year(@created) = 2024 AND Month(@created) IN (3, 4)"/></where></queryDef>`,
+					`<recipient y="2024" m="3" d="14" by="1990" bm="5" bd="17"/>`},
+				{"grouped by a function", `<queryDef schema="nms:recipient"><select><node expr="Year(@created)" alias="@year"/><node expr="count()" alias="@n"/></select>
+					  <where><condition expr="@created IS NOT NULL"/></where><groupBy><node expr="Year(@created)"/></groupBy></queryDef>`,
+					`<recipient-collection><recipient year="2024" n="1"/></recipient-collection>`},
+				{"GetDate()", `<queryDef schema="nms:recipient" operation="get"><select><node expr="count()" alias="@n"/></select>
+					  <where><condition expr="@created &lt; GetDate() AND Year(GetDate()) &gt;= 2024"/></where></queryDef>`,
+					`<recipient n="1"/>`},
+				{"grouped over a link, nested as ACC does", `<queryDef schema="nms:broadLogRcp"><select><node expr="[recipient/@email]"/><node expr="count()" alias="@logs"/></select>
+					  <groupBy><node expr="[recipient/@email]"/></groupBy></queryDef>`,
+					`<broadLogRcp-collection><broadLogRcp logs="2"><recipient email="a@example.com"/></broadLogRcp></broadLogRcp-collection>`},
+			}
+			for _, tt := range tests {
+				el, err := svc.ExecuteQuery(context.Background(), parse(t, tt.xml))
+				if err != nil {
+					t.Fatalf("%s: %v", tt.name, err)
+				}
+				if got := xmlOf(el); got != tt.want {
+					t.Errorf("%s\n got %s\nwant %s", tt.name, got, tt.want)
+				}
+			}
+			el, err := svc.ExecuteQuery(context.Background(), parse(t, `<queryDef schema="nms:recipient" operation="get"><select><node expr="GetDate()" alias="@now"/></select></queryDef>`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, ok := schemas.ParseTime(el.SelectAttrValue("now", ""))
+			if !ok || !strings.HasSuffix(el.SelectAttrValue("now", ""), "Z") || time.Since(now).Abs() > time.Hour {
+				t.Fatalf("GetDate(): %s", xmlOf(el))
+			}
+		})
 	}
 }

@@ -18,13 +18,17 @@ import (
 //	                    | ["NOT"] "LIKE" operand
 //	                    | "IS" ["NOT"] "NULL" )
 //	cmp       = "=" | "<>" | "!=" | "<" | ">" | "<=" | ">="
-//	operand   = @attr | @link-id | [@attr] | [link/@attr] | literal
+//	operand   = value | literal
+//	value     = @attr | @link-id | [@attr] | [link/@attr]
+//	          | function "(" [ value { "," value } ] ")"
 //	literal   = integer | decimal | 'string' ('' is a quote) | #date# | NULL
 //
-// Keywords are case-insensitive. Every literal becomes a bound argument;
-// fields become columns the registry validated. Anything else (functions,
-// ";", comments, double-quoted identifiers) is refused with a message
-// naming the problem and its position (1-based, in bytes).
+// Keywords and function names (functions.go) are case-insensitive. Every
+// literal becomes a bound argument; fields become columns the registry
+// validated. Anything else (other functions, ";", comments, double-quoted
+// identifiers) is refused with a message naming the problem and its
+// position (1-based, in bytes). <select>, <orderBy> and <groupBy> nodes
+// hold one value.
 
 type tokKind int
 
@@ -41,6 +45,7 @@ const (
 	tRParen          // )
 	tComma           // ,
 	tKeyword         // AND OR NOT IN LIKE IS NULL, upper case
+	tFunc            // a function of the table followed by '('; text is its ACC name
 )
 
 type token struct {
@@ -66,6 +71,8 @@ func (t token) describe() string {
 		return "a string"
 	case tDate:
 		return "a date"
+	case tFunc:
+		return t.text + "()"
 	case tLParen, tRParen, tComma, tOp:
 		return "'" + t.text + "'"
 	}
@@ -251,7 +258,13 @@ func lex(s string) ([]token, error) {
 				k++
 			}
 			if k < len(s) && s[k] == '(' {
-				return fail(pos, "unknown function '%s' (functions are not supported)", short(word))
+				fn, ok := functions[strings.ToLower(word)]
+				if !ok {
+					return fail(pos, "unknown function '%s' (the functions are %s)", short(word), functionNames())
+				}
+				toks = append(toks, token{kind: tFunc, text: fn.name, pos: pos})
+				i = k
+				continue
 			}
 			return fail(pos, "unknown word '%s' (name fields as @field, quote strings as 'text')", short(word))
 		default:
@@ -402,6 +415,14 @@ func (p *parser) parseNot() (*store.Cond, error) {
 }
 
 func (p *parser) parseOperand() (operand, error) {
+	o, err := p.parseOperand1()
+	if err == nil && o.field != nil && p.c.operands != nil {
+		*p.c.operands = append(*p.c.operands, o.field)
+	}
+	return o, err
+}
+
+func (p *parser) parseOperand1() (operand, error) {
 	t := p.next()
 	switch t.kind {
 	case tField:
@@ -414,6 +435,12 @@ func (p *parser) parseOperand() (operand, error) {
 		f, err := p.c.field(t.link, t.text)
 		if err != nil {
 			return operand{}, p.errorf(t, "%v", err)
+		}
+		return operand{field: f}, nil
+	case tFunc:
+		f, err := p.parseCall(t)
+		if err != nil {
+			return operand{}, err
 		}
 		return operand{field: f}, nil
 	case tInt, tDec, tString, tDate:
@@ -512,4 +539,57 @@ func (p *parser) parsePredicate() (*store.Cond, error) {
 // parseInt reads a decimal integer literal.
 func parseInt(text string) (int64, error) {
 	return strconv.ParseInt(text, 10, 64)
+}
+
+// parseValue reads a field, a path or a function call: the argument of a
+// function, or the whole expr of a <select>, <orderBy> or <groupBy> node.
+func (p *parser) parseValue() (*field, error) {
+	t := p.next()
+	switch t.kind {
+	case tField, tPath:
+		f, err := p.c.field(t.link, t.text)
+		if err != nil {
+			return nil, p.errorf(t, "%v", err)
+		}
+		return f, nil
+	case tFunc:
+		return p.parseCall(t)
+	}
+	return nil, p.errorf(t, "expected a field or a function but found %s", t.describe())
+}
+
+// parseCall reads the arguments of the function named by t.
+func (p *parser) parseCall(t token) (*field, error) {
+	fn := functions[strings.ToLower(t.text)]
+	if l := p.next(); l.kind != tLParen {
+		return nil, p.errorf(l, "expected '(' after %s", t.text)
+	}
+	if err := p.c.enter(); err != nil {
+		return nil, err
+	}
+	defer p.c.leave()
+	var args []*field
+	if p.peek().kind == tRParen {
+		p.next()
+	} else {
+		for {
+			a, err := p.parseValue()
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, a)
+			sep := p.next()
+			if sep.kind == tRParen {
+				break
+			}
+			if sep.kind != tComma {
+				return nil, p.errorf(sep, "expected ',' or ')' but found %s", sep.describe())
+			}
+		}
+	}
+	f, err := p.c.call(fn, args)
+	if err != nil {
+		return nil, p.errorf(t, "%v", err)
+	}
+	return f, nil
 }

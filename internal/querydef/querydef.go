@@ -7,8 +7,9 @@
 // Supported: operations get, getIfExists, select and count; lineCount and
 // startLine; <select> nodes @attr, @link-id and one link hop
 // [link/@attr] (a LEFT JOIN on the target's primary key), with or without
-// alias; <where> conditions with bool-operator and nested groups, in the
-// expression language described in expr.go; <orderBy> with sortDesc.
+// alias, and the functions of functions.go; <where> conditions with
+// bool-operator and nested groups, in the expression language described
+// in expr.go; <orderBy> with sortDesc; <groupBy> and <having>.
 // Tables and columns come only from the registry (validated identifiers);
 // every value the caller writes is a bound value of the plan, never SQL
 // text. This package writes no SQL.
@@ -27,12 +28,17 @@
 //     of the schema is returned.
 //   - LIKE follows the database: case-sensitive on PostgreSQL, ASCII
 //     case-insensitive on SQLite.
+//   - A function node without alias comes back as attribute expr<N>, N
+//     its 0-based position in <select>. A grouped query is ordered by its
+//     <orderBy>, then by its groups; every value that is not an aggregate
+//     must be one of the groups.
 package querydef
 
 import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,7 +111,11 @@ type field struct {
 	class class
 	key   bool   // a primary or foreign key (BIGINT)
 	link  string // the link followed, "" for the schema's own fields
-	name  string // wire name: "email", "namespace-id"
+	name  string // wire name: "email", "namespace-id"; "" for a function
+	// Functions: agg when an aggregate is computed; columns when the
+	// value depends on a row (GetDate() does not).
+	agg     bool
+	columns bool
 }
 
 var int64Type = schemas.TypeOf(schemas.TypeInt64)
@@ -124,6 +134,10 @@ type compiler struct {
 	depth  int
 	nargs  int
 	nconds int
+	aggOK  bool // aggregates allowed in the expression being read
+	// operands collects the values compared in <having>, which must be
+	// aggregates or groups; nil elsewhere.
+	operands *[]*field
 }
 
 func invalid(format string, args ...any) error {
@@ -159,7 +173,7 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sel, where, order *etree.Element
+	var sel, where, order, group, having *etree.Element
 	for _, el := range q.ChildElements() {
 		var slot **etree.Element
 		switch el.Tag {
@@ -169,6 +183,10 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 			slot = &where
 		case "orderBy":
 			slot = &order
+		case "groupBy":
+			slot = &group
+		case "having":
+			slot = &having
 		default:
 			return nil, invalid("<%s> is not supported", short(el.Tag))
 		}
@@ -180,11 +198,17 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 
 	c := &compiler{reg: reg, schema: s}
 	plan := &store.Plan{Table: s.Data.Table}
+	var selected []*field
 	if query.Operation != OpCount {
-		if plan.Columns, err = c.selectList(sel, query); err != nil {
+		c.aggOK = true
+		if plan.Columns, selected, err = c.selectList(sel, query); err != nil {
 			return nil, err
 		}
+		c.aggOK = false
 	} else {
+		if group != nil || having != nil {
+			return nil, invalid("<groupBy> and <having> need operation select, get or getIfExists")
+		}
 		plan.Columns = []store.Expr{store.Call(store.FuncCount)}
 	}
 	if where != nil {
@@ -192,9 +216,47 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 			return nil, err
 		}
 	}
-	if query.Operation != OpCount {
-		if plan.OrderBy, err = c.orderBy(order); err != nil {
+	var groups []*field
+	if group != nil {
+		if groups, err = c.groupBy(group); err != nil {
 			return nil, err
+		}
+		for _, g := range groups {
+			plan.GroupBy = append(plan.GroupBy, g.col)
+		}
+	}
+	if having != nil {
+		if group == nil {
+			return nil, invalid("<having> needs <groupBy>")
+		}
+		var operands []*field
+		c.aggOK, c.operands = true, &operands
+		if plan.Having, _, err = c.conditions(having); err != nil {
+			return nil, err
+		}
+		c.aggOK, c.operands = false, nil
+		if err := grouped(groups, "<having>", operands); err != nil {
+			return nil, err
+		}
+	}
+	if query.Operation != OpCount {
+		c.aggOK = true
+		var ordered []*field
+		if plan.OrderBy, ordered, err = c.orderBy(order, group != nil || anyAgg(selected)); err != nil {
+			return nil, err
+		}
+		c.aggOK = false
+		if group != nil || anyAgg(selected) || anyAgg(ordered) {
+			if err := grouped(groups, "<select>", selected); err != nil {
+				return nil, err
+			}
+			if err := grouped(groups, "<orderBy>", ordered); err != nil {
+				return nil, err
+			}
+			// Ties are broken by the groups, in order, for stable pages.
+			for _, g := range groups {
+				plan.OrderBy = append(plan.OrderBy, store.Order{Expr: g.col})
+			}
 		}
 		if query.Operation != OpSelect {
 			limit, offset = 1, 0
@@ -260,7 +322,7 @@ func (c *compiler) join(l *schemas.Link) (join, error) {
 // "namespace-id".
 func (c *compiler) field(link, name string) (*field, error) {
 	owner, source := c.schema, 0
-	f := &field{expr: "@" + name, name: name}
+	f := &field{expr: "@" + name, name: name, columns: true}
 	if link != "" {
 		l, ok := c.schema.Data.Link(link)
 		if !ok {
@@ -291,8 +353,9 @@ func (c *compiler) field(link, name string) (*field, error) {
 	return f, nil
 }
 
-// nodeField reads the expr of a <select> or <orderBy> node: one field.
-func (c *compiler) nodeField(expr string) (*field, error) {
+// nodeExpr reads the expr of a <select>, <orderBy> or <groupBy> node: a
+// field or a function of fields.
+func (c *compiler) nodeExpr(expr string) (*field, error) {
 	if len(expr) > MaxExprBytes {
 		return nil, fmt.Errorf("the expression is longer than %d bytes", MaxExprBytes)
 	}
@@ -300,35 +363,49 @@ func (c *compiler) nodeField(expr string) (*field, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(toks) != 2 || (toks[0].kind != tField && toks[0].kind != tPath) {
-		return nil, fmt.Errorf("expr must be a field: @field, @link-id or [link/@field]")
+	const want = "expr must be a field or a function: @field, @link-id, [link/@field] or count()"
+	if k := toks[0].kind; k != tField && k != tPath && k != tFunc {
+		return nil, fmt.Errorf(want)
 	}
-	return c.field(toks[0].link, toks[0].text)
+	p := &parser{toks: toks, c: c}
+	f, err := p.parseValue()
+	if err != nil {
+		return nil, err
+	}
+	if p.peek().kind != tEOF {
+		return nil, fmt.Errorf(want)
+	}
+	return f, nil
 }
 
 // selectList compiles <select> into the plan's columns and the output
 // columns.
-func (c *compiler) selectList(sel *etree.Element, q *Query) ([]store.Expr, error) {
+func (c *compiler) selectList(sel *etree.Element, q *Query) ([]store.Expr, []*field, error) {
 	var nodes []*etree.Element
 	if sel != nil {
 		for _, n := range sel.ChildElements() {
 			if n.Tag != "node" {
-				return nil, invalid("<%s> is not supported in <select>", short(n.Tag))
+				return nil, nil, invalid("<%s> is not supported in <select>", short(n.Tag))
 			}
 			nodes = append(nodes, n)
 		}
 	}
 	if len(nodes) > MaxSelectNodes {
-		return nil, invalid("<select> has more than %d nodes", MaxSelectNodes)
+		return nil, nil, invalid("<select> has more than %d nodes", MaxSelectNodes)
 	}
 	var cols []store.Expr
+	var fields []*field
 	add := func(f *field, alias string) {
 		col := column{typ: f.typ, name: f.name, link: f.link}
+		if col.name == "" { // a function without alias
+			col.name = "expr" + strconv.Itoa(len(cols))
+		}
 		if alias != "" {
 			col.name, col.link = strings.TrimPrefix(alias, "@"), ""
 		}
 		q.columns = append(q.columns, col)
 		cols = append(cols, f.col)
+		fields = append(fields, f)
 	}
 	if len(nodes) == 0 {
 		data := c.schema.Data
@@ -340,26 +417,82 @@ func (c *compiler) selectList(sel *etree.Element, q *Query) ([]store.Expr, error
 			f, _ := c.field("", l.WireName())
 			add(f, "")
 		}
-		return cols, nil
+		return cols, fields, nil
 	}
 	for i, n := range nodes {
-		f, err := c.nodeField(n.SelectAttrValue("expr", ""))
+		f, err := c.nodeExpr(n.SelectAttrValue("expr", ""))
 		if err != nil {
-			return nil, invalid("<select> node %d: %v", i+1, err)
+			return nil, nil, invalid("<select> node %d: %v", i+1, err)
 		}
 		alias := n.SelectAttrValue("alias", "")
 		if alias != "" && !aliasPattern.MatchString(alias) {
-			return nil, invalid("<select> node %d: alias must be written @name", i+1)
+			return nil, nil, invalid("<select> node %d: alias must be written @name", i+1)
 		}
 		add(f, alias)
 	}
-	return cols, nil
+	return cols, fields, nil
+}
+
+// groupBy compiles <groupBy>: values that are not aggregates.
+func (c *compiler) groupBy(group *etree.Element) ([]*field, error) {
+	nodes := group.ChildElements()
+	if len(nodes) == 0 {
+		return nil, invalid("<groupBy> has no node")
+	}
+	if len(nodes) > MaxOrderNodes {
+		return nil, invalid("<groupBy> has more than %d nodes", MaxOrderNodes)
+	}
+	var out []*field
+	for i, n := range nodes {
+		if n.Tag != "node" {
+			return nil, invalid("<%s> is not supported in <groupBy>", short(n.Tag))
+		}
+		f, err := c.nodeExpr(n.SelectAttrValue("expr", ""))
+		if err != nil {
+			return nil, invalid("<groupBy> node %d: %v", i+1, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func anyAgg(fs []*field) bool {
+	for _, f := range fs {
+		if f.agg {
+			return true
+		}
+	}
+	return false
+}
+
+// grouped checks that in a grouped query every value of fs that is not an
+// aggregate is one of the groups (or depends on no row), so that both
+// stores accept the statement and mean the same by it.
+func grouped(groups []*field, where string, fs []*field) error {
+	for i, f := range fs {
+		if f.agg || !f.columns {
+			continue
+		}
+		found := false
+		for _, g := range groups {
+			if reflect.DeepEqual(g.col, f.col) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return invalid("%s node %d: %s is neither an aggregate nor in <groupBy>", where, i+1, f.expr)
+		}
+	}
+	return nil
 }
 
 // orderBy compiles <orderBy>, adding the primary key as the last key so
 // that the order (and so startLine) is deterministic.
-func (c *compiler) orderBy(order *etree.Element) ([]store.Order, error) {
+// In a grouped query (grouped), the groups are the tie-breakers instead.
+func (c *compiler) orderBy(order *etree.Element, grouped bool) ([]store.Order, []*field, error) {
 	var out []store.Order
+	var fields []*field
 	type key struct {
 		source int
 		column string
@@ -368,34 +501,35 @@ func (c *compiler) orderBy(order *etree.Element) ([]store.Order, error) {
 	if order != nil {
 		nodes := order.ChildElements()
 		if len(nodes) > MaxOrderNodes {
-			return nil, invalid("<orderBy> has more than %d nodes", MaxOrderNodes)
+			return nil, nil, invalid("<orderBy> has more than %d nodes", MaxOrderNodes)
 		}
 		for i, n := range nodes {
 			if n.Tag != "node" {
-				return nil, invalid("<%s> is not supported in <orderBy>", short(n.Tag))
+				return nil, nil, invalid("<%s> is not supported in <orderBy>", short(n.Tag))
 			}
-			f, err := c.nodeField(n.SelectAttrValue("expr", ""))
+			f, err := c.nodeExpr(n.SelectAttrValue("expr", ""))
 			if err != nil {
-				return nil, invalid("<orderBy> node %d: %v", i+1, err)
+				return nil, nil, invalid("<orderBy> node %d: %v", i+1, err)
 			}
+			fields = append(fields, f)
 			desc := false
 			switch n.SelectAttrValue("sortDesc", "false") {
 			case "true", "1":
 				desc = true
 			case "false", "0", "":
 			default:
-				return nil, invalid("<orderBy> node %d: sortDesc must be true or false", i+1)
+				return nil, nil, invalid("<orderBy> node %d: sortDesc must be true or false", i+1)
 			}
 			out = append(out, store.Order{Expr: f.col, Desc: desc})
 			seen[key{f.col.Source, f.col.Column}] = true
 		}
 	}
-	if pk := c.schema.Data.PrimaryKey(); pk != nil {
+	if pk := c.schema.Data.PrimaryKey(); pk != nil && !grouped {
 		if !seen[key{0, pk.SQLName}] {
 			out = append(out, store.Order{Expr: store.Col(0, pk.SQLName, schemas.TypeOf(pk.Type))})
 		}
 	}
-	return out, nil
+	return out, fields, nil
 }
 
 // conditions compiles the <condition> children of parent (<where> or a

@@ -125,7 +125,7 @@ func auditTextLines(text string) []string {
 		if l == "" {
 			continue
 		}
-		// "2006-01-02 15:04:05.000Z " is 25 bytes.
+		// schemas.FormatDateTime and a space are 25 bytes.
 		if len(l) > 25 && l[24] == ' ' && l[23] == 'Z' {
 			l = l[25:]
 		}

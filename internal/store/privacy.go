@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
 // Namespace is a row of privacy_namespaces (schema nms:privacyNamespace).
@@ -244,9 +244,10 @@ func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending,
 	return moved, nil
 }
 
-// auditText is one audit line as stored: UTC timestamp, text, newline.
+// auditText is one audit line as stored: the ACC datetime (UTC), text,
+// newline.
 func auditText(t time.Time, line string) string {
-	return fmt.Sprintf("%s %s\n", t.UTC().Format("2006-01-02 15:04:05.000Z"), line)
+	return schemas.FormatDateTime(t) + " " + line + "\n"
 }
 
 // AuditLine formats the first audit line of a new request.

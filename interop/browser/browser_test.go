@@ -12,6 +12,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,4 +118,41 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestAttacksInBrowser runs attacks.spec.js: the open redirect after
+// logon, read by Chromium's own URL parser, and a login CSRF from a page on
+// another site (served here on "localhost", another site than 127.0.0.1).
+func TestAttacksInBrowser(t *testing.T) {
+	node := requireBrowser(t)
+	env := servertest.New(t, "sqlite", servertest.Options{})
+	env.Operator(t, "ana", "ana password", "privacyRight")
+	env.Operator(t, "mallory", "mallory password", "privacyRight")
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Win a prize</title>
+<form id="f" method="post" action="%s/privacy/logon">
+<input type="hidden" name="login" value="mallory"><input type="hidden" name="password" value="mallory password">
+<input type="hidden" name="target" value="/privacy/"></form>
+<script>document.getElementById('f').submit()</script>`, env.URL)
+	}))
+	defer attacker.Close()
+	attackerURL := strings.Replace(attacker.URL, "127.0.0.1", "localhost", 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "attacks.spec.js")
+	cmd.Env = append(os.Environ(), "CP_BASE_URL="+env.URL, "CP_LOGIN=ana", "CP_PASSWORD=ana password",
+		"CP_ATTACKER_URL="+attackerURL, "CP_CHROMIUM="+chromiumPath)
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = errors.Join(err, errors.New("timed out after "+runTimeout.String()))
+	}
+	if err != nil {
+		t.Fatalf("attacks.spec.js: %v\n%s\nservice log (tail):\n%s", err, out.String(), tail(env.Logs.String(), 40))
+	}
+	t.Logf("attacks.spec.js:\n%s", out.String())
 }

@@ -5,7 +5,8 @@
 // request, the SOP-330011 faults (unknown namespace, ConfirmDeletePending on
 // a fresh request, an operator without privacyRight), the schema API
 // (getSchema), xtkSession.write of a recipient and xtkQueryDef reads of the
-// requests (get, getIfExists, select with lineCount, count).
+// requests (get, getIfExists, select with lineCount, count, functions with
+// groupBy and having).
 //
 //   node acc-js-sdk-privacy.js <base-url> <login> <password> [expected-right]
 //
@@ -252,6 +253,45 @@ async function checkQueries(client, ids) {
   } catch (err) {
     check(false, 'select with no match', describe(err));
   }
+  // A status dashboard: functions, groupBy and having.
+  try {
+    const r = await query(client, {
+      schema: 'nms:gdprRequest', operation: 'select',
+      select: { node: [{ expr: '@type' }, { expr: 'count()', alias: '@requests' }, { expr: 'countDistinct([namespace/@name])' }] },
+      groupBy: { node: [{ expr: '@type' }] },
+      orderBy: { node: [{ expr: '@type' }] },
+    });
+    check(JSON.stringify(r && r.gdprRequest) === JSON.stringify([
+      { type: '1', requests: '2', expr2: '2' }, { type: '2', requests: '1', expr2: '1' }]),
+    'count() and countDistinct() grouped by @type', JSON.stringify(r));
+  } catch (err) {
+    check(false, 'select with count() and groupBy', describe(err));
+  }
+  try {
+    const r = await query(client, {
+      schema: 'nms:gdprRequest', operation: 'select',
+      select: { node: [{ expr: '[namespace/@name]', alias: '@namespace' }, { expr: 'count()', alias: '@requests' }, { expr: 'Year(max(@created))', alias: '@year' }] },
+      groupBy: { node: [{ expr: '[namespace/@name]' }] },
+      having: { condition: [{ expr: 'count() > 1' }] },
+    });
+    const rows = (r && r.gdprRequest) || [];
+    check(rows.length === 1 && rows[0].namespace === 'defaultNamespace1' && rows[0].requests === '2' && /^\d{4}$/.test(rows[0].year),
+      'having count() > 1 keeps defaultNamespace1', JSON.stringify(r));
+  } catch (err) {
+    check(false, 'select with having', describe(err));
+  }
+  try {
+    const r = await query(client, {
+      schema: 'nms:gdprRequest', operation: 'get',
+      select: { node: [{ expr: 'count()' }, { expr: 'min(@id)', alias: '@first' }] },
+      where: { condition: [{ expr: "Lower(@reconciliationValue) = 'x@example.com' AND @created <= GetDate()" }] },
+    });
+    check(r && r.expr0 === '2' && r.first === String(Math.min(access, deleteDefault)), 'get with count() (no alias: expr0), min() and Lower()', JSON.stringify(r));
+  } catch (err) {
+    check(false, 'get with count()', describe(err));
+  }
+  checkFault(await rejection(() => query(client, { schema: 'nms:gdprRequest', select: { node: [{ expr: 'avg(@type)' }] } })),
+    'a function outside the table', /unknown function 'avg'/);
   for (const schema of ['nms:gdprRequest', 'nms:privacyRequest']) {
     try {
       const r = await query(client, { schema, operation: 'count' });

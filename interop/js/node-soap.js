@@ -72,6 +72,22 @@ run(async () => {
     check(false, 'GetUserInfo with the session token', `${describe(err)} ${faultString(err)}`);
   }
 
+  // --- The xtk:persist WSDL (answers in urn:wpp:default) and a data
+  // schema's WSDL (nms:recipient implements xtk:persist) ---
+  for (const schema of ['xtk:persist', 'nms:recipient']) {
+    const url = `${baseURL}/nl/jsp/schemawsdl.jsp?schema=${schema}`;
+    try {
+      const other = await soap.createClientAsync(url);
+      check(true, `WSDL loaded from ${url}`);
+      const [, raw] = await other.GetEntityIfMoreRecentAsync({ sessiontoken: sessionToken, strPk: 'xtk:schema|nms:recipient',
+        strMd5: '', bMustExist: true });
+      check(typeof raw === 'string' && raw.includes('<schema') && raw.includes('name="recipient"'),
+        `${schema}#GetEntityIfMoreRecent returns the nms:recipient schema`, String(raw).slice(0, 300));
+    } catch (err) {
+      check(false, `${schema} WSDL: GetEntityIfMoreRecent`, `${describe(err)} ${faultString(err)}`);
+    }
+  }
+
   // --- Logoff ---
   try {
     await client.LogoffAsync({ sessiontoken: sessionToken });

@@ -74,6 +74,24 @@ function main()
         check(false, 'GetUserInfo with the session token', "$f->faultcode $f->faultstring");
     }
 
+    // --- The xtk:persist WSDL (answers in urn:wpp:default) and a data
+    // schema's WSDL (nms:recipient implements xtk:persist) ---
+    foreach (['xtk:persist', 'nms:recipient'] as $schema) {
+        $url = "$base/nl/jsp/schemawsdl.jsp?schema=$schema";
+        try {
+            $other = new SoapClient($url, ['trace' => 1, 'exceptions' => true, 'cache_wsdl' => WSDL_CACHE_NONE]);
+            check(true, "WSDL loaded from $url");
+            $doc = $other->GetEntityIfMoreRecent(['sessiontoken' => $session, 'strPk' => 'xtk:schema|nms:recipient',
+                'strMd5' => '', 'bMustExist' => true]);
+            trace($other);
+            $xml = $other->__getLastResponse();
+            check(strpos($xml, '<schema') !== false && strpos($xml, 'name="recipient"') !== false,
+                "$schema#GetEntityIfMoreRecent returns the nms:recipient schema", $xml);
+        } catch (SoapFault $f) {
+            check(false, "$schema WSDL: GetEntityIfMoreRecent", "$f->faultcode $f->faultstring");
+        }
+    }
+
     // --- Logoff ---
     try {
         $client->Logoff(['sessiontoken' => $session]);

@@ -86,6 +86,21 @@ def main():
     except zeep.exceptions.Error as err:
         check(False, "GetUserInfo with the session token", repr(err))
 
+    # --- The xtk:persist WSDL (answers in urn:wpp:default) and a data
+    # schema's WSDL (nms:recipient implements xtk:persist) ---
+    for schema in ("xtk:persist", "nms:recipient"):
+        url = f"{base_url}/nl/jsp/schemawsdl.jsp?schema={schema}"
+        try:
+            other = zeep.Client(url, plugins=plugins)
+            check(True, f"WSDL loaded from {url}")
+            doc = other.service.GetEntityIfMoreRecent(
+                sessiontoken=session_token, strPk="xtk:schema|nms:recipient", strMd5="", bMustExist=True)
+            root = doc["_value_1"] if doc is not None else None
+            check(root is not None and root.get("name") == "recipient",
+                  f"{schema}#GetEntityIfMoreRecent returns the nms:recipient schema", repr(doc))
+        except zeep.exceptions.Error as err:
+            check(False, f"{schema} WSDL: GetEntityIfMoreRecent", repr(err))
+
     # --- Logoff ---
     try:
         client.service.Logoff(sessiontoken=session_token)

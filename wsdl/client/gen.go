@@ -4,6 +4,8 @@
 //
 //   - xtksession: xtk:session (Logon, Logoff, GetUserInfo, …)
 //   - nmsprivacyrequest: nms:privacyRequest
+//   - xtkpersist: the xtk:persist interface (answers in urn:wpp:default)
+//   - nmsrecipient: nms:recipient, a data schema (xtk:persist's methods)
 //
 // The WSDLs are checked in under testdata/ and the generated code beside
 // them; both are produced, never edited. After changing a schema or the
@@ -17,6 +19,8 @@
 // xtksession client against the real in-process server.
 package client
 
-//go:generate go run ./internal/dumpwsdl testdata/xtk_session.wsdl testdata/nms_privacyRequest.wsdl
+//go:generate go run ./internal/dumpwsdl xtk:session=testdata/xtk_session.wsdl nms:privacyRequest=testdata/nms_privacyRequest.wsdl xtk:persist=testdata/xtk_persist.wsdl nms:recipient=testdata/nms_recipient.wsdl
 //go:generate go run ./internal/gen -wsdl testdata/xtk_session.wsdl -pkg xtksession -o xtksession/xtksession.go
 //go:generate go run ./internal/gen -wsdl testdata/nms_privacyRequest.wsdl -pkg nmsprivacyrequest -o nmsprivacyrequest/nmsprivacyrequest.go
+//go:generate go run ./internal/gen -wsdl testdata/xtk_persist.wsdl -pkg xtkpersist -o xtkpersist/xtkpersist.go
+//go:generate go run ./internal/gen -wsdl testdata/nms_recipient.wsdl -pkg nmsrecipient -o nmsrecipient/nmsrecipient.go

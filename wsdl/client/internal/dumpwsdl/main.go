@@ -1,15 +1,16 @@
-// Command dumpwsdl writes the WSDLs the running server renders for
-// xtk:session and nms:privacyRequest, from the embedded schema registry,
+// Command dumpwsdl writes the WSDLs the running server renders for the
+// schemas and interfaces it is given, from the embedded schema registry,
 // so that the generated clients in wsdl/client are built from exactly
 // what the server serves.
 //
-// Usage: dumpwsdl <xtk_session.wsdl> <nms_privacyRequest.wsdl>
+// Usage: dumpwsdl <schema id>=<file.wsdl>...
 package main
 
 import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/wsdl"
@@ -19,9 +20,6 @@ import (
 // built from them take the real URL at run time (soap.NewClient).
 const location = "http://localhost:8080/nl/jsp/soaprouter.jsp"
 
-// ids are the schemas dumped, in the order of the command-line files.
-var ids = []string{"xtk:session", "nms:privacyRequest"}
-
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "dumpwsdl:", err)
@@ -29,16 +27,23 @@ func main() {
 	}
 }
 
-func run(files []string) error {
-	if len(files) != len(ids) {
-		return fmt.Errorf("usage: dumpwsdl <xtk_session.wsdl> <nms_privacyRequest.wsdl>")
+func run(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: dumpwsdl <schema id>=<file.wsdl>...")
 	}
 	registry, err := schemas.Default()
 	if err != nil {
 		return fmt.Errorf("load schemas: %w", err)
 	}
-	for i, id := range ids {
+	for _, arg := range args {
+		id, file, ok := strings.Cut(arg, "=")
+		if !ok {
+			return fmt.Errorf("%q: want <schema id>=<file.wsdl>", arg)
+		}
 		s, ok := registry.Schema(id)
+		if !ok {
+			s, ok = registry.Interface(id)
+		}
 		if !ok {
 			return fmt.Errorf("schema %s is not in the registry", id)
 		}
@@ -46,7 +51,7 @@ func run(files []string) error {
 		if err := wsdl.Render(&b, s, location); err != nil {
 			return fmt.Errorf("render %s: %w", id, err)
 		}
-		if err := os.WriteFile(files[i], b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
 			return err
 		}
 	}
