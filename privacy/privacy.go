@@ -91,6 +91,8 @@ type Service struct {
 	touched touchedTables // tables the running delete removed rows from
 
 	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
+
+	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
 }
 
 // Validate checks the settings that cannot work together (unset ones take

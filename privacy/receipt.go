@@ -88,31 +88,59 @@ func receiptDue(req *store.Request, status Status) bool {
 	return false
 }
 
-// issueReceipt signs and stores the receipt of a request that has just
-// reached its final status. The status is already committed: a failure
-// here is logged (no personal data) and the request stays finished.
-func (s *Service) issueReceipt(ctx context.Context, req *store.Request, status Status) {
+// receiptFunc prepares the receipt of a request whose step ends with upd
+// (or, for a delete, with the failed attempt that may replace it): what
+// the receipt says is read now, and the returned function signs it inside
+// the commit, with the audit chain head right after the request's lines,
+// so a request never finishes without its receipt. It returns nil when no
+// receipt can be due (or receipts are not configured).
+func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store.RequestUpdate) (func(store.RequestUpdate, store.ChainHead) (string, error), error) {
 	if s.cfg.ReceiptKey == nil {
-		return // receipts not configured (package tests that do not look at them)
+		return nil, nil // receipts not configured (package tests that do not look at them)
 	}
-	if err := s.signReceipt(ctx, req, status); err != nil {
-		s.log.ErrorContext(ctx, "erasure receipt not issued", "id", req.ID, "err", err)
+	if !receiptDue(req, Status(*upd.Status)) && !receiptDue(req, StatusError) {
+		return nil, nil
 	}
-}
-
-func (s *Service) signReceipt(ctx context.Context, req *store.Request, status Status) error {
 	ns, err := s.namespaceByID(ctx, req.NamespaceID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	counts, err := s.db.FindRequestData(ctx, req.ID)
-	if err != nil {
-		return err
+	counts := upd.Counts
+	if counts == nil {
+		if counts, err = s.db.FindRequestData(ctx, req.ID); err != nil {
+			return nil, err
+		}
 	}
-	head, err := s.db.FindChainHead(ctx)
-	if err != nil {
-		return err
+	linked := upd.Linked
+	if linked == nil {
+		if linked, err = s.db.FindLinkedCounts(ctx, req.ID); err != nil {
+			return nil, err
+		}
 	}
+	var reviewed string
+	if req.Type == TypeDelete && req.ConfirmDeletePending {
+		rows := upd.Reviewed
+		if rows == nil {
+			if rows, err = s.db.FindReviewedRows(ctx, req.ID); err != nil {
+				return nil, err
+			}
+		}
+		reviewed = reviewedDigest(rows)
+	}
+	return func(applied store.RequestUpdate, head store.ChainHead) (string, error) {
+		status := Status(*applied.Status)
+		if !receiptDue(req, status) {
+			return "", nil
+		}
+		if err := s.failpoint("receipt-sign"); err != nil {
+			return "", err
+		}
+		return s.signReceipt(req, status, ns, counts, linked, reviewed, head)
+	}, nil
+}
+
+func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,
+	linked []store.LinkedCount, reviewed string, head store.ChainHead) (string, error) {
 	now := s.cfg.Now().UTC()
 	subject := s.subjectHash(req.ReconciliationValue)
 	if req.SubjectHash != nil {
@@ -154,26 +182,12 @@ func (s *Service) signReceipt(ctx context.Context, req *store.Request, status St
 	if req.ConfirmDeletePending {
 		c.ConfirmedBy, c.ConfirmedAt = confirmation(req.Audit)
 	}
-	linked, err := s.db.FindLinkedCounts(ctx, req.ID)
-	if err != nil {
-		return err
-	}
 	c.LinkedNotCollected = []ReceiptLinked{}
 	for _, l := range linked {
 		c.LinkedNotCollected = append(c.LinkedNotCollected, ReceiptLinked{Table: l.Schema, Link: l.Link, Target: l.Target, Count: l.RecordCount})
 	}
-	if req.Type == TypeDelete && req.ConfirmDeletePending {
-		rows, err := s.db.FindReviewedRows(ctx, req.ID)
-		if err != nil {
-			return err
-		}
-		c.ReviewedSetSHA256 = reviewedDigest(rows)
-	}
-	jws, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
-	if err != nil {
-		return err
-	}
-	return s.db.SaveReceipt(ctx, req.ID, jws)
+	c.ReviewedSetSHA256 = reviewed
+	return jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
 }
 
 // confirmation finds who confirmed a two-step delete, and when, in the

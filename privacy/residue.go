@@ -3,6 +3,7 @@ package privacy
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -58,4 +59,48 @@ func (s *Service) purgeResidue(ctx context.Context, runErr error) error {
 		return runErr
 	}
 	return err
+}
+
+// refreshStatistics brings the planner statistics of the tables the
+// workflows read up to date where they are missing or stale (a bulk load
+// on a server with autovacuum off; see internal/store/stats.go): the
+// owned and linked tables of every namespace's target schema, and the
+// requests the claims select. Where autovacuum runs it finds nothing to
+// do. A failure is logged: the run goes on with the plans it gets.
+func (s *Service) refreshStatistics(ctx context.Context) {
+	nss, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		s.log.WarnContext(ctx, "could not read the namespaces to refresh planner statistics", "err", err)
+		return
+	}
+	seen := map[string]bool{"privacy_requests": true}
+	tables := []string{"privacy_requests"}
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			tables = append(tables, t)
+		}
+	}
+	for _, ns := range nss {
+		g, err := s.graphFor(ns.TargetSchema)
+		if err != nil {
+			continue // the lookup reports it, request by request
+		}
+		for _, sc := range g.owned.Order {
+			add(sc.Data.Table)
+		}
+		for _, l := range g.owned.Linked {
+			if l.Schema != nil && l.Schema.Data != nil && !l.Schema.Data.View {
+				add(l.Schema.Data.Table)
+			}
+		}
+	}
+	analyzed, err := s.db.AnalyzeStale(ctx, tables)
+	if err != nil {
+		s.log.WarnContext(ctx, "could not refresh planner statistics", "err", err)
+		return
+	}
+	if len(analyzed) > 0 {
+		s.log.InfoContext(ctx, "planner statistics refreshed before the workflow", "tables", strings.Join(analyzed, ","))
+	}
 }

@@ -91,21 +91,33 @@ func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
+	s.refreshStatistics(ctx)
 	from := []int{int(StatusNew), int(StatusRetryPending), int(StatusProcessing), int(StatusRetryInProgress)}
 	to := map[int]int{int(StatusNew): int(StatusProcessing), int(StatusRetryPending): int(StatusRetryInProgress)}
 	return s.process(ctx, rep, from, to, StatusRetryPending, s.collectOne)
 }
 
+// step works on one claimed request. With batch set it may hand back the
+// request's share of the worker's batch commit instead of finishing the
+// request itself (nil: it finished it, or the step could not be batched).
+type step func(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error)
+
 // process runs cfg.Workers workers that claim requests in from (moving them
 // to to) and hand each to step until none is left. A failed step is
-// recorded with fail (retry back to retryStatus, or error).
-func (s *Service) process(ctx context.Context, rep Report, from []int, to map[int]int, retryStatus Status,
-	step func(context.Context, *store.Request) error) (Report, error) {
+// recorded with fail (retry back to retryStatus, or error). The steps of
+// one claim that can be batched end in one transaction (commitBatch).
+func (s *Service) process(ctx context.Context, rep Report, from []int, to map[int]int, retryStatus Status, step step) (Report, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
 	)
+	count := func(processed, failed int) {
+		mu.Lock()
+		rep.Processed += processed
+		rep.Failed += failed
+		mu.Unlock()
+	}
 	for w := 0; w < s.cfg.Workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -115,21 +127,27 @@ func (s *Service) process(ctx context.Context, rep Report, from []int, to map[in
 				if err == nil && len(reqs) == 0 {
 					return
 				}
+				bctx := withNamespaceCache(ctx)
+				var (
+					items   []store.BatchItem
+					pending []*store.Request
+				)
 				for i := 0; err == nil && i < len(reqs); i++ {
-					if serr := step(ctx, &reqs[i]); serr != nil {
-						if ctx.Err() != nil {
-							err = ctx.Err()
-							break
-						}
-						err = s.fail(ctx, &reqs[i], retryStatus, serr)
-						mu.Lock()
-						rep.Failed++
-						mu.Unlock()
-						continue
+					item, serr := step(bctx, &reqs[i], true)
+					switch {
+					case serr != nil && ctx.Err() != nil:
+						err = ctx.Err()
+					case serr != nil:
+						err = s.fail(bctx, &reqs[i], retryStatus, serr)
+						count(0, 1)
+					case item != nil:
+						items, pending = append(items, *item), append(pending, &reqs[i])
+					default:
+						count(1, 0)
 					}
-					mu.Lock()
-					rep.Processed++
-					mu.Unlock()
+				}
+				if err == nil && len(items) > 0 {
+					err = s.commitBatch(bctx, items, pending, retryStatus, step, count)
 				}
 				if err != nil {
 					mu.Lock()
@@ -149,10 +167,61 @@ func (s *Service) process(ctx context.Context, rep Report, from []int, to map[in
 	return rep, firstErr
 }
 
-func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
+// commitBatch ends the batched steps of one claim in one transaction. If
+// that transaction fails, nothing of it was applied: each request then
+// runs again alone, so only a request whose own work fails is failed.
+func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs []*store.Request, retryStatus Status,
+	step step, count func(processed, failed int)) error {
+	res, err := s.db.CommitBatch(ctx, s.cfg.Worker, items)
+	if err == nil {
+		for i, r := range res {
+			if !r.Held {
+				count(0, 1) // another worker took it over
+				continue
+			}
+			count(1, 0)
+			s.log.InfoContext(ctx, "privacy request step done", "id", reqs[i].ID, "status", Status(*r.Update.Status).String())
+		}
+		return s.failpoint("batch-after-commit")
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.log.WarnContext(ctx, "batch commit failed; the requests run again one by one", "requests", len(items), "err", err)
+	for _, req := range reqs {
+		if _, serr := step(ctx, req, false); serr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := s.fail(ctx, req, retryStatus, serr); err != nil {
+				return err
+			}
+			count(0, 1)
+			continue
+		}
+		count(1, 0)
+	}
+	return nil
+}
+
+// done ends a step with upd: in the batch when batch is set, else alone.
+func (s *Service) done(ctx context.Context, req *store.Request, upd store.RequestUpdate, batch bool) (*store.BatchItem, error) {
+	upd.Release = true
+	receipt, err := s.receiptFunc(ctx, req, upd)
+	if err != nil {
+		return nil, err
+	}
+	item := &store.BatchItem{ID: req.ID, Update: upd, Receipt: receipt}
+	if batch {
+		return item, nil
+	}
+	return nil, s.commitOne(ctx, req, *item)
+}
+
+func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
 	found, total, err := s.lookup(ctx, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	audit := []string{"Processing request data....", "Request is being processed."}
 	var counts []store.RequestData
@@ -164,12 +233,12 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 	}
 	linked, err := s.linkedNotOwned(ctx, found)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	audit = append(audit, coverageAudit(linked)...)
 	if total == 0 {
-		return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
-			Audit: append(audit, "Error data not found"), ClearDedupe: true})
+		return s.done(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
+			Audit: append(audit, "Error data not found"), ClearDedupe: true}, batch)
 	}
 	// The file (for an access, or a delete that waits for its
 	// confirmation), then one transaction: counts, file complete, status.
@@ -177,10 +246,10 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 	if req.Type == TypeAccess || req.ConfirmDeletePending {
 		chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, found, linked)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.failpoint("collect-after-export"); err != nil {
-			return err
+			return nil, err
 		}
 		next.ExportChunks, next.ExportSize = chunks, size
 	}
@@ -206,7 +275,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request) error {
 		next.Status = ptr(int(StatusDeletePending))
 		next.Audit = append(audit, "Collecting data is finished. The data will be deleted.")
 	}
-	return s.finish(ctx, req, next)
+	return s.done(ctx, req, next, batch)
 }
 
 // DeleteRequestsData runs deletePrivacyRequestsData: for each request
@@ -220,16 +289,22 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
+	s.refreshStatistics(ctx)
 	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
 	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
 	return rep, s.purgeResidue(ctx, err)
 }
 
-func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
-	found, _, err := s.lookup(ctx, req)
+func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
+	found, total, err := s.lookup(ctx, req)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch {
+		// A one-step delete that fits one delete batch: its deletes, the
+		// check and its completion join the worker's batch commit.
+		return s.deleteItem(ctx, req, found)
 	}
 	// A one-step delete removes what the value matches now, as ACC. A
 	// confirmed two-step delete removes exactly the reviewed set: a
@@ -243,7 +318,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 	if req.ConfirmDeletePending {
 		reviewed, err := s.reviewedSet(ctx, req, found)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// What the reviewed rows own now counts as matching too: a child
 		// added to a reviewed recipient after the review (whose e-mail
@@ -251,11 +326,11 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		// review, not be left behind nor deleted unseen.
 		g, err := s.graphFor(found[0].schema.ID())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		owned, _, err := s.traverse(ctx, g, reviewed[0].ids)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		unreviewed, newRows = minus(union(found, owned), reviewed)
 		if stale, n := minus(reviewed, found); n > 0 {
@@ -269,7 +344,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 			}
 			left, err := s.db.CountHops(ctx, hops)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if left > 0 {
 				audit = append(audit, fmt.Sprintf("%d reviewed record(s) no longer matched the value and were deleted as reviewed", left))
@@ -302,7 +377,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 			end := min(start+s.cfg.DeleteBatch, len(t.ids))
 			if rows+end-start > s.cfg.DeleteBatch {
 				if err := flush(); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			parts = append(parts, store.DeletePart{Schema: t.schema.ID(), Table: t.schema.Data.Table, IDs: t.ids[start:end]})
@@ -310,20 +385,64 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request) error {
 		}
 	}
 	if err := flush(); err != nil {
-		return err
+		return nil, err
 	}
 	if newRows > 0 {
-		return s.reviewAgain(ctx, req, unreviewed, newRows, audit)
+		return nil, s.reviewAgain(ctx, req, unreviewed, newRows, audit)
 	}
-	remaining, err := s.remaining(ctx, req, found)
+	check, err := s.remainingCheck(ctx, req, found)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	remaining, err := s.db.CountRemaining(ctx, check)
+	if err != nil {
+		return nil, err
 	}
 	if remaining > 0 {
-		return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", remaining)
+		return nil, errRemaining(remaining)
 	}
-	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
-		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")})
+	return s.done(ctx, req, completeUpdate(found, audit), false)
+}
+
+func errRemaining(n int64) error {
+	return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", n)
+}
+
+// completeUpdate finishes a delete whose check found nothing left.
+func completeUpdate(found []tableIDs, audit []string) store.RequestUpdate {
+	return store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
+		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")}
+}
+
+// deleteItem is a one-step delete's share of a batch commit: its rows,
+// children before parents, then the check that nothing of the subject
+// remains, then complete with its receipt — or, if something remains,
+// the failed attempt, as the step alone would record it.
+func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []tableIDs) (*store.BatchItem, error) {
+	var parts []store.DeletePart
+	for i := len(found) - 1; i >= 0; i-- {
+		if t := found[i]; len(t.ids) > 0 {
+			parts = append(parts, store.DeletePart{Schema: t.schema.ID(), Table: t.schema.Data.Table, IDs: t.ids})
+		}
+	}
+	check, err := s.remainingCheck(ctx, req, found)
+	if err != nil {
+		return nil, err
+	}
+	item, err := s.done(ctx, req, completeUpdate(found, nil), true)
+	if err != nil {
+		return nil, err
+	}
+	item.Deletes, item.Check = parts, check
+	item.Remaining = func(n int64) store.RequestUpdate {
+		upd := s.failUpdate(ctx, req, StatusDeletePending, errRemaining(n))
+		upd.Release = true
+		return upd
+	}
+	// The run's VACUUM covers these tables (a batch that rolls back only
+	// adds a vacuum of a table nothing was deleted from).
+	s.touched.add(parts)
+	return item, nil
 }
 
 // reviewAgain returns a two-step delete to confirmDeletePending with the
@@ -445,20 +564,23 @@ func (s *Service) expireConfirmations(ctx context.Context) error {
 // errLostClaim: another worker took the request over.
 var errLostClaim = store.ErrLostClaim
 
-// finish applies the final update of a step and releases the claim.
+// finish applies the final update of a step and releases the claim, in
+// one transaction with the request's receipt when it is due.
 func (s *Service) finish(ctx context.Context, req *store.Request, upd store.RequestUpdate) error {
-	upd.Release = true
-	ok, err := s.db.UpdateClaimedRequest(ctx, req.ID, s.cfg.Worker, upd)
+	_, err := s.done(ctx, req, upd, false)
+	return err
+}
+
+// commitOne applies one request's batch item alone.
+func (s *Service) commitOne(ctx context.Context, req *store.Request, item store.BatchItem) error {
+	res, err := s.db.CommitBatch(ctx, s.cfg.Worker, []store.BatchItem{item})
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !res[0].Held {
 		return errLostClaim
 	}
-	s.log.InfoContext(ctx, "privacy request step done", "id", req.ID, "status", Status(*upd.Status).String())
-	if receiptDue(req, Status(*upd.Status)) {
-		s.issueReceipt(ctx, req, Status(*upd.Status))
-	}
+	s.log.InfoContext(ctx, "privacy request step done", "id", req.ID, "status", Status(*res[0].Update.Status).String())
 	return nil
 }
 
@@ -469,6 +591,11 @@ func (s *Service) fail(ctx context.Context, req *store.Request, retryStatus Stat
 	if errors.Is(cause, errLostClaim) {
 		return nil // the other worker owns it now
 	}
+	return s.finish(ctx, req, s.failUpdate(ctx, req, retryStatus, cause))
+}
+
+// failUpdate is the update that records a failed attempt.
+func (s *Service) failUpdate(ctx context.Context, req *store.Request, retryStatus Status, cause error) store.RequestUpdate {
 	attempt := req.RetryCount + 1
 	reason := apperr.MessageOf(cause)
 	s.log.WarnContext(ctx, "privacy request attempt failed", "id", req.ID, "attempt", attempt, "err", cause)
@@ -483,7 +610,7 @@ func (s *Service) fail(ctx context.Context, req *store.Request, retryStatus Stat
 		upd.NextAttemptAt = &next
 		upd.Audit = []string{fmt.Sprintf("Attempt %d failed (%s); retrying after %s.", attempt, reason, next.UTC().Format("2006-01-02 15:04:05Z"))}
 	}
-	return s.finish(ctx, req, upd)
+	return upd
 }
 
 // tableIDs are the ids of the subject's rows in one table.
@@ -530,15 +657,40 @@ func (s *Service) graphFor(target string) (*graph, error) {
 	return g, nil
 }
 
-// namespaceByID reads a namespace. It is not cached: its match rule may
-// change (namespace update), and a request must be looked up under the
-// rule the stored data was rewritten to.
+// namespaceByID reads a namespace. It is not cached beyond one claim: its
+// match rule may change (namespace update), and a request must be looked
+// up under the rule the stored data was rewritten to.
 func (s *Service) namespaceByID(ctx context.Context, id int64) (*Namespace, error) {
-	ns, err := s.db.FindNamespaceByID(ctx, id)
+	cache, _ := ctx.Value(nsCacheKey{}).(*nsCache)
+	if cache != nil {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		if ns, ok := cache.byID[id]; ok {
+			return ns, nil
+		}
+	}
+	row, err := s.db.FindNamespaceByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return namespaceOf(ns), nil
+	ns := namespaceOf(row)
+	if cache != nil {
+		cache.byID[id] = ns
+	}
+	return ns, nil
+}
+
+// nsCache keeps the namespaces read while one claim is worked on (a few
+// seconds at most), so that its requests do not read theirs three times.
+type nsCache struct {
+	mu   sync.Mutex
+	byID map[int64]*Namespace
+}
+
+type nsCacheKey struct{}
+
+func withNamespaceCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, nsCacheKey{}, &nsCache{byID: map[int64]*Namespace{}})
 }
 
 // lookup finds the subject of a request: the rows of the namespace's target
@@ -653,21 +805,21 @@ func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, 
 	return uniqueSorted(ids), nil
 }
 
-// remaining counts, in one statement, what is left of a subject after its
-// delete: the rows found before, and any row owned by them that appeared
-// meanwhile; plus the root rows that still match the value.
-func (s *Service) remaining(ctx context.Context, req *store.Request, found []tableIDs) (int64, error) {
+// remainingCheck says what must be gone after a subject's delete: the
+// rows found before, any row owned by them that appeared meanwhile, and the
+// root rows that still match the value.
+func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found []tableIDs) (*store.RemainCheck, error) {
 	ns, err := s.namespaceByID(ctx, req.NamespaceID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	g, err := s.graphFor(ns.TargetSchema)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	byID := map[string][]int64{}
 	var hops []store.Hop
@@ -684,16 +836,11 @@ func (s *Service) remaining(ctx context.Context, req *store.Request, found []tab
 			}
 		}
 	}
-	n, err := s.db.CountHops(ctx, hops)
-	if err != nil {
-		return 0, err
-	}
 	value, err := matchValue(ns, req.ReconciliationValue)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	again, err := s.db.FindIDs(ctx, found[0].schema.Data.Table, attr.SQLName, value)
-	return n + int64(len(again)), err
+	return &store.RemainCheck{Hops: hops, Table: found[0].schema.Data.Table, Column: attr.SQLName, Value: value}, nil
 }
 
 // matchValue is the value the lookup compares with "=": the recorded

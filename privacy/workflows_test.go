@@ -650,6 +650,11 @@ func TestCrashAfterLastBatch(t *testing.T) {
 		var f *fixture
 		crashed := false
 		f = newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			// A subject larger than one delete batch (14 rows) is deleted
+			// in transactions of its own before its completion; one that
+			// fits joins the worker's batch commit, all or nothing
+			// (TestBatchCommitAllOrNothing).
+			c.DeleteBatch = 13
 			c.Failpoint = func(name string) error {
 				// The recipient row goes last (children first): once it is
 				// gone, that was the last batch.

@@ -64,7 +64,34 @@ func (s *Server) methodTable() map[string]handler {
 		"nms:gdprRequest#CreateRequestByName":     s.createRequestByName,
 		"nms:gdprRequest#ConfirmDeletePending":    s.confirmDeletePending,
 		"xtk:queryDef#ExecuteQuery":               s.executeQuery,
+
+		"xtk:workflow#Start":               s.startWorkflow,
+		"xtk:workflow#StartWithParameters": s.startWorkflow,
+		"xtk:workflow#Stop":                s.stopWorkflow,
+		"xtk:workflow#PostEvent":           s.postWorkflowEvent,
 	}
+}
+
+// startWorkflow: Start(workflowId) and StartWithParameters(workflowId,
+// parameters) of a technical workflow, by internal name or id. The
+// variables of StartWithParameters are accepted and not used: the
+// technical workflows take none.
+func (s *Server) startWorkflow(ctx context.Context, c *call) ([]any, error) {
+	return nil, s.privacy.StartWorkflow(ctx, c.caller, strings.TrimSpace(c.String("workflowId")))
+}
+
+// stopWorkflow: Stop(workflowId).
+func (s *Server) stopWorkflow(ctx context.Context, c *call) ([]any, error) {
+	return nil, s.privacy.StopWorkflow(ctx, c.caller, strings.TrimSpace(c.String("workflowId")))
+}
+
+// postWorkflowEvent: PostEvent(workflowId, activity, transition,
+// parameters, complete); the "signal" activity starts the workflow.
+func (s *Server) postWorkflowEvent(ctx context.Context, c *call) ([]any, error) {
+	if _, _, err := c.Bool("complete"); err != nil {
+		return nil, err
+	}
+	return nil, s.privacy.PostWorkflowEvent(ctx, c.caller, strings.TrimSpace(c.String("workflowId")), strings.TrimSpace(c.String("activity")))
 }
 
 // requirePrivacyRight guards the calls that read or write personal data.

@@ -63,46 +63,87 @@ func ChainHash(prevHash string, seq, requestID int64, at, line string) (string, 
 // (pool is its connection). On PostgreSQL the head row is locked FOR
 // UPDATE, so replicas appending at once queue behind each other instead of
 // forking the chain; on SQLite the transaction already holds the one
-// write lock (_txlock=immediate).
+// write lock (_txlock=immediate). Call it last in a transaction: the head
+// stays locked until the commit.
 func (d *DB) appendChain(ctx context.Context, pool gorm.ConnPool, at time.Time, lines []chainLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
+	head, err := d.lockChainHead(ctx, pool)
+	if err != nil {
+		return err
+	}
+	stmts, _, err := chainStatements(head, at, [][]chainLine{lines}, nil)
+	if err != nil {
+		return err
+	}
+	for _, st := range stmts {
+		if _, err := pool.ExecContext(ctx, d.rebind(st.sql), st.args...); err != nil {
+			return fmt.Errorf("append to the audit chain: %w", err)
+		}
+	}
+	return nil
+}
+
+// lockChainHead reads the chain head, locked until the commit.
+func (d *DB) lockChainHead(ctx context.Context, pool gorm.ConnPool) (ChainHead, error) {
 	lock := ""
 	if d.dialect == Postgres {
 		lock = " FOR UPDATE"
 	}
-	var seq int64
-	var hash string
-	if err := pool.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"+lock).Scan(&seq, &hash); err != nil {
-		return fmt.Errorf("audit chain head: %w", err)
+	var h ChainHead
+	if err := pool.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"+lock).Scan(&h.Seq, &h.Hash); err != nil {
+		return ChainHead{}, fmt.Errorf("audit chain head: %w", err)
 	}
-	// The hashes are computed here, then the lines go in multi-row
-	// INSERTs: the head stays locked for one round trip per 500 lines,
-	// not one per line, so concurrent workers queue behind it briefly.
+	return h, nil
+}
+
+// stmt is one SQL statement with "?" placeholders and its arguments.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// chainStatements computes the rows that append groups of lines (one group
+// per request of a batch) after head, and returns the statements that
+// write them — multi-row INSERTs, then the head's UPDATE — and the new
+// head. after, when not nil, gets each group's index and the head right
+// after its lines (a batch signs each request's receipt with it). The
+// hashes are computed here: the head stays locked for the round trips of
+// the writes only.
+func chainStatements(head ChainHead, at time.Time, groups [][]chainLine, after func(i int, head ChainHead)) ([]stmt, ChainHead, error) {
 	ts := at.UTC().Format(chainTimeFormat)
-	const perInsert = 500
-	for start := 0; start < len(lines); start += perInsert {
-		batch := lines[start:min(start+perInsert, len(lines))]
-		marks := make([]string, len(batch))
-		args := make([]any, 0, 6*len(batch))
-		for i, l := range batch {
-			seq++
-			next, err := ChainHash(hash, seq, l.requestID, ts, l.line)
+	var rows [][]any
+	for i, g := range groups {
+		for _, l := range g {
+			next, err := ChainHash(head.Hash, head.Seq+1, l.requestID, ts, l.line)
 			if err != nil {
-				return err
+				return nil, head, err
 			}
-			marks[i] = "(?, ?, ?, ?, ?, ?)"
-			args = append(args, seq, l.requestID, ts, l.line, hash, next)
-			hash = next
+			rows = append(rows, []any{head.Seq + 1, l.requestID, ts, l.line, head.Hash, next})
+			head = ChainHead{Seq: head.Seq + 1, Hash: next}
 		}
-		insert := d.rebind("INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES " + strings.Join(marks, ", "))
-		if _, err := pool.ExecContext(ctx, insert, args...); err != nil {
-			return fmt.Errorf("append to the audit chain: %w", err)
+		if after != nil {
+			after(i, head)
 		}
 	}
-	_, err := pool.ExecContext(ctx, d.rebind("UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1"), seq, hash)
-	return err
+	if len(rows) == 0 {
+		return nil, head, nil
+	}
+	var out []stmt
+	const perInsert = 500
+	for start := 0; start < len(rows); start += perInsert {
+		batch := rows[start:min(start+perInsert, len(rows))]
+		marks := make([]string, len(batch))
+		var args []any
+		for i, r := range batch {
+			marks[i] = "(?, ?, ?, ?, ?, ?)"
+			args = append(args, r...)
+		}
+		out = append(out, stmt{"INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES " + strings.Join(marks, ", "), args})
+	}
+	out = append(out, stmt{"UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1", []any{head.Seq, head.Hash}})
+	return out, head, nil
 }
 
 // chainTx runs fn in a gorm transaction, then appends lines to the chain

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -28,36 +29,38 @@ const idBatch = 500
 // so replicas claiming at once never take the same request.
 func (d *DB) ClaimRequests(ctx context.Context, from []int, to map[int]int, limit int, worker string, lease time.Duration) ([]Request, error) {
 	now := d.now().UTC()
+	// One statement: the candidates (locked, skipping those another
+	// claim holds) are moved and returned at once.
+	lock := ""
+	if d.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	status := "status"
+	var args []any
+	if len(to) > 0 {
+		keys := make([]int, 0, len(to))
+		for k := range to {
+			keys = append(keys, k)
+		}
+		sort.Ints(keys)
+		var b strings.Builder
+		b.WriteString("CASE status")
+		for _, k := range keys {
+			b.WriteString(" WHEN ? THEN ?")
+			args = append(args, k, to[k])
+		}
+		b.WriteString(" ELSE status END")
+		status = b.String()
+	}
+	args = append(args, worker, now.Add(lease), now, from, now, now, limit)
 	var claimed []Request
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx.Where("status IN ?", from).
-			Where("claimed_until IS NULL OR claimed_until < ?", now).
-			Where("next_attempt_at IS NULL OR next_attempt_at <= ?", now).
-			Order("id").Limit(limit)
-		if d.dialect == Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-		}
-		var rows []Request
-		if err := q.Find(&rows).Error; err != nil {
-			return err
-		}
-		until := now.Add(lease)
-		for _, r := range rows {
-			status := r.Status
-			if s, ok := to[r.Status]; ok {
-				status = s
-			}
-			res := tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{
-				"status": status, "claimed_by": worker, "claimed_until": until, "last_modified": now,
-			})
-			if res.Error != nil {
-				return res.Error
-			}
-			r.Status, r.ClaimedBy, r.ClaimedUntil = status, &worker, &until
-			claimed = append(claimed, r)
-		}
-		return nil
+		return tx.Raw("UPDATE privacy_requests SET status = "+status+", claimed_by = ?, claimed_until = ?, last_modified = ? "+
+			"WHERE id IN (SELECT id FROM privacy_requests WHERE status IN ? "+
+			"AND (claimed_until IS NULL OR claimed_until < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "+
+			"ORDER BY id LIMIT ?"+lock+") RETURNING *", args...).Scan(&claimed).Error
 	})
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ID < claimed[j].ID })
 	return claimed, translate(err, "Privacy request")
 }
 
@@ -125,108 +128,15 @@ func (d *DB) FindReviewedRows(ctx context.Context, requestID int64) ([]ReviewedR
 }
 
 // UpdateClaimedRequest applies upd to a request only while worker still
-// holds it (a fence against a worker whose lease was taken over). It
+// holds it (a fence against a worker whose lease was taken over), in one
+// transaction with its audit lines in the chain (a batch of one). It
 // reports whether the request was updated.
 func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, upd RequestUpdate) (bool, error) {
-	now := d.now().UTC()
-	fields := map[string]any{"last_modified": now}
-	if upd.Status != nil {
-		fields["status"] = *upd.Status
-	}
-	if len(upd.Audit) > 0 {
-		var b strings.Builder
-		for _, l := range upd.Audit {
-			b.WriteString(auditText(now, l))
-		}
-		fields["audit"] = gorm.Expr("audit || ?", b.String())
-	}
-	if upd.Release {
-		fields["claimed_by"] = nil
-		fields["claimed_until"] = nil
-	} else if upd.ExtendLease > 0 {
-		fields["claimed_until"] = now.Add(upd.ExtendLease)
-	}
-	if upd.RetryCount != nil {
-		fields["retry_count"] = *upd.RetryCount
-	}
-	if upd.NextAttemptAt != nil {
-		fields["next_attempt_at"] = upd.NextAttemptAt.UTC()
-	}
-	if upd.ConfirmDeadline != nil {
-		fields["confirm_deadline"] = upd.ConfirmDeadline.UTC()
-	}
-	if upd.ClearDedupe {
-		fields["dedupe_key"] = nil
-	}
-	// One transaction: the step's results and the request's new state are
-	// recorded together, or not at all.
-	var held bool
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", id, worker).Updates(fields)
-		if res.Error != nil || res.RowsAffected != 1 {
-			return res.Error
-		}
-		held = true
-		lines := make([]chainLine, len(upd.Audit))
-		for i, l := range upd.Audit {
-			lines[i] = chainLine{id, l}
-		}
-		if err := d.appendChain(ctx, tx.Statement.ConnPool, now, lines); err != nil {
-			return err
-		}
-		if upd.Counts != nil {
-			if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
-				return err
-			}
-			if len(upd.Counts) > 0 {
-				rows := make([]RequestData, len(upd.Counts))
-				for i, c := range upd.Counts {
-					rows[i] = RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
-				}
-				if err := tx.Create(&rows).Error; err != nil {
-					return err
-				}
-			}
-		}
-		if upd.Reviewed != nil {
-			if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
-				return err
-			}
-			if len(upd.Reviewed) > 0 {
-				rows := make([]ReviewedRow, len(upd.Reviewed))
-				for i, r := range upd.Reviewed {
-					rows[i] = ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID}
-				}
-				if err := tx.CreateInBatches(&rows, 1000).Error; err != nil {
-					return err
-				}
-			}
-		}
-		if upd.Linked != nil {
-			if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
-				return err
-			}
-			if len(upd.Linked) > 0 {
-				rows := make([]LinkedCount, len(upd.Linked))
-				for i, l := range upd.Linked {
-					l.RequestID = id
-					rows[i] = l
-				}
-				if err := tx.Create(&rows).Error; err != nil {
-					return err
-				}
-			}
-		}
-		if upd.ExportChunks > 0 {
-			return tx.Model(&Export{}).Where("request_id = ?", id).
-				Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
-		}
-		return nil
-	})
+	res, err := d.CommitBatch(ctx, worker, []BatchItem{{ID: id, Update: upd}})
 	if err != nil {
-		return false, translate(err, "Privacy request")
+		return false, err
 	}
-	return held, nil
+	return res[0].Held, nil
 }
 
 // ExpireConfirmations moves every request still waiting for its delete

@@ -153,3 +153,10 @@ func (c *Conn) LockTable(ctx context.Context, table string) (release func(), err
 	}
 	return func() { tx.Rollback() }, nil
 }
+
+// Int runs a query with ? placeholders that returns one integer.
+func (c *Conn) Int(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := c.db.QueryRowContext(ctx, c.rebind(query), args...).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,414 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// A batch commit ends the steps of several requests one worker holds in
+// one transaction: their deletes (when a subject fits one delete batch),
+// the check that nothing of them remains, their new state, their audit
+// lines in the chain and their signed receipts. The chain head is taken
+// once per batch, as the transaction's last step, so the workers of all
+// replicas queue behind it once per batch instead of three times per
+// request. It is all or nothing: a crash or a failure leaves every
+// request of the batch as it was (still claimed, taken back after the
+// lease), never one finished without its receipt.
+
+// BatchItem is one request's share of a batch commit.
+type BatchItem struct {
+	ID int64
+	// Deletes are removed first, children before parents; each part adds
+	// "<n> record(s) deleted in <schema>" to the audit, as DeleteOwned.
+	Deletes []DeletePart
+	// Check, when set, counts after the deletes what must be gone.
+	Check *RemainCheck
+	// Update is applied when the check finds nothing (or there is none).
+	Update RequestUpdate
+	// Remaining makes the update when the check finds n rows left.
+	Remaining func(n int64) RequestUpdate
+	// Receipt, when set, is called with the update being applied and the
+	// chain head right after this request's lines; it returns the signed
+	// receipt to store with it, or "" for none.
+	Receipt func(upd RequestUpdate, head ChainHead) (string, error)
+}
+
+// RemainCheck describes what must be gone after a subject's delete: the
+// rows the hops find, plus the rows of Table whose Column equals Value.
+type RemainCheck struct {
+	Hops   []Hop
+	Table  string
+	Column string
+	Value  any
+}
+
+// BatchResult says what a batch commit did to one request.
+type BatchResult struct {
+	// Held is false when the worker no longer held the request: nothing
+	// of it was applied (another worker took it over).
+	Held bool
+	// Update is what was applied.
+	Update RequestUpdate
+}
+
+// CommitBatch applies items, requests worker holds, in one transaction
+// (see above). The results are in the order of items.
+//
+// Its order keeps the chain head locked as briefly as possible: the
+// request rows are locked first (the fence), the deletes, checks and
+// per-table records follow, and only then is the head taken, the receipts
+// signed, and the requests' new state, the chain lines, the head and the
+// receipts written — in one statement on PostgreSQL — before the commit.
+func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) ([]BatchResult, error) {
+	now := d.now().UTC()
+	out := make([]BatchResult, len(items))
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i := range out {
+			out[i] = BatchResult{}
+		}
+		// The fence: the rows of the requests still held, locked until the
+		// commit, so no other worker can take one over meanwhile (a row
+		// lock, not a new row version).
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
+		}
+		lock := ""
+		if d.dialect == Postgres {
+			lock = " FOR UPDATE"
+		}
+		var held []int64
+		if err := tx.Raw("SELECT id FROM privacy_requests WHERE id IN ? AND claimed_by = ? ORDER BY id"+lock, ids, worker).Scan(&held).Error; err != nil {
+			return err
+		}
+		isHeld := make(map[int64]bool, len(held))
+		for _, id := range held {
+			isHeld[id] = true
+		}
+		deleted, err := d.batchDeletes(tx, items, isHeld)
+		if err != nil {
+			return err
+		}
+		groups := make([][]chainLine, len(items))
+		for i, it := range items {
+			if !isHeld[it.ID] {
+				continue
+			}
+			upd := it.Update
+			if it.Check != nil {
+				n, err := d.countRemaining(tx, it.Check)
+				if err != nil {
+					return err
+				}
+				if n > 0 && it.Remaining != nil {
+					upd = it.Remaining(n)
+				}
+			}
+			var lines []string
+			for j, p := range it.Deletes {
+				lines = append(lines, fmt.Sprintf("%d record(s) deleted in %s", deleted[i][j], p.Schema))
+			}
+			upd.Audit = append(lines, upd.Audit...)
+			if err := d.writeRecords(tx, it.ID, now, upd); err != nil {
+				return err
+			}
+			out[i] = BatchResult{Held: true, Update: upd}
+			for _, l := range upd.Audit {
+				groups[i] = append(groups[i], chainLine{it.ID, l})
+			}
+		}
+		if len(held) == 0 {
+			return nil
+		}
+		// Last, under the chain head: each receipt is signed with the head
+		// right after its request's lines.
+		head, err := d.lockChainHead(ctx, tx.Statement.ConnPool)
+		if err != nil {
+			return err
+		}
+		receipts := make([]string, len(items))
+		var signErr error
+		chain, _, err := chainStatements(head, now, groups, func(i int, head ChainHead) {
+			if signErr != nil || !out[i].Held || items[i].Receipt == nil {
+				return
+			}
+			if receipts[i], signErr = items[i].Receipt(out[i].Update, head); signErr != nil {
+				signErr = fmt.Errorf("sign the receipt of request %d: %w", items[i].ID, signErr)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if signErr != nil {
+			return signErr
+		}
+		stmts := append([]stmt{d.requestsUpdate(worker, now, items, out, receipts)}, chain...)
+		if st, ok := d.receiptsInsert(now, items, receipts); ok {
+			stmts = append(stmts, st)
+		}
+		return d.execAll(tx, stmts)
+	})
+	if err != nil {
+		return nil, translate(err, "Privacy request")
+	}
+	return out, nil
+}
+
+// execAll runs statements in tx: on PostgreSQL as one statement (all but
+// the last as data-modifying WITH clauses: one round trip), on SQLite one
+// after another.
+func (d *DB) execAll(tx *gorm.DB, stmts []stmt) error {
+	if d.dialect != Postgres || len(stmts) == 1 {
+		for _, st := range stmts {
+			if err := tx.Exec(st.sql, st.args...).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var b strings.Builder
+	var args []any
+	for i, st := range stmts[:len(stmts)-1] {
+		sql := st.sql
+		if rest, ok := strings.CutPrefix(sql, "WITH "); ok {
+			// Its own WITH clauses join the outer list.
+			cte, body, _ := strings.Cut(rest, " /*body*/ ")
+			if i == 0 {
+				b.WriteString("WITH ")
+			} else {
+				b.WriteString(", ")
+			}
+			b.WriteString(cte)
+			sql = body
+			fmt.Fprintf(&b, ", s%d AS (%s)", i, sql)
+		} else {
+			if i == 0 {
+				b.WriteString("WITH ")
+			} else {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "s%d AS (%s)", i, sql)
+		}
+		args = append(args, st.args...)
+	}
+	last := stmts[len(stmts)-1]
+	b.WriteString(" ")
+	b.WriteString(last.sql)
+	args = append(args, last.args...)
+	return tx.Exec(b.String(), args...).Error
+}
+
+// cast types a placeholder where PostgreSQL cannot infer it (a VALUES
+// list); SQLite takes the value as it comes.
+func (d *DB) cast(typ string) string {
+	if d.dialect == Postgres {
+		return "CAST(? AS " + typ + ")"
+	}
+	return "?"
+}
+
+// requestsUpdate is one UPDATE of every held request of a batch: its new
+// status, its audit lines, its claim, and its receipt. Fields an update
+// leaves nil stay as they are.
+func (d *DB) requestsUpdate(worker string, now time.Time, items []BatchItem, res []BatchResult, receipts []string) stmt {
+	row := "(" + strings.Join([]string{d.cast("BIGINT"), d.cast("INTEGER"), d.cast("TEXT"), d.cast("INTEGER"),
+		d.cast("TIMESTAMPTZ"), d.cast("TIMESTAMPTZ"), d.cast("INTEGER"), d.cast("INTEGER"), d.cast("TIMESTAMPTZ"), d.cast("TEXT")}, ", ") + ")"
+	var rows []string
+	var args []any
+	for i, r := range res {
+		if !r.Held {
+			continue
+		}
+		u := r.Update
+		var b strings.Builder
+		for _, l := range u.Audit {
+			b.WriteString(auditText(now, l))
+		}
+		var status, retry, next, deadline, lease, receipt any
+		if u.Status != nil {
+			status = *u.Status
+		}
+		if u.RetryCount != nil {
+			retry = *u.RetryCount
+		}
+		if u.NextAttemptAt != nil {
+			next = u.NextAttemptAt.UTC()
+		}
+		if u.ConfirmDeadline != nil {
+			deadline = u.ConfirmDeadline.UTC()
+		}
+		if !u.Release && u.ExtendLease > 0 {
+			lease = now.Add(u.ExtendLease)
+		}
+		if receipts[i] != "" {
+			receipt = receipts[i]
+		}
+		rows = append(rows, row)
+		args = append(args, items[i].ID, status, b.String(), retry, next, deadline, flag(u.ClearDedupe), flag(u.Release), lease, receipt)
+	}
+	args = append(args, now, worker)
+	return stmt{"WITH v(id, st, au, rc, na, cd, cl, rel, le, rt) AS (VALUES " + strings.Join(rows, ", ") + ") /*body*/ " +
+		"UPDATE privacy_requests SET status = COALESCE(v.st, status), audit = audit || v.au, last_modified = ?, " +
+		"retry_count = COALESCE(v.rc, retry_count), next_attempt_at = COALESCE(v.na, next_attempt_at), " +
+		"confirm_deadline = COALESCE(v.cd, confirm_deadline), " +
+		"dedupe_key = CASE WHEN v.cl = 1 THEN NULL ELSE dedupe_key END, " +
+		"claimed_by = CASE WHEN v.rel = 1 THEN NULL ELSE claimed_by END, " +
+		"claimed_until = CASE WHEN v.rel = 1 THEN NULL ELSE COALESCE(v.le, claimed_until) END, " +
+		"receipt = COALESCE(v.rt, receipt) " +
+		"FROM v WHERE privacy_requests.id = v.id AND privacy_requests.claimed_by = ?", args}
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// receiptsInsert stores a batch's receipts, replacing earlier ones.
+func (d *DB) receiptsInsert(now time.Time, items []BatchItem, receipts []string) (stmt, bool) {
+	var rows []string
+	var args []any
+	for i, r := range receipts {
+		if r != "" {
+			rows = append(rows, "(?, ?, ?)")
+			args = append(args, items[i].ID, r, now)
+		}
+	}
+	if len(rows) == 0 {
+		return stmt{}, false
+	}
+	return stmt{"INSERT INTO privacy_receipts (request_id, jws, created) VALUES " + strings.Join(rows, ", ") +
+		" ON CONFLICT (request_id) DO UPDATE SET jws = excluded.jws, created = excluded.created", args}, true
+}
+
+// batchDeletes deletes the parts of the held items, table by table (one
+// statement per table and idBatch ids, whatever the number of requests),
+// in the order the items list them (children before parents). It returns
+// the rows deleted per item and part.
+func (d *DB) batchDeletes(tx *gorm.DB, items []BatchItem, held map[int64]bool) ([][]int64, error) {
+	type ref struct{ item, part int }
+	counts := make([][]int64, len(items))
+	var order []string
+	byTable := map[string][]int64{}
+	owner := map[string]map[int64]ref{}
+	for i, it := range items {
+		counts[i] = make([]int64, len(it.Deletes))
+		if !held[it.ID] {
+			continue
+		}
+		for j, p := range it.Deletes {
+			if owner[p.Table] == nil {
+				owner[p.Table] = map[int64]ref{}
+				order = append(order, p.Table)
+			}
+			for _, id := range p.IDs {
+				if _, dup := owner[p.Table][id]; !dup {
+					owner[p.Table][id] = ref{i, j}
+					byTable[p.Table] = append(byTable[p.Table], id)
+				}
+			}
+		}
+	}
+	for _, table := range order {
+		all := byTable[table]
+		for start := 0; start < len(all); start += idBatch {
+			var gone []int64
+			err := tx.Raw("DELETE FROM "+quote(table)+" WHERE id IN ? RETURNING id", all[start:min(start+idBatch, len(all))]).Scan(&gone).Error
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range gone {
+				r := owner[table][id]
+				counts[r.item][r.part]++
+			}
+		}
+	}
+	return counts, nil
+}
+
+// countRemaining counts, in one statement, what a check finds.
+func (d *DB) countRemaining(tx *gorm.DB, c *RemainCheck) (int64, error) {
+	stmts, args := hopArms(c.Hops, func(h Hop) string {
+		return fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column))
+	})
+	if len(stmts) == 0 {
+		stmts, args = [][]string{nil}, [][]any{nil}
+	}
+	// The root rows that still match the value join the first statement.
+	stmts[0] = append(stmts[0], fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s = ?", quote(c.Table), quote(c.Column)))
+	args[0] = append(args[0], c.Value)
+	var total int64
+	for i, arms := range stmts {
+		var n int64
+		if err := tx.Raw("SELECT COALESCE(SUM(n), 0) FROM ("+strings.Join(arms, " UNION ALL ")+") counts", args[i]...).Scan(&n).Error; err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// writeRecords writes what upd records beside the request row, inside
+// tx: the per-table counts, the reviewed set, the coverage report, the
+// export's completion.
+func (d *DB) writeRecords(tx *gorm.DB, id int64, now time.Time, upd RequestUpdate) error {
+	if upd.Counts != nil {
+		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
+			return err
+		}
+		if len(upd.Counts) > 0 {
+			rows := make([]RequestData, len(upd.Counts))
+			for i, c := range upd.Counts {
+				rows[i] = RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
+			}
+			if err := tx.Create(&rows).Error; err != nil {
+				return err
+			}
+		}
+	}
+	if upd.Reviewed != nil {
+		if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
+			return err
+		}
+		if len(upd.Reviewed) > 0 {
+			rows := make([]ReviewedRow, len(upd.Reviewed))
+			for i, r := range upd.Reviewed {
+				rows[i] = ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID}
+			}
+			if err := tx.CreateInBatches(&rows, 1000).Error; err != nil {
+				return err
+			}
+		}
+	}
+	if upd.Linked != nil {
+		if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
+			return err
+		}
+		if len(upd.Linked) > 0 {
+			rows := make([]LinkedCount, len(upd.Linked))
+			for i, l := range upd.Linked {
+				l.RequestID = id
+				rows[i] = l
+			}
+			if err := tx.Create(&rows).Error; err != nil {
+				return err
+			}
+		}
+	}
+	if upd.ExportChunks > 0 {
+		return tx.Model(&Export{}).Where("request_id = ?", id).
+			Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
+	}
+	return nil
+}
+
+// CountRemaining counts what a check finds, outside a batch.
+func (d *DB) CountRemaining(ctx context.Context, c *RemainCheck) (int64, error) {
+	n, err := d.countRemaining(d.db.WithContext(ctx), c)
+	return n, translate(err, "Record")
+}

@@ -1,0 +1,168 @@
+package privacy_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// The one-step deletes of one claim end in one batch commit: their rows,
+// the check, their completion, the audit chain and their receipts, all or
+// nothing. These tests break that transaction in its middle (after the
+// deletes and the status updates ran, while the receipts are signed) and
+// check, against plain counts, that every request is either complete with
+// its receipt or still resumable, never half-applied.
+
+// batchFixture: four one-step deletes of demo recipients 1-4, collected.
+func batchFixture(t *testing.T, dialect string, failpoint func(name string) error) (*fixture, []int64, map[string]int64) {
+	f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+		withReceipts(c)
+		c.Failpoint = failpoint
+	}})
+	var ids []int64
+	for n := int64(1); n <= 4; n++ {
+		ids = append(ids, f.create(t, "defaultNamespace1", demodata.Email(n), privacy.TypeDelete, false))
+	}
+	if rep := f.run(t, privacy.Collect); rep.Processed != 4 {
+		t.Fatalf("collect: %+v", rep)
+	}
+	before := map[string]int64{}
+	for table := range ownedTables {
+		before[table] = f.count(t, table)
+	}
+	for _, table := range sharedTables {
+		before[table] = f.count(t, table)
+	}
+	return f, ids, before
+}
+
+// checkErased: exactly the rows of n subjects are gone from every owned
+// table, nothing from the shared ones, and the chain verifies.
+func checkErased(t *testing.T, f *fixture, before map[string]int64, n int64) {
+	t.Helper()
+	for table, per := range ownedTables {
+		if got := f.count(t, table); got != before[table]-n*per {
+			t.Fatalf("%s: %d rows, want %d", table, got, before[table]-n*per)
+		}
+	}
+	for _, table := range sharedTables {
+		if f.count(t, table) != before[table] {
+			t.Fatalf("%s changed", table)
+		}
+	}
+	if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkReceipts: every request is complete with a receipt that verifies,
+// says "passed", and carries a chain head of its own (each request's
+// lines end at a different place in the one chain).
+func checkReceipts(t *testing.T, f *fixture, ids []int64) {
+	t.Helper()
+	pub := []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)}
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("request %d: %s", id, s)
+		}
+		jws, err := f.env.Privacy.Receipt(f.ctx, id)
+		if err != nil {
+			t.Fatalf("receipt of %d: %v", id, err)
+		}
+		c, err := privacy.VerifyReceipt(jws, pub)
+		if err != nil || c.RequestID != id || c.Status != "complete" || c.Tables[0].Deleted != 1 || seen[c.AuditChainSeq] {
+			t.Fatalf("receipt of %d: %+v %v", id, c, err)
+		}
+		seen[c.AuditChainSeq] = true
+	}
+}
+
+func TestBatchCommitAllOrNothing(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		// The process dies while the batch's receipts are signed: the
+		// deletes and updates already ran in the transaction.
+		crashCtx, crash := context.WithCancel(context.Background())
+		var signs atomic.Int32
+		f, ids, before := batchFixture(t, dialect, func(name string) error {
+			if name == "receipt-sign" && signs.Add(1) == 3 {
+				crash()
+				return context.Canceled
+			}
+			return nil
+		})
+		if _, err := f.env.Privacy.Run(crashCtx, privacy.Delete); err == nil {
+			t.Fatal("the crashed run reported success")
+		}
+		if signs.Load() < 3 {
+			t.Fatalf("the batch did not reach its receipts (%d signed)", signs.Load())
+		}
+		// Nothing of the batch is applied: no row deleted, no request
+		// finished, no receipt; each is still claimed, to be taken back.
+		checkErased(t, f, before, 0)
+		for _, id := range ids {
+			if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
+				t.Fatalf("request %d after the crash: %s", id, s)
+			}
+			if _, err := f.env.Privacy.Receipt(f.ctx, id); err == nil {
+				t.Fatalf("request %d has a receipt", id)
+			}
+		}
+		f.env.Clock.Advance(16 * time.Minute)
+		if rep := f.run(t, privacy.Delete); rep.Processed != 4 || rep.Failed != 0 {
+			t.Fatalf("resume: %+v", rep)
+		}
+		checkErased(t, f, before, 4)
+		checkReceipts(t, f, ids)
+	})
+}
+
+func TestBatchCommitFailureFallsBackOneByOne(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		// The second signature fails: the batch rolls back and each request
+		// runs alone. The first to run alone fails again (its own failure):
+		// only it is failed — its rows are gone, it waits for its retry
+		// without a receipt — and the others complete.
+		var signs atomic.Int32
+		f, ids, before := batchFixture(t, dialect, func(name string) error {
+			if name == "receipt-sign" {
+				if n := signs.Add(1); n == 2 || n == 3 {
+					return errors.New("signing device unplugged")
+				}
+			}
+			return nil
+		})
+		rep := f.run(t, privacy.Delete)
+		if rep.Processed != 3 || rep.Failed != 1 {
+			t.Fatalf("run: %+v", rep)
+		}
+		var failed int64
+		for _, id := range ids {
+			if f.status(t, id) == privacy.StatusDeletePending {
+				failed = id
+			}
+		}
+		if failed == 0 {
+			t.Fatal("no request waits for its retry")
+		}
+		if _, err := f.env.Privacy.Receipt(f.ctx, failed); err == nil {
+			t.Fatal("the failed request has a receipt")
+		}
+		// Every row of the four subjects is gone (the failed one's deletes
+		// committed before its completion failed), and the retry finishes it.
+		checkErased(t, f, before, 4)
+		f.env.Clock.Advance(2 * time.Minute)
+		if rep := f.run(t, privacy.Delete); rep.Processed != 1 || rep.Failed != 0 {
+			t.Fatalf("retry: %+v", rep)
+		}
+		checkErased(t, f, before, 4)
+		checkReceipts(t, f, ids)
+	})
+}

@@ -1,0 +1,180 @@
+package privacy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// The technical workflows driven over SOAP (xtk:workflow#Start, Stop,
+// PostEvent, StartWithParameters), as testers drive ACC's from SoapUI. A
+// start is accepted, then runs in the background, as ACC's do; one run at a
+// time per workflow across replicas (a conditional UPDATE on its row in
+// workflows, with a lease renewed while it runs); a second start while it
+// runs is a Conflict.
+
+// SignalActivity is the one activity PostEvent accepts: the external signal
+// that starts a technical workflow's processing.
+const SignalActivity = "signal"
+
+// requireAdmin: driving workflows needs the admin right.
+func requireAdmin(c *session.Caller) error {
+	if c == nil || !c.HasRight(session.RightAdmin) {
+		return apperr.Errorf(apperr.Forbidden, "Driving a workflow needs the admin right.")
+	}
+	return nil
+}
+
+// technicalWorkflow finds one of the three technical workflows by internal
+// name or id.
+func (s *Service) technicalWorkflow(ctx context.Context, ref string) (*store.WorkflowRun, error) {
+	if ref == "" {
+		return nil, apperr.Errorf(apperr.Invalid, "The workflow's internal name or id is required.")
+	}
+	w, err := s.db.FindWorkflowRun(ctx, ref)
+	if apperr.CodeOf(err) == apperr.NotFound || err == nil && !slices.Contains(Workflows, w.InternalName) {
+		return nil, apperr.Errorf(apperr.NotFound, "The workflow '%s' does not exist (%s, %s or %s).", clip(ref, 64), Collect, Delete, Cleanup)
+	}
+	return w, err
+}
+
+// StartWorkflow starts a technical workflow by internal name or id: it
+// returns once the run is taken, and the run goes on in the background.
+func (s *Service) StartWorkflow(ctx context.Context, caller *session.Caller, ref string) error {
+	if err := requireAdmin(caller); err != nil {
+		return err
+	}
+	w, err := s.technicalWorkflow(ctx, ref)
+	if err != nil {
+		return err
+	}
+	ok, err := s.db.StartWorkflowRun(ctx, w.ID, s.cfg.Worker, s.cfg.Lease)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Errorf(apperr.Conflict, "The workflow '%s' is already running: stop it or wait for its end.", w.InternalName)
+	}
+	s.log.InfoContext(ctx, "workflow started", "workflow", w.InternalName, "operator_id", caller.OperatorID)
+	s.runs.Add(1)
+	go func() {
+		defer s.runs.Done()
+		s.runWorkflow(context.WithoutCancel(ctx), w.ID, w.InternalName)
+	}()
+	return nil
+}
+
+// runWorkflow runs one started workflow, renews its lease, stops when a
+// stop is asked for (on any replica) and records the result.
+func (s *Service) runWorkflow(ctx context.Context, id int64, name string) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	var stopped bool
+	var mu sync.Mutex
+	go func() {
+		every := min(s.cfg.Lease/3, 2*time.Second)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			held, stop, err := s.db.RenewWorkflowRun(ctx, id, s.cfg.Worker, s.cfg.Lease)
+			if err != nil {
+				s.log.WarnContext(ctx, "workflow lease renewal failed", "workflow", name, "err", apperr.LogText(err))
+				continue
+			}
+			if !held || stop {
+				mu.Lock()
+				stopped = true
+				mu.Unlock()
+				cancel()
+				return
+			}
+		}
+	}()
+	reports, err := s.Run(runCtx, name)
+	close(done)
+	var processed, failed int
+	for _, r := range reports {
+		processed += r.Processed
+		failed += r.Failed
+	}
+	mu.Lock()
+	result := fmt.Sprintf("%d processed, %d failed", processed, failed)
+	switch {
+	case stopped:
+		result = "stopped: " + result
+	case err != nil:
+		result = fmt.Sprintf("error (%s): %s", apperr.CodeOf(err), result)
+	}
+	mu.Unlock()
+	if err := s.db.FinishWorkflowRun(ctx, id, s.cfg.Worker, result); err != nil {
+		s.log.WarnContext(ctx, "workflow end not recorded", "workflow", name, "err", apperr.LogText(err))
+		return
+	}
+	s.log.InfoContext(ctx, "workflow finished", "workflow", name, "result", result)
+}
+
+// StopWorkflow asks a running technical workflow to stop; stopping one
+// that does not run changes nothing, as in ACC.
+func (s *Service) StopWorkflow(ctx context.Context, caller *session.Caller, ref string) error {
+	if err := requireAdmin(caller); err != nil {
+		return err
+	}
+	w, err := s.technicalWorkflow(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.StopWorkflowRun(ctx, w.ID); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "workflow stop asked", "workflow", w.InternalName, "operator_id", caller.OperatorID)
+	return nil
+}
+
+// PostWorkflowEvent posts an event to a technical workflow's activity. The
+// technical workflows have one external signal, "signal": an event to it
+// starts the workflow's processing, as StartWorkflow. Any other activity is
+// refused.
+func (s *Service) PostWorkflowEvent(ctx context.Context, caller *session.Caller, ref, activity string) error {
+	if err := requireAdmin(caller); err != nil {
+		return err
+	}
+	if activity != SignalActivity {
+		return apperr.Errorf(apperr.Invalid, "The workflow has no activity '%s': its external signal is '%s'.", clip(activity, 64), SignalActivity)
+	}
+	return s.StartWorkflow(ctx, caller, ref)
+}
+
+// WaitWorkflows waits for the runs this process started (tests, shutdown).
+func (s *Service) WaitWorkflows() { s.runs.Wait() }
+
+// WorkflowState returns a technical workflow's row (tests, the console).
+func (s *Service) WorkflowState(ctx context.Context, ref string) (state int, lastResult string, err error) {
+	w, err := s.technicalWorkflow(ctx, ref)
+	if err != nil {
+		return 0, "", err
+	}
+	if w.LastResult != nil {
+		lastResult = *w.LastResult
+	}
+	return w.State, lastResult, nil
+}
+
+// clip shortens an echoed input for a fault.
+func clip(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	return v[:n] + "…"
+}
