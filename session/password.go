@@ -29,9 +29,9 @@ const (
 
 // hasher runs argon2id with a bounded number of hashes in flight, so a burst
 // of logons queues (for at most wait) instead of exhausting memory. Logons
-// from addresses with recent failures (or with a logon already in flight)
-// hash in a smaller pool of their own (suspect), so a crowd of failing
-// addresses cannot starve a clean client's correct password
+// from addresses with recent failures hash in a smaller pool of their own
+// (suspect), so a crowd of failing addresses cannot starve a clean
+// client's correct password
 // (SECURITY-CATALOGUE "Distributed logon denial").
 type hasher struct {
 	slots   chan struct{}
@@ -57,7 +57,7 @@ type pool int
 
 const (
 	poolClean   pool = iota // a client with no recent failures; also Hash
-	poolSuspect             // an address with recent failures or a logon in flight
+	poolSuspect             // an address with recent failures
 )
 
 func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {

@@ -1,8 +1,11 @@
 package web_test
 
 import (
+	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,7 +15,9 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
+	"github.com/campaign-privacy/campaign-privacy/web"
 )
 
 // TestLogonTargetStaysOnSite: a post-logon target that a browser would read
@@ -261,6 +266,129 @@ func TestDownloadAuditPerHour(t *testing.T) {
 			want := "File downloaded 30 more times by operator 'ana' in the hour from " + hour + "."
 			if got := lines("File downloaded"); len(got) != 4 || !strings.HasSuffix(got[2], want) && !strings.HasSuffix(got[3], want) {
 				t.Fatalf("after the hour: %q, want the count line %q and a new first line", got, want)
+			}
+		})
+	}
+}
+
+// bigFile makes a complete access request whose file is about mb MB (one
+// subject with many delivery logs, as bench/download does).
+func bigFile(t *testing.T, w *world, mb int) int64 {
+	t.Helper()
+	const rid = 1_000_000
+	if err := w.env.DB.InsertRows(w.ctx, "nms_recipient", []string{"id", "email", "first_name"}, [][]any{{int64(rid), "big@example.com", "Big"}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var rows [][]any
+	for i := range mb * 1_000_000 / 230 {
+		rows = append(rows, []any{int64(rid + i), int64(rid), "big@example.com", int64(1), now, now, "Monthly newsletter, edition " + strconv.Itoa(i)})
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), 5_000)
+		if err := w.env.DB.InsertRows(w.ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "contact_date", "delivery_label"}, rows[:n]); err != nil {
+			t.Fatal(err)
+		}
+		rows = rows[n:]
+	}
+	id, err := w.env.Privacy.CreateRequestByName(w.ctx, &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}},
+		privacy.CreateRequest{NamespaceName: "defaultNamespace1", ReconciliationValue: "big@example.com", Type: privacy.TypeAccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.env.Privacy.Run(w.ctx, privacy.Collect); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// rawGet opens a download on a socket of its own, with a small receive
+// buffer, sends the request and reads only the status line.
+func rawGet(t *testing.T, b *browser, path string) (net.Conn, string) {
+	t.Helper()
+	u, _ := url.Parse(b.base)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	var cookies []string
+	for _, c := range b.c.Jar.Cookies(u) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nCookie: %s\r\n\r\n", path, u.Host, strings.Join(cookies, "; "))
+	line := make([]byte, 12)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, line); err != nil {
+		t.Fatal(err)
+	}
+	return conn, string(line)
+}
+
+// TestSlowDownloads: downloads in flight are capped per operator and in
+// total; a reader that stops reading is dropped after the stall time and
+// its slot is free again.
+func TestSlowDownloads(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, servertest.Options{Web: func(c *web.Config) {
+				c.Downloads = web.DownloadLimits{Total: 3, PerOperator: 2, MinRate: 64 << 10, Stall: time.Second}
+			}})
+			id := bigFile(t, w, 12)
+			file := "/nms/gdpr.jssp?id=" + strconv.FormatInt(id, 10)
+			ana, root := newBrowser(t, w.env.URL), newBrowser(t, w.env.URL)
+			ana.logon("ana", "ana password")
+			root.logon("root", "root password")
+			head, _ := ana.do("HEAD", file, nil)
+			t.Logf("file of %d bytes", head.ContentLength)
+
+			var slow []net.Conn
+			defer func() {
+				for _, c := range slow {
+					c.Close()
+				}
+			}()
+			for range 2 {
+				c, status := rawGet(t, ana, file)
+				if status != "HTTP/1.1 200" {
+					t.Fatalf("ana's download: %q", status)
+				}
+				slow = append(slow, c)
+			}
+			if resp, _ := ana.do("GET", file, nil); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("ana's third download at once: %d", resp.StatusCode)
+			}
+			c, status := rawGet(t, root, file)
+			if status != "HTTP/1.1 200" {
+				t.Fatalf("root's download: %q", status)
+			}
+			slow = append(slow, c)
+			if resp, _ := root.do("GET", file, nil); resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("a fourth download in all: %d", resp.StatusCode)
+			}
+			// A HEAD is no download: it still answers.
+			if resp, _ := ana.do("HEAD", file, nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("HEAD while the slots are taken: %d", resp.StatusCode)
+			}
+			// The readers never read: the server gives up on them after the
+			// stall time and their slots are free again.
+			start := time.Now()
+			var resp *http.Response
+			var body string
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				if resp, body = ana.do("GET", file, nil); resp.StatusCode != http.StatusServiceUnavailable {
+					break
+				}
+			}
+			t.Logf("slots free again after %s", time.Since(start).Round(100*time.Millisecond))
+			for _, c := range slow {
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				if n, _ := io.Copy(io.Discard, c); n >= head.ContentLength {
+					t.Fatalf("a stalled reader got the whole file (%d bytes)", n)
+				}
+			}
+			if resp.StatusCode != http.StatusOK || len(body) < 10_000_000 {
+				t.Fatalf("after the slow readers: %d, %d bytes", resp.StatusCode, len(body))
 			}
 		})
 	}

@@ -57,6 +57,20 @@ type Config struct {
 	// Metrics counts the bytes of data-subject files sent; nil counts
 	// nothing.
 	Metrics *metrics.Metrics
+	// Downloads bounds the data-subject files being sent (SECURITY-
+	// CATALOGUE "Slow readers"); zero fields take the defaults.
+	Downloads DownloadLimits
+}
+
+// DownloadLimits bound the downloads in flight: at most Total at once and
+// PerOperator per operator (more get 503 and Retry-After), and a reader
+// that takes less than MinRate bytes per second for longer than Stall is
+// dropped.
+type DownloadLimits struct {
+	Total       int           // default 64
+	PerOperator int           // default 4
+	MinRate     int64         // bytes per second; default 16 KiB/s
+	Stall       time.Duration // default 10 s
 }
 
 // Server serves the web pages.
@@ -68,7 +82,9 @@ type Server struct {
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	lastRun string // the report of the last workflows run, for its notice
+	lastRun string        // the report of the last workflows run, for its notice
+	sending map[int64]int // downloads in flight by operator
+	total   int           // downloads in flight
 }
 
 // New returns a Server.
@@ -79,11 +95,24 @@ func New(cfg Config, sessions *session.Service, priv *privacy.Service) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	d := &cfg.Downloads
+	if d.Total <= 0 {
+		d.Total = 64
+	}
+	if d.PerOperator <= 0 {
+		d.PerOperator = 4
+	}
+	if d.MinRate <= 0 {
+		d.MinRate = 16 << 10
+	}
+	if d.Stall <= 0 {
+		d.Stall = 10 * time.Second
+	}
 	pages := template.Must(template.New("").Funcs(template.FuncMap{
 		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"add":  func(a, b int) int { return a + b },
 	}).ParseFS(assets, "templates/*.html"))
-	return &Server{cfg: cfg, sessions: sessions, privacy: priv, pages: pages, log: cfg.Logger}
+	return &Server{cfg: cfg, sessions: sessions, privacy: priv, pages: pages, log: cfg.Logger, sending: map[int64]int{}}
 }
 
 // Register mounts the web routes on mux.
@@ -246,14 +275,22 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		}
 		return s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
 	}
+	if r.Method != http.MethodHead {
+		release, ok := s.startDownload(callerOf(r).OperatorID)
+		if !ok {
+			s.log.WarnContext(r.Context(), "download refused", "reason", "too many downloads at once", "operator_id", callerOf(r).OperatorID)
+			w.Header().Set("Retry-After", "10")
+			s.fail(w, r, apperr.Errorf(apperr.Busy, "Too many downloads at once. Try again when one has finished."))
+			return
+		}
+		defer release()
+	}
 	export, rd, err := open()
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer rd.Close()
-	// A large file may take longer than the server's write timeout.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	h := w.Header()
 	h.Set("Content-Type", "text/xml; charset=utf-8")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="privacyRequest%d.xml"`, id))
@@ -266,7 +303,7 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	counted := &countingReader{ReadSeeker: rd}
-	http.ServeContent(w, r, "", export.Created, counted)
+	http.ServeContent(&paced{ResponseWriter: w, rc: http.NewResponseController(w), limits: s.cfg.Downloads}, r, "", export.Created, counted)
 	s.cfg.Metrics.Downloaded(counted.n)
 }
 
@@ -282,6 +319,45 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// startDownload takes a download slot for an operator, if one is free.
+func (s *Server) startDownload(operator int64) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= s.cfg.Downloads.Total || s.sending[operator] >= s.cfg.Downloads.PerOperator {
+		return nil, false
+	}
+	s.total++
+	s.sending[operator]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.total--
+		if s.sending[operator]--; s.sending[operator] <= 0 {
+			delete(s.sending, operator)
+		}
+	}, true
+}
+
+// paced gives each write of a download a deadline: Stall plus the time
+// the bytes take at MinRate. A reader slower than that lets the socket's
+// buffers fill, the write misses its deadline and the connection is
+// dropped, freeing the download's slot (instead of the server's former
+// 10 minutes per file, whatever the pace).
+type paced struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	limits DownloadLimits
+}
+
+func (p *paced) Write(b []byte) (int, error) {
+	d := p.limits.Stall + time.Duration(int64(len(b))*int64(time.Second)/p.limits.MinRate)
+	_ = p.rc.SetWriteDeadline(time.Now().Add(d))
+	return p.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (p *paced) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 func (s *Server) handleCSS(w http.ResponseWriter, r *http.Request) {
 	data, _ := assets.ReadFile("static/app.css")

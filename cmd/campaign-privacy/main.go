@@ -164,7 +164,8 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, with ...
 			Addr: s.addr, InstanceName: s.instanceName, Version: version, FaultHTTPStatus: s.faultHTTPStatus,
 			TrustedProxies: s.trustedProxies, SOAPAllowed: s.soapAllowedSubnets,
 		},
-		Web: web.Config{Zone: m.zone(s)},
+		Web: web.Config{Zone: m.zone(s), Downloads: web.DownloadLimits{
+			Total: s.downloadsMax, PerOperator: s.downloadsPerOperator, MinRate: int64(s.downloadMinRate)}},
 	}
 	for _, f := range with {
 		f(&cfg)

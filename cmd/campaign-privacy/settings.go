@@ -33,6 +33,7 @@ type settings struct {
 	sessionTTL, retention, lease, retryDelay                            time.Duration
 	requireSecurityToken, deduplicate                                   bool
 	faultHTTPStatus, deleteBatch                                        int
+	downloadsMax, downloadsPerOperator, downloadMinRate                 int
 	logLevel                                                            slog.Level
 }
 
@@ -162,6 +163,17 @@ var table = []setting{
 	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",
 		Accepts: "an integer from 1 to 100000",
 		Set:     integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
+	{Flag: "downloads-max", Env: "CP_DOWNLOADS_MAX", Default: "64", Help: "data-subject files being sent at once, in all",
+		Doc:     "data-subject files being sent at once, in all; more get `503` with `Retry-After` (a HEAD is not counted)",
+		Accepts: "an integer from 1 to 10000",
+		Set:     integer(1, 10_000, func(s *settings) *int { return &s.downloadsMax })},
+	{Flag: "downloads-per-operator", Env: "CP_DOWNLOADS_PER_OPERATOR", Default: "4", Help: "data-subject files being sent at once to one operator",
+		Accepts: "an integer from 1 to 1000",
+		Set:     integer(1, 1_000, func(s *settings) *int { return &s.downloadsPerOperator })},
+	{Flag: "download-min-rate", Env: "CP_DOWNLOAD_MIN_RATE", Default: "16384", Help: "bytes per second below which a download reader is dropped (after a 10 s stall)",
+		Doc:     "bytes per second a download's reader must take: each write may wait 10 s plus its bytes at this rate, then the connection is dropped (slow readers)",
+		Accepts: "an integer from 1 to 1073741824",
+		Set:     integer(1, 1<<30, func(s *settings) *int { return &s.downloadMinRate })},
 	{Flag: "ims-jwks", Env: "CP_IMS_JWKS", DefaultDoc: "empty (BearerTokenLogon off)",
 		Help: "JWK Set verifying BearerTokenLogon's bearer tokens: a file or an http(s) URL",
 		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",
