@@ -51,8 +51,8 @@ GOTESTSUM = $(GO) run gotest.tools/gotestsum@v1.13.0 --format pkgname-and-test-f
 
 .PHONY: test-go
 test-go:
-	$(GOTESTSUM) -count=1 $(RACE) $(RACE_PKGS)
-	$(GOTESTSUM) -count=1 $$($(GO) list ./... | grep -v -e /server -e /session -e /web -e /privacy -e /internal/ -e /schemas)
+	$(GOTESTSUM) -count=1 -timeout 25m $(RACE) $(RACE_PKGS)
+	$(GOTESTSUM) -count=1 -timeout 25m $$($(GO) list ./... | grep -v -e /server -e /session -e /web -e /privacy -e /internal/ -e /schemas)
 	$(GO) test -run '^$$' -bench . -benchtime=100x -benchmem ./server ./internal/querydef
 	$(GO) test -run '^$$' -bench . -benchtime=5x -benchmem ./privacy
 	CP_TEST_PG_RESTART=1 $(GOTESTSUM) -count=1 -run 'TestPostgresRestartDuringDelete' ./cmd/campaign-privacy
