@@ -88,6 +88,7 @@ var soapUIPlaceholders = strings.NewReplacer(
 	"${#Project#password}", "{{PASSWORD}}",
 	"${#Project#sessionToken}", "{{SESSION_TOKEN}}",
 	"${#Project#requestId}", "{{REQUEST_ID}}",
+	"${#Project#bearerToken}", "{{BEARER_TOKEN}}",
 )
 
 // soapUIDefaultEndpoint is where the project points; tests swap in their server.
@@ -138,7 +139,7 @@ func TestSoapUIProject(t *testing.T) {
 		examples[normalizeEnvelope(string(data))] = filepath.Base(f)
 	}
 
-	wantInterfaces := map[string]bool{"xtk:session": true, "nms:privacyRequest": true, "nms:gdprRequest": true, "xtk:queryDef": true}
+	wantInterfaces := map[string]bool{"xtk:session": true, "nms:privacyRequest": true, "nms:gdprRequest": true, "xtk:queryDef": true, "xtk:workflow": true}
 	used := map[string]bool{}
 	calls := map[string]string{} // interface/operation -> request
 	for _, in := range p.Interfaces {
@@ -184,17 +185,25 @@ func TestSoapUIProject(t *testing.T) {
 	if len(p.TestSuites) == 0 || len(p.TestSuites[0].TestCases) == 0 {
 		t.Fatal("no test case in the SoapUI project")
 	}
-	for _, step := range p.TestSuites[0].TestCases[0].Steps {
-		if step.Type != "request" {
-			continue
+	for _, tc := range p.TestSuites[0].TestCases {
+		for _, step := range tc.Steps {
+			checkStepCall(t, step, calls)
 		}
-		key := step.Config.Interface + "/" + step.Config.Operation
-		call, ok := calls[key]
-		if !ok {
-			t.Errorf("test step %s: no call %s", step.Name, key)
-		} else if normalizeEnvelope(call) != normalizeEnvelope(step.Config.Request.Body) {
-			t.Errorf("test step %s: request differs from the call of %s", step.Name, key)
-		}
+	}
+}
+
+// checkStepCall checks that a request step sends its interface's call.
+func checkStepCall(t *testing.T, step soapUITestStep, calls map[string]string) {
+	t.Helper()
+	if step.Type != "request" {
+		return
+	}
+	key := step.Config.Interface + "/" + step.Config.Operation
+	call, ok := calls[key]
+	if !ok {
+		t.Errorf("test step %s: no call %s", step.Name, key)
+	} else if normalizeEnvelope(call) != normalizeEnvelope(step.Config.Request.Body) {
+		t.Errorf("test step %s: request differs from the call of %s", step.Name, key)
 	}
 }
 
@@ -207,7 +216,10 @@ func TestExamples(t *testing.T) {
 			in, pia, _ := privacyInstance(t, append(st.env(t), "CP_SCHEMAS_DIR="+exampleSchemas(t))...)
 
 			t.Run("soapui-test-case", func(t *testing.T) {
-				runSoapUITestCase(t, in.baseURL, pia)
+				runSoapUITestCase(t, in.baseURL, pia, 0)
+			})
+			t.Run("soapui-workflow-test-case", func(t *testing.T) {
+				runSoapUITestCase(t, in.baseURL, in.admin, 1)
 			})
 			t.Run("soap-readme", func(t *testing.T) {
 				requireCommand(t, "curl", "apt-get install curl")
@@ -225,13 +237,13 @@ func TestExamples(t *testing.T) {
 
 var projectProperty = regexp.MustCompile(`\$\{#Project#(\w+)\}`)
 
-// runSoapUITestCase plays the SoapUI project's first test case the way
+// runSoapUITestCase plays one of the SoapUI project's test cases the way
 // SoapUI does: request steps with the project properties expanded (posted
 // with text/xml and the operation's quoted SOAPAction) and their
 // assertions, property transfers (XPath //*:name) into project properties.
 // It also checks each interface's binding and operations against the WSDL
 // the server serves.
-func runSoapUITestCase(t *testing.T, baseURL string, op operator) {
+func runSoapUITestCase(t *testing.T, baseURL string, op operator, testCase int) {
 	p := loadSoapUIProject(t)
 	props := map[string]string{}
 	for _, pr := range p.Properties {
@@ -263,7 +275,10 @@ func runSoapUITestCase(t *testing.T, baseURL string, op operator) {
 	}
 
 	responses := map[string]soapResult{}
-	for _, step := range p.TestSuites[0].TestCases[0].Steps {
+	if testCase >= len(p.TestSuites[0].TestCases) {
+		t.Fatalf("the SoapUI project has no test case %d", testCase)
+	}
+	for _, step := range p.TestSuites[0].TestCases[testCase].Steps {
 		switch step.Type {
 		case "request":
 			req := step.Config.Request
@@ -318,7 +333,7 @@ func runSoapUITestCase(t *testing.T, baseURL string, op operator) {
 			t.Errorf("step %s: step type %q not run by this test", step.Name, step.Type)
 		}
 	}
-	if props["requestId"] == "" {
+	if testCase == 0 && props["requestId"] == "" {
 		t.Error("the test case did not keep a request id")
 	}
 }

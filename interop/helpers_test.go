@@ -34,7 +34,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "campaign-privacy")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/campaign-privacy")
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, "../cmd/campaign-privacy") // the README's flags: one build cache
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "interop: go build ../cmd/campaign-privacy: %v\n%s", err, out)
 		return 1

@@ -67,8 +67,12 @@ type Config struct {
 	// stop the process there, or return an error the step then fails with
 	// ("export-chunk" before each chunk of a file is stored: a full disk).
 	Failpoint func(name string) error
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Progress, if set, is told each time a workflow finishes a request
+	// (moved on or failed), with the workflow's report so far: the
+	// command's progress bar.
+	Progress func(Report)
+	Now      func() time.Time
+	Logger   *slog.Logger
 	// SubjectKey keys the subject hash (subject.go): 32 bytes that
 	// replicas share, kept outside the database (subject.key,
 	// CP_SUBJECT_KEY). Empty: a random key for this process alone (tests).

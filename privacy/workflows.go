@@ -114,6 +114,7 @@ func (s *Service) process(ctx context.Context, rep Report, from []int, to map[in
 		mu.Lock()
 		rep.Processed += processed
 		rep.Failed += failed
+		s.progress(rep)
 		mu.Unlock()
 	}
 	for w := 0; w < s.cfg.Workers; w++ {
@@ -545,7 +546,15 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 				return rep, err
 			}
 			rep.Processed++
+			s.progress(rep)
 		}
+	}
+}
+
+// progress tells cfg.Progress how far a workflow is.
+func (s *Service) progress(rep Report) {
+	if s.cfg.Progress != nil {
+		s.cfg.Progress(rep)
 	}
 }
 

@@ -98,11 +98,24 @@ func Render(w io.Writer, s *schemas.Schema, location string) error {
 	}
 	p(`    </s:schema>`)
 	if wpp {
+		// The responses' XML parameters use an Element type of their own
+		// namespace: the answers say xsi:type='ns:Element' with ns bound
+		// to urn:wpp:default, and zeep resolves that type there (it also
+		// reads a tns: prefix inside a schema as that schema's target
+		// namespace).
 		p(`    <s:schema elementFormDefault="qualified" targetNamespace="%s">`, nsWPP)
-		p(`      <s:import namespace="%s"/>`, tns)
+		p(`      <s:complexType name="Element">`)
+		p(`        <s:sequence>`)
+		p(`          <s:any minOccurs="0" processContents="lax"/>`)
+		p(`        </s:sequence>`)
+		p(`      </s:complexType>`)
 		for _, m := range s.Methods {
 			if respPrefix(m) == "wpp" {
-				element(m.Name+"Response", fields(m, m.ResponseParams()))
+				fs := fields(m, m.ResponseParams())
+				for i := range fs {
+					fs[i][1] = strings.Replace(fs[i][1], "tns:Element", "wpp:Element", 1)
+				}
+				element(m.Name+"Response", fs)
 			}
 		}
 		p(`    </s:schema>`)

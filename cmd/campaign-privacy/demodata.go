@@ -32,11 +32,9 @@ func (m *Main) demoData(ctx context.Context, args []string) error {
 	defer a.Close()
 	start := time.Now()
 	g := &demodata.Generator{DB: a.DB, Registry: a.Registry, Seed: seed}
-	first, last, err := g.Generate(ctx, recipients, func(done int) {
-		if done%100_000 == 0 {
-			fmt.Fprintf(m.Stderr, "%d recipients…\n", done)
-		}
-	})
+	p := m.newProgress("demo-data", "recipients", int64(recipients))
+	first, last, err := g.Generate(ctx, recipients, func(done int) { p.Set(int64(done)) })
+	p.Finish()
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,8 @@ var (
 )
 
 // buildBinary builds campaign-privacy once for the tests that need a real
-// process to kill. -buildvcs=auto stamps the revision `version` prints,
+// process to kill, with the flags of the README's build (-trimpath: one
+// build cache for both). -buildvcs=auto stamps the revision `version` prints,
 // whatever GOFLAGS says.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -38,7 +39,7 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		binary = filepath.Join(dir, "campaign-privacy")
-		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binary, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-trimpath", "-buildvcs=auto", "-o", binary, ".").CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(string(out))
 		}

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+	_ "time/tzdata" // a local-time CP_WORKFLOW_SCHEDULE works in a scratch image
 
 	"github.com/campaign-privacy/campaign-privacy/internal/app"
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -60,6 +62,9 @@ type Main struct {
 	Getenv         func(string) string
 	// Ready, if set, is called with the listening address once serve listens.
 	Ready func(addr string)
+	// ProgressEvery is how often long work writes a progress line when
+	// standard error is not a terminal (0: every 5 s).
+	ProgressEvery time.Duration
 }
 
 // Run dispatches a command line.
@@ -123,7 +128,7 @@ func (m *Main) logger(s *settings) *slog.Logger {
 
 // open builds the service from the settings (internal/app does the
 // wiring): the custom schemas, the keys, each package's Config.
-func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app.App, error) {
+func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust ...func(*app.Config)) (*app.App, error) {
 	var custom fs.FS
 	if s.schemasDir != "" {
 		if st, err := os.Stat(s.schemasDir); err != nil || !st.IsDir() {
@@ -143,7 +148,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app.Ap
 			return nil, err
 		}
 	}
-	return app.Open(ctx, app.Config{
+	cfg := app.Config{
 		Store:     store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir},
 		Schemas:   custom,
 		Logger:    log,
@@ -163,5 +168,9 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger) (*app.Ap
 		},
 		Web: web.Config{Zone: m.zone(s), Downloads: web.DownloadLimits{
 			Total: s.downloadsMax, PerOperator: s.downloadsPerOperator, MinRate: int64(s.downloadMinRate)}},
-	})
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	return app.Open(ctx, cfg)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/app"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -46,14 +49,75 @@ func (m *Main) workflow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := m.open(ctx, s, m.logger(s))
+	bars := &workflowProgress{m: m}
+	defer bars.finish()
+	a, err := m.open(ctx, s, m.logger(s), func(c *app.Config) { c.Privacy.Progress = bars.report })
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	reports, err := a.Privacy.Run(ctx, name)
-	for _, r := range reports {
-		fmt.Fprintln(m.Stdout, r)
+	bars.db = a.DB
+	names := []string{name}
+	if name == "all" {
+		names = privacy.Workflows
+	} else if !slices.Contains(privacy.Workflows, name) {
+		return fmt.Errorf("unknown workflow %q: %s or all", name, strings.Join(privacy.Workflows, ", "))
 	}
-	return err
+	for _, n := range names {
+		bars.start(n)
+		reports, err := a.Privacy.Run(ctx, n)
+		bars.finish()
+		for _, r := range reports {
+			fmt.Fprintln(m.Stdout, r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workflowProgress draws one progress per workflow that runs, its total
+// the requests waiting for it when it starts (unknown for the cleanup).
+type workflowProgress struct {
+	m  *Main
+	db *store.DB
+	p  *progress
+}
+
+// waiting are the statuses each workflow takes requests from.
+var waiting = map[string][]privacy.Status{
+	privacy.Collect: {privacy.StatusNew, privacy.StatusRetryPending, privacy.StatusProcessing, privacy.StatusRetryInProgress},
+	privacy.Delete:  {privacy.StatusDeletePending, privacy.StatusDeleteInProgress},
+}
+
+func (w *workflowProgress) start(workflow string) {
+	w.p = w.m.newProgress(workflow, "requests", w.total(workflow))
+}
+
+func (w *workflowProgress) report(r privacy.Report) {
+	if w.p != nil {
+		w.p.Set(int64(r.Processed + r.Failed))
+	}
+}
+
+// total counts the requests waiting for a workflow; 0 when unknown.
+func (w *workflowProgress) total(workflow string) int64 {
+	var n int64
+	for _, st := range waiting[workflow] {
+		v := int(st)
+		_, count, err := w.db.FindRequests(context.Background(), store.RequestFilter{Status: &v, Limit: 1})
+		if err != nil {
+			return 0
+		}
+		n += count
+	}
+	return n
+}
+
+func (w *workflowProgress) finish() {
+	if w.p != nil {
+		w.p.Finish()
+		w.p = nil
+	}
 }

@@ -4,7 +4,9 @@
 // It keeps only the header, types and operations sections gowsdl produces
 // (never a server stub), fails when any of them is empty (gowsdl's Start
 // logs template errors instead of returning them, and leaves the section
-// empty), and gofmt's the result.
+// empty), drops a type declared twice alike (a WSDL whose schemas each
+// declare a type of the same name and shape, such as Element in
+// urn:xtk:persist and urn:wpp:default), and gofmt's the result.
 //
 // Usage: gen -wsdl file.wsdl -pkg name -o dir/file.go
 package main
@@ -14,7 +16,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/ast"
 	"go/format"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 
@@ -57,12 +62,51 @@ func run(wsdlFile, pkg, out string) error {
 		}
 		b.Write(code[name])
 	}
-	src, err := format.Source(b.Bytes())
+	src, err := dedupeTypes(b.Bytes())
 	if err != nil {
-		return fmt.Errorf("%s: generated code does not parse: %w", wsdlFile, err)
+		return fmt.Errorf("%s: %w", wsdlFile, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(out, src, 0o644)
+}
+
+// dedupeTypes parses the generated code, removes a type declaration that
+// repeats an earlier one of the same name and the same definition (a
+// different definition is an error), and formats the result.
+func dedupeTypes(code []byte) ([]byte, error) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "", code, parser.ParseComments)
+	if err != nil {
+		return nil, fmt.Errorf("generated code does not parse: %w", err)
+	}
+	seen := map[string]string{}
+	var decls []ast.Decl
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.TYPE || len(g.Specs) != 1 {
+			decls = append(decls, d)
+			continue
+		}
+		ts := g.Specs[0].(*ast.TypeSpec)
+		var def bytes.Buffer
+		if err := format.Node(&def, fset, ts.Type); err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[ts.Name.Name]; dup {
+			if prev != def.String() {
+				return nil, fmt.Errorf("type %s is generated twice with different definitions", ts.Name.Name)
+			}
+			continue
+		}
+		seen[ts.Name.Name] = def.String()
+		decls = append(decls, d)
+	}
+	f.Decls = decls
+	var out bytes.Buffer
+	if err := format.Node(&out, fset, f); err != nil {
+		return nil, err
+	}
+	return format.Source(out.Bytes())
 }
