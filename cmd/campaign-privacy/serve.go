@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -139,8 +141,9 @@ func purgeSessions(ctx context.Context, sessions *session.Service, log *slog.Log
 
 // failpoint returns the fault-test hook named by CP_FAILPOINT: at that
 // step ("delete-after-batch", "collect-after-export") the process kills
-// itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
-// there, the first time. Unset in production.
+// itself with SIGKILL, as kill -9 would (with "<step>:after=N", only at
+// its N+1th time: "create-batch-before-commit:after=50"), or with
+// "<step>:sleep=2s" pauses there, the first time. Unset in production.
 func (m *Main) failpoint() func(string) error {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
@@ -148,9 +151,11 @@ func (m *Main) failpoint() func(string) error {
 	}
 	point, action, _ := strings.Cut(want, ":")
 	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
+	after, _ := strconv.ParseInt(strings.TrimPrefix(action, "after="), 10, 64)
 	var once sync.Once
+	var hits atomic.Int64
 	return func(name string) error {
-		if name != point {
+		if name != point || hits.Add(1) <= after {
 			return nil
 		}
 		if pause > 0 {

@@ -107,6 +107,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		if sc.Now == nil {
 			sc.Now = cfg.Now
 		}
+		if sc.Failpoint == nil {
+			sc.Failpoint = cfg.Failpoint
+		}
 		if a.DB, err = store.Open(ctx, sc); err != nil {
 			return nil, err
 		}
