@@ -40,18 +40,24 @@ for b in soap download workflows; do go build -o "$bin/$b" "./bench/$b"; done
 
 if [ -n "$quick" ]; then
   step go-benchmarks 5m go test -run '^$' -bench . -benchtime=2000x -benchmem ./server ./internal/querydef
-  step soap 10m "$bin/soap" -duration 3s -conns 1,10,50
+  step soap 10m "$bin/soap" -duration 3s -conns 1,32
   step load 10m "$bin/soap" -scenarios mixed,hostile -conns 10 -duration 3s
   step download 10m "$bin/download" -sizes 10
   step workflows-100k 15m "$bin/workflows" -recipients 100000 -requests 2000 -access 200
 else
   step go-benchmarks 10m go test -run '^$' -bench . -benchmem ./server ./internal/querydef ./privacy
-  step soap 20m "$bin/soap" -duration 10s -conns 1,10,50
+  step soap 20m "$bin/soap" -duration 10s -conns 1,10,32,50
   step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
   step download 15m "$bin/download" -sizes 10,100
   step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
   step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
 fi
+
+# Every target the programs judged ("target: ✓|✗ …" lines), in one list.
+echo
+echo "== targets (ratios measured side by side in each step; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
+grep -h '^target: ' "$out"/*.txt 2>/dev/null | sed 's/^target: //' || echo "(no step printed a target)"
+printf '%d met, %d missed\n' "$(grep -h '^target: ✓' "$out"/*.txt 2>/dev/null | wc -l)" "$(grep -h '^target: ✗' "$out"/*.txt 2>/dev/null | wc -l)"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "failed steps: ${failed[*]}"

@@ -132,6 +132,13 @@ func (s *Service) writeExport(ctx context.Context, req *store.Request, value str
 		}
 		return 0, 0, err
 	}
+	if s.cfg.Metrics != nil {
+		rows := 0
+		for _, t := range found {
+			rows += len(t.ids)
+		}
+		s.cfg.Metrics.ExportWritten(rows, size)
+	}
 	return chunks, size, nil
 }
 

@@ -81,6 +81,7 @@ func (s *Service) canonicalise(ctx context.Context, ns *Namespace, table, column
 		return err
 	}
 	ns.Canonical = canon.Version
+	s.namespaces.Delete(ns.Name)
 	// A count, never a value.
 	s.log.InfoContext(ctx, "namespace field canonicalised", "namespace", ns.Name, "rule", rule, "rows", n)
 	return nil
@@ -145,6 +146,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	if err := s.db.UpdateNamespace(ctx, ns.row()); err != nil {
 		return err
 	}
+	s.namespaces.Delete(ns.Name)
 	if ns.Canonical < canon.Version {
 		attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
 		if err != nil {

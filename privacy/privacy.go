@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -89,6 +91,9 @@ type Config struct {
 	// OnQuotaRefused, if set, is told each refused call ("requests"): the
 	// metrics counter.
 	OnQuotaRefused func(quota string)
+	// Metrics records workflow runs, rows exported and deleted, and file
+	// bytes written; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // The request-creation quota's defaults: far above a person or an
@@ -115,6 +120,11 @@ type Service struct {
 	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
 
 	creates map[int64]*rate.Limiter // under mu: the request-creation quota per operator
+	// namespaces caches the namespaces CreateRequestByName reads, by
+	// name. A cached copy is only a guess: the create batch checks it
+	// against the stored row (store.ErrNamespaceChanged), and the call is
+	// retried with a fresh read.
+	namespaces sync.Map // string → *Namespace
 }
 
 // Validate checks the settings that cannot work together (unset ones take
@@ -231,6 +241,20 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 	if _, ok := regulationEnum[int(regulation)]; !ok {
 		return 0, apperr.Errorf(apperr.Invalid, "The regulation must be 1 (GDPR), 2 (CCPA), 3 (PDPA) or 4 (LGPD).")
 	}
+	id, err := s.createRequest(ctx, c, in, regulation, true)
+	if errors.Is(err, store.ErrNamespaceChanged) {
+		// The cached namespace was stale: once more, read afresh.
+		id, err = s.createRequest(ctx, c, in, regulation, false)
+	}
+	return id, err
+}
+
+// createRequest is CreateRequestByName after the checks that need no
+// namespace; cached says whether the namespace may come from the cache.
+func (s *Service) createRequest(ctx context.Context, c *session.Caller, in CreateRequest, regulation int64, cached bool) (int64, error) {
+	if !cached {
+		s.namespaces.Delete(in.NamespaceName)
+	}
 	ns, attr, err := s.namespace(ctx, in.NamespaceName)
 	if err != nil {
 		return 0, err
@@ -250,6 +274,7 @@ func (s *Service) CreateRequestByName(ctx context.Context, c *session.Caller, in
 		OperatorID:           c.OperatorID,
 		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
 		SubjectHash:          ptr(s.subjectHash(value)),
+		Namespace:            ns.row(),
 	}
 	if s.cfg.Deduplicate {
 		// confirmDeletePending is part of the request: a one-step delete
@@ -285,6 +310,7 @@ func (s *Service) createAllowed(ctx context.Context, operatorID int64) error {
 	}
 	s.log.WarnContext(ctx, "request quota: CreateRequestByName refused", "operator_id", operatorID,
 		"rate", s.cfg.CreateRate, "burst", s.cfg.CreateBurst)
+	s.cfg.Metrics.QuotaRefused("requests")
 	if s.cfg.OnQuotaRefused != nil {
 		s.cfg.OnQuotaRefused("requests")
 	}
@@ -338,13 +364,20 @@ func (s *Service) namespace(ctx context.Context, name string) (*Namespace, *sche
 	return ns, attr, nil
 }
 
-// namespaceByName reads a namespace; not cached, as its rule may change.
+// namespaceByName returns a namespace from the cache, or reads it. Its
+// rule may change meanwhile (another process): CreateRequest checks the
+// copy it was given against the stored row, once per batch.
 func (s *Service) namespaceByName(ctx context.Context, name string) (*Namespace, error) {
+	if ns, ok := s.namespaces.Load(name); ok {
+		return ns.(*Namespace), nil
+	}
 	ns, err := s.db.FindNamespaceByName(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return namespaceOf(ns), nil
+	n := namespaceOf(ns)
+	s.namespaces.Store(name, n)
+	return n, nil
 }
 
 // reconciliationAttribute resolves "@email" on the target schema.

@@ -53,8 +53,9 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	var out []Report
 	for _, n := range names {
 		var (
-			r   Report
-			err error
+			r     Report
+			err   error
+			start = time.Now()
 		)
 		switch n {
 		case Collect:
@@ -66,6 +67,7 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 		default:
 			return out, apperr.Errorf(apperr.Invalid, "Unknown workflow '%s' (%s, %s, %s or all).", n, Collect, Delete, Cleanup)
 		}
+		s.cfg.Metrics.WorkflowRun(n, time.Since(start), r.Processed, r.Failed, err)
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -362,6 +364,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease); err != nil {
 			return err
 		}
+		s.cfg.Metrics.RowsDeleted(rows)
 		s.touched.add(parts)
 		parts, rows = nil, 0
 		if err := s.failpoint("delete-after-batch"); err != nil {

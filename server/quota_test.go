@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +43,26 @@ func countRequests(t *testing.T, env *servertest.Env) int64 {
 	return n
 }
 
+// scrapedMetric fails unless GET /metrics has the line want.
+func scrapedMetric(t *testing.T, env *servertest.Env, want string) {
+	t.Helper()
+	resp, err := http.Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == want {
+			return
+		}
+	}
+	t.Fatalf("/metrics has no line %q:\n%s", want, b)
+}
+
 // TestCreateRequestQuota: an operator past its request-creation quota gets
 // a Busy fault naming the limit, nothing is stored, the refusal is logged
 // without the value and counted; another operator is not affected, and the
@@ -75,6 +97,8 @@ func TestCreateRequestQuota(t *testing.T) {
 		if got := q.get("requests"); got != 1 {
 			t.Fatalf("quota hook: %d refusals, want 1", got)
 		}
+		scrapedMetric(t, env, `campaign_privacy_quota_refusals_total{quota="requests"} 1`)
+		scrapedMetric(t, env, `campaign_privacy_quota_refusals_total{quota="sessions"} 0`)
 		logs := env.Logs.String()
 		if !strings.Contains(logs, "request quota: CreateRequestByName refused") {
 			t.Fatalf("refusal not logged:\n%s", logs)
@@ -142,6 +166,7 @@ func TestSessionQuota(t *testing.T) {
 		if got := q.get("sessions"); got != 1 {
 			t.Fatalf("quota hook: %d, want 1", got)
 		}
+		scrapedMetric(t, env, `campaign_privacy_quota_refusals_total{quota="sessions"} 1`)
 		if logs := env.Logs.String(); !strings.Contains(logs, "session quota: oldest sessions revoked") || strings.Contains(logs, tok) {
 			t.Fatalf("eviction not logged, or a token logged:\n%s", logs)
 		}

@@ -131,6 +131,16 @@ var faults = map[apperr.Code]fault{
 	apperr.Internal:        {"SOAP-ENV:Server", "SOP-330011 Error while executing the method '{method}' of service '{service}'.", true},
 }
 
+// faultCodes are the ACC codes the faults start with (the outcome label of
+// the call metrics), read from the table above.
+var faultCodes = func() map[apperr.Code]string {
+	out := make(map[apperr.Code]string, len(faults))
+	for code, f := range faults {
+		out[code], _, _ = strings.Cut(f.text, " ")
+	}
+	return out
+}()
+
 // writeFault renders err as an ACC fault. ref is the correlation id that the
 // log line carries too; it is the only detail of an internal error.
 func writeFault(err error, method, service, ref string) []byte {

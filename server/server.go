@@ -19,9 +19,11 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/siteurl"
@@ -66,6 +68,9 @@ type Config struct {
 	SOAPAllowed []netip.Prefix
 	// Persist writes entities for xtk:persist#Write and WriteCollection.
 	Persist *persist.Service
+	// Metrics records every call (method, outcome, latency, in flight);
+	// nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Timeouts of the HTTP server (security-bar.md §2). Zero fields take the
@@ -90,8 +95,13 @@ type Server struct {
 	log      *slog.Logger
 	inflight chan struct{}
 	handlers map[string]handler
-	started  time.Time
-	http     *http.Server
+	// methodMetrics caches the collectors of each registry method
+	// (*schemas.Method → *metrics.Method); unknownMetrics is the one
+	// label every other call shares.
+	methodMetrics  sync.Map
+	unknownMetrics *metrics.Method
+	started        time.Time
+	http           *http.Server
 }
 
 // New wires a Server.
@@ -130,6 +140,7 @@ func New(cfg Config, registry *schemas.Registry, sessions *session.Service, priv
 	}
 	s.queries = cfg.Queries
 	s.handlers = s.methodTable()
+	s.unknownMetrics = cfg.Metrics.Method(metrics.UnknownMethod)
 	return s
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -62,6 +63,8 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 	ref := newRef()
 	start := time.Now()
+	s.cfg.Metrics.CallStarted()
+	defer s.cfg.Metrics.CallEnded()
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
@@ -72,6 +75,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(r.Context(), "panic in SOAP call", "ref", ref, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.observe(nil, apperr.Internal, start)
 			writeXML(w, http.StatusInternalServerError, writeFault(apperr.Errorf(apperr.Internal, "panic"), "", "", ref))
 		}
 	}()
@@ -116,6 +120,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeXML(w, http.StatusOK, out)
+	s.observe(c.method, "", start)
 	s.log.InfoContext(ctx, "soap call", "ref", ref, "action", c.method.Service+"#"+c.method.Name,
 		"operator_id", operatorID(c.caller), "ms", time.Since(start).Milliseconds())
 }
@@ -150,6 +155,42 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start
 	level(r.Context(), "soap fault", "ref", ref, "action", action, "code", string(code),
 		"err", apperr.LogText(e.err), "operator_id", e.operatorID, "ms", time.Since(start).Milliseconds())
 	writeXML(w, s.cfg.FaultHTTPStatus, writeFault(e.err, e.method, e.service, ref))
+	if s.cfg.Metrics != nil {
+		// The names come from the caller: only a method of the registry
+		// gets a label of its own.
+		var m *schemas.Method
+		if e.method != "" {
+			m, _ = s.registry.Method(e.service, e.method)
+		}
+		s.observe(m, code, start)
+	}
+}
+
+// observe records an answered call in the metrics: m is the registry's
+// method (nil when the call named none the registry knows), code the
+// fault's class ("" for success).
+func (s *Server) observe(m *schemas.Method, code apperr.Code, start time.Time) {
+	if s.cfg.Metrics == nil {
+		return
+	}
+	mm := s.unknownMetrics
+	if m != nil {
+		if v, ok := s.methodMetrics.Load(m); ok {
+			mm = v.(*metrics.Method)
+		} else {
+			v, _ := s.methodMetrics.LoadOrStore(m, s.cfg.Metrics.Method(m.Service+"#"+m.Name))
+			mm = v.(*metrics.Method)
+		}
+	}
+	if code == "" {
+		mm.Done(metrics.OutcomeOK, "", time.Since(start))
+		return
+	}
+	outcome, ok := faultCodes[code]
+	if !ok {
+		code, outcome = apperr.Internal, faultCodes[apperr.Internal]
+	}
+	mm.Done(outcome, string(code), time.Since(start))
 }
 
 // prepare parses the envelope, resolves the action, authenticates the caller

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 )
 
 // IMSConfig configures xtk:session#BearerTokenLogon: the bearer tokens of
@@ -123,6 +124,7 @@ func (m *IMS) Config() IMSConfig { return m.cfg }
 func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (tokens *Tokens, err error) {
 	if s.addressThrottled(from) {
 		s.log.WarnContext(ctx, "bearer logon refused", "reason", "too many failures from this address", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonAddressThrottled)
 		return nil, errBadLogon
 	}
 	defer func() {
@@ -132,6 +134,7 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	}()
 	refuse := func(reason string, args ...any) (*Tokens, error) {
 		s.log.InfoContext(ctx, "bearer logon refused", append([]any{"reason", reason}, args...)...)
+		s.cfg.Metrics.LogonFailed(metrics.LogonBearerRefused)
 		return nil, errBadLogon
 	}
 	ims := s.cfg.IMS

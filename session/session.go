@@ -29,6 +29,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
@@ -103,6 +104,9 @@ type Config struct {
 	OnQuotaRefused func(quota string)
 	Now            func() time.Time
 	Logger         *slog.Logger
+	// Metrics counts refused logons by reason, and lock-outs; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultMaxSessions is the open-sessions quota per operator.
@@ -254,6 +258,7 @@ var errBadLogon = apperr.Errorf(apperr.BadLogon, "Invalid login or password.")
 func (s *Service) Logon(ctx context.Context, login, password, from string) (tokens *Tokens, err error) {
 	if s.addressThrottled(from) {
 		s.log.WarnContext(ctx, "logon refused", "reason", "too many failures from this address", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonAddressThrottled)
 		return nil, errBadLogon
 	}
 	defer func() {
@@ -263,6 +268,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	}()
 	if login == "" || len(login) > MaxLoginBytes || password == "" || len(password) > MaxPasswordBytes {
 		s.log.InfoContext(ctx, "logon refused", "reason", "empty or oversized login or password", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonInvalidInput)
 		return nil, errBadLogon
 	}
 	p := s.hashPool(from)
@@ -272,6 +278,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 			return nil, err
 		}
 		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonUnknownLogin)
 		return nil, errBadLogon
 	}
 	if err != nil {
@@ -285,17 +292,21 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	switch {
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonLocked)
 		return nil, errBadLogon
 	case op.Disabled:
 		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
 		return nil, errBadLogon
 	case !ok:
 		until, err := s.recordFailure(ctx, op.ID)
 		if err != nil {
 			return nil, err
 		}
+		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
 		if until != nil {
 			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339), "from", from)
+			s.cfg.Metrics.LockedOut()
 		} else {
 			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password", "from", from)
 		}
@@ -395,6 +406,7 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 			}
 			s.log.WarnContext(ctx, "session quota: oldest sessions revoked", "operator_id", op.ID,
 				"revoked", len(revoked), "max_sessions", s.cfg.MaxSessions)
+			s.cfg.Metrics.QuotaRefused("sessions")
 			if s.cfg.OnQuotaRefused != nil {
 				s.cfg.OnQuotaRefused("sessions")
 			}

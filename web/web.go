@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
@@ -53,6 +54,9 @@ type Config struct {
 	Workflows func(ctx context.Context) ([]privacy.Report, error)
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Metrics counts the bytes of data-subject files sent; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 	// Downloads bounds the data-subject files being sent (SECURITY-
 	// CATALOGUE "Slow readers"); zero fields take the defaults.
 	Downloads DownloadLimits
@@ -298,7 +302,22 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 			r.Header.Del("Range")
 		}
 	}
-	http.ServeContent(&paced{ResponseWriter: w, rc: http.NewResponseController(w), limits: s.cfg.Downloads}, r, "", export.Created, rd)
+	counted := &countingReader{ReadSeeker: rd}
+	http.ServeContent(&paced{ResponseWriter: w, rc: http.NewResponseController(w), limits: s.cfg.Downloads}, r, "", export.Created, counted)
+	s.cfg.Metrics.Downloaded(counted.n)
+}
+
+// countingReader counts the bytes read through it: what ServeContent sent
+// of the file (a range, or nothing for a 304).
+type countingReader struct {
+	io.ReadSeeker
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // startDownload takes a download slot for an operator, if one is free.

@@ -47,7 +47,19 @@ func main() {
 		check(err)
 		run(bin, filepath.Join(tmp, "mb"+s), mb)
 	}
+	// Issue 16's target, gathered by bench/run.sh.
+	fmt.Println()
+	for _, r := range ratios {
+		mark := "✗"
+		if r.ratio >= 0.8 {
+			mark = "✓"
+		}
+		fmt.Printf("target: %s download of a %.1f MB file ≥ 0.8× http.ServeContent of the plain file: %.2f× (goal ≥ 0.80×)\n", mark, r.mb, r.ratio)
+	}
 }
+
+// ratios are each size's download ÷ ServeContent, for the target lines.
+var ratios []struct{ mb, ratio float64 }
 
 // run measures one file size in a fresh data directory.
 func run(bin, dir string, mb int) {
@@ -148,6 +160,7 @@ func run(bin, dir string, mb int) {
 	fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %.0f MB/s | %.0f MB/s | %.2f× | %.0f MiB |\n",
 		float64(n)/(1<<20), rows, collect.Round(10*time.Millisecond), float64(collectRSS)/1024,
 		mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), float64(serverRSS)/1024)
+	ratios = append(ratios, struct{ mb, ratio float64 }{float64(n) / (1 << 20), ceiling.Seconds() / product.Seconds()})
 }
 
 func post(base, action, envelope string) string {

@@ -30,6 +30,7 @@ var commandTable = []command{
 	{"audit verify", "", "check the audit hash chain; exit 1 names the first broken line"},
 	{"receipt public-key", "", "print the erasure receipts' public key (PEM)"},
 	{"receipt verify", "FILE [--public-key K]", "check a receipt offline and print its claims"},
+	{"healthcheck", "[--addr A]", "ask the server at CP_ADDR whether it is ready (GET /readyz): exit 0, or 1 with the reason"},
 	{"version", "", "print the version, VCS revision, commit time and Go version"},
 	{"help", "[COMMAND | settings]", "print this help, a command's, or the settings'"},
 }

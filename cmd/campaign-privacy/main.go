@@ -94,6 +94,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.receipt(ctx, args)
 	case "demo-data":
 		return m.demoData(ctx, args)
+	case "healthcheck":
+		return m.healthcheck(ctx, args)
 	case "version":
 		if helpRequested(args) {
 			return m.help("version", nil)

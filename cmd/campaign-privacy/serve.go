@@ -8,11 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/app"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -31,11 +35,29 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("CP_ADDR %s: %w", s.addr, err)
 	}
 	defer ln.Close()
-	a, err := m.open(ctx, s, log)
+	var metricsLn net.Listener
+	if s.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", s.metricsAddr); err != nil {
+			return fmt.Errorf("CP_METRICS_ADDR %s: %w", s.metricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
+	b := readBuildInfo()
+	met := metrics.New(metrics.Options{Logger: log,
+		Build: metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion, Dirty: b.Dirty}})
+	a, err := m.open(ctx, s, log, func(c *app.Config) {
+		c.Metrics, c.MetricsApart = met, metricsLn != nil
+		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
+		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesPresent}}
+	})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if metricsLn != nil {
+		serveMetrics(ctx, metricsLn, a.MetricsHandler(), log)
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
 	created, generated, err := a.Sessions.EnsureAdmin(ctx, s.adminPassword)
 	if err != nil {
 		return fmt.Errorf("create the admin operator: %w", err)
@@ -119,8 +141,9 @@ func purgeSessions(ctx context.Context, sessions *session.Service, log *slog.Log
 
 // failpoint returns the fault-test hook named by CP_FAILPOINT: at that
 // step ("delete-after-batch", "collect-after-export") the process kills
-// itself with SIGKILL, as kill -9 would, or with "<step>:sleep=2s" pauses
-// there, the first time. Unset in production.
+// itself with SIGKILL, as kill -9 would (with "<step>:after=N", only at
+// its N+1th time: "create-batch-before-commit:after=50"), or with
+// "<step>:sleep=2s" pauses there, the first time. Unset in production.
 func (m *Main) failpoint() func(string) error {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
@@ -128,9 +151,11 @@ func (m *Main) failpoint() func(string) error {
 	}
 	point, action, _ := strings.Cut(want, ":")
 	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
+	after, _ := strconv.ParseInt(strings.TrimPrefix(action, "after="), 10, 64)
 	var once sync.Once
+	var hits atomic.Int64
 	return func(name string) error {
-		if name != point {
+		if name != point || hits.Add(1) <= after {
 			return nil
 		}
 		if pause > 0 {

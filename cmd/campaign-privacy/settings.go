@@ -27,6 +27,8 @@ type settings struct {
 	imsJWKS, imsIssuer, imsAudience, imsOperatorClaim                   string
 	imsAlgorithms                                                       []string
 	allowedSubnets, trustedProxies, soapAllowedSubnets                  []netip.Prefix
+	metricsSubnets                                                      []netip.Prefix
+	metricsAddr                                                         string
 	workflowSchedule                                                    privacy.Schedule
 	sessionTTL, retention, lease, retryDelay                            time.Duration
 	requireSecurityToken, deduplicate                                   bool
@@ -236,6 +238,13 @@ var table = []setting{
 			s.logFormat = v
 			return nil
 		}},
+	{Flag: "metrics-subnets", Env: "CP_METRICS_SUBNETS", Default: "127.0.0.1/32,::1/128",
+		Help: "who may read GET /metrics: CIDRs, comma-separated",
+		Doc:  "who may read `GET /metrics`: CIDRs, comma-separated; client addresses through `CP_TRUSTED_PROXIES` as for the console. Others get 403.",
+		Set:  prefixes(true, func(s *settings) *[]netip.Prefix { return &s.metricsSubnets })},
+	{Flag: "metrics-addr", Env: "CP_METRICS_ADDR", Help: "serve /metrics (and /healthz, /readyz) on this address instead of CP_ADDR",
+		Doc: "serve `/metrics` (with `/healthz` and `/readyz`) on a listener of its own, e.g. `127.0.0.1:9090`, instead of `CP_ADDR`; `CP_METRICS_SUBNETS` still applies there.",
+		Set: text(func(s *settings) *string { return &s.metricsAddr })},
 }
 
 // The parsers of the table.

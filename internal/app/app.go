@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -57,6 +59,17 @@ type Config struct {
 	Privacy privacy.Config
 	Server  server.Config
 	Web     web.Config
+
+	// Metrics, if set, is given to every service whose own Config has
+	// none, watches the database pool and the requests, and is served at
+	// GET /metrics to MetricsZone: on Handler, or, with MetricsApart
+	// (CP_METRICS_ADDR), only on MetricsHandler.
+	Metrics      *metrics.Metrics
+	MetricsZone  netzone.Zone
+	MetricsApart bool
+	// Ready are readiness checks run after the database and migrations
+	// ones (cmd adds "keys").
+	Ready []metrics.Check
 }
 
 // App is one wired service.
@@ -67,11 +80,15 @@ type App struct {
 	Privacy  *privacy.Service
 	Server   *server.Server
 	Web      *web.Server
+	// Metrics are Config.Metrics (nil without); Health serves /healthz and
+	// /readyz on Handler and MetricsHandler.
+	Metrics *metrics.Metrics
+	Health  *metrics.Health
 	// Migrated lists the migrations Open applied (empty: none pending).
 	Migrated []int
 
-	handler http.Handler
-	ownDB   bool
+	handler, metricsHandler http.Handler
+	ownDB                   bool
 }
 
 // Open builds the service: the schemas (embedded and custom), the
@@ -95,6 +112,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 		if sc.Now == nil {
 			sc.Now = cfg.Now
+		}
+		if sc.Failpoint == nil {
+			sc.Failpoint = cfg.Failpoint
 		}
 		if a.DB, err = store.Open(ctx, sc); err != nil {
 			return nil, err
@@ -128,10 +148,14 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("create data-model tables: %w", err)
 	}
 
+	a.Metrics = cfg.Metrics
 	scfg := cfg.Session
 	fill(&scfg.Logger, &scfg.Now, log, cfg.Now)
 	if scfg.OnQuotaRefused == nil {
 		scfg.OnQuotaRefused = cfg.OnQuotaRefused
+	}
+	if scfg.Metrics == nil {
+		scfg.Metrics = cfg.Metrics
 	}
 	if a.Sessions, err = session.New(db, scfg); err != nil {
 		return err
@@ -144,6 +168,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if pcfg.OnQuotaRefused == nil {
 		pcfg.OnQuotaRefused = cfg.OnQuotaRefused
+	}
+	if pcfg.Metrics == nil {
+		pcfg.Metrics = cfg.Metrics
 	}
 	a.Privacy = privacy.New(db, registry, pcfg)
 	if err := a.Privacy.Setup(ctx); err != nil {
@@ -158,6 +185,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if srv.Ping == nil {
 		srv.Ping = db.Ping
 	}
+	if srv.Metrics == nil {
+		srv.Metrics = cfg.Metrics
+	}
 	if srv.DatabaseID == "" {
 		if srv.DatabaseID, err = db.DatabaseID(ctx); err != nil {
 			return fmt.Errorf("read the database id: %w", err)
@@ -169,16 +199,39 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	wcfg := cfg.Web
 	fill(&wcfg.Logger, &wcfg.Now, log, cfg.Now)
+	if wcfg.Metrics == nil {
+		wcfg.Metrics = cfg.Metrics
+	}
 	if wcfg.Workflows == nil {
 		priv := a.Privacy
 		wcfg.Workflows = func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }
 	}
 	a.Web = web.New(wcfg, a.Sessions, a.Privacy)
 
+	// Observability: the pool and the requests are read at scrape time;
+	// the service is ready once built, while the checks pass.
+	cfg.Metrics.WatchDB(db.Pool())
+	cfg.Metrics.WatchRequests(a.Privacy.RequestStats)
+	a.Health = metrics.NewHealth(log)
+	a.Health.Ready(append([]metrics.Check{
+		{Reason: "database", Probe: db.Ping},
+		{Reason: "migrations", Probe: db.CheckMigrated},
+	}, cfg.Ready...)...)
+	own := http.NewServeMux()
+	a.Health.Register(own)
+
 	mux := http.NewServeMux()
 	a.Server.Register(mux)
 	a.Web.Register(mux)
-	a.handler = mux
+	a.Health.Register(mux)
+	if cfg.Metrics != nil {
+		h := cfg.Metrics.Handler(cfg.MetricsZone)
+		own.Handle("GET /metrics", h)
+		if !cfg.MetricsApart {
+			mux.Handle("GET /metrics", h)
+		}
+	}
+	a.handler, a.metricsHandler = mux, own
 	return nil
 }
 
@@ -196,6 +249,10 @@ func fill(logger **slog.Logger, now *func() time.Time, log *slog.Logger, clock f
 // Handler serves the SOAP router and the web pages (the console, the
 // download) on one mux.
 func (a *App) Handler() http.Handler { return a.handler }
+
+// MetricsHandler serves /metrics (with Config.Metrics) and /healthz,
+// /readyz alone: the listener of CP_METRICS_ADDR.
+func (a *App) MetricsHandler() http.Handler { return a.metricsHandler }
 
 // Close closes the database, unless Config.DB lent it.
 func (a *App) Close() error {

@@ -11,6 +11,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ func (s *Service) Write(ctx context.Context, doc *etree.Element) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkKeys(ctx, []store.EntityWrite{w}); err != nil {
+		return err
+	}
 	return s.db.WriteEntities(ctx, []store.EntityWrite{w})
 }
 
@@ -85,7 +89,75 @@ func (s *Service) WriteCollection(ctx context.Context, doc *etree.Element) error
 		}
 		writes = append(writes, w)
 	}
+	if err := s.checkKeys(ctx, writes); err != nil {
+		return err
+	}
 	return s.db.WriteEntities(ctx, writes)
+}
+
+// checkKeys refuses a _key that no index leads: each record would scan the
+// table under the write lock (1,000 records of a collection, 1,000 scans),
+// and on SQLite every other write — logons, new requests — would wait
+// behind them. A key is accepted when one of its attributes is @id, a link
+// or an indexed field (each namespace's reconciliation field is indexed).
+func (s *Service) checkKeys(ctx context.Context, writes []store.EntityWrite) error {
+	indexed := map[string]map[string]bool{}
+	for i, w := range writes {
+		if w.Op == store.OpInsert || len(w.Key) == 0 {
+			continue
+		}
+		cols, ok := indexed[w.Table]
+		if !ok {
+			var err error
+			if cols, err = s.db.IndexedColumns(ctx, w.Table); err != nil {
+				return err
+			}
+			indexed[w.Table] = cols
+		}
+		var names []string
+		probe := false
+		for c := range w.Key {
+			probe = probe || cols[c]
+			names = append(names, "@"+s.attributeName(w.Schema, c))
+		}
+		if probe {
+			continue
+		}
+		sort.Strings(names)
+		var usable []string
+		for c := range cols {
+			usable = append(usable, "@"+s.attributeName(w.Schema, c))
+		}
+		sort.Strings(usable)
+		key, list := strings.Join(names, ","), strings.Join(usable, ", ")
+		if len(writes) > 1 {
+			return apperr.Errorf(apperr.Invalid, "Record %d: the key %s of %s is not indexed: a %s finds its record by @id or an indexed attribute (%s).",
+				i+1, key, w.Schema, w.Op, list)
+		}
+		return apperr.Errorf(apperr.Invalid, "The key %s of %s is not indexed: a %s finds its record by @id or an indexed attribute (%s).",
+			key, w.Schema, w.Op, list)
+	}
+	return nil
+}
+
+// attributeName is the document's name of a column of schemaID: the
+// attribute's name, or "<link>-id" for a link's column.
+func (s *Service) attributeName(schemaID, column string) string {
+	sc, ok := s.registry.Schema(schemaID)
+	if !ok || sc.Data == nil {
+		return column
+	}
+	for _, a := range sc.Data.Attributes {
+		if a.SQLName == column {
+			return a.Name
+		}
+	}
+	for _, l := range sc.Data.Links {
+		if l.SQLName == column {
+			return l.Name + "-id"
+		}
+	}
+	return column
 }
 
 var operations = map[string]string{

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/app"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
@@ -68,6 +69,10 @@ type Options struct {
 	DB *store.DB
 	// Schemas adds custom schema files, as CP_SCHEMAS_DIR does.
 	Schemas fs.FS
+	// MetricsZone replaces who may read /metrics (default the loopback).
+	MetricsZone *netzone.Zone
+	// NoMetrics builds the service without metrics (benchmarks compare).
+	NoMetrics bool
 }
 
 // New starts a service on dialect and stops it when the test ends. It is
@@ -90,6 +95,14 @@ func New(t testing.TB, dialect string, opts Options) *Env {
 		Web: web.Config{
 			Zone: netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
 		},
+		Metrics: metrics.New(metrics.Options{Logger: log, Build: metrics.Build{Version: "test", Revision: "unknown", GoVersion: "test"}}),
+	}
+	cfg.MetricsZone = netzone.Zone{Allowed: cfg.Web.Zone.Allowed}
+	if opts.MetricsZone != nil {
+		cfg.MetricsZone = *opts.MetricsZone
+	}
+	if opts.NoMetrics {
+		cfg.Metrics = nil
 	}
 	if opts.Session != nil {
 		opts.Session(&cfg.Session)

@@ -43,7 +43,13 @@ type EntityWrite struct {
 
 // WriteEntities applies every write in one transaction: all or nothing.
 // Errors of a collection name the record (1-based) that failed.
+// It runs as a bulk write (writegate.go): within WriteBudget, and on
+// SQLite behind the logon and create paths' writes.
 func (d *DB) WriteEntities(ctx context.Context, writes []EntityWrite) error {
+	return d.bulkWrite(ctx, func(ctx context.Context) error { return d.writeEntities(ctx, writes) })
+}
+
+func (d *DB) writeEntities(ctx context.Context, writes []EntityWrite) error {
 	return d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for i, w := range writes {
 			err := d.writeEntity(tx, w)

@@ -6,3 +6,32 @@ import "context"
 func (d *DB) ExistingColumnsForTest(ctx context.Context, table string) (map[string]bool, error) {
 	return d.existingColumns(ctx, table)
 }
+
+// PendingCreatesForTest is the number of CreateRequest calls waiting for
+// a flusher.
+func (d *DB) PendingCreatesForTest() int {
+	d.creates.mu.Lock()
+	defer d.creates.mu.Unlock()
+	return len(d.creates.pending)
+}
+
+// HoldCreateLockForTest holds what a create batch must take until release:
+// SQLite's write lock, or PostgreSQL's audit chain head.
+func (d *DB) HoldCreateLockForTest(ctx context.Context) (release func(), err error) {
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lock := "BEGIN IMMEDIATE"
+	if d.dialect == Postgres {
+		lock = "BEGIN; LOCK TABLE privacy_audit_head IN ACCESS EXCLUSIVE MODE"
+	}
+	if _, err := conn.ExecContext(ctx, lock); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.Close()
+	}, nil
+}

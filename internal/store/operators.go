@@ -115,7 +115,12 @@ type LogonFailures struct {
 // decide the next ones at the store's now, and writes them. It runs in one
 // transaction with the row locked (on PostgreSQL), so replicas count
 // together.
+// A logon's write: it goes ahead of bulk writes (writegate.go).
 func (d *DB) UpdateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
+	return d.priorityWrite(func() error { return d.updateLogonFailures(ctx, id, policy) })
+}
+
+func (d *DB) updateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var op Operator
 		q := tx.Where("id = ?", id)
@@ -138,8 +143,10 @@ func (d *DB) UpdateLogonFailures(ctx context.Context, id int64, policy func(f Lo
 // ResetLogonFailures clears the failure count and any lock (after a
 // successful logon, or an administrator's unlock).
 func (d *DB) ResetLogonFailures(ctx context.Context, id int64) error {
-	err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
-		"failed_logons": 0, "first_failure_at": nil, "locked_until": nil, "bans": 0,
-	}).Error
-	return translate(err, "Operator")
+	return d.priorityWrite(func() error {
+		err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
+			"failed_logons": 0, "first_failure_at": nil, "locked_until": nil, "bans": 0,
+		}).Error
+		return translate(err, "Operator")
+	})
 }

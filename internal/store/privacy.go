@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,10 +56,20 @@ type Request struct {
 	PurgedAt             *time.Time
 	Created              time.Time
 	LastModified         time.Time
+	// Namespace, when set on a new request, is the namespace as the
+	// caller read it (from a cache): CreateRequest refuses the request
+	// with ErrNamespaceChanged when the stored namespace differs in what
+	// shapes the stored value (target, key, match rule, region, canon
+	// version). Not a column.
+	Namespace *Namespace `gorm:"-"`
 }
 
 // TableName pins the table name for gorm.
 func (Request) TableName() string { return "privacy_requests" }
+
+// ErrNamespaceChanged refuses a new request whose namespace, as its caller
+// read it, is no longer what is stored: read it again and retry.
+var ErrNamespaceChanged = apperr.Errorf(apperr.Conflict, "The namespace changed while the request was created; send it again.")
 
 // CreateNamespaceIfMissing inserts ns unless its name exists; it reports
 // whether it inserted.
@@ -75,9 +84,18 @@ func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool,
 }
 
 // FindNamespaceByName returns the namespace with that exact internal name.
+// Every CreateRequestByName reads it: one statement on the raw pool, not
+// through gorm's callbacks (which cost more than the query).
 func (d *DB) FindNamespaceByName(ctx context.Context, name string) (*Namespace, error) {
 	var ns Namespace
-	if err := d.db.WithContext(ctx).Where("name = ?", name).Take(&ns).Error; err != nil {
+	err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT id, name, label, target_schema, reconciliation_key, aec_id,
+		match_rule, default_region, canonical, created, last_modified FROM privacy_namespaces WHERE name = ?`), name).
+		Scan(&ns.ID, &ns.Name, &ns.Label, &ns.TargetSchema, &ns.ReconciliationKey, &ns.AecID,
+			&ns.MatchRule, &ns.DefaultRegion, &ns.Canonical, &ns.Created, &ns.LastModified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.Errorf(apperr.NotFound, "Namespace not found.")
+	}
+	if err != nil {
 		return nil, translate(err, "Namespace")
 	}
 	return &ns, nil
@@ -119,93 +137,6 @@ func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace
 	err := d.db.WithContext(ctx).Order("id").Find(&out).Error
 	return out, translate(err, "Namespace")
-}
-
-// createRequestPostgres is CreateRequest's one statement on PostgreSQL
-// (the sequence is the one BIGSERIAL created, migrations/postgres/0002).
-const createRequestPostgres = `WITH n AS (SELECT nextval('privacy_requests_id_seq') AS id)
-	INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
-		confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
-	SELECT n.id, 'privacyRequest' || n.id, $1, $2, $3, $4, $5, $6, $7, $8 || n.id, 0, $9, $10, $11, $12, $13, $14 FROM n
-	ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
-
-// CreateRequest inserts req and names it privacyRequest<id>, in one
-// transaction. When req.DedupeKey matches an active request, nothing is
-// written and the existing request's id is returned with existing=true:
-// the unique index on dedupe_key decides, not a check-then-insert, so 50
-// concurrent identical calls still create one request. urlFile is the
-// download URL prefix; the id is appended.
-func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (id int64, existing bool, err error) {
-	now := d.now().UTC()
-	req.Created, req.LastModified = now, now
-	if d.dialect == Postgres {
-		// One statement: the id from the sequence names the row as it is
-		// inserted; a duplicate of an active request inserts nothing.
-		// The first audit lines join the chain in the same transaction.
-		tx, err := d.sql.BeginTx(ctx, nil)
-		if err != nil {
-			return 0, false, translate(err, "Privacy request")
-		}
-		defer tx.Rollback()
-		var id int64
-		err = tx.QueryRowContext(ctx, createRequestPostgres,
-			req.Label, req.NamespaceID, req.ReconciliationValue, req.Type, req.Regulation, req.Status,
-			req.ConfirmDeletePending, urlFile, req.Audit, req.OperatorID, req.DedupeKey, req.Created, req.LastModified, req.SubjectHash).Scan(&id)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return 0, false, translate(err, "Privacy request")
-		}
-		if err == nil {
-			if err := d.appendChain(ctx, tx, now, requestLines(id, req.Audit)); err != nil {
-				return 0, false, translate(err, "Privacy request")
-			}
-			if err := tx.Commit(); err != nil {
-				return 0, false, translate(err, "Privacy request")
-			}
-			req.ID = id
-			req.Name = "privacyRequest" + strconv.FormatInt(req.ID, 10)
-			req.URLFile = urlFile + strconv.FormatInt(req.ID, 10)
-			return req.ID, false, nil
-		}
-		// A duplicate: end the transaction before the look-up, which takes
-		// a connection of its own (holding both could exhaust the pool
-		// under a burst of identical calls).
-		_ = tx.Rollback()
-		var prior Request
-		if err := d.db.WithContext(ctx).Select("id").Where("dedupe_key = ?", *req.DedupeKey).Take(&prior).Error; err != nil {
-			return 0, false, translate(err, "Privacy request")
-		}
-		return prior.ID, true, nil
-	}
-	// SQLite: insert and name the row in one transaction.
-	err = d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx
-		if req.DedupeKey != nil {
-			q = q.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true})
-		}
-		res := q.Create(req)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			var prior Request
-			if err := tx.Select("id").Where("dedupe_key = ?", *req.DedupeKey).Take(&prior).Error; err != nil {
-				return err
-			}
-			id, existing = prior.ID, true
-			return nil
-		}
-		id = req.ID
-		req.Name = "privacyRequest" + strconv.FormatInt(id, 10)
-		req.URLFile = urlFile + strconv.FormatInt(id, 10)
-		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{"name": req.Name, "url_file": req.URLFile}).Error; err != nil {
-			return err
-		}
-		return d.appendChain(ctx, tx.Statement.ConnPool, now, requestLines(id, req.Audit))
-	})
-	if err != nil {
-		return 0, false, translate(err, "Privacy request")
-	}
-	return id, existing, nil
 }
 
 // FindRequestByID returns the request with that id.

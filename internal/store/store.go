@@ -43,6 +43,10 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
+	// Failpoint is the fault tests' hook (CP_FAILPOINT): called at named
+	// steps ("create-batch-before-commit"), it may kill the process. Nil
+	// in production.
+	Failpoint func(string) error
 }
 
 // DB is an open database.
@@ -55,6 +59,11 @@ type DB struct {
 	dialect string
 	now     func() time.Time
 	log     *slog.Logger
+	// creates is the group commit's queue of CreateRequest calls
+	// (groupcommit.go).
+	creates     createQueue
+	gate        writeGate // writegate.go
+	failpointFn func(string) error
 }
 
 // Open connects to the configured database. It does not migrate: call
@@ -112,7 +121,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &DB{db: gdb, sql: sqlDB, dialect: dialect, now: cfg.Now, log: cfg.Logger}, nil
+	d := &DB{db: gdb, sql: sqlDB, dialect: dialect, now: cfg.Now, log: cfg.Logger, failpointFn: cfg.Failpoint}
+	d.creates.max = 1 // SQLite: the single writer of the create path
+	if dialect == Postgres {
+		d.creates.max = 2
+	}
+	return d, nil
 }
 
 // Close closes the connection pool.

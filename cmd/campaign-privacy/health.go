@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// serveMetrics serves handler on the listener of CP_METRICS_ADDR (opened
+// with the main one, before the database, so a port in use stops the
+// start) until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger) {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+}
+
+// keyFilesPresent is the readiness check "keys": every key serve read from
+// the data directory is still there. A key given by setting has no file.
+// Without its file, the next start would make a new key, and the exports,
+// sessions and receipts sealed with the old one could no longer be read:
+// better to be told now than after a restart.
+func (s *settings) keyFilesPresent(context.Context) error {
+	for _, k := range []struct{ setting, file string }{
+		{s.sessionKey, "session.key"}, {s.exportKey, "export.key"},
+		{s.subjectKey, "subject.key"}, {s.receiptKey, "receipt.key"},
+	} {
+		if k.setting != "" {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(s.dataDir, k.file)); err != nil || st.Size() == 0 {
+			return fmt.Errorf("the key file %s is missing from the data directory", k.file)
+		}
+	}
+	return nil
+}
+
+// healthcheck asks the server at CP_ADDR (or --addr) whether it is ready:
+// GET /readyz, exit 0 on 200, else 1 with the reason. A container image
+// without a shell or curl uses it as its HEALTHCHECK.
+func (m *Main) healthcheck(ctx context.Context, args []string) error {
+	_, s, err := m.parse("healthcheck", args, nil)
+	if err != nil {
+		return err
+	}
+	url, err := readyURL(s.addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	// The server is this machine's: no proxy from the environment.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	reason := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		if reason == "" {
+			reason = resp.Status
+		}
+		return fmt.Errorf("not ready: %s (%s)", reason, url)
+	}
+	fmt.Fprintln(m.Stdout, "ready")
+	return nil
+}
+
+// readyURL is the /readyz of a listen address: an address that listens on
+// every interface (":8080", "0.0.0.0:8080", "[::]:8080") is asked on the
+// loopback.
+func readyURL(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("CP_ADDR %q is not host:port: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+}

@@ -1,0 +1,98 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Check is one condition of readiness. Reason is the one word /readyz
+// answers when Probe fails ("database", "migrations", "keys").
+type Check struct {
+	Reason string
+	Probe  func(context.Context) error
+}
+
+// Health serves GET /healthz (the process is up and serving HTTP: always
+// 200 "ok") and GET /readyz (200 "ok" when every check passes, else 503
+// with the first failing check's reason). Until Ready is called, /readyz
+// answers 503 "starting": the listener may be up before the database is
+// migrated and the keys are loaded.
+//
+// Neither carries anything but that one word, so both are open to every
+// address (load balancers and orchestrators probe from anywhere).
+type Health struct {
+	checks  atomic.Pointer[[]Check]
+	last    atomic.Pointer[string] // the last answer, to log changes only
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// NewHealth returns a Health that is not ready yet. A change of readiness
+// is logged once (a probe every few seconds must not flood the log).
+func NewHealth(log *slog.Logger) *Health {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Health{timeout: 3 * time.Second, log: log}
+}
+
+// Ready declares start-up done: from now on /readyz runs checks, in order.
+func (h *Health) Ready(checks ...Check) { h.checks.Store(&checks) }
+
+// Register mounts /healthz and /readyz on mux.
+func (h *Health) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", h.handleHealthz)
+	mux.HandleFunc("GET /readyz", h.handleReadyz)
+}
+
+func (h *Health) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	word(w, http.StatusOK, "ok")
+}
+
+func (h *Health) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	reason := h.Check(r.Context())
+	if reason != "" {
+		word(w, http.StatusServiceUnavailable, reason)
+		return
+	}
+	word(w, http.StatusOK, "ok")
+}
+
+// Check runs the checks and returns the reason of the first that fails,
+// "starting" before Ready, or "" when the service is ready.
+func (h *Health) Check(ctx context.Context) string {
+	checks := h.checks.Load()
+	if checks == nil {
+		return "starting"
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	reason := ""
+	var cause error
+	for _, c := range *checks {
+		if cause = c.Probe(ctx); cause != nil {
+			reason = c.Reason
+			break
+		}
+	}
+	if prev := h.last.Swap(&reason); prev == nil || *prev != reason {
+		if reason != "" {
+			h.log.Warn("not ready", "reason", reason, "err", cause)
+		} else if prev != nil {
+			h.log.Info("ready again")
+		}
+	}
+	return reason
+}
+
+func word(w http.ResponseWriter, status int, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(text + "\n"))
+}

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// What the metrics and the readiness probe read (internal/metrics). Each
+// statement is cheap enough for a scrape every few seconds.
+
+// CountRequestsByStatus counts the requests of each status value: one
+// GROUP BY over the status index (an index-only scan), whatever the
+// table's size.
+func (d *DB) CountRequestsByStatus(ctx context.Context) (map[int]int64, error) {
+	var rows []struct {
+		Status int
+		N      int64
+	}
+	err := d.db.WithContext(ctx).Raw("SELECT status, COUNT(*) AS n FROM privacy_requests GROUP BY status").Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err, "Request")
+	}
+	out := make(map[int]int64, len(rows))
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}
+
+// OldestRequestCreated returns when the oldest request now in status was
+// created (ok false when none is). Ids grow with time, so the oldest is
+// the lowest id: the first entry of the status index.
+func (d *DB) OldestRequestCreated(ctx context.Context, status int) (created time.Time, ok bool, err error) {
+	var times []time.Time
+	err = d.db.WithContext(ctx).Model(&Request{}).Where("status = ?", status).Order("id").Limit(1).Pluck("created", &times).Error
+	if err != nil || len(times) == 0 {
+		return time.Time{}, false, translate(err, "Request")
+	}
+	return times[0], true, nil
+}
+
+// CheckMigrated fails unless the database schema is at exactly this
+// binary's newest migration (the readiness probe's "migrations").
+func (d *DB) CheckMigrated(ctx context.Context) error {
+	have, err := d.Version(ctx)
+	if err != nil {
+		return err
+	}
+	latest, err := d.LatestVersion()
+	if err != nil {
+		return err
+	}
+	if have != latest {
+		return fmt.Errorf("database schema at version %d, this binary's is %d", have, latest)
+	}
+	return nil
+}
+
+// Pool is the database/sql connection pool, for its statistics
+// (sql.DBStats); statements go through the store's methods.
+func (d *DB) Pool() *sql.DB { return d.sql }
