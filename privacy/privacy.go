@@ -269,7 +269,7 @@ func (s *Service) createRequest(ctx context.Context, c *session.Caller, in Creat
 		ReconciliationValue:  value,
 		Type:                 int(in.Type),
 		Regulation:           int(regulation),
-		Status:               int(StatusNew),
+		Status:               StatusNew.stored(),
 		ConfirmDeletePending: in.ConfirmDeletePending,
 		OperatorID:           c.OperatorID,
 		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
@@ -327,7 +327,7 @@ func (s *Service) ConfirmDeletePending(ctx context.Context, c *session.Caller, i
 	if id <= 0 {
 		return apperr.Errorf(apperr.Invalid, "The privacy request id must be a positive integer.")
 	}
-	moved, err := s.db.ConfirmDeleteRequest(ctx, id, int(StatusConfirmDeletePending), int(StatusDeletePending),
+	moved, err := s.db.ConfirmDeleteRequest(ctx, id, StatusConfirmDeletePending.stored(), StatusDeletePending.stored(),
 		fmt.Sprintf("Deletion confirmed by operator '%s'.", c.Login))
 	if err != nil {
 		return err

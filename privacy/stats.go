@@ -23,15 +23,15 @@ func (s *Service) RequestStats(ctx context.Context) (metrics.RequestStats, error
 	}
 	st := metrics.RequestStats{Count: make(map[string]int64, len(statusEnum)), OldestAge: make(map[string]time.Duration, len(waiting))}
 	for _, status := range Statuses() {
-		st.Count[status.String()] = counts[int(status)]
+		st.Count[status.String()] = counts[status.stored()]
 	}
 	now := s.cfg.Now()
 	for _, status := range waiting {
 		st.OldestAge[status.String()] = 0
-		if counts[int(status)] == 0 {
+		if counts[status.stored()] == 0 {
 			continue
 		}
-		created, ok, err := s.db.OldestRequestCreated(ctx, int(status))
+		created, ok, err := s.db.OldestRequestCreated(ctx, status.stored())
 		if err != nil {
 			return metrics.RequestStats{}, err
 		}

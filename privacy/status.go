@@ -1,5 +1,7 @@
 package privacy
 
+import "github.com/campaign-privacy/campaign-privacy/internal/store"
+
 // Status is the status of a privacy request. The values are those of the
 // "status" enumeration of nms:gdprRequest, which is the one definition:
 // enumerations.go reads names and labels from it and refuses to start if a
@@ -27,6 +29,10 @@ func (s Status) String() string { return statusEnum[int(s)].name }
 // Active reports whether the request is still being worked on; an identical
 // request created meanwhile gets this one's id.
 func (s Status) Active() bool { return s < StatusComplete }
+
+// stored is the status as the store keeps it (one named type on each side
+// of the store's API; this is the only place they meet).
+func (s Status) stored() store.Status { return store.Status(s) }
 
 // Request types (PRIVACY_REQUEST_TYPE_ACCESS / _DELETE in nms:gdpr.js).
 const (

@@ -52,7 +52,7 @@ func (s *Service) Requests(ctx context.Context, c *session.Caller, q RequestQuer
 	f := store.RequestFilter{Type: q.Type, Regulation: q.Regulation, CreatedFrom: q.CreatedFrom,
 		CreatedBefore: q.CreatedBefore, Limit: q.Limit, Offset: q.Offset}
 	if q.Status != nil {
-		f.Status = ptr(int(*q.Status))
+		f.Status = ptr(q.Status.stored())
 	}
 	if q.Subject != "" {
 		hashes, err := s.subjectHashes(ctx, q.Subject)

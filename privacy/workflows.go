@@ -92,8 +92,8 @@ func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	s.refreshStatistics(ctx)
-	from := []int{int(StatusNew), int(StatusRetryPending), int(StatusProcessing), int(StatusRetryInProgress)}
-	to := map[int]int{int(StatusNew): int(StatusProcessing), int(StatusRetryPending): int(StatusRetryInProgress)}
+	from := []store.Status{StatusNew.stored(), StatusRetryPending.stored(), StatusProcessing.stored(), StatusRetryInProgress.stored()}
+	to := map[store.Status]store.Status{StatusNew.stored(): StatusProcessing.stored(), StatusRetryPending.stored(): StatusRetryInProgress.stored()}
 	return s.process(ctx, rep, from, to, StatusRetryPending, s.collectOne)
 }
 
@@ -106,7 +106,7 @@ type step func(ctx context.Context, req *store.Request, batch bool) (*store.Batc
 // to to) and hand each to step until none is left. A failed step is
 // recorded with fail (retry back to retryStatus, or error). The steps of
 // one claim that can be batched end in one transaction (commitBatch).
-func (s *Service) process(ctx context.Context, rep Report, from []int, to map[int]int, retryStatus Status, step step) (Report, error) {
+func (s *Service) process(ctx context.Context, rep Report, from []store.Status, to map[store.Status]store.Status, retryStatus Status, step step) (Report, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -238,7 +238,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	}
 	audit = append(audit, coverageAudit(linked)...)
 	if total == 0 {
-		return s.done(ctx, req, store.RequestUpdate{Status: ptr(int(StatusErrorDataNotFound)),
+		return s.done(ctx, req, store.RequestUpdate{Status: ptr(StatusErrorDataNotFound.stored()),
 			Audit: append(audit, "Error data not found"), ClearDedupe: true}, batch)
 	}
 	// The file (for an access, or a delete that waits for its
@@ -265,15 +265,15 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	}
 	switch {
 	case req.Type == TypeAccess:
-		next.Status, next.ClearDedupe = ptr(int(StatusComplete)), true
+		next.Status, next.ClearDedupe = ptr(StatusComplete.stored()), true
 		next.Audit = append(audit, "Collecting data is finished. The data is ready to be downloaded.")
 	case req.ConfirmDeletePending:
 		deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
-		next.Status, next.ConfirmDeadline = ptr(int(StatusConfirmDeletePending)), &deadline
+		next.Status, next.ConfirmDeadline = ptr(StatusConfirmDeletePending.stored()), &deadline
 		next.Audit = append(audit, "Collecting data is finished. Request needs to be confirmed before data is deleted",
 			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")
 	default:
-		next.Status = ptr(int(StatusDeletePending))
+		next.Status = ptr(StatusDeletePending.stored())
 		next.Audit = append(audit, "Collecting data is finished. The data will be deleted.")
 	}
 	return s.done(ctx, req, next, batch)
@@ -291,8 +291,8 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	s.refreshStatistics(ctx)
-	from := []int{int(StatusDeletePending), int(StatusDeleteInProgress)}
-	to := map[int]int{int(StatusDeletePending): int(StatusDeleteInProgress)}
+	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
+	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
 	return rep, s.purgeResidue(ctx, err)
 }
@@ -411,7 +411,7 @@ func errRemaining(n int64) error {
 
 // completeUpdate finishes a delete whose check found nothing left.
 func completeUpdate(found []tableIDs, audit []string) store.RequestUpdate {
-	return store.RequestUpdate{Status: ptr(int(StatusComplete)), ClearDedupe: true,
+	return store.RequestUpdate{Status: ptr(StatusComplete.stored()), ClearDedupe: true,
 		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")}
 }
 
@@ -461,7 +461,7 @@ func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []ta
 		}
 	}
 	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
-	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(int(StatusConfirmDeletePending)), ConfirmDeadline: &deadline,
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline,
 		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: reviewedRows(rows),
 		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
 			"Request needs to be confirmed before data is deleted",
@@ -538,9 +538,9 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	before := s.cfg.Now().Add(-s.cfg.Retention)
-	terminal := []int{int(StatusComplete), int(StatusError), int(StatusErrorDataNotFound)}
+	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	for {
-		ids, err := s.db.FindPurgeable(ctx, before, terminal, int(StatusConfirmDeletePending), 100)
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, StatusConfirmDeletePending.stored(), 100)
 		if err != nil || len(ids) == 0 {
 			return rep, err
 		}
@@ -562,7 +562,7 @@ func (s *Service) progress(rep Report) {
 }
 
 func (s *Service) expireConfirmations(ctx context.Context) error {
-	n, err := s.db.ExpireConfirmations(ctx, int(StatusConfirmDeletePending), int(StatusError),
+	n, err := s.db.ExpireConfirmations(ctx, StatusConfirmDeletePending.stored(), StatusError.stored(),
 		fmt.Sprintf("Error: the delete was not confirmed within %d days; nothing was deleted.", int(s.cfg.ConfirmWindow/(24*time.Hour))))
 	if n > 0 {
 		s.log.InfoContext(ctx, "unconfirmed deletes expired", "count", n)
@@ -610,12 +610,12 @@ func (s *Service) failUpdate(ctx context.Context, req *store.Request, retryStatu
 	s.log.WarnContext(ctx, "privacy request attempt failed", "id", req.ID, "attempt", attempt, "err", cause)
 	upd := store.RequestUpdate{RetryCount: &attempt}
 	if attempt >= s.cfg.MaxAttempts {
-		upd.Status = ptr(int(StatusError))
+		upd.Status = ptr(StatusError.stored())
 		upd.ClearDedupe = true
 		upd.Audit = []string{fmt.Sprintf("Error: attempt %d failed (%s); no more retries.", attempt, reason)}
 	} else {
 		next := s.cfg.Now().Add(time.Duration(1<<min(attempt-1, 10)) * s.cfg.RetryDelay)
-		upd.Status = ptr(int(retryStatus))
+		upd.Status = ptr(retryStatus.stored())
 		upd.NextAttemptAt = &next
 		upd.Audit = []string{fmt.Sprintf("Attempt %d failed (%s); retrying after %s.", attempt, reason, next.UTC().Format("2006-01-02 15:04:05Z"))}
 	}

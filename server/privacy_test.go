@@ -64,7 +64,7 @@ func TestCreateRequestByName(t *testing.T) {
 		id := created(t, body)
 		r := requestRow(t, env, id)
 		if r.Name != "privacyRequest"+strconv.FormatInt(id, 10) || r.URLFile != env.URL+"/nms/gdpr.jssp?id="+strconv.FormatInt(id, 10) ||
-			r.Status != int(privacy.StatusNew) || r.Type != 1 || r.Regulation != privacy.RegulationCCPA || !r.ConfirmDeletePending ||
+			r.Status != store.Status(privacy.StatusNew) || r.Type != 1 || r.Regulation != privacy.RegulationCCPA || !r.ConfirmDeletePending ||
 			r.ReconciliationValue != "john@example.com" || !strings.Contains(r.Audit, "Request created by operator 'ana'.") {
 			t.Fatalf("stored request: %+v", r)
 		}
@@ -120,7 +120,7 @@ func TestCreateRequestByName(t *testing.T) {
 			}
 			id := created(t, body)
 			r := requestRow(t, env, id)
-			if id == 7 || r.Status != int(privacy.StatusNew) || strings.Contains(r.Audit, "admin") || strings.HasPrefix(r.Audit, "x") {
+			if id == 7 || r.Status != store.Status(privacy.StatusNew) || strings.Contains(r.Audit, "admin") || strings.HasPrefix(r.Audit, "x") {
 				t.Fatalf("%s extra elements were bound: id %d %+v", name, id, r)
 			}
 		}
@@ -272,7 +272,7 @@ func TestConfirmDeletePending(t *testing.T) {
 		mustContain(t, body, "does not hold the Privacy Data Right")
 		_, body = env.Post(t, "nms:privacyRequest#ConfirmDeletePending", confirmCall("nms:privacyRequest", "privacyRequestId", token, sid))
 		mustContain(t, body, "<ConfirmDeletePendingResponse xmlns='urn:nms:privacyRequest'")
-		if r := requestRow(t, env, id); r.Status != int(privacy.StatusDeletePending) || !strings.Contains(r.Audit, "Deletion confirmed by operator 'ana'.") {
+		if r := requestRow(t, env, id); r.Status != store.Status(privacy.StatusDeletePending) || !strings.Contains(r.Audit, "Deletion confirmed by operator 'ana'.") {
 			t.Fatalf("after confirmation: %+v", r)
 		}
 		_, body = env.Post(t, "nms:privacyRequest#ConfirmDeletePending", confirmCall("nms:privacyRequest", "privacyRequestId", token, sid))

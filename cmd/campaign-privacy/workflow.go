@@ -105,7 +105,7 @@ func (w *workflowProgress) report(r privacy.Report) {
 func (w *workflowProgress) total(workflow string) int64 {
 	var n int64
 	for _, st := range waiting[workflow] {
-		v := int(st)
+		v := store.Status(st)
 		_, count, err := w.db.FindRequests(context.Background(), store.RequestFilter{Status: &v, Limit: 1})
 		if err != nil {
 			return 0

@@ -34,7 +34,7 @@ func TestAuditChain(t *testing.T) {
 			if err := db.AppendAudit(ctx, id, "File downloaded by operator 'ana'."); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.ClaimRequests(ctx, []int{0}, nil, 1, "w", time.Minute); err != nil {
+			if _, err := db.ClaimRequests(ctx, []store.Status{0}, nil, 1, "w", time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			if ok, err := db.UpdateClaimedRequest(ctx, id, "w", store.RequestUpdate{Audit: []string{"one", "two"}, Release: true}); err != nil || !ok {

@@ -41,7 +41,7 @@ type Request struct {
 	ReconciliationValue  string
 	Type                 int
 	Regulation           int
-	Status               int
+	Status               Status
 	ConfirmDeletePending bool
 	ConfirmDeadline      *time.Time
 	URLFile              string `gorm:"column:url_file"`
@@ -150,7 +150,7 @@ func (d *DB) FindRequestByID(ctx context.Context, id int64) (*Request, error) {
 
 // ConfirmDeleteRequest moves a request from confirmPending to deletePending
 // if its confirm deadline has not passed.
-func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending, deletePending int, auditLine string) (bool, error) {
+func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending, deletePending Status, auditLine string) (bool, error) {
 	now := d.now().UTC()
 	var moved bool
 	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
@@ -184,9 +184,14 @@ func auditText(t time.Time, line string) string {
 // AuditLine formats the first audit line of a new request.
 func AuditLine(t time.Time, line string) string { return auditText(t, line) }
 
+// Status is a request's status as stored. Its names, labels and meaning
+// are privacy's (privacy.Status, read from nms:gdprRequest); the store only
+// stores and compares the code.
+type Status int
+
 // RequestFilter selects requests for a list.
 type RequestFilter struct {
-	Status     *int
+	Status     *Status
 	Type       *int
 	Regulation *int
 	// CreatedFrom and CreatedBefore bound the creation time (zero: open).

@@ -13,16 +13,16 @@ import (
 // CountRequestsByStatus counts the requests of each status value: one
 // GROUP BY over the status index (an index-only scan), whatever the
 // table's size.
-func (d *DB) CountRequestsByStatus(ctx context.Context) (map[int]int64, error) {
+func (d *DB) CountRequestsByStatus(ctx context.Context) (map[Status]int64, error) {
 	var rows []struct {
-		Status int
+		Status Status
 		N      int64
 	}
 	err := d.db.WithContext(ctx).Raw("SELECT status, COUNT(*) AS n FROM privacy_requests GROUP BY status").Scan(&rows).Error
 	if err != nil {
 		return nil, translate(err, "Request")
 	}
-	out := make(map[int]int64, len(rows))
+	out := make(map[Status]int64, len(rows))
 	for _, r := range rows {
 		out[r.Status] = r.N
 	}
@@ -32,7 +32,7 @@ func (d *DB) CountRequestsByStatus(ctx context.Context) (map[int]int64, error) {
 // OldestRequestCreated returns when the oldest request now in status was
 // created (ok false when none is). Ids grow with time, so the oldest is
 // the lowest id: the first entry of the status index.
-func (d *DB) OldestRequestCreated(ctx context.Context, status int) (created time.Time, ok bool, err error) {
+func (d *DB) OldestRequestCreated(ctx context.Context, status Status) (created time.Time, ok bool, err error) {
 	var times []time.Time
 	err = d.db.WithContext(ctx).Model(&Request{}).Where("status = ?", status).Order("id").Limit(1).Pluck("created", &times).Error
 	if err != nil || len(times) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ const idBatch = 500
 // keeps its status when to has no entry), held by worker until now+lease.
 // On PostgreSQL the candidate rows are locked with FOR UPDATE SKIP LOCKED,
 // so replicas claiming at once never take the same request.
-func (d *DB) ClaimRequests(ctx context.Context, from []int, to map[int]int, limit int, worker string, lease time.Duration) ([]Request, error) {
+func (d *DB) ClaimRequests(ctx context.Context, from []Status, to map[Status]Status, limit int, worker string, lease time.Duration) ([]Request, error) {
 	now := d.now().UTC()
 	// One statement: the candidates (locked, skipping those another
 	// claim holds) are moved and returned at once.
@@ -38,11 +39,11 @@ func (d *DB) ClaimRequests(ctx context.Context, from []int, to map[int]int, limi
 	status := "status"
 	var args []any
 	if len(to) > 0 {
-		keys := make([]int, 0, len(to))
+		keys := make([]Status, 0, len(to))
 		for k := range to {
 			keys = append(keys, k)
 		}
-		sort.Ints(keys)
+		slices.Sort(keys)
 		var b strings.Builder
 		b.WriteString("CASE status")
 		for _, k := range keys {
@@ -67,7 +68,7 @@ func (d *DB) ClaimRequests(ctx context.Context, from []int, to map[int]int, limi
 // RequestUpdate is what a worker changes on a request it holds. Nil fields
 // stay as they are.
 type RequestUpdate struct {
-	Status          *int
+	Status          *Status
 	Audit           []string // lines appended to the audit
 	Release         bool     // drop the claim
 	ExtendLease     time.Duration
@@ -142,7 +143,7 @@ func (d *DB) UpdateClaimedRequest(ctx context.Context, id int64, worker string, 
 // ExpireConfirmations moves every request still waiting for its delete
 // confirmation past its deadline to status to, with an audit line, and
 // returns how many moved.
-func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to int, auditLine string) (int64, error) {
+func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to Status, auditLine string) (int64, error) {
 	now := d.now().UTC()
 	var n int64
 	// The ids first (locked on PostgreSQL), so each moved request's line
@@ -332,7 +333,7 @@ func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestDat
 // before it. terminal lists the finished statuses. A request in status
 // waiting (confirmDeletePending) is never purged before its confirmation
 // deadline: its file is what the reviewer confirms.
-func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []int, waiting, limit int) ([]int64, error) {
+func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Status, waiting Status, limit int) ([]int64, error) {
 	var ids []int64
 	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
 		LEFT JOIN privacy_exports e ON e.request_id = r.id
