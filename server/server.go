@@ -203,6 +203,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, handler http.Handle
 	return nil
 }
 
+// CommitID is the short VCS revision this server reports (serverInfo's
+// commitId, /r/test); the console's footer shows the same.
+func (s *Server) CommitID() string { return s.cfg.CommitID }
+
 // buildCommit is the short VCS revision the binary was built from, or
 // "0000000" when the build carries none (go run, -buildvcs=false).
 func buildCommit() string {
@@ -254,7 +258,7 @@ func (s *Server) handleRTest(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	now := s.cfg.Now()
 	body := "<redir status='OK' date='" + schemas.FormatDateTime(now) +
-		"' build='" + buildNumber + "' instance='" + schemas.EscapeAttr(s.cfg.InstanceName) +
+		"' build='" + buildNumber + "' commitId='" + s.cfg.CommitID + "' instance='" + schemas.EscapeAttr(s.cfg.InstanceName) +
 		"' sourceIP='" + schemas.EscapeAttr(ip) + "'/>\n"
 	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

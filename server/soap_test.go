@@ -589,6 +589,12 @@ func TestHTTPLevel(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "<redir status='OK'") {
 		t.Errorf("/r/test: %d %s", resp.StatusCode, body)
 	}
+	// /r/test, serverInfo and the console footer name the same revision.
+	if commit := env.Server.CommitID(); len(commit) != 7 || !strings.Contains(body, "commitId='"+commit+"'") {
+		t.Errorf("/r/test does not carry the build's commit %q: %s", commit, body)
+	} else if resp, page := do("GET", env.URL+"/privacy/logon", "", ""); resp.StatusCode != 200 || !strings.Contains(page, "revision "+commit+".") {
+		t.Errorf("console footer does not carry the revision %q: %d", commit, resp.StatusCode)
+	}
 	resp, body = do("GET", env.URL+"/nl/jsp/ping.jsp", "", "", "X-Session-Token", token, "X-Security-Token", security)
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "OK\n") {
 		t.Errorf("ping: %d %s", resp.StatusCode, body)

@@ -61,11 +61,11 @@ func TestLogonTargetStaysOnSite(t *testing.T) {
 			t.Errorf("target %q: %d Location %q, want %q", target, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 		// The same target through the logon form's page and ACC's logon.jsp.
-		resp, page := b.do("GET", "/nl/jsp/logon.jsp?target="+url.QueryEscape(target), nil)
+		resp, _ = b.do("GET", "/nl/jsp/logon.jsp?target="+url.QueryEscape(target), nil)
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("logon.jsp: %d", resp.StatusCode)
 		}
-		_, page = b.do("GET", resp.Header.Get("Location"), nil)
+		_, page := b.do("GET", resp.Header.Get("Location"), nil)
 		if !strings.Contains(page, `name="target" value="`+strings.ReplaceAll(want, "&", "&amp;")+`"`) {
 			t.Errorf("logon.jsp target %q: the form does not carry %q", target, want)
 		}

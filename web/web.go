@@ -50,6 +50,9 @@ const (
 // Config holds the web settings; cmd fills it.
 type Config struct {
 	Zone netzone.Zone
+	// Revision is the build's short VCS revision, shown in every page's
+	// footer (the same as /r/test and serverInfo's commitId).
+	Revision string
 	// Workflows runs the technical workflows for the console's admin button.
 	Workflows func(ctx context.Context) ([]privacy.Report, error)
 	Now       func() time.Time
@@ -380,6 +383,7 @@ type page struct {
 	IsAdmin  bool
 	CanUse   bool // the caller holds the Privacy Data Right
 	Statuses []privacy.Status
+	Revision string
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
@@ -390,6 +394,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.IsAdmin = slices.Contains(p.Caller.Rights, session.RightAdmin)
 		p.CanUse = p.Caller.HasRight(session.RightPrivacy)
 	}
+	p.Revision = s.cfg.Revision
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := s.pages.ExecuteTemplate(w, name, p); err != nil {

@@ -326,10 +326,6 @@ func (st setting) acceptedError(err error) error {
 	return err
 }
 
-// flagError marks an error of the command line itself (an unknown flag, a
-// bad value): main prints it, with a pointer to --help.
-type flagError struct{ error }
-
 // parse fills s for the command name from the defaults, the environment
 // and args; extra adds the command's own flags. It returns the flag set
 // (for its remaining arguments) and s.

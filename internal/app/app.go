@@ -206,6 +206,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 		priv := a.Privacy
 		wcfg.Workflows = func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }
 	}
+	if wcfg.Revision == "" {
+		wcfg.Revision = a.Server.CommitID()
+	}
 	a.Web = web.New(wcfg, a.Sessions, a.Privacy)
 
 	// Observability: the pool and the requests are read at scrape time;

@@ -36,6 +36,7 @@ package querydef
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -365,7 +366,7 @@ func (c *compiler) nodeExpr(expr string) (*field, error) {
 	}
 	const want = "expr must be a field or a function: @field, @link-id, [link/@field] or count()"
 	if k := toks[0].kind; k != tField && k != tPath && k != tFunc {
-		return nil, fmt.Errorf(want)
+		return nil, errors.New(want)
 	}
 	p := &parser{toks: toks, c: c}
 	f, err := p.parseValue()
@@ -373,7 +374,7 @@ func (c *compiler) nodeExpr(expr string) (*field, error) {
 		return nil, err
 	}
 	if p.peek().kind != tEOF {
-		return nil, fmt.Errorf(want)
+		return nil, errors.New(want)
 	}
 	return f, nil
 }

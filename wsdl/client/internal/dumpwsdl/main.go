@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,7 +30,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: dumpwsdl <schema id>=<file.wsdl>...")
+		return errors.New("usage: dumpwsdl <schema id>=<file.wsdl> [...]")
 	}
 	registry, err := schemas.Default()
 	if err != nil {
