@@ -303,43 +303,15 @@ func containsParts(service, body string) bool {
 // __sessiontoken cookie. The security token comes from X-Security-Token or
 // the SOAP header.
 func httpCredentials(r *http.Request, env *envelope, tokenParam *etree.Element) session.Credentials {
-	var cred session.Credentials
+	var e session.Envelope
 	if tokenParam != nil {
-		cred.SessionToken = strings.TrimSpace(tokenParam.Text())
+		e.SessionToken = tokenParam.Text()
 	}
-	if cred.SessionToken == "" {
-		cred.SessionToken = strings.TrimSpace(r.Header.Get("X-Session-Token"))
+	if env != nil {
+		e.Cookie = env.soapHeaderValue("Cookie")
+		e.SecurityToken = env.soapHeaderValue("X-Security-Token")
 	}
-	if cred.SessionToken == "" && env != nil {
-		cred.SessionToken = cookieValue(env.soapHeaderValue("Cookie"), "__sessiontoken")
-	}
-	if cred.SessionToken == "" {
-		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
-			cred.SessionToken = strings.TrimSpace(auth[7:])
-		}
-	}
-	if cred.SessionToken == "" {
-		if ck, err := r.Cookie("__sessiontoken"); err == nil {
-			cred.SessionToken = ck.Value
-			cred.CookieOnly = true
-		}
-	}
-	cred.SecurityToken = strings.TrimSpace(r.Header.Get("X-Security-Token"))
-	if cred.SecurityToken == "" && env != nil {
-		cred.SecurityToken = env.soapHeaderValue("X-Security-Token")
-	}
-	return cred
-}
-
-// cookieValue extracts one cookie from a Cookie header value.
-func cookieValue(header, name string) string {
-	for _, part := range strings.Split(header, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && k == name {
-			return v
-		}
-	}
-	return ""
+	return session.ReadCredentials(r, e)
 }
 
 // --- positional parameters ---------------------------------------------------

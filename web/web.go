@@ -43,7 +43,7 @@ var assets embed.FS
 // cookie, so a session opened through SOAP works for downloads too; the
 // security token, in a cookie of its own, is echoed in every form (CSRF).
 const (
-	sessionCookie  = "__sessiontoken"
+	sessionCookie  = session.SessionCookie
 	securityCookie = "cp_security"
 )
 
@@ -178,22 +178,14 @@ func (s *Server) zoned(h http.HandlerFunc) http.HandlerFunc {
 // carry the security token (CSRF).
 func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 	return s.zoned(func(w http.ResponseWriter, r *http.Request) {
-		cred := session.Credentials{SafeRead: !post}
-		if c, err := r.Cookie(sessionCookie); err == nil {
-			cred.SessionToken, cred.CookieOnly = c.Value, true
-		}
-		if cred.SessionToken == "" {
-			cred.SessionToken = r.Header.Get("X-Session-Token")
-			cred.CookieOnly = false
-		}
+		cred := session.ReadCredentials(r, session.Envelope{})
+		cred.SafeRead = !post
 		if post {
 			cred.SecurityToken = r.PostFormValue("csrf")
 			if cred.SecurityToken == "" {
 				http.Error(w, "Forbidden: the form is missing its security token. Reload the page.", http.StatusForbidden)
 				return
 			}
-		} else if h := r.Header.Get("X-Security-Token"); h != "" {
-			cred.SecurityToken = h
 		}
 		caller, err := s.sessions.Authenticate(r.Context(), cred)
 		if err != nil {
