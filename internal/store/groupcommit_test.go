@@ -76,11 +76,14 @@ func TestGroupCommit(t *testing.T) {
 			if dialect == store.Postgres {
 				flushers = 2
 			}
+			// One at a time, so each flusher takes one call: started
+			// together, one flusher could take both and the next call
+			// would start the second flusher instead of queueing.
 			for i := 0; i < flushers; i++ {
 				wg.Add(1)
 				go call("first"+strconv.Itoa(i), newReq("first"+strconv.Itoa(i)))
+				time.Sleep(300 * time.Millisecond)
 			}
-			time.Sleep(300 * time.Millisecond)
 			values := []string{}
 			for i := 0; i < 20; i++ {
 				values = append(values, fmt.Sprintf("v%d", i)) // v0 matches the prior request
