@@ -67,7 +67,7 @@ func (s *Service) RunSchedule(ctx context.Context, sc Schedule, exclusive func(c
 		case <-time.After(wait):
 		}
 		ran, err := exclusive(ctx, func() error {
-			reports, err := s.Run(ctx, "all")
+			reports, err := s.RunTaken(ctx, "all")
 			for _, r := range reports {
 				if r.Processed > 0 || r.Failed > 0 {
 					s.log.InfoContext(ctx, "workflow run", "workflow", r.Workflow, "processed", r.Processed, "failed", r.Failed)

@@ -70,9 +70,47 @@ func (s *Service) StartWorkflow(ctx context.Context, caller *session.Caller, ref
 	return nil
 }
 
-// runWorkflow runs one started workflow, renews its lease, stops when a
-// stop is asked for (on any replica) and records the result.
+// runWorkflow runs one started workflow in the background (Start).
 func (s *Service) runWorkflow(ctx context.Context, id int64, name string) {
+	_, _ = s.runTaken(ctx, id, name)
+}
+
+// RunTaken runs the named workflow, or each of them for "all", as the
+// schedule and the console do: each one only after taking its xtk:workflow
+// row, as Start does, so a scheduled run and a run started over SOAP never
+// overlap on any replica. A workflow already running is skipped (logged),
+// not waited for.
+func (s *Service) RunTaken(ctx context.Context, name string) ([]Report, error) {
+	names := []string{name}
+	if name == "all" {
+		names = Workflows
+	}
+	var out []Report
+	for _, n := range names {
+		w, err := s.technicalWorkflow(ctx, n)
+		if err != nil {
+			return out, err
+		}
+		ok, err := s.db.StartWorkflowRun(ctx, w.ID, s.cfg.Worker, s.cfg.Lease)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			s.log.InfoContext(ctx, "workflow skipped: it is already running", "workflow", w.InternalName)
+			continue
+		}
+		reports, err := s.runTaken(ctx, w.ID, w.InternalName)
+		out = append(out, reports...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// runTaken runs one workflow whose row this worker holds, renews its lease,
+// stops when a stop is asked for (on any replica) and records the result.
+func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -118,11 +156,12 @@ func (s *Service) runWorkflow(ctx context.Context, id int64, name string) {
 		result = fmt.Sprintf("error (%s): %s", apperr.CodeOf(err), result)
 	}
 	mu.Unlock()
-	if err := s.db.FinishWorkflowRun(ctx, id, s.cfg.Worker, result); err != nil {
-		s.log.WarnContext(ctx, "workflow end not recorded", "workflow", name, "err", apperr.LogText(err))
-		return
+	if ferr := s.db.FinishWorkflowRun(ctx, id, s.cfg.Worker, result); ferr != nil {
+		s.log.WarnContext(ctx, "workflow end not recorded", "workflow", name, "err", apperr.LogText(ferr))
+		return reports, err
 	}
 	s.log.InfoContext(ctx, "workflow finished", "workflow", name, "result", result)
+	return reports, err
 }
 
 // StopWorkflow asks a running technical workflow to stop; stopping one

@@ -92,3 +92,51 @@ func TestWorkflowSOAP(t *testing.T) {
 		}
 	})
 }
+
+// TestScheduledRunsTakeTheWorkflowRow: the schedule and the console's
+// button run each workflow only after taking its xtk:workflow row, so they
+// never overlap a run started over SOAP (on this replica or another): the
+// busy one is skipped, the others run and record their result.
+func TestScheduledRunsTakeTheWorkflowRow(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "boss", "correct horse", session.RightAdmin)
+		admin, _ := env.Logon(t, "boss", "correct horse")
+		_, out := env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall("nms:privacyRequest", admin, "defaultNamespace1", "sched@example.com", "1", "false", "1"))
+		mustContain(t, out, "<CreateRequestByNameResponse")
+
+		// Another replica runs collectPrivacyRequests (id 1).
+		if ok, err := env.DB.StartWorkflowRun(ctx, 1, "other-replica", time.Hour); err != nil || !ok {
+			t.Fatalf("the other replica's start: %v %v", ok, err)
+		}
+		reports, err := env.Privacy.RunTaken(ctx, "all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reports {
+			if r.Workflow == "collectPrivacyRequests" {
+				t.Fatalf("the scheduled run collected while another replica held the workflow: %+v", reports)
+			}
+		}
+		if len(reports) != 2 {
+			t.Fatalf("want the two free workflows run, got %+v", reports)
+		}
+		_, out = env.Post(t, "xtk:queryDef#ExecuteQuery", workflowQuery(admin))
+		mustContain(t, out, `lastResult="0 processed, 0 failed"`)
+		if strings.Contains(out, `internalName="collectPrivacyRequests" state="20"`) {
+			t.Fatalf("collectPrivacyRequests should still be the other replica's:\n%s", out)
+		}
+
+		// Once the other replica is done, the next scheduled run collects.
+		if err := env.DB.FinishWorkflowRun(ctx, 1, "other-replica", "0 processed, 0 failed"); err != nil {
+			t.Fatal(err)
+		}
+		reports, err = env.Privacy.RunTaken(ctx, "collectPrivacyRequests")
+		if err != nil || len(reports) != 1 || reports[0].Processed != 1 {
+			t.Fatalf("collect after the other replica's end: %+v %v", reports, err)
+		}
+		_, out = env.Post(t, "xtk:queryDef#ExecuteQuery", workflowQuery(admin))
+		mustContain(t, out, `internalName="collectPrivacyRequests"`, `lastResult="1 processed, 0 failed"`)
+	})
+}

@@ -204,7 +204,7 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if wcfg.Workflows == nil {
 		priv := a.Privacy
-		wcfg.Workflows = func(ctx context.Context) ([]privacy.Report, error) { return priv.Run(ctx, "all") }
+		wcfg.Workflows = func(ctx context.Context) ([]privacy.Report, error) { return priv.RunTaken(ctx, "all") }
 	}
 	if wcfg.Revision == "" {
 		wcfg.Revision = a.Server.CommitID()
