@@ -106,7 +106,9 @@ func TestKill9DuringGroupCommit(t *testing.T) {
 				t.Fatalf("demo-data: %v %s", err, out)
 			}
 			env["CP_ADMIN_PASSWORD"] = "admin pass 1"
-			url, token, cmd, out := startBinary(t, env, "CP_FAILPOINT=create-batch-before-commit:after=50")
+			// The per-operator create quota is off: 32 clients of one operator
+			// are this test's load, not an abuse.
+			url, token, cmd, out := startBinary(t, env, "CP_FAILPOINT=create-batch-before-commit:after=50", "CP_CREATE_RATE=0")
 
 			var (
 				mu       sync.Mutex
@@ -142,7 +144,16 @@ func TestKill9DuringGroupCommit(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			err := cmd.Wait()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-exited:
+			case <-time.After(2 * time.Minute):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("the process never reached the failpoint (%d answered, %d faults)\n%s", len(answered), faults, out)
+			}
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("the process was not killed in a batch: %v\n%s", err, out)
