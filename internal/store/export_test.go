@@ -8,11 +8,11 @@ func (d *DB) ExistingColumnsForTest(ctx context.Context, table string) (map[stri
 }
 
 // PendingCreatesForTest is the number of CreateRequest calls waiting for
-// a flusher.
-func (d *DB) PendingCreatesForTest() int {
+// a flusher, and the number of flushers running.
+func (d *DB) PendingCreatesForTest() (pending, flushers int) {
 	d.creates.mu.Lock()
 	defer d.creates.mu.Unlock()
-	return len(d.creates.pending)
+	return len(d.creates.pending), d.creates.flushers
 }
 
 // HoldCreateLockForTest holds what a create batch must take until release:

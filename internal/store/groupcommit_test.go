@@ -62,12 +62,35 @@ func TestGroupCommit(t *testing.T) {
 				answers = append(answers, answer{value, id, existing, err})
 				mu.Unlock()
 			}
+			// waitQueue waits until done(calls queued, flushers running).
+			waitQueue := func(done func(pending, flushers int) bool, want string) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); !done(db.PendingCreatesForTest()); time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						p, f := db.PendingCreatesForTest()
+						t.Fatalf("%d calls queued and %d flushers, want %s", p, f, want)
+					}
+				}
+			}
 			waitPending := func(n int) {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); db.PendingCreatesForTest() < n; time.Sleep(5 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatalf("%d calls queued, want %d", db.PendingCreatesForTest(), n)
-					}
+				waitQueue(func(p, _ int) bool { return p >= n }, fmt.Sprintf("%d calls queued", n))
+			}
+			// startFlushers makes the store's flushers busy, each with one
+			// call of its own, one at a time: started together, one
+			// flusher could take two calls and a later call would start
+			// the next flusher instead of queueing (on a loaded machine
+			// that flusher then takes the whole queue).
+			startFlushers := func(prefix string, n int) {
+				t.Helper()
+				// The flushers of earlier calls have ended.
+				waitQueue(func(p, f int) bool { return p == 0 && f == 0 }, "an idle store")
+				for i := 0; i < n; i++ {
+					v := prefix + strconv.Itoa(i)
+					wg.Add(1)
+					go call(v, newReq(v))
+					// Queued (it started flusher i+1) and taken by it.
+					waitQueue(func(p, f int) bool { return p == 0 && f == i+1 }, fmt.Sprintf("0 calls queued and %d flushers", i+1))
 				}
 			}
 			// The first call (or two, on PostgreSQL) is taken by a flusher
@@ -76,14 +99,7 @@ func TestGroupCommit(t *testing.T) {
 			if dialect == store.Postgres {
 				flushers = 2
 			}
-			// One at a time, so each flusher takes one call: started
-			// together, one flusher could take both and the next call
-			// would start the second flusher instead of queueing.
-			for i := 0; i < flushers; i++ {
-				wg.Add(1)
-				go call("first"+strconv.Itoa(i), newReq("first"+strconv.Itoa(i)))
-				time.Sleep(300 * time.Millisecond)
-			}
+			startFlushers("first", flushers)
 			values := []string{}
 			for i := 0; i < 20; i++ {
 				values = append(values, fmt.Sprintf("v%d", i)) // v0 matches the prior request
@@ -163,11 +179,7 @@ func TestGroupCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			answers = nil
-			for i := 0; i < flushers; i++ {
-				wg.Add(1)
-				go call("second"+strconv.Itoa(i), newReq("second"+strconv.Itoa(i)))
-			}
-			time.Sleep(300 * time.Millisecond)
+			startFlushers("second", flushers)
 			for i := 0; i < 30; i++ {
 				wg.Add(1)
 				go call(fmt.Sprintf("w%d", i), newReq(fmt.Sprintf("w%d", i)))
