@@ -263,7 +263,6 @@ func (s *Service) createRequest(ctx context.Context, c *session.Caller, in Creat
 	if err != nil {
 		return 0, err
 	}
-	now := s.cfg.Now().UTC()
 	req := &store.Request{
 		NamespaceID:          ns.ID,
 		ReconciliationValue:  value,
@@ -272,7 +271,6 @@ func (s *Service) createRequest(ctx context.Context, c *session.Caller, in Creat
 		Status:               StatusNew.stored(),
 		ConfirmDeletePending: in.ConfirmDeletePending,
 		OperatorID:           c.OperatorID,
-		Audit:                store.AuditLine(now, fmt.Sprintf("Request created by operator '%s'.", c.Login)),
 		SubjectHash:          ptr(s.subjectHash(value)),
 		Namespace:            ns.row(),
 	}
@@ -283,7 +281,7 @@ func (s *Service) createRequest(ctx context.Context, c *session.Caller, in Creat
 		key := hex.EncodeToString(sum[:])
 		req.DedupeKey = &key
 	}
-	id, existing, err := s.db.CreateRequest(ctx, req, in.DownloadURL)
+	id, existing, err := s.db.CreateRequest(ctx, req, in.DownloadURL, fmt.Sprintf("Request created by operator '%s'.", c.Login))
 	if err != nil {
 		return 0, err
 	}

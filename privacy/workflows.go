@@ -381,7 +381,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 					return nil, err
 				}
 			}
-			parts = append(parts, store.DeletePart{Schema: t.schema.ID(), Table: t.schema.Data.Table, IDs: t.ids[start:end]})
+			parts = append(parts, t.deletePart(t.ids[start:end]))
 			rows += end - start
 		}
 	}
@@ -423,7 +423,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	var parts []store.DeletePart
 	for i := len(found) - 1; i >= 0; i-- {
 		if t := found[i]; len(t.ids) > 0 {
-			parts = append(parts, store.DeletePart{Schema: t.schema.ID(), Table: t.schema.Data.Table, IDs: t.ids})
+			parts = append(parts, t.deletePart(t.ids))
 		}
 	}
 	check, err := s.remainingCheck(ctx, req, found)
@@ -626,6 +626,14 @@ func (s *Service) failUpdate(ctx context.Context, req *store.Request, retryStatu
 type tableIDs struct {
 	schema *schemas.Schema
 	ids    []int64
+}
+
+// deletePart is the delete of ids, rows of t's table, with its audit line
+// ("3 record(s) deleted in nms:broadLogRcp").
+func (t tableIDs) deletePart(ids []int64) store.DeletePart {
+	schema := t.schema.ID()
+	return store.DeletePart{Table: t.schema.Data.Table, IDs: ids,
+		AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted in %s", n, schema) }}
 }
 
 // graph is the owned part of the data model around a target schema, cut

@@ -341,9 +341,8 @@ func TestSlowDatabase(t *testing.T) {
 		release = func() {}
 		_, body = env.Post(t, action, createCall("nms:privacyRequest", token, "defaultNamespace1", "after@example.com", "1", "false", ""))
 		created(t, body)
-		var n int64
-		err = env.DB.Query(ctx, "SELECT COUNT(*) FROM privacy_requests WHERE reconciliation_value IN (?, ?)",
-			[]any{"gave-up@example.com", "deadline@example.com"}, func(v []any) error { n = v[0].(int64); return nil })
+		n, err := storetest.SQLOf(t, env.DB).Int(ctx, "SELECT COUNT(*) FROM privacy_requests WHERE reconciliation_value IN (?, ?)",
+			"gave-up@example.com", "deadline@example.com")
 		if err != nil || n != 0 {
 			t.Fatalf("calls that ended before the lock was released wrote %d requests (%v)", n, err)
 		}

@@ -158,23 +158,6 @@ func (d *DB) chainTx(ctx context.Context, at time.Time, fn func(tx *gorm.DB, lin
 	})
 }
 
-// auditTextLines splits stored audit text (auditText's lines) back into
-// the lines as written, without their timestamps.
-func auditTextLines(text string) []string {
-	var out []string
-	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		if l == "" {
-			continue
-		}
-		// schemas.FormatDateTime and a space are 25 bytes.
-		if len(l) > 25 && l[24] == ' ' && l[23] == 'Z' {
-			l = l[25:]
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
 // ChainHead is the state of the audit chain: its last seq (the count of
 // lines since the chain began) and hash.
 type ChainHead struct {

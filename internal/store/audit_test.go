@@ -25,9 +25,8 @@ func TestAuditChain(t *testing.T) {
 			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
-			req := &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1,
-				Audit: store.AuditLine(clock.Now(), "Request created by operator 'ana'.")}
-			id, _, err := db.CreateRequest(ctx, req, "https://h/nms/gdpr.jssp?id=")
+			req := &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1}
+			id, _, err := db.CreateRequest(ctx, req, "https://h/nms/gdpr.jssp?id=", "Request created by operator 'ana'.")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +110,7 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 			if _, err := a.CreateNamespaceIfMissing(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
-			id, _, err := a.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u")
+			id, _, err := a.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +135,8 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 				}
 			}
 			head, err := b.VerifyAuditChain(ctx)
-			if err != nil || head.Seq != 40 {
+			// The creation's line and the 40 appended.
+			if err != nil || head.Seq != 41 {
 				t.Fatalf("verify after concurrent appends: %+v %v", head, err)
 			}
 		})

@@ -23,7 +23,7 @@ import (
 type BatchItem struct {
 	ID int64
 	// Deletes are removed first, children before parents; each part adds
-	// "<n> record(s) deleted in <schema>" to the audit, as DeleteOwned.
+	// its AuditLine to the audit, as DeleteOwned.
 	Deletes []DeletePart
 	// Check, when set, counts after the deletes what must be gone.
 	Check *RemainCheck
@@ -110,7 +110,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 			}
 			var lines []string
 			for j, p := range it.Deletes {
-				lines = append(lines, fmt.Sprintf("%d record(s) deleted in %s", deleted[i][j], p.Schema))
+				lines = append(lines, p.AuditLine(deleted[i][j]))
 			}
 			upd.Audit = append(lines, upd.Audit...)
 			if err := d.writeRecords(tx, it.ID, now, upd); err != nil {

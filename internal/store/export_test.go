@@ -7,6 +7,12 @@ func (d *DB) ExistingColumnsForTest(ctx context.Context, table string) (map[stri
 	return d.existingColumns(ctx, table)
 }
 
+// QueryForTest exposes query (the statement runner of Select) to the
+// store's tests.
+func (d *DB) QueryForTest(ctx context.Context, sql string, args []any, row func(values []any) error) error {
+	return d.query(ctx, sql, args, row)
+}
+
 // PendingCreatesForTest is the number of CreateRequest calls waiting for
 // a flusher, and the number of flushers running.
 func (d *DB) PendingCreatesForTest() (pending, flushers int) {

@@ -46,10 +46,11 @@ const createTimeout = 10 * time.Second
 var errCallerGone = errors.New("a caller of the batch gave up")
 
 type createCall struct {
-	ctx     context.Context
-	req     *Request
-	urlFile string
-	done    chan createResult // buffered: the flusher never waits on a caller
+	ctx       context.Context
+	req       *Request
+	urlFile   string
+	auditLine string
+	done      chan createResult // buffered: the flusher never waits on a caller
 }
 
 type createResult struct {
@@ -79,12 +80,14 @@ func (d *DB) CreateBatches() (batches, rows int64) {
 // existing request's id is returned with existing=true: the unique index on
 // dedupe_key decides, not a check-then-insert, so 50 concurrent identical
 // calls still create one request. urlFile is the download URL prefix; the
-// id is appended. The row and its first audit lines are committed (in a
-// batch with the other calls waiting, see above) before it returns.
-func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile string) (id int64, existing bool, err error) {
+// id is appended. auditLine is the audit's first line. The row and its
+// audit line are committed (in a batch with the other calls waiting, see
+// above) before it returns.
+func (d *DB) CreateRequest(ctx context.Context, req *Request, urlFile, auditLine string) (id int64, existing bool, err error) {
 	now := d.now().UTC()
 	req.Created, req.LastModified = now, now
-	c := &createCall{ctx: ctx, req: req, urlFile: urlFile, done: make(chan createResult, 1)}
+	req.Audit = auditText(now, auditLine)
+	c := &createCall{ctx: ctx, req: req, urlFile: urlFile, auditLine: auditLine, done: make(chan createResult, 1)}
 	q := &d.creates
 	q.mu.Lock()
 	q.pending = append(q.pending, c)
@@ -272,7 +275,7 @@ func (d *DB) insertRequests(ctx context.Context, rows []*createCall) ([]createRe
 	var lines []chainLine
 	for i, r := range results {
 		if !r.existing {
-			lines = append(lines, requestLines(r.id, rows[i].req.Audit)...)
+			lines = append(lines, chainLine{r.id, rows[i].auditLine})
 		}
 	}
 	if err := d.appendChain(ctx, tx, now, lines); err != nil {

@@ -28,13 +28,13 @@ func TestGroupCommit(t *testing.T) {
 			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
+			const created = "Request created by operator 'ana'."
 			newReq := func(value string) *store.Request {
 				key := "key-" + value
-				return &store.Request{NamespaceID: ns.ID, ReconciliationValue: value, Type: 1, Regulation: 1, DedupeKey: &key,
-					Audit: store.AuditLine(clock.Now(), "Request created by operator 'ana'.")}
+				return &store.Request{NamespaceID: ns.ID, ReconciliationValue: value, Type: 1, Regulation: 1, DedupeKey: &key}
 			}
 			// An active request stored before the batch.
-			priorID, existing, err := db.CreateRequest(ctx, newReq("v0"), "u")
+			priorID, existing, err := db.CreateRequest(ctx, newReq("v0"), "u", created)
 			if err != nil || existing {
 				t.Fatalf("prior: %v %v", existing, err)
 			}
@@ -57,7 +57,7 @@ func TestGroupCommit(t *testing.T) {
 			)
 			call := func(value string, req *store.Request) {
 				defer wg.Done()
-				id, existing, err := db.CreateRequest(ctx, req, "u")
+				id, existing, err := db.CreateRequest(ctx, req, "u", created)
 				mu.Lock()
 				answers = append(answers, answer{value, id, existing, err})
 				mu.Unlock()
@@ -168,7 +168,7 @@ func TestGroupCommit(t *testing.T) {
 				t.Fatalf("chain: %+v %v, want %d lines", head, err, want)
 			}
 			// After the batch the index keeps its meaning.
-			id, existing, err := db.CreateRequest(ctx, newReq("v7"), "u")
+			id, existing, err := db.CreateRequest(ctx, newReq("v7"), "u", created)
 			if err != nil || !existing || id != byValue["v7"][0].id {
 				t.Fatalf("v7 again: %d %v %v", id, existing, err)
 			}
@@ -225,13 +225,11 @@ func TestGroupCommitCallerGivesUp(t *testing.T) {
 			short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			defer cancel()
 			started := time.Now()
-			if _, _, err := db.CreateRequest(short, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "gone", Type: 1, Regulation: 1,
-				Audit: store.AuditLine(time.Now(), "line")}, "u"); err == nil || time.Since(started) > 5*time.Second {
+			if _, _, err := db.CreateRequest(short, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "gone", Type: 1, Regulation: 1}, "u", "line"); err == nil || time.Since(started) > 5*time.Second {
 				t.Fatalf("a caller that gave up: %v after %v", err, time.Since(started))
 			}
 			release()
-			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "kept", Type: 1, Regulation: 1,
-				Audit: store.AuditLine(time.Now(), "line")}, "u")
+			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "kept", Type: 1, Regulation: 1}, "u", "line")
 			if err != nil {
 				t.Fatal(err)
 			}

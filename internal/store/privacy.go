@@ -176,13 +176,11 @@ func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending,
 }
 
 // auditText is one audit line as stored: the ACC datetime (UTC), text,
-// newline.
+// newline. The words are the caller's (privacy's); the store only keeps
+// them, timestamped, in the request's audit and its chain.
 func auditText(t time.Time, line string) string {
 	return schemas.FormatDateTime(t) + " " + line + "\n"
 }
-
-// AuditLine formats the first audit line of a new request.
-func AuditLine(t time.Time, line string) string { return auditText(t, line) }
 
 // Status is a request's status as stored. Its names, labels and meaning
 // are privacy's (privacy.Status, read from nms:gdprRequest); the store only
@@ -259,13 +257,4 @@ func (d *DB) AppendAudit(ctx context.Context, id int64, line string) error {
 		return apperr.Errorf(apperr.NotFound, "Privacy request not found.")
 	}
 	return nil
-}
-
-// requestLines are the chain lines of a new request's audit text.
-func requestLines(id int64, audit string) []chainLine {
-	var out []chainLine
-	for _, l := range auditTextLines(audit) {
-		out = append(out, chainLine{id, l})
-	}
-	return out
 }

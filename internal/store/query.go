@@ -1,28 +1,14 @@
 package store
 
-import (
-	"context"
-	"strings"
+import "context"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
-)
-
-// Query runs one read-only statement and calls row once per result row, in
-// order, with the row's values as the driver returns them (int64, float64,
-// bool, string, []byte, time.Time or nil; SQLite may return datetimes as
-// strings). It is for tests and tools that check rows with plain SQL; the
-// queryDef path builds a Plan and calls Select, so that SQL is written only
-// here. Every value is one of args, bound with "?" placeholders (rebind
-// rewrites them for PostgreSQL). Anything but a SELECT is refused. values
-// is reused for the next row: row must not keep it. An error returned by
-// row stops the scan and is returned as is.
-func (d *DB) Query(ctx context.Context, sql string, args []any, row func(values []any) error) error {
-	if !strings.HasPrefix(sql, "SELECT ") {
-		return apperr.Errorf(apperr.Internal, "Query runs SELECT statements only.")
-	}
-	return d.query(ctx, sql, args, row)
-}
-
+// query runs one statement and calls row once per result row, in order,
+// with the row's values as the driver returns them (int64, float64, bool,
+// string, []byte, time.Time or nil; SQLite may return datetimes as
+// strings). Every value is one of args, bound with "?" placeholders
+// (rebind rewrites them for PostgreSQL). values is reused for the next
+// row: row must not keep it. An error returned by row stops the scan and
+// is returned as is.
 func (d *DB) query(ctx context.Context, sql string, args []any, row func(values []any) error) error {
 	rows, err := d.sql.QueryContext(ctx, d.rebind(sql), args...)
 	if err != nil {

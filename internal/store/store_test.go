@@ -171,7 +171,7 @@ func TestSyncDataModel(t *testing.T) {
 	}
 }
 
-// Query binds "?" placeholders on both dialects, and leaves a "?" inside a
+// The statement runner binds "?" placeholders on both dialects, and leaves a "?" inside a
 // quoted literal or identifier alone.
 func TestQueryPlaceholders(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
@@ -179,7 +179,7 @@ func TestQueryPlaceholders(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, nil)
 			var got []string
-			err := db.Query(ctx, `SELECT 'a?''b', ? AS "x?", CAST(? AS TEXT)`, []any{"one", "two"}, func(v []any) error {
+			err := db.QueryForTest(ctx, `SELECT 'a?''b', ? AS "x?", CAST(? AS TEXT)`, []any{"one", "two"}, func(v []any) error {
 				for _, x := range v {
 					switch x := x.(type) {
 					case string:

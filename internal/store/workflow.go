@@ -397,9 +397,11 @@ func (d *DB) Exclusive(ctx context.Context, fn func() error) (ran bool, err erro
 
 // DeletePart is one table's share of a delete transaction.
 type DeletePart struct {
-	Schema string // for the audit, "nms:broadLogRcp"
-	Table  string
-	IDs    []int64
+	Table string
+	IDs   []int64
+	// AuditLine is the audit's line for the rows deleted (privacy's
+	// words: "3 record(s) deleted in nms:broadLogRcp").
+	AuditLine func(deleted int64) string
 }
 
 // DeleteOwned deletes the rows of parts and appends one audit line per
@@ -421,7 +423,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 				}
 				n += res.RowsAffected
 			}
-			line := fmt.Sprintf("%d record(s) deleted in %s", n, p.Schema)
+			line := p.AuditLine(n)
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
