@@ -1,8 +1,9 @@
 // Command download measures the data-subject file path end to end with the
 // real binary on the embedded SQLite store: the collect that writes the
 // encrypted file (its peak RSS), and the streamed download of
-// /nms/gdpr.jssp (throughput and the server's peak RSS), beside a bare Go
-// server sending the same bytes with http.ServeContent from a plain file.
+// /nms/gdpr.jssp (throughput, the server's peak RSS and CPU time), beside a
+// bare Go server sending the same bytes with http.ServeContent from a plain
+// file, in interleaved rounds read by the same client into io.Discard.
 //
 //	go run ./bench/download -sizes 10,100
 //
@@ -43,8 +44,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("build: %s", out)
 	}
-	fmt.Println("| file | rows | collect | collect peak RSS | download | ServeContent | ratio [rounds] | server peak RSS |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| file | rows | collect | collect peak RSS | download | ServeContent | ratio [rounds] | server peak RSS | server CPU per MiB |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, s := range strings.Split(*sizes, ",") {
 		mb, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
@@ -168,12 +169,15 @@ func run(bin, dir string, mb int) {
 	// Interleaved rounds, both read by the same client into io.Discard;
 	// the medians are compared.
 	var products, ceilings []time.Duration
+	var serverCPU time.Duration
 	for range *rounds {
+		cpu := cpuTime(srv.Process.Pid)
 		start = time.Now()
 		if m := download(io.Discard); m != n {
 			log.Fatalf("download: %d of %d bytes", m, n)
 		}
 		products = append(products, time.Since(start))
+		serverCPU += cpuTime(srv.Process.Pid) - cpu
 		start = time.Now()
 		serveContent()
 		ceilings = append(ceilings, time.Since(start))
@@ -183,9 +187,10 @@ func run(bin, dir string, mb int) {
 
 	mbps := func(d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 	lo, hi := ratioRange(products, ceilings)
-	fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MiB |\n",
+	fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MiB | %.1f ms |\n",
 		float64(n)/(1<<20), rows, collect.Round(10*time.Millisecond), float64(collectRSS)/1024,
-		mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), lo, hi, float64(serverRSS)/1024)
+		mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), lo, hi, float64(serverRSS)/1024,
+		float64(serverCPU.Microseconds())/1000/float64(*rounds)/(float64(n)/(1<<20)))
 	ratios = append(ratios, struct{ mb, ratio float64 }{float64(n) / (1 << 20), ceiling.Seconds() / product.Seconds()})
 }
 
@@ -232,6 +237,21 @@ func freePort() string {
 	check(err)
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// cpuTime is the CPU time a process has used (user and system), to the
+// clock tick: what a download costs the server, less disturbed by other
+// load on the machine than its wall time.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	check(err)
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	check(err)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // vmHWM is the peak resident set of a process, KiB.
