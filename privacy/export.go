@@ -262,10 +262,10 @@ type Export struct {
 // download answers 410 Gone.
 var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
 
-// OpenExport returns a reader of the decrypted file of a request, one chunk
-// in memory at a time; it seeks (for HTTP Range requests) by chunk. The
-// reader fails if a chunk was altered, swapped, or the file cut short.
-// Close it to stop its read-ahead.
+// OpenExport returns a reader of the decrypted file of a request, a few
+// chunks in memory at a time (chunkReader); it seeks (for HTTP Range
+// requests) by chunk. The reader fails if a chunk was altered, swapped, or
+// the file cut short. Close it to stop its read-ahead.
 func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
 	req, err := s.db.FindRequestByID(ctx, requestID)
 	if err != nil {
