@@ -324,9 +324,12 @@ func (d *DB) rebind(stmt string) string {
 
 // translate maps a database error to an apperr code, once, here.
 func translate(err error, what string) error {
+	var ae *apperr.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &ae):
+		return err // the store's own faults (ErrNamespaceRewritten, …) as they are
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return apperr.Wrap(apperr.NotFound, err, what+" not found.")
 	case errors.Is(err, gorm.ErrDuplicatedKey):
