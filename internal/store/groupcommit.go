@@ -492,7 +492,7 @@ func (d *DB) staleNamespaces(calls []*createCall) map[*createCall]bool {
 	defer cancel()
 	stored := map[int64]Namespace{}
 	err := func() error {
-		res, err := d.sql.QueryContext(ctx, d.rebind(`SELECT id, target_schema, reconciliation_key, match_rule, default_region, canonical
+		res, err := d.readSQL.QueryContext(ctx, d.rebind(`SELECT id, target_schema, reconciliation_key, match_rule, default_region, canonical
 			FROM privacy_namespaces WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+")"), ids...)
 		if err != nil {
 			return err

@@ -50,7 +50,7 @@ func (d *DB) CreateOperatorIfMissing(ctx context.Context, op *Operator) (bool, e
 // FindOperatorByLogin returns the operator with that exact login.
 func (d *DB) FindOperatorByLogin(ctx context.Context, login string) (*Operator, error) {
 	var op Operator
-	err := d.db.WithContext(ctx).Where("login = ?", login).Take(&op).Error
+	err := d.reader.WithContext(ctx).Where("login = ?", login).Take(&op).Error
 	if err != nil {
 		return nil, translate(err, "Operator")
 	}
@@ -60,7 +60,7 @@ func (d *DB) FindOperatorByLogin(ctx context.Context, login string) (*Operator, 
 // FindOperatorByID returns the operator with that id.
 func (d *DB) FindOperatorByID(ctx context.Context, id int64) (*Operator, error) {
 	var op Operator
-	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&op).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("id = ?", id).Take(&op).Error; err != nil {
 		return nil, translate(err, "Operator")
 	}
 	return &op, nil
@@ -69,7 +69,7 @@ func (d *DB) FindOperatorByID(ctx context.Context, id int64) (*Operator, error) 
 // FindOperators lists every operator by login.
 func (d *DB) FindOperators(ctx context.Context) ([]Operator, error) {
 	var ops []Operator
-	err := d.db.WithContext(ctx).Order("login").Find(&ops).Error
+	err := d.reader.WithContext(ctx).Order("login").Find(&ops).Error
 	return ops, translate(err, "Operator")
 }
 

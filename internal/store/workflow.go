@@ -285,7 +285,7 @@ func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, seq int, da
 // FindExport returns the export of a request.
 func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	var e Export
-	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&e).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Take(&e).Error; err != nil {
 		return nil, translate(err, "Export")
 	}
 	return &e, nil
@@ -294,7 +294,7 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 // ExportChunks returns up to n sealed chunks from seq on, in order.
 func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int) ([][]byte, error) {
 	var cs []exportChunk
-	err := d.db.WithContext(ctx).Where("request_id = ? AND seq >= ? AND seq < ?", requestID, seq, seq+n).Order("seq").Find(&cs).Error
+	err := d.reader.WithContext(ctx).Where("request_id = ? AND seq >= ? AND seq < ?", requestID, seq, seq+n).Order("seq").Find(&cs).Error
 	if err != nil {
 		return nil, translate(err, "Export chunk")
 	}
@@ -324,7 +324,7 @@ func (RequestData) TableName() string { return "privacy_request_data" }
 // FindRequestData lists the per-table counts of a request.
 func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestData, error) {
 	var out []RequestData
-	err := d.db.WithContext(ctx).Where("gdpr_request_id = ?", requestID).Order("id").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("gdpr_request_id = ?", requestID).Order("id").Find(&out).Error
 	return out, translate(err, "Request data")
 }
 
