@@ -84,8 +84,11 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 // the ids it revoked: the open-sessions quota, applied after a Logon.
 func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, now time.Time) ([]string, error) {
 	now = now.UTC()
+	// The count is a read (on SQLite's readers' pool): a logon does not
+	// queue behind writers for it. It sees the caller's own session, which
+	// was committed before.
 	var live int64
-	if err := d.db.WithContext(ctx).Model(&Session{}).
+	if err := d.reader.WithContext(ctx).Model(&Session{}).
 		Where("operator_id = ? AND revoked_at IS NULL AND expires > ?", operatorID, now).Count(&live).Error; err != nil {
 		return nil, translate(err, "Session")
 	}
