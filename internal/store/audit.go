@@ -191,7 +191,7 @@ func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
 	if err != nil {
 		return ChainHead{}, err
 	}
-	rows, err := d.sql.QueryContext(ctx, "SELECT seq, request_id, at, line, prev_hash, hash FROM privacy_audit_chain ORDER BY seq")
+	rows, err := d.readSQL.QueryContext(ctx, "SELECT seq, request_id, at, line, prev_hash, hash FROM privacy_audit_chain ORDER BY seq")
 	if err != nil {
 		return ChainHead{}, translate(err, "Audit chain")
 	}

@@ -105,7 +105,7 @@ func (LinkedCount) TableName() string { return "privacy_request_linked" }
 // FindLinkedCounts returns a request's coverage report.
 func (d *DB) FindLinkedCounts(ctx context.Context, requestID int64) ([]LinkedCount, error) {
 	var out []LinkedCount
-	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, link_name").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, link_name").Find(&out).Error
 	return out, translate(err, "Coverage")
 }
 
@@ -124,7 +124,7 @@ func (ReviewedRow) TableName() string { return "privacy_request_rows" }
 // FindReviewedRows returns a request's reviewed set, by schema and id.
 func (d *DB) FindReviewedRows(ctx context.Context, requestID int64) ([]ReviewedRow, error) {
 	var out []ReviewedRow
-	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, row_id").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, row_id").Find(&out).Error
 	return out, translate(err, "Reviewed row")
 }
 
