@@ -197,7 +197,7 @@ func (d *DB) writeCreates(batch []*createCall) {
 		defer stop()
 	}
 	var results []createResult
-	err := d.priorityWrite(func() (err error) {
+	err := d.priorityWrite(ctx, func() (err error) {
 		results, err = d.insertRequests(ctx, rows)
 		return err
 	})
@@ -227,7 +227,7 @@ func (d *DB) writeCreates(batch []*createCall) {
 			// the calls whose own row fails are failed.
 			for i, c := range rows {
 				var r []createResult
-				err := d.priorityWrite(func() (err error) {
+				err := d.priorityWrite(ctx, func() (err error) {
 					r, err = d.insertRequests(ctx, []*createCall{c})
 					return err
 				})

@@ -117,7 +117,7 @@ type LogonFailures struct {
 // together.
 // A logon's write: it goes ahead of bulk writes (writegate.go).
 func (d *DB) UpdateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
-	return d.priorityWrite(func() error { return d.updateLogonFailures(ctx, id, policy) })
+	return d.priorityWrite(ctx, func() error { return d.updateLogonFailures(ctx, id, policy) })
 }
 
 func (d *DB) updateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
@@ -143,7 +143,7 @@ func (d *DB) updateLogonFailures(ctx context.Context, id int64, policy func(f Lo
 // ResetLogonFailures clears the failure count and any lock (after a
 // successful logon, or an administrator's unlock).
 func (d *DB) ResetLogonFailures(ctx context.Context, id int64) error {
-	return d.priorityWrite(func() error {
+	return d.priorityWrite(ctx, func() error {
 		err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
 			"failed_logons": 0, "first_failure_at": nil, "locked_until": nil, "bans": 0,
 		}).Error

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,7 @@ import (
 
 // TestReadsDoNotWaitForWrites holds SQLite's write lock, queues writers
 // behind it until every connection of the writers' pool is taken (each
-// waiting for the lock, one more waiting for a connection), and then makes
+// waiting for the lock, more waiting for a connection), and then makes
 // the reads of a logon and of an authenticated call: the session check,
 // the operator, a namespace, a request, a list and a queryDef statement.
 // Each must answer while the lock is still held: no writer may have
@@ -64,13 +65,17 @@ func TestReadsDoNotWaitForWrites(t *testing.T) {
 		}
 		wg.Wait()
 	}()
+	// The writers change the operator's rights (a write outside the
+	// priority writers' queue, which lets one at a time at the lock).
+	rights := make([]string, cap(errs))
+	for i := range rights {
+		rights[i] = fmt.Sprintf("privacyRight r%d", i)
+	}
 	for i := range cap(errs) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &store.Session{ID: "s-w" + string(rune('a'+i)), OperatorID: op.ID, SecurityTokenHash: "x",
-				Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}
-			errs <- db.CreateSession(ctx, s)
+			errs <- db.UpdateOperator(ctx, "ana", store.OperatorUpdate{Rights: &rights[i]})
 			finished.Add(1)
 		}()
 	}
@@ -151,11 +156,14 @@ func TestReadsDoNotWaitForWrites(t *testing.T) {
 			t.Errorf("writer after the lock was released: %v", err)
 		}
 	}
-	// Read-your-writes across the pools: what the writers committed is
-	// what the readers see next.
-	for i := range cap(errs) {
-		if _, _, err := db.FindSessionWithOperator(ctx, "s-w"+string(rune('a'+i))); err != nil {
-			t.Errorf("session s-w%c after its commit: %v", 'a'+i, err)
-		}
+	// Read-your-writes across the pools: what a writer committed is what
+	// the readers see next.
+	if err := db.UpdateOperator(ctx, "ana", store.OperatorUpdate{Rights: &rights[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, o, err := db.FindSessionWithOperator(ctx, sess.ID); err != nil {
+		t.Error(err)
+	} else if o.Rights != rights[0] {
+		t.Errorf("the session check after a commit: rights %q, want %q", o.Rights, rights[0])
 	}
 }

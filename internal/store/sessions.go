@@ -28,7 +28,7 @@ func (Session) TableName() string { return "sessions" }
 func (d *DB) CreateSession(ctx context.Context, s *Session) error {
 	s.Created = s.Created.UTC()
 	s.Expires = s.Expires.UTC()
-	return d.priorityWrite(func() error { return translate(d.db.WithContext(ctx).Create(s).Error, "Session") })
+	return d.priorityWrite(ctx, func() error { return translate(d.db.WithContext(ctx).Create(s).Error, "Session") })
 }
 
 // RevokeSession marks the session revoked; revoking twice is not an error.

@@ -146,6 +146,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	d := &DB{db: gdb, sql: sqlDB, reader: rdb, readSQL: readSQL, dialect: dialect, now: cfg.Now, log: cfg.Logger,
 		failpointFn: cfg.Failpoint}
+	if dialect == SQLite {
+		d.gate.writer = make(chan struct{}, 1)
+	}
 	d.creates.max = 1 // SQLite: the single writer of the create path
 	if dialect == Postgres {
 		d.creates.max = 2
