@@ -100,6 +100,7 @@ func TestFoundation(t *testing.T) {
 			st.require(t)
 			for _, c := range clients {
 				t.Run(c.name, func(t *testing.T) {
+					t.Parallel() // a server of its own per client
 					requireRuntime(t, c)
 					in := newInstance(t, st.env(t)...)
 					ana := in.createOperator(t, "ana", "privacyRight")

@@ -67,6 +67,7 @@ func TestPrivacyRequestAPI(t *testing.T) {
 			st.require(t)
 			for _, c := range privacyClients {
 				t.Run(c.name, func(t *testing.T) {
+					t.Parallel() // a server of its own per client
 					requireRuntime(t, c)
 					env := st.env(t)
 					var scriptEnv []string

@@ -1,7 +1,9 @@
 package privacy_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -212,6 +214,53 @@ func TestUpgradeRewritesOnce(t *testing.T) {
 		f.run(t, privacy.Collect)
 		if s := f.status(t, id); s != privacy.StatusComplete {
 			t.Fatalf("legacy subject after the upgrade: %s", s)
+		}
+	})
+}
+
+// TestRuleChangeBesideADelete: while a namespace update's rewrite of the
+// stored field is under way (the namespace not yet at the canon version),
+// a delete does not look the subject up — some rows would still be in the
+// old form — and is retried; once the rewrite is done, the retry erases
+// the subject. A check that reads a namespace changed since its lookup
+// fails the same way (store test: TestRemainCheckNamespace). Counts by
+// plain SQL.
+func TestRuleChangeBesideADelete(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		f.write(t, map[string]string{"email": "Cat@Example.com"})
+		id := f.create(t, "defaultNamespace1", "Cat@Example.com", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		if s := f.status(t, id); s != privacy.StatusDeletePending {
+			t.Fatalf("after the collect: %s", s)
+		}
+		// An update to the email rule committed; its rewrite has not run.
+		if err := sql.Exec(f.ctx, "UPDATE privacy_namespaces SET match_rule = 'email', canonical = 0 WHERE name = 'defaultNamespace1'"); err != nil {
+			t.Fatal(err)
+		}
+		f.run(t, privacy.Delete)
+		r, err := f.env.DB.FindRequestByID(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if privacy.Status(r.Status) != privacy.StatusDeletePending || r.RetryCount != 1 || !strings.Contains(r.Audit, "match rule changed") {
+			t.Fatalf("delete beside a rewrite: status %s, retries %d, audit:\n%s", privacy.Status(r.Status), r.RetryCount, r.Audit)
+		}
+		if n, err := sql.Int(f.ctx, "SELECT COUNT(*) FROM nms_recipient WHERE email = ?", "Cat@Example.com"); err != nil || n != 1 {
+			t.Fatalf("the subject's row: %d (%v), want it untouched", n, err)
+		}
+		// The rewrite finishes (the update again, through the service).
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, privacy.Namespace{Name: "defaultNamespace1", MatchRule: canon.Email}); err != nil {
+			t.Fatal(err)
+		}
+		f.env.Clock.Advance(24 * time.Hour)
+		f.run(t, privacy.Delete)
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("the retry after the rewrite: %s", s)
+		}
+		if n, err := sql.Int(f.ctx, "SELECT COUNT(*) FROM nms_recipient WHERE lower(email) = ?", "cat@example.com"); err != nil || n != 0 {
+			t.Fatalf("%d row(s) of the subject remain (%v)", n, err)
 		}
 	})
 }

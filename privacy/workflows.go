@@ -725,6 +725,12 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	if err != nil {
 		return nil, 0, err
 	}
+	if ns.Canonical < canon.Version {
+		// A namespace update's rewrite of the stored field is under way:
+		// a lookup now would match some rows under the old form and miss
+		// the others. The step is retried.
+		return nil, 0, store.ErrNamespaceRewritten
+	}
 	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
 	if err != nil {
 		return nil, 0, err
@@ -740,6 +746,12 @@ func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, i
 	root := g.owned.Order[0]
 	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, value)
 	if err != nil {
+		return nil, 0, err
+	}
+	// The namespace is still what the lookup matched under, so no
+	// update's rewrite ran beside it (a rewrite starts only after its
+	// update, which this would see, commits).
+	if err := s.db.CheckNamespace(ctx, ns.row()); err != nil {
 		return nil, 0, err
 	}
 	return s.traverse(ctx, g, rootIDs)
@@ -857,7 +869,7 @@ func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found 
 	if err != nil {
 		return nil, err
 	}
-	return &store.RemainCheck{Hops: hops, Table: found[0].schema.Data.Table, Column: attr.SQLName, Value: value}, nil
+	return &store.RemainCheck{Hops: hops, Table: found[0].schema.Data.Table, Column: attr.SQLName, Value: value, Namespace: ns.row()}, nil
 }
 
 // matchValue is the value the lookup compares with "=": the recorded

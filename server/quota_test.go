@@ -170,5 +170,18 @@ func TestSessionQuota(t *testing.T) {
 		if logs := env.Logs.String(); !strings.Contains(logs, "session quota: oldest sessions revoked") || strings.Contains(logs, tok) {
 			t.Fatalf("eviction not logged, or a token logged:\n%s", logs)
 		}
+
+		// The session a Logon issues is never the one its quota revokes,
+		// whatever the clock says: logons within one tick, then with the
+		// clock set back (each new token works at once).
+		for i := range 8 {
+			if i == 4 {
+				env.Clock.Advance(-time.Hour)
+			}
+			tok, _ := env.Logon(t, "ana", "correct horse")
+			if !works(tok) {
+				t.Fatalf("Logon %d (clock %v): its own session was revoked by the quota", i, env.Clock.Now())
+			}
+		}
 	})
 }

@@ -396,7 +396,7 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 	}
 	s.log.InfoContext(ctx, "logon", "operator_id", op.ID)
 	if s.cfg.MaxSessions > 0 {
-		revoked, err := s.db.RevokeSessionsBeyond(ctx, op.ID, s.cfg.MaxSessions, now)
+		revoked, err := s.db.RevokeSessionsBeyond(ctx, op.ID, s.cfg.MaxSessions, jti, now)
 		if err != nil {
 			return nil, err
 		}

@@ -44,7 +44,9 @@ func profileScenario(b *testing.B, scenario string) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	env := servertest.New(b, "postgres", servertest.Options{
 		Session: func(c *session.Config) { c.Logger = quiet },
-		Privacy: func(c *privacy.Config) { c.Logger = quiet },
+		// The create quota off, as the benchmark's server has it
+		// (CP_CREATE_RATE=0): throughput, not the quota.
+		Privacy: func(c *privacy.Config) { c.Logger, c.CreateRate = quiet, -1 },
 		Server:  func(c *server.Config) { c.Logger = quiet },
 		Web:     func(c *web.Config) { c.Logger = quiet },
 	})

@@ -65,10 +65,30 @@ func TestProgressLinesAndAnalyze(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			a.Close()
-			errOut.Reset()
+			// While another replica holds collectPrivacyRequests (the
+			// xtk:workflow row), the command skips it and collects nothing.
+			if ok, err := a.DB.StartWorkflowRun(context.Background(), 1, "other-replica", time.Hour); err != nil || !ok {
+				t.Fatalf("the other replica's start: %v %v", ok, err)
+			}
+			var stdout bytes.Buffer
+			m.Stdout = &stdout
 			if err := m.Run(context.Background(), []string{"workflow", "run", privacy.Collect}); err != nil {
 				t.Fatalf("workflow run: %v\n%s", err, errOut.String())
+			}
+			if want := privacy.Collect + ": skipped, it is already running (here or on another replica)\n"; stdout.String() != want {
+				t.Fatalf("workflow run beside another replica's run printed %q, want %q", stdout.String(), want)
+			}
+			if err := a.DB.FinishWorkflowRun(context.Background(), 1, "other-replica", "0 processed, 0 failed"); err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			errOut.Reset()
+			stdout.Reset()
+			if err := m.Run(context.Background(), []string{"workflow", "run", privacy.Collect}); err != nil {
+				t.Fatalf("workflow run: %v\n%s", err, errOut.String())
+			}
+			if stdout.String() != privacy.Collect+": 2 processed, 0 failed\n" {
+				t.Errorf("workflow run printed %q", stdout.String())
 			}
 			if !regexp.MustCompile(`(?m)^` + privacy.Collect + `: 2/2 requests \(100%\)`).MatchString(errOut.String()) {
 				t.Errorf("no workflow progress line:\n%s", errOut.String())

@@ -63,10 +63,16 @@ func (m *Main) workflow(ctx context.Context, args []string) error {
 	} else if !slices.Contains(privacy.Workflows, name) {
 		return fmt.Errorf("unknown workflow %q: %s or all", name, strings.Join(privacy.Workflows, ", "))
 	}
+	// Each workflow runs only after taking its xtk:workflow row, as the
+	// schedule, the console and a SOAP Start do: never beside a run of it
+	// on this or another replica.
 	for _, n := range names {
 		bars.start(n)
-		reports, err := a.Privacy.Run(ctx, n)
+		reports, err := a.Privacy.RunTaken(ctx, n)
 		bars.finish()
+		if len(reports) == 0 && err == nil {
+			fmt.Fprintf(m.Stdout, "%s: skipped, it is already running (here or on another replica)\n", n)
+		}
 		for _, r := range reports {
 			fmt.Fprintln(m.Stdout, r)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
@@ -85,80 +86,50 @@ func New(opts Options) *Metrics {
 		opts.Logger = slog.Default()
 	}
 	m := &Metrics{reg: prometheus.NewRegistry(), log: opts.Logger}
-	f := factory{m.reg}
+	// Every collector is registered as it is made, its name prefixed
+	// with "campaign_privacy_".
+	f := promauto.With(prometheus.WrapRegistererWithPrefix(namespace+"_", m.reg))
 
-	m.soapCalls = f.counterVec("soap_calls_total",
-		"SOAP calls answered, by method, outcome (ok or the ACC fault code) and reason (the fault's class: bad_logon, invalid, internal, ...).",
-		"method", "outcome", "reason")
-	m.soapSeconds = f.histogramVec("soap_call_duration_seconds",
-		"Time from reading a SOAP call to its answer, by method.", prometheus.DefBuckets, "method")
-	m.soapInFlight = f.gauge("soap_calls_in_flight", "SOAP calls being answered now.")
+	m.soapCalls = f.NewCounterVec(prometheus.CounterOpts{Name: "soap_calls_total",
+		Help: "SOAP calls answered, by method, outcome (ok or the ACC fault code) and reason (the fault's class: bad_logon, invalid, internal, ...)."}, []string{"method", "outcome", "reason"})
+	m.soapSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "soap_call_duration_seconds",
+		Help: "Time from reading a SOAP call to its answer, by method.", Buckets: prometheus.DefBuckets}, []string{"method"})
+	m.soapInFlight = f.NewGauge(prometheus.GaugeOpts{Name: "soap_calls_in_flight", Help: "SOAP calls being answered now."})
 
-	m.logonFailures = f.counterVec("logon_failures_total",
-		"Failed logons (SOAP and console), by reason: unknown_login, wrong_password, locked, disabled, address_throttled, invalid_input, bearer_token.",
-		"reason")
-	m.lockouts = f.counter("logon_lockouts_total", "Operators locked out after repeated logon failures.")
+	m.logonFailures = f.NewCounterVec(prometheus.CounterOpts{Name: "logon_failures_total",
+		Help: "Failed logons (SOAP and console), by reason: unknown_login, wrong_password, locked, disabled, address_throttled, invalid_input, bearer_token."}, []string{"reason"})
+	m.lockouts = f.NewCounter(prometheus.CounterOpts{Name: "logon_lockouts_total",
+		Help: "Operators locked out after repeated logon failures."})
 
-	m.quotaRefusals = f.counterVec("quota_refusals_total",
-		"Per-operator quotas acting: sessions (a Logon revoked the operator's oldest sessions, CP_SESSIONS_PER_OPERATOR) or requests (a CreateRequestByName refused, CP_CREATE_RATE).",
-		"quota")
+	m.quotaRefusals = f.NewCounterVec(prometheus.CounterOpts{Name: "quota_refusals_total",
+		Help: "Per-operator quotas acting: sessions (a Logon revoked the operator's oldest sessions, CP_SESSIONS_PER_OPERATOR) or requests (a CreateRequestByName refused, CP_CREATE_RATE)."}, []string{"quota"})
 	for _, q := range []string{"sessions", "requests"} {
 		m.quotaRefusals.WithLabelValues(q)
 	}
 
-	m.workflowRuns = f.counterVec("workflow_runs_total",
-		"Runs of the technical workflows, by workflow and result (ok or error).", "workflow", "result")
-	m.workflowSeconds = f.histogramVec("workflow_duration_seconds",
-		"Duration of one run of a technical workflow.", prometheus.ExponentialBuckets(0.05, 4, 10), "workflow")
-	m.workflowRequests = f.counterVec("workflow_requests_total",
-		"Privacy requests a workflow moved on (processed) or failed (retried later or in error).", "workflow", "outcome")
-	m.rowsExported = f.counter("workflow_rows_exported_total",
-		"Rows written into data-subject files by collectPrivacyRequests.")
-	m.rowsDeleted = f.counter("workflow_rows_deleted_total",
-		"Rows deleted by deletePrivacyRequestsData, counted per committed delete batch (a request taken back after a crash counts its batches again).")
+	m.workflowRuns = f.NewCounterVec(prometheus.CounterOpts{Name: "workflow_runs_total",
+		Help: "Runs of the technical workflows, by workflow and result (ok or error)."}, []string{"workflow", "result"})
+	m.workflowSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "workflow_duration_seconds",
+		Help: "Duration of one run of a technical workflow.", Buckets: prometheus.ExponentialBuckets(0.05, 4, 10)}, []string{"workflow"})
+	m.workflowRequests = f.NewCounterVec(prometheus.CounterOpts{Name: "workflow_requests_total",
+		Help: "Privacy requests a workflow moved on (processed) or failed (retried later or in error)."}, []string{"workflow", "outcome"})
+	m.rowsExported = f.NewCounter(prometheus.CounterOpts{Name: "workflow_rows_exported_total",
+		Help: "Rows written into data-subject files by collectPrivacyRequests."})
+	m.rowsDeleted = f.NewCounter(prometheus.CounterOpts{Name: "workflow_rows_deleted_total",
+		Help: "Rows deleted by deletePrivacyRequestsData, counted per committed delete batch (a request taken back after a crash counts its batches again)."})
 
-	m.exportWritten = f.counter("export_bytes_written_total", "Bytes of data-subject files written (before encryption).")
-	m.exportDownloaded = f.counter("export_bytes_downloaded_total", "Bytes of data-subject files sent to operators.")
+	m.exportWritten = f.NewCounter(prometheus.CounterOpts{Name: "export_bytes_written_total",
+		Help: "Bytes of data-subject files written (before encryption)."})
+	m.exportDownloaded = f.NewCounter(prometheus.CounterOpts{Name: "export_bytes_downloaded_total",
+		Help: "Bytes of data-subject files sent to operators."})
 
 	b := opts.Build
-	info := f.gaugeVec("build_info", "Build information; the value is always 1.", "version", "revision", "goversion", "dirty")
+	info := f.NewGaugeVec(prometheus.GaugeOpts{Name: "build_info",
+		Help: "Build information; the value is always 1."}, []string{"version", "revision", "goversion", "dirty"})
 	info.WithLabelValues(b.Version, b.Revision, b.GoVersion, strconv.FormatBool(b.Dirty)).Set(1)
 
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
-}
-
-// factory registers each collector as it is made.
-type factory struct{ reg *prometheus.Registry }
-
-func (f factory) counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
-	f.reg.MustRegister(h)
-	return h
 }
 
 // WatchDB adds the statistics of a database/sql connection pool

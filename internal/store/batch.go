@@ -44,6 +44,10 @@ type RemainCheck struct {
 	Table  string
 	Column string
 	Value  any
+	// Namespace, when set, is the namespace as the lookup read it: the
+	// check fails with ErrNamespaceRewritten when the stored one changed
+	// since (a namespace update rewrites the field the lookup matched).
+	Namespace *Namespace
 }
 
 // BatchResult says what a batch commit did to one request.
@@ -333,6 +337,11 @@ func (d *DB) batchDeletes(tx *gorm.DB, items []BatchItem, held map[int64]bool) (
 
 // countRemaining counts, in one statement, what a check finds.
 func (d *DB) countRemaining(tx *gorm.DB, c *RemainCheck) (int64, error) {
+	if c.Namespace != nil {
+		if err := d.namespaceUnchanged(tx, c.Namespace); err != nil {
+			return 0, err
+		}
+	}
 	stmts, args := hopArms(c.Hops, func(h Hop) string {
 		return fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column))
 	})

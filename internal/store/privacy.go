@@ -71,6 +71,42 @@ func (Request) TableName() string { return "privacy_requests" }
 // read it, is no longer what is stored: read it again and retry.
 var ErrNamespaceChanged = apperr.Errorf(apperr.Conflict, "The namespace changed while the request was created; send it again.")
 
+// ErrNamespaceRewritten stops a request's step whose lookup read a
+// namespace that has changed since: a namespace update rewrites the
+// stored field to the new match rule, so what the lookup found (or did not
+// find) may no longer be the subject's rows. The step is retried.
+var ErrNamespaceRewritten = apperr.Errorf(apperr.Conflict, "The namespace's match rule changed while the request was processed (its stored values are rewritten to the new rule); it is processed again.")
+
+// CheckNamespace fails with ErrNamespaceRewritten unless the namespace is
+// still as ns was read.
+func (d *DB) CheckNamespace(ctx context.Context, ns *Namespace) error {
+	return d.namespaceUnchanged(d.db.WithContext(ctx), ns)
+}
+
+// namespaceUnchanged fails with ErrNamespaceRewritten unless the stored
+// namespace is still as ns was read: the same rule, region, canon version
+// and last change, and rewritten to the current canon version. Inside a
+// transaction on PostgreSQL it holds the row FOR SHARE until the commit,
+// so that a namespace update (which starts its rewrite only after its own
+// commit) waits for the step that checked it; SQLite's writer lock
+// serialises them anyway.
+func (d *DB) namespaceUnchanged(tx *gorm.DB, ns *Namespace) error {
+	q := "SELECT match_rule, default_region, canonical, last_modified FROM privacy_namespaces WHERE id = ?"
+	if d.dialect == Postgres {
+		q += " FOR SHARE"
+	}
+	var now Namespace
+	res := tx.Raw(q, ns.ID).Scan(&now)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 || now.MatchRule != ns.MatchRule || now.DefaultRegion != ns.DefaultRegion ||
+		now.Canonical != ns.Canonical || !now.LastModified.Equal(ns.LastModified) {
+		return ErrNamespaceRewritten
+	}
+	return nil
+}
+
 // CreateNamespaceIfMissing inserts ns unless its name exists; it reports
 // whether it inserted.
 func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool, error) {

@@ -44,18 +44,11 @@ func (d *DB) OldestRequestCreated(ctx context.Context, status Status) (created t
 // CheckMigrated fails unless the database schema is at exactly this
 // binary's newest migration (the readiness probe's "migrations").
 func (d *DB) CheckMigrated(ctx context.Context) error {
-	have, err := d.Version(ctx)
-	if err != nil {
-		return err
+	have, latest, err := d.versions(ctx)
+	if err == nil && have != latest {
+		err = fmt.Errorf("database schema at version %d, this binary's is %d", have, latest)
 	}
-	latest, err := d.LatestVersion()
-	if err != nil {
-		return err
-	}
-	if have != latest {
-		return fmt.Errorf("database schema at version %d, this binary's is %d", have, latest)
-	}
-	return nil
+	return err
 }
 
 // Pool is the database/sql connection pool, for its statistics

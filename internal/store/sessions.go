@@ -82,7 +82,9 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 // RevokeSessionsBeyond revokes the live sessions of an operator (not
 // revoked, not expired at now) other than its keep newest ones, and returns
 // the ids it revoked: the open-sessions quota, applied after a Logon.
-func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, now time.Time) ([]string, error) {
+// kept, the session that Logon just issued, is always one of those kept,
+// whatever the timestamps say (equal ones, or a clock set back).
+func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, kept string, now time.Time) ([]string, error) {
 	now = now.UTC()
 	// The count is a read (on SQLite's readers' pool): a logon does not
 	// queue behind writers for it. It sees the caller's own session, which
@@ -97,10 +99,10 @@ func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep in
 	}
 	var ids []string
 	err := d.db.WithContext(ctx).Raw(`UPDATE sessions SET revoked_at = ?
-		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id NOT IN (
-			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ?
+		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
+			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
 			ORDER BY created DESC, id DESC LIMIT ?)
-		RETURNING id`, now, operatorID, now, operatorID, now, keep).Scan(&ids).Error
+		RETURNING id`, now, operatorID, now, kept, operatorID, now, kept, keep-1).Scan(&ids).Error
 	if err != nil {
 		return nil, translate(err, "Session")
 	}

@@ -310,18 +310,20 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 // CheckVersion fails when the database was migrated by a newer binary, whose
 // schema this one does not know.
 func (d *DB) CheckVersion(ctx context.Context) error {
-	have, err := d.Version(ctx)
-	if err != nil {
-		return err
+	have, latest, err := d.versions(ctx)
+	if err == nil && have > latest {
+		err = fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade campaign-privacy", have, latest)
 	}
-	latest, err := d.LatestVersion()
-	if err != nil {
-		return err
+	return err
+}
+
+// versions returns the database's schema version and this binary's newest.
+func (d *DB) versions(ctx context.Context) (have, latest int, err error) {
+	if have, err = d.Version(ctx); err != nil {
+		return 0, 0, err
 	}
-	if have > latest {
-		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade campaign-privacy", have, latest)
-	}
-	return nil
+	latest, err = d.LatestVersion()
+	return have, latest, err
 }
 
 // splitSQL splits a migration file into statements. Migrations are plain DDL:
@@ -378,9 +380,12 @@ func (d *DB) rebind(stmt string) string {
 
 // translate maps a database error to an apperr code, once, here.
 func translate(err error, what string) error {
+	var ae *apperr.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &ae):
+		return err // the store's own faults (ErrNamespaceRewritten, …) as they are
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return apperr.Wrap(apperr.NotFound, err, what+" not found.")
 	case errors.Is(err, gorm.ErrDuplicatedKey):

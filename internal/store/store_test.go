@@ -201,3 +201,41 @@ func TestQueryPlaceholders(t *testing.T) {
 		})
 	}
 }
+
+// TestRemainCheckNamespace: a remaining-rows check made with the namespace
+// as a lookup read it fails with ErrNamespaceRewritten once the stored
+// namespace changed (an update: rule, region, canon version or last
+// change), inside a batch commit as outside; unchanged, it counts.
+func TestRemainCheckNamespace(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			db := storetest.Open(t, dialect, clock.Now)
+			if _, err := db.CreateNamespaceIfMissing(ctx, &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient",
+				ReconciliationKey: "@email", MatchRule: "exact", Canonical: 1}); err != nil {
+				t.Fatal(err)
+			}
+			read, err := db.FindNamespaceByName(ctx, "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := &store.RemainCheck{Table: "privacy_namespaces", Column: "name", Value: "none", Namespace: read}
+			if n, err := db.CountRemaining(ctx, check); err != nil || n != 0 {
+				t.Fatalf("unchanged namespace: %d %v", n, err)
+			}
+			clock.Advance(time.Second)
+			changed := *read
+			changed.MatchRule, changed.Canonical = "email", 0
+			if err := db.UpdateNamespace(ctx, &changed); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CountRemaining(ctx, check); err != store.ErrNamespaceRewritten {
+				t.Fatalf("changed namespace: %v, want ErrNamespaceRewritten", err)
+			}
+			if err := db.CheckNamespace(ctx, read); err != store.ErrNamespaceRewritten {
+				t.Fatalf("CheckNamespace: %v", err)
+			}
+		})
+	}
+}
