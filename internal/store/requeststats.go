@@ -51,6 +51,8 @@ func (d *DB) CheckMigrated(ctx context.Context) error {
 	return err
 }
 
-// Pool is the database/sql connection pool, for its statistics
-// (sql.DBStats); statements go through the store's methods.
+// Pool is the database/sql connection pool of the writes, for its
+// statistics (sql.DBStats); statements go through the store's methods. On
+// PostgreSQL it serves the reads too; SQLite's readers have a pool of
+// their own (Open), not in these statistics.
 func (d *DB) Pool() *sql.DB { return d.sql }
