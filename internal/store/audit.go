@@ -168,7 +168,7 @@ type ChainHead struct {
 // FindChainHead returns the chain's head.
 func (d *DB) FindChainHead(ctx context.Context) (ChainHead, error) {
 	var h ChainHead
-	err := d.sql.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1").Scan(&h.Seq, &h.Hash)
+	err := d.readSQL.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1").Scan(&h.Seq, &h.Hash)
 	return h, translate(err, "Audit chain")
 }
 
@@ -191,7 +191,7 @@ func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
 	if err != nil {
 		return ChainHead{}, err
 	}
-	rows, err := d.sql.QueryContext(ctx, "SELECT seq, request_id, at, line, prev_hash, hash FROM privacy_audit_chain ORDER BY seq")
+	rows, err := d.readSQL.QueryContext(ctx, "SELECT seq, request_id, at, line, prev_hash, hash FROM privacy_audit_chain ORDER BY seq")
 	if err != nil {
 		return ChainHead{}, translate(err, "Audit chain")
 	}
@@ -257,7 +257,7 @@ func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error
 // FindReceipt returns the receipt of a request.
 func (d *DB) FindReceipt(ctx context.Context, requestID int64) (string, error) {
 	var r receipt
-	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&r).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Take(&r).Error; err != nil {
 		return "", translate(err, "Receipt")
 	}
 	return r.JWS, nil

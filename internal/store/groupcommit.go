@@ -197,7 +197,7 @@ func (d *DB) writeCreates(batch []*createCall) {
 		defer stop()
 	}
 	var results []createResult
-	err := d.priorityWrite(func() (err error) {
+	err := d.priorityWrite(ctx, func() (err error) {
 		results, err = d.insertRequests(ctx, rows)
 		return err
 	})
@@ -227,7 +227,7 @@ func (d *DB) writeCreates(batch []*createCall) {
 			// the calls whose own row fails are failed.
 			for i, c := range rows {
 				var r []createResult
-				err := d.priorityWrite(func() (err error) {
+				err := d.priorityWrite(ctx, func() (err error) {
 					r, err = d.insertRequests(ctx, []*createCall{c})
 					return err
 				})
@@ -492,7 +492,7 @@ func (d *DB) staleNamespaces(calls []*createCall) map[*createCall]bool {
 	defer cancel()
 	stored := map[int64]Namespace{}
 	err := func() error {
-		res, err := d.sql.QueryContext(ctx, d.rebind(`SELECT id, target_schema, reconciliation_key, match_rule, default_region, canonical
+		res, err := d.readSQL.QueryContext(ctx, d.rebind(`SELECT id, target_schema, reconciliation_key, match_rule, default_region, canonical
 			FROM privacy_namespaces WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+")"), ids...)
 		if err != nil {
 			return err

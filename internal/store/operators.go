@@ -50,7 +50,7 @@ func (d *DB) CreateOperatorIfMissing(ctx context.Context, op *Operator) (bool, e
 // FindOperatorByLogin returns the operator with that exact login.
 func (d *DB) FindOperatorByLogin(ctx context.Context, login string) (*Operator, error) {
 	var op Operator
-	err := d.db.WithContext(ctx).Where("login = ?", login).Take(&op).Error
+	err := d.reader.WithContext(ctx).Where("login = ?", login).Take(&op).Error
 	if err != nil {
 		return nil, translate(err, "Operator")
 	}
@@ -60,7 +60,7 @@ func (d *DB) FindOperatorByLogin(ctx context.Context, login string) (*Operator, 
 // FindOperatorByID returns the operator with that id.
 func (d *DB) FindOperatorByID(ctx context.Context, id int64) (*Operator, error) {
 	var op Operator
-	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&op).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("id = ?", id).Take(&op).Error; err != nil {
 		return nil, translate(err, "Operator")
 	}
 	return &op, nil
@@ -69,7 +69,7 @@ func (d *DB) FindOperatorByID(ctx context.Context, id int64) (*Operator, error) 
 // FindOperators lists every operator by login.
 func (d *DB) FindOperators(ctx context.Context) ([]Operator, error) {
 	var ops []Operator
-	err := d.db.WithContext(ctx).Order("login").Find(&ops).Error
+	err := d.reader.WithContext(ctx).Order("login").Find(&ops).Error
 	return ops, translate(err, "Operator")
 }
 
@@ -117,7 +117,7 @@ type LogonFailures struct {
 // together.
 // A logon's write: it goes ahead of bulk writes (writegate.go).
 func (d *DB) UpdateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
-	return d.priorityWrite(func() error { return d.updateLogonFailures(ctx, id, policy) })
+	return d.priorityWrite(ctx, func() error { return d.updateLogonFailures(ctx, id, policy) })
 }
 
 func (d *DB) updateLogonFailures(ctx context.Context, id int64, policy func(f LogonFailures, now time.Time) LogonFailures) error {
@@ -143,7 +143,7 @@ func (d *DB) updateLogonFailures(ctx context.Context, id int64, policy func(f Lo
 // ResetLogonFailures clears the failure count and any lock (after a
 // successful logon, or an administrator's unlock).
 func (d *DB) ResetLogonFailures(ctx context.Context, id int64) error {
-	return d.priorityWrite(func() error {
+	return d.priorityWrite(ctx, func() error {
 		err := d.db.WithContext(ctx).Model(&Operator{}).Where("id = ?", id).Updates(map[string]any{
 			"failed_logons": 0, "first_failure_at": nil, "locked_until": nil, "bans": 0,
 		}).Error

@@ -24,7 +24,7 @@ func (instanceOption) TableName() string { return "instance_options" }
 // written.
 func (d *DB) FindOption(ctx context.Context, name string) (string, error) {
 	var o instanceOption
-	err := d.db.WithContext(ctx).Where("name = ?", name).Take(&o).Error
+	err := d.reader.WithContext(ctx).Where("name = ?", name).Take(&o).Error
 	return o.Value, translate(err, "Option")
 }
 

@@ -124,7 +124,7 @@ func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool,
 // through gorm's callbacks (which cost more than the query).
 func (d *DB) FindNamespaceByName(ctx context.Context, name string) (*Namespace, error) {
 	var ns Namespace
-	err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT id, name, label, target_schema, reconciliation_key, aec_id,
+	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT id, name, label, target_schema, reconciliation_key, aec_id,
 		match_rule, default_region, canonical, created, last_modified FROM privacy_namespaces WHERE name = ?`), name).
 		Scan(&ns.ID, &ns.Name, &ns.Label, &ns.TargetSchema, &ns.ReconciliationKey, &ns.AecID,
 			&ns.MatchRule, &ns.DefaultRegion, &ns.Canonical, &ns.Created, &ns.LastModified)
@@ -140,7 +140,7 @@ func (d *DB) FindNamespaceByName(ctx context.Context, name string) (*Namespace, 
 // FindNamespaceByID returns the namespace with that id.
 func (d *DB) FindNamespaceByID(ctx context.Context, id int64) (*Namespace, error) {
 	var ns Namespace
-	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&ns).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("id = ?", id).Take(&ns).Error; err != nil {
 		return nil, translate(err, "Namespace")
 	}
 	return &ns, nil
@@ -171,14 +171,14 @@ func (d *DB) SetNamespaceCanonical(ctx context.Context, id int64, v int) error {
 // FindNamespaces lists every namespace by id.
 func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace
-	err := d.db.WithContext(ctx).Order("id").Find(&out).Error
+	err := d.reader.WithContext(ctx).Order("id").Find(&out).Error
 	return out, translate(err, "Namespace")
 }
 
 // FindRequestByID returns the request with that id.
 func (d *DB) FindRequestByID(ctx context.Context, id int64) (*Request, error) {
 	var r Request
-	if err := d.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
 		return nil, translate(err, "Privacy request")
 	}
 	return &r, nil
@@ -240,7 +240,7 @@ type RequestFilter struct {
 
 // FindRequests lists requests, newest first, with the total that match.
 func (d *DB) FindRequests(ctx context.Context, f RequestFilter) ([]Request, int64, error) {
-	q := d.db.WithContext(ctx).Model(&Request{})
+	q := d.reader.WithContext(ctx).Model(&Request{})
 	if f.Status != nil {
 		q = q.Where("status = ?", *f.Status)
 	}

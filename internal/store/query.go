@@ -10,7 +10,7 @@ import "context"
 // row: row must not keep it. An error returned by row stops the scan and
 // is returned as is.
 func (d *DB) query(ctx context.Context, sql string, args []any, row func(values []any) error) error {
-	rows, err := d.sql.QueryContext(ctx, d.rebind(sql), args...)
+	rows, err := d.readSQL.QueryContext(ctx, d.rebind(sql), args...)
 	if err != nil {
 		return translate(err, "Query")
 	}

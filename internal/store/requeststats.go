@@ -18,7 +18,7 @@ func (d *DB) CountRequestsByStatus(ctx context.Context) (map[Status]int64, error
 		Status Status
 		N      int64
 	}
-	err := d.db.WithContext(ctx).Raw("SELECT status, COUNT(*) AS n FROM privacy_requests GROUP BY status").Scan(&rows).Error
+	err := d.reader.WithContext(ctx).Raw("SELECT status, COUNT(*) AS n FROM privacy_requests GROUP BY status").Scan(&rows).Error
 	if err != nil {
 		return nil, translate(err, "Request")
 	}
@@ -34,7 +34,7 @@ func (d *DB) CountRequestsByStatus(ctx context.Context) (map[Status]int64, error
 // the lowest id: the first entry of the status index.
 func (d *DB) OldestRequestCreated(ctx context.Context, status Status) (created time.Time, ok bool, err error) {
 	var times []time.Time
-	err = d.db.WithContext(ctx).Model(&Request{}).Where("status = ?", status).Order("id").Limit(1).Pluck("created", &times).Error
+	err = d.reader.WithContext(ctx).Model(&Request{}).Where("status = ?", status).Order("id").Limit(1).Pluck("created", &times).Error
 	if err != nil || len(times) == 0 {
 		return time.Time{}, false, translate(err, "Request")
 	}
@@ -51,6 +51,8 @@ func (d *DB) CheckMigrated(ctx context.Context) error {
 	return err
 }
 
-// Pool is the database/sql connection pool, for its statistics
-// (sql.DBStats); statements go through the store's methods.
+// Pool is the database/sql connection pool of the writes, for its
+// statistics (sql.DBStats); statements go through the store's methods. On
+// PostgreSQL it serves the reads too; SQLite's readers have a pool of
+// their own (Open), not in these statistics.
 func (d *DB) Pool() *sql.DB { return d.sql }

@@ -28,7 +28,7 @@ func (Session) TableName() string { return "sessions" }
 func (d *DB) CreateSession(ctx context.Context, s *Session) error {
 	s.Created = s.Created.UTC()
 	s.Expires = s.Expires.UTC()
-	return d.priorityWrite(func() error { return translate(d.db.WithContext(ctx).Create(s).Error, "Session") })
+	return d.priorityWrite(ctx, func() error { return translate(d.db.WithContext(ctx).Create(s).Error, "Session") })
 }
 
 // RevokeSession marks the session revoked; revoking twice is not an error.
@@ -65,7 +65,7 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 		s  Session
 		op Operator
 	)
-	err := d.sql.QueryRowContext(ctx, d.rebind(`SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
+	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
 		o.login, o.rights, o.disabled
 		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`), id).
 		Scan(&s.ID, &s.OperatorID, &s.SecurityTokenHash, &s.Created, &s.Expires, &s.RevokedAt, &op.Login, &op.Rights, &op.Disabled)
@@ -86,8 +86,11 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 // whatever the timestamps say (equal ones, or a clock set back).
 func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, kept string, now time.Time) ([]string, error) {
 	now = now.UTC()
+	// The count is a read (on SQLite's readers' pool): a logon does not
+	// queue behind writers for it. It sees the caller's own session, which
+	// was committed before.
 	var live int64
-	if err := d.db.WithContext(ctx).Model(&Session{}).
+	if err := d.reader.WithContext(ctx).Model(&Session{}).
 		Where("operator_id = ? AND revoked_at IS NULL AND expires > ?", operatorID, now).Count(&live).Error; err != nil {
 		return nil, translate(err, "Session")
 	}

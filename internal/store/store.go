@@ -55,7 +55,18 @@ type DB struct {
 	// sql is gorm's own pool, used directly by the few statements on the
 	// SOAP hot path (a create, the session check, a queryDef), where gorm's
 	// callbacks cost more than the statement's own work in Go.
-	sql     *sql.DB
+	sql *sql.DB
+	// reader and readSQL serve the read-only statements (sessions,
+	// operators, queryDef, request lists, namespaces, downloads). On
+	// SQLite they are a second pool of query-only connections on the same
+	// file: a WAL reader never waits for the write lock, and with its own
+	// connections it does not wait for the writers' pool either (whose
+	// connections may all be waiting for the lock behind a bulk write).
+	// Each read starts a new snapshot, so it sees every transaction
+	// committed before it began, on whichever connection. On PostgreSQL
+	// they are db and sql.
+	reader  *gorm.DB
+	readSQL *sql.DB
 	dialect string
 	now     func() time.Time
 	log     *slog.Logger
@@ -83,9 +94,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		TranslateError: true,
 	}
 	var (
-		gdb     *gorm.DB
-		err     error
-		dialect string
+		gdb, rdb *gorm.DB
+		err      error
+		dialect  string
+		dsn      string
 	)
 	if cfg.DatabaseURL != "" {
 		dialect = Postgres
@@ -98,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 		// secure_delete zeroes deleted content on every connection (see
 		// residue.go).
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		dsn = "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate"
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
@@ -113,15 +125,30 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		sqlDB.SetMaxOpenConns(10)
 		sqlDB.SetMaxIdleConns(10)
 	} else {
-		// One writer at a time is SQLite's model; a few readers beside it.
+		// One writer at a time is SQLite's model; the few connections
+		// beyond it wait for the lock, so that a write's caller is not
+		// also queued for a connection.
 		sqlDB.SetMaxOpenConns(4)
 	}
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	// The first connection sets WAL mode in the file, before any reader
+	// opens it.
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	d := &DB{db: gdb, sql: sqlDB, dialect: dialect, now: cfg.Now, log: cfg.Logger, failpointFn: cfg.Failpoint}
+	rdb, readSQL := gdb, sqlDB
+	if dialect == SQLite {
+		if rdb, readSQL, err = openSQLiteReader(ctx, dsn, gcfg); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+	}
+	d := &DB{db: gdb, sql: sqlDB, reader: rdb, readSQL: readSQL, dialect: dialect, now: cfg.Now, log: cfg.Logger,
+		failpointFn: cfg.Failpoint}
+	if dialect == SQLite {
+		d.gate.writer = make(chan struct{}, 1)
+	}
 	d.creates.max = 1 // SQLite: the single writer of the create path
 	if dialect == Postgres {
 		d.creates.max = 2
@@ -129,13 +156,42 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	return d, nil
 }
 
-// Close closes the connection pool.
-func (d *DB) Close() error {
-	sqlDB, err := d.db.DB()
+// openSQLiteReader opens the readers' pool on the SQLite file that dsn
+// (the writers') names: query_only connections, whose transactions begin
+// DEFERRED (a read never asks for the write lock), as many as there are
+// callers to serve at once.
+func openSQLiteReader(ctx context.Context, dsn string, gcfg *gorm.Config) (*gorm.DB, *sql.DB, error) {
+	dsn = strings.Replace(dsn, "&_txlock=immediate", "&_txlock=deferred", 1) + "&_pragma=query_only(1)"
+	rdb, err := gorm.Open(sqlite.Open(dsn), gcfg)
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
-	return sqlDB.Close()
+	readSQL, err := rdb.DB()
+	if err != nil {
+		return nil, nil, err
+	}
+	readSQL.SetMaxOpenConns(readers)
+	readSQL.SetMaxIdleConns(readers)
+	readSQL.SetConnMaxIdleTime(5 * time.Minute)
+	if err := readSQL.PingContext(ctx); err != nil {
+		_ = readSQL.Close()
+		return nil, nil, fmt.Errorf("connect to sqlite readers: %w", err)
+	}
+	return rdb, readSQL, nil
+}
+
+// readers is the size of SQLite's readers' pool: the reads are CPU work in
+// Go (the driver is pure Go), so a few per core; more would only queue on
+// the cores instead of on the pool.
+const readers = 8
+
+// Close closes the connection pools.
+func (d *DB) Close() error {
+	var err error
+	if d.readSQL != d.sql {
+		err = d.readSQL.Close()
+	}
+	return errors.Join(err, d.sql.Close())
 }
 
 // Dialect returns SQLite or Postgres.

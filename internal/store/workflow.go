@@ -106,7 +106,7 @@ func (LinkedCount) TableName() string { return "privacy_request_linked" }
 // FindLinkedCounts returns a request's coverage report.
 func (d *DB) FindLinkedCounts(ctx context.Context, requestID int64) ([]LinkedCount, error) {
 	var out []LinkedCount
-	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, link_name").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, link_name").Find(&out).Error
 	return out, translate(err, "Coverage")
 }
 
@@ -125,7 +125,7 @@ func (ReviewedRow) TableName() string { return "privacy_request_rows" }
 // FindReviewedRows returns a request's reviewed set, by schema and id.
 func (d *DB) FindReviewedRows(ctx context.Context, requestID int64) ([]ReviewedRow, error) {
 	var out []ReviewedRow
-	err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, row_id").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Order("schema_name, row_id").Find(&out).Error
 	return out, translate(err, "Reviewed row")
 }
 
@@ -286,7 +286,7 @@ func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, seq int, da
 // FindExport returns the export of a request.
 func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	var e Export
-	if err := d.db.WithContext(ctx).Where("request_id = ?", requestID).Take(&e).Error; err != nil {
+	if err := d.reader.WithContext(ctx).Where("request_id = ?", requestID).Take(&e).Error; err != nil {
 		return nil, translate(err, "Export")
 	}
 	return &e, nil
@@ -299,7 +299,7 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 // The statement is over when ExportChunks returns: a slow reader holds no
 // read transaction open.
 func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, each func(seq int, sealed []byte) error) (int, error) {
-	rows, err := d.db.WithContext(ctx).Raw("SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
+	rows, err := d.reader.WithContext(ctx).Raw("SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
 		requestID, seq, seq+n).Rows()
 	if err != nil {
 		return 0, translate(err, "Export chunk")
@@ -342,7 +342,7 @@ func (RequestData) TableName() string { return "privacy_request_data" }
 // FindRequestData lists the per-table counts of a request.
 func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestData, error) {
 	var out []RequestData
-	err := d.db.WithContext(ctx).Where("gdpr_request_id = ?", requestID).Order("id").Find(&out).Error
+	err := d.reader.WithContext(ctx).Where("gdpr_request_id = ?", requestID).Order("id").Find(&out).Error
 	return out, translate(err, "Request data")
 }
 

@@ -45,13 +45,29 @@ const maxPriorityYield = time.Second
 type writeGate struct {
 	priority atomic.Int32 // priority writes waiting or running
 	bulk     sync.Mutex   // SQLite: one bulk write at a time
+	// writer is SQLite's one priority writer at a time (a token, taken
+	// with the caller's ctx): the priority writes queue here, in Go, and
+	// each starts the moment the one before commits. Left to SQLite they
+	// would poll for the lock with growing sleeps (1 ms … 100 ms), and a
+	// logon's session insert could sleep through several create batches,
+	// which the flusher writes back to back.
+	writer chan struct{}
 }
 
 // priorityWrite runs fn, a short write on the logon or create path, ahead
-// of the bulk writes that have not started yet.
-func (d *DB) priorityWrite(fn func() error) error {
+// of the bulk writes that have not started yet; on SQLite, after the
+// priority writes queued before it.
+func (d *DB) priorityWrite(ctx context.Context, fn func() error) error {
 	d.gate.priority.Add(1)
 	defer d.gate.priority.Add(-1)
+	if d.gate.writer != nil {
+		select {
+		case d.gate.writer <- struct{}{}:
+			defer func() { <-d.gate.writer }()
+		case <-ctx.Done():
+			return translate(ctx.Err(), "Write")
+		}
+	}
 	return fn()
 }
 
