@@ -79,14 +79,21 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			log.Warn("CP_ALLOWED_SUBNETS allows every address", "prefix", p.String())
 		}
 	}
-	stopped := make(chan struct{})
-	defer close(stopped)
+	// One shutdown line when the signal comes, before the calls in flight
+	// are waited for; logged before serve returns even when Serve ends at
+	// once (both channels ready: select may take either).
+	stopped, logged := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopped); <-logged }()
 	go func() {
+		defer close(logged)
 		select {
 		case <-ctx.Done():
-			log.Info("shutting down: finishing the calls in flight (at most 30 s)")
 		case <-stopped:
+			if ctx.Err() == nil {
+				return
+			}
 		}
+		log.Info("shutting down: finishing the calls in flight (at most 30 s)")
 	}()
 	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
