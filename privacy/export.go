@@ -262,10 +262,10 @@ type Export struct {
 // download answers 410 Gone.
 var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
 
-// OpenExport returns a reader of the decrypted file of a request, a few
-// chunks in memory at a time (chunkReader); it seeks (for HTTP Range
-// requests) by chunk. The reader fails if a chunk was altered, swapped, or
-// the file cut short. Close it to stop its read-ahead.
+// OpenExport returns a reader of the decrypted file of a request, one chunk
+// in memory at a time; it seeks (for HTTP Range requests) by chunk. The
+// reader fails if a chunk was altered, swapped, or the file cut short.
+// Close it to stop its read-ahead.
 func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
 	req, err := s.db.FindRequestByID(ctx, requestID)
 	if err != nil {
@@ -309,10 +309,6 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created}, r, nil
 }
 
-// chunkReader reads a file through a pipeline: a goroutine fetches the
-// sealed chunks a few at a time and decrypts each into one of a fixed set
-// of buffers, while the caller copies the previous ones out. Memory is
-// those buffers (pipelineBuffers × 256 KiB), whatever the file size.
 type chunkReader struct {
 	ctx       context.Context
 	db        *store.DB
@@ -322,189 +318,114 @@ type chunkReader struct {
 	size      int64
 	pos       int64
 	loaded    int    // index of the chunk in plain, -1 for none
-	plain     []byte // its plaintext, a buffer of p
-	err       error  // a damaged or missing chunk: every later read fails
-	p         *pipeline
+	plain     []byte // its plaintext
+
+	// A read-ahead goroutine fetches the next sealed chunks while the
+	// current ones are decrypted and sent: memory stays at two batches.
+	ahead    [][]byte // sealed chunks aheadSeq, aheadSeq+1, …
+	aheadSeq int
+	batches  chan batch
+	nextSeq  int // first seq of the next batch on the channel
+	stop     context.CancelFunc
 }
 
-// pipelineBuffers bounds the plaintext chunks of one reader: the one being
-// sent, the ones decrypted ahead, the ones being decrypted (2 MiB).
-const pipelineBuffers = 8
-
-// fetchBatch is how many chunks one query fetches at most (1 MiB).
-const fetchBatch = 4
-
-// pipeline is one run of the fetching goroutine, from one chunk on; a seek
-// elsewhere starts another.
-type pipeline struct {
-	out  chan opened // decrypted chunks in order, then an error if any
-	free chan []byte // buffers given back by the reader
-	next int         // the seq the next value on out carries
-	stop context.CancelFunc
-	done chan struct{} // closed when the goroutine has returned
+type batch struct {
+	chunks [][]byte
+	err    error
 }
 
-type opened struct {
-	plain []byte
-	err   error
-}
+// readAhead is how many sealed chunks one query fetches (1 MiB).
+const readAhead = 4
 
-// start runs a pipeline from chunk seq.
-func (r *chunkReader) start(seq int) {
-	r.halt()
-	ctx, stop := context.WithCancel(r.ctx)
-	p := &pipeline{out: make(chan opened, pipelineBuffers+1), free: make(chan []byte, pipelineBuffers),
-		next: seq, stop: stop, done: make(chan struct{})}
-	for range pipelineBuffers {
-		p.free <- make([]byte, 0, chunkSize)
+// prefetch (re)starts the read-ahead at seq.
+func (r *chunkReader) prefetch(seq int) {
+	if r.stop != nil {
+		r.stop()
 	}
-	r.p = p
+	ctx, stop := context.WithCancel(r.ctx)
+	ch := make(chan batch, 1)
+	r.batches, r.nextSeq, r.stop = ch, seq, stop
 	go func() {
-		defer close(p.done)
-		if err := r.fetch(ctx, p, seq); err != nil {
-			// out has room: it holds at most one value per buffer, and
-			// this one.
-			p.out <- opened{err: err}
+		defer close(ch)
+		for s := seq; s < r.chunks; s += readAhead {
+			cs, err := r.db.ExportChunks(ctx, r.requestID, s, readAhead)
+			select {
+			case ch <- batch{cs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
 	}()
 }
 
-// fetch fills p.out with the decrypted chunks from seq on. It takes the
-// free buffers first and queries only as many chunks as it holds buffers:
-// it never waits for the reader with a statement open.
-func (r *chunkReader) fetch(ctx context.Context, p *pipeline, seq int) error {
-	for seq < r.chunks {
-		var bufs [][]byte
-		select {
-		case b := <-p.free:
-			bufs = append(bufs, b)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	more:
-		for len(bufs) < min(fetchBatch, r.chunks-seq) {
-			select {
-			case b := <-p.free:
-				bufs = append(bufs, b)
-			default:
-				break more
-			}
-		}
-		n, err := r.db.ExportChunks(ctx, r.requestID, seq, len(bufs), func(s int, sealed []byte) error {
-			i := s - seq
-			plain, err := r.aead.Open(bufs[i][:0], nonce(s), sealed, aad(r.requestID, s, s == r.chunks-1))
-			if err != nil {
-				return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
-			}
-			p.out <- opened{plain: plain}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if n < len(bufs) {
-			return apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
-		}
-		seq += n
+func (r *chunkReader) sealed(seq int) ([]byte, error) {
+	if i := seq - r.aheadSeq; i >= 0 && i < len(r.ahead) {
+		return r.ahead[i], nil
 	}
-	return nil
+	if r.batches == nil || seq != r.nextSeq {
+		r.prefetch(seq)
+	}
+	b, ok := <-r.batches
+	if !ok {
+		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(b.chunks) == 0 {
+		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	r.ahead, r.aheadSeq = b.chunks, seq
+	r.nextSeq = seq + len(b.chunks)
+	return r.ahead[0], nil
 }
 
-// halt stops the pipeline and waits for its goroutine.
-func (r *chunkReader) halt() {
-	if r.p == nil {
-		return
-	}
-	r.p.stop()
-	<-r.p.done
-	r.p, r.plain, r.loaded = nil, nil, -1
-}
-
-// load makes chunk seq the one in r.plain, unless it is there already. A
+// load decrypts chunk seq into r.plain, unless it is there already. A
 // chunk altered at rest fails GCM's check: an error, never its bytes.
 func (r *chunkReader) load(seq int) error {
 	if seq == r.loaded {
 		return nil
 	}
-	if r.err != nil {
-		return r.err
-	}
-	if err := r.ctx.Err(); err != nil {
-		return err
-	}
 	if seq >= r.chunks {
 		return apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 	}
-	if r.p == nil || seq != r.p.next {
-		r.start(seq)
-	} else if r.plain != nil {
-		r.p.free <- r.plain // room for every buffer: never blocks
+	sealed, err := r.sealed(seq)
+	if err != nil {
+		return err
 	}
-	r.plain, r.loaded = nil, -1
-	var o opened
-	select {
-	case o = <-r.p.out:
-	case <-r.ctx.Done():
-		o.err = r.ctx.Err()
+	plain, err := r.aead.Open(r.plain[:0], nonce(seq), sealed, aad(r.requestID, seq, seq == r.chunks-1))
+	if err != nil {
+		return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
 	}
-	if o.err != nil {
-		r.err = o.err
-		r.halt()
-		return o.err
-	}
-	r.plain, r.loaded = o.plain, seq
-	r.p.next++
+	r.plain, r.loaded = plain, seq
 	return nil
-}
-
-// current returns the rest of the chunk at r.pos, loading it.
-func (r *chunkReader) current() ([]byte, error) {
-	seq := int(r.pos / chunkSize)
-	if err := r.load(seq); err != nil {
-		return nil, err
-	}
-	off := int(r.pos - int64(seq)*chunkSize)
-	if off >= len(r.plain) {
-		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
-	}
-	return r.plain[off:], nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
-	rest, err := r.current()
-	if err != nil {
+	seq := int(r.pos / chunkSize)
+	if err := r.load(seq); err != nil {
 		return 0, err
 	}
-	n := copy(p, rest)
+	off := int(r.pos - int64(seq)*chunkSize)
+	if off >= len(r.plain) {
+		return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	}
+	n := copy(p, r.plain[off:])
 	r.pos += int64(n)
 	return n, nil
 }
 
-// WriteTo writes the rest of the file to w a whole chunk at a time, with
-// no copy (io.Copy uses it).
-func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
-	var sent int64
-	for r.pos < r.size {
-		rest, err := r.current()
-		if err != nil {
-			return sent, err
-		}
-		n, err := w.Write(rest)
-		r.pos += int64(n)
-		sent += int64(n)
-		if err != nil {
-			return sent, err
-		}
-	}
-	return sent, nil
-}
-
-// Close stops the pipeline and waits for it: no goroutine outlives it.
+// Close stops the read-ahead.
 func (r *chunkReader) Close() error {
-	r.halt()
+	if r.stop != nil {
+		r.stop()
+	}
 	return nil
 }
 

@@ -129,11 +129,8 @@ func TestExportReaderSeek(t *testing.T) {
 // sealedChunks returns the stored chunks of a file.
 func sealedChunks(t *testing.T, env *servertest.Env, id int64) [][]byte {
 	t.Helper()
-	var chunks [][]byte
-	if _, err := env.DB.ExportChunks(context.Background(), id, 0, 1000, func(_ int, sealed []byte) error {
-		chunks = append(chunks, bytes.Clone(sealed))
-		return nil
-	}); err != nil {
+	chunks, err := env.DB.ExportChunks(context.Background(), id, 0, 1000)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return chunks
@@ -171,16 +168,19 @@ func TestExportReaderDamage(t *testing.T) {
 			name   string
 			damage []func()
 			at     int // the first chunk not delivered
+			// early: the read may stop up to a read-ahead batch sooner
+			// (a gap fails the one statement that fetches its batch).
+			early bool
 		}{
-			{"altered", []func(){exec("UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", flip(chunks[5]), id, 5)}, 5},
-			{"swapped", []func(){exec("UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", chunks[7], id, 6)}, 6},
-			{"missing", []func(){exec("DELETE FROM privacy_export_chunks WHERE request_id = ? AND seq = ?", id, 9)}, 9},
+			{"altered", []func(){exec("UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", flip(chunks[5]), id, 5)}, 5, false},
+			{"swapped", []func(){exec("UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", chunks[7], id, 6)}, 6, false},
+			{"missing", []func(){exec("DELETE FROM privacy_export_chunks WHERE request_id = ? AND seq = ?", id, 9)}, 9, true},
 			// The last chunk and the count that records it removed: the
 			// chunk before it was not sealed as the last.
 			{"cut off", []func(){
 				exec("DELETE FROM privacy_export_chunks WHERE request_id = ? AND seq = ?", id, last),
 				exec("UPDATE privacy_exports SET chunks = ?, size = ? WHERE request_id = ?", last, last*chunkBytes, id),
-			}, last - 1},
+			}, last - 1, false},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				restore()
@@ -203,7 +203,11 @@ func TestExportReaderDamage(t *testing.T) {
 					if apperr.CodeOf(err) != apperr.Internal {
 						t.Fatalf("%s: read a damaged file to its end: %v", how, err)
 					}
-					if got.Len() != c.at*chunkBytes || !bytes.Equal(got.Bytes(), doc[:got.Len()]) {
+					short := got.Len() != c.at*chunkBytes
+					if c.early {
+						short = got.Len() > c.at*chunkBytes || got.Len() < (c.at-readAheadChunks)*chunkBytes || got.Len()%chunkBytes != 0
+					}
+					if short || !bytes.Equal(got.Bytes(), doc[:got.Len()]) {
 						t.Fatalf("%s: %d bytes before the error, want the %d intact chunks (%d bytes)", how, got.Len(), c.at, c.at*chunkBytes)
 					}
 					if _, err := r.Read(make([]byte, 10)); apperr.CodeOf(err) != apperr.Internal {
@@ -215,6 +219,9 @@ func TestExportReaderDamage(t *testing.T) {
 		}
 	})
 }
+
+// readAheadChunks is how many chunks the reader fetches in one statement.
+const readAheadChunks = 4
 
 func flip(b []byte) []byte {
 	b = bytes.Clone(b)

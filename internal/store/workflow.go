@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -292,38 +291,21 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	return &e, nil
 }
 
-// ExportChunks passes up to n sealed chunks from seq on, in order, to
-// each, and returns how many it passed. sealed is only valid during the
-// call: it is the driver's buffer, not a copy (a download reads the whole
-// file through here; one copy fewer per chunk, and no garbage of its size).
-// The statement is over when ExportChunks returns: a slow reader holds no
-// read transaction open.
-func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, each func(seq int, sealed []byte) error) (int, error) {
-	rows, err := d.reader.WithContext(ctx).Raw("SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
-		requestID, seq, seq+n).Rows()
+// ExportChunks returns up to n sealed chunks from seq on, in order.
+func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int) ([][]byte, error) {
+	var cs []exportChunk
+	err := d.reader.WithContext(ctx).Where("request_id = ? AND seq >= ? AND seq < ?", requestID, seq, seq+n).Order("seq").Find(&cs).Error
 	if err != nil {
-		return 0, translate(err, "Export chunk")
+		return nil, translate(err, "Export chunk")
 	}
-	defer rows.Close()
-	passed := 0
-	for rows.Next() {
-		var s int
-		var data sql.RawBytes
-		if err := rows.Scan(&s, &data); err != nil {
-			return passed, translate(err, "Export chunk")
+	out := make([][]byte, len(cs))
+	for i, c := range cs {
+		if c.Seq != seq+i {
+			return nil, apperr.Errorf(apperr.Internal, "The export file has a gap.")
 		}
-		if s != seq+passed {
-			return passed, apperr.Errorf(apperr.Internal, "The export file has a gap.")
-		}
-		if err := each(s, data); err != nil {
-			return passed, err
-		}
-		passed++
+		out[i] = c.Data
 	}
-	if err := rows.Err(); err != nil {
-		return passed, translate(err, "Export chunk")
-	}
-	return passed, nil
+	return out, nil
 }
 
 // RequestData is a row of privacy_request_data (nms:gdprRequestData): what
