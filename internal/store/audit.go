@@ -77,7 +77,7 @@ func (d *DB) appendChain(ctx context.Context, pool gorm.ConnPool, at time.Time, 
 	if err != nil {
 		return err
 	}
-	for _, st := range stmts {
+	for _, st := range d.combine(stmts) { // PostgreSQL: the lines and the head in one round trip
 		if _, err := pool.ExecContext(ctx, d.rebind(st.sql), st.args...); err != nil {
 			return fmt.Errorf("append to the audit chain: %w", err)
 		}

@@ -162,48 +162,47 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 	return out, nil
 }
 
-// execAll runs statements in tx: on PostgreSQL as one statement (all but
-// the last as data-modifying WITH clauses: one round trip), on SQLite one
-// after another.
+// execAll runs statements in tx (see combine).
 func (d *DB) execAll(tx *gorm.DB, stmts []stmt) error {
-	if d.dialect != Postgres || len(stmts) == 1 {
-		for _, st := range stmts {
-			if err := tx.Exec(st.sql, st.args...).Error; err != nil {
-				return err
-			}
+	for _, st := range d.combine(stmts) {
+		if err := tx.Exec(st.sql, st.args...).Error; err != nil {
+			return err
 		}
-		return nil
+	}
+	return nil
+}
+
+// combine returns statements to run one after another in a transaction:
+// on PostgreSQL one statement (all but the last as data-modifying WITH
+// clauses: one round trip), on SQLite stmts as they are.
+func (d *DB) combine(stmts []stmt) []stmt {
+	if d.dialect != Postgres || len(stmts) <= 1 {
+		return stmts
 	}
 	var b strings.Builder
 	var args []any
 	for i, st := range stmts[:len(stmts)-1] {
 		sql := st.sql
+		if i == 0 {
+			b.WriteString("WITH ")
+		} else {
+			b.WriteString(", ")
+		}
 		if rest, ok := strings.CutPrefix(sql, "WITH "); ok {
 			// Its own WITH clauses join the outer list.
 			cte, body, _ := strings.Cut(rest, " /*body*/ ")
-			if i == 0 {
-				b.WriteString("WITH ")
-			} else {
-				b.WriteString(", ")
-			}
 			b.WriteString(cte)
+			b.WriteString(", ")
 			sql = body
-			fmt.Fprintf(&b, ", s%d AS (%s)", i, sql)
-		} else {
-			if i == 0 {
-				b.WriteString("WITH ")
-			} else {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "s%d AS (%s)", i, sql)
 		}
+		fmt.Fprintf(&b, "s%d AS (%s)", i, sql)
 		args = append(args, st.args...)
 	}
 	last := stmts[len(stmts)-1]
 	b.WriteString(" ")
 	b.WriteString(last.sql)
 	args = append(args, last.args...)
-	return tx.Exec(b.String(), args...).Error
+	return []stmt{{b.String(), args}}
 }
 
 // cast types a placeholder where PostgreSQL cannot infer it (a VALUES
