@@ -444,6 +444,9 @@ func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*creat
 		confirm_delete_pending, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
 	results := make([]createResult, len(rows))
+	// The rows inserted, by download URL prefix (one in practice): each
+	// group is named by one UPDATE, not one per row.
+	named := map[string][]any{}
 	for i, c := range rows {
 		r := c.req
 		err := tx.QueryRowContext(ctx, insert, r.Label, r.NamespaceID, r.ReconciliationValue, r.Type, r.Regulation, r.Status,
@@ -455,10 +458,15 @@ func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*creat
 		case err != nil:
 			return nil, err
 		}
-		id := strconv.FormatInt(results[i].id, 10)
-		if _, err := tx.ExecContext(ctx, "UPDATE privacy_requests SET name = ?, url_file = ? WHERE id = ?",
-			"privacyRequest"+id, c.urlFile+id, results[i].id); err != nil {
-			return nil, err
+		named[c.urlFile] = append(named[c.urlFile], results[i].id)
+	}
+	for urlFile, ids := range named {
+		for start := 0; start < len(ids); start += idBatch {
+			part := ids[start:min(start+idBatch, len(ids))]
+			if _, err := tx.ExecContext(ctx, "UPDATE privacy_requests SET name = 'privacyRequest' || id, url_file = ? || id WHERE id IN (?"+
+				strings.Repeat(", ?", len(part)-1)+")", append([]any{urlFile}, part...)...); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return results, d.findDuplicates(ctx, tx, rows, results)
