@@ -162,30 +162,23 @@ var table = []setting{
 		Accepts: "a positive duration such as 1m",
 		Set:     duration(func(s *settings) *time.Duration { return &s.retryDelay })},
 	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",
-		Accepts: "an integer from 1 to 100000",
-		Set:     integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
+		Set: integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
 	{Flag: "downloads-max", Env: "CP_DOWNLOADS_MAX", Default: "64", Help: "data-subject files being sent at once, in all",
-		Doc:     "data-subject files being sent at once, in all; more get `503` with `Retry-After` (a HEAD is not counted)",
-		Accepts: "an integer from 1 to 10000",
-		Set:     integer(1, 10_000, func(s *settings) *int { return &s.downloadsMax })},
+		Doc: "data-subject files being sent at once, in all; more get `503` with `Retry-After` (a HEAD is not counted)",
+		Set: integer(1, 10_000, func(s *settings) *int { return &s.downloadsMax })},
 	{Flag: "downloads-per-operator", Env: "CP_DOWNLOADS_PER_OPERATOR", Default: "4", Help: "data-subject files being sent at once to one operator",
-		Accepts: "an integer from 1 to 1000",
-		Set:     integer(1, 1_000, func(s *settings) *int { return &s.downloadsPerOperator })},
+		Set: integer(1, 1_000, func(s *settings) *int { return &s.downloadsPerOperator })},
 	{Flag: "download-min-rate", Env: "CP_DOWNLOAD_MIN_RATE", Default: "16384", Help: "bytes per second below which a download reader is dropped (after a 10 s stall)",
-		Doc:     "bytes per second a download's reader must take: each write may wait 10 s plus its bytes at this rate, then the connection is dropped (slow readers)",
-		Accepts: "an integer from 1 to 1073741824",
-		Set:     integer(1, 1<<30, func(s *settings) *int { return &s.downloadMinRate })},
+		Doc: "bytes per second a download's reader must take: each write may wait 10 s plus its bytes at this rate, then the connection is dropped (slow readers)",
+		Set: integer(1, 1<<30, func(s *settings) *int { return &s.downloadMinRate })},
 	{Flag: "sessions-per-operator", Env: "CP_SESSIONS_PER_OPERATOR", Default: "100", Help: "open sessions kept per operator; a Logon beyond it revokes the oldest (0: no limit)",
-		Doc:     "open sessions kept per operator (quota): a Logon beyond it revokes that operator's oldest live sessions, so a client that logs on again and again without Logoff keeps working while sessions stay bounded; a revoked token gets the usual XSV-350008 fault. 0: no limit",
-		Accepts: "an integer from 0 to 1000000",
-		Set:     integer(0, 1_000_000, func(s *settings) *int { return &s.sessionsPerOperator })},
+		Doc: "open sessions kept per operator (quota): a Logon beyond it revokes that operator's oldest live sessions, so a client that logs on again and again without Logoff keeps working while sessions stay bounded; a revoked token gets the usual XSV-350008 fault. 0: no limit",
+		Set: integer(0, 1_000_000, func(s *settings) *int { return &s.sessionsPerOperator })},
 	{Flag: "create-rate", Env: "CP_CREATE_RATE", Default: "50", Help: "CreateRequestByName calls per second per operator, after the burst (0: no limit)",
-		Doc:     "CreateRequestByName calls per second per operator and per replica once the burst is spent (quota); more get `SOP-330011` with a detail naming the limit and change nothing. Raise it to import a backlog. 0: no limit",
-		Accepts: "an integer from 0 to 1000000",
-		Set:     integer(0, 1_000_000, func(s *settings) *int { return &s.createRate })},
+		Doc: "CreateRequestByName calls per second per operator and per replica once the burst is spent (quota); more get `SOP-330011` with a detail naming the limit and change nothing. Raise it to import a backlog. 0: no limit",
+		Set: integer(0, 1_000_000, func(s *settings) *int { return &s.createRate })},
 	{Flag: "create-burst", Env: "CP_CREATE_BURST", Default: "500", Help: "CreateRequestByName calls one operator may send at once before CP_CREATE_RATE applies",
-		Accepts: "an integer from 1 to 1000000",
-		Set:     integer(1, 1_000_000, func(s *settings) *int { return &s.createBurst })},
+		Set: integer(1, 1_000_000, func(s *settings) *int { return &s.createBurst })},
 	{Flag: "ims-jwks", Env: "CP_IMS_JWKS", DefaultDoc: "empty (BearerTokenLogon off)",
 		Help: "JWK Set verifying BearerTokenLogon's bearer tokens: a file or an http(s) URL",
 		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",
@@ -279,7 +272,7 @@ func integer(lo, hi int, field func(*settings) *int) func(*settings, string) err
 	return func(s *settings, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < lo || n > hi {
-			return fmt.Errorf("not an integer from %d to %d", lo, hi)
+			return accepted(fmt.Sprintf("an integer from %d to %d", lo, hi))
 		}
 		*field(s) = n
 		return nil
@@ -318,10 +311,16 @@ func (st setting) apply(s *settings, name, v string) error {
 	return fmt.Errorf("%s: %q is not accepted; %w", name, v, st.acceptedError(err))
 }
 
+// accepted is a parser's error that names the values it accepts (derived
+// from its bounds, instead of a setting's Accepts text).
+type accepted string
+
+func (a accepted) Error() string { return "accepted: " + string(a) }
+
 // acceptedError names the accepted values, or says what is wrong.
 func (st setting) acceptedError(err error) error {
 	if a := st.accepts(); a != "" {
-		return errors.New("accepted: " + a)
+		return accepted(a)
 	}
 	return err
 }
