@@ -78,9 +78,10 @@ var ErrNamespaceChanged = apperr.Errorf(apperr.Conflict, "The namespace changed 
 var ErrNamespaceRewritten = apperr.Errorf(apperr.Conflict, "The namespace's match rule changed while the request was processed (its stored values are rewritten to the new rule); it is processed again.")
 
 // CheckNamespace fails with ErrNamespaceRewritten unless the namespace is
-// still as ns was read.
+// still as ns was read. A read (on SQLite's readers' pool): it needs no
+// lock outside a transaction.
 func (d *DB) CheckNamespace(ctx context.Context, ns *Namespace) error {
-	return d.namespaceUnchanged(d.db.WithContext(ctx), ns)
+	return d.namespaceUnchanged(d.reader.WithContext(ctx), ns)
 }
 
 // namespaceUnchanged fails with ErrNamespaceRewritten unless the stored
