@@ -392,6 +392,11 @@ func (r *chunkReader) load(seq int) error {
 	if seq >= r.chunks {
 		return apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 	}
+	// A download whose request has gone stops here, even with chunks
+	// already read ahead.
+	if err := r.ctx.Err(); err != nil {
+		return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
+	}
 	sealed, err := r.sealed(seq)
 	if err != nil {
 		return err

@@ -32,6 +32,8 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/web"
 )
 
+var profileStore = flag.String("soap.store", "postgres", "the store BenchmarkProfile runs on: postgres or sqlite")
+
 var cpuProfile = flag.String("soap.cpuprofile", "", "write a CPU profile of the timed calls of each BenchmarkProfile sub-benchmark to this file (the sub-benchmark's name is appended)")
 
 func BenchmarkProfile(b *testing.B) {
@@ -42,7 +44,7 @@ func BenchmarkProfile(b *testing.B) {
 
 func profileScenario(b *testing.B, scenario string) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := servertest.New(b, "postgres", servertest.Options{
+	env := servertest.New(b, *profileStore, servertest.Options{
 		Session: func(c *session.Config) { c.Logger = quiet },
 		// The create quota off, as the benchmark's server has it
 		// (CP_CREATE_RATE=0): throughput, not the quota.
