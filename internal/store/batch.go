@@ -341,7 +341,7 @@ func (d *DB) countRemaining(tx *gorm.DB, c *RemainCheck) (int64, error) {
 			return 0, err
 		}
 	}
-	stmts, args := hopArms(c.Hops, func(h Hop) string {
+	stmts, args := hopArms(c.Hops, d.statementParams(), func(h Hop) string {
 		return fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column))
 	})
 	if len(stmts) == 0 {

@@ -194,7 +194,7 @@ func (d *DB) InsertRows(ctx context.Context, table string, columns []string, row
 		quoted[i] = quote(c)
 	}
 	marks := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
-	per := max(1, 4000/len(columns))
+	per := max(1, min(4000, d.statementParams())/len(columns))
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for start := 0; start < len(rows); start += per {
 			end := min(start+per, len(rows))
