@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — every benchmark of bench/README.md, one after the other, on
 # loopback. Each program is bounded in time and in requests; the whole run
-# takes about 25 minutes on the 2-core reference machine (QUICK=1: about 5).
+# takes about 35 minutes on the 2-core reference machine (QUICK=1: about 5).
 #
 #   bench/run.sh                 # everything, as reported in bench/README.md
 #   QUICK=1 bench/run.sh         # shorter runs, 100,000 recipients only
@@ -51,6 +51,16 @@ else
   step download 15m "$bin/download" -sizes 10,100
   step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
   step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
+  step workflows-1m-no-analyze 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500 -no-analyze
+fi
+
+# Deletes flat from 100,000 to 1,000,000 recipients (analyzed runs): the
+# rate at 1M at least 0.8× the rate at 100k.
+rate() { sed -n "s/^result: recipients=$1 analyzed=true deletes_per_min=\([0-9]*\)\$/\1/p" "$out"/workflows-*.txt 2>/dev/null | head -n 1; }
+small=$(rate 100000) large=$(rate 1000000)
+if [ -n "$small" ] && [ -n "$large" ]; then
+  awk -v s="$small" -v l="$large" 'BEGIN { r = l / s; printf "target: %s delete requests per minute flat from 100,000 to 1,000,000 recipients: %d → %d/min, %.2f× (goal ≥ 0.80×)\n", (r >= 0.8 ? "✓" : "✗"), s, l, r }' |
+    tee "$out/workflows-flat.txt"
 fi
 
 # Every target the programs judged ("target: ✓|✗ …" lines), in one list.
