@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -348,7 +349,11 @@ func (r *chunkReader) prefetch(seq int) {
 	go func() {
 		defer close(ch)
 		for s := seq; s < r.chunks; s += readAhead {
-			cs, err := r.db.ExportChunks(ctx, r.requestID, s, readAhead)
+			var cs [][]byte
+			err := r.db.ExportChunks(ctx, r.requestID, s, readAhead, func(_ int, sealed []byte) error {
+				cs = append(cs, bytes.Clone(sealed))
+				return nil
+			})
 			select {
 			case ch <- batch{cs, err}:
 			case <-ctx.Done():

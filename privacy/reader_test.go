@@ -129,7 +129,11 @@ func TestExportReaderSeek(t *testing.T) {
 // sealedChunks returns the stored chunks of a file.
 func sealedChunks(t *testing.T, env *servertest.Env, id int64) [][]byte {
 	t.Helper()
-	chunks, err := env.DB.ExportChunks(context.Background(), id, 0, 1000)
+	var chunks [][]byte
+	err := env.DB.ExportChunks(context.Background(), id, 0, 1000, func(_ int, sealed []byte) error {
+		chunks = append(chunks, bytes.Clone(sealed))
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
