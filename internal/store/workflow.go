@@ -307,10 +307,11 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn f
 	}
 	defer rows.Close()
 	want := seq
+	// RawBytes: no copy of the chunk into Go memory of its own. Declared
+	// once: Scan's targets escape, a pair per row would be two allocations.
+	var got int
+	var sealed sql.RawBytes
 	for rows.Next() {
-		var got int
-		// RawBytes: no copy of the chunk into Go memory of its own.
-		var sealed sql.RawBytes
 		if err := rows.Scan(&got, &sealed); err != nil {
 			return translate(err, "Export chunk")
 		}
