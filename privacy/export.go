@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -46,16 +48,29 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // nonce derives a chunk's nonce from its sequence number: unique because
 // every export has its own key.
-func nonce(seq int) []byte {
-	n := make([]byte, 12)
+func nonce(seq int) []byte { return putNonce(make([]byte, 12), seq) }
+
+// putNonce writes seq's nonce into n (12 bytes) and returns it.
+func putNonce(n []byte, seq int) []byte {
+	n = n[:12]
+	clear(n[:4])
 	binary.BigEndian.PutUint64(n[4:], uint64(seq))
 	return n
 }
 
 // aad binds a chunk to its request, position and finality, so chunks can be
 // neither swapped between files nor reordered nor cut off unnoticed.
-func aad(requestID int64, seq int, last bool) []byte {
-	return []byte(fmt.Sprintf("cp-export;req=%d;seq=%d;last=%t", requestID, seq, last))
+func aad(requestID int64, seq int, last bool) []byte { return appendAAD(nil, requestID, seq, last) }
+
+// appendAAD appends aad's bytes to b: "cp-export;req=%d;seq=%d;last=%t",
+// without fmt (the reader opens every chunk with no allocation).
+func appendAAD(b []byte, requestID int64, seq int, last bool) []byte {
+	b = append(b, "cp-export;req="...)
+	b = strconv.AppendInt(b, requestID, 10)
+	b = append(b, ";seq="...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	b = append(b, ";last="...)
+	return strconv.AppendBool(b, last)
 }
 
 // wrapKey seals a data key under the master key (random nonce first).
@@ -262,10 +277,11 @@ type Export struct {
 // download answers 410 Gone.
 var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
 
-// OpenExport returns a reader of the decrypted file of a request, one chunk
-// in memory at a time; it seeks (for HTTP Range requests) by chunk. The
-// reader fails if a chunk was altered, swapped, or the file cut short.
-// Close it to stop its read-ahead.
+// OpenExport returns a reader of the decrypted file of a request, a few
+// chunks in memory at most (see chunkReader); it seeks (for HTTP Range
+// requests) by chunk. The reader fails if a chunk was altered, swapped, or
+// the file cut short. Close it to stop its read-ahead and give its memory
+// back; it reads nothing after.
 func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
 	req, err := s.db.FindRequestByID(ctx, requestID)
 	if err != nil {
@@ -296,7 +312,8 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1}
+	r := &chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1,
+		nextSeq: -1, free: make(chan *[]byte, maxBuffers)}
 	// The first chunk is opened now, so that a file damaged at its start
 	// is an error before anything is sent (a download answers 500, not a
 	// 200 cut short).
@@ -309,6 +326,13 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created}, r, nil
 }
 
+// chunkReader reads an export: a read-ahead goroutine fetches the next
+// chunks and opens (decrypts and authenticates) each one straight from the
+// driver's memory into a plaintext buffer, while Read copies out the
+// current one. The buffers circulate between the two: maxBuffers of them
+// at most, the read-ahead batch and the chunk being read (1.25 MiB), and
+// they go back to plainBuffers on Close: the reader allocates nothing per
+// chunk (the SQLite driver still makes each chunk's copy in Go memory).
 type chunkReader struct {
 	ctx       context.Context
 	db        *store.DB
@@ -317,75 +341,158 @@ type chunkReader struct {
 	chunks    int
 	size      int64
 	pos       int64
-	loaded    int    // index of the chunk in plain, -1 for none
-	plain     []byte // its plaintext
+	loaded    int     // index of the chunk in plain, -1 for none
+	plain     *[]byte // its plaintext
+	closed    bool
 
-	// A read-ahead goroutine fetches the next sealed chunks while the
-	// current ones are decrypted and sent: memory stays at two batches.
-	ahead    [][]byte // sealed chunks aheadSeq, aheadSeq+1, …
-	aheadSeq int
-	batches  chan batch
-	nextSeq  int // first seq of the next batch on the channel
-	stop     context.CancelFunc
+	opened  chan opened   // the goroutine's chunks nextSeq, nextSeq+1, …
+	nextSeq int           // -1: no goroutine to take the next chunk from
+	stop    func()        // cancels the goroutine's context
+	done    chan struct{} // closed when the goroutine has returned
+	// free holds the buffers neither the reader nor the goroutine nor
+	// opened holds; made (touched by one goroutine at a time, the next
+	// one starting after the last has returned) counts those taken from
+	// plainBuffers.
+	free chan *[]byte
+	made int
 }
 
-type batch struct {
-	chunks [][]byte
-	err    error
+// opened is one chunk opened by the read-ahead, or the error that stopped
+// it at seq (then without a buffer).
+type opened struct {
+	seq   int
+	plain *[]byte
+	err   error
 }
 
-// readAhead is how many sealed chunks one query fetches (1 MiB).
+// readAhead is how many chunks one query fetches (1 MiB).
 const readAhead = 4
+
+// maxBuffers is how many plaintext buffers a reader uses at most: a
+// read-ahead batch, and the chunk being read.
+const maxBuffers = readAhead + 1
+
+// plainBuffers keeps plaintext buffers between downloads. They are cleared
+// when put back: no one's data lingers in a buffer no download holds.
+var plainBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, chunkSize)
+	return &b
+}}
 
 // prefetch (re)starts the read-ahead at seq.
 func (r *chunkReader) prefetch(seq int) {
-	if r.stop != nil {
-		r.stop()
-	}
+	r.halt()
 	ctx, stop := context.WithCancel(r.ctx)
-	ch := make(chan batch, 1)
-	r.batches, r.nextSeq, r.stop = ch, seq, stop
-	go func() {
-		defer close(ch)
-		for s := seq; s < r.chunks; s += readAhead {
-			cs, err := r.db.ExportChunks(ctx, r.requestID, s, readAhead)
-			select {
-			case ch <- batch{cs, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+	out, done := make(chan opened, maxBuffers), make(chan struct{})
+	r.opened, r.nextSeq, r.stop, r.done = out, seq, stop, done
+	go r.fetch(ctx, seq, out, done)
+}
+
+// fetch opens the chunks from seq on into out, readAhead per query,
+// until the end, an error (sent) or ctx's end. It takes a query's buffers
+// before the query: the statement (and its connection) never waits for
+// the download's client.
+func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, done chan<- struct{}) {
+	defer close(done)
+	defer close(out)
+	bufs := make([]*[]byte, 0, readAhead)
+	defer func() {
+		for _, b := range bufs {
+			r.free <- b
 		}
 	}()
+	var nonceBuf [12]byte
+	aadBuf := make([]byte, 0, 64)
+	send := func(o opened) bool {
+		select {
+		case out <- o:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for s := seq; s < r.chunks; s += readAhead {
+		n := min(readAhead, r.chunks-s)
+		for len(bufs) < n {
+			b := r.buffer(ctx)
+			if b == nil {
+				return
+			}
+			bufs = append(bufs, b)
+		}
+		next, used := s, 0
+		err := r.db.ExportChunks(ctx, r.requestID, s, n, func(seq int, sealed []byte) error {
+			// Opened here, before the driver reuses sealed's memory. A
+			// chunk altered at rest fails GCM's check: an error, never
+			// its bytes.
+			if used == len(bufs) { // the store keeps to n chunks
+				return apperr.Errorf(apperr.Internal, "The export file is longer than recorded.")
+			}
+			b := bufs[used]
+			plain, err := r.aead.Open((*b)[:0], putNonce(nonceBuf[:], seq), sealed, appendAAD(aadBuf[:0], r.requestID, seq, seq == r.chunks-1))
+			if err != nil {
+				return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
+			}
+			*b = plain
+			if !send(opened{seq: seq, plain: b}) {
+				return ctx.Err()
+			}
+			used++
+			next = seq + 1
+			return nil
+		})
+		bufs = append(bufs[:0], bufs[used:]...) // the buffers left, if any
+		if err == nil && next < s+n {
+			err = apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+		}
+		if err != nil {
+			send(opened{seq: next, err: err})
+			return
+		}
+	}
 }
 
-func (r *chunkReader) sealed(seq int) ([]byte, error) {
-	if i := seq - r.aheadSeq; i >= 0 && i < len(r.ahead) {
-		return r.ahead[i], nil
+// buffer returns a free buffer, a new one while the reader has fewer than
+// maxBuffers, or nil once ctx has ended.
+func (r *chunkReader) buffer(ctx context.Context) *[]byte {
+	select {
+	case b := <-r.free:
+		return b
+	default:
 	}
-	if r.batches == nil || seq != r.nextSeq {
-		r.prefetch(seq)
+	if r.made < maxBuffers {
+		r.made++
+		return plainBuffers.Get().(*[]byte)
 	}
-	b, ok := <-r.batches
-	if !ok {
-		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	select {
+	case b := <-r.free:
+		return b
+	case <-ctx.Done():
+		return nil
 	}
-	if b.err != nil {
-		return nil, b.err
-	}
-	if len(b.chunks) == 0 {
-		return nil, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
-	}
-	r.ahead, r.aheadSeq = b.chunks, seq
-	r.nextSeq = seq + len(b.chunks)
-	return r.ahead[0], nil
 }
 
-// load decrypts chunk seq into r.plain, unless it is there already. A
-// chunk altered at rest fails GCM's check: an error, never its bytes.
+// halt stops the read-ahead, waits for it to return and takes back the
+// buffers of the chunks it opened that were not read.
+func (r *chunkReader) halt() {
+	if r.stop == nil {
+		return
+	}
+	r.stop()
+	<-r.done
+	for o := range r.opened {
+		if o.plain != nil {
+			r.free <- o.plain
+		}
+	}
+	r.opened, r.nextSeq, r.stop, r.done = nil, -1, nil, nil
+}
+
+// load makes chunk seq the one in r.plain, unless it is there already.
 func (r *chunkReader) load(seq int) error {
+	if r.closed {
+		return apperr.Errorf(apperr.Internal, "The export file was closed.")
+	}
 	if seq == r.loaded {
 		return nil
 	}
@@ -397,15 +504,31 @@ func (r *chunkReader) load(seq int) error {
 	if err := r.ctx.Err(); err != nil {
 		return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
 	}
-	sealed, err := r.sealed(seq)
-	if err != nil {
-		return err
+	if seq != r.nextSeq {
+		r.prefetch(seq)
 	}
-	plain, err := r.aead.Open(r.plain[:0], nonce(seq), sealed, aad(r.requestID, seq, seq == r.chunks-1))
-	if err != nil {
-		return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
+	o, ok := <-r.opened
+	switch {
+	case !ok && r.ctx.Err() != nil:
+		r.nextSeq = -1
+		return apperr.Wrap(apperr.Busy, r.ctx.Err(), "The request was cancelled or took too long.")
+	case !ok:
+		r.nextSeq = -1
+		return apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
+	case o.err != nil:
+		// The read-ahead has stopped; a read again starts it again, and
+		// meets the same error.
+		r.nextSeq = -1
+		return o.err
+	case o.seq != seq:
+		r.free <- o.plain
+		r.nextSeq = -1
+		return apperr.Errorf(apperr.Internal, "The export file is damaged.")
 	}
-	r.plain, r.loaded = plain, seq
+	if r.plain != nil {
+		r.free <- r.plain
+	}
+	r.plain, r.loaded, r.nextSeq = o.plain, seq, seq+1
 	return nil
 }
 
@@ -418,20 +541,36 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	off := int(r.pos - int64(seq)*chunkSize)
-	if off >= len(r.plain) {
+	plain := *r.plain
+	if off >= len(plain) {
 		return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 	}
-	n := copy(p, r.plain[off:])
+	n := copy(p, plain[off:])
 	r.pos += int64(n)
 	return n, nil
 }
 
-// Close stops the read-ahead.
+// Close stops the read-ahead and puts the buffers back, cleared.
 func (r *chunkReader) Close() error {
-	if r.stop != nil {
-		r.stop()
+	if r.closed {
+		return nil
 	}
-	return nil
+	r.halt()
+	r.closed = true
+	if r.plain != nil {
+		r.free <- r.plain
+		r.plain, r.loaded = nil, -1
+	}
+	for {
+		select {
+		case b := <-r.free:
+			clear((*b)[:cap(*b)])
+			*b = (*b)[:0]
+			plainBuffers.Put(b)
+		default:
+			return nil
+		}
+	}
 }
 
 func (r *chunkReader) Seek(offset int64, whence int) (int64, error) {

@@ -595,7 +595,11 @@ func TestExportNeighboursAndTampering(t *testing.T) {
 			}
 		}
 
-		chunks, err := f.env.DB.ExportChunks(f.ctx, id, 0, 100)
+		var chunks [][]byte
+		err := f.env.DB.ExportChunks(f.ctx, id, 0, 100, func(_ int, sealed []byte) error {
+			chunks = append(chunks, bytes.Clone(sealed))
+			return nil
+		})
 		if err != nil || len(chunks) == 0 {
 			t.Fatalf("stored chunks: %d %v", len(chunks), err)
 		}

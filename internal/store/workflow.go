@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -291,21 +292,38 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	return &e, nil
 }
 
-// ExportChunks returns up to n sealed chunks from seq on, in order.
-func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int) ([][]byte, error) {
-	var cs []exportChunk
-	err := d.reader.WithContext(ctx).Where("request_id = ? AND seq >= ? AND seq < ?", requestID, seq, seq+n).Order("seq").Find(&cs).Error
+// ExportChunks calls fn with the sealed chunks seq, seq+1, … of a request,
+// up to n of them, in order, in one statement on the readers' pool. A gap
+// in the sequence is an error at the chunk that is not there; fewer than n
+// chunks at the end is not (the caller knows how many there are). sealed
+// is the driver's own memory, valid only until fn returns: fn must not
+// keep it (nor any slice of it). An error returned by fn stops the scan
+// and is returned as is.
+func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn func(seq int, sealed []byte) error) error {
+	rows, err := d.readSQL.QueryContext(ctx, d.rebind("SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq"),
+		requestID, seq, seq+n)
 	if err != nil {
-		return nil, translate(err, "Export chunk")
+		return translate(err, "Export chunk")
 	}
-	out := make([][]byte, len(cs))
-	for i, c := range cs {
-		if c.Seq != seq+i {
-			return nil, apperr.Errorf(apperr.Internal, "The export file has a gap.")
+	defer rows.Close()
+	want := seq
+	// RawBytes: no copy of the chunk into Go memory of its own. Declared
+	// once: Scan's targets escape, a pair per row would be two allocations.
+	var got int
+	var sealed sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&got, &sealed); err != nil {
+			return translate(err, "Export chunk")
 		}
-		out[i] = c.Data
+		if got != want {
+			return apperr.Errorf(apperr.Internal, "The export file has a gap.")
+		}
+		if err := fn(got, sealed); err != nil {
+			return err
+		}
+		want++
 	}
-	return out, nil
+	return translate(rows.Err(), "Export chunk")
 }
 
 // RequestData is a row of privacy_request_data (nms:gdprRequestData): what

@@ -1,0 +1,83 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+)
+
+// TestExportChunks: the chunks come in order, from seq, at most n of them;
+// fewer at the end is no error, a gap is an error at the missing chunk
+// after the chunks before it; an error of fn stops the scan and comes back
+// as is.
+func TestExportChunks(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, storetest.NewClock().Now)
+			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.BeginExport(ctx, id, []byte("wrapped")); err != nil {
+				t.Fatal(err)
+			}
+			chunk := func(seq int) []byte { return bytes.Repeat([]byte{byte('a' + seq)}, 1000+seq) }
+			for seq := range 6 {
+				if err := db.AppendExportChunk(ctx, id, seq, chunk(seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := func(from, n int, stop error) ([]int, error) {
+				var seqs []int
+				err := db.ExportChunks(ctx, id, from, n, func(seq int, sealed []byte) error {
+					if !bytes.Equal(sealed, chunk(seq)) {
+						t.Errorf("chunk %d: %d bytes, not its own", seq, len(sealed))
+					}
+					seqs = append(seqs, seq)
+					if stop != nil && len(seqs) == 2 {
+						return stop
+					}
+					return nil
+				})
+				return seqs, err
+			}
+			for _, c := range []struct {
+				from, n int
+				want    []int
+			}{{0, 4, []int{0, 1, 2, 3}}, {4, 4, []int{4, 5}}, {6, 4, nil}, {2, 1, []int{2}}} {
+				if got, err := read(c.from, c.n, nil); err != nil || !slices.Equal(got, c.want) {
+					t.Errorf("from %d, %d: %v %v, want %v", c.from, c.n, got, err, c.want)
+				}
+			}
+			stop := errors.New("stop")
+			if got, err := read(0, 4, stop); err != stop || !slices.Equal(got, []int{0, 1}) {
+				t.Errorf("fn's error: %v %v", got, err)
+			}
+			if err := storetest.SQLOf(t, db).Exec(ctx, "DELETE FROM privacy_export_chunks WHERE request_id = ? AND seq = ?", id, 2); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := read(0, 4, nil); apperr.CodeOf(err) != apperr.Internal || !slices.Equal(got, []int{0, 1}) {
+				t.Errorf("a gap: %v %v", got, err)
+			}
+			if got, err := read(2, 4, nil); apperr.CodeOf(err) != apperr.Internal || len(got) != 0 {
+				t.Errorf("a gap at the start: %v %v", got, err)
+			}
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := db.ExportChunks(cancelled, id, 0, 4, func(int, []byte) error { return nil }); apperr.CodeOf(err) != apperr.Busy {
+				t.Errorf("a cancelled context: %v", err)
+			}
+		})
+	}
+}
