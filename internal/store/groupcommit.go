@@ -4,15 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Group commit (issue 16 item 1). Concurrent CreateRequest calls queue
@@ -156,10 +153,17 @@ func (d *DB) writeCreates(batch []*createCall) {
 		return
 	}
 	// The namespaces the callers read from their cache, checked once for
-	// the batch (instead of one read per call); on PostgreSQL, by the
-	// batch's INSERT itself (createRequestsPostgres).
-	if d.dialect == SQLite {
-		if live = d.dropStale(live); len(live) == 0 {
+	// the batch (instead of one read per call).
+	if stale := d.staleNamespaces(live); len(stale) > 0 {
+		kept := live[:0:0]
+		for _, c := range live {
+			if stale[c] {
+				c.done <- createResult{err: ErrNamespaceChanged}
+				continue
+			}
+			kept = append(kept, c)
+		}
+		if live = kept; len(live) == 0 {
 			return
 		}
 	}
@@ -252,13 +256,42 @@ func (d *DB) writeCreates(batch []*createCall) {
 // insertRequests writes rows in one transaction, with their audit chain
 // lines, and returns each row's result in order; an error means nothing was
 // written.
-func (d *DB) insertRequests(ctx context.Context, rows []*createCall) (results []createResult, err error) {
+func (d *DB) insertRequests(ctx context.Context, rows []*createCall) ([]createResult, error) {
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	now := d.now().UTC()
+	var results []createResult
 	if d.dialect == Postgres {
-		results, err = d.insertRequestsPostgres(ctx, rows)
+		results, err = d.insertRequestsPostgres(ctx, tx, rows)
 	} else {
-		results, err = d.insertRequestsSQLite(ctx, rows)
+		results, err = d.insertRequestsSQLite(ctx, tx, rows)
 	}
 	if err != nil {
+		return nil, err
+	}
+	var lines []chainLine
+	for i, r := range results {
+		if !r.existing {
+			lines = append(lines, chainLine{r.id, rows[i].auditLine})
+		}
+	}
+	if err := d.appendChain(ctx, tx, now, lines); err != nil {
+		return nil, err
+	}
+	if len(rows) > 1 {
+		if err := d.failpoint("create-batch-before-commit"); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range rows {
+		if c.ctx.Err() != nil {
+			return nil, errCallerGone
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	d.creates.batches.Add(1)
@@ -266,236 +299,96 @@ func (d *DB) insertRequests(ctx context.Context, rows []*createCall) (results []
 	return results, nil
 }
 
-// beforeCommit is the last check of a batch before its COMMIT: the fault
-// tests' hook, and whether every caller is still waiting.
-func (d *DB) beforeCommit(rows []*createCall) error {
-	if len(rows) > 1 {
-		if err := d.failpoint("create-batch-before-commit"); err != nil {
-			return err
-		}
-	}
-	for _, c := range rows {
-		if c.ctx.Err() != nil {
-			return errCallerGone
-		}
-	}
-	return nil
-}
+// createRequestPostgres is one row's statement on PostgreSQL (the sequence
+// is the one BIGSERIAL created, migrations/postgres/0002): the id from the
+// sequence names the row as it is inserted, one round trip.
+const createRequestPostgres = `WITH n AS (SELECT nextval('privacy_requests_id_seq') AS id)
+	INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
+		confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
+	SELECT n.id, 'privacyRequest' || n.id, $1, $2, $3, $4, $5, $6, $7, $8 || n.id, 0, $9, $10, $11, $12, $13, $14 FROM n
+	ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
 
-// createRequestsPostgres inserts a batch given as one array per column, in
-// the arrays' order: each row takes its id from the requests' sequence (the
-// one BIGSERIAL created, migrations/postgres/0002), ascending in that
-// order, and carries its name and download URL as it is inserted. A row
-// whose caller read its namespace from a cache ($15…$19, NULL otherwise)
-// is inserted only if the stored namespace still has those values in what
-// shapes the stored value (as staleNamespaces checks on SQLite). It
-// answers each row that passed that check, in order: its position (from
-// 1), its id, and whether it was inserted (false: the unique index turned
-// it away).
-const createRequestsPostgres = `WITH n AS MATERIALIZED (
-		SELECT nextval('privacy_requests_id_seq') AS id, v.* FROM unnest($1::text[], $2::bigint[], $3::text[],
-			$4::smallint[], $5::smallint[], $6::smallint[], $7::boolean[], $8::text[], $9::text[], $10::bigint[],
-			$11::text[], $12::timestamptz[], $13::timestamptz[], $14::text[],
-			$15::text[], $16::text[], $17::text[], $18::text[], $19::integer[])
-		WITH ORDINALITY AS v(label, namespace_id, reconciliation_value, type, regulation, status, confirm_delete_pending,
-			url_file, audit, operator_id, dedupe_key, created, last_modified, subject_hash,
-			ns_target, ns_key, ns_rule, ns_region, ns_canonical, ord)
-		WHERE v.ns_canonical IS NULL OR EXISTS (SELECT 1 FROM privacy_namespaces ns WHERE ns.id = v.namespace_id
-			AND ns.target_schema = v.ns_target AND ns.reconciliation_key = v.ns_key AND ns.match_rule = v.ns_rule
-			AND ns.default_region = v.ns_region AND ns.canonical = v.ns_canonical)
-		ORDER BY ord),
-	ins AS (INSERT INTO privacy_requests (id, name, label, namespace_id, reconciliation_value, type, regulation, status,
-			confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
-		SELECT id, 'privacyRequest' || id, label, namespace_id, reconciliation_value, type, regulation, status,
-			confirm_delete_pending, url_file || id, 0, audit, operator_id, dedupe_key, created, last_modified, subject_hash
-		FROM n ORDER BY ord
-		ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)
-	SELECT n.ord, n.id, ins.id IS NOT NULL FROM n LEFT JOIN ins ON ins.id = n.id ORDER BY n.ord`
+const requestColumns = `id, name, label, namespace_id, reconciliation_value, type, regulation, status,
+	confirm_delete_pending, url_file, retry_count, audit, operator_id, dedupe_key, created, last_modified, subject_hash`
 
-// insertRequestsPostgres writes a batch in two round trips on one
-// connection, its statements pipelined (pgx's batch): BEGIN, the rows'
-// INSERT and the chain head's lock in the first; the chain's lines and
-// head, and COMMIT, in the second (the lines' hashes need the head, read
-// in the first). Through database/sql the same took seven round trips.
-func (d *DB) insertRequestsPostgres(ctx context.Context, rows []*createCall) (results []createResult, err error) {
-	conn, err := d.sql.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		defer func() {
-			// Whatever failed, the connection goes back to the pool
-			// outside a transaction, or is closed (and then dropped).
-			if pc.PgConn().TxStatus() != 'I' {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				defer cancel()
-				if _, err := pc.Exec(rctx, "ROLLBACK"); err != nil {
-					_ = pc.Close(rctx)
-				}
-			}
-		}()
-		results, err = d.pipelineCreates(ctx, pc, rows)
-		return err
-	})
-	return results, err
-}
-
-func (d *DB) pipelineCreates(ctx context.Context, pc *pgx.Conn, rows []*createCall) ([]createResult, error) {
-	n := len(rows)
-	var (
-		labels, values, urls, audits = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		namespaces, operators        = make([]int64, n), make([]int64, n)
-		types, regulations, statuses = make([]int16, n), make([]int16, n), make([]int16, n)
-		confirms                     = make([]bool, n)
-		keys, hashes                 = make([]*string, n), make([]*string, n)
-		created, modified            = make([]time.Time, n), make([]time.Time, n)
-		// the namespace as each caller read it, nil when not from a cache
-		nsTargets, nsKeys, nsRules, nsRegions = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-		nsCanonicals                          = make([]*int32, n)
-	)
-	for i, c := range rows {
-		r := c.req
-		labels[i], namespaces[i], values[i] = r.Label, r.NamespaceID, r.ReconciliationValue
-		types[i], regulations[i], statuses[i] = int16(r.Type), int16(r.Regulation), int16(r.Status)
-		confirms[i], urls[i], audits[i], operators[i] = r.ConfirmDeletePending, c.urlFile, r.Audit, r.OperatorID
-		keys[i], created[i], modified[i], hashes[i] = r.DedupeKey, r.Created, r.LastModified, r.SubjectHash
-		if ns := r.Namespace; ns != nil {
-			canonical := int32(ns.Canonical)
-			nsTargets[i], nsKeys[i], nsRules[i], nsRegions[i] = &ns.TargetSchema, &ns.ReconciliationKey, &ns.MatchRule, &ns.DefaultRegion
-			nsCanonicals[i] = &canonical
+func (d *DB) insertRequestsPostgres(ctx context.Context, tx *sql.Tx, rows []*createCall) ([]createResult, error) {
+	results := make([]createResult, len(rows))
+	if len(rows) == 1 {
+		r := rows[0].req
+		err := tx.QueryRowContext(ctx, createRequestPostgres,
+			r.Label, r.NamespaceID, r.ReconciliationValue, r.Type, r.Regulation, r.Status,
+			r.ConfirmDeletePending, rows[0].urlFile, r.Audit, r.OperatorID, r.DedupeKey, r.Created, r.LastModified, r.SubjectHash).Scan(&results[0].id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			results[0].existing = true
+		case err != nil:
+			return nil, err
 		}
-	}
-	first := &pgx.Batch{}
-	first.Queue("BEGIN")
-	first.Queue(createRequestsPostgres, labels, namespaces, values, types, regulations, statuses,
-		confirms, urls, audits, operators, keys, created, modified, hashes, nsTargets, nsKeys, nsRules, nsRegions, nsCanonicals)
-	first.Queue("SELECT seq, hash FROM privacy_audit_head WHERE id = 1 FOR UPDATE")
-	var head ChainHead
-	results := make([]createResult, n)
-	checked := make([]bool, n) // the row's namespace check passed
-	conflicts := false
-	err := func() error {
-		br := pc.SendBatch(ctx, first)
-		defer br.Close()
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		res, err := br.Query()
+	} else {
+		// The ids first (one round trip), so that each row carries its
+		// name and download URL as it is inserted, and the rows the
+		// unique index turns away are known by id.
+		ids, err := d.nextRequestIDs(ctx, tx, len(rows))
 		if err != nil {
-			return err
+			return nil, err
 		}
+		marks := make([]string, len(rows))
+		args := make([]any, 0, 17*len(rows))
+		for i, c := range rows {
+			r, id := c.req, ids[i]
+			marks[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+			args = append(args, id, "privacyRequest"+strconv.FormatInt(id, 10), r.Label, r.NamespaceID, r.ReconciliationValue,
+				r.Type, r.Regulation, r.Status, r.ConfirmDeletePending, c.urlFile+strconv.FormatInt(id, 10), r.Audit, r.OperatorID,
+				r.DedupeKey, r.Created, r.LastModified, r.SubjectHash)
+		}
+		insert := d.rebind("INSERT INTO privacy_requests (" + requestColumns + ") VALUES " + strings.Join(marks, ", ") +
+			" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id")
+		res, err := tx.QueryContext(ctx, insert, args...)
+		if err != nil {
+			return nil, err
+		}
+		inserted := map[int64]bool{}
 		for res.Next() {
-			var ord, id int64
-			var inserted bool
-			if err := res.Scan(&ord, &id, &inserted); err != nil {
+			var id int64
+			if err := res.Scan(&id); err != nil {
 				res.Close()
-				return err
+				return nil, err
 			}
-			if ord < 1 || ord > int64(n) {
-				res.Close()
-				return fmt.Errorf("the batch's INSERT answered row %d of %d", ord, n)
-			}
-			i := ord - 1
-			checked[i] = true
-			if inserted {
-				results[i].id = id
-			} else {
-				results[i].existing, conflicts = true, true
-			}
+			inserted[id] = true
 		}
-		if err := res.Err(); err != nil {
-			return err
-		}
-		if err := br.QueryRow().Scan(&head.Seq, &head.Hash); err != nil {
-			return fmt.Errorf("audit chain head: %w", err)
-		}
-		return br.Close()
-	}()
-	if err != nil {
-		return nil, err
-	}
-	for i, c := range rows {
-		if !checked[i] {
-			if c.req.Namespace == nil {
-				return nil, errors.New("a request without a namespace check was not inserted")
-			}
-			results[i].err = ErrNamespaceChanged
-		}
-	}
-	if conflicts {
-		if err := d.findDuplicatesPostgres(ctx, pc, rows, results); err != nil {
+		if err := res.Close(); err != nil {
 			return nil, err
 		}
-	}
-	var lines []chainLine
-	for i, r := range results {
-		if !r.existing && r.err == nil {
-			lines = append(lines, chainLine{r.id, rows[i].auditLine})
+		for i := range rows {
+			results[i] = createResult{id: ids[i], existing: !inserted[ids[i]]}
 		}
 	}
-	second := &pgx.Batch{}
-	if len(lines) > 0 {
-		stmts, _, err := chainStatements(head, d.now().UTC(), [][]chainLine{lines}, nil)
-		if err != nil {
-			return nil, err
-		}
-		for _, st := range d.combine(stmts) {
-			second.Queue(d.rebind(st.sql), st.args...)
-		}
-	}
-	if err := d.beforeCommit(rows); err != nil {
-		return nil, err
-	}
-	second.Queue("COMMIT")
-	br := pc.SendBatch(ctx, second)
-	for range second.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return nil, err
-		}
-	}
-	return results, br.Close()
+	return results, d.findDuplicates(ctx, tx, rows, results)
 }
 
-// findDuplicatesPostgres sets the id of each row the unique index turned
-// away: the active request with the same dedupe key (committed, or the
-// INSERT would have waited for it; a statement after it sees it).
-func (d *DB) findDuplicatesPostgres(ctx context.Context, pc *pgx.Conn, rows []*createCall, results []createResult) error {
-	var keys []string
-	for i, r := range results {
-		if r.existing {
-			keys = append(keys, *rows[i].req.DedupeKey)
-		}
-	}
-	res, err := pc.Query(ctx, "SELECT id, dedupe_key FROM privacy_requests WHERE dedupe_key = ANY($1)", keys)
+// nextRequestIDs takes n ids from the requests' sequence, ascending.
+func (d *DB) nextRequestIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
+	res, err := tx.QueryContext(ctx, "SELECT nextval('privacy_requests_id_seq') FROM generate_series(1, $1)", n)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	byKey := map[string]int64{}
+	defer res.Close()
+	ids := make([]int64, 0, n)
 	for res.Next() {
 		var id int64
-		var key string
-		if err := res.Scan(&id, &key); err != nil {
-			res.Close()
-			return err
+		if err := res.Scan(&id); err != nil {
+			return nil, err
 		}
-		byKey[key] = id
+		ids = append(ids, id)
 	}
 	if err := res.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	for i, r := range results {
-		if r.existing {
-			id, ok := byKey[*rows[i].req.DedupeKey]
-			if !ok {
-				return errors.New("the active request with the same dedupe key was not found")
-			}
-			results[i].id = id
-		}
+	if len(ids) != n {
+		return nil, errors.New("the requests' sequence returned too few ids")
 	}
-	return nil
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
 }
 
 // findDuplicates sets the id of each result the unique index turned away:
@@ -545,38 +438,8 @@ func (d *DB) findDuplicates(ctx context.Context, tx *sql.Tx, rows []*createCall,
 }
 
 // insertRequestsSQLite writes the rows one statement each, inside the one
-// write transaction (in-process statements: the commit is the cost), and
-// their lines in the audit chain.
-func (d *DB) insertRequestsSQLite(ctx context.Context, rows []*createCall) ([]createResult, error) {
-	tx, err := d.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	now := d.now().UTC()
-	results, err := d.insertRowsSQLite(ctx, tx, rows)
-	if err != nil {
-		return nil, err
-	}
-	var lines []chainLine
-	for i, r := range results {
-		if !r.existing {
-			lines = append(lines, chainLine{r.id, rows[i].auditLine})
-		}
-	}
-	if err := d.appendChain(ctx, tx, now, lines); err != nil {
-		return nil, err
-	}
-	if err := d.beforeCommit(rows); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return results, nil
-}
-
-func (d *DB) insertRowsSQLite(ctx context.Context, tx *sql.Tx, rows []*createCall) ([]createResult, error) {
+// write transaction (in-process statements: the commit is the cost).
+func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*createCall) ([]createResult, error) {
 	const insert = `INSERT INTO privacy_requests (label, namespace_id, reconciliation_value, type, regulation, status,
 		confirm_delete_pending, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
@@ -615,24 +478,6 @@ func (d *DB) failpoint(name string) error {
 		return d.failpointFn(name)
 	}
 	return nil
-}
-
-// dropStale answers the calls whose namespace is stale (staleNamespaces)
-// with ErrNamespaceChanged and returns the others.
-func (d *DB) dropStale(calls []*createCall) []*createCall {
-	stale := d.staleNamespaces(calls)
-	if len(stale) == 0 {
-		return calls
-	}
-	kept := calls[:0:0]
-	for _, c := range calls {
-		if stale[c] {
-			c.done <- createResult{err: ErrNamespaceChanged}
-			continue
-		}
-		kept = append(kept, c)
-	}
-	return kept
 }
 
 // staleNamespaces reads, in one statement, the namespaces the calls name
