@@ -1,12 +1,13 @@
 package main
 
 // The product's SOAP handler in-process (internal/servertest on PostgreSQL,
-// logging at warn as the benchmark's server), under the calls of the load
-// driver, ten at a time on two cores — for a CPU profile of where a call's
-// time goes:
+// or SQLite with -soap.store sqlite; logging at warn as the benchmark's
+// server), under the calls of the load driver, ten at a time on two cores —
+// for a CPU profile of where a call's time goes (create, query, logon):
 //
 //	go test -run '^$' -bench Profile/create -benchtime 15000x ./bench/soap -args -soap.cpuprofile /tmp/soap.pprof
 //	go tool pprof -top -nodecount 25 /tmp/soap.pprof.create
+//	go test -run '^$' -bench Profile/logon -benchtime 300x ./bench/soap -args -soap.store sqlite -soap.cpuprofile /tmp/soap.pprof
 //
 // -soap.cpuprofile covers only the timed calls (not the set-up: operator,
 // logon, the requests a query reads). The profile holds the HTTP client too
@@ -37,7 +38,7 @@ var profileStore = flag.String("soap.store", "postgres", "the store BenchmarkPro
 var cpuProfile = flag.String("soap.cpuprofile", "", "write a CPU profile of the timed calls of each BenchmarkProfile sub-benchmark to this file (the sub-benchmark's name is appended)")
 
 func BenchmarkProfile(b *testing.B) {
-	for _, sc := range []string{"create", "query"} {
+	for _, sc := range []string{"create", "query", "logon"} {
 		b.Run(sc, func(b *testing.B) { profileScenario(b, sc) })
 	}
 }
@@ -71,6 +72,9 @@ func profileScenario(b *testing.B, scenario string) {
 			ids = append(ids, id)
 		}
 		action, mk = "xtk:queryDef#ExecuteQuery", queryBody(token, ids)
+	}
+	if scenario == "logon" {
+		action, mk = "xtk:session#Logon", func(int64) []byte { return logonBody("bench", password) }
 	}
 	var n, errs atomic.Int64
 	b.SetParallelism(5) // 5 × GOMAXPROCS (2 here) = 10 callers
