@@ -149,10 +149,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if dialect == SQLite {
 		d.gate.writer = make(chan struct{}, 1)
 	}
-	d.creates.max = 1 // SQLite: the single writer of the create path
-	if dialect == Postgres {
-		d.creates.max = 2
-	}
 	return d, nil
 }
 
