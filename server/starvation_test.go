@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,12 +18,12 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
-// bulkCollection is the attacker's WriteCollection: 1,000 insertOrUpdate
-// records of nms:recipient (about 94 KB) keyed on key.
-func bulkCollection(token, key string, round int) string {
+// bulkCollection is the attacker's WriteCollection: n insertOrUpdate
+// records of nms:recipient (about 94 KB for 1,000) keyed on key.
+func bulkCollection(token, key string, round, n int) string {
 	var b strings.Builder
 	b.WriteString(`<recipient-collection xtkschema="nms:recipient">`)
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, `<recipient _operation="insertOrUpdate" _key="%s" email="bulk-%04d@example.com" firstName="First%04d" lastName="Round%d-%04d" company="Bulk writers incorporated"/>`,
 			key, i, i, round, i)
 	}
@@ -76,7 +77,7 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 		attacker, _ := env.Logon(t, "mallory", "mallory password")
 
 		// A key no index leads is refused, whole, before any row is read.
-		_, body := env.Post(t, "xtk:session#WriteCollection", bulkCollection(attacker, "@lastName", 0))
+		_, body := env.Post(t, "xtk:session#WriteCollection", bulkCollection(attacker, "@lastName", 0, 1000))
 		mustContain(t, body, "SOP-330011", "Record 1: the key @lastName of nms:recipient is not indexed", "@email")
 		if n, err := env.DB.CountRows(t.Context(), "nms_recipient", "", nil); err != nil || n != 0 {
 			t.Fatalf("the refused collection wrote %d rows (%v)", n, err)
@@ -85,7 +86,8 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 		client := &http.Client{Timeout: 30 * time.Second}
 		// legit logs on and creates a request in a loop for d; it returns
 		// the latencies and the failures.
-		legit := func(d time.Duration, phase string) (logons, creates []time.Duration, failures int) {
+		// The loop goes on past d while more says so, up to 30 s.
+		legit := func(d time.Duration, phase string, more func() bool) (logons, creates []time.Duration, failures int) {
 			timed := func(action, call, want string, into *[]time.Duration) string {
 				began := time.Now()
 				body, err := soapPost(client, env.URL, action, call)
@@ -97,7 +99,8 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 				}
 				return body
 			}
-			for end, i := time.Now().Add(d), 0; time.Now().Before(end); i++ {
+			began := time.Now()
+			for i := 0; time.Since(began) < d || (more() && time.Since(began) < 30*time.Second); i++ {
 				body := timed("xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "correct horse")), "<LogonResponse", &logons)
 				token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
 				if token == "" {
@@ -119,11 +122,17 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 		}
 
 		// The same client alone first: what the machine gives it.
-		baseLogons, baseCreates, baseFailures := legit(length/2, "alone")
+		baseLogons, baseCreates, baseFailures := legit(length/2, "alone", func() bool { return false })
 
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		var bulkOK, bulkFault int
+		// The attacker sends 1,000 records a call and, as a fault over the
+		// write budget tells it to, fewer when the machine (the race
+		// detector, a loaded CI runner) cannot write 1,000 within it: the
+		// heaviest load the service accepts.
+		var bulkOK atomic.Int64
+		var bulkFault int
+		records := 1000
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -134,10 +143,14 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 					return
 				default:
 				}
-				body, err := soapPost(client, env.URL, "xtk:session#WriteCollection", bulkCollection(attacker, "@email", round))
-				if err == nil && strings.Contains(body, "<WriteCollectionResponse") {
-					bulkOK++
-				} else {
+				body, err := soapPost(client, env.URL, "xtk:session#WriteCollection", bulkCollection(attacker, "@email", round, records))
+				switch {
+				case err == nil && strings.Contains(body, "<WriteCollectionResponse"):
+					bulkOK.Add(1)
+				case err == nil && strings.Contains(body, "send fewer records per call") && records > 50:
+					bulkFault++
+					records /= 2
+				default:
 					if bulkFault == 0 {
 						t.Logf("attacker's collection refused: %v %s", err, strings.ReplaceAll(body, "\n", " "))
 					}
@@ -146,16 +159,17 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 			}
 		}()
 		time.Sleep(200 * time.Millisecond) // the first collection is under way
-		logons, creates, failures := legit(length, "attacked")
+		// Under attack until at least one collection was written.
+		logons, creates, failures := legit(length, "attacked", func() bool { return bulkOK.Load() == 0 })
 		close(stop)
 		wg.Wait()
 
 		total := len(logons) + len(creates)
 		t.Logf("%s alone: %d calls, %d failed, p99 Logon %v, CreateRequestByName %v", dialect,
 			len(baseLogons)+len(baseCreates), baseFailures, p99(baseLogons), p99(baseCreates))
-		t.Logf("%s attacked: %d attacker collections written (%d refused); %d legitimate calls, %d failed; p99 Logon %v, CreateRequestByName %v",
-			dialect, bulkOK, bulkFault, total, failures, p99(logons), p99(creates))
-		if bulkOK == 0 {
+		t.Logf("%s attacked: %d attacker collections written, the last of %d records (%d refused); %d legitimate calls, %d failed; p99 Logon %v, CreateRequestByName %v",
+			dialect, bulkOK.Load(), records, bulkFault, total, failures, p99(logons), p99(creates))
+		if bulkOK.Load() == 0 {
 			t.Fatal("no attacker collection was written: the test measured nothing")
 		}
 		if failures*100 > total {
