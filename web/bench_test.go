@@ -1,0 +1,70 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+	"github.com/campaign-privacy/campaign-privacy/session"
+)
+
+// BenchmarkDownload: GET /nms/gdpr.jssp of one collected file of about
+// 0.9 MB (4,000 delivery logs, SQLite) over HTTP with the session's
+// tokens, as an operator's client downloads it: the path whose fixed
+// cost (the session check, the request's and the export's rows, the
+// key, the first chunk) bench/download measures against ServeContent.
+//
+//	go test -run '^$' -bench Download -benchtime 2000x -cpuprofile /tmp/dl.pprof ./web
+func BenchmarkDownload(b *testing.B) {
+	env := servertest.New(b, "sqlite", servertest.Options{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := env.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), "big@example.com"}}); err != nil {
+		b.Fatal(err)
+	}
+	var rows [][]any
+	for i := 1; i <= 4000; i++ {
+		rows = append(rows, []any{int64(i), int64(1), "big@example.com", int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
+	}
+	if err := env.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
+		b.Fatal(err)
+	}
+	env.Operator(b, "ana", "ana password", session.RightPrivacy)
+	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+	id, err := env.Privacy.CreateRequestByName(ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+		ReconciliationValue: "big@example.com", Type: privacy.TypeAccess, DownloadURL: env.URL + "/nms/gdpr.jssp?id="})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
+		b.Fatal(err)
+	}
+	token, security := env.Logon(b, "ana", "ana password")
+	client := &http.Client{Timeout: 30 * time.Second}
+	get := func() int64 {
+		req, _ := http.NewRequest(http.MethodGet, env.URL+"/nms/gdpr.jssp?id="+strconv.FormatInt(id, 10), nil)
+		req.Header.Set("X-Session-Token", token)
+		req.Header.Set("X-Security-Token", security)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("download: %d, %d bytes, %v", resp.StatusCode, n, err)
+		}
+		return n
+	}
+	b.SetBytes(get())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		get()
+	}
+}
