@@ -391,25 +391,20 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 		return nil, apperr.Wrap(apperr.Internal, err, "Could not sign the session token.")
 	}
 	row := &store.Session{ID: jti, OperatorID: op.ID, SecurityTokenHash: digest(security), Created: now, Expires: exp}
-	if err := s.db.CreateSession(ctx, row); err != nil {
+	revoked, err := s.db.CreateSession(ctx, row, s.cfg.MaxSessions)
+	if err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "logon", "operator_id", op.ID)
-	if s.cfg.MaxSessions > 0 {
-		revoked, err := s.db.RevokeSessionsBeyond(ctx, op.ID, s.cfg.MaxSessions, jti, now)
-		if err != nil {
-			return nil, err
+	if len(revoked) > 0 {
+		for _, id := range revoked {
+			s.forget(id, 0)
 		}
-		if len(revoked) > 0 {
-			for _, id := range revoked {
-				s.forget(id, 0)
-			}
-			s.log.WarnContext(ctx, "session quota: oldest sessions revoked", "operator_id", op.ID,
-				"revoked", len(revoked), "max_sessions", s.cfg.MaxSessions)
-			s.cfg.Metrics.QuotaRefused("sessions")
-			if s.cfg.OnQuotaRefused != nil {
-				s.cfg.OnQuotaRefused("sessions")
-			}
+		s.log.WarnContext(ctx, "session quota: oldest sessions revoked", "operator_id", op.ID,
+			"revoked", len(revoked), "max_sessions", s.cfg.MaxSessions)
+		s.cfg.Metrics.QuotaRefused("sessions")
+		if s.cfg.OnQuotaRefused != nil {
+			s.cfg.OnQuotaRefused("sessions")
 		}
 	}
 	return &Tokens{SessionToken: token, SecurityToken: security, Caller: &Caller{

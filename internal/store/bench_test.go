@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
@@ -41,5 +42,52 @@ func BenchmarkInsertRows(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 		})
+	}
+}
+
+// BenchmarkLogonSession is a Logon's writes: a session row and the
+// open-sessions quota (100) applied after it, for an operator whose client
+// logs on without logging off: 100 live sessions and prior revoked ones
+// (a day of one logon every few seconds), on each store.
+func BenchmarkLogonSession(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		for _, prior := range []int{0, 20_000} {
+			b.Run(dialect+"/prior="+strconv.Itoa(prior), func(b *testing.B) {
+				db := storetest.Open(b, dialect, time.Now)
+				ctx := context.Background()
+				op := &store.Operator{Login: "script", PasswordHash: "x", Rights: "privacyRight"}
+				if err := db.CreateOperator(ctx, op); err != nil {
+					b.Fatal(err)
+				}
+				// The history, written with plain SQL: prior revoked
+				// sessions, then 100 live ones.
+				conn := storetest.SQLOf(b, db)
+				at := time.Now().UTC().Add(-time.Hour)
+				for _, part := range []struct {
+					prefix  string
+					revoked any
+					n       int
+				}{{"old-", at, prior}, {"live-", nil, 100}} {
+					if part.n == 0 {
+						continue
+					}
+					err := conn.Exec(ctx, `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires, revoked_at)
+						WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+						SELECT ? || i, ?, 'x', ?, ?, ? FROM n`,
+						part.n, part.prefix, op.ID, at, at.Add(24*time.Hour), part.revoked)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				for i := range b.N {
+					at := time.Now().UTC()
+					s := &store.Session{ID: "new-" + strconv.Itoa(i), OperatorID: op.ID, SecurityTokenHash: "x", Created: at, Expires: at.Add(24 * time.Hour)}
+					if _, err := db.CreateSession(ctx, s, 100); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -24,11 +24,70 @@ type Session struct {
 // TableName pins the table name for gorm.
 func (Session) TableName() string { return "sessions" }
 
-// CreateSession inserts a session row.
-func (d *DB) CreateSession(ctx context.Context, s *Session) error {
+// CreateSession inserts a session row and applies the open-sessions
+// quota in the same write: when keep > 0, the operator's live sessions (not
+// revoked, not expired) beyond its keep newest — the new one always among
+// them, whatever the timestamps say (equal ones, or a clock set back) — are
+// revoked and their ids returned. One statement on
+// PostgreSQL, one transaction on SQLite: one commit per Logon, quota or not.
+func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked []string, err error) {
 	s.Created = s.Created.UTC()
 	s.Expires = s.Expires.UTC()
-	return d.priorityWrite(ctx, func() error { return translate(d.db.WithContext(ctx).Create(s).Error, "Session") })
+	// The live sessions other than the new one, minus its keep-1 newest
+	// (the partial index sessions_live holds just the live ones).
+	const beyond = `UPDATE sessions SET revoked_at = ?
+		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
+			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
+			ORDER BY created DESC, id DESC LIMIT ?)
+		RETURNING id`
+	insert := `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires) VALUES (?, ?, ?, ?, ?)`
+	args := []any{s.ID, s.OperatorID, s.SecurityTokenHash, s.Created, s.Expires}
+	quota := []any{s.Created, s.OperatorID, s.Created, s.ID, s.OperatorID, s.Created, s.ID, keep - 1}
+	err = d.priorityWrite(ctx, func() error {
+		if keep <= 0 {
+			_, err := d.sql.ExecContext(ctx, d.rebind(insert), args...)
+			return err
+		}
+		if d.dialect == Postgres {
+			// The UPDATE does not see the row its WITH inserts (one
+			// snapshot): it is kept without being named.
+			revoked, err = scanIDs(d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+") "+beyond), append(args, quota...)...))
+			return err
+		}
+		tx, err := d.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+			return err
+		}
+		if revoked, err = scanIDs(tx.QueryContext(ctx, beyond, quota...)); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+	if err != nil {
+		return nil, translate(err, "Session")
+	}
+	return revoked, nil
+}
+
+// scanIDs reads a one-column result of text ids.
+func scanIDs(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // RevokeSession marks the session revoked; revoking twice is not an error.
@@ -77,34 +136,4 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 	}
 	op.ID = s.OperatorID
 	return &s, &op, nil
-}
-
-// RevokeSessionsBeyond revokes the live sessions of an operator (not
-// revoked, not expired at now) other than its keep newest ones, and returns
-// the ids it revoked: the open-sessions quota, applied after a Logon.
-// kept, the session that Logon just issued, is always one of those kept,
-// whatever the timestamps say (equal ones, or a clock set back).
-func (d *DB) RevokeSessionsBeyond(ctx context.Context, operatorID int64, keep int, kept string, now time.Time) ([]string, error) {
-	now = now.UTC()
-	// The count is a read (on SQLite's readers' pool): a logon does not
-	// queue behind writers for it. It sees the caller's own session, which
-	// was committed before.
-	var live int64
-	if err := d.reader.WithContext(ctx).Model(&Session{}).
-		Where("operator_id = ? AND revoked_at IS NULL AND expires > ?", operatorID, now).Count(&live).Error; err != nil {
-		return nil, translate(err, "Session")
-	}
-	if live <= int64(keep) {
-		return nil, nil // the usual case: a read, no write
-	}
-	var ids []string
-	err := d.db.WithContext(ctx).Raw(`UPDATE sessions SET revoked_at = ?
-		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
-			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
-			ORDER BY created DESC, id DESC LIMIT ?)
-		RETURNING id`, now, operatorID, now, kept, operatorID, now, kept, keep-1).Scan(&ids).Error
-	if err != nil {
-		return nil, translate(err, "Session")
-	}
-	return ids, nil
 }

@@ -107,7 +107,7 @@ func TestOperatorsAndSessions(t *testing.T) {
 			}
 
 			s := &store.Session{ID: "jti-1", OperatorID: op.ID, SecurityTokenHash: "x", Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}
-			if err := db.CreateSession(ctx, s); err != nil {
+			if _, err := db.CreateSession(ctx, s, 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.RevokeOperatorSessions(ctx, op.ID); err != nil {
