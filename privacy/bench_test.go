@@ -3,48 +3,17 @@ package privacy_test
 import (
 	"context"
 	"io"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
-	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
-// bigSubject stores one recipient, big@example.com, with logs delivery
-// logs, inserted 10,000 at a time (SQLite).
+// bigSubject is a SQLite service whose BigSubjectEmail has logs delivery
+// logs.
 func bigSubject(b *testing.B, logs int) *servertest.Env {
 	env := servertest.New(b, "sqlite", servertest.Options{})
-	ctx := context.Background()
-	now := time.Now().UTC()
-	if err := env.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), "big@example.com"}}); err != nil {
-		b.Fatal(err)
-	}
-	for from := 1; from <= logs; from += 10_000 {
-		var rows [][]any
-		for i := from; i < min(from+10_000, logs+1); i++ {
-			rows = append(rows, []any{int64(i), int64(1), "big@example.com", int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
-		}
-		if err := env.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
-			b.Fatal(err)
-		}
-	}
+	env.BigSubject(b, logs)
 	return env
-}
-
-// collectBigSubject creates an access request for big@example.com, runs
-// collectPrivacyRequests and returns the request's id.
-func collectBigSubject(b *testing.B, env *servertest.Env) int64 {
-	ctx := context.Background()
-	id, err := env.Privacy.CreateRequestByName(ctx, operator, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
-		ReconciliationValue: "big@example.com", Type: privacy.TypeAccess, DownloadURL: "http://x/nms/gdpr.jssp?id="})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
-		b.Fatal(err)
-	}
-	return id
 }
 
 // BenchmarkExportWriter: collect one access request whose subject has
@@ -53,7 +22,7 @@ func BenchmarkExportWriter(b *testing.B) {
 	env := bigSubject(b, 2000)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		id := collectBigSubject(b, env)
+		id := env.CollectedAccess(b, operator, servertest.BigSubjectEmail)
 		_, r, err := env.Privacy.OpenExport(context.Background(), id)
 		if err != nil {
 			b.Fatal(err)
@@ -68,7 +37,7 @@ func BenchmarkExportWriter(b *testing.B) {
 func BenchmarkExportReader(b *testing.B) {
 	env := bigSubject(b, 100_000)
 	ctx := context.Background()
-	id := collectBigSubject(b, env)
+	id := env.CollectedAccess(b, operator, servertest.BigSubjectEmail)
 	export, first, err := env.Privacy.OpenExport(ctx, id)
 	if err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strconv"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
-	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
 // chunkBytes is the plaintext size of a stored chunk (privacy's chunkSize).
@@ -26,25 +24,8 @@ const chunkBytes = 256 << 10
 func multiChunkFile(t *testing.T, dialect string) (*servertest.Env, int64, []byte) {
 	env := servertest.New(t, dialect, servertest.Options{})
 	ctx := context.Background()
-	now := time.Now().UTC()
-	if err := env.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), "big@example.com"}}); err != nil {
-		t.Fatal(err)
-	}
-	var rows [][]any
-	for i := 1; i <= 17_000; i++ {
-		rows = append(rows, []any{int64(i), int64(1), "big@example.com", int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
-	}
-	if err := env.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
-		t.Fatal(err)
-	}
-	id, err := env.Privacy.CreateRequestByName(ctx, operator, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
-		ReconciliationValue: "big@example.com", Type: privacy.TypeAccess, DownloadURL: "http://x/nms/gdpr.jssp?id="})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
-		t.Fatal(err)
-	}
+	env.BigSubject(t, 17_000)
+	id := env.CollectedAccess(t, operator, servertest.BigSubjectEmail)
 	e, r, err := env.Privacy.OpenExport(ctx, id)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
-	"github.com/campaign-privacy/campaign-privacy/privacy"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -22,28 +20,9 @@ import (
 //	go test -run '^$' -bench Download -benchtime 2000x -cpuprofile /tmp/dl.pprof ./web
 func BenchmarkDownload(b *testing.B) {
 	env := servertest.New(b, "sqlite", servertest.Options{})
-	ctx := context.Background()
-	now := time.Now().UTC()
-	if err := env.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), "big@example.com"}}); err != nil {
-		b.Fatal(err)
-	}
-	var rows [][]any
-	for i := 1; i <= 4000; i++ {
-		rows = append(rows, []any{int64(i), int64(1), "big@example.com", int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
-	}
-	if err := env.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
-		b.Fatal(err)
-	}
+	env.BigSubject(b, 4000)
 	env.Operator(b, "ana", "ana password", session.RightPrivacy)
-	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
-	id, err := env.Privacy.CreateRequestByName(ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
-		ReconciliationValue: "big@example.com", Type: privacy.TypeAccess, DownloadURL: env.URL + "/nms/gdpr.jssp?id="})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := env.Privacy.Run(ctx, privacy.Collect); err != nil {
-		b.Fatal(err)
-	}
+	id := env.CollectedAccess(b, &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}, servertest.BigSubjectEmail)
 	token, security := env.Logon(b, "ana", "ana password")
 	client := &http.Client{Timeout: 30 * time.Second}
 	get := func() int64 {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,4 +200,44 @@ func Between(s, from, to string) string {
 		return s[:j]
 	}
 	return s
+}
+
+// BigSubjectEmail is the recipient BigSubject stores.
+const BigSubjectEmail = "big@example.com"
+
+// BigSubject stores one recipient, BigSubjectEmail, with logs delivery logs
+// (about 165 bytes each in the person's file), 10,000 rows a statement: a
+// large file to collect and download.
+func (e *Env) BigSubject(t testing.TB, logs int) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := e.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), BigSubjectEmail}}); err != nil {
+		t.Fatal(err)
+	}
+	for from := 1; from <= logs; from += 10_000 {
+		var rows [][]any
+		for i := from; i < min(from+10_000, logs+1); i++ {
+			rows = append(rows, []any{int64(i), int64(1), BigSubjectEmail, int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
+		}
+		if err := e.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// CollectedAccess creates an access request for value in the default
+// namespace as c, runs collectPrivacyRequests and returns the request's id.
+func (e *Env) CollectedAccess(t testing.TB, c *session.Caller, value string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	id, err := e.Privacy.CreateRequestByName(ctx, c, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+		ReconciliationValue: value, Type: privacy.TypeAccess, DownloadURL: e.URL + "/nms/gdpr.jssp?id="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Privacy.Run(ctx, privacy.Collect); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
