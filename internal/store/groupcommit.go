@@ -371,20 +371,8 @@ func (d *DB) insertRequestsPostgres(ctx context.Context, tx *sql.Tx, rows []*cre
 
 // nextRequestIDs takes n ids from the requests' sequence, ascending.
 func (d *DB) nextRequestIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
-	res, err := tx.QueryContext(ctx, "SELECT nextval('privacy_requests_id_seq') FROM generate_series(1, $1)", n)
+	ids, err := scanColumn[int64](tx.QueryContext(ctx, "SELECT nextval('privacy_requests_id_seq') FROM generate_series(1, $1)", n))
 	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	ids := make([]int64, 0, n)
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := res.Err(); err != nil {
 		return nil, err
 	}
 	if len(ids) != n {

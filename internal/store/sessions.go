@@ -51,7 +51,7 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked [
 		if d.dialect == Postgres {
 			// The UPDATE does not see the row its WITH inserts (one
 			// snapshot): it is kept without being named.
-			revoked, err = scanIDs(d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+") "+beyond), append(args, quota...)...))
+			revoked, err = scanColumn[string](d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+") "+beyond), append(args, quota...)...))
 			return err
 		}
 		tx, err := d.sql.BeginTx(ctx, nil)
@@ -62,7 +62,7 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked [
 		if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
 			return err
 		}
-		if revoked, err = scanIDs(tx.QueryContext(ctx, beyond, quota...)); err != nil {
+		if revoked, err = scanColumn[string](tx.QueryContext(ctx, beyond, quota...)); err != nil {
 			return err
 		}
 		return tx.Commit()
@@ -71,23 +71,6 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked [
 		return nil, translate(err, "Session")
 	}
 	return revoked, nil
-}
-
-// scanIDs reads a one-column result of text ids.
-func scanIDs(rows *sql.Rows, err error) ([]string, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // RevokeSession marks the session revoked; revoking twice is not an error.

@@ -392,3 +392,21 @@ func translate(err error, what string) error {
 		return apperr.Wrap(apperr.Internal, err, "Database error.")
 	}
 }
+
+// scanColumn reads a one-column result (a query's rows and error, as
+// QueryContext returns them).
+func scanColumn[T any](rows *sql.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
