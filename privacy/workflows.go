@@ -41,7 +41,10 @@ func (r Report) String() string {
 	return fmt.Sprintf("%s: %d processed, %d failed", r.Workflow, r.Processed, r.Failed)
 }
 
-// Run runs one workflow by name, or all of them in order.
+// Run runs one workflow by name, or all of them in order. A workflow that
+// fails does not keep the next from running (a delete run whose residue
+// purge waited on a long pg_dump must not hold back the 90-day cleanup);
+// Run returns the first error.
 func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	names := []string{name}
 	if name == "all" {
@@ -50,7 +53,10 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	if err := s.FlushDownloadCounts(ctx); err != nil {
 		s.log.WarnContext(ctx, "repeat-download counts not written yet", "err", err)
 	}
-	var out []Report
+	var (
+		out      []Report
+		firstErr error
+	)
 	for _, n := range names {
 		var (
 			r     Report
@@ -69,11 +75,11 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 		}
 		s.cfg.Metrics.WorkflowRun(n, time.Since(start), r.Processed, r.Failed, err)
 		out = append(out, r)
-		if err != nil {
-			return out, err
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
-	return out, nil
+	return out, firstErr
 }
 
 // claimBatch is how many requests one claim takes.
