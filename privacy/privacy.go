@@ -63,6 +63,14 @@ type Config struct {
 	RetryDelay  time.Duration
 	// DeleteBatch bounds the rows deleted in one transaction.
 	DeleteBatch int
+	// PlainVacuum makes a delete run end, on PostgreSQL, with a plain
+	// VACUUM of the tables it deleted from instead of a VACUUM FULL: no
+	// exclusive lock, but the freed space keeps the erased rows' bytes
+	// until new rows overwrite them (store.ResiduePurge).
+	PlainVacuum bool
+	// ResidueWait bounds how long that purge waits for older transactions
+	// to end and for the rewrite's lock: 1 minute by default.
+	ResidueWait time.Duration
 	// Workers is how many requests one workflow run works on at once:
 	// 4 on PostgreSQL, 1 on SQLite (one writer at a time) by default.
 	Workers int
@@ -173,6 +181,9 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	}
 	if cfg.DeleteBatch <= 0 {
 		cfg.DeleteBatch = 10_000
+	}
+	if cfg.ResidueWait <= 0 {
+		cfg.ResidueWait = time.Minute
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1

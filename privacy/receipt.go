@@ -26,8 +26,14 @@ import (
 // instance can show that a receipt is about a given value, and nobody
 // without the key can test guesses against it.
 
-// ReceiptMethod is how a delete erases the subject.
-const ReceiptMethod = "row delete + residue purge + export key destruction"
+// ReceiptMethod is how a delete erases the subject: the residue purge is
+// SQLite's secure_delete and WAL checkpoint, or PostgreSQL's VACUUM FULL.
+// ReceiptMethodPlainVacuum says a plain VACUUM (Config.PlainVacuum): the
+// freed space is not zeroed.
+const (
+	ReceiptMethod            = "row delete + residue purge + export key destruction"
+	ReceiptMethodPlainVacuum = "row delete + VACUUM (freed space not zeroed) + export key destruction"
+)
 
 // ReceiptTable is one table's share of a request.
 type ReceiptTable struct {
@@ -173,10 +179,10 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	case req.Type == TypeAccess:
 		c.Method, c.Verification = "export (encrypted file)", "not applicable (access request)"
 	case deleted:
-		c.Method = ReceiptMethod
+		c.Method = s.receiptMethod()
 		c.Verification = fmt.Sprintf("passed: no record of the subject remains in the %d table(s) searched", len(counts))
 	default:
-		c.Method = ReceiptMethod
+		c.Method = s.receiptMethod()
 		c.Verification = "failed: the delete did not finish; see the request's audit"
 	}
 	if req.ConfirmDeletePending {
@@ -193,6 +199,13 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 // confirmation finds who confirmed a two-step delete, and when, in the
 // audit text ConfirmDeleteRequest wrote: "<time> Deletion confirmed by
 // operator '<login>'.". A login is an operator's, not a data subject's.
+func (s *Service) receiptMethod() string {
+	if s.cfg.PlainVacuum && s.db.Dialect() == store.Postgres {
+		return ReceiptMethodPlainVacuum
+	}
+	return ReceiptMethod
+}
+
 func confirmation(audit string) (login, at string) {
 	const marker = " Deletion confirmed by operator '"
 	for _, l := range strings.Split(audit, "\n") {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
@@ -148,6 +149,35 @@ func TestReceiptOfTwoStepDelete(t *testing.T) {
 		if c.ConfirmedBy != "ana" || len(c.ReviewedSetSHA256) != 64 || c.Status != "complete" ||
 			len(c.LinkedNotCollected) != 1 || c.LinkedNotCollected[0].Table != "cus:ticket" || c.LinkedNotCollected[0].Count != 1 {
 			t.Fatalf("claims: %+v", c)
+		}
+	})
+}
+
+// TestReceiptMethodPlainVacuum: with CP_RESIDUE_PURGE=vacuum the receipt of
+// a PostgreSQL delete says its freed space was not zeroed; SQLite zeroes it
+// whatever the setting.
+func TestReceiptMethodPlainVacuum(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			withReceipts(c)
+			c.PlainVacuum = true
+		}})
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, "all")
+		jws, err := f.env.Privacy.Receipt(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := privacy.ReceiptMethod
+		if dialect == store.Postgres {
+			want = privacy.ReceiptMethodPlainVacuum
+		}
+		if c.Status != "complete" || c.Method != want {
+			t.Fatalf("status %q, method %q, want complete and %q", c.Status, c.Method, want)
 		}
 	})
 }

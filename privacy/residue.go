@@ -18,13 +18,21 @@ type touchedTables struct {
 }
 
 func (t *touchedTables) add(parts []store.DeletePart) {
+	names := make([]string, len(parts))
+	for i, p := range parts {
+		names[i] = p.Table
+	}
+	t.addTables(names)
+}
+
+func (t *touchedTables) addTables(names []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tables == nil {
 		t.tables = map[string]bool{}
 	}
-	for _, p := range parts {
-		t.tables[p.Table] = true
+	for _, name := range names {
+		t.tables[name] = true
 	}
 }
 
@@ -42,18 +50,21 @@ func (t *touchedTables) take() []string {
 }
 
 // purgeResidue ends a delete run: the database drops what the deletes left
-// behind (WAL pages, dead tuples). It runs even when the run failed half
-// way, since the batches already committed left residue too; the run's own
-// error wins over the purge's.
+// behind (WAL pages, dead tuples, their bytes in the table files). It runs
+// even when the run failed half way, since the batches already committed
+// left residue too; the run's own error wins over the purge's. A table it
+// could not purge (an older transaction still open, the rewrite's lock not
+// granted) goes back into the set: the next delete run purges it again.
 func (s *Service) purgeResidue(ctx context.Context, runErr error) error {
 	tables := s.touched.take()
 	if len(tables) == 0 {
 		return runErr
 	}
-	err := s.db.PurgeResidue(context.WithoutCancel(ctx), tables)
+	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
+	pending, err := s.db.PurgeResidue(context.WithoutCancel(ctx), tables, purge)
+	s.touched.addTables(pending)
 	if err != nil {
-		// The next run purges again; the deleted rows are gone either way.
-		s.log.WarnContext(ctx, "could not purge the residue of a delete run", "tables", len(tables), "err", err)
+		s.log.WarnContext(ctx, "could not purge the residue of a delete run", "tables", len(tables), "pending", len(pending), "err", err)
 	}
 	if runErr != nil {
 		return runErr

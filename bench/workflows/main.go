@@ -39,6 +39,7 @@ func main() {
 	accessN := flag.Int("access", 200, "access requests timed one by one")
 	keep := flag.Bool("keep", false, "keep the schema")
 	noAnalyze := flag.Bool("no-analyze", false, "no ANALYZE after demo-data: the workflows run on tables the planner has no statistics for")
+	plainVacuum := flag.Bool("plain-vacuum", false, "end the delete run with a plain VACUUM instead of VACUUM FULL (CP_RESIDUE_PURGE=vacuum)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the delete batch (collect + delete) to this file")
 	flag.Parse()
 	ctx := context.Background()
@@ -73,11 +74,12 @@ func main() {
 	key := make([]byte, 32)
 	_, _ = crand.Read(key)
 	// Receipts on, as in production: every finished request is signed;
-	// the audit chain and the post-delete VACUUM are always on.
+	// the audit chain and the post-delete purge (VACUUM FULL, or a plain
+	// VACUUM with -plain-vacuum) are always on.
 	_, receiptKey, err := ed25519.GenerateKey(crand.Reader)
 	check(err)
 	svc := privacy.New(db, reg, privacy.Config{Deduplicate: true, ExportKey: key, ReceiptKey: receiptKey, ReceiptIssuer: "bench", Logger: quiet,
-		CreateRate: -1}) // the requests are the workload, not the per-operator quota
+		CreateRate: -1, PlainVacuum: *plainVacuum}) // the requests are the workload, not the per-operator quota
 	check(svc.Setup(ctx))
 
 	start := time.Now()

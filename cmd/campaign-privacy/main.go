@@ -163,7 +163,8 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName,
 			Deduplicate: s.deduplicate, ExportKey: k.export, PreviousExportKeys: k.exportPrevious, SubjectKey: k.subject,
 			Retention: s.retention, Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
-			CreateRate: float64(offIfZero(s.createRate)), CreateBurst: s.createBurst,
+			PlainVacuum: s.plainVacuum,
+			CreateRate:  float64(offIfZero(s.createRate)), CreateBurst: s.createBurst,
 		},
 		Server: server.Config{
 			Addr: s.addr, InstanceName: s.instanceName, Version: version, FaultHTTPStatus: s.faultHTTPStatus,

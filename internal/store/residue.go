@@ -2,11 +2,17 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
 
 // No residue (DESIGN §4b). A DELETE only marks rows dead: SQLite keeps the
@@ -47,27 +53,163 @@ func prepareDataDir(dir string) (string, error) {
 	return path, nil
 }
 
-// PurgeResidue removes what a delete left inside the database. SQLite: a
-// TRUNCATE checkpoint copies the WAL (which still holds the deleted rows'
-// old pages) into the database, where secure_delete has zeroed them, and
-// empties it. PostgreSQL: a VACUUM of each table removes its dead tuples;
-// VACUUM cannot run in a transaction, so it goes straight to the pool.
-func (d *DB) PurgeResidue(ctx context.Context, tables []string) error {
+// ResiduePurge says how PurgeResidue works on PostgreSQL.
+type ResiduePurge struct {
+	// Rewrite runs VACUUM FULL: the table is copied into a new file and the
+	// old one removed, so the erased rows' bytes leave the table's files. A
+	// plain VACUUM frees their space but does not zero it: the bytes stay
+	// in the page until a new row overwrites them. The rewrite holds an
+	// exclusive lock on the table while it copies it.
+	Rewrite bool
+	// Wait bounds how long the purge waits for the transactions older than
+	// the deletes to end (their snapshots still see the deleted rows, so no
+	// vacuum may remove them), and for the rewrite's lock.
+	Wait time.Duration
+}
+
+// PurgeResidue removes what a delete left inside the database, and returns
+// the tables it could not purge fully: the next delete run purges them
+// again. SQLite: a TRUNCATE checkpoint copies the WAL (which still holds
+// the deleted rows' old pages) into the database, where secure_delete has
+// zeroed them, and empties it. PostgreSQL: once no transaction older than
+// the deletes is left, a VACUUM (FULL, with p.Rewrite) of each table.
+func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
 	if d.dialect != Postgres {
 		var busy, logFrames, checkpointed int
 		err := d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed)
 		if err == nil && busy != 0 {
-			// A reader held the WAL; the next run's checkpoint finishes it.
 			err = errors.New("WAL checkpoint blocked by a reader")
 		}
-		return translate(err, "Checkpoint")
+		if err != nil {
+			return tables, translate(err, "Checkpoint")
+		}
+		return nil, nil
 	}
+	// VACUUM cannot run in a transaction, and lock_timeout is the
+	// connection's: one connection of the pool, the setting reset after.
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return tables, translate(err, "Vacuum")
+	}
+	defer conn.Close()
+	holder, err := waitHorizon(ctx, conn, p.Wait)
+	if err != nil {
+		return tables, translate(err, "Vacuum")
+	}
+	rewrite := p.Rewrite && holder == 0
+	if rewrite {
+		ms := max(p.Wait.Milliseconds(), 1)
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", ms)); err != nil {
+			return tables, translate(err, "Vacuum")
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // the connection is closed on error
+	}
+	// vacuum runs the rewrite (full) or the plain statement of one table.
+	vacuum := func(full, plain string) (locked bool, err error) {
+		if rewrite {
+			_, err := conn.ExecContext(ctx, full)
+			if !isLockTimeout(err) {
+				return false, err
+			}
+			// Readers kept the table: free what a plain VACUUM can now,
+			// rewrite it at the next run.
+			locked = true
+		}
+		_, err = conn.ExecContext(ctx, plain)
+		return locked, err
+	}
+	// ANALYZE with each: the table's statistics sample values, the erased
+	// ones too. pg_statistic, which kept the old sample, is then vacuumed
+	// the same way (a role that does not own it gets a warning, no error).
+	var locked []string
 	for _, t := range tables {
-		if _, err := d.sql.ExecContext(ctx, "VACUUM "+quoteIdent(t)); err != nil {
-			return translate(err, "Vacuum")
+		name := quoteIdent(t)
+		lock, err := vacuum("VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
+		if err != nil {
+			return tables, translate(err, "Vacuum")
+		}
+		if lock {
+			locked = append(locked, t)
+		}
+		if holder != 0 {
+			pending = append(pending, t)
 		}
 	}
-	return nil
+	if _, err := vacuum("VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic"); err != nil {
+		return tables, translate(err, "Vacuum")
+	}
+	switch {
+	case holder != 0:
+		who := fmt.Sprintf("server process %d", holder)
+		if holder < 0 {
+			who = "a replication slot or a prepared transaction"
+		}
+		return pending, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next delete run purges again.", who, p.Wait, len(pending))
+	case len(locked) > 0:
+		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next delete run rewrites them.", len(locked), p.Wait)
+	}
+	return nil, nil
+}
+
+// horizonHolders finds the server processes whose transaction or snapshot
+// is older than $1 (a 64-bit transaction id), and so keeps a vacuum from
+// removing the rows deleted before it: backends of this database, WAL
+// senders (a standby's hot_standby_feedback), replication slots and
+// prepared transactions. It returns the first such process id (0 for a
+// slot or a prepared transaction) and how many there are. 32-bit ids are
+// widened against the current 64-bit one (a wrapped id is older).
+const horizonHolders = `
+WITH now AS (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS cur),
+held AS (
+	SELECT pid, x FROM pg_stat_activity,
+		LATERAL (VALUES (backend_xmin), (backend_xid)) AS v(x)
+	WHERE x IS NOT NULL AND pid <> pg_backend_pid()
+	AND (datname = current_database() OR datid IS NULL)
+	UNION ALL SELECT 0, xmin FROM pg_replication_slots WHERE xmin IS NOT NULL
+	UNION ALL SELECT 0, transaction FROM pg_prepared_xacts WHERE database = current_database()
+),
+wide AS (
+	SELECT pid, ((cur >> 32) << 32) + x::text::bigint AS w, cur FROM held, now
+)
+SELECT coalesce(min(pid) FILTER (WHERE pid > 0), 0), count(*)
+FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
+
+// waitHorizon waits, up to wait, until no transaction that began before
+// now is left, and returns a server process still holding one (-1 for a
+// slot or a prepared transaction), or 0.
+func waitHorizon(ctx context.Context, conn *sql.Conn, wait time.Duration) (int, error) {
+	var next int64
+	if err := conn.QueryRowContext(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&next); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(wait)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		var pid, n int
+		if err := conn.QueryRowContext(ctx, horizonHolders, next).Scan(&pid, &n); err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		if pid == 0 {
+			pid = -1
+		}
+		pause = min(pause, time.Until(deadline))
+		if pause <= 0 {
+			return pid, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// isLockTimeout reports PostgreSQL's lock_not_available (55P03).
+func isLockTimeout(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "55P03"
 }
 
 // quoteIdent quotes an identifier, doubling any quote inside it.

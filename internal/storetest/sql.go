@@ -1,10 +1,12 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -159,4 +161,86 @@ func (c *Conn) Int(ctx context.Context, query string, args ...any) (int64, error
 	var n int64
 	err := c.db.QueryRowContext(ctx, c.rebind(query), args...).Scan(&n)
 	return n, err
+}
+
+// HoldSnapshot opens a REPEATABLE READ transaction that reads table, as a
+// long report or pg_dump would: until release is called its snapshot sees
+// the rows deleted after it, so no VACUUM may remove them.
+func (c *Conn) HoldSnapshot(ctx context.Context, table string) (release func(), err error) {
+	if c.dialect != store.Postgres {
+		return nil, fmt.Errorf("a held snapshot is PostgreSQL's concern")
+	}
+	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM "`+table+`"`).Scan(&n); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return func() { tx.Rollback() }, nil
+}
+
+// PostgresFileCount counts how often each of tokens appears in the files
+// PostgreSQL keeps table in: its heap, its indexes, its TOAST table, and
+// pg_statistic (which samples its values), read from the disk after a
+// CHECKPOINT. It is the ground truth of an erasure, below what SQL can see:
+// a row a VACUUM freed but did not overwrite is still there. It needs the
+// cluster's data directory, which scripts/with-test-postgres names in
+// CP_TEST_PG_DATA; without it the test is skipped (failed under CI).
+func (c *Conn) PostgresFileCount(t testing.TB, ctx context.Context, table string, tokens ...string) int {
+	t.Helper()
+	dataDir := os.Getenv("CP_TEST_PG_DATA")
+	if dataDir == "" {
+		msg := "reading PostgreSQL's files needs the throwaway cluster of scripts/with-test-postgres (CP_TEST_PG_DATA)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := c.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	paths, err := scanStrings(c.db.QueryContext(ctx, `
+		WITH rel AS (
+			SELECT oid, reltoastrelid FROM pg_class WHERE oid IN ($1::text::regclass, 'pg_catalog.pg_statistic'::regclass)
+		), toast AS (
+			SELECT oid FROM rel UNION SELECT reltoastrelid FROM rel WHERE reltoastrelid <> 0
+		)
+		SELECT pg_relation_filepath(oid) FROM toast
+		UNION SELECT pg_relation_filepath(indexrelid) FROM pg_index WHERE indrelid IN (SELECT oid FROM toast)`, table))
+	if err != nil {
+		t.Fatalf("relation files of %s: %v", table, err)
+	}
+	n := 0
+	for _, p := range paths {
+		segments, _ := filepath.Glob(filepath.Join(dataDir, p) + ".[0-9]*")
+		for _, f := range append(segments, filepath.Join(dataDir, p)) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatalf("read %s: %v", f, err)
+			}
+			for _, tok := range tokens {
+				n += bytes.Count(b, []byte(tok))
+			}
+		}
+	}
+	return n
+}
+
+func scanStrings(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
