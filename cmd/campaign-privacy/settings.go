@@ -164,7 +164,7 @@ var table = []setting{
 	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",
 		Set: integer(1, 100_000, func(s *settings) *int { return &s.deleteBatch })},
 	{Flag: "residue-purge", Env: "CP_RESIDUE_PURGE", Default: "rewrite", Help: "how a delete run ends on PostgreSQL: rewrite (VACUUM FULL) or vacuum",
-		Doc:     "how a delete run ends on PostgreSQL: `rewrite` runs `VACUUM FULL` of each table it deleted from, so the erased rows' bytes leave the table files (the table is locked while it is copied: about 2.5 s for 1M recipients); `vacuum` runs a plain `VACUUM` (no lock, but the freed space keeps the bytes until new rows overwrite them, and the receipt says so). SQLite always zeroes them (`secure_delete`)",
+		Doc:     "how a delete run ends on PostgreSQL: `rewrite` runs `VACUUM FULL` of each table it deleted from, so the erased rows' bytes leave the table files (each table is locked while it is copied: 9 s for the ten tables of 1M recipients, bench/README.md); `vacuum` runs a plain `VACUUM` (no lock, but the freed space keeps the bytes until new rows overwrite them, and the receipt says so). SQLite always zeroes them (`secure_delete`)",
 		Accepts: "rewrite or vacuum",
 		Set: func(s *settings, v string) error {
 			if v != "rewrite" && v != "vacuum" {

@@ -2,15 +2,16 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
@@ -85,57 +86,39 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) 
 		}
 		return nil, nil
 	}
-	// VACUUM cannot run in a transaction, and lock_timeout is the
-	// connection's: one connection of the pool, the setting reset after.
-	conn, err := d.sql.Conn(ctx)
-	if err != nil {
-		return tables, translate(err, "Vacuum")
-	}
-	defer conn.Close()
-	holder, err := waitHorizon(ctx, conn, p.Wait)
+	holder, err := d.waitHorizon(ctx, p.Wait)
 	if err != nil {
 		return tables, translate(err, "Vacuum")
 	}
 	rewrite := p.Rewrite && holder == 0
-	if rewrite {
-		ms := max(p.Wait.Milliseconds(), 1)
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", ms)); err != nil {
-			return tables, translate(err, "Vacuum")
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // the connection is closed on error
-	}
-	// vacuum runs the rewrite (full) or the plain statement of one table.
-	vacuum := func(full, plain string) (locked bool, err error) {
-		if rewrite {
-			_, err := conn.ExecContext(ctx, full)
-			if !isLockTimeout(err) {
-				return false, err
-			}
-			// Readers kept the table: free what a plain VACUUM can now,
-			// rewrite it at the next run.
-			locked = true
-		}
-		_, err = conn.ExecContext(ctx, plain)
-		return locked, err
-	}
 	// ANALYZE with each: the table's statistics sample values, the erased
-	// ones too. pg_statistic, which kept the old sample, is then vacuumed
-	// the same way (a role that does not own it gets a warning, no error).
-	var locked []string
+	// ones too. Up to purgeConns tables at once: a rewrite is mostly
+	// sorting for the index builds, and each table is locked only while
+	// its own copy is made.
+	var (
+		mu     sync.Mutex
+		locked []string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(purgeConns)
 	for _, t := range tables {
 		name := quoteIdent(t)
-		lock, err := vacuum("VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
-		if err != nil {
-			return tables, translate(err, "Vacuum")
-		}
-		if lock {
-			locked = append(locked, t)
-		}
-		if holder != 0 {
-			pending = append(pending, t)
-		}
+		g.Go(func() error {
+			lock, err := d.vacuum(gctx, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
+			if lock {
+				mu.Lock()
+				locked = append(locked, t)
+				mu.Unlock()
+			}
+			return err
+		})
 	}
-	if _, err := vacuum("VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic"); err != nil {
+	if err := g.Wait(); err != nil {
+		return tables, translate(err, "Vacuum")
+	}
+	// pg_statistic kept the old samples: it is purged the same way (a role
+	// that does not own it gets a warning, no error).
+	if _, err := d.vacuum(ctx, rewrite, p.Wait, "VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic"); err != nil {
 		return tables, translate(err, "Vacuum")
 	}
 	switch {
@@ -144,7 +127,7 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) 
 		if holder < 0 {
 			who = "a replication slot or a prepared transaction"
 		}
-		return pending, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next delete run purges again.", who, p.Wait, len(pending))
+		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next delete run purges again.", who, p.Wait, len(tables))
 	case len(locked) > 0:
 		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next delete run rewrites them.", len(locked), p.Wait)
 	}
@@ -174,18 +157,51 @@ wide AS (
 SELECT coalesce(min(pid) FILTER (WHERE pid > 0), 0), count(*)
 FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 
+// purgeConns bounds the tables PurgeResidue vacuums at once: two rewrite
+// 1M recipients' ten tables in 12 s instead of 16-18 s one at a time, four
+// are no faster on two cores, and the pool's other eight connections serve
+// the SOAP calls meanwhile.
+const purgeConns = 2
+
+// vacuum runs full (the rewrite) when rewrite is set and plain otherwise.
+// A rewrite waits at most wait for its table's lock (lock_timeout is the
+// connection's: it runs on a connection of its own, the setting reset
+// after); when readers keep the lock longer, it runs plain, which frees
+// what it can now, and says the table was locked.
+func (d *DB) vacuum(ctx context.Context, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
+	if !rewrite {
+		_, err := d.sql.ExecContext(ctx, plain)
+		return false, err
+	}
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", max(wait.Milliseconds(), 1))); err != nil {
+		return false, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // only a broken connection fails it
+	_, err = conn.ExecContext(ctx, full)
+	if !isLockTimeout(err) {
+		return false, err
+	}
+	_, err = conn.ExecContext(ctx, plain)
+	return true, err
+}
+
 // waitHorizon waits, up to wait, until no transaction that began before
 // now is left, and returns a server process still holding one (-1 for a
 // slot or a prepared transaction), or 0.
-func waitHorizon(ctx context.Context, conn *sql.Conn, wait time.Duration) (int, error) {
+func (d *DB) waitHorizon(ctx context.Context, wait time.Duration) (int, error) {
 	var next int64
-	if err := conn.QueryRowContext(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&next); err != nil {
+	if err := d.sql.QueryRowContext(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&next); err != nil {
 		return 0, err
 	}
 	deadline := time.Now().Add(wait)
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		var pid, n int
-		if err := conn.QueryRowContext(ctx, horizonHolders, next).Scan(&pid, &n); err != nil {
+		if err := d.sql.QueryRowContext(ctx, horizonHolders, next).Scan(&pid, &n); err != nil {
 			return 0, err
 		}
 		if n == 0 {
