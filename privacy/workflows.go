@@ -539,23 +539,33 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 
 // CleanupRequests runs cleanupPrivacyRequests: personal data older than the
 // retention period (90 days) — the file, its key, the per-table counts and
-// the reconciliation value — is destroyed. The request row keeps its
-// status and audit.
+// the reconciliation value — is destroyed, and the run ends with the
+// residue purge of the tables it changed, as a delete run does. The
+// request row keeps its status and audit.
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
+	err := s.purgeRequests(ctx, &rep, before, terminal)
+	if rep.Processed > 0 {
+		// The blanked values and the deleted wrapped keys are residue too.
+		s.touched.addTables(store.PurgedRequestTables)
+	}
+	return rep, s.purgeResidue(ctx, err)
+}
+
+func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) error {
 	for {
 		ids, err := s.db.FindPurgeable(ctx, before, terminal, StatusConfirmDeletePending.stored(), 100)
 		if err != nil || len(ids) == 0 {
-			return rep, err
+			return err
 		}
 		for _, id := range ids {
 			if err := s.db.PurgeRequest(ctx, id, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour)))); err != nil {
-				return rep, err
+				return err
 			}
 			rep.Processed++
-			s.progress(rep)
+			s.progress(*rep)
 		}
 	}
 }

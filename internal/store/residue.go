@@ -70,12 +70,16 @@ type ResiduePurge struct {
 
 // PurgeResidue removes what a delete left inside the database, and returns
 // the tables it could not purge fully: the next delete run purges them
-// again. SQLite: a TRUNCATE checkpoint copies the WAL (which still holds
+// again. SQLite: the tables' index samples are taken again where an
+// ANALYZE left some (resampleSQLite), then a TRUNCATE checkpoint copies the WAL (which still holds
 // the deleted rows' old pages) into the database, where secure_delete has
 // zeroed them, and empties it. PostgreSQL: once no transaction older than
 // the deletes is left, a VACUUM (FULL, with p.Rewrite) of each table.
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
 	if d.dialect != Postgres {
+		if err := d.resampleSQLite(ctx, tables); err != nil {
+			return tables, translate(err, "Analyze")
+		}
 		var busy, logFrames, checkpointed int
 		err := d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed)
 		if err == nil && busy != 0 {
@@ -132,6 +136,23 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) 
 		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next delete run rewrites them.", len(locked), p.Wait)
 	}
 	return nil, nil
+}
+
+// resampleSQLite analyzes tables again where an ANALYZE (an operator's:
+// the service runs none on SQLite) left sqlite_stat4, whose samples are
+// index keys — an erased email among them. The new samples come from the
+// rows left; secure_delete zeroes the old ones.
+func (d *DB) resampleSQLite(ctx context.Context, tables []string) error {
+	var stat4 int
+	if err := d.sql.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat4'").Scan(&stat4); err != nil || stat4 == 0 {
+		return err
+	}
+	for _, t := range tables {
+		if _, err := d.sql.ExecContext(ctx, "ANALYZE "+quoteIdent(t)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // horizonHolders finds the server processes whose transaction or snapshot

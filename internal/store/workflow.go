@@ -361,6 +361,11 @@ func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Sta
 	return ids, translate(err, "Privacy request")
 }
 
+// PurgedRequestTables are the tables PurgeRequest deletes from or blanks a
+// value in: their residue is purged after a cleanup run, as a delete's is.
+var PurgedRequestTables = []string{Request{}.TableName(), Export{}.TableName(), exportChunk{}.TableName(),
+	RequestData{}.TableName(), ReviewedRow{}.TableName(), LinkedCount{}.TableName()}
+
 // PurgeRequest destroys a request's personal data: the export (and with it
 // the wrapped key), the per-table counts, the reviewed set and the
 // reconciliation value. The request row stays, with its status and audit.

@@ -69,6 +69,17 @@ func SQLOf(t testing.TB, db *store.DB) *Conn {
 	return o.conn
 }
 
+// ConfigOf returns the configuration a database Open returned was opened
+// with: where its files are.
+func ConfigOf(t testing.TB, db *store.DB) store.Config {
+	t.Helper()
+	v, ok := opened.Load(db)
+	if !ok {
+		t.Fatal("storetest.ConfigOf: the database was not opened by storetest.Open")
+	}
+	return v.(*openedDB).cfg
+}
+
 // remember records db's configuration for SQLOf until the test ends.
 func remember(t testing.TB, db *store.DB, cfg store.Config) {
 	o := &openedDB{cfg: cfg}
