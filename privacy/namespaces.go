@@ -24,7 +24,8 @@ var DefaultNamespaces = []Namespace{
 var namespaceNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
 // Setup seeds the default namespaces and makes sure every namespace's
-// reconciliation field is indexed. It runs at each start.
+// reconciliation field is indexed; it warns when the residue purge will
+// not reach pg_statistic. It runs at each start.
 func (s *Service) Setup(ctx context.Context) error {
 	for _, ns := range DefaultNamespaces {
 		if _, err := s.db.CreateNamespaceIfMissing(ctx, ns.row()); err != nil {
@@ -52,6 +53,13 @@ func (s *Service) Setup(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	may, err := s.db.MayVacuumStatistics(ctx)
+	if err != nil {
+		return err
+	}
+	if !may && !s.cfg.PlainVacuum {
+		s.log.WarnContext(ctx, "the database role may not vacuum pg_statistic: after a delete, the old statistics samples of the erased values stay in its file until autovacuum frees their space (without zeroing it); make the role the database's owner, or grant it pg_maintain (PostgreSQL 17)")
 	}
 	return nil
 }

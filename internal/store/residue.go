@@ -155,6 +155,23 @@ func (d *DB) resampleSQLite(ctx context.Context, tables []string) error {
 	return nil
 }
 
+// MayVacuumStatistics reports whether the database role may vacuum
+// pg_statistic, where ANALYZE keeps samples of column values: a superuser,
+// the database's owner, or (PostgreSQL 17) a role with MAINTAIN on it.
+// SQLite: yes.
+func (d *DB) MayVacuumStatistics(ctx context.Context) (bool, error) {
+	if d.dialect != Postgres {
+		return true, nil
+	}
+	var may bool
+	err := d.sql.QueryRowContext(ctx, `SELECT r.rolsuper
+		OR pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER')
+		OR CASE WHEN current_setting('server_version_num')::int >= 170000
+			THEN has_table_privilege('pg_catalog.pg_statistic', 'MAINTAIN') ELSE false END
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&may)
+	return may, translate(err, "Role")
+}
+
 // horizonHolders finds the server processes whose transaction or snapshot
 // is older than $1 (a 64-bit transaction id), and so keeps a vacuum from
 // removing the rows deleted before it: backends of this database, WAL
