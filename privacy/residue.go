@@ -2,51 +2,56 @@ package privacy
 
 import (
 	"context"
-	"sort"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
-// touchedTables collects the tables a delete run removed rows from, so
-// that the run ends with one PurgeResidue of exactly those tables
-// (DESIGN §4b "No residue"). Workers of one run add to it concurrently.
+// touchedTables collects the tables a delete run removed rows from, and
+// the requests it removed them for, so that the run ends with one
+// PurgeResidue of exactly those tables (DESIGN §4b "No residue") and
+// records it in each request's audit. Workers of one run add to it
+// concurrently.
 type touchedTables struct {
-	mu     sync.Mutex
-	tables map[string]bool
+	mu       sync.Mutex
+	tables   map[string]bool
+	requests map[int64]bool
 }
 
-func (t *touchedTables) add(parts []store.DeletePart) {
+func (t *touchedTables) add(request int64, parts []store.DeletePart) {
 	names := make([]string, len(parts))
 	for i, p := range parts {
 		names[i] = p.Table
 	}
-	t.addTables(names)
+	t.addTables([]int64{request}, names)
 }
 
-func (t *touchedTables) addTables(names []string) {
+func (t *touchedTables) addTables(requests []int64, names []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tables == nil {
-		t.tables = map[string]bool{}
+		t.tables, t.requests = map[string]bool{}, map[int64]bool{}
 	}
 	for _, name := range names {
 		t.tables[name] = true
 	}
+	for _, id := range requests {
+		t.requests[id] = true
+	}
 }
 
-// take returns the tables, sorted, and empties the set.
-func (t *touchedTables) take() []string {
+// take returns the tables and the requests, sorted, and empties the set.
+func (t *touchedTables) take() (tables []string, requests []int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]string, 0, len(t.tables))
-	for name := range t.tables {
-		out = append(out, name)
-	}
-	t.tables = nil
-	sort.Strings(out)
-	return out
+	tables = slices.Sorted(maps.Keys(t.tables))
+	requests = slices.Sorted(maps.Keys(t.requests))
+	t.tables, t.requests = nil, nil
+	return tables, requests
 }
 
 // purgeResidue ends a delete run: the database drops what the deletes left
@@ -56,20 +61,38 @@ func (t *touchedTables) take() []string {
 // could not purge (an older transaction still open, the rewrite's lock not
 // granted) goes back into the set: the next delete run purges it again.
 func (s *Service) purgeResidue(ctx context.Context, runErr error) error {
-	tables := s.touched.take()
+	tables, requests := s.touched.take()
 	if len(tables) == 0 {
 		return runErr
 	}
+	ctx = context.WithoutCancel(ctx)
 	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
-	pending, err := s.db.PurgeResidue(context.WithoutCancel(ctx), tables, purge)
-	s.touched.addTables(pending)
+	pending, err := s.db.PurgeResidue(ctx, tables, purge)
+	line := fmt.Sprintf("Residue purged: %s of %d table(s).", s.purgeMethod(), len(tables))
 	if err != nil {
+		s.touched.addTables(requests, pending)
 		s.log.WarnContext(ctx, "could not purge the residue of a delete run", "tables", len(tables), "pending", len(pending), "err", err)
+		line = fmt.Sprintf("Residue purge of %d table(s) not finished (see the service log); the next delete run purges them again.", len(pending))
+	}
+	if auditErr := s.db.AppendAuditAll(ctx, requests, line); auditErr != nil {
+		s.log.WarnContext(ctx, "could not record the residue purge in the requests' audit", "requests", len(requests), "err", auditErr)
 	}
 	if runErr != nil {
 		return runErr
 	}
 	return err
+}
+
+// purgeMethod names what PurgeResidue does on this store.
+func (s *Service) purgeMethod() string {
+	switch {
+	case s.db.Dialect() != store.Postgres:
+		return "secure_delete and a WAL checkpoint"
+	case s.cfg.PlainVacuum:
+		return "VACUUM (ANALYZE), freed space not zeroed,"
+	default:
+		return "VACUUM (FULL, ANALYZE)"
+	}
 }
 
 // refreshStatistics brings the planner statistics of the tables the

@@ -53,6 +53,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	if n := sqliteFileCount(t, cfg, pgUnique); n != 0 {
 		t.Fatalf("the files hold the erased name %d time(s) after the delete", n)
 	}
+	auditHas(t, f, id, "Residue purged: secure_delete and a WAL checkpoint of ")
 	if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE reconciliation_value = ?", pgEmail); err != nil || n != 1 {
 		t.Fatalf("%d request rows hold the email (%v), want 1 until the cleanup", n, err)
 	}
@@ -151,6 +152,7 @@ func TestPostgresNoResidueAfterDelete(t *testing.T) {
 	if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgEmail, pgUnique); n != 0 {
 		t.Fatalf("the erased recipient's values are still in the table's files %d time(s)", n)
 	}
+	auditHas(t, f, id, "Residue purged: VACUUM (FULL, ANALYZE) of ")
 	// The request row keeps the email until the cleanup, 90 days later,
 	// whose run ends with the same purge.
 	if n := conn.PostgresFileCount(t, f.ctx, "privacy_requests", pgEmail); n == 0 {
@@ -219,9 +221,23 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 		if logs := f.env.Logs.String(); strings.Contains(logs, pgEmail) || strings.Contains(logs, pgUnique) {
 			t.Fatal("the log holds the erased recipient's values")
 		}
+		auditHas(t, f, id, "not finished (see the service log); the next delete run purges them again.")
 		release()
 		purgeUntilClean(t, f, conn)
+		auditHas(t, f, id, "Residue purged: VACUUM (FULL, ANALYZE) of ")
 	})
+}
+
+// auditHas fails unless the request's audit holds text.
+func auditHas(t *testing.T, f *fixture, id int64, text string) {
+	t.Helper()
+	r, err := f.env.DB.FindRequestByID(f.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Audit, text) {
+		t.Fatalf("the audit of request %d has no %q:\n%s", id, text, r.Audit)
+	}
 }
 
 // purgeUntilClean runs the delete workflow, which has nothing left to

@@ -371,7 +371,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 			return err
 		}
 		s.cfg.Metrics.RowsDeleted(rows)
-		s.touched.add(parts)
+		s.touched.add(req.ID, parts)
 		parts, rows = nil, 0
 		if err := s.failpoint("delete-after-batch"); err != nil {
 			return err
@@ -448,7 +448,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	}
 	// The run's VACUUM covers these tables (a batch that rolls back only
 	// adds a vacuum of a table nothing was deleted from).
-	s.touched.add(parts)
+	s.touched.add(req.ID, parts)
 	return item, nil
 }
 
@@ -546,24 +546,25 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
-	err := s.purgeRequests(ctx, &rep, before, terminal)
-	if rep.Processed > 0 {
+	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
+	if len(purged) > 0 {
 		// The blanked values and the deleted wrapped keys are residue too.
-		s.touched.addTables(store.PurgedRequestTables)
+		s.touched.addTables(purged, store.PurgedRequestTables)
 	}
 	return rep, s.purgeResidue(ctx, err)
 }
 
-func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) error {
+func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {
 	for {
 		ids, err := s.db.FindPurgeable(ctx, before, terminal, StatusConfirmDeletePending.stored(), 100)
 		if err != nil || len(ids) == 0 {
-			return err
+			return purged, err
 		}
 		for _, id := range ids {
 			if err := s.db.PurgeRequest(ctx, id, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour)))); err != nil {
-				return err
+				return purged, err
 			}
+			purged = append(purged, id)
 			rep.Processed++
 			s.progress(*rep)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -270,6 +271,34 @@ func (d *DB) FindRequests(ctx context.Context, f RequestFilter) ([]Request, int6
 	var out []Request
 	err := q.Order("id DESC").Limit(f.Limit).Offset(f.Offset).Find(&out).Error
 	return out, total, translate(err, "Privacy request")
+}
+
+// AppendAuditAll adds the same line to the audit of each of ids (the
+// requests a workflow run worked on), idBatch requests a transaction. An
+// id with no request is skipped.
+func (d *DB) AppendAuditAll(ctx context.Context, ids []int64, line string) error {
+	for chunk := range slices.Chunk(ids, idBatch) {
+		now := d.now().UTC()
+		err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
+			var found []int64
+			if err := tx.Model(&Request{}).Where("id IN ?", chunk).Order("id").Pluck("id", &found).Error; err != nil {
+				return err
+			}
+			if len(found) == 0 {
+				return nil
+			}
+			err := tx.Model(&Request{}).Where("id IN ?", found).
+				Update("audit", gorm.Expr("audit || ?", auditText(now, line))).Error
+			for _, id := range found {
+				*lines = append(*lines, chainLine{id, line})
+			}
+			return err
+		})
+		if err != nil {
+			return translate(err, "Privacy request")
+		}
+	}
+	return nil
 }
 
 // AppendAudit adds a line to a request's audit.
