@@ -7,15 +7,16 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
 // touchedTables collects the tables a delete run removed rows from, and
 // the requests it removed them for, so that the run ends with one
-// PurgeResidue of exactly those tables (DESIGN §4b "No residue") and
-// records it in each request's audit. Workers of one run add to it
-// concurrently.
+// PurgeResidue of those tables (DESIGN §4b "No residue"; the store also
+// marks them, for a process that dies first) and records it in each
+// request's audit. Workers of one run add to it concurrently.
 type touchedTables struct {
 	mu       sync.Mutex
 	tables   map[string]bool
@@ -54,25 +55,24 @@ func (t *touchedTables) take() (tables []string, requests []int64) {
 	return tables, requests
 }
 
-// purgeResidue ends a delete run: the database drops what the deletes left
-// behind (WAL pages, dead tuples, their bytes in the table files). It runs
-// even when the run failed half way, since the batches already committed
-// left residue too; the run's own error wins over the purge's. A table it
-// could not purge (an older transaction still open, the rewrite's lock not
-// granted) goes back into the set: the next delete run purges it again.
-func (s *Service) purgeResidue(ctx context.Context, runErr error) error {
-	tables, requests := s.touched.take()
-	if len(tables) == 0 {
-		return runErr
-	}
+// purgeResidue ends a delete or cleanup run: the database drops what the
+// run left behind in tables (WAL pages, dead tuples, their bytes in the
+// table files), with what an earlier run marked before runStart and did
+// not purge (it died first, or an older transaction outlasted its wait),
+// and each of requests gets an audit line saying so. It runs even when
+// the run failed half way, since the batches already committed left
+// residue too; the run's own error wins over the purge's. A table it could
+// not purge keeps its mark, and its requests wait in s.touched: the next
+// delete run purges it again and writes their line then.
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests []int64, runErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
-	pending, err := s.db.PurgeResidue(ctx, tables, purge)
-	line := fmt.Sprintf("Residue purged: %s of %d table(s).", s.purgeMethod(), len(tables))
+	purged, pending, err := s.db.PurgeResidue(ctx, tables, runStart, purge)
+	line := fmt.Sprintf("Residue purged: %s of %d table(s).", s.purgeMethod(), len(purged))
 	if err != nil {
-		s.touched.addTables(requests, pending)
-		s.log.WarnContext(ctx, "could not purge the residue of a delete run", "tables", len(tables), "pending", len(pending), "err", err)
-		line = fmt.Sprintf("Residue purge of %d table(s) not finished (see the service log); the next delete run purges them again.", len(pending))
+		s.touched.addTables(requests, nil)
+		s.log.WarnContext(ctx, "could not purge the residue of a workflow run", "tables", len(purged)+len(pending), "pending", len(pending), "err", err)
+		line = fmt.Sprintf("Residue purge of %d table(s) not finished (see the service log); the next run purges them again.", len(pending))
 	}
 	if auditErr := s.db.AppendAuditAll(ctx, requests, line); auditErr != nil {
 		s.log.WarnContext(ctx, "could not record the residue purge in the requests' audit", "requests", len(requests), "err", auditErr)

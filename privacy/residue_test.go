@@ -54,6 +54,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 		t.Fatalf("the files hold the erased name %d time(s) after the delete", n)
 	}
 	auditHas(t, f, id, "Residue purged: secure_delete and a WAL checkpoint of ")
+	marksLeft(t, f, 0)
 	if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE reconciliation_value = ?", pgEmail); err != nil || n != 1 {
 		t.Fatalf("%d request rows hold the email (%v), want 1 until the cleanup", n, err)
 	}
@@ -153,6 +154,7 @@ func TestPostgresNoResidueAfterDelete(t *testing.T) {
 		t.Fatalf("the erased recipient's values are still in the table's files %d time(s)", n)
 	}
 	auditHas(t, f, id, "Residue purged: VACUUM (FULL, ANALYZE) of ")
+	marksLeft(t, f, 0)
 	// The request row keeps the email until the cleanup, 90 days later,
 	// whose run ends with the same purge.
 	if n := conn.PostgresFileCount(t, f.ctx, "privacy_requests", pgEmail); n == 0 {
@@ -221,11 +223,23 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 		if logs := f.env.Logs.String(); strings.Contains(logs, pgEmail) || strings.Contains(logs, pgUnique) {
 			t.Fatal("the log holds the erased recipient's values")
 		}
-		auditHas(t, f, id, "not finished (see the service log); the next delete run purges them again.")
+		auditHas(t, f, id, "not finished (see the service log); the next run purges them again.")
+		if n, _ := conn.Int(f.ctx, "SELECT count(*) FROM privacy_residue"); n == 0 {
+			t.Fatal("the tables left unpurged have no mark")
+		}
 		release()
 		purgeUntilClean(t, f, conn)
+		marksLeft(t, f, 0)
 		auditHas(t, f, id, "Residue purged: VACUUM (FULL, ANALYZE) of ")
 	})
+}
+
+// marksLeft fails unless privacy_residue holds want marks.
+func marksLeft(t *testing.T, f *fixture, want int64) {
+	t.Helper()
+	if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n != want {
+		t.Fatalf("%d residue marks (%v), want %d", n, err, want)
+	}
 }
 
 // auditHas fails unless the request's audit holds text.

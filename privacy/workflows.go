@@ -293,6 +293,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 // the delete, idempotent, finishes.
 func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Delete}
+	start := s.db.Now()
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
@@ -300,7 +301,8 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
-	return rep, s.purgeResidue(ctx, err)
+	tables, requests := s.touched.take()
+	return rep, s.purgeResidue(ctx, start, tables, requests, err)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
@@ -544,14 +546,16 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 // request row keeps its status and audit.
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
+	start := s.db.Now()
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
+	var tables []string
 	if len(purged) > 0 {
 		// The blanked values and the deleted wrapped keys are residue too.
-		s.touched.addTables(purged, store.PurgedRequestTables)
+		tables = store.PurgedRequestTables
 	}
-	return rep, s.purgeResidue(ctx, err)
+	return rep, s.purgeResidue(ctx, start, tables, purged, err)
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {

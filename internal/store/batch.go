@@ -97,6 +97,15 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if err != nil {
 			return err
 		}
+		var touched []string
+		for _, it := range items {
+			if isHeld[it.ID] {
+				touched = append(touched, partTables(it.Deletes)...)
+			}
+		}
+		if err := markResidue(tx, now, touched); err != nil {
+			return err
+		}
 		groups := make([][]chainLine, len(items))
 		for i, it := range items {
 			if !isHeld[it.ID] {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
@@ -68,14 +70,60 @@ type ResiduePurge struct {
 	Wait time.Duration
 }
 
-// PurgeResidue removes what a delete left inside the database, and returns
-// the tables it could not purge fully: the next delete run purges them
-// again. SQLite: the tables' index samples are taken again where an
-// ANALYZE left some (resampleSQLite), then a TRUNCATE checkpoint copies the WAL (which still holds
-// the deleted rows' old pages) into the database, where secure_delete has
-// zeroed them, and empties it. PostgreSQL: once no transaction older than
-// the deletes is left, a VACUUM (FULL, with p.Rewrite) of each table.
-func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
+// markResidue records in tx that tables hold residue until a purge
+// (privacy_residue): the mark commits with the change, so a process that
+// dies before its run's purge leaves it for the next run. Names are
+// sorted: two transactions adding the same new marks wait for each other
+// in one order, never in a cycle. An existing mark keeps its time.
+func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
+	names := slices.Compact(slices.Sorted(slices.Values(tables)))
+	if len(names) == 0 {
+		return nil
+	}
+	marks := make([]string, len(names))
+	args := make([]any, 0, 2*len(names))
+	for i, name := range names {
+		marks[i] = "(?, ?)"
+		args = append(args, name, now)
+	}
+	return tx.Exec("INSERT INTO privacy_residue (table_name, since) VALUES "+strings.Join(marks, ", ")+
+		" ON CONFLICT (table_name) DO NOTHING", args...).Error
+}
+
+// PurgeResidue removes what deletes left inside the database in tables, and
+// in the tables an earlier run marked before runStart and did not purge (a
+// crash, an older transaction that outlasted its wait). It returns the
+// tables it purged and those it could not purge fully; their marks stay,
+// so the next run purges them again. SQLite: the tables' index samples are taken again where an
+// ANALYZE left some (resampleSQLite), then a TRUNCATE checkpoint copies
+// the WAL (which still holds the deleted rows' old pages) into the
+// database, where secure_delete has zeroed them, and empties it.
+// PostgreSQL: once no transaction older than the deletes is left, a VACUUM
+// (FULL, with p.Rewrite) of each table.
+func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
+	at := d.now().UTC()
+	var stale []string
+	if err := d.db.WithContext(ctx).Raw("SELECT table_name FROM privacy_residue WHERE since < ?", runStart.UTC()).Scan(&stale).Error; err != nil {
+		return nil, tables, translate(err, "Residue")
+	}
+	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
+	if len(tables) == 0 {
+		return nil, nil, nil
+	}
+	pending, err = d.purge(ctx, tables, p)
+	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
+	if len(purged) > 0 {
+		// A mark made after the purge began stays: its change may have
+		// come after the vacuum of its table.
+		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name IN ? AND since <= ?", purged, at).Error; clearErr != nil && err == nil {
+			return purged, pending, translate(clearErr, "Residue")
+		}
+	}
+	return purged, pending, err
+}
+
+// purge is PurgeResidue's work on tables.
+func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
 	if d.dialect != Postgres {
 		if err := d.resampleSQLite(ctx, tables); err != nil {
 			return tables, translate(err, "Analyze")
@@ -131,9 +179,9 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, p ResiduePurge) 
 		if holder < 0 {
 			who = "a replication slot or a prepared transaction"
 		}
-		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next delete run purges again.", who, p.Wait, len(tables))
+		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next run purges again.", who, p.Wait, len(tables))
 	case len(locked) > 0:
-		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next delete run rewrites them.", len(locked), p.Wait)
+		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
 	return nil, nil
 }

@@ -1,11 +1,16 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
@@ -52,4 +57,74 @@ func TestMayVacuumStatistics(t *testing.T) {
 	if may, err := db.MayVacuumStatistics(ctx); err != nil || may {
 		t.Fatalf("a plain role: %v %v, want false", may, err)
 	}
+}
+
+// TestPurgeResidueAfterACrash: a process that died after a delete
+// committed, before its run's purge, left the table's mark
+// (privacy_residue, written in the delete's transaction); the next run's
+// purge, with nothing of its own to purge, purges that table and clears
+// the mark. A mark made after the run began is that run's own business
+// (another workflow running at the same time) and is left alone. Checked
+// on the files: the deleted row's value is gone from them.
+func TestPurgeResidueAfterACrash(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			db := storetest.Open(t, dialect, clock.Now)
+			conn := storetest.SQLOf(t, db)
+			const token = "Crashresidue51c2"
+			for _, q := range []string{
+				"CREATE TABLE residue_probe (id INTEGER PRIMARY KEY, v TEXT)",
+				"INSERT INTO residue_probe VALUES (1, 'filler'), (2, '" + token + "')",
+				// What the crashed run's delete committed: the row gone, the mark.
+				"DELETE FROM residue_probe WHERE id = 2",
+			} {
+				if err := conn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := conn.Exec(ctx, "INSERT INTO privacy_residue (table_name, since) VALUES (?, ?)", "residue_probe", clock.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Hour)
+			purge := store.ResiduePurge{Rewrite: true, Wait: 30 * time.Second}
+
+			// A run that began before the mark leaves it.
+			purged, pending, err := db.PurgeResidue(ctx, nil, clock.Now().Add(-2*time.Hour), purge)
+			if err != nil || len(purged)+len(pending) != 0 {
+				t.Fatalf("a run older than the mark: purged %v, pending %v, %v", purged, pending, err)
+			}
+			purged, pending, err = db.PurgeResidue(ctx, nil, clock.Now(), purge)
+			if err != nil || !slices.Equal(purged, []string{"residue_probe"}) || len(pending) != 0 {
+				t.Fatalf("purged %v, pending %v, %v; want the marked table", purged, pending, err)
+			}
+			if n, err := conn.Int(ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n != 0 {
+				t.Fatalf("%d marks left (%v)", n, err)
+			}
+			var n int
+			if dialect == store.Postgres {
+				n = conn.PostgresFileCount(t, ctx, "residue_probe", token)
+			} else {
+				n = sqliteFileCount(t, storetest.ConfigOf(t, db), token)
+			}
+			if n != 0 {
+				t.Fatalf("the deleted value is still in the files %d time(s)", n)
+			}
+		})
+	}
+}
+
+// sqliteFileCount counts token in the database file and its WAL.
+func sqliteFileCount(t *testing.T, cfg store.Config, token string) int {
+	t.Helper()
+	n := 0
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, store.SQLiteFile) + suffix)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		n += bytes.Count(b, []byte(token))
+	}
+	return n
 }

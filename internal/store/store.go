@@ -193,6 +193,9 @@ func (d *DB) Close() error {
 // Dialect returns SQLite or Postgres.
 func (d *DB) Dialect() string { return d.dialect }
 
+// Now is the store's clock: the time it writes into rows.
+func (d *DB) Now() time.Time { return d.now().UTC() }
+
 // Ping checks that the database answers and returns its clock.
 func (d *DB) Ping(ctx context.Context) error {
 	sqlDB, err := d.db.DB()

@@ -384,6 +384,9 @@ func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error
 		if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
 			return err
 		}
+		if err := markResidue(tx, now, PurgedRequestTables); err != nil {
+			return err
+		}
 		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
 			"reconciliation_value": "", "purged_at": now, "dedupe_key": nil, "last_modified": now,
 			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
@@ -450,6 +453,9 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
+		if err := markResidue(tx, now, partTables(parts)); err != nil {
+			return err
+		}
 		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", requestID, worker).Updates(map[string]any{
 			"audit": gorm.Expr("audit || ?", audit.String()), "claimed_until": now.Add(lease), "last_modified": now,
 		})
@@ -465,6 +471,15 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 		return err
 	}
 	return translate(err, "Record")
+}
+
+// partTables returns the tables of parts.
+func partTables(parts []DeletePart) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = p.Table
+	}
+	return out
 }
 
 // ErrLostClaim: another worker took the request over (the lease ran out).
