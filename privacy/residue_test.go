@@ -1,7 +1,6 @@
 package privacy_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -50,7 +49,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	if got := f.status(t, id); got != privacy.StatusComplete {
 		t.Fatalf("status %v, want complete", got)
 	}
-	if n := sqliteFileCount(t, cfg, pgUnique); n != 0 {
+	if n := storetest.SQLiteFileCount(t, cfg, pgUnique); n != 0 {
 		t.Fatalf("the files hold the erased name %d time(s) after the delete", n)
 	}
 	auditHas(t, f, id, "Residue purged: secure_delete and a WAL checkpoint of ")
@@ -62,7 +61,7 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	if reps, err := f.env.Privacy.Run(f.ctx, "all"); err != nil || reps[2].Processed != 1 {
 		t.Fatalf("cleanup: %v %v", reps, err)
 	}
-	if n := sqliteFileCount(t, cfg, pgEmail, pgUnique); n != 0 {
+	if n := storetest.SQLiteFileCount(t, cfg, pgEmail, pgUnique); n != 0 {
 		t.Fatalf("the files hold the erased values %d time(s) after the cleanup", n)
 	}
 	path := filepath.Join(cfg.DataDir, store.SQLiteFile)
@@ -74,27 +73,6 @@ func TestNoResidueInSQLiteFiles(t *testing.T) {
 	if st, _ := os.Stat(cfg.DataDir); st.Mode().Perm() != 0o700 {
 		t.Errorf("data directory has mode %v, want 0700", st.Mode().Perm())
 	}
-}
-
-// sqliteFileCount counts how often each of values appears in the database
-// file, its WAL and its shared-memory file.
-func sqliteFileCount(t *testing.T, cfg store.Config, values ...string) int {
-	t.Helper()
-	path := filepath.Join(cfg.DataDir, store.SQLiteFile)
-	n := 0
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		b, err := os.ReadFile(p)
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range values {
-			n += bytes.Count(b, []byte(v))
-		}
-	}
-	return n
 }
 
 func TestDataDirTightenedWhenItExists(t *testing.T) {

@@ -94,12 +94,14 @@ func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 // in the tables an earlier run marked before runStart and did not purge (a
 // crash, an older transaction that outlasted its wait). It returns the
 // tables it purged and those it could not purge fully; their marks stay,
-// so the next run purges them again. SQLite: the tables' index samples are taken again where an
-// ANALYZE left some (resampleSQLite), then a TRUNCATE checkpoint copies
-// the WAL (which still holds the deleted rows' old pages) into the
-// database, where secure_delete has zeroed them, and empties it.
-// PostgreSQL: once no transaction older than the deletes is left, a VACUUM
-// (FULL, with p.Rewrite) of each table.
+// so the next run purges them again.
+//
+// SQLite: the tables' index samples are taken again where an ANALYZE left
+// some (resampleSQLite), then a TRUNCATE checkpoint copies the WAL (which
+// still holds the deleted rows' old pages) into the database, where
+// secure_delete has zeroed them, and empties it. PostgreSQL: once no
+// transaction older than the deletes is left, a VACUUM (FULL, with
+// p.Rewrite) of each table.
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
 	at := d.now().UTC()
 	var stale []string

@@ -1,13 +1,10 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -106,25 +103,11 @@ func TestPurgeResidueAfterACrash(t *testing.T) {
 			if dialect == store.Postgres {
 				n = conn.PostgresFileCount(t, ctx, "residue_probe", token)
 			} else {
-				n = sqliteFileCount(t, storetest.ConfigOf(t, db), token)
+				n = storetest.SQLiteFileCount(t, storetest.ConfigOf(t, db), token)
 			}
 			if n != 0 {
 				t.Fatalf("the deleted value is still in the files %d time(s)", n)
 			}
 		})
 	}
-}
-
-// sqliteFileCount counts token in the database file and its WAL.
-func sqliteFileCount(t *testing.T, cfg store.Config, token string) int {
-	t.Helper()
-	n := 0
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(filepath.Join(cfg.DataDir, store.SQLiteFile) + suffix)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		n += bytes.Count(b, []byte(token))
-	}
-	return n
 }

@@ -255,3 +255,25 @@ func scanStrings(rows *sql.Rows, err error) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// SQLiteFileCount counts how often each of tokens appears in the SQLite
+// database file of cfg, its WAL and its shared-memory file: the ground
+// truth of an erasure there, free pages included.
+func SQLiteFileCount(t testing.TB, cfg store.Config, tokens ...string) int {
+	t.Helper()
+	path := filepath.Join(cfg.DataDir, store.SQLiteFile)
+	n := 0
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range tokens {
+			n += bytes.Count(b, []byte(tok))
+		}
+	}
+	return n
+}
