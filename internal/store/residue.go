@@ -251,11 +251,17 @@ FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 // the SOAP calls meanwhile.
 const purgeConns = 2
 
+// lockTry bounds each attempt of a rewrite to take its table's lock. While
+// the rewrite waits for the readers it queues, every new reader of the
+// table waits behind it: a short try, retried, keeps that stall short.
+const lockTry = 2 * time.Second
+
 // vacuum runs full (the rewrite) when rewrite is set and plain otherwise.
-// A rewrite waits at most wait for its table's lock (lock_timeout is the
-// connection's: it runs on a connection of its own, the setting reset
-// after); when readers keep the lock longer, it runs plain, which frees
-// what it can now, and says the table was locked.
+// A rewrite tries to take its table's lock for lockTry at a time, for at
+// most wait in all (lock_timeout is the connection's: it runs on a
+// connection of its own, the setting reset after); when readers keep the
+// table longer, it runs plain, which frees what it can now, and says the
+// table was locked.
 func (d *DB) vacuum(ctx context.Context, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
 	if !rewrite {
 		_, err := d.sql.ExecContext(ctx, plain)
@@ -266,15 +272,29 @@ func (d *DB) vacuum(ctx context.Context, rewrite bool, wait time.Duration, full,
 		return false, err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", max(wait.Milliseconds(), 1))); err != nil {
-		return false, err
-	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // only a broken connection fails it
-	_, err = conn.ExecContext(ctx, full)
-	if !isLockTimeout(err) {
-		return false, err
+	for deadline := time.Now().Add(wait); ; {
+		try := min(lockTry, time.Until(deadline))
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", max(try.Milliseconds(), 1))); err != nil {
+			return false, err
+		}
+		_, err = conn.ExecContext(ctx, full)
+		if !isLockTimeout(err) {
+			return false, err
+		}
+		pause := min(time.Second, time.Until(deadline))
+		if pause <= 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pause):
+		}
 	}
-	_, err = conn.ExecContext(ctx, plain)
+	if _, err = conn.ExecContext(ctx, plain); isLockTimeout(err) {
+		err = nil // not even a plain VACUUM could start: the mark stays
+	}
 	return true, err
 }
 

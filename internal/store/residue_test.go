@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
@@ -109,5 +111,49 @@ func TestPurgeResidueAfterACrash(t *testing.T) {
 				t.Fatalf("the deleted value is still in the files %d time(s)", n)
 			}
 		})
+	}
+}
+
+// TestPurgeResidueLockedTable: a reader holds the table (ACCESS SHARE, as
+// any open transaction that read it does) longer than the purge may wait:
+// the rewrite gives up after its tries, a plain VACUUM frees what it can,
+// the purge says the lock was not granted, and the mark stays; once the
+// reader is gone, the next purge rewrites the table.
+func TestPurgeResidueLockedTable(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	db := storetest.Open(t, store.Postgres, clock.Now)
+	conn := storetest.SQLOf(t, db)
+	for _, q := range []string{
+		"CREATE TABLE residue_probe (id INTEGER PRIMARY KEY, v TEXT)",
+		"INSERT INTO residue_probe VALUES (1, 'filler')",
+		"INSERT INTO privacy_residue (table_name, since) VALUES ('residue_probe', now() - interval '1 hour')",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release, err := conn.LockTableIn(ctx, "residue_probe", "ACCESS SHARE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	start := time.Now()
+	purge := store.ResiduePurge{Rewrite: true, Wait: 3 * time.Second}
+	purged, pending, err := db.PurgeResidue(ctx, nil, clock.Now(), purge)
+	if apperr.CodeOf(err) != apperr.Busy || !strings.Contains(err.Error(), "lock to rewrite") ||
+		len(purged) != 0 || !slices.Equal(pending, []string{"residue_probe"}) {
+		t.Fatalf("purged %v, pending %v, %v; want the lock refused", purged, pending, err)
+	}
+	if d := time.Since(start); d < 3*time.Second || d > 20*time.Second {
+		t.Fatalf("the purge took %v, want the 3 s wait", d)
+	}
+	if n, err := conn.Int(ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n != 1 {
+		t.Fatalf("%d marks (%v), want the table's to stay", n, err)
+	}
+	release()
+	purged, pending, err = db.PurgeResidue(ctx, nil, clock.Now(), purge)
+	if err != nil || !slices.Equal(purged, []string{"residue_probe"}) || len(pending) != 0 {
+		t.Fatalf("after the reader: purged %v, pending %v, %v", purged, pending, err)
 	}
 }

@@ -153,6 +153,12 @@ func (c *Conn) InsertRow(ctx context.Context, table string, values map[string]an
 // release is called: fault tests use it to make calls wait on the
 // database.
 func (c *Conn) LockTable(ctx context.Context, table string) (release func(), err error) {
+	return c.LockTableIn(ctx, table, "ACCESS EXCLUSIVE")
+}
+
+// LockTableIn is LockTable in another mode: ACCESS SHARE is what any
+// reader of the table holds until its transaction ends.
+func (c *Conn) LockTableIn(ctx context.Context, table, mode string) (release func(), err error) {
 	if c.dialect != store.Postgres {
 		return nil, fmt.Errorf("LOCK TABLE is PostgreSQL's")
 	}
@@ -160,7 +166,7 @@ func (c *Conn) LockTable(ctx context.Context, table string) (release func(), err
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `LOCK TABLE "`+table+`" IN ACCESS EXCLUSIVE MODE`); err != nil {
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE "`+table+`" IN `+mode+` MODE`); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
