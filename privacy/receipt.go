@@ -29,10 +29,12 @@ import (
 // ReceiptMethod is how a delete erases the subject: the residue purge is
 // SQLite's secure_delete and WAL checkpoint, or PostgreSQL's VACUUM FULL.
 // ReceiptMethodPlainVacuum says a plain VACUUM (Config.PlainVacuum): the
-// freed space is not zeroed.
+// freed space is not zeroed. The receipt is signed when the request
+// completes; the purge ends the run, and its audit line comes after the
+// chain head the receipt carries.
 const (
-	ReceiptMethod            = "row delete + residue purge + export key destruction"
-	ReceiptMethodPlainVacuum = "row delete + VACUUM (freed space not zeroed) + export key destruction"
+	ReceiptMethod            = "row delete + residue purge at the run's end (recorded in the audit) + export key destruction"
+	ReceiptMethodPlainVacuum = "row delete + VACUUM at the run's end (freed space not zeroed; recorded in the audit) + export key destruction"
 )
 
 // ReceiptTable is one table's share of a request.
