@@ -107,6 +107,18 @@ func counts(t *testing.T, env map[string]string) map[string]int64 {
 	return out
 }
 
+// residueMarks counts the tables marked for a residue purge.
+func residueMarks(t *testing.T, env map[string]string) int64 {
+	t.Helper()
+	db := openDB(t, env)
+	defer db.Close()
+	n, err := db.CountRows(context.Background(), "privacy_residue", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // checkInvariants verifies I1 (one legal request row), I2 (each table of
 // the subject fully cleared or untouched, neighbours untouched) and I4
 // (exactly one terminal audit line) after a fault.
@@ -170,12 +182,20 @@ func TestKill9DuringDelete(t *testing.T) {
 			if gone != 1 {
 				t.Fatalf("%d rows gone after one batch of 1", gone)
 			}
+			// The batch marked its table for the residue purge the killed
+			// run never reached; the resumed run purges it.
+			if n := residueMarks(t, env); n != 1 {
+				t.Fatalf("%d residue marks after the kill, want the batch's table", n)
+			}
 
 			time.Sleep(2100 * time.Millisecond) // the dead worker's lease
 			if out, err := run(t, env, "", "workflow", "run", privacy.Delete); err != nil || !strings.Contains(out, "1 processed") {
 				t.Fatalf("resume: %v %s", err, out)
 			}
 			checkInvariants(t, env, id, before, true)
+			if n := residueMarks(t, env); n != 0 {
+				t.Fatalf("%d residue marks after the resumed run", n)
+			}
 		})
 	}
 }
