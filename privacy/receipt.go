@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -79,6 +80,9 @@ type ReceiptClaims struct {
 	FilePurgedOn   string `json:"file_purged_on"`
 	AuditChainSeq  int64  `json:"audit_chain_seq"`
 	AuditChainHead string `json:"audit_chain_head"`
+	// ResiduePurge, on a delete's receipt, is the residue purge its run
+	// ended with, and when: the receipt is signed again then (attestPurge).
+	ResiduePurge string `json:"residue_purge,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -206,6 +210,35 @@ func (s *Service) receiptMethod() string {
 		return ReceiptMethodPlainVacuum
 	}
 	return ReceiptMethod
+}
+
+// attestPurge signs again the receipts of requests, which their run's
+// residue purge (what) has just covered, with that purge and its time in
+// residue_purge. Each keeps its other claims, its audit chain head among
+// them: the purge's audit line comes after it. A receipt that does not
+// verify under the current key (a rotated key) is left as it is.
+func (s *Service) attestPurge(ctx context.Context, requests []int64, what string) error {
+	if s.cfg.ReceiptKey == nil || len(requests) == 0 {
+		return nil
+	}
+	old, err := s.db.FindReceipts(ctx, requests)
+	if err != nil {
+		return err
+	}
+	pub := []ed25519.PublicKey{s.cfg.ReceiptKey.Public().(ed25519.PublicKey)}
+	done := fmt.Sprintf("%s, done %s", what, s.cfg.Now().UTC().Format(time.RFC3339))
+	signed := make(map[int64]string, len(old))
+	for id, jws := range old {
+		c, err := VerifyReceipt(jws, pub)
+		if err != nil || c.Type != typeEnum[TypeDelete].name {
+			continue
+		}
+		c.ResiduePurge = done
+		if signed[id], err = jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey); err != nil {
+			return err
+		}
+	}
+	return s.db.ReplaceReceipts(ctx, signed)
 }
 
 func confirmation(audit string) (login, at string) {

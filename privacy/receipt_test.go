@@ -172,12 +172,57 @@ func TestReceiptMethodPlainVacuum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := privacy.ReceiptMethod
+		want, purge := privacy.ReceiptMethod, "secure_delete and a WAL checkpoint of "
 		if dialect == store.Postgres {
-			want = privacy.ReceiptMethodPlainVacuum
+			want, purge = privacy.ReceiptMethodPlainVacuum, "VACUUM (ANALYZE; freed space not zeroed) of "
 		}
-		if c.Status != "complete" || c.Method != want {
-			t.Fatalf("status %q, method %q, want complete and %q", c.Status, c.Method, want)
+		if c.Status != "complete" || c.Method != want || !strings.HasPrefix(c.ResiduePurge, purge) {
+			t.Fatalf("status %q, method %q, purge %q, want complete, %q and %q…", c.Status, c.Method, c.ResiduePurge, want, purge)
+		}
+	})
+}
+
+// TestReceiptAttestsPurge: a delete's receipt is signed again once its
+// run's residue purge is done, with that purge and its time; its other
+// claims, the audit chain head among them, are those of the completion,
+// and the request row (queryDef's @receipt) has the new one too. An
+// access request's receipt is left alone.
+func TestReceiptAttestsPurge(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
+		pub := []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)}
+		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		access := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false)
+		f.run(t, "all")
+		jws, err := f.env.Privacy.Receipt(f.ctx, del)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := privacy.VerifyReceipt(jws, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "secure_delete and a WAL checkpoint of "
+		if dialect == store.Postgres {
+			want = "VACUUM (FULL, ANALYZE) of "
+		}
+		if !strings.HasPrefix(c.ResiduePurge, want) || !strings.Contains(c.ResiduePurge, " table(s), done 20") ||
+			c.Status != "complete" || c.AuditChainSeq == 0 || !strings.HasPrefix(c.Verification, "passed") {
+			t.Fatalf("claims after the purge: %+v", c)
+		}
+		if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE id = ? AND receipt = ?", del, jws); err != nil || n != 1 {
+			t.Fatalf("the request row's receipt is not the new one (%v)", err)
+		}
+		// The chain head it carries is still a head the chain went through.
+		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		jws, err = f.env.Privacy.Receipt(f.ctx, access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := privacy.VerifyReceipt(jws, pub); err != nil || c.ResiduePurge != "" {
+			t.Fatalf("access receipt: %+v %v", c, err)
 		}
 	})
 }

@@ -63,12 +63,14 @@ func (t *touchedTables) take() (tables []string, requests []int64) {
 // the run failed half way, since the batches already committed left
 // residue too; the run's own error wins over the purge's. A table it could
 // not purge keeps its mark, and its requests wait in s.touched: the next
-// delete run purges it again and writes their line then.
-func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests []int64, runErr error) error {
+// delete run purges it again and writes their line then. With attest (a
+// delete run), the requests' receipts are signed again with the purge.
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests []int64, attest bool, runErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
 	purged, pending, err := s.db.PurgeResidue(ctx, tables, runStart, purge)
-	line := fmt.Sprintf("Residue purged: %s of %d table(s).", s.purgeMethod(), len(purged))
+	what := fmt.Sprintf("%s of %d table(s)", s.purgeMethod(), len(purged))
+	line := "Residue purged: " + what + "."
 	if err != nil {
 		s.touched.addTables(requests, nil)
 		s.log.WarnContext(ctx, "could not purge the residue of a workflow run", "tables", len(purged)+len(pending), "pending", len(pending), "err", err)
@@ -76,6 +78,11 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 	}
 	if auditErr := s.db.AppendAuditAll(ctx, requests, line); auditErr != nil {
 		s.log.WarnContext(ctx, "could not record the residue purge in the requests' audit", "requests", len(requests), "err", auditErr)
+	}
+	if err == nil && attest {
+		if signErr := s.attestPurge(ctx, requests, what); signErr != nil {
+			s.log.WarnContext(ctx, "could not sign the receipts again with the residue purge", "requests", len(requests), "err", signErr)
+		}
 	}
 	if runErr != nil {
 		return runErr
@@ -89,7 +96,7 @@ func (s *Service) purgeMethod() string {
 	case s.db.Dialect() != store.Postgres:
 		return "secure_delete and a WAL checkpoint"
 	case s.cfg.PlainVacuum:
-		return "VACUUM (ANALYZE), freed space not zeroed,"
+		return "VACUUM (ANALYZE; freed space not zeroed)"
 	default:
 		return "VACUUM (FULL, ANALYZE)"
 	}

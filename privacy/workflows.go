@@ -302,7 +302,7 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
 	tables, requests := s.touched.take()
-	return rep, s.purgeResidue(ctx, start, tables, requests, err)
+	return rep, s.purgeResidue(ctx, start, tables, requests, true, err)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
@@ -555,7 +555,7 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 		// The blanked values and the deleted wrapped keys are residue too.
 		tables = store.PurgedRequestTables
 	}
-	return rep, s.purgeResidue(ctx, start, tables, purged, err)
+	return rep, s.purgeResidue(ctx, start, tables, purged, false, err)
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {
