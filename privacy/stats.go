@@ -14,7 +14,8 @@ import (
 var waiting = []Status{StatusNew, StatusConfirmDeletePending}
 
 // RequestStats counts the requests by status and finds the age of the
-// oldest one waiting in each status of waiting: what /metrics reports,
+// oldest one waiting in each status of waiting, and the tables marked for
+// a residue purge and their oldest mark's age: what /metrics reports,
 // read at scrape time (metrics.WatchRequests). It holds no personal data.
 func (s *Service) RequestStats(ctx context.Context) (metrics.RequestStats, error) {
 	counts, err := s.db.CountRequestsByStatus(ctx)
@@ -38,6 +39,14 @@ func (s *Service) RequestStats(ctx context.Context) (metrics.RequestStats, error
 		if ok && now.After(created) {
 			st.OldestAge[status.String()] = now.Sub(created)
 		}
+	}
+	n, oldest, err := s.db.ResidueMarks(ctx)
+	if err != nil {
+		return metrics.RequestStats{}, err
+	}
+	st.ResidueTables = n
+	if n > 0 && now.After(oldest) {
+		st.ResidueOldestAge = now.Sub(oldest)
 	}
 	return st, nil
 }

@@ -254,6 +254,22 @@ func TestMetricsMoveWithRealCalls(t *testing.T) {
 			if v := delta(after, end, "campaign_privacy_workflow_runs_total", "workflow", privacy.Delete, "result", "ok"); v != 1 {
 				t.Errorf("delete runs moved by %v", v)
 			}
+			// The run purged what it marked; a mark a dead process left
+			// shows, with its age.
+			if v := value(end, "campaign_privacy_residue_tables_pending"); v != 0 {
+				t.Errorf("residue tables pending after the delete run: %v, want 0", v)
+			}
+			if err := storetest.SQLOf(t, env.DB).Exec(ctx, "INSERT INTO privacy_residue (table_name, since) VALUES (?, ?)",
+				"nms_recipient", env.Clock.Now().UTC().Add(-2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			marked := scrape(t, env.URL)
+			if v := value(marked, "campaign_privacy_residue_tables_pending"); v != 1 {
+				t.Errorf("residue tables pending with a mark left: %v, want 1", v)
+			}
+			if v := value(marked, "campaign_privacy_residue_oldest_age_seconds"); v < 7200 || v > 7300 {
+				t.Errorf("oldest residue mark is %v s old, want two hours", v)
+			}
 
 			// No label carries a login, an e-mail, a password, an id, or
 			// what a caller wrote as a method name.

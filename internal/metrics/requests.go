@@ -18,10 +18,18 @@ type RequestStats struct {
 	// confirmDeletePending), the age of the oldest such request; a status
 	// with none is 0.
 	OldestAge map[string]time.Duration
+	// ResidueTables is how many tables are marked for a residue purge
+	// (changed by a delete or a cleanup, not purged yet), and
+	// ResidueOldestAge how long the oldest mark has waited: a run purges
+	// its own at its end, so a mark that lasts means purges that fail.
+	ResidueTables    int64
+	ResidueOldestAge time.Duration
 }
 
 // WatchRequests adds campaign_privacy_requests{status} and
-// campaign_privacy_request_oldest_age_seconds{status}, read by read at each
+// campaign_privacy_request_oldest_age_seconds{status},
+// campaign_privacy_residue_tables_pending and
+// campaign_privacy_residue_oldest_age_seconds, read by read at each
 // scrape (bounded to 5 s; concurrent scrapes wait for one another rather
 // than query side by side). A failing read leaves these metrics out of the
 // scrape and is logged.
@@ -35,18 +43,25 @@ func (m *Metrics) WatchRequests(read func(context.Context) (RequestStats, error)
 			[]string{"status"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_request_oldest_age_seconds",
 			"Age of the oldest request still in the status (new, confirmDeletePending); 0 when none is.", []string{"status"}, nil),
+		residue: prometheus.NewDesc(namespace+"_residue_tables_pending",
+			"Tables a delete or a cleanup changed whose residue purge (VACUUM FULL, WAL checkpoint) has not run yet, counted in the database at scrape time.", nil, nil),
+		residueAge: prometheus.NewDesc(namespace+"_residue_oldest_age_seconds",
+			"How long the oldest table marked for a residue purge has waited; 0 when none is.", nil, nil),
 	})
 }
 
 type requestCollector struct {
-	mu            sync.Mutex
-	read          func(context.Context) (RequestStats, error)
-	count, oldest *prometheus.Desc
+	mu                  sync.Mutex
+	read                func(context.Context) (RequestStats, error)
+	count, oldest       *prometheus.Desc
+	residue, residueAge *prometheus.Desc
 }
 
 func (c *requestCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.count
 	ch <- c.oldest
+	ch <- c.residue
+	ch <- c.residueAge
 }
 
 func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
@@ -65,4 +80,6 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, age := range st.OldestAge {
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age.Seconds(), status)
 	}
+	ch <- prometheus.MustNewConstMetric(c.residue, prometheus.GaugeValue, float64(st.ResidueTables))
+	ch <- prometheus.MustNewConstMetric(c.residueAge, prometheus.GaugeValue, st.ResidueOldestAge.Seconds())
 }

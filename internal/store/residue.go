@@ -90,6 +90,19 @@ func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 		" ON CONFLICT (table_name) DO NOTHING", args...).Error
 }
 
+// ResidueMarks returns how many tables are marked for a residue purge, and
+// the time of the oldest mark (zero when none is).
+func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err error) {
+	var marks []time.Time
+	err = d.reader.WithContext(ctx).Raw("SELECT since FROM privacy_residue").Scan(&marks).Error
+	for _, m := range marks {
+		if oldest.IsZero() || m.Before(oldest) {
+			oldest = m
+		}
+	}
+	return int64(len(marks)), oldest, translate(err, "Residue")
+}
+
 // PurgeResidue removes what deletes left inside the database in tables, and
 // in the tables an earlier run marked before runStart and did not purge (a
 // crash, an older transaction that outlasted its wait). It returns the
