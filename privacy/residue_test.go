@@ -262,3 +262,40 @@ func finishPurge(t *testing.T, f *fixture, err error) {
 		_, err = f.env.Privacy.Run(f.ctx, privacy.Delete)
 	}
 }
+
+// TestNoResidueOfALargeSubject: a subject whose 3,000 delivery logs fill
+// whole pages, which the delete frees (SQLite's freelist, PostgreSQL's
+// emptied pages): none of their text is left in the files after the
+// delete run, and after the cleanup neither is the email.
+func TestNoResidueOfALargeSubject(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		f := &fixture{env: env, ctx: context.Background()}
+		cfg := storetest.ConfigOf(t, env.DB)
+		conn := storetest.SQLOf(t, env.DB)
+		env.BigSubject(t, 3000)
+		const label = "Newsletter of the week, edition"
+		count := func(tokens ...string) int {
+			if dialect == store.Postgres {
+				return conn.PostgresFileCount(t, f.ctx, "nms_broad_log_rcp", tokens...) + conn.PostgresFileCount(t, f.ctx, "privacy_requests", tokens...)
+			}
+			return storetest.SQLiteFileCount(t, cfg, tokens...)
+		}
+		if n := count(label); n < 3000 {
+			t.Fatalf("the files hold the logs' text %d time(s) before the delete, want every log", n)
+		}
+		id := f.create(t, "defaultNamespace1", servertest.BigSubjectEmail, privacy.TypeDelete, false)
+		runAll(t, f)
+		if got := f.status(t, id); got != privacy.StatusComplete {
+			t.Fatalf("status %v, want complete", got)
+		}
+		if n := count(label); n != 0 {
+			t.Fatalf("the logs' text is still in the files %d time(s) after the delete", n)
+		}
+		f.env.Clock.Advance(91 * 24 * time.Hour)
+		runAll(t, f)
+		if n := count(servertest.BigSubjectEmail); n != 0 {
+			t.Fatalf("the email is still in the files %d time(s) after the cleanup", n)
+		}
+	})
+}

@@ -172,6 +172,9 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		name := quoteIdent(t)
 		g.Go(func() error {
 			lock, err := d.vacuum(gctx, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
+			if err == nil && !lock {
+				lock, err = d.dropStatisticsIfEmpty(gctx, t)
+			}
 			if lock {
 				mu.Lock()
 				locked = append(locked, t)
@@ -263,6 +266,54 @@ FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 // are no faster on two cores, and the pool's other eight connections serve
 // the SOAP calls meanwhile.
 const purgeConns = 2
+
+// dropStatisticsIfEmpty removes the planner statistics of table when the
+// deletes left it empty: ANALYZE does not touch the statistics of a table
+// it finds empty, so the old samples (an erased email as the most common
+// value) would stay in pg_statistic. Changing a column's type to its own
+// type is what drops them without a superuser: PostgreSQL skips the
+// rewrite (nothing changes) but removes the column's statistics and
+// rebuilds its indexes, nothing on an empty table. A lock not granted in
+// lockTry is reported as locked: the mark stays, the next run tries again.
+func (d *DB) dropStatisticsIfEmpty(ctx context.Context, table string) (locked bool, err error) {
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	var empty bool
+	if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+quoteIdent(table)+")").Scan(&empty); err != nil || !empty {
+		return false, err
+	}
+	cols, err := scanColumn[string](conn.QueryContext(ctx, `
+		SELECT format('ALTER COLUMN %I TYPE %s', a.attname, format_type(a.atttypid, a.atttypmod))
+			|| CASE WHEN a.attcollation <> 0 THEN format(' COLLATE %I.%I', n.nspname, c.collname) ELSE '' END
+		FROM pg_stats s
+		JOIN pg_attribute a ON a.attrelid = $1::text::regclass AND a.attname = s.attname
+		LEFT JOIN pg_collation c ON c.oid = a.attcollation
+		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
+		WHERE s.schemaname = current_schema() AND s.tablename = $1
+		ORDER BY a.attnum`, table))
+	if err != nil || len(cols) == 0 {
+		return false, err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", lockTry.Milliseconds())); err != nil {
+		return false, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // only a broken connection fails it
+	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" "+strings.Join(cols, ", "))
+	var pg *pgconn.PgError
+	switch {
+	case isLockTimeout(err):
+		return true, nil
+	case errors.As(err, &pg) && pg.Code == "0A000":
+		// A view or a rule uses the columns: the type cannot be set, and
+		// the old statistics stay until the table has rows to analyze.
+		d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: a view or rule uses its columns", "table", table)
+		return false, nil
+	}
+	return false, err
+}
 
 // lockTry bounds each attempt of a rewrite to take its table's lock. While
 // the rewrite waits for the readers it queues, every new reader of the

@@ -160,3 +160,49 @@ func TestPurgeResidueLockedTable(t *testing.T) {
 		t.Fatalf("after the reader: purged %v, pending %v, %v", purged, pending, err)
 	}
 }
+
+// TestPurgeResidueEmptiedTableStatistics: ANALYZE leaves the statistics of
+// a table it finds empty as they were, the erased value as the most common
+// one; the purge drops them. A table a view uses keeps them (its column
+// type cannot be set) and the purge still succeeds, with a warning.
+func TestPurgeResidueEmptiedTableStatistics(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	db := storetest.Open(t, store.Postgres, clock.Now)
+	conn := storetest.SQLOf(t, db)
+	for _, q := range []string{
+		"CREATE TABLE residue_alone (id INTEGER PRIMARY KEY, v TEXT COLLATE \"C\")",
+		"CREATE TABLE residue_viewed (id INTEGER PRIMARY KEY, v TEXT)",
+		"CREATE VIEW residue_view AS SELECT v FROM residue_viewed",
+		"INSERT INTO residue_alone SELECT g, 'gone@example.com' FROM generate_series(1, 50) g",
+		"INSERT INTO residue_viewed SELECT g, 'gone@example.com' FROM generate_series(1, 50) g",
+		"ANALYZE residue_alone, residue_viewed",
+		"DELETE FROM residue_alone",
+		"DELETE FROM residue_viewed",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats := func(table string) int64 {
+		n, err := conn.Int(ctx, "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = ?", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	purge := store.ResiduePurge{Rewrite: true, Wait: 30 * time.Second}
+	purged, pending, err := db.PurgeResidue(ctx, []string{"residue_alone", "residue_viewed"}, clock.Now(), purge)
+	if err != nil || len(purged) != 2 || len(pending) != 0 {
+		t.Fatalf("purged %v, pending %v, %v", purged, pending, err)
+	}
+	if n := stats("residue_alone"); n != 0 {
+		t.Fatalf("the emptied table keeps %d column statistics", n)
+	}
+	if n := stats("residue_viewed"); n == 0 {
+		t.Fatal("the viewed table's statistics should have stayed (its type cannot be set)")
+	}
+	if n, err := conn.Int(ctx, "SELECT count(*) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation WHERE a.attrelid = 'residue_alone'::regclass AND a.attname = 'v' AND c.collname = 'C'"); err != nil || n != 1 {
+		t.Fatalf("the column lost its collation (%d, %v)", n, err)
+	}
+}
