@@ -18,6 +18,21 @@ var receiptKey = ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef
 
 func withReceipts(c *privacy.Config) { c.ReceiptKey, c.ReceiptIssuer = receiptKey, "test-instance" }
 
+// receiptOf returns a request's stored receipt and its claims, verified
+// with the test key.
+func (f *fixture) receiptOf(t *testing.T, id int64) (string, *privacy.ReceiptClaims) {
+	t.Helper()
+	jws, err := f.env.Privacy.Receipt(f.ctx, id)
+	if err != nil {
+		t.Fatalf("receipt of %d: %v", id, err)
+	}
+	c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatalf("receipt of %d: %v", id, err)
+	}
+	return jws, c
+}
+
 // TestReceipts: an access and a two-step delete each get a receipt that
 // verifies with the public key, carries counts, the confirmation and the
 // audit chain head, and holds no personal data; one changed byte fails.
@@ -103,13 +118,8 @@ func TestReceiptAfterFailedDelete(t *testing.T) {
 		if s := f.status(t, id); s != privacy.StatusError {
 			t.Fatalf("status %s", s)
 		}
-		jws, err := f.env.Privacy.Receipt(f.ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
-		if err != nil || c.Status != "error" || !strings.HasPrefix(c.Verification, "failed") || c.Tables[0].Deleted != 0 {
-			t.Fatalf("receipt of a failed delete: %+v %v", c, err)
+		if _, c := f.receiptOf(t, id); c.Status != "error" || !strings.HasPrefix(c.Verification, "failed") || c.Tables[0].Deleted != 0 {
+			t.Fatalf("receipt of a failed delete: %+v", c)
 		}
 	})
 }
@@ -138,15 +148,7 @@ func TestReceiptOfTwoStepDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.run(t, privacy.Delete)
-		jws, err := f.env.Privacy.Receipt(f.ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.ConfirmedBy != "ana" || len(c.ReviewedSetSHA256) != 64 || c.Status != "complete" ||
+		if _, c := f.receiptOf(t, id); c.ConfirmedBy != "ana" || len(c.ReviewedSetSHA256) != 64 || c.Status != "complete" ||
 			len(c.LinkedNotCollected) != 1 || c.LinkedNotCollected[0].Table != "cus:ticket" || c.LinkedNotCollected[0].Count != 1 {
 			t.Fatalf("claims: %+v", c)
 		}
@@ -164,14 +166,7 @@ func TestReceiptMethodPlainVacuum(t *testing.T) {
 		}})
 		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
 		f.run(t, "all")
-		jws, err := f.env.Privacy.Receipt(f.ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := privacy.VerifyReceipt(jws, []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := f.receiptOf(t, id)
 		want, purge := privacy.ReceiptMethod, "secure_delete and a WAL checkpoint of "
 		if dialect == store.Postgres {
 			want, purge = privacy.ReceiptMethodPlainVacuum, "VACUUM (ANALYZE; freed space not zeroed) of "
@@ -190,18 +185,10 @@ func TestReceiptMethodPlainVacuum(t *testing.T) {
 func TestReceiptAttestsPurge(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
-		pub := []ed25519.PublicKey{receiptKey.Public().(ed25519.PublicKey)}
 		del := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
 		access := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false)
 		f.run(t, "all")
-		jws, err := f.env.Privacy.Receipt(f.ctx, del)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := privacy.VerifyReceipt(jws, pub)
-		if err != nil {
-			t.Fatal(err)
-		}
+		jws, c := f.receiptOf(t, del)
 		want := "secure_delete and a WAL checkpoint of "
 		if dialect == store.Postgres {
 			want = "VACUUM (FULL, ANALYZE) of "
@@ -217,12 +204,8 @@ func TestReceiptAttestsPurge(t *testing.T) {
 		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
 			t.Fatal(err)
 		}
-		jws, err = f.env.Privacy.Receipt(f.ctx, access)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c, err := privacy.VerifyReceipt(jws, pub); err != nil || c.ResiduePurge != "" {
-			t.Fatalf("access receipt: %+v %v", c, err)
+		if _, c := f.receiptOf(t, access); c.ResiduePurge != "" {
+			t.Fatalf("access receipt: %+v", c)
 		}
 	})
 }
