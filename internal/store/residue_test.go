@@ -73,16 +73,12 @@ func TestPurgeResidueAfterACrash(t *testing.T) {
 			db := storetest.Open(t, dialect, clock.Now)
 			conn := storetest.SQLOf(t, db)
 			const token = "Crashresidue51c2"
-			for _, q := range []string{
+			execAll(t, conn,
 				"CREATE TABLE residue_probe (id INTEGER PRIMARY KEY, v TEXT)",
-				"INSERT INTO residue_probe VALUES (1, 'filler'), (2, '" + token + "')",
+				"INSERT INTO residue_probe VALUES (1, 'filler'), (2, '"+token+"')",
 				// What the crashed run's delete committed: the row gone, the mark.
 				"DELETE FROM residue_probe WHERE id = 2",
-			} {
-				if err := conn.Exec(ctx, q); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			if err := conn.Exec(ctx, "INSERT INTO privacy_residue (table_name, since) VALUES (?, ?)", "residue_probe", clock.Now().UTC()); err != nil {
 				t.Fatal(err)
 			}
@@ -124,15 +120,11 @@ func TestPurgeResidueLockedTable(t *testing.T) {
 	clock := storetest.NewClock()
 	db := storetest.Open(t, store.Postgres, clock.Now)
 	conn := storetest.SQLOf(t, db)
-	for _, q := range []string{
+	execAll(t, conn,
 		"CREATE TABLE residue_probe (id INTEGER PRIMARY KEY, v TEXT)",
 		"INSERT INTO residue_probe VALUES (1, 'filler')",
 		"INSERT INTO privacy_residue (table_name, since) VALUES ('residue_probe', now() - interval '1 hour')",
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	release, err := conn.LockTableIn(ctx, "residue_probe", "ACCESS SHARE")
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +162,7 @@ func TestPurgeResidueEmptiedTableStatistics(t *testing.T) {
 	clock := storetest.NewClock()
 	db := storetest.Open(t, store.Postgres, clock.Now)
 	conn := storetest.SQLOf(t, db)
-	for _, q := range []string{
+	execAll(t, conn,
 		"CREATE TABLE residue_alone (id INTEGER PRIMARY KEY, v TEXT COLLATE \"C\")",
 		"CREATE TABLE residue_viewed (id INTEGER PRIMARY KEY, v TEXT)",
 		"CREATE VIEW residue_view AS SELECT v FROM residue_viewed",
@@ -179,11 +171,7 @@ func TestPurgeResidueEmptiedTableStatistics(t *testing.T) {
 		"ANALYZE residue_alone, residue_viewed",
 		"DELETE FROM residue_alone",
 		"DELETE FROM residue_viewed",
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	stats := func(table string) int64 {
 		n, err := conn.Int(ctx, "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = ?", table)
 		if err != nil {
@@ -204,5 +192,15 @@ func TestPurgeResidueEmptiedTableStatistics(t *testing.T) {
 	}
 	if n, err := conn.Int(ctx, "SELECT count(*) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation WHERE a.attrelid = 'residue_alone'::regclass AND a.attname = 'v' AND c.collname = 'C'"); err != nil || n != 1 {
 		t.Fatalf("the column lost its collation (%d, %v)", n, err)
+	}
+}
+
+// execAll runs the set-up statements of a test, in order.
+func execAll(t *testing.T, conn *storetest.Conn, queries ...string) {
+	t.Helper()
+	for _, q := range queries {
+		if err := conn.Exec(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }
