@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -94,13 +95,7 @@ var table = []setting{
 	{Flag: "fault-http-status", Env: "CP_FAULT_HTTP_STATUS", Default: "200", Help: "HTTP status of SOAP faults: 200 (ACC) or 500",
 		Doc:     "HTTP status of SOAP faults: `200` as ACC (acc-js-sdk reads fault codes only from 2xx answers) or `500` for strict SOAP 1.1 peers",
 		Accepts: "200 or 500",
-		Set: func(s *settings, v string) error {
-			if v != "200" && v != "500" {
-				return errors.New("not 200 or 500")
-			}
-			s.faultHTTPStatus, _ = strconv.Atoi(v)
-			return nil
-		}},
+		Set:     oneOf(func(s *settings, v string) { s.faultHTTPStatus, _ = strconv.Atoi(v) }, "200", "500")},
 	{Flag: "instance-name", Env: "CP_INSTANCE_NAME", Default: "campaign-privacy", Help: "instance name shown to clients",
 		Doc: "instance name in `sessionInfo` and `/r/test`",
 		Set: text(func(s *settings) *string { return &s.instanceName })},
@@ -166,13 +161,7 @@ var table = []setting{
 	{Flag: "residue-purge", Env: "CP_RESIDUE_PURGE", Default: "rewrite", Help: "how a delete run ends on PostgreSQL: rewrite (VACUUM FULL) or vacuum",
 		Doc:     "how a delete run ends on PostgreSQL: `rewrite` runs `VACUUM FULL` of each table it deleted from, so the erased rows' bytes leave the table files (each table is locked while it is copied: 9 s for the ten tables of 1M recipients, bench/README.md); `vacuum` runs a plain `VACUUM` (no lock, but the freed space keeps the bytes until new rows overwrite them, and the receipt says so). SQLite always zeroes them (`secure_delete`)",
 		Accepts: "rewrite or vacuum",
-		Set: func(s *settings, v string) error {
-			if v != "rewrite" && v != "vacuum" {
-				return errors.New("not a purge")
-			}
-			s.plainVacuum = v == "vacuum"
-			return nil
-		}},
+		Set:     oneOf(func(s *settings, v string) { s.plainVacuum = v == "vacuum" }, "rewrite", "vacuum")},
 	{Flag: "downloads-max", Env: "CP_DOWNLOADS_MAX", Default: "64", Help: "data-subject files being sent at once, in all",
 		Doc: "data-subject files being sent at once, in all; more get `503` with `Retry-After` (a HEAD is not counted)",
 		Set: integer(1, 10_000, func(s *settings) *int { return &s.downloadsMax })},
@@ -234,13 +223,7 @@ var table = []setting{
 	{Flag: "log-format", Env: "CP_LOG_FORMAT", Default: "text", Help: "text (key=value) or json, one object a line",
 		Doc:     "`text` (slog's key=value lines) or `json` (one JSON object a line, for a log collector)",
 		Accepts: "text or json",
-		Set: func(s *settings, v string) error {
-			if v != "text" && v != "json" {
-				return errors.New("not a format")
-			}
-			s.logFormat = v
-			return nil
-		}},
+		Set:     oneOf(func(s *settings, v string) { s.logFormat = v }, "text", "json")},
 	{Flag: "metrics-subnets", Env: "CP_METRICS_SUBNETS", Default: "127.0.0.1/32,::1/128",
 		Help: "who may read GET /metrics: CIDRs, comma-separated",
 		Doc:  "who may read `GET /metrics`: CIDRs, comma-separated; client addresses through `CP_TRUSTED_PROXIES` as for the console. Others get 403.",
@@ -251,6 +234,17 @@ var table = []setting{
 }
 
 // The parsers of the table.
+
+// oneOf accepts exactly one of values and hands it to set.
+func oneOf(set func(s *settings, v string), values ...string) func(*settings, string) error {
+	return func(s *settings, v string) error {
+		if !slices.Contains(values, v) {
+			return errors.New("not one of " + strings.Join(values, ", "))
+		}
+		set(s, v)
+		return nil
+	}
+}
 
 func text(field func(*settings) *string) func(*settings, string) error {
 	return func(s *settings, v string) error { *field(s) = v; return nil }
