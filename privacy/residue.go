@@ -24,11 +24,7 @@ type touchedTables struct {
 }
 
 func (t *touchedTables) add(request int64, parts []store.DeletePart) {
-	names := make([]string, len(parts))
-	for i, p := range parts {
-		names[i] = p.Table
-	}
-	t.addTables([]int64{request}, names)
+	t.addTables([]int64{request}, store.PartTables(parts))
 }
 
 func (t *touchedTables) addTables(requests []int64, names []string) {

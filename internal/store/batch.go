@@ -100,7 +100,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		var touched []string
 		for _, it := range items {
 			if isHeld[it.ID] {
-				touched = append(touched, partTables(it.Deletes)...)
+				touched = append(touched, PartTables(it.Deletes)...)
 			}
 		}
 		if err := markResidue(tx, now, touched); err != nil {

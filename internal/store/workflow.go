@@ -453,7 +453,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
-		if err := markResidue(tx, now, partTables(parts)); err != nil {
+		if err := markResidue(tx, now, PartTables(parts)); err != nil {
 			return err
 		}
 		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", requestID, worker).Updates(map[string]any{
@@ -473,8 +473,8 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 	return translate(err, "Record")
 }
 
-// partTables returns the tables of parts.
-func partTables(parts []DeletePart) []string {
+// PartTables returns the tables of parts, in their order.
+func PartTables(parts []DeletePart) []string {
 	out := make([]string, len(parts))
 	for i, p := range parts {
 		out[i] = p.Table
