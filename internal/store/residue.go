@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -171,10 +172,13 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	for _, t := range tables {
 		name := quoteIdent(t)
 		g.Go(func() error {
-			lock, err := d.vacuum(gctx, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
-			if err == nil && !lock {
-				lock, err = d.dropStatisticsIfEmpty(gctx, t)
-			}
+			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
+				lock, err := vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
+				if err == nil && !lock {
+					lock, err = d.dropStatisticsIfEmpty(gctx, conn, t)
+				}
+				return lock, err
+			})
 			if lock {
 				mu.Lock()
 				locked = append(locked, t)
@@ -188,7 +192,10 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	}
 	// pg_statistic kept the old samples: it is purged the same way (a role
 	// that does not own it gets a warning, no error).
-	if _, err := d.vacuum(ctx, rewrite, p.Wait, "VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic"); err != nil {
+	_, err = d.onConn(ctx, func(conn *sql.Conn) (bool, error) {
+		return vacuum(ctx, conn, rewrite, p.Wait, "VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic")
+	})
+	if err != nil {
 		return tables, translate(err, "Vacuum")
 	}
 	switch {
@@ -275,12 +282,7 @@ const purgeConns = 2
 // rewrite (nothing changes) but removes the column's statistics and
 // rebuilds its indexes, nothing on an empty table. A lock not granted in
 // lockTry is reported as locked: the mark stays, the next run tries again.
-func (d *DB) dropStatisticsIfEmpty(ctx context.Context, table string) (locked bool, err error) {
-	conn, err := d.sql.Conn(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
+func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, err error) {
 	var empty bool
 	if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+quoteIdent(table)+")").Scan(&empty); err != nil || !empty {
 		return false, err
@@ -297,10 +299,9 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, table string) (locked bo
 	if err != nil || len(cols) == 0 {
 		return false, err
 	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", lockTry.Milliseconds())); err != nil {
+	if err := setLockTimeout(ctx, conn, lockTry); err != nil {
 		return false, err
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // only a broken connection fails it
 	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" "+strings.Join(cols, ", "))
 	var pg *pgconn.PgError
 	switch {
@@ -320,26 +321,35 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, table string) (locked bo
 // table waits behind it: a short try, retried, keeps that stall short.
 const lockTry = 2 * time.Second
 
-// vacuum runs full (the rewrite) when rewrite is set and plain otherwise.
-// A rewrite tries to take its table's lock for lockTry at a time, for at
-// most wait in all (lock_timeout is the connection's: it runs on a
-// connection of its own, the setting reset after); when readers keep the
-// table longer, it runs plain, which frees what it can now, and says the
-// table was locked.
-func (d *DB) vacuum(ctx context.Context, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
-	if !rewrite {
-		_, err := d.sql.ExecContext(ctx, plain)
-		return false, err
-	}
+// onConn runs fn on a connection of the pool of its own: lock_timeout,
+// which the purge's statements set, is the connection's, and it is reset
+// before the connection goes back.
+func (d *DB) onConn(ctx context.Context, fn func(*sql.Conn) (bool, error)) (bool, error) {
 	conn, err := d.sql.Conn(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close()
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout") //nolint:errcheck // only a broken connection fails it
+	return fn(conn)
+}
+
+func setLockTimeout(ctx context.Context, conn *sql.Conn, timeout time.Duration) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", max(timeout.Milliseconds(), 1)))
+	return err
+}
+
+// vacuum runs full (the rewrite) when rewrite is set and plain otherwise.
+// A rewrite tries to take its table's lock for lockTry at a time, for at
+// most wait in all; when readers keep the table longer, it runs plain,
+// which frees what it can now, and says the table was locked.
+func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
+	if !rewrite {
+		_, err := conn.ExecContext(ctx, plain)
+		return false, err
+	}
 	for deadline := time.Now().Add(wait); ; {
-		try := min(lockTry, time.Until(deadline))
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET lock_timeout = %d", max(try.Milliseconds(), 1))); err != nil {
+		if err := setLockTimeout(ctx, conn, min(lockTry, time.Until(deadline))); err != nil {
 			return false, err
 		}
 		_, err = conn.ExecContext(ctx, full)
