@@ -281,14 +281,8 @@ func (d *DB) AppendAuditAll(ctx context.Context, ids []int64, line string) error
 		now := d.now().UTC()
 		err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
 			var found []int64
-			if err := tx.Model(&Request{}).Where("id IN ?", chunk).Order("id").Pluck("id", &found).Error; err != nil {
-				return err
-			}
-			if len(found) == 0 {
-				return nil
-			}
-			err := tx.Model(&Request{}).Where("id IN ?", found).
-				Update("audit", gorm.Expr("audit || ?", auditText(now, line))).Error
+			err := tx.Raw("UPDATE privacy_requests SET audit = audit || ? WHERE id IN ? RETURNING id", auditText(now, line), chunk).Scan(&found).Error
+			slices.Sort(found)
 			for _, id := range found {
 				*lines = append(*lines, chainLine{id, line})
 			}
