@@ -121,10 +121,18 @@ func TestPostgresNoResidueAfterDelete(t *testing.T) {
 	if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgEmail, pgUnique); n < 3 {
 		t.Fatalf("the files hold the recipient's values %d time(s) before the delete, want the row, the email index and the statistics", n)
 	}
+	before, err := conn.Int(f.ctx, "SELECT count(*) FROM nms_recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
 	id := f.create(t, "defaultNamespace1", pgEmail, privacy.TypeDelete, false)
 	runAll(t, f)
 	if got := f.status(t, id); got != privacy.StatusComplete {
 		t.Fatalf("status %v, want complete", got)
+	}
+	// Plain SQL: the subject gone, every other recipient still there.
+	if after, err := conn.Int(f.ctx, "SELECT count(*) FROM nms_recipient"); err != nil || after != before-1 {
+		t.Fatalf("recipients %d → %d (%v), want one fewer", before, after, err)
 	}
 	if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgEmail, pgUnique); n != 0 {
 		t.Fatalf("the erased recipient's values are still in the table's files %d time(s)", n)
@@ -284,10 +292,23 @@ func TestNoResidueOfALargeSubject(t *testing.T) {
 		if n := count(label); n < 3000 {
 			t.Fatalf("the files hold the logs' text %d time(s) before the delete, want every log", n)
 		}
+		rows := func(table string) int64 {
+			n, err := conn.Int(f.ctx, "SELECT count(*) FROM "+table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if rows("nms_recipient") != 1 || rows("nms_broad_log_rcp") != 3000 {
+			t.Fatal("the set-up is not one recipient with 3,000 logs")
+		}
 		id := f.create(t, "defaultNamespace1", servertest.BigSubjectEmail, privacy.TypeDelete, false)
 		runAll(t, f)
 		if got := f.status(t, id); got != privacy.StatusComplete {
 			t.Fatalf("status %v, want complete", got)
+		}
+		if rows("nms_recipient") != 0 || rows("nms_broad_log_rcp") != 0 {
+			t.Fatal("rows of the subject are left after the delete")
 		}
 		if n := count(label); n != 0 {
 			t.Fatalf("the logs' text is still in the files %d time(s) after the delete", n)
