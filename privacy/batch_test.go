@@ -13,11 +13,11 @@ import (
 )
 
 // The one-step deletes of one claim end in one batch commit: their rows,
-// the check, their completion, the audit chain and their receipts, all or
-// nothing. These tests break that transaction in its middle (after the
-// deletes and the status updates ran, while the receipts are signed) and
-// check, against plain counts, that every request is either complete with
-// its receipt or still resumable, never half-applied.
+// the check, their step's end and its audit chain lines, all or nothing.
+// These tests break that transaction in its middle (after the deletes and
+// the status updates ran, at the hook called for each request under the
+// chain head) and check, against plain counts, that every request is
+// either complete with its receipt or still resumable, never half-applied.
 
 // batchFixture: four one-step deletes of demo recipients 1-4, collected.
 func batchFixture(t *testing.T, dialect string, failpoint func(name string) error) (*fixture, []int64, map[string]int64) {
@@ -81,12 +81,12 @@ func checkReceipts(t *testing.T, f *fixture, ids []int64) {
 
 func TestBatchCommitAllOrNothing(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
-		// The process dies while the batch's receipts are signed: the
-		// deletes and updates already ran in the transaction.
+		// The process dies at the batch's third request under the chain
+		// head: the deletes and updates already ran in the transaction.
 		crashCtx, crash := context.WithCancel(context.Background())
 		var signs atomic.Int32
 		f, ids, before := batchFixture(t, dialect, func(name string) error {
-			if name == "receipt-sign" && signs.Add(1) == 3 {
+			if name == "batch-item" && signs.Add(1) == 3 {
 				crash()
 				return context.Canceled
 			}
@@ -120,13 +120,13 @@ func TestBatchCommitAllOrNothing(t *testing.T) {
 
 func TestBatchCommitFailureFallsBackOneByOne(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
-		// The second signature fails: the batch rolls back and each request
-		// runs alone. The first to run alone fails again (its own failure):
+		// The hook fails at the batch's second request: the batch rolls
+		// back and each request runs alone. The first to run alone fails again (its own failure):
 		// only it is failed — its rows are gone, it waits for its retry
 		// without a receipt — and the others complete.
 		var signs atomic.Int32
 		f, ids, before := batchFixture(t, dialect, func(name string) error {
-			if name == "receipt-sign" {
+			if name == "batch-item" {
 				if n := signs.Add(1); n == 2 || n == 3 {
 					return errors.New("signing device unplugged")
 				}

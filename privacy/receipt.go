@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -30,12 +29,12 @@ import (
 // ReceiptMethod is how a delete erases the subject: the residue purge is
 // SQLite's secure_delete and WAL checkpoint, or PostgreSQL's VACUUM FULL.
 // ReceiptMethodPlainVacuum says a plain VACUUM (Config.PlainVacuum): the
-// freed space is not zeroed. The receipt is signed when the request
-// completes; the purge ends the run, and its audit line comes after the
-// chain head the receipt carries.
+// freed space is not zeroed. A delete completes, and its receipt is
+// signed, only after the purge: the claim residue_purge names it, and its
+// audit line comes before the chain head the receipt carries.
 const (
-	ReceiptMethod            = "row delete + residue purge at the run's end (recorded in the audit) + export key destruction"
-	ReceiptMethodPlainVacuum = "row delete + VACUUM at the run's end (freed space not zeroed; recorded in the audit) + export key destruction"
+	ReceiptMethod            = "row delete + residue purge before completion (residue_purge) + export key destruction"
+	ReceiptMethodPlainVacuum = "row delete + VACUUM before completion (freed space not zeroed; residue_purge) + export key destruction"
 )
 
 // ReceiptTable is one table's share of a request.
@@ -80,8 +79,8 @@ type ReceiptClaims struct {
 	FilePurgedOn   string `json:"file_purged_on"`
 	AuditChainSeq  int64  `json:"audit_chain_seq"`
 	AuditChainHead string `json:"audit_chain_head"`
-	// ResiduePurge, on a delete's receipt, is the residue purge its run
-	// ended with, and when: the receipt is signed again then (attestPurge).
+	// ResiduePurge, on a completed delete's receipt, is the residue purge
+	// its run ended with, and when: a delete completes only after it.
 	ResiduePurge string `json:"residue_purge,omitempty"`
 	jwt.RegisteredClaims
 }
@@ -104,9 +103,10 @@ func receiptDue(req *store.Request, status Status) bool {
 // (or, for a delete, with the failed attempt that may replace it): what
 // the receipt says is read now, and the returned function signs it inside
 // the commit, with the audit chain head right after the request's lines,
-// so a request never finishes without its receipt. It returns nil when no
-// receipt can be due (or receipts are not configured).
-func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store.RequestUpdate) (func(store.RequestUpdate, store.ChainHead) (string, error), error) {
+// so a request never finishes without its receipt. purge, for a delete
+// that completes, is the residue purge it completes after. It returns nil
+// when no receipt can be due (or receipts are not configured).
+func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store.RequestUpdate, purge string) (func(store.RequestUpdate, store.ChainHead) (string, error), error) {
 	if s.cfg.ReceiptKey == nil {
 		return nil, nil // receipts not configured (package tests that do not look at them)
 	}
@@ -140,19 +140,20 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		reviewed = reviewedDigest(rows)
 	}
 	return func(applied store.RequestUpdate, head store.ChainHead) (string, error) {
+		// Inside the commit's transaction, once per request (fault tests).
+		if err := s.failpoint("batch-item"); err != nil {
+			return "", err
+		}
 		status := Status(*applied.Status)
 		if !receiptDue(req, status) {
 			return "", nil
 		}
-		if err := s.failpoint("receipt-sign"); err != nil {
-			return "", err
-		}
-		return s.signReceipt(req, status, ns, counts, linked, reviewed, head)
+		return s.signReceipt(req, status, ns, counts, linked, reviewed, purge, head)
 	}, nil
 }
 
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,
-	linked []store.LinkedCount, reviewed string, head store.ChainHead) (string, error) {
+	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead) (string, error) {
 	now := s.cfg.Now().UTC()
 	subject := s.subjectHash(req.ReconciliationValue)
 	if req.SubjectHash != nil {
@@ -185,7 +186,7 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	case req.Type == TypeAccess:
 		c.Method, c.Verification = "export (encrypted file)", "not applicable (access request)"
 	case deleted:
-		c.Method = s.receiptMethod()
+		c.Method, c.ResiduePurge = s.receiptMethod(), purge
 		c.Verification = fmt.Sprintf("passed: no record of the subject remains in the %d table(s) searched", len(counts))
 	default:
 		c.Method = s.receiptMethod()
@@ -202,9 +203,7 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	return jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
 }
 
-// confirmation finds who confirmed a two-step delete, and when, in the
-// audit text ConfirmDeleteRequest wrote: "<time> Deletion confirmed by
-// operator '<login>'.". A login is an operator's, not a data subject's.
+// receiptMethod is a delete receipt's method claim on this store and setting.
 func (s *Service) receiptMethod() string {
 	if s.cfg.PlainVacuum && s.db.Dialect() == store.Postgres {
 		return ReceiptMethodPlainVacuum
@@ -212,35 +211,9 @@ func (s *Service) receiptMethod() string {
 	return ReceiptMethod
 }
 
-// attestPurge signs again the receipts of requests, which their run's
-// residue purge (what) has just covered, with that purge and its time in
-// residue_purge. Each keeps its other claims, its audit chain head among
-// them: the purge's audit line comes after it. A receipt that does not
-// verify under the current key (a rotated key) is left as it is.
-func (s *Service) attestPurge(ctx context.Context, requests []int64, what string) error {
-	if s.cfg.ReceiptKey == nil || len(requests) == 0 {
-		return nil
-	}
-	old, err := s.db.FindReceipts(ctx, requests)
-	if err != nil {
-		return err
-	}
-	pub := []ed25519.PublicKey{s.cfg.ReceiptKey.Public().(ed25519.PublicKey)}
-	done := fmt.Sprintf("%s, done %s", what, s.cfg.Now().UTC().Format(time.RFC3339))
-	signed := make(map[int64]string, len(old))
-	for id, jws := range old {
-		c, err := VerifyReceipt(jws, pub)
-		if err != nil || c.Type != typeEnum[TypeDelete].name {
-			continue
-		}
-		c.ResiduePurge = done
-		if signed[id], err = jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey); err != nil {
-			return err
-		}
-	}
-	return s.db.ReplaceReceipts(ctx, signed)
-}
-
+// confirmation finds who confirmed a two-step delete, and when, in the
+// audit text ConfirmDeleteRequest wrote: "<time> Deletion confirmed by
+// operator '<login>'.". A login is an operator's, not a data subject's.
 func confirmation(audit string) (login, at string) {
 	const marker = " Deletion confirmed by operator '"
 	for _, l := range strings.Split(audit, "\n") {

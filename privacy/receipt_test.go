@@ -177,11 +177,11 @@ func TestReceiptMethodPlainVacuum(t *testing.T) {
 	})
 }
 
-// TestReceiptAttestsPurge: a delete's receipt is signed again once its
-// run's residue purge is done, with that purge and its time; its other
-// claims, the audit chain head among them, are those of the completion,
-// and the request row (queryDef's @receipt) has the new one too. An
-// access request's receipt is left alone.
+// TestReceiptAttestsPurge: a delete completes only after its run's residue
+// purge, and its receipt names that purge and its time; the chain head it
+// carries comes after the purge's line and the completion, and the request
+// row (queryDef's @receipt) has the same receipt. An access request's
+// receipt names no purge.
 func TestReceiptAttestsPurge(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
@@ -197,8 +197,20 @@ func TestReceiptAttestsPurge(t *testing.T) {
 			c.Status != "complete" || c.AuditChainSeq == 0 || !strings.HasPrefix(c.Verification, "passed") {
 			t.Fatalf("claims after the purge: %+v", c)
 		}
-		if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE id = ? AND receipt = ?", del, jws); err != nil || n != 1 {
-			t.Fatalf("the request row's receipt is not the new one (%v)", err)
+		conn := storetest.SQLOf(t, f.env.DB)
+		if n, err := conn.Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE id = ? AND receipt = ?", del, jws); err != nil || n != 1 {
+			t.Fatalf("the request row's receipt is not the receipt table's (%v)", err)
+		}
+		// The request completed after the purge: the purge's line and the
+		// completion are on the chain at or before the head the receipt
+		// carries, in that order.
+		purgedAt, err := conn.Int(f.ctx, "SELECT max(seq) FROM privacy_audit_chain WHERE request_id = ? AND line LIKE 'Residue purged: %'", del)
+		if err != nil || purgedAt == 0 {
+			t.Fatalf("no purge line on the chain (%v)", err)
+		}
+		completeAt, err := conn.Int(f.ctx, "SELECT max(seq) FROM privacy_audit_chain WHERE request_id = ? AND line = 'Request is complete.'", del)
+		if err != nil || !(purgedAt < completeAt && completeAt <= c.AuditChainSeq) {
+			t.Fatalf("purge line at %d, completion at %d, receipt head at %d (%v)", purgedAt, completeAt, c.AuditChainSeq, err)
 		}
 		// The chain head it carries is still a head the chain went through.
 		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {

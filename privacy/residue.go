@@ -12,78 +12,148 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
-// touchedTables collects the tables a delete run removed rows from, and
-// the requests it removed them for, so that the run ends with one
-// PurgeResidue of those tables (DESIGN §4b "No residue"; the store also
-// marks them, for a process that dies first) and records it in each
-// request's audit. Workers of one run add to it concurrently.
+// touchedTables collects the tables a delete run removed rows from, the
+// requests it removed them for, and the requests whose rows are all gone
+// (deletedUpdate), so that the run ends with one PurgeResidue of those
+// tables (DESIGN §4b "No residue"; the store also marks them, for a
+// process that dies first), records it in each request's audit, and only
+// then completes the deleted requests. Workers of one run add to it
+// concurrently.
 type touchedTables struct {
 	mu       sync.Mutex
 	tables   map[string]bool
 	requests map[int64]bool
+	done     map[int64]bool
 }
 
 func (t *touchedTables) add(request int64, parts []store.DeletePart) {
-	t.addTables([]int64{request}, store.PartTables(parts))
-}
-
-func (t *touchedTables) addTables(requests []int64, names []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tables == nil {
 		t.tables, t.requests = map[string]bool{}, map[int64]bool{}
 	}
-	for _, name := range names {
+	for _, name := range store.PartTables(parts) {
 		t.tables[name] = true
 	}
-	for _, id := range requests {
-		t.requests[id] = true
-	}
+	t.requests[request] = true
 }
 
-// take returns the tables and the requests, sorted, and empties the set.
-func (t *touchedTables) take() (tables []string, requests []int64) {
+// deleted notes a request whose rows are all gone: it completes after the
+// purge.
+func (t *touchedTables) deleted(request int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done == nil {
+		t.done = map[int64]bool{}
+	}
+	t.done[request] = true
+}
+
+// take returns the tables, the requests and the deleted requests, sorted,
+// and empties the set.
+func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tables = slices.Sorted(maps.Keys(t.tables))
 	requests = slices.Sorted(maps.Keys(t.requests))
-	t.tables, t.requests = nil, nil
-	return tables, requests
+	deleted = slices.Sorted(maps.Keys(t.done))
+	t.tables, t.requests, t.done = nil, nil, nil
+	return tables, requests, deleted
 }
 
 // purgeResidue ends a delete or cleanup run: the database drops what the
 // run left behind in tables (WAL pages, dead tuples, their bytes in the
 // table files), with what an earlier run marked before runStart and did
-// not purge (it died first, or an older transaction outlasted its wait),
-// and each of requests gets an audit line saying so. It runs even when
-// the run failed half way, since the batches already committed left
-// residue too; the run's own error wins over the purge's. A table it could
-// not purge keeps its mark, and its requests wait in s.touched: the next
-// delete run purges it again and writes their line then. With attest (a
-// delete run), the requests' receipts are signed again with the purge.
-func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests []int64, attest bool, runErr error) error {
+// not purge (it died first, or an older transaction outlasted its wait).
+// Then the deleted requests complete, each with the purge in its audit and
+// its receipt; the other requests get the audit line only. If the purge
+// did not finish, the deleted requests are released still
+// deleteInProgress: the next run takes them back, finds nothing to delete,
+// purges again and completes them. It runs even when the run failed half
+// way, since the batches already committed left residue too; the run's own
+// error wins over the purge's.
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
 	purged, pending, err := s.db.PurgeResidue(ctx, tables, runStart, purge)
 	what := fmt.Sprintf("%s of %d table(s)", s.purgeMethod(), len(purged))
 	line := "Residue purged: " + what + "."
 	if err != nil {
-		s.touched.addTables(requests, nil)
 		s.log.WarnContext(ctx, "could not purge the residue of a workflow run", "tables", len(purged)+len(pending), "pending", len(pending), "err", err)
 		line = fmt.Sprintf("Residue purge of %d table(s) not finished (see the service log); the next run purges them again.", len(pending))
 	}
-	if auditErr := s.db.AppendAuditAll(ctx, requests, line); auditErr != nil {
-		s.log.WarnContext(ctx, "could not record the residue purge in the requests' audit", "requests", len(requests), "err", auditErr)
+	var others []int64
+	for _, id := range requests {
+		if _, ok := slices.BinarySearch(deleted, id); !ok {
+			others = append(others, id)
+		}
 	}
-	if err == nil && attest {
-		if signErr := s.attestPurge(ctx, requests, what); signErr != nil {
-			s.log.WarnContext(ctx, "could not sign the receipts again with the residue purge", "requests", len(requests), "err", signErr)
+	if auditErr := s.db.AppendAuditAll(ctx, others, line); auditErr != nil {
+		s.log.WarnContext(ctx, "could not record the residue purge in the requests' audit", "requests", len(others), "err", auditErr)
+	}
+	purgedAt := fmt.Sprintf("%s, done %s", what, s.cfg.Now().UTC().Format(time.RFC3339))
+	if finErr := s.finishDeleted(ctx, deleted, err == nil, line, purgedAt); finErr != nil {
+		s.log.WarnContext(ctx, "could not complete the deleted requests after the residue purge", "requests", len(deleted), "err", finErr)
+		if err == nil {
+			err = finErr
 		}
 	}
 	if runErr != nil {
 		return runErr
 	}
 	return err
+}
+
+// finishBatch is how many deleted requests one commit completes.
+const finishBatch = 100
+
+// finishDeleted ends the requests whose rows a delete step removed
+// (deletedUpdate) and which this worker still holds: complete, with the
+// purge's audit line and a receipt that names it (claim residue_purge),
+// when the purge finished; else released with the line, still
+// deleteInProgress, for the next run.
+func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, line, purgedAt string) error {
+	var firstErr error
+	for start := 0; start < len(ids); start += finishBatch {
+		held, err := s.db.HeldRequests(ctx, ids[start:min(start+finishBatch, len(ids))], s.cfg.Worker)
+		if err != nil {
+			return err
+		}
+		var items []store.BatchItem
+		for i := range held {
+			req := &held[i]
+			if Status(req.Status) != StatusDeleteInProgress {
+				continue
+			}
+			upd := store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), Release: true,
+				Audit: []string{line, "The request completes after the next run's residue purge."}}
+			if purged {
+				upd = store.RequestUpdate{Status: ptr(StatusComplete.stored()), Release: true, ClearDedupe: true,
+					Audit: []string{line, "Request is complete."}}
+			}
+			receipt, err := s.receiptFunc(ctx, req, upd, purgedAt)
+			if err != nil {
+				return err
+			}
+			items = append(items, store.BatchItem{ID: req.ID, Update: upd, Receipt: receipt})
+		}
+		if len(items) == 0 {
+			continue
+		}
+		res, err := s.db.CommitBatch(ctx, s.cfg.Worker, items)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for i, r := range res {
+			if r.Held {
+				s.log.InfoContext(ctx, "privacy request step done", "id", items[i].ID, "status", Status(*r.Update.Status).String())
+			}
+		}
+	}
+	return firstErr
 }
 
 // purgeMethod names what PurgeResidue does on this store.

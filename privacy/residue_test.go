@@ -161,7 +161,10 @@ func TestPostgresNoResidueAfterDelete(t *testing.T) {
 func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 	cfg := storetest.Config(t, store.Postgres)
 	db := storetest.OpenConfig(t, cfg, nil)
-	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: func(c *privacy.Config) { c.ResidueWait = 2 * time.Second }})
+	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: func(c *privacy.Config) {
+		withReceipts(c)
+		c.ResidueWait = 2 * time.Second
+	}})
 	conn := storetest.SQLOf(t, db)
 
 	t.Run("released while the purge waits", func(t *testing.T) {
@@ -175,15 +178,19 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 		id := f.create(t, "defaultNamespace1", pgEmail, privacy.TypeDelete, false)
 		if _, err := f.env.Privacy.Run(f.ctx, "all"); err != nil {
 			// Another test's transaction on the shared cluster may outlast
-			// the wait: the next run purges, as the second case checks.
+			// the wait: the request then waits for the next run's purge,
+			// as the second case checks.
 			t.Logf("the purge did not finish in its wait: %v", err)
+			if got := f.status(t, id); got != privacy.StatusDeleteInProgress {
+				t.Fatalf("status %v before the purge finished, want deleteInProgress", got)
+			}
 		} else if d := time.Since(start); d < time.Second {
 			t.Fatalf("the run ended after %v, before the older snapshot was released", d)
 		}
+		purgeUntilClean(t, f, conn)
 		if got := f.status(t, id); got != privacy.StatusComplete {
 			t.Fatalf("status %v, want complete", got)
 		}
-		purgeUntilClean(t, f, conn)
 	})
 
 	t.Run("still open after the wait", func(t *testing.T) {
@@ -198,8 +205,16 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 		if apperr.CodeOf(err) != apperr.Busy || !strings.Contains(err.Error(), "older than the deletes") {
 			t.Fatalf("run: %v, want the purge to say an older transaction holds the rows", err)
 		}
-		if got := f.status(t, id); got != privacy.StatusComplete {
-			t.Fatalf("status %v, want complete", got)
+		// The rows are gone, their bytes are not: the request is not
+		// complete yet.
+		if got := f.status(t, id); got != privacy.StatusDeleteInProgress {
+			t.Fatalf("status %v, want deleteInProgress until the purge is done", got)
+		}
+		if _, err := f.env.Privacy.Receipt(f.ctx, id); err == nil {
+			t.Fatal("a receipt before the purge was done")
+		}
+		if n, err := conn.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE email = ?", pgEmail); err != nil || n != 0 {
+			t.Fatalf("%d recipient row(s) of the subject left (%v)", n, err)
 		}
 		if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgUnique); n == 0 {
 			t.Fatal("the held snapshot should have kept the deleted row's old version")
@@ -208,6 +223,7 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 			t.Fatal("the log holds the erased recipient's values")
 		}
 		auditHas(t, f, id, "not finished (see the service log); the next run purges them again.")
+		auditHas(t, f, id, "The request completes after the next run's residue purge.")
 		if n, _ := conn.Int(f.ctx, "SELECT count(*) FROM privacy_residue"); n == 0 {
 			t.Fatal("the tables left unpurged have no mark")
 		}
@@ -215,6 +231,12 @@ func TestPostgresResidueWaitsForOlderSnapshots(t *testing.T) {
 		purgeUntilClean(t, f, conn)
 		marksLeft(t, f, 0)
 		auditHas(t, f, id, "Residue purged: VACUUM (FULL, ANALYZE) of ")
+		if got := f.status(t, id); got != privacy.StatusComplete {
+			t.Fatalf("status %v after the next run's purge, want complete", got)
+		}
+		if _, c := f.receiptOf(t, id); !strings.HasPrefix(c.ResiduePurge, "VACUUM (FULL, ANALYZE) of ") {
+			t.Fatalf("the receipt names no purge: %+v", c)
+		}
 	})
 }
 

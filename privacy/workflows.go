@@ -187,7 +187,7 @@ func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs
 				continue
 			}
 			count(1, 0)
-			s.log.InfoContext(ctx, "privacy request step done", "id", reqs[i].ID, "status", Status(*r.Update.Status).String())
+			s.stepDone(ctx, reqs[i].ID, r.Update)
 		}
 		return s.failpoint("batch-after-commit")
 	}
@@ -211,10 +211,16 @@ func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs
 	return nil
 }
 
-// done ends a step with upd: in the batch when batch is set, else alone.
+// done ends a step with upd and releases the request: in the batch when
+// batch is set, else alone.
 func (s *Service) done(ctx context.Context, req *store.Request, upd store.RequestUpdate, batch bool) (*store.BatchItem, error) {
 	upd.Release = true
-	receipt, err := s.receiptFunc(ctx, req, upd)
+	return s.endStep(ctx, req, upd, batch)
+}
+
+// endStep ends a step with upd: in the batch when batch is set, else alone.
+func (s *Service) endStep(ctx context.Context, req *store.Request, upd store.RequestUpdate, batch bool) (*store.BatchItem, error) {
+	receipt, err := s.receiptFunc(ctx, req, upd, "")
 	if err != nil {
 		return nil, err
 	}
@@ -301,8 +307,8 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
-	tables, requests := s.touched.take()
-	return rep, s.purgeResidue(ctx, start, tables, requests, true, err)
+	tables, requests, deleted := s.touched.take()
+	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
@@ -410,23 +416,36 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if remaining > 0 {
 		return nil, errRemaining(remaining)
 	}
-	return s.done(ctx, req, completeUpdate(found, audit), false)
+	return s.endStep(ctx, req, s.deletedUpdate(found, audit), false)
 }
 
 func errRemaining(n int64) error {
 	return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", n)
 }
 
-// completeUpdate finishes a delete whose check found nothing left.
-func completeUpdate(found []tableIDs, audit []string) store.RequestUpdate {
-	return store.RequestUpdate{Status: ptr(StatusComplete.stored()), ClearDedupe: true,
-		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)), "Request is complete.")}
+// deletedUpdate ends a delete step whose check found nothing left. The
+// request does not complete yet: the deleted rows' bytes are still in the
+// database's files. It stays deleteInProgress, held by this worker, until
+// the residue purge at the run's end; finishDeleted then completes it with
+// its receipt (or releases it, if the purge did not finish, for the next
+// run). A crash in between leaves it deleteInProgress: after the lease the
+// next run takes it back, the delete finds nothing, and the purge follows.
+func (s *Service) deletedUpdate(found []tableIDs, audit []string) store.RequestUpdate {
+	return store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease,
+		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)),
+			"Records deleted; the request completes after the residue purge at the end of the run.")}
+}
+
+// awaitsPurge reports whether a step ended with deletedUpdate.
+func awaitsPurge(upd store.RequestUpdate) bool {
+	return upd.Status != nil && *upd.Status == StatusDeleteInProgress.stored() && !upd.Release
 }
 
 // deleteItem is a one-step delete's share of a batch commit: its rows,
 // children before parents, then the check that nothing of the subject
-// remains, then complete with its receipt — or, if something remains,
-// the failed attempt, as the step alone would record it.
+// remains, then deletedUpdate (the request completes after the run's
+// residue purge) — or, if something remains, the failed attempt, as the
+// step alone would record it.
 func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []tableIDs) (*store.BatchItem, error) {
 	var parts []store.DeletePart
 	for i := len(found) - 1; i >= 0; i-- {
@@ -438,7 +457,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	if err != nil {
 		return nil, err
 	}
-	item, err := s.done(ctx, req, completeUpdate(found, nil), true)
+	item, err := s.endStep(ctx, req, s.deletedUpdate(found, nil), true)
 	if err != nil {
 		return nil, err
 	}
@@ -555,7 +574,7 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 		// The blanked values and the deleted wrapped keys are residue too.
 		tables = store.PurgedRequestTables
 	}
-	return rep, s.purgeResidue(ctx, start, tables, purged, false, err)
+	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err)
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {
@@ -610,8 +629,17 @@ func (s *Service) commitOne(ctx context.Context, req *store.Request, item store.
 	if !res[0].Held {
 		return errLostClaim
 	}
-	s.log.InfoContext(ctx, "privacy request step done", "id", req.ID, "status", Status(*res[0].Update.Status).String())
+	s.stepDone(ctx, req.ID, res[0].Update)
 	return nil
+}
+
+// stepDone follows a committed step: a delete whose rows are gone waits
+// for the run's residue purge.
+func (s *Service) stepDone(ctx context.Context, id int64, upd store.RequestUpdate) {
+	if awaitsPurge(upd) {
+		s.touched.deleted(id)
+	}
+	s.log.InfoContext(ctx, "privacy request step done", "id", id, "status", Status(*upd.Status).String())
 }
 
 // fail records a failed attempt: back to retryStatus after a back-off, or

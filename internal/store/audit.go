@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -252,49 +250,6 @@ func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error
 		}
 		// Also on the request row: queryDef reads it as @receipt.
 		return tx.Table("privacy_requests").Where("id = ?", requestID).Update("receipt", jws).Error
-	})
-	return translate(err, "Receipt")
-}
-
-// FindReceipts returns the receipts of those of ids that have one.
-func (d *DB) FindReceipts(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := make(map[int64]string, len(ids))
-	for chunk := range slices.Chunk(ids, idBatch) {
-		var rs []receipt
-		if err := d.db.WithContext(ctx).Where("request_id IN ?", chunk).Find(&rs).Error; err != nil {
-			return nil, translate(err, "Receipt")
-		}
-		for _, r := range rs {
-			out[r.RequestID] = r.JWS
-		}
-	}
-	return out, nil
-}
-
-// ReplaceReceipts replaces receipts (request id → JWS), on the receipt
-// table and the request rows as SaveReceipt: one transaction, and one
-// UPDATE … FROM per table for each idBatch/2 requests (two values each).
-func (d *DB) ReplaceReceipts(ctx context.Context, jws map[int64]string) error {
-	ids := slices.Sorted(maps.Keys(jws))
-	now := d.now().UTC()
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for chunk := range slices.Chunk(ids, idBatch/2) {
-			rows := make([]string, len(chunk))
-			args := make([]any, 0, 2*len(chunk)+1)
-			for i, id := range chunk {
-				rows[i] = "SELECT CAST(? AS BIGINT) AS id, CAST(? AS TEXT) AS jws"
-				args = append(args, id, jws[id])
-			}
-			values := "(" + strings.Join(rows, " UNION ALL ") + ") AS v"
-			if err := tx.Exec("UPDATE privacy_receipts SET jws = v.jws, created = ? FROM "+values+" WHERE privacy_receipts.request_id = v.id",
-				append([]any{now}, args...)...).Error; err != nil {
-				return err
-			}
-			if err := tx.Exec("UPDATE privacy_requests SET receipt = v.jws FROM "+values+" WHERE privacy_requests.id = v.id", args...).Error; err != nil {
-				return err
-			}
-		}
-		return nil
 	})
 	return translate(err, "Receipt")
 }

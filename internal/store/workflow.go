@@ -66,6 +66,14 @@ func (d *DB) ClaimRequests(ctx context.Context, from []Status, to map[Status]Sta
 	return claimed, translate(err, "Privacy request")
 }
 
+// HeldRequests returns those of ids that worker still holds (its claim
+// not taken over), by id.
+func (d *DB) HeldRequests(ctx context.Context, ids []int64, worker string) ([]Request, error) {
+	var held []Request
+	err := d.db.WithContext(ctx).Where("id IN ? AND claimed_by = ?", ids, worker).Order("id").Find(&held).Error
+	return held, translate(err, "Privacy request")
+}
+
 // RequestUpdate is what a worker changes on a request it holds. Nil fields
 // stay as they are.
 type RequestUpdate struct {
