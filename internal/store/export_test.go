@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ExistingColumnsForTest exposes existingColumns to the store's tests.
 func (d *DB) ExistingColumnsForTest(ctx context.Context, table string) (map[string]bool, error) {
@@ -40,4 +43,29 @@ func (d *DB) HoldCreateLockForTest(ctx context.Context) (release func(), err err
 		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		conn.Close()
 	}, nil
+}
+
+// SettingForTest reads a setting of one of the store's own PostgreSQL
+// sessions.
+func (d *DB) SettingForTest(ctx context.Context, name string) (string, error) {
+	var v string
+	err := d.sql.QueryRowContext(ctx, "SELECT current_setting($1)", name).Scan(&v)
+	return v, err
+}
+
+// IdleInTransactionForTest opens a transaction on one of the store's
+// sessions, leaves it idle for idle, and returns the error of its next
+// statement.
+func (d *DB) IdleInTransactionForTest(ctx context.Context, idle time.Duration) error {
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1"); err != nil {
+		return err
+	}
+	time.Sleep(idle)
+	_, err = tx.ExecContext(ctx, "SELECT 1")
+	return err
 }

@@ -12,12 +12,15 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -101,7 +104,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	)
 	if cfg.DatabaseURL != "" {
 		dialect = Postgres
-		gdb, err = gorm.Open(postgres.Open(cfg.DatabaseURL), gcfg)
+		gdb, err = gorm.Open(postgres.New(postgres.Config{DSN: cfg.DatabaseURL,
+			OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionBeforeConnect(postgresSession)}}), gcfg)
 	} else {
 		dialect = SQLite
 		path, perr := prepareDataDir(cfg.DataDir)
@@ -150,6 +154,33 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		d.gate.writer = make(chan struct{}, 1)
 	}
 	return d, nil
+}
+
+// postgresSessionDefaults is what every PostgreSQL session of the service
+// sets, unless the database URL (or PGOPTIONS) sets it: a name operators
+// see in pg_stat_activity (the residue purge's warnings name the server
+// process of a blocking transaction), and the security bar's 60 s bound on
+// a transaction left idle, which would hold its locks and keep every
+// vacuum — the residue purge's included — from removing deleted rows.
+var postgresSessionDefaults = map[string]string{
+	"application_name":                    "campaign-privacy",
+	"idle_in_transaction_session_timeout": "60s",
+}
+
+// postgresSession adds to a connection's settings the defaults it does not
+// set itself. cc is a shallow copy: its map is replaced, not changed.
+func postgresSession(_ context.Context, cc *pgx.ConnConfig) error {
+	params := maps.Clone(cc.RuntimeParams)
+	if params == nil {
+		params = map[string]string{}
+	}
+	for name, value := range postgresSessionDefaults {
+		if _, set := params[name]; !set && !strings.Contains(params["options"], name) {
+			params[name] = value
+		}
+	}
+	cc.RuntimeParams = params
+	return nil
 }
 
 // openSQLiteReader opens the readers' pool on the SQLite file that dsn
