@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -67,11 +68,19 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	defer s.cfg.Metrics.CallEnded()
 	select {
 	case s.inflight <- struct{}{}:
-		defer func() { <-s.inflight }()
 	default:
 		s.fault(w, r, ref, start, &soapError{err: apperr.Errorf(apperr.Busy, "The server is busy, try again.")})
 		return
 	}
+	// A Logon leaves the count when it comes to wait for a hash slot
+	// (session.WithInFlightRelease): the hasher bounds its own queue.
+	var left atomic.Bool
+	leave := func() {
+		if left.CompareAndSwap(false, true) {
+			<-s.inflight
+		}
+	}
+	defer leave()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(r.Context(), "panic in SOAP call", "ref", ref, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -79,7 +88,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 			writeXML(w, http.StatusInternalServerError, writeFault(apperr.Errorf(apperr.Internal, "panic"), "", "", ref))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(session.WithInFlightRelease(r.Context(), leave), s.cfg.CallTimeout)
 	defer cancel()
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBodyBytes))

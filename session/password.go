@@ -6,7 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -33,21 +35,51 @@ const (
 // (suspect), so a crowd of failing addresses cannot starve a clean
 // client's correct password
 // (SECURITY-CATALOGUE "Distributed logon denial").
+//
+// A logon storm (security-bar #45, bench/soap -scenarios storm) used to
+// fill the server's calls in flight (server.Limits.MaxInFlight) with
+// logons waiting here, and every other call was refused. Now a call leaves
+// the server's count when it comes here (WithInFlightRelease), and each
+// pool bounds its own queue: beyond queuePerSlot calls per slot, a call
+// gets no place in the queue — a call that far back would not get a slot
+// within wait anyway — and is answered Busy after half the wait to the
+// wait, as a call whose wait ran out. It holds only a timer meanwhile, and
+// a client that asks again at once asks at most about once per wait.
 type hasher struct {
-	slots   chan struct{}
-	suspect chan struct{}
-	wait    time.Duration
-	dummy   string // hash of a random password, verified for unknown logins
+	clean, suspect *hashPool
+	wait           time.Duration
+	dummy          string // hash of a random password, verified for unknown logins
+}
+
+// hashPool is one hashing budget: its slots, and the calls in it (waiting
+// or hashing), at most queue.
+type hashPool struct {
+	slots chan struct{}
+	queue int64
+	in    atomic.Int64
+}
+
+// queuePerSlot is how many calls may wait per slot of a pool: 128 at two
+// cores, about the hashes two cores finish in the 2 s wait.
+const queuePerSlot = 64
+
+type inFlightKey struct{}
+
+// WithInFlightRelease returns ctx carrying release, which a call that
+// comes to wait for a hash slot calls first: the server's bound on calls
+// in flight then stops counting it (the hasher bounds its own queue).
+// release must be safe to call more than once.
+func WithInFlightRelease(ctx context.Context, release func()) context.Context {
+	return context.WithValue(ctx, inFlightKey{}, release)
+}
+
+func newHashPool(slots int) *hashPool {
+	slots = max(slots, 1)
+	return &hashPool{slots: make(chan struct{}, slots), queue: int64(slots * (1 + queuePerSlot))}
 }
 
 func newHasher(slots, suspect int, wait time.Duration) *hasher {
-	if slots < 1 {
-		slots = 1
-	}
-	if suspect < 1 {
-		suspect = 1
-	}
-	h := &hasher{slots: make(chan struct{}, slots), suspect: make(chan struct{}, suspect), wait: wait}
+	h := &hasher{clean: newHashPool(slots), suspect: newHashPool(suspect), wait: wait}
 	h.dummy = encodeHash(randomBytes(argonSaltLen), argon2.IDKey(randomBytes(16), randomBytes(argonSaltLen), argonTime, argonMemory, argonThreads, argonKeyLen), argonMemory, argonTime, argonThreads)
 	return h
 }
@@ -61,18 +93,35 @@ const (
 )
 
 func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {
-	slots := h.slots
+	hp := h.clean
 	if p == poolSuspect {
-		slots = h.suspect
+		hp = h.suspect
+	}
+	if release, ok := ctx.Value(inFlightKey{}).(func()); ok {
+		release()
 	}
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
+	if hp.in.Add(1) > hp.queue {
+		hp.in.Add(-1)
+		// Between half the wait and the wait: a storm's clients, answered
+		// at once, would otherwise come back together.
+		t.Reset(h.wait/2 + mrand.N(h.wait/2+1))
+		select {
+		case <-t.C:
+			return nil, apperr.Errorf(apperr.Busy, "The server is busy, try again.")
+		case <-ctx.Done():
+			return nil, apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
+		}
+	}
 	select {
-	case slots <- struct{}{}:
-		return func() { <-slots }, nil
+	case hp.slots <- struct{}{}:
+		return func() { <-hp.slots; hp.in.Add(-1) }, nil
 	case <-t.C:
+		hp.in.Add(-1)
 		return nil, apperr.Errorf(apperr.Busy, "The server is busy, try again.")
 	case <-ctx.Done():
+		hp.in.Add(-1)
 		return nil, apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
 	}
 }

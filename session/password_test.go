@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,14 +61,47 @@ func TestPasswordHash(t *testing.T) {
 // configured time, then gets Busy instead of piling up memory.
 func TestHashingIsBounded(t *testing.T) {
 	h := newHasher(1, 1, 50*time.Millisecond)
-	h.slots <- struct{}{} // the only slot is busy
+	h.clean.slots <- struct{}{} // the only slot is busy
 	start := time.Now()
 	_, err := h.Hash(context.Background(), "x")
 	if apperr.CodeOf(err) != apperr.Busy || time.Since(start) > time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
-	<-h.slots
+	<-h.clean.slots
 	if _, err := h.Hash(context.Background(), "x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHashQueueIsBounded: a call that finds its pool's queue full gets no
+// place in it: it is answered Busy at the end of the wait (holding only a
+// timer, so a storm client asks at most once per wait), even with a slot
+// free for the calls queued before it; the other pool is not affected. A
+// call leaves the server's count of calls in flight when it comes to wait.
+func TestHashQueueIsBounded(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	h := newHasher(1, 1, wait)
+	var released atomic.Int32
+	ctx := WithInFlightRelease(context.Background(), func() { released.Add(1) })
+	h.clean.in.Store(h.clean.queue) // the queue is full
+	start := time.Now()
+	if _, err := h.Hash(ctx, "x"); apperr.CodeOf(err) != apperr.Busy || time.Since(start) < wait/2 {
+		t.Fatalf("a call past the full queue: %v after %s, want Busy after %s", err, time.Since(start), wait/2)
+	}
+	if n := h.clean.in.Load(); n != h.clean.queue {
+		t.Fatalf("the refused call changed the queue: %d, want %d", n, h.clean.queue)
+	}
+	if released.Load() != 1 {
+		t.Fatalf("the call left the server's count %d time(s), want 1", released.Load())
+	}
+	if _, _, err := h.Verify(ctx, poolSuspect, h.dummy, "x"); err != nil {
+		t.Fatalf("the suspect pool is refused while the clean one is full: %v", err)
+	}
+	h.clean.in.Store(0)
+	if _, err := h.Hash(ctx, "x"); err != nil {
+		t.Fatalf("with room in the queue: %v", err)
+	}
+	if n := h.clean.in.Load(); n != 0 {
+		t.Fatalf("%d calls still counted in the pool", n)
 	}
 }

@@ -71,7 +71,7 @@ var (
 	warmup       = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
 	connsFlag    = flag.String("conns", "1,10,50", "connection counts")
 	storeFlag    = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
-	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, hostile (product only, scenarios.go)")
+	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, hostile, storm (product only, scenarios.go, storm.go)")
 	maxOperators = flag.Int("operators", 50, "at most this many virtual operators for mixed and hostile (one per connection up to this)")
 	maxRequests  = flag.Int64("max-requests", 300_000, "hard cap on the requests of one run (warm-up included)")
 	queryIDs     = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")

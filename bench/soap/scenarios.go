@@ -48,7 +48,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-var productOnlyScenarios = []string{"mixed", "hostile"}
+var productOnlyScenarios = []string{"mixed", "hostile", "storm"}
 
 func splitScenarios(all []string) (classic, productOnly []string) {
 	for _, s := range all {
@@ -615,6 +615,7 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 	began := time.Now()
 	var mixed []mixedRow
 	var hostile []hostileRow
+	var storm []stormRow
 	for _, sc := range scenarios {
 		for _, c := range conns {
 			for _, p := range products {
@@ -624,6 +625,8 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 					r := runMixed(p, c, *duration, *warmup, *maxRequests, admin, tag)
 					fmt.Fprintf(os.Stderr, "mixed   conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					mixed = append(mixed, r)
+				case "storm":
+					storm = append(storm, runStorm(p, c, *duration, *warmup, *maxRequests, admin))
 				case "hostile":
 					r := runHostile(p, c, *duration, *warmup, *maxRequests, admin, "h"+tag)
 					fmt.Fprintf(os.Stderr, "hostile conns=%-3d product-%-8s legit %7.1f req/s  errors %d  mismatches %d\n", c, p.store,
@@ -640,6 +643,9 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 	}
 	if len(hostile) > 0 {
 		reportHostile(hostile)
+	}
+	if len(storm) > 0 {
+		reportStorm(storm)
 	}
 }
 
