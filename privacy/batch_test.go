@@ -9,6 +9,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -158,5 +159,49 @@ func TestBatchCommitFailureFallsBackOneByOne(t *testing.T) {
 		}
 		checkErased(t, f, before, 4)
 		checkReceipts(t, f, ids)
+	})
+}
+
+// TestStoppedDeleteRun: a delete run stopped after its deletes committed (a
+// shutdown, ^C) does not start the residue purge, which may take minutes.
+// Its requests stay deleteInProgress, without a receipt, released so that
+// the next run need not wait for their lease; the tables keep their marks;
+// the next run finds nothing to delete, purges and completes them.
+func TestStoppedDeleteRun(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		runCtx, stop := context.WithCancel(context.Background())
+		defer stop()
+		var armed atomic.Bool // not during the fixture's collect
+		f, ids, before := batchFixture(t, dialect, func(name string) error {
+			if name == "batch-after-commit" && armed.Load() {
+				stop()
+			}
+			return nil
+		})
+		armed.Store(true)
+		if _, err := f.env.Privacy.Run(runCtx, privacy.Delete); err == nil {
+			t.Fatal("the stopped run reported success")
+		}
+		conn := storetest.SQLOf(t, f.env.DB)
+		stepped, err := conn.Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE status = ? AND claimed_by IS NULL", int(privacy.StatusDeleteInProgress))
+		if err != nil || stepped == 0 {
+			t.Fatalf("%d released deleteInProgress requests after the stop (%v)", stepped, err)
+		}
+		if n, err := conn.Int(f.ctx, "SELECT count(*) FROM privacy_requests WHERE status = ?", int(privacy.StatusComplete)); err != nil || n != 0 {
+			t.Fatalf("%d requests complete before any purge (%v)", n, err)
+		}
+		if n, err := conn.Int(f.ctx, "SELECT count(*) FROM privacy_receipts"); err != nil || n != 0 {
+			t.Fatalf("%d receipts before any purge (%v)", n, err)
+		}
+		if n, err := conn.Int(f.ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n == 0 {
+			t.Fatalf("no residue mark after the stopped run (%v)", err)
+		}
+		// No lease to wait for: the next run at once.
+		if rep := f.run(t, privacy.Delete); rep.Failed != 0 {
+			t.Fatalf("the next run: %+v", rep)
+		}
+		checkErased(t, f, before, 4)
+		checkReceipts(t, f, ids)
+		marksLeft(t, f, 0)
 	})
 }

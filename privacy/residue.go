@@ -67,15 +67,27 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // not purge (it died first, or an older transaction outlasted its wait).
 // Then the deleted requests complete, each with the purge in its audit and
 // its receipt; the other requests get the audit line only. If the purge
-// did not finish, the deleted requests are released still
-// deleteInProgress: the next run takes them back, finds nothing to delete,
-// purges again and completes them. It runs even when the run failed half
-// way, since the batches already committed left residue too; the run's own
-// error wins over the purge's.
+// did not finish, or the run was stopped (ctx done: then it does not
+// start), the deleted requests are released still deleteInProgress: the
+// next run takes them back, finds nothing to delete, purges again and
+// completes them. It runs even when the run failed half way, since the
+// batches already committed left residue too; the run's own error wins
+// over the purge's.
 func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error) error {
+	var (
+		purged, pending []string
+		err             error
+	)
+	if err = ctx.Err(); err != nil {
+		// Stopped (a shutdown, ^C): no purge, which may take minutes; the
+		// marks keep the tables for the next run, and the deleted requests
+		// are released for it below.
+		pending = tables
+	} else {
+		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
+		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
+	}
 	ctx = context.WithoutCancel(ctx)
-	purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
-	purged, pending, err := s.db.PurgeResidue(ctx, tables, runStart, purge)
 	what := fmt.Sprintf("%s of %d table(s)", s.purgeMethod(), len(purged))
 	line := "Residue purged: " + what + "."
 	if err != nil {

@@ -36,6 +36,7 @@ func main() {
 	sizes := flag.String("sizes", "10,100", "approximate file sizes in MB")
 	rounds = flag.Int("rounds", 5, "interleaved download rounds per size, measured on the fresh server and again after the warm-up")
 	warmup = flag.Int("warmup", 50, "unmeasured interleaved rounds between the fresh server's rounds and the warm server's")
+	concurrent = flag.Int("concurrent", 20, "then this many downloads of the file at once, each on its own connection (security-bar #84; 0: none)")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "cp-bench-download-*")
 	check(err)
@@ -51,6 +52,10 @@ func main() {
 		mb, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
 		run(bin, filepath.Join(tmp, "mb"+s), mb)
+	}
+	fmt.Println()
+	for _, l := range together {
+		fmt.Println(l)
 	}
 	// Issue 16's target, gathered by bench/run.sh.
 	fmt.Println()
@@ -69,7 +74,11 @@ func main() {
 // ones: its heap grows into pages the system has not given it yet, and a
 // page fault is expensive on these (virtual) machines. A service that runs
 // for days is the warm one; both are printed, the target is the warm one's.
-var rounds, warmup *int
+var rounds, warmup, concurrent *int
+
+// together are the lines of the concurrent downloads, printed after the
+// table.
+var together []string
 
 // ratios are each size's download ÷ ServeContent, for the target lines.
 var ratios []struct{ mb, ratio float64 }
@@ -77,7 +86,9 @@ var ratios []struct{ mb, ratio float64 }
 // run measures one file size in a fresh data directory.
 func run(bin, dir string, mb int) {
 	ctx := context.Background()
-	env := []string{"CP_DATA_DIR=" + dir, "CP_ADMIN_PASSWORD=bench admin 1", "CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn"}
+	env := []string{"CP_DATA_DIR=" + dir, "CP_ADMIN_PASSWORD=bench admin 1", "CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn",
+		// The concurrent downloads are one operator's (default 4 at once).
+		"CP_DOWNLOADS_PER_OPERATOR=" + strconv.Itoa(max(4, *concurrent))}
 	cli := func(args ...string) (*os.ProcessState, string) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), env...)
@@ -205,6 +216,45 @@ func run(bin, dir string, mb int) {
 		serveContent()
 	}
 	ratios = append(ratios, struct{ mb, ratio float64 }{float64(n) / (1 << 20), measure(fmt.Sprintf("warm (after %d more)", *warmup))})
+	if *concurrent > 0 {
+		together = append(together, downloadTogether(srv.Process.Pid, *concurrent, n, download))
+	}
+}
+
+// downloadTogether runs c downloads at once, each on a connection of its
+// own, checks every byte count, and says how long they took and how much
+// the server's resident set grew over what it was before them (sampled
+// every 20 ms): the security bar asks ≤ 64 MiB for 20 files of 50 MiB.
+func downloadTogether(pid, c int, n int64, download func(io.Writer) int64) string {
+	before := vmRSS(pid)
+	stop, peak := make(chan struct{}), make(chan int64)
+	go func() {
+		top := before
+		for {
+			select {
+			case <-stop:
+				peak <- max(top, vmRSS(pid))
+				return
+			case <-time.After(20 * time.Millisecond):
+				top = max(top, vmRSS(pid))
+			}
+		}
+	}()
+	start := time.Now()
+	got := make(chan int64, c)
+	for range c {
+		go func() { got <- download(io.Discard) }()
+	}
+	for range c {
+		if m := <-got; m != n {
+			log.Fatalf("concurrent download: %d of %d bytes", m, n)
+		}
+	}
+	wall := time.Since(start)
+	close(stop)
+	top := <-peak
+	return fmt.Sprintf("%d downloads of the %.1f MB file at once: %.2f s, %.0f MB/s in all; server VmRSS %.0f MiB before, peak %.0f MiB (+%.0f MiB)",
+		c, float64(n)/(1<<20), wall.Seconds(), float64(n)*float64(c)/(1<<20)/wall.Seconds(), float64(before)/1024, float64(top)/1024, float64(top-before)/1024)
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -268,11 +318,17 @@ func cpuTime(pid int) time.Duration {
 }
 
 // vmHWM is the peak resident set of a process, KiB.
-func vmHWM(pid int) int64 {
+func vmHWM(pid int) int64 { return procStatus(pid, "VmHWM:") }
+
+// vmRSS is the resident set of a process now, KiB.
+func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS:") }
+
+// procStatus is a KiB field of /proc/<pid>/status.
+func procStatus(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	check(err)
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 			return v
 		}

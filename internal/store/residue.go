@@ -105,7 +105,7 @@ func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err e
 }
 
 // PurgeResidue removes what deletes left inside the database in tables, and
-// in the tables an earlier run marked before runStart and did not purge (a
+// in the tables an earlier run marked by runStart and did not purge (a
 // crash, an older transaction that outlasted its wait). It returns the
 // tables it purged and those it could not purge fully; their marks stay,
 // so the next run purges them again.
@@ -119,7 +119,9 @@ func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err e
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
 	at := d.now().UTC()
 	var stale []string
-	if err := d.db.WithContext(ctx).Raw("SELECT table_name FROM privacy_residue WHERE since < ?", runStart.UTC()).Scan(&stale).Error; err != nil {
+	// At runStart too: on a coarse clock (or a test's) an earlier run's
+	// mark and this run's start may read the same time.
+	if err := d.db.WithContext(ctx).Raw("SELECT table_name FROM privacy_residue WHERE since <= ?", runStart.UTC()).Scan(&stale).Error; err != nil {
 		return nil, tables, translate(err, "Residue")
 	}
 	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
