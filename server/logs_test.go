@@ -127,3 +127,39 @@ func TestFailedLogonsLogTheClientAddress(t *testing.T) {
 		t.Error("the log names a login that does not exist")
 	}
 }
+
+// TestAuthFailuresNameTheClient (security-bar #114): every refused logon
+// and every refused session token is one log event with its reason and the
+// client's address, and without the password, login or token it refused.
+func TestAuthFailuresNameTheClient(t *testing.T) {
+	env := servertest.New(t, store.SQLite, servertest.Options{})
+	env.Operator(t, "ana", "s3cret-Passw0rd", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "s3cret-Passw0rd")
+	forged := token[:len(token)-4] + "AAAA"
+	for _, c := range []struct{ name, action, envelope, event string }{
+		{"wrong password", "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("ana", "Wr0ng-Passw0rd")), "logon refused"},
+		{"unknown login", "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("nobody-secret-login", "Wr0ng-Passw0rd")), "logon refused"},
+		{"no token", "xtk:session#GetUserInfo", userInfoCall(""), "session refused"},
+		{"forged token", "xtk:session#GetUserInfo", userInfoCall(forged), "session refused"},
+	} {
+		before := strings.Count(env.Logs.String(), "\n")
+		if _, body := env.Post(t, c.action, c.envelope); !strings.Contains(body, "<SOAP-ENV:Fault>") {
+			t.Fatalf("%s: not refused: %s", c.name, body)
+		}
+		lines := strings.Split(env.Logs.String(), "\n")[before:]
+		var events []string
+		for _, l := range lines {
+			if strings.Contains(l, `msg="`+c.event+`"`) {
+				events = append(events, l)
+			}
+		}
+		if len(events) != 1 || !strings.Contains(events[0], "from=127.0.0.1") || !strings.Contains(events[0], "reason=") {
+			t.Fatalf("%s: %d %q event(s), want one with the reason and from=127.0.0.1:\n%s", c.name, len(events), c.event, strings.Join(lines, "\n"))
+		}
+		for _, secret := range []string{"Wr0ng-Passw0rd", "nobody-secret-login", forged, token} {
+			if strings.Contains(events[0], secret) {
+				t.Fatalf("%s: the event holds what it refused: %s", c.name, events[0])
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -230,8 +231,11 @@ func (s *Server) logonAnswer(tokens *session.Tokens) []any {
 // socket's peer, or behind trusted proxies the rightmost untrusted
 // X-Forwarded-For entry — a client-written entry never lets a guesser
 // change addresses.
-func (s *Server) clientAddr(c *call) string {
-	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(c.http); ok {
+func (s *Server) clientAddr(c *call) string { return s.addrOf(c.http) }
+
+// addrOf is the client's address of r, as clientAddr ("" when unknown).
+func (s *Server) addrOf(r *http.Request) string {
+	if a, ok := (netzone.Zone{Trusted: s.cfg.TrustedProxies}).ClientAddr(r); ok {
 		return a.String()
 	}
 	return ""

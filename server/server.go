@@ -272,6 +272,7 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	cred := httpCredentials(r, nil, nil)
+	cred.From = s.addrOf(r)
 	if _, err := s.sessions.Authenticate(r.Context(), cred); err != nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(faults[apperr.BadSession].text + "\n"))

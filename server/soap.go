@@ -226,7 +226,9 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 	}
 	c := &call{method: m, args: args, http: r, service: service}
 	if !m.Anonymous() {
-		caller, err := s.sessions.Authenticate(ctx, httpCredentials(r, env, args[0]))
+		cred := httpCredentials(r, env, args[0])
+		cred.From = s.addrOf(r)
+		caller, err := s.sessions.Authenticate(ctx, cred)
 		if err != nil {
 			return nil, &soapError{method: m.Name, service: service, err: err}
 		}

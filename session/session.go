@@ -416,6 +416,9 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 type Credentials struct {
 	SessionToken  string
 	SecurityToken string
+	// From is the client's address (the socket's peer, or the one trusted
+	// proxies name), for the log of a refused session.
+	From string
 	// CookieOnly is true when the session token came only from the
 	// __sessiontoken cookie: then the security token is required whatever
 	// the setting, as ACC does, because a browser sends cookies by itself.
@@ -433,7 +436,7 @@ var errBadSession = apperr.Errorf(apperr.BadSession, "Session has expired or is 
 // log without the token.
 func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, error) {
 	refuse := func(reason string) (*Caller, error) {
-		s.log.InfoContext(ctx, "session refused", "reason", reason)
+		s.log.InfoContext(ctx, "session refused", "reason", reason, "from", cred.From)
 		return nil, errBadSession
 	}
 	if cred.SessionToken == "" {

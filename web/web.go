@@ -179,7 +179,7 @@ func (s *Server) zoned(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 	return s.zoned(func(w http.ResponseWriter, r *http.Request) {
 		cred := session.ReadCredentials(r, session.Envelope{})
-		cred.SafeRead = !post
+		cred.SafeRead, cred.From = !post, addrOf(r).String()
 		if post {
 			cred.SecurityToken = r.PostFormValue("csrf")
 			if cred.SecurityToken == "" {
