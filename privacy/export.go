@@ -277,6 +277,16 @@ type Export struct {
 // download answers 410 Gone.
 var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was deleted after its retention period.")
 
+// ErrDestroyed is the code of a two-step delete's reviewed file, destroyed
+// with the delete (deletedUpdate): the download answers 410 Gone too.
+var ErrDestroyed = apperr.Errorf(apperr.NotFound, "The reviewed file was destroyed with the delete.")
+
+// fileDestroyed reports whether a request's file went with its delete.
+func fileDestroyed(r *store.Request) bool {
+	st := Status(r.Status)
+	return r.Type == TypeDelete && r.ConfirmDeletePending && (st == StatusDeleteInProgress || st == StatusComplete)
+}
+
 // OpenExport returns a reader of the decrypted file of a request, a few
 // chunks in memory at most (see chunkReader); it seeks (for HTTP Range
 // requests) by chunk. The reader fails if a chunk was altered, swapped, or
@@ -291,6 +301,9 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 		return nil, nil, ErrPurged
 	}
 	e, err := s.db.FindExport(ctx, requestID)
+	if apperr.CodeOf(err) == apperr.NotFound && fileDestroyed(req) {
+		return nil, nil, ErrDestroyed
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -172,6 +172,9 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	}
 	deleted := req.Type == TypeDelete && status == StatusComplete
 	exported := req.Type == TypeAccess || req.ConfirmDeletePending
+	if deleted && req.ConfirmDeletePending {
+		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with the delete
+	}
 	for _, d := range counts {
 		t := ReceiptTable{Table: d.Schema}
 		if exported {

@@ -38,6 +38,19 @@ func (t *touchedTables) add(request int64, parts []store.DeletePart) {
 	t.requests[request] = true
 }
 
+// addTables adds tables a step changed outside its delete parts (a
+// dropped export's).
+func (t *touchedTables) addTables(names ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tables == nil {
+		t.tables, t.requests = map[string]bool{}, map[int64]bool{}
+	}
+	for _, name := range names {
+		t.tables[name] = true
+	}
+}
+
 // deleted notes a request whose rows are all gone: it completes after the
 // purge.
 func (t *touchedTables) deleted(request int64) {

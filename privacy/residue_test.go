@@ -2,6 +2,7 @@ package privacy_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
@@ -303,8 +305,10 @@ func TestNoResidueOfALargeSubject(t *testing.T) {
 		f := &fixture{env: env, ctx: context.Background()}
 		cfg := storetest.ConfigOf(t, env.DB)
 		conn := storetest.SQLOf(t, env.DB)
-		env.BigSubject(t, 3000)
-		const label = "Newsletter of the week, edition"
+		// An email and a label of its own: other tests' statistics in the
+		// shared pg_statistic hold BigSubject's.
+		const email, label = "big-residue@example.com", "Residue test newsletter, edition"
+		env.BigSubjectOf(t, email, label+" ", 3000)
 		count := func(tokens ...string) int {
 			if dialect == store.Postgres {
 				return conn.PostgresFileCount(t, f.ctx, "nms_broad_log_rcp", tokens...) + conn.PostgresFileCount(t, f.ctx, "privacy_requests", tokens...)
@@ -324,7 +328,7 @@ func TestNoResidueOfALargeSubject(t *testing.T) {
 		if rows("nms_recipient") != 1 || rows("nms_broad_log_rcp") != 3000 {
 			t.Fatal("the set-up is not one recipient with 3,000 logs")
 		}
-		id := f.create(t, "defaultNamespace1", servertest.BigSubjectEmail, privacy.TypeDelete, false)
+		id := f.create(t, "defaultNamespace1", email, privacy.TypeDelete, false)
 		runAll(t, f)
 		if got := f.status(t, id); got != privacy.StatusComplete {
 			t.Fatalf("status %v, want complete", got)
@@ -337,8 +341,84 @@ func TestNoResidueOfALargeSubject(t *testing.T) {
 		}
 		f.env.Clock.Advance(91 * 24 * time.Hour)
 		runAll(t, f)
-		if n := count(servertest.BigSubjectEmail); n != 0 {
+		if n := count(email); n != 0 {
 			t.Fatalf("the email is still in the files %d time(s) after the cleanup", n)
+		}
+	})
+}
+
+// TestTwoStepDeleteDestroysTheReviewedFile: a two-step delete's reviewed
+// file holds the subject's data, encrypted under a key of its own that the
+// database keeps wrapped. The file and the key go with the delete (ACC
+// keeps the file until the 90-day cleanup): once the request is complete,
+// no row of them is left (plain SQL), the wrapped key's bytes are in none
+// of the database's files, the file cannot be opened, and the receipt says
+// it was purged that day.
+func TestTwoStepDeleteDestroysTheReviewedFile(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		// The clock moves on during the delete, as a real one does: the
+		// file's tables are marked after the run began, so only the run's
+		// own list of tables gets them purged.
+		var f *fixture
+		f = newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			withReceipts(c)
+			c.Failpoint = func(name string) error {
+				if name == "delete-after-batch" {
+					f.env.Clock.Advance(time.Second)
+				}
+				return nil
+			}
+		}})
+		cfg := storetest.ConfigOf(t, f.env.DB)
+		conn := storetest.SQLOf(t, f.env.DB)
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, true)
+		f.run(t, privacy.Collect)
+		key, err := conn.Bytes(f.ctx, "SELECT wrapped_key FROM privacy_exports WHERE request_id = ?", id)
+		if err != nil || len(key) < 16 {
+			t.Fatalf("wrapped key %x (%v)", key, err)
+		}
+		rows := func() (n int64) {
+			for _, table := range []string{"privacy_exports", "privacy_export_chunks"} {
+				c, err := conn.Int(f.ctx, "SELECT count(*) FROM "+table+" WHERE request_id = ?", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += c
+			}
+			return n
+		}
+		inFiles := func() int {
+			if dialect == store.Postgres {
+				return conn.PostgresFileCount(t, f.ctx, "privacy_exports", string(key))
+			}
+			return storetest.SQLiteFileCount(t, cfg, string(key))
+		}
+		if rows() < 2 || inFiles() == 0 {
+			t.Fatal("no reviewed file, or its key is not in the files: the check would prove nothing")
+		}
+		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.env.Privacy.Run(f.ctx, privacy.Delete)
+		finishPurge(t, f, err)
+		if got := f.status(t, id); got != privacy.StatusComplete {
+			t.Fatalf("status %v, want complete", got)
+		}
+		if n := rows(); n != 0 {
+			t.Fatalf("%d row(s) of the reviewed file left", n)
+		}
+		if n := inFiles(); n != 0 {
+			t.Fatalf("the wrapped key is still in the database's files %d time(s)", n)
+		}
+		if _, _, err := f.env.Privacy.OpenExport(f.ctx, id); !errors.Is(err, privacy.ErrDestroyed) {
+			t.Fatalf("opening the reviewed file: %v, want ErrDestroyed", err)
+		}
+		if v, err := f.env.Privacy.Request(f.ctx, operator, id); err != nil || !v.Destroyed || v.FileReady {
+			t.Fatalf("the request's view: %+v %v", v, err)
+		}
+		auditHas(t, f, id, "The reviewed file and its key are destroyed.")
+		if _, c := f.receiptOf(t, id); c.FilePurgedOn != f.env.Clock.Now().UTC().Format("2006-01-02") || c.Tables[0].Exported == 0 || c.Tables[0].Deleted == 0 {
+			t.Fatalf("claims: %+v", c)
 		}
 	})
 }

@@ -28,6 +28,7 @@ type RequestView struct {
 	FileReady     bool          // the data-subject file can be downloaded
 	HasReceipt    bool          // a signed erasure receipt was issued (receipt.go)
 	Purged        bool
+	Destroyed     bool // a two-step delete's reviewed file, gone with the delete
 	AuditLines    []string
 	ConfirmBefore *time.Time // while a delete waits for its confirmation
 }
@@ -68,6 +69,8 @@ func (s *Service) view(ctx context.Context, r *store.Request, full bool) (*Reque
 	v.Linked = linkedOf(linked)
 	if e, err := s.db.FindExport(ctx, r.ID); err == nil && e.Complete && !v.Purged {
 		v.FileReady = true
+	} else if apperr.CodeOf(err) == apperr.NotFound && fileDestroyed(r) {
+		v.Destroyed = true
 	}
 	if _, err := s.db.FindReceipt(ctx, r.ID); err == nil {
 		v.HasReceipt = true

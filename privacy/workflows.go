@@ -416,7 +416,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if remaining > 0 {
 		return nil, errRemaining(remaining)
 	}
-	return s.endStep(ctx, req, s.deletedUpdate(found, audit), false)
+	return s.endStep(ctx, req, s.deletedUpdate(req, found, audit), false)
 }
 
 func errRemaining(n int64) error {
@@ -430,10 +430,21 @@ func errRemaining(n int64) error {
 // its receipt (or releases it, if the purge did not finish, for the next
 // run). A crash in between leaves it deleteInProgress: after the lease the
 // next run takes it back, the delete finds nothing, and the purge follows.
-func (s *Service) deletedUpdate(found []tableIDs, audit []string) store.RequestUpdate {
-	return store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease,
-		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)),
-			"Records deleted; the request completes after the residue purge at the end of the run.")}
+//
+// A two-step delete's review file goes with the delete: the file and its
+// key are deleted in the same commit, and their tables purged with the
+// rest, so that nothing of the subject is left once the request is
+// complete (ACC keeps the file until the cleanup, 90 days later).
+func (s *Service) deletedUpdate(req *store.Request, found []tableIDs, audit []string) store.RequestUpdate {
+	upd := store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease,
+		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)))}
+	if req.ConfirmDeletePending {
+		upd.DropExport = true
+		upd.Audit = append(upd.Audit, "The reviewed file and its key are destroyed.")
+		s.touched.addTables(store.ExportTables...)
+	}
+	upd.Audit = append(upd.Audit, "Records deleted; the request completes after the residue purge at the end of the run.")
+	return upd
 }
 
 // awaitsPurge reports whether a step ended with deletedUpdate.
@@ -457,7 +468,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	if err != nil {
 		return nil, err
 	}
-	item, err := s.endStep(ctx, req, s.deletedUpdate(found, nil), true)
+	item, err := s.endStep(ctx, req, s.deletedUpdate(req, found, nil), true)
 	if err != nil {
 		return nil, err
 	}

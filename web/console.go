@@ -377,7 +377,7 @@ func (s *Server) handleDownloadPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusOK
-	if v.Purged {
+	if v.Purged || v.Destroyed {
 		status = http.StatusGone
 	}
 	s.render(w, r, status, "download.html", page{Title: "Download GDPR data", Caller: callerOf(r), Data: v})

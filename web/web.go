@@ -234,12 +234,13 @@ var httpStatus = map[apperr.Code]int{
 }
 
 // fail is the one translation of errors to HTTP statuses for the web. A
-// purged request's file is gone for good: 410.
+// purged request's file, or a delete's reviewed file, is gone for good:
+// 410.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	msg := apperr.MessageOf(err)
 	status, ok := httpStatus[apperr.CodeOf(err)]
 	switch {
-	case errors.Is(err, privacy.ErrPurged):
+	case errors.Is(err, privacy.ErrPurged), errors.Is(err, privacy.ErrDestroyed):
 		status = http.StatusGone
 	case !ok:
 		status = http.StatusInternalServerError

@@ -369,6 +369,17 @@ func TestConsole(t *testing.T) {
 			if v, _ := w.env.Privacy.Request(w.ctx, &session.Caller{Rights: []string{session.RightAdmin}}, id); v.Status != privacy.StatusComplete {
 				t.Fatalf("after the workflows: %s", v.Status)
 			}
+			// The reviewed file went with the delete: gone, on the file and
+			// on the pages.
+			if _, body := ana.do("GET", "/privacy/requests/"+strconv.FormatInt(id, 10), nil); !strings.Contains(body, `id="file-destroyed"`) {
+				t.Fatal("the request page does not say the reviewed file was destroyed")
+			}
+			if resp, _ := ana.do("GET", "/nms/gdpr.jssp?id="+strconv.FormatInt(id, 10), nil); resp.StatusCode != http.StatusGone {
+				t.Fatalf("the destroyed file: %d, want 410", resp.StatusCode)
+			}
+			if resp, _ := ana.do("GET", "/privacy/download?id="+strconv.FormatInt(id, 10), nil); resp.StatusCode != http.StatusGone {
+				t.Fatalf("the destroyed file's download page: %d, want 410", resp.StatusCode)
+			}
 			// Log off ends the session for the console and the API.
 			resp, _ = ana.do("POST", "/privacy/logoff", url.Values{"csrf": {ana.csrf}})
 			if resp.StatusCode != http.StatusSeeOther {

@@ -209,16 +209,24 @@ const BigSubjectEmail = "big@example.com"
 // (about 165 bytes each in the person's file), 10,000 rows a statement: a
 // large file to collect and download.
 func (e *Env) BigSubject(t testing.TB, logs int) {
+	e.BigSubjectOf(t, BigSubjectEmail, "Newsletter of the week, edition ", logs)
+}
+
+// BigSubjectOf is BigSubject with another email and label (each log's is
+// label and its number): a test that reads PostgreSQL's files for them must
+// not find the copies other tests' statistics keep in the shared
+// pg_statistic.
+func (e *Env) BigSubjectOf(t testing.TB, email, label string, logs int) {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
-	if err := e.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), BigSubjectEmail}}); err != nil {
+	if err := e.DB.InsertRows(ctx, "nms_recipient", []string{"id", "email"}, [][]any{{int64(1), email}}); err != nil {
 		t.Fatal(err)
 	}
 	for from := 1; from <= logs; from += 10_000 {
 		var rows [][]any
 		for i := from; i < min(from+10_000, logs+1); i++ {
-			rows = append(rows, []any{int64(i), int64(1), BigSubjectEmail, int64(1), now, "Newsletter of the week, edition " + strconv.Itoa(i)})
+			rows = append(rows, []any{int64(i), int64(1), email, int64(1), now, label + strconv.Itoa(i)})
 		}
 		if err := e.DB.InsertRows(ctx, "nms_broad_log_rcp", []string{"id", "recipient_id", "address", "status", "event_date", "delivery_label"}, rows); err != nil {
 			t.Fatal(err)

@@ -421,6 +421,12 @@ func (d *DB) writeRecords(tx *gorm.DB, id int64, now time.Time, upd RequestUpdat
 		return tx.Model(&Export{}).Where("request_id = ?", id).
 			Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
 	}
+	if upd.DropExport {
+		if err := deleteExport(tx, id); err != nil {
+			return err
+		}
+		return markResidue(tx, now, ExportTables)
+	}
 	return nil
 }
 

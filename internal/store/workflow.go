@@ -91,6 +91,10 @@ type RequestUpdate struct {
 	// chunks and ExportSize bytes.
 	ExportChunks int
 	ExportSize   int64
+	// DropExport deletes the request's export and its wrapped key (a
+	// delete's review file, once the delete is done) and marks their
+	// tables for the residue purge (ExportTables).
+	DropExport bool
 	// Reviewed, when not nil, replaces the request's reviewed set.
 	Reviewed []ReviewedRow
 	// Linked, when not nil, replaces the request's coverage report.
@@ -368,6 +372,10 @@ func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Sta
 		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), waiting, d.now().UTC(), limit).Scan(&ids).Error
 	return ids, translate(err, "Privacy request")
 }
+
+// ExportTables are the tables of a request's export: its wrapped key and
+// its sealed chunks.
+var ExportTables = []string{Export{}.TableName(), exportChunk{}.TableName()}
 
 // PurgedRequestTables are the tables PurgeRequest deletes from or blanks a
 // value in: their residue is purged after a cleanup run, as a delete's is.

@@ -173,6 +173,13 @@ func (c *Conn) LockTableIn(ctx context.Context, table, mode string) (release fun
 	return func() { tx.Rollback() }, nil
 }
 
+// Bytes runs a query with ? placeholders that returns one value, as bytes.
+func (c *Conn) Bytes(ctx context.Context, query string, args ...any) ([]byte, error) {
+	var b []byte
+	err := c.db.QueryRowContext(ctx, c.rebind(query), args...).Scan(&b)
+	return b, err
+}
+
 // Int runs a query with ? placeholders that returns one integer.
 func (c *Conn) Int(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
