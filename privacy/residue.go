@@ -91,6 +91,9 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		purged, pending []string
 		err             error
 	)
+	if err = s.failpoint("residue-purge"); err != nil {
+		return err
+	}
 	if err = ctx.Err(); err != nil {
 		// Stopped (a shutdown, ^C): no purge, which may take minutes; the
 		// marks keep the tables for the next run, and the deleted requests

@@ -152,11 +152,17 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 	switch {
 	case stopped:
 		result = "stopped: " + result
+	case ctx.Err() != nil:
+		result = "stopped by the service's shutdown: " + result
 	case err != nil:
 		result = fmt.Sprintf("error (%s): %s", apperr.CodeOf(err), result)
 	}
 	mu.Unlock()
-	if ferr := s.db.FinishWorkflowRun(ctx, id, s.cfg.Worker, result); ferr != nil {
+	// Recorded at a shutdown too: else the row stays taken until its lease
+	// ends, and every run before that is skipped.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	if ferr := s.db.FinishWorkflowRun(fctx, id, s.cfg.Worker, result); ferr != nil {
 		s.log.WarnContext(ctx, "workflow end not recorded", "workflow", name, "err", apperr.LogText(ferr))
 		return reports, err
 	}

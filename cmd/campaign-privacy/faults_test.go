@@ -263,3 +263,66 @@ func TestPostgresRestartDuringDelete(t *testing.T) {
 	}
 	checkInvariants(t, env, id, before, true)
 }
+
+// TestShutdownDuringDeleteRun (security-bar #12): the service is stopped
+// while its scheduled delete run waits before the residue purge (the
+// failpoint sleeps 2 s there). Serve waits for the run, which starts no
+// purge and releases its deleted request: after the stop the request is
+// deleteInProgress, claimed by no one, its rows gone (plain counts) and its
+// tables marked; the next run completes it at once, without waiting for a
+// lease, and purges.
+func TestShutdownDuringDeleteRun(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			id, before := faultSetup(t, env)
+			env["CP_WORKFLOW_SCHEDULE"] = "1s"
+			env["CP_FAILPOINT"] = "residue-purge:sleep=2s"
+			_, out, stop := serve(t, env)
+			request := func() *store.Request {
+				db := openDB(t, env)
+				defer db.Close()
+				r, err := db.FindRequestByID(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			for deadline := time.Now().Add(30 * time.Second); !strings.Contains(request().Audit, "Records deleted;"); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the scheduled run did not delete:\n%s", out)
+				}
+			}
+			start := time.Now()
+			stop()
+			if d := time.Since(start); d > 30*time.Second {
+				t.Fatalf("the shutdown took %s", d)
+			}
+			if r := request(); privacy.Status(r.Status) != privacy.StatusDeleteInProgress || r.ClaimedBy != nil || strings.Contains(r.Audit, "Request is complete.") {
+				t.Fatalf("after the stop: %s, claimed by %v, audit:\n%s", privacy.Status(r.Status), r.ClaimedBy, r.Audit)
+			}
+			checkInvariantsRows(t, env, before)
+			if n := residueMarks(t, env); n == 0 {
+				t.Fatal("no residue mark after the stopped run")
+			}
+			if out, err := run(t, env, "", "workflow", "run", privacy.Delete); err != nil || !strings.Contains(out, "1 processed") {
+				t.Fatalf("the next run: %v %s", err, out)
+			}
+			checkInvariants(t, env, id, before, true)
+			if n := residueMarks(t, env); n != 0 {
+				t.Fatalf("%d residue marks after the next run", n)
+			}
+		})
+	}
+}
+
+// checkInvariantsRows: exactly the subject's rows are gone.
+func checkInvariantsRows(t *testing.T, env map[string]string, before map[string]int64) {
+	t.Helper()
+	after := counts(t, env)
+	for _, table := range faultTables {
+		if want := before[table] - subjectRows[table]; after[table] != want {
+			t.Errorf("%s: %d rows, want %d", table, after[table], want)
+		}
+	}
+}

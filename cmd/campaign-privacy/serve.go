@@ -68,7 +68,26 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
 	}
 	go purgeSessions(ctx, a.Sessions, log)
-	go a.Privacy.RunSchedule(ctx, s.workflowSchedule, a.DB.Exclusive)
+	// A scheduled run stops at ctx's end: a delete run ends its batch,
+	// starts no residue purge and releases its deleted requests for the
+	// next run. Serve waits for it, within the shutdown's budget.
+	var stopAt atomic.Int64
+	context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })
+	workflows := make(chan struct{})
+	go func() {
+		defer close(workflows)
+		a.Privacy.RunSchedule(ctx, s.workflowSchedule, a.DB.Exclusive)
+	}()
+	defer func() {
+		if ctx.Err() == nil {
+			return // Serve failed: the process ends
+		}
+		select {
+		case <-workflows:
+		case <-time.After(time.Until(time.Unix(0, stopAt.Load()).Add(shutdownBudget))):
+			log.Warn("a workflow run did not stop within the shutdown's budget: its requests wait for their lease")
+		}
+	}()
 	log.Info("workflows scheduled", "schedule", s.workflowSchedule.String())
 	zone := m.zone(s)
 	if len(zone.Allowed) == 0 {
@@ -93,7 +112,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 				return
 			}
 		}
-		log.Info("shutting down: finishing the calls in flight (at most 30 s)")
+		log.Info("shutting down: finishing the calls in flight and the workflow run, if any (at most 30 s)")
 	}()
 	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
@@ -106,6 +125,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	})
 }
+
+// shutdownBudget is how long a shutdown may take, from the signal (the
+// server's own shutdown of the calls in flight is bounded alike).
+const shutdownBudget = 30 * time.Second
 
 // loopbackOnly reports whether a listen address accepts only this
 // machine's own connections (127.0.0.0/8, ::1, localhost).
