@@ -601,6 +601,9 @@ func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Ti
 			purged = append(purged, id)
 			rep.Processed++
 			s.progress(*rep)
+			if err := s.failpoint("cleanup-after-request"); err != nil {
+				return purged, err
+			}
 		}
 	}
 }

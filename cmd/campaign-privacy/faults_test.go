@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -55,25 +58,39 @@ func buildBinary(t *testing.T) string {
 // and the row counts before the delete.
 func faultSetup(t *testing.T, env map[string]string) (int64, map[string]int64) {
 	t.Helper()
+	ids := slices.Collect(maps.Keys(demoRequests(t, env, privacy.TypeDelete, 3)))
+	id := ids[0]
+	if out, err := run(t, env, "", "workflow", "run", privacy.Collect); err != nil || !strings.Contains(out, "1 processed") {
+		t.Fatalf("collect: %v %s", err, out)
+	}
+	return id, counts(t, env)
+}
+
+// demoRequests loads 5 demo recipients and creates, over SOAP on the real
+// serve, a one-step request of type typ for each demo recipient n given. It
+// returns their values by id.
+func demoRequests(t *testing.T, env map[string]string, typ int, ns ...int64) map[int64]string {
+	t.Helper()
 	if out, err := run(t, env, "", "demo-data", "--recipients", "5"); err != nil {
 		t.Fatalf("demo-data: %v %s", err, out)
 	}
 	env["CP_ADMIN_PASSWORD"] = "admin pass 1"
 	url, _, stop := serve(t, env)
+	defer stop()
 	body := post(t, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "admin pass 1")))
 	token := servertest.Between(body, "<pstrSessionToken xsi:type='xsd:string'>", "<")
-	call := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
-		`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>`+demodata.Email(3)+
-		`</reconciliationValue><type>2</type><confirmDeletePending>false</confirmDeletePending><regulation>1</regulation></m:CreateRequestByName>`)
-	id, err := strconv.ParseInt(servertest.Between(post(t, url, "nms:privacyRequest#CreateRequestByName", call), "<id xsi:type='xsd:int'>", "<"), 10, 64)
-	stop()
-	if err != nil {
-		t.Fatal(err)
+	values := map[int64]string{}
+	for _, n := range ns {
+		call := servertest.Envelope("", `<m:CreateRequestByName xmlns:m="urn:nms:privacyRequest"><sessiontoken>`+token+
+			`</sessiontoken><namespaceName>defaultNamespace1</namespaceName><reconciliationValue>`+demodata.Email(n)+
+			`</reconciliationValue><type>`+strconv.Itoa(typ)+`</type><confirmDeletePending>false</confirmDeletePending><regulation>1</regulation></m:CreateRequestByName>`)
+		id, err := strconv.ParseInt(servertest.Between(post(t, url, "nms:privacyRequest#CreateRequestByName", call), "<id xsi:type='xsd:int'>", "<"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values[id] = demodata.Email(n)
 	}
-	if out, err := run(t, env, "", "workflow", "run", privacy.Collect); err != nil || !strings.Contains(out, "1 processed") {
-		t.Fatalf("collect: %v %s", err, out)
-	}
-	return id, counts(t, env)
+	return values
 }
 
 var faultTables = []string{"nms_recipient", "nms_broad_log_rcp", "nms_tracking_log_rcp", "nms_broad_log_event_histo", "nms_rcp_grp_rel",
@@ -157,16 +174,7 @@ func TestKill9DuringDelete(t *testing.T) {
 			env["CP_WORKFLOW_LEASE"] = "2s"
 			id, before := faultSetup(t, env)
 
-			cmd := exec.Command(bin, "workflow", "run", privacy.Delete)
-			cmd.Env = append(os.Environ(), "CP_FAILPOINT=delete-after-batch")
-			for k, v := range env {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("the process was not killed: %v\n%s", err, out)
-			}
+			runKilled(t, bin, env, privacy.Delete, "delete-after-batch")
 			db := openDB(t, env)
 			r, err := db.FindRequestByID(context.Background(), id)
 			db.Close()
@@ -324,5 +332,89 @@ func checkInvariantsRows(t *testing.T, env map[string]string, before map[string]
 		if want := before[table] - subjectRows[table]; after[table] != want {
 			t.Errorf("%s: %d rows, want %d", table, after[table], want)
 		}
+	}
+}
+
+// TestKill9DuringCleanup (security-bar #101, a crash mid-purge): three
+// access requests past the retention period (their times moved 100 days
+// back by plain SQL); the cleanup is killed
+// (SIGKILL) after purging the first. Each request is purged in one
+// transaction: one is purged whole (value blank, file and key gone), the
+// other two are untouched, and the tables are marked for the residue
+// purge. The next cleanup purges the other two, each once, and clears the
+// marks.
+func TestKill9DuringCleanup(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			values := demoRequests(t, env, privacy.TypeAccess, 1, 2, 3)
+			if out, err := run(t, env, "", "workflow", "run", privacy.Collect); err != nil || !strings.Contains(out, "3 processed") {
+				t.Fatalf("collect: %v %s", err, out)
+			}
+			// 100 days ago: past the 90-day retention.
+			db := storetest.OpenConfig(t, store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]}, nil)
+			conn, old := storetest.SQLOf(t, db), time.Now().Add(-100*24*time.Hour).UTC()
+			if err := conn.Exec(context.Background(), "UPDATE privacy_exports SET created = ?", old); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Exec(context.Background(), "UPDATE privacy_requests SET last_modified = ?", old); err != nil {
+				t.Fatal(err)
+			}
+
+			env["CP_WORKFLOW_LEASE"] = "2s"
+			runKilled(t, buildBinary(t), env, privacy.Cleanup, "cleanup-after-request")
+			// state: per request, whether it is purged whole, or untouched.
+			state := func() (purged int) {
+				db := openDB(t, env)
+				defer db.Close()
+				for id, value := range values {
+					r, err := db.FindRequestByID(context.Background(), id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, ferr := db.FindExport(context.Background(), id)
+					switch lines := strings.Count(r.Audit, "Collected data deleted after"); {
+					case r.PurgedAt != nil && r.ReconciliationValue == "" && apperr.CodeOf(ferr) == apperr.NotFound && lines == 1:
+						purged++
+					case r.PurgedAt == nil && r.ReconciliationValue == value && ferr == nil && lines == 0:
+					default:
+						t.Fatalf("request %d half purged: purged at %v, value %q, export %v, %d purge line(s)", id, r.PurgedAt, r.ReconciliationValue, ferr, lines)
+					}
+				}
+				return purged
+			}
+			if n := state(); n != 1 {
+				t.Fatalf("%d requests purged before the kill, want 1", n)
+			}
+			if n := residueMarks(t, env); n == 0 {
+				t.Fatal("the purged request's tables are not marked")
+			}
+			time.Sleep(2100 * time.Millisecond) // the dead run's lease on the workflow
+			if out, err := run(t, env, "", "workflow", "run", privacy.Cleanup); err != nil || !strings.Contains(out, "2 processed") {
+				t.Fatalf("the next cleanup: %v %s", err, out)
+			}
+			if n := state(); n != 3 {
+				t.Fatalf("%d requests purged after the next cleanup, want 3", n)
+			}
+			if n := residueMarks(t, env); n != 0 {
+				t.Fatalf("%d residue marks after the next cleanup", n)
+			}
+		})
+	}
+}
+
+// runKilled runs the workflow with the real binary and checks that it was
+// killed (SIGKILL) at the failpoint.
+func runKilled(t *testing.T, bin string, env map[string]string, workflow, failpoint string) {
+	t.Helper()
+	cmd := exec.Command(bin, "workflow", "run", workflow)
+	cmd.Env = append(os.Environ(), "CP_FAILPOINT="+failpoint)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("%s was not killed at %s: %v\n%s", workflow, failpoint, err, out)
 	}
 }
