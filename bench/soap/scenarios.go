@@ -496,6 +496,7 @@ type mixedRow struct {
 	kinds        []kindTally
 	hwm, peakRSS int64 // kB
 	pgBackends   int
+	alive        bool // the process was still running at the end
 	// creates answered with an id (warm-up included) and the requests
 	// stored with this run's values: equal when none is lost or duplicated.
 	createsAnswered int64
@@ -507,7 +508,6 @@ type hostileRow struct {
 	legit  int
 	cases  []hostileCase
 	stored string // hostile values found stored ("0" expected)
-	alive  bool
 }
 
 func logonAll(p *product, ops []operator) []string {
@@ -535,15 +535,40 @@ func runMixed(p *product, conns int, d, warm time.Duration, max int64, admin *sq
 		dr.run(time.Now().Add(warm))
 		warmCreates = int64(len(dr.collect()[kCreate].lats))
 	}
+	row := measure(p, dr, conns, d, admin)
+	row.createsStored = countStored(p, tag+"-")
+	row.createsAnswered = warmCreates + int64(len(row.kinds[kCreate].lats))
+	return row
+}
+
+// measure runs dr for d and returns what it measured of the product: the
+// calls, its peak memory and PostgreSQL backends, whether it is alive.
+func measure(p *product, dr *driver, conns int, d time.Duration, admin *sql.DB) mixedRow {
 	stop := peakWatch(p.proc.pid(), pgAdmin(p, admin), p.appName)
 	began := time.Now()
 	dr.run(began.Add(d))
 	row := mixedRow{store: p.store, conns: conns, elapsed: time.Since(began), kinds: dr.collect()}
 	row.peakRSS, row.pgBackends = stop()
 	row.hwm, _ = memory(p.proc.pid())
-	row.createsStored = countStored(p, tag+"-")
-	row.createsAnswered = warmCreates + int64(len(row.kinds[kCreate].lats))
+	select {
+	case <-p.proc.done:
+	default:
+		row.alive = true
+	}
 	return row
+}
+
+// printWrong prints, for each kind of call of r that got a wrong answer,
+// how many and the first.
+func printWrong(r mixedRow, names []string) {
+	for k, name := range names {
+		if t := r.kinds[k]; t.firstBad != "" {
+			fmt.Printf("\n%s %d conns, %s: %d wrong (%d without an HTTP answer); first: %s\n", r.store, r.conns, name, t.bad, t.transport, oneLine(t.firstBad))
+			if t.firstTrans != "" && t.firstTrans != t.firstBad {
+				fmt.Printf("  first without an HTTP answer: %s\n", oneLine(t.firstTrans))
+			}
+		}
+	}
 }
 
 func pgAdmin(p *product, admin *sql.DB) *sql.DB {
@@ -590,18 +615,7 @@ func runHostile(p *product, conns int, d, warm time.Duration, max int64, admin *
 		dr.run(time.Now().Add(warm))
 		warmCreates = int64(len(dr.collect()[0].lats))
 	}
-	stop := peakWatch(p.proc.pid(), pgAdmin(p, admin), p.appName)
-	began := time.Now()
-	dr.run(began.Add(d))
-	row := hostileRow{mixedRow: mixedRow{store: p.store, conns: conns, elapsed: time.Since(began), kinds: dr.collect()},
-		legit: legit, cases: cases}
-	row.peakRSS, row.pgBackends = stop()
-	row.hwm, _ = memory(p.proc.pid())
-	select {
-	case <-p.proc.done:
-	default:
-		row.alive = true
-	}
+	row := hostileRow{mixedRow: measure(p, dr, conns, d, admin), legit: legit, cases: cases}
 	// Invariants: no hostile value was stored; every legitimate create
 	// answered is stored once.
 	row.stored = countStored(p, hostileValuePrefix)
@@ -761,14 +775,7 @@ func reportHostile(rows []hostileRow) {
 		for _, c := range r.cases {
 			names = append(names, c.name)
 		}
-		for k, t := range r.kinds {
-			if t.firstBad != "" {
-				fmt.Printf("\n%s %d conns, %s: %d wrong (%d without an HTTP answer); first: %s\n", r.store, r.conns, names[k], t.bad, t.transport, oneLine(t.firstBad))
-				if t.firstTrans != "" && t.firstTrans != t.firstBad {
-					fmt.Printf("  first without an HTTP answer: %s\n", oneLine(t.firstTrans))
-				}
-			}
-		}
+		printWrong(r.mixedRow, names)
 	}
 }
 

@@ -28,10 +28,7 @@ const (
 	kStormWrong
 )
 
-type stormRow struct {
-	mixedRow
-	alive bool
-}
+type stormRow struct{ mixedRow }
 
 // answered is expect, with a fault's faultstring and detail in the
 // outcome instead of the envelope's head.
@@ -92,17 +89,7 @@ func runStorm(p *product, conns int, d, warm time.Duration, max int64, admin *sq
 		dr.run(time.Now().Add(warm))
 		dr.collect()
 	}
-	stop := peakWatch(p.proc.pid(), pgAdmin(p, admin), p.appName)
-	began := time.Now()
-	dr.run(began.Add(d))
-	row := stormRow{mixedRow: mixedRow{store: p.store, conns: conns, elapsed: time.Since(began), kinds: dr.collect()}}
-	row.peakRSS, row.pgBackends = stop()
-	row.hwm, _ = memory(p.proc.pid())
-	select {
-	case <-p.proc.done:
-	default:
-		row.alive = true
-	}
+	row := stormRow{measure(p, dr, conns, d, admin)}
 	fmt.Fprintf(os.Stderr, "storm   conns=%-3d product-%-8s query p99 %.1f ms  logons %d  busy %d  errors %d\n", conns, p.store,
 		ms(pct(row.kinds[kStormQuery].lats, 99)), len(row.kinds[kStormLogon].lats)+len(row.kinds[kStormWrong].lats),
 		row.kinds[kStormLogon].busy+row.kinds[kStormWrong].busy, errorsOf(row.kinds))
@@ -121,10 +108,6 @@ func reportStorm(rows []stormRow) {
 			mib(r.hwm), mib(r.peakRSS), r.alive, metStr(met))
 	}
 	for _, r := range rows {
-		for k, name := range []string{"ExecuteQuery", "Logon", "wrong-password Logon"} {
-			if t := r.kinds[k]; t.firstBad != "" {
-				fmt.Printf("\n%s %d conns, %s: %d wrong (%d without an HTTP answer); first: %s\n", r.store, r.conns, name, t.bad, t.transport, oneLine(t.firstBad))
-			}
-		}
+		printWrong(r.mixedRow, []string{"ExecuteQuery", "Logon", "wrong-password Logon"})
 	}
 }
