@@ -27,39 +27,38 @@ type touchedTables struct {
 }
 
 func (t *touchedTables) add(request int64, parts []store.DeletePart) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.tables == nil {
-		t.tables, t.requests = map[string]bool{}, map[int64]bool{}
-	}
-	for _, name := range store.PartTables(parts) {
-		t.tables[name] = true
-	}
-	t.requests[request] = true
+	t.update(func() {
+		for _, name := range store.PartTables(parts) {
+			t.tables[name] = true
+		}
+		t.requests[request] = true
+	})
 }
 
 // addTables adds tables a step changed outside its delete parts (a
 // dropped export's).
 func (t *touchedTables) addTables(names ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.tables == nil {
-		t.tables, t.requests = map[string]bool{}, map[int64]bool{}
-	}
-	for _, name := range names {
-		t.tables[name] = true
-	}
+	t.update(func() {
+		for _, name := range names {
+			t.tables[name] = true
+		}
+	})
 }
 
 // deleted notes a request whose rows are all gone: it completes after the
 // purge.
 func (t *touchedTables) deleted(request int64) {
+	t.update(func() { t.done[request] = true })
+}
+
+// update runs fn on the sets, made if need be, under the lock.
+func (t *touchedTables) update(fn func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.done == nil {
-		t.done = map[int64]bool{}
+	if t.tables == nil {
+		t.tables, t.requests, t.done = map[string]bool{}, map[int64]bool{}, map[int64]bool{}
 	}
-	t.done[request] = true
+	fn()
 }
 
 // take returns the tables, the requests and the deleted requests, sorted,

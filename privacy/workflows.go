@@ -441,7 +441,6 @@ func (s *Service) deletedUpdate(req *store.Request, found []tableIDs, audit []st
 	if req.ConfirmDeletePending {
 		upd.DropExport = true
 		upd.Audit = append(upd.Audit, "The reviewed file and its key are destroyed.")
-		s.touched.addTables(store.ExportTables...)
 	}
 	upd.Audit = append(upd.Audit, "Records deleted; the request completes after the residue purge at the end of the run.")
 	return upd
@@ -648,10 +647,13 @@ func (s *Service) commitOne(ctx context.Context, req *store.Request, item store.
 }
 
 // stepDone follows a committed step: a delete whose rows are gone waits
-// for the run's residue purge.
+// for the run's residue purge, which also covers a dropped file's tables.
 func (s *Service) stepDone(ctx context.Context, id int64, upd store.RequestUpdate) {
 	if awaitsPurge(upd) {
 		s.touched.deleted(id)
+	}
+	if upd.DropExport {
+		s.touched.addTables(store.ExportTables...)
 	}
 	s.log.InfoContext(ctx, "privacy request step done", "id", id, "status", Status(*upd.Status).String())
 }
