@@ -398,7 +398,7 @@ func writeSettingsHelp(w io.Writer) {
 
 // goSettings are Go's own variables that serve sets a default for
 // (tuneGC): not settings of ours, but an operator looks for them here.
-const goSettings = "| `GOGC`, `GOMEMLIMIT` | – | `400`, `200MiB` for `serve` | Go's own garbage-collector settings. `serve` collects at 5× its live heap (a SOAP call allocates, the live heap is small) with a soft limit of 200 MiB (under the security bar's 256 MiB for a logon storm; lower costs logons CPU); set either variable to override (bench/README.md has the measurements). |\n"
+const goSettings = "| `GOGC`, `GOMEMLIMIT` | – | `400`, `200MiB` for `serve` | Go's own garbage-collector settings. `serve` collects at 5× its live heap (a SOAP call allocates, the live heap is small) with a soft limit of 200 MiB (under the security bar's 256 MiB for a logon storm); set either variable to override (bench/README.md has the measurements). |\n"
 
 // settingsMarkdown is the README's settings table.
 func settingsMarkdown() string {

@@ -20,14 +20,15 @@ var allowed = map[string][]string{
 	"schemas":           {},
 	"internal/apperr":   {},
 	"internal/canon":    {},
+	"internal/argon2":   {},
 	"wsdl":              {"schemas"},
 	"internal/store":    {"internal/canon", "internal/apperr", "schemas"},
-	"session":           {"internal/canon", "internal/store", "internal/apperr", "schemas", "internal/metrics", "internal/netzone"},
-	"privacy":           {"internal/canon", "session", "internal/store", "internal/apperr", "schemas", "internal/metrics", "internal/netzone"},
+	"session":           {"internal/argon2", "internal/canon", "internal/store", "internal/apperr", "schemas", "internal/metrics", "internal/netzone"},
+	"privacy":           {"internal/argon2", "internal/canon", "session", "internal/store", "internal/apperr", "schemas", "internal/metrics", "internal/netzone"},
 	"internal/persist":  {"internal/canon", "schemas", "internal/store", "internal/apperr"},
 	"internal/querydef": {"internal/canon", "schemas", "internal/store", "internal/apperr"},
-	"server":            {"internal/canon", "wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/xmlread", "internal/metrics"},
-	"web":               {"internal/canon", "session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/metrics"},
+	"server":            {"internal/argon2", "internal/canon", "wsdl", "schemas", "session", "privacy", "internal/persist", "internal/querydef", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/xmlread", "internal/metrics"},
+	"web":               {"internal/argon2", "internal/canon", "session", "privacy", "schemas", "internal/store", "internal/apperr", "internal/siteurl", "internal/netzone", "internal/metrics"},
 	"internal/netzone":  {},
 	"internal/imstest":  {},
 	"internal/xmlread":  {"internal/apperr"},
@@ -44,7 +45,7 @@ var allowed = map[string][]string{
 
 // service is every package of the running service: what internal/app
 // wires together.
-var service = []string{"internal/canon", "internal/apperr", "schemas", "wsdl", "internal/store", "session", "privacy",
+var service = []string{"internal/argon2", "internal/canon", "internal/apperr", "schemas", "wsdl", "internal/store", "session", "privacy",
 	"internal/persist", "internal/querydef", "internal/siteurl", "internal/netzone", "internal/xmlread", "server", "web",
 	"internal/metrics"}
 
