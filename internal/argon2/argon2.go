@@ -35,16 +35,17 @@
 // # This copy
 //
 // This is golang.org/x/crypto/argon2 at v0.58.0 (LICENSE is that module's),
-// changed in argon2.go only, so that a hash reuses the memory of an earlier
-// one instead of allocating it (19 MiB for each of campaign-privacy's
-// logons): deriveKey takes its blocks from a sync.Pool (buffers up to
-// maxPooledBlocks) and returns them after the key is extracted, and the first
-// pass writes each block (processBlock) instead of XORing it into memory
-// that was zero — as RFC 9106's reference implementation does for version
-// 0x13 — so a reused buffer needs no clearing. The other files are
+// changed in argon2.go only, so that a hash in a burst reuses the memory of
+// an earlier one instead of allocating it (19 MiB for each of
+// campaign-privacy's logons): deriveKey takes its blocks from those a hash
+// left (spare), and leaves its own there when another hash is running; and
+// the first pass writes each block (processBlock) instead of XORing it into
+// memory that was zero, as RFC 9106's reference implementation does for
+// version 0x13, so a reused buffer needs no clearing. The other files are
 // upstream's, unchanged, including its tests. Under a server's memory limit
 // the runtime returned each hash's pages to the system and faulted them in
-// for the next; bench/README.md ("Logon's memory, reused") has the figures.
+// for the next; bench/README.md ("Logon's memory, reused in bursts") has
+// the figures.
 //
 // [argon2-specs.pdf]: https://github.com/P-H-C/phc-winner-argon2/blob/master/argon2-specs.pdf
 // [RFC 9106 Section 4]: https://www.rfc-editor.org/rfc/rfc9106.html#section-4
@@ -54,6 +55,8 @@ package argon2
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/blake2b"
 )
@@ -120,8 +123,65 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 // (a stored hash with a bigger memory cost) allocates its own.
 const maxPooledBlocks = 64 * 1024
 
-// blocks holds *[]block buffers of earlier hashes.
-var blocks sync.Pool
+// spare holds the blocks of hashes that finished while another ran, for
+// the next ones: at most maxSpare buffers, let go idleKeep after the last
+// hash. Hashes in a burst reuse them; a hash alone (no other running)
+// leaves its blocks to the collector, as upstream does. Buffers kept longer
+// than a burst changed how the rest of a program's heap behaves: in
+// campaign-privacy, a download's chunks then cost 1.5–3 times the CPU
+// (bench/README.md, "Logon's memory, reused in bursts").
+var spare struct {
+	sync.Mutex
+	free []*[]block
+	idle *time.Timer
+}
+
+const (
+	maxSpare = 16
+	idleKeep = time.Second
+)
+
+// hashing counts the hashes running.
+var hashing atomic.Int32
+
+// takeBlocks returns a buffer of at least memory blocks, a spare one if
+// there is one.
+func takeBlocks(memory uint32) *[]block {
+	spare.Lock()
+	var buf *[]block
+	if n := len(spare.free); n > 0 {
+		buf = spare.free[n-1]
+		spare.free[n-1] = nil
+		spare.free = spare.free[:n-1]
+	}
+	spare.Unlock()
+	if buf == nil || uint32(cap(*buf)) < memory {
+		b := make([]block, memory)
+		buf = &b
+	}
+	return buf
+}
+
+// leaveBlocks keeps buf for the next hash, until idleKeep passes without one.
+func leaveBlocks(buf *[]block) {
+	spare.Lock()
+	defer spare.Unlock()
+	if len(spare.free) < maxSpare {
+		spare.free = append(spare.free, buf)
+	}
+	if spare.idle == nil {
+		spare.idle = time.AfterFunc(idleKeep, dropSpare)
+	} else {
+		spare.idle.Reset(idleKeep)
+	}
+}
+
+func dropSpare() {
+	spare.Lock()
+	defer spare.Unlock()
+	clear(spare.free)
+	spare.free = spare.free[:0]
+}
 
 func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 	if time < 1 {
@@ -140,12 +200,14 @@ func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint3
 	if memory > maxPooledBlocks {
 		B = make([]block, memory)
 	} else {
-		buf, _ := blocks.Get().(*[]block)
-		if buf == nil || uint32(cap(*buf)) < memory {
-			buf = new([]block)
-			*buf = make([]block, memory)
-		}
-		defer blocks.Put(buf)
+		hashing.Add(1)
+		defer hashing.Add(-1)
+		buf := takeBlocks(memory)
+		defer func() {
+			if hashing.Load() > 1 { // another hash runs: a burst
+				leaveBlocks(buf)
+			}
+		}()
 		B = (*buf)[:memory]
 	}
 	initBlocks(B, &h0, memory, uint32(threads))

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	upstream "golang.org/x/crypto/argon2"
 )
@@ -81,5 +82,35 @@ func BenchmarkIDKey(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestSpareBlocks: a hash that ends while another runs leaves its blocks
+// for the next one, and they are let go idleKeep after the last hash; a
+// hash alone leaves none.
+func TestSpareBlocks(t *testing.T) {
+	spareCount := func() int {
+		spare.Lock()
+		defer spare.Unlock()
+		return len(spare.free)
+	}
+	key := func() { IDKey([]byte("password"), []byte("0123456789abcdef"), 1, 64, 1, 32) }
+	dropSpare()
+	key()
+	if n := spareCount(); n != 0 {
+		t.Fatalf("a hash alone left %d spare buffer(s)", n)
+	}
+	hashing.Add(1) // another hash running
+	key()
+	hashing.Add(-1)
+	if n := spareCount(); n != 1 {
+		t.Fatalf("a hash beside another left %d spare buffer(s), want 1", n)
+	}
+	deadline := time.Now().Add(idleKeep + 2*time.Second)
+	for spareCount() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spare buffer(s) still held %v after the last hash", spareCount(), idleKeep+2*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
