@@ -91,7 +91,26 @@ const (
 	poolSuspect             // an address with recent failures
 )
 
-func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {
+// A ticket is a call's place in a hash pool's queue, from admit to leave.
+// A Logon takes it before it looks its operator up, so that logons waiting
+// for the database are bounded by the queue, not by the server's calls in
+// flight (a logon storm on PostgreSQL filled those with lookups waiting for
+// a connection, and queries were refused as busy).
+type ticket struct {
+	hp   *hashPool
+	left atomic.Bool
+}
+
+// leave gives the place back; more than once is harmless.
+func (t *ticket) leave() {
+	if t.left.CompareAndSwap(false, true) {
+		t.hp.in.Add(-1)
+	}
+}
+
+// admit takes a place in pool p's queue. The server stops counting the
+// call in flight (WithInFlightRelease) first. A full queue answers Busy.
+func (h *hasher) admit(ctx context.Context, p pool) (*ticket, error) {
 	hp := h.clean
 	if p == poolSuspect {
 		hp = h.suspect
@@ -99,13 +118,12 @@ func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error
 	if release, ok := ctx.Value(inFlightKey{}).(func()); ok {
 		release()
 	}
-	t := time.NewTimer(h.wait)
-	defer t.Stop()
 	if hp.in.Add(1) > hp.queue {
 		hp.in.Add(-1)
 		// Between half the wait and the wait: a storm's clients, answered
 		// at once, would otherwise come back together.
-		t.Reset(h.wait/2 + mrand.N(h.wait/2+1))
+		t := time.NewTimer(h.wait/2 + mrand.N(h.wait/2+1))
+		defer t.Stop()
 		select {
 		case <-t.C:
 			return nil, apperr.Errorf(apperr.Busy, "The server is busy, try again.")
@@ -113,16 +131,35 @@ func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error
 			return nil, apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
 		}
 	}
+	return &ticket{hp: hp}, nil
+}
+
+// slot waits, at most h.wait, for one of the ticket's pool's hashing slots.
+func (h *hasher) slot(ctx context.Context, tk *ticket) (release func(), err error) {
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
 	select {
-	case hp.slots <- struct{}{}:
-		return func() { <-hp.slots; hp.in.Add(-1) }, nil
+	case tk.hp.slots <- struct{}{}:
+		return func() { <-tk.hp.slots }, nil
 	case <-t.C:
-		hp.in.Add(-1)
 		return nil, apperr.Errorf(apperr.Busy, "The server is busy, try again.")
 	case <-ctx.Done():
-		hp.in.Add(-1)
 		return nil, apperr.Wrap(apperr.Busy, ctx.Err(), "The request was cancelled.")
 	}
+}
+
+// acquire is admit and slot: release ends both.
+func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {
+	tk, err := h.admit(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	free, err := h.slot(ctx, tk)
+	if err != nil {
+		tk.leave()
+		return nil, err
+	}
+	return func() { free(); tk.leave() }, nil
 }
 
 // Hash returns the PHC string of a new argon2id hash of password.
@@ -144,7 +181,17 @@ func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 // whether the hash uses weaker parameters than today's (so the caller can
 // rehash). An unparsable hash never matches.
 func (h *hasher) Verify(ctx context.Context, which pool, encoded, password string) (ok, stale bool, err error) {
-	release, err := h.acquire(ctx, which)
+	tk, err := h.admit(ctx, which)
+	if err != nil {
+		return false, false, err
+	}
+	defer tk.leave()
+	return h.verify(ctx, tk, encoded, password)
+}
+
+// verify is Verify for a call already admitted: it waits for a slot.
+func (h *hasher) verify(ctx context.Context, tk *ticket, encoded, password string) (ok, stale bool, err error) {
+	release, err := h.slot(ctx, tk)
 	if err != nil {
 		return false, false, err
 	}
@@ -162,10 +209,10 @@ func (h *hasher) Verify(ctx context.Context, which pool, encoded, password strin
 	return ok, stale, nil
 }
 
-// VerifyDummy spends the time of one verification; used for unknown logins
+// verifyDummy spends the time of one verification; used for unknown logins
 // so their answer takes as long as a wrong password's.
-func (h *hasher) VerifyDummy(ctx context.Context, p pool, password string) error {
-	_, _, err := h.Verify(ctx, p, h.dummy, password)
+func (h *hasher) verifyDummy(ctx context.Context, tk *ticket, password string) error {
+	_, _, err := h.verify(ctx, tk, h.dummy, password)
 	return err
 }
 

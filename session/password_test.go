@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -103,5 +104,48 @@ func TestHashQueueIsBounded(t *testing.T) {
 	}
 	if n := h.clean.in.Load(); n != 0 {
 		t.Fatalf("%d calls still counted in the pool", n)
+	}
+}
+
+// TestLogonTakesItsQueuePlaceBeforeTheLookup: a Logon takes its place in
+// the hash queue, and leaves the server's count of calls in flight, before
+// it looks its operator up, so that logons waiting for a database
+// connection are bounded by the queue and leave room for other calls (in a
+// logon storm on PostgreSQL they held the calls in flight while they waited
+// for a connection, and queries were refused as busy). A full queue answers
+// Busy without reading the database; the place is given back whatever
+// the outcome.
+func TestLogonTakesItsQueuePlaceBeforeTheLookup(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "sqlite", storetest.NewClock().Now)
+	s, err := New(db, Config{Key: []byte("a-signing-key-of-at-least-32-bytes!"), HashSlots: 1, HashWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOperator(ctx, "ana", "correct horse", []string{RightPrivacy}); err != nil {
+		t.Fatal(err)
+	}
+	var released atomic.Int32
+	gone, cancel := context.WithCancel(WithInFlightRelease(ctx, func() { released.Add(1) }))
+	cancel() // the lookup fails at once
+	if _, err := s.Logon(gone, "ana", "correct horse", ""); err == nil {
+		t.Fatal("a Logon whose lookup failed succeeded")
+	}
+	if released.Load() != 1 {
+		t.Fatalf("the Logon left the server's count %d time(s) before its failed lookup, want 1", released.Load())
+	}
+	if n := s.hash.clean.in.Load(); n != 0 {
+		t.Fatalf("the Logon kept its place in the queue: %d", n)
+	}
+	s.hash.clean.in.Store(s.hash.clean.queue) // the queue is full
+	if _, err := s.Logon(gone, "ana", "correct horse", ""); apperr.CodeOf(err) != apperr.Busy {
+		t.Fatalf("a Logon past the full queue: %v, want Busy before the lookup", err)
+	}
+	s.hash.clean.in.Store(0)
+	if _, err := s.Logon(ctx, "ana", "correct horse", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.hash.clean.in.Load(); n != 0 {
+		t.Fatalf("%d calls still counted in the pool after a Logon", n)
 	}
 }

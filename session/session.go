@@ -271,10 +271,16 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		s.cfg.Metrics.LogonFailed(metrics.LogonInvalidInput)
 		return nil, errBadLogon
 	}
-	p := s.hashPool(from)
+	// The hash queue's place first: a logon waiting for the database is
+	// bounded by it (ticket).
+	tk, err := s.hash.admit(ctx, s.hashPool(from))
+	if err != nil {
+		return nil, err
+	}
+	defer tk.leave()
 	op, err := s.db.FindOperatorByLogin(ctx, login)
 	if apperr.CodeOf(err) == apperr.NotFound {
-		if err := s.hash.VerifyDummy(ctx, p, password); err != nil {
+		if err := s.hash.verifyDummy(ctx, tk, password); err != nil {
 			return nil, err
 		}
 		s.log.InfoContext(ctx, "logon refused", "reason", "unknown login", "from", from)
@@ -284,7 +290,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	if err != nil {
 		return nil, err
 	}
-	ok, stale, err := s.hash.Verify(ctx, p, op.PasswordHash, password)
+	ok, stale, err := s.hash.verify(ctx, tk, op.PasswordHash, password)
 	if err != nil {
 		return nil, err
 	}
