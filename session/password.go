@@ -148,26 +148,17 @@ func (h *hasher) slot(ctx context.Context, tk *ticket) (release func(), err erro
 	}
 }
 
-// acquire is admit and slot: release ends both.
-func (h *hasher) acquire(ctx context.Context, p pool) (release func(), err error) {
-	tk, err := h.admit(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	free, err := h.slot(ctx, tk)
-	if err != nil {
-		tk.leave()
-		return nil, err
-	}
-	return func() { free(); tk.leave() }, nil
-}
-
 // Hash returns the PHC string of a new argon2id hash of password.
 func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := checkPassword(password); err != nil {
 		return "", err
 	}
-	release, err := h.acquire(ctx, poolClean)
+	tk, err := h.admit(ctx, poolClean)
+	if err != nil {
+		return "", err
+	}
+	defer tk.leave()
+	release, err := h.slot(ctx, tk)
 	if err != nil {
 		return "", err
 	}
@@ -177,19 +168,10 @@ func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 	return encodeHash(salt, key, argonMemory, argonTime, argonThreads), nil
 }
 
-// Verify reports whether password matches the PHC string encoded, and
+// verify reports whether password matches the PHC string encoded, and
 // whether the hash uses weaker parameters than today's (so the caller can
-// rehash). An unparsable hash never matches.
-func (h *hasher) Verify(ctx context.Context, which pool, encoded, password string) (ok, stale bool, err error) {
-	tk, err := h.admit(ctx, which)
-	if err != nil {
-		return false, false, err
-	}
-	defer tk.leave()
-	return h.verify(ctx, tk, encoded, password)
-}
-
-// verify is Verify for a call already admitted: it waits for a slot.
+// rehash), for a call admitted to a pool (tk): it waits for a slot. An
+// unparsable hash never matches.
 func (h *hasher) verify(ctx context.Context, tk *ticket, encoded, password string) (ok, stale bool, err error) {
 	release, err := h.slot(ctx, tk)
 	if err != nil {

@@ -119,9 +119,9 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 	return deriveKey(argon2id, password, salt, nil, nil, time, memory, threads, keyLen)
 }
 
-// maxPooledBlocks bounds the buffers kept for reuse: 64 MiB. A larger hash
+// maxSpareBlocks bounds the buffers kept for reuse: 64 MiB. A larger hash
 // (a stored hash with a bigger memory cost) allocates its own.
-const maxPooledBlocks = 64 * 1024
+const maxSpareBlocks = 64 * 1024
 
 // spare holds the blocks of hashes that finished while another ran, for
 // the next ones: at most maxSpare buffers, let go idleKeep after the last
@@ -197,7 +197,7 @@ func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint3
 		memory = 2 * syncPoints * uint32(threads)
 	}
 	var B []block
-	if memory > maxPooledBlocks {
+	if memory > maxSpareBlocks {
 		B = make([]block, memory)
 	} else {
 		hashing.Add(1)
