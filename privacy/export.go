@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
@@ -27,15 +29,23 @@ import (
 // with the number of rows. Each request gets a fresh 256-bit data key,
 // wrapped with the export master key that lives outside the database
 // (CP_EXPORT_KEY or the data directory); deleting the export row destroys
-// the key, and with it the data.
+// the key, and with it the data. Each chunk's plaintext is compressed
+// (an LZ4 block) before it is sealed: the file takes a quarter of the
+// space or less, and a download reads, copies and decrypts that much less,
+// for a decompression faster than any of those.
 
 // chunkSize is the plaintext size of one sealed chunk.
 const chunkSize = 256 << 10
+
+// codecLZ4 names LZ4 block compression of each chunk's plaintext before
+// sealing (the export's codec; "" for a file written without).
+const codecLZ4 = "lz4"
 
 // sealer encrypts chunks of one export.
 type sealer struct {
 	aead      cipher.AEAD
 	requestID int64
+	codec     string
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -58,19 +68,24 @@ func putNonce(n []byte, seq int) []byte {
 	return n
 }
 
-// aad binds a chunk to its request, position and finality, so chunks can be
-// neither swapped between files nor reordered nor cut off unnoticed.
-func aad(requestID int64, seq int, last bool) []byte { return appendAAD(nil, requestID, seq, last) }
-
-// appendAAD appends aad's bytes to b: "cp-export;req=%d;seq=%d;last=%t",
-// without fmt (the reader opens every chunk with no allocation).
-func appendAAD(b []byte, requestID int64, seq int, last bool) []byte {
+// appendAAD appends a chunk's associated data to b:
+// "cp-export;req=%d;seq=%d;last=%t", then ";codec=%s" unless the codec is
+// "" (files written before compression keep their bytes). It binds a chunk
+// to its request, position, finality and packing, so chunks can be neither
+// swapped between files nor reordered nor cut off, nor their codec changed,
+// unnoticed. No fmt: the reader opens every chunk with no allocation.
+func appendAAD(b []byte, requestID int64, seq int, last bool, codec string) []byte {
 	b = append(b, "cp-export;req="...)
 	b = strconv.AppendInt(b, requestID, 10)
 	b = append(b, ";seq="...)
 	b = strconv.AppendInt(b, int64(seq), 10)
 	b = append(b, ";last="...)
-	return strconv.AppendBool(b, last)
+	b = strconv.AppendBool(b, last)
+	if codec != "" {
+		b = append(b, ";codec="...)
+		b = append(b, codec...)
+	}
+	return b
 }
 
 // wrapKey seals a data key under the master key (random nonce first).
@@ -99,11 +114,13 @@ func unwrapKey(master, wrapped []byte) ([]byte, error) {
 
 // chunkWriter buffers plaintext and stores sealed chunks as they fill.
 type chunkWriter struct {
-	seal  sealer
-	buf   []byte
-	seq   int
-	size  int64
-	flush func(seq int, data []byte) error
+	seal   sealer
+	buf    []byte
+	packed []byte // the compressed chunk, before sealing
+	lz4    lz4.Compressor
+	seq    int
+	size   int64
+	flush  func(seq int, data []byte) error
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -125,7 +142,17 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 }
 
 func (w *chunkWriter) emit(last bool) error {
-	sealed := w.seal.aead.Seal(nil, nonce(w.seq), w.buf, aad(w.seal.requestID, w.seq, last))
+	plain := w.buf
+	if w.seal.codec == codecLZ4 {
+		// Never 0 with a buffer of CompressBlockBound: incompressible
+		// data is stored as literals.
+		n, err := w.lz4.CompressBlock(w.buf, w.packed[:cap(w.packed)])
+		if err != nil {
+			return err
+		}
+		plain = w.packed[:n]
+	}
+	sealed := w.seal.aead.Seal(nil, nonce(w.seq), plain, appendAAD(nil, w.seal.requestID, w.seq, last, w.seal.codec))
 	if err := w.flush(w.seq, sealed); err != nil {
 		return err
 	}
@@ -170,10 +197,11 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := s.db.BeginExport(ctx, req.ID, wrapped); err != nil {
+	if err := s.db.BeginExport(ctx, req.ID, wrapped, codecLZ4); err != nil {
 		return 0, 0, err
 	}
-	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
+	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID, codec: codecLZ4}, buf: make([]byte, 0, chunkSize),
+		packed: make([]byte, lz4.CompressBlockBound(chunkSize)),
 		flush: func(seq int, data []byte) error {
 			if err := s.failpoint("export-chunk"); err != nil {
 				return err
@@ -325,7 +353,10 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, chunks: e.Chunks, size: e.Size, loaded: -1,
+	if e.Codec != "" && e.Codec != codecLZ4 {
+		return nil, nil, apperr.Errorf(apperr.Internal, "The export file is packed with an unknown codec.")
+	}
+	r := &chunkReader{ctx: ctx, db: s.db, aead: aead, requestID: requestID, codec: e.Codec, chunks: e.Chunks, size: e.Size, loaded: -1,
 		nextSeq: -1, free: make(chan *[]byte, maxBuffers)}
 	// The first chunk is opened now, so that a file damaged at its start
 	// is an error before anything is sent (a download answers 500, not a
@@ -345,12 +376,15 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 // current one. The buffers circulate between the two: maxBuffers of them
 // at most, the read-ahead batch and the chunk being read (1.25 MiB), and
 // they go back to plainBuffers on Close: the reader allocates nothing per
-// chunk (the SQLite driver still makes each chunk's copy in Go memory).
+// chunk (the SQLite driver still makes each chunk's copy in Go memory). A
+// compressed chunk is opened into the read-ahead's packed buffer, then
+// decompressed into its plaintext buffer.
 type chunkReader struct {
 	ctx       context.Context
 	db        *store.DB
 	aead      cipher.AEAD
 	requestID int64
+	codec     string
 	chunks    int
 	size      int64
 	pos       int64
@@ -385,12 +419,26 @@ const readAhead = 4
 // read-ahead batch, and the chunk being read.
 const maxBuffers = readAhead + 1
 
-// plainBuffers keeps plaintext buffers between downloads. They are cleared
-// when put back: no one's data lingers in a buffer no download holds.
-var plainBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, chunkSize)
-	return &b
-}}
+// plainBuffers keeps plaintext buffers between downloads, packedBuffers
+// the read-aheads' buffers of compressed chunks. They are cleared when put
+// back: no one's data lingers in a buffer no download holds.
+var (
+	plainBuffers = sync.Pool{New: func() any {
+		b := make([]byte, 0, chunkSize)
+		return &b
+	}}
+	packedBuffers = sync.Pool{New: func() any {
+		b := make([]byte, 0, lz4.CompressBlockBound(chunkSize))
+		return &b
+	}}
+)
+
+// putCleared clears b and puts it back into pool.
+func putCleared(pool *sync.Pool, b *[]byte) {
+	clear((*b)[:cap(*b)])
+	*b = (*b)[:0]
+	pool.Put(b)
+}
 
 // prefetch (re)starts the read-ahead at seq.
 func (r *chunkReader) prefetch(seq int) {
@@ -416,6 +464,11 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 	}()
 	var nonceBuf [12]byte
 	aadBuf := make([]byte, 0, 64)
+	var packed *[]byte
+	if r.codec != "" {
+		packed = packedBuffers.Get().(*[]byte)
+		defer putCleared(&packedBuffers, packed)
+	}
 	send := func(o opened) bool {
 		select {
 		case out <- o:
@@ -442,7 +495,7 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 				return apperr.Errorf(apperr.Internal, "The export file is longer than recorded.")
 			}
 			b := bufs[used]
-			plain, err := r.aead.Open((*b)[:0], putNonce(nonceBuf[:], seq), sealed, appendAAD(aadBuf[:0], r.requestID, seq, seq == r.chunks-1))
+			plain, err := r.open((*b)[:0], packed, putNonce(nonceBuf[:], seq), sealed, appendAAD(aadBuf[:0], r.requestID, seq, seq == r.chunks-1, r.codec))
 			if err != nil {
 				return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
 			}
@@ -463,6 +516,27 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 			return
 		}
 	}
+}
+
+// open decrypts and authenticates a sealed chunk into dst, through packed
+// (nil for a file without a codec) when it was compressed.
+func (r *chunkReader) open(dst []byte, packed *[]byte, nonce, sealed, aad []byte) ([]byte, error) {
+	if packed == nil {
+		return r.aead.Open(dst, nonce, sealed, aad)
+	}
+	p, err := r.aead.Open((*packed)[:0], nonce, sealed, aad)
+	if err != nil {
+		return nil, err
+	}
+	*packed = p
+	// Authenticated, so written by the collect; a chunk that would
+	// outgrow dst's chunkSize is an error all the same, not a larger
+	// buffer.
+	n, err := lz4.UncompressBlock(p, dst[:cap(dst)])
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }
 
 // buffer returns a free buffer, a new one while the reader has fewer than
@@ -577,9 +651,7 @@ func (r *chunkReader) Close() error {
 	for {
 		select {
 		case b := <-r.free:
-			clear((*b)[:cap(*b)])
-			*b = (*b)[:0]
-			plainBuffers.Put(b)
+			putCleared(&plainBuffers, b)
 		default:
 			return nil
 		}

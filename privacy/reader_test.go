@@ -13,6 +13,7 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
 // chunkBytes is the plaintext size of a stored chunk (privacy's chunkSize).
@@ -239,4 +240,69 @@ func TestExportReaderStops(t *testing.T) {
 		}
 		r.Close()
 	}
+}
+
+// TestExportCodec: a file's chunks are compressed, their codec bound into
+// what they authenticate; a file written before compression (codec "",
+// plain chunks) still reads whole; and changing the recorded codec, either
+// way, makes the file refuse to open.
+func TestExportCodec(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env, id, doc := multiChunkFile(t, dialect)
+		ctx := context.Background()
+		db := storetest.SQLOf(t, env.DB)
+		stored := 0
+		for _, c := range sealedChunks(t, env, id) {
+			stored += len(c)
+		}
+		if stored*2 > len(doc) {
+			t.Fatalf("the stored chunks take %d bytes for a file of %d: not compressed", stored, len(doc))
+		}
+		refused := func(when string) {
+			t.Helper()
+			if _, _, err := env.Privacy.OpenExport(ctx, id); apperr.CodeOf(err) != apperr.Internal {
+				t.Fatalf("%s: the file opens (%v)", when, err)
+			}
+		}
+		setCodec := func(codec string) {
+			t.Helper()
+			if err := db.Exec(ctx, "UPDATE privacy_exports SET codec = ? WHERE request_id = ?", codec, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setCodec("")
+		refused("compressed chunks recorded as plain")
+
+		// The same file as it was stored before compression.
+		var plains [][]byte
+		for off := 0; off < len(doc); off += chunkBytes {
+			plains = append(plains, doc[off:min(off+chunkBytes, len(doc))])
+		}
+		wrapped, err := db.Bytes(ctx, "SELECT wrapped_key FROM privacy_exports WHERE request_id = ?", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := privacy.SealUncompressed(servertest.Key[:32], wrapped, id, plains)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq, c := range sealed {
+			if err := db.Exec(ctx, "UPDATE privacy_export_chunks SET data = ? WHERE request_id = ? AND seq = ?", c, id, seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, r, err := env.Privacy.OpenExport(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, doc) {
+			t.Fatalf("the uncompressed file: %d bytes of %d, equal %t, %v", len(got), len(doc), bytes.Equal(got, doc), err)
+		}
+		setCodec("lz4")
+		refused("plain chunks recorded as compressed")
+		setCodec("zstd")
+		refused("an unknown codec")
+	})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkDownload: GET /nms/gdpr.jssp of one collected file of about
-// 0.9 MB (4,000 delivery logs, SQLite) over HTTP with the session's
+// 1 MB (3,000 varied delivery logs, SQLite) over HTTP with the session's
 // tokens, as an operator's client downloads it: the path whose fixed
 // cost (the session check, the request's and the export's rows, the
 // key, the first chunk) bench/download measures against ServeContent.
@@ -20,7 +20,7 @@ import (
 //	go test -run '^$' -bench Download -benchtime 2000x -cpuprofile /tmp/dl.pprof ./web
 func BenchmarkDownload(b *testing.B) {
 	env := servertest.New(b, "sqlite", servertest.Options{})
-	env.BigSubject(b, 4000)
+	env.VariedSubject(b, 3000)
 	env.Operator(b, "ana", "ana password", session.RightPrivacy)
 	id := env.CollectedAccess(b, &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}, servertest.BigSubjectEmail)
 	token, security := env.Logon(b, "ana", "ana password")

@@ -29,7 +29,7 @@ func TestExportChunks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := db.BeginExport(ctx, id, []byte("wrapped")); err != nil {
+			if err := db.BeginExport(ctx, id, []byte("wrapped"), ""); err != nil {
 				t.Fatal(err)
 			}
 			chunk := func(seq int) []byte { return bytes.Repeat([]byte{byte('a' + seq)}, 1000+seq) }

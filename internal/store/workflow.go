@@ -251,6 +251,9 @@ type Export struct {
 	Size       int64
 	Complete   bool
 	Created    time.Time
+	// Codec names how each chunk's plaintext was packed before sealing
+	// ("" for none).
+	Codec string
 }
 
 // TableName pins the table name for gorm.
@@ -265,13 +268,14 @@ type exportChunk struct {
 func (exportChunk) TableName() string { return "privacy_export_chunks" }
 
 // BeginExport replaces any export of the request (a retried collect) by an
-// empty, incomplete one under a new wrapped key.
-func (d *DB) BeginExport(ctx context.Context, requestID int64, wrappedKey []byte) error {
+// empty, incomplete one under a new wrapped key, its chunks packed with
+// codec.
+func (d *DB) BeginExport(ctx context.Context, requestID int64, wrappedKey []byte, codec string) error {
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := deleteExport(tx, requestID); err != nil {
 			return err
 		}
-		return tx.Create(&Export{RequestID: requestID, WrappedKey: wrappedKey, Created: d.now().UTC()}).Error
+		return tx.Create(&Export{RequestID: requestID, WrappedKey: wrappedKey, Codec: codec, Created: d.now().UTC()}).Error
 	})
 	return translate(err, "Export")
 }
