@@ -372,13 +372,15 @@ func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.
 
 // chunkReader reads an export: a read-ahead goroutine fetches the next
 // chunks and opens (decrypts and authenticates) each one straight from the
-// driver's memory into a plaintext buffer, while Read copies out the
-// current one. The buffers circulate between the two: maxBuffers of them
-// at most, the read-ahead batch and the chunk being read (1.25 MiB), and
-// they go back to plainBuffers on Close: the reader allocates nothing per
-// chunk (the SQLite driver still makes each chunk's copy in Go memory). A
-// compressed chunk is opened into the read-ahead's packed buffer, then
-// decompressed into its plaintext buffer.
+// driver's memory into a buffer of its own, while Read copies out the
+// current one, which load decompresses into the reader's text buffer (a
+// file written before compression is opened into plaintext buffers, read
+// from as they are). The buffers circulate between the two: maxBuffers of
+// them at most, the read-ahead batch and the chunk being read, and they go
+// back to their pool on Close: the reader allocates nothing per chunk (the
+// SQLite driver still makes each chunk's copy in Go memory). A download
+// holds the text buffer and about a quarter of the read-ahead's
+// plaintext: half a MiB.
 type chunkReader struct {
 	ctx       context.Context
 	db        *store.DB
@@ -388,50 +390,59 @@ type chunkReader struct {
 	chunks    int
 	size      int64
 	pos       int64
-	loaded    int     // index of the chunk in plain, -1 for none
-	plain     *[]byte // its plaintext
+	loaded    int     // index of the chunk in chunk, -1 for none
+	chunk     []byte  // its plaintext: in text, or in held
+	held      *[]byte // the read-ahead's buffer chunk is in (a file without codec)
+	text      *[]byte // the buffer compressed chunks are decompressed into
 	closed    bool
 
 	opened  chan opened   // the goroutine's chunks nextSeq, nextSeq+1, …
 	nextSeq int           // -1: no goroutine to take the next chunk from
 	stop    func()        // cancels the goroutine's context
 	done    chan struct{} // closed when the goroutine has returned
-	// free holds the buffers neither the reader nor the goroutine nor
-	// opened holds; made (touched by one goroutine at a time, the next
-	// one starting after the last has returned) counts those taken from
-	// plainBuffers.
+	// free holds the read-ahead's buffers neither the reader nor the
+	// goroutine nor opened holds; made (touched by one goroutine at a
+	// time, the next one starting after the last has returned) counts
+	// those taken from their pool.
 	free chan *[]byte
 	made int
 }
 
-// opened is one chunk opened by the read-ahead, or the error that stopped
-// it at seq (then without a buffer).
+// opened is one chunk opened by the read-ahead (compressed, or plaintext
+// for a file without codec), or the error that stopped it at seq (then
+// without a buffer).
 type opened struct {
-	seq   int
-	plain *[]byte
-	err   error
+	seq int
+	buf *[]byte
+	err error
 }
 
 // readAhead is how many chunks one query fetches (1 MiB).
 const readAhead = 4
 
-// maxBuffers is how many plaintext buffers a reader uses at most: a
-// read-ahead batch, and the chunk being read.
+// maxBuffers is how many buffers a reader's read-ahead uses at most: a
+// batch, and the chunk being read.
 const maxBuffers = readAhead + 1
 
 // plainBuffers keeps plaintext buffers between downloads, packedBuffers
-// the read-aheads' buffers of compressed chunks. They are cleared when put
-// back: no one's data lingers in a buffer no download holds.
+// the read-aheads' buffers of compressed chunks, made as large as the
+// chunks they have held (GCM's Open grows one to fit). They are cleared
+// when put back: no one's data lingers in a buffer no download holds.
 var (
 	plainBuffers = sync.Pool{New: func() any {
 		b := make([]byte, 0, chunkSize)
 		return &b
 	}}
-	packedBuffers = sync.Pool{New: func() any {
-		b := make([]byte, 0, lz4.CompressBlockBound(chunkSize))
-		return &b
-	}}
+	packedBuffers = sync.Pool{New: func() any { return new([]byte) }}
 )
+
+// pool is where the read-ahead's buffers come from.
+func (r *chunkReader) pool() *sync.Pool {
+	if r.codec == "" {
+		return &plainBuffers
+	}
+	return &packedBuffers
+}
 
 // putCleared clears b and puts it back into pool.
 func putCleared(pool *sync.Pool, b *[]byte) {
@@ -464,11 +475,6 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 	}()
 	var nonceBuf [12]byte
 	aadBuf := make([]byte, 0, 64)
-	var packed *[]byte
-	if r.codec != "" {
-		packed = packedBuffers.Get().(*[]byte)
-		defer putCleared(&packedBuffers, packed)
-	}
 	send := func(o opened) bool {
 		select {
 		case out <- o:
@@ -495,12 +501,12 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 				return apperr.Errorf(apperr.Internal, "The export file is longer than recorded.")
 			}
 			b := bufs[used]
-			plain, err := r.open((*b)[:0], packed, putNonce(nonceBuf[:], seq), sealed, appendAAD(aadBuf[:0], r.requestID, seq, seq == r.chunks-1, r.codec))
+			p, err := r.aead.Open((*b)[:0], putNonce(nonceBuf[:], seq), sealed, appendAAD(aadBuf[:0], r.requestID, seq, seq == r.chunks-1, r.codec))
 			if err != nil {
 				return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
 			}
-			*b = plain
-			if !send(opened{seq: seq, plain: b}) {
+			*b = p
+			if !send(opened{seq: seq, buf: b}) {
 				return ctx.Err()
 			}
 			used++
@@ -518,27 +524,6 @@ func (r *chunkReader) fetch(ctx context.Context, seq int, out chan<- opened, don
 	}
 }
 
-// open decrypts and authenticates a sealed chunk into dst, through packed
-// (nil for a file without a codec) when it was compressed.
-func (r *chunkReader) open(dst []byte, packed *[]byte, nonce, sealed, aad []byte) ([]byte, error) {
-	if packed == nil {
-		return r.aead.Open(dst, nonce, sealed, aad)
-	}
-	p, err := r.aead.Open((*packed)[:0], nonce, sealed, aad)
-	if err != nil {
-		return nil, err
-	}
-	*packed = p
-	// Authenticated, so written by the collect; a chunk that would
-	// outgrow dst's chunkSize is an error all the same, not a larger
-	// buffer.
-	n, err := lz4.UncompressBlock(p, dst[:cap(dst)])
-	if err != nil {
-		return nil, err
-	}
-	return dst[:n], nil
-}
-
 // buffer returns a free buffer, a new one while the reader has fewer than
 // maxBuffers, or nil once ctx has ended.
 func (r *chunkReader) buffer(ctx context.Context) *[]byte {
@@ -549,7 +534,7 @@ func (r *chunkReader) buffer(ctx context.Context) *[]byte {
 	}
 	if r.made < maxBuffers {
 		r.made++
-		return plainBuffers.Get().(*[]byte)
+		return r.pool().Get().(*[]byte)
 	}
 	select {
 	case b := <-r.free:
@@ -568,14 +553,14 @@ func (r *chunkReader) halt() {
 	r.stop()
 	<-r.done
 	for o := range r.opened {
-		if o.plain != nil {
-			r.free <- o.plain
+		if o.buf != nil {
+			r.free <- o.buf
 		}
 	}
 	r.opened, r.nextSeq, r.stop, r.done = nil, -1, nil, nil
 }
 
-// load makes chunk seq the one in r.plain, unless it is there already.
+// load makes chunk seq the one in r.chunk, unless it is there already.
 func (r *chunkReader) load(seq int) error {
 	if r.closed {
 		return apperr.Errorf(apperr.Internal, "The export file was closed.")
@@ -608,15 +593,39 @@ func (r *chunkReader) load(seq int) error {
 		r.nextSeq = -1
 		return o.err
 	case o.seq != seq:
-		r.free <- o.plain
+		r.free <- o.buf
 		r.nextSeq = -1
 		return apperr.Errorf(apperr.Internal, "The export file is damaged.")
 	}
-	if r.plain != nil {
-		r.free <- r.plain
+	r.release()
+	if r.codec == "" {
+		r.chunk, r.held = *o.buf, o.buf
+	} else {
+		if r.text == nil {
+			r.text = plainBuffers.Get().(*[]byte)
+		}
+		// Authenticated, so written by the collect; a chunk that would
+		// outgrow chunkSize is an error all the same, not a larger
+		// buffer.
+		n, err := lz4.UncompressBlock(*o.buf, (*r.text)[:cap(*r.text)])
+		r.free <- o.buf
+		if err != nil {
+			r.nextSeq = -1
+			return apperr.Wrap(apperr.Internal, err, "The export file is damaged.")
+		}
+		r.chunk = (*r.text)[:n]
 	}
-	r.plain, r.loaded, r.nextSeq = o.plain, seq, seq+1
+	r.loaded, r.nextSeq = seq, seq+1
 	return nil
+}
+
+// release lets go of the chunk read: its buffer goes back to the
+// read-ahead.
+func (r *chunkReader) release() {
+	if r.held != nil {
+		r.free <- r.held
+	}
+	r.chunk, r.held, r.loaded = nil, nil, -1
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -628,11 +637,10 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	off := int(r.pos - int64(seq)*chunkSize)
-	plain := *r.plain
-	if off >= len(plain) {
+	if off >= len(r.chunk) {
 		return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 	}
-	n := copy(p, plain[off:])
+	n := copy(p, r.chunk[off:])
 	r.pos += int64(n)
 	return n, nil
 }
@@ -644,14 +652,15 @@ func (r *chunkReader) Close() error {
 	}
 	r.halt()
 	r.closed = true
-	if r.plain != nil {
-		r.free <- r.plain
-		r.plain, r.loaded = nil, -1
+	r.release()
+	if r.text != nil {
+		putCleared(&plainBuffers, r.text)
+		r.text = nil
 	}
 	for {
 		select {
 		case b := <-r.free:
-			putCleared(&plainBuffers, b)
+			putCleared(r.pool(), b)
 		default:
 			return nil
 		}
