@@ -1,6 +1,7 @@
 // Command download measures the data-subject file path end to end with the
-// real binary on the embedded SQLite store: the collect that writes the
-// encrypted file (its peak RSS), and the streamed download of
+// real binary on the embedded SQLite store (or PostgreSQL, -store): the
+// collect that writes the encrypted file (its peak RSS), and the streamed
+// download of
 // /nms/gdpr.jssp (throughput, the server's peak RSS and CPU time), beside a
 // bare Go server sending the same bytes with http.ServeContent from a plain
 // file, in interleaved rounds read by the same client into io.Discard.
@@ -12,7 +13,9 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -20,14 +23,18 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -39,14 +46,18 @@ func main() {
 	warmup = flag.Int("warmup", 50, "unmeasured interleaved rounds between the fresh server's rounds and the warm server's, at least")
 	warmupMB = flag.Int("warmup-mb", 400, "and more of them until the product has sent this many MB")
 	concurrent = flag.Int("concurrent", 20, "then this many downloads of the file at once, each on its own connection (security-bar #84; 0: none)")
+	storeName = flag.String("store", "sqlite", "the product's store: sqlite, or postgres (a schema of its own at CP_BENCH_POSTGRES_URL, dropped after)")
 	flag.Parse()
+	if *storeName != "sqlite" && *storeName != "postgres" {
+		fatalf("bad -store %q", *storeName)
+	}
 	tmp, err := os.MkdirTemp("", "cp-bench-download-*")
 	check(err)
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "campaign-privacy")
 	out, err := exec.Command("go", "build", "-o", bin, "./cmd/campaign-privacy").CombinedOutput()
 	if err != nil {
-		log.Fatalf("build: %s", out)
+		fatalf("build: %s", out)
 	}
 	fmt.Println("| file | rows | collect | collect peak RSS | server | download | ServeContent | ratio [rounds] | server peak RSS | server CPU per MiB |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
@@ -80,6 +91,52 @@ func main() {
 // makes, a share of its bytes: the warm-up counts bytes as well as rounds.
 var rounds, warmup, warmupMB, concurrent *int
 
+// storeName is the product's store (-store).
+var storeName *string
+
+// defaultPostgres is the server -store postgres uses without
+// CP_BENCH_POSTGRES_URL: the machine's, in a schema of the run's own.
+const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// database returns the product's store configuration for one size, its
+// environment, and the connection plain SQL reads it through; drop
+// removes what it made.
+func database(ctx context.Context, dir string) (cfg store.Config, env []string, conn *sql.DB, drop func()) {
+	if *storeName == "sqlite" {
+		conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, store.SQLiteFile)+"?mode=ro")
+		check(err)
+		return store.Config{DataDir: dir}, nil, conn, func() { conn.Close() }
+	}
+	base := os.Getenv("CP_BENCH_POSTGRES_URL")
+	if base == "" {
+		base = defaultPostgres
+	}
+	admin, err := sql.Open("pgx", base)
+	check(err)
+	var tag [4]byte
+	_, _ = crand.Read(tag[:])
+	schema := "cp_bench_download_" + hex.EncodeToString(tag[:])
+	_, err = admin.ExecContext(ctx, "CREATE SCHEMA "+schema)
+	check(err)
+	u, err := url.Parse(base)
+	check(err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	conn, err = sql.Open("pgx", u.String())
+	check(err)
+	var once sync.Once
+	drop = func() {
+		once.Do(func() {
+			conn.Close()
+			_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			admin.Close()
+		})
+	}
+	atExit = append(atExit, drop)
+	return store.Config{DataDir: dir, DatabaseURL: u.String()}, []string{"CP_DATABASE_URL=" + u.String()}, conn, drop
+}
+
 // together are the lines of the concurrent downloads, printed after the
 // table.
 var together []string
@@ -90,15 +147,18 @@ var ratios []struct{ mb, ratio float64 }
 // run measures one file size in a fresh data directory.
 func run(bin, dir string, mb int) {
 	ctx := context.Background()
-	env := []string{"CP_DATA_DIR=" + dir, "CP_ADMIN_PASSWORD=bench admin 1", "CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn",
+	check(os.MkdirAll(dir, 0o700))
+	dbCfg, dbEnv, conn, drop := database(ctx, dir)
+	defer drop()
+	env := append([]string{"CP_DATA_DIR=" + dir, "CP_ADMIN_PASSWORD=bench admin 1", "CP_WORKFLOW_SCHEDULE=24h", "CP_LOG_LEVEL=warn",
 		// The concurrent downloads are one operator's (default 4 at once).
-		"CP_DOWNLOADS_PER_OPERATOR=" + strconv.Itoa(max(4, *concurrent))}
+		"CP_DOWNLOADS_PER_OPERATOR=" + strconv.Itoa(max(4, *concurrent))}, dbEnv...)
 	cli := func(args ...string) (*os.ProcessState, string) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			log.Fatalf("%v: %v\n%s", args, err, out)
+			fatalf("%v: %v\n%s", args, err, out)
 		}
 		return cmd.ProcessState, string(out)
 	}
@@ -109,7 +169,7 @@ func run(bin, dir string, mb int) {
 	// subject's do (servertest.DeliveryLogs): the file compresses about as
 	// well as a real one, not as a row repeated.
 	rows := mb * 1_000_000 / 330
-	db, err := store.Open(ctx, store.Config{DataDir: dir})
+	db, err := store.Open(ctx, dbCfg)
 	check(err)
 	check(db.InsertRows(ctx, "nms_recipient", []string{"id", "email", "first_name"}, [][]any{{int64(1), "big@example.com", "Big"}}))
 	next := servertest.DeliveryLogs("big@example.com", time.Now())
@@ -127,6 +187,7 @@ func run(bin, dir string, mb int) {
 	srv.Env = append(os.Environ(), append(env, "CP_ADDR=127.0.0.1:"+port)...)
 	check(srv.Start())
 	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
+	atExit = append(atExit, func() { _ = srv.Process.Kill() })
 	base := "http://127.0.0.1:" + port
 	waitUp(base)
 	body := post(base, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "bench admin 1")))
@@ -139,18 +200,12 @@ func run(bin, dir string, mb int) {
 	start := time.Now()
 	state, report := cli("workflow", "run", "collectPrivacyRequests")
 	if !strings.Contains(report, "1 processed") {
-		log.Fatalf("collect: %s", report)
+		fatalf("collect: %s", report)
 	}
 	collect := time.Since(start)
 	collectRSS := state.SysUsage().(*syscall.Rusage).Maxrss // KiB
-	stored := func() int64 {                                // the sealed chunks' bytes, by plain SQL
-		conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, store.SQLiteFile)+"?mode=ro")
-		check(err)
-		defer conn.Close()
-		var b int64
-		check(conn.QueryRow("SELECT SUM(LENGTH(data)) FROM privacy_export_chunks").Scan(&b))
-		return b
-	}()
+	var stored int64                                        // the sealed chunks' bytes, by plain SQL
+	check(conn.QueryRow("SELECT SUM(LENGTH(data)) FROM privacy_export_chunks").Scan(&stored))
 
 	// Download through the product once into a file: the plain file the
 	// bare server sends.
@@ -162,7 +217,7 @@ func run(bin, dir string, mb int) {
 		check(err)
 		defer resp.Body.Close()
 		if resp.StatusCode != 200 {
-			log.Fatalf("download: %d", resp.StatusCode)
+			fatalf("download: %d", resp.StatusCode)
 		}
 		n, err := io.Copy(w, resp.Body)
 		check(err)
@@ -194,7 +249,7 @@ func run(bin, dir string, mb int) {
 		check(err)
 		defer resp.Body.Close()
 		if m, err := io.Copy(io.Discard, resp.Body); err != nil || m != n {
-			log.Fatalf("ServeContent: %d of %d bytes: %v", m, n, err)
+			fatalf("ServeContent: %d of %d bytes: %v", m, n, err)
 		}
 	}
 
@@ -207,7 +262,7 @@ func run(bin, dir string, mb int) {
 			cpu := cpuTime(srv.Process.Pid)
 			start := time.Now()
 			if m := download(io.Discard); m != n {
-				log.Fatalf("download: %d of %d bytes", m, n)
+				fatalf("download: %d of %d bytes", m, n)
 			}
 			products = append(products, time.Since(start))
 			serverCPU += cpuTime(srv.Process.Pid) - cpu
@@ -263,7 +318,7 @@ func downloadTogether(pid, c int, n int64, download func(io.Writer) int64) strin
 	}
 	for range c {
 		if m := <-got; m != n {
-			log.Fatalf("concurrent download: %d of %d bytes", m, n)
+			fatalf("concurrent download: %d of %d bytes", m, n)
 		}
 	}
 	wall := time.Since(start)
@@ -308,7 +363,7 @@ func waitUp(base string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log.Fatal("server did not start")
+	fatalf("server did not start")
 }
 
 func freePort() string {
@@ -354,6 +409,17 @@ func procStatus(pid int, field string) int64 {
 
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+}
+
+// atExit are run, last first, before the program stops on an error: a
+// PostgreSQL schema is not left behind.
+var atExit []func()
+
+func fatalf(format string, args ...any) {
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
+	log.Fatalf(format, args...)
 }

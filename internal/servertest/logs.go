@@ -32,7 +32,7 @@ func DeliveryLogs(email string, now time.Time) func() []any {
 		at = at.Add(time.Duration(rng.IntN(4*3600)) * time.Second)
 		event := at.Add(time.Duration(rng.IntN(600_000)) * time.Millisecond)
 		label := campaigns[rng.IntN(len(campaigns))] + ", edition " + strconv.Itoa(1+rng.IntN(400))
-		return []any{id, int64(1), email, int64(1 + rng.IntN(7)), rng.Int64N(1 << 40),
+		return []any{id, int64(1), email, int64(1 + rng.IntN(7)), rng.Int64N(1 << 31),
 			label, int64(rng.IntN(3)), at, event, event.Add(time.Duration(rng.IntN(3_600_000)) * time.Millisecond)}
 	}
 }
