@@ -615,6 +615,13 @@ func (r *chunkReader) load(seq int) error {
 		}
 		r.chunk = (*r.text)[:n]
 	}
+	// Every chunk but the last holds chunkSize bytes: Read finds a
+	// position's chunk by that.
+	if int64(len(r.chunk)) != min(chunkSize, r.size-int64(seq)*chunkSize) {
+		r.release()
+		r.nextSeq = -1
+		return apperr.Errorf(apperr.Internal, "The export file is damaged.")
+	}
 	r.loaded, r.nextSeq = seq, seq+1
 	return nil
 }

@@ -306,3 +306,29 @@ func TestExportCodec(t *testing.T) {
 		refused("an unknown codec")
 	})
 }
+
+// TestExportRecordedSize: the size recorded with the file is not part of
+// what its chunks authenticate, so the reader checks each chunk's length
+// against it: a size changed either way fails the read at the last chunk,
+// never a file quietly cut short or a byte too long.
+func TestExportRecordedSize(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env, id, doc := multiChunkFile(t, dialect)
+		ctx := context.Background()
+		for _, delta := range []int{-1, 1} {
+			if err := storetest.SQLOf(t, env.DB).Exec(ctx, "UPDATE privacy_exports SET size = ? WHERE request_id = ?", len(doc)+delta, id); err != nil {
+				t.Fatal(err)
+			}
+			_, r, err := env.Privacy.OpenExport(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			last := (len(doc) - 1) / chunkBytes * chunkBytes
+			if apperr.CodeOf(err) != apperr.Internal || len(got) != last || !bytes.Equal(got, doc[:last]) {
+				t.Fatalf("size %+d: read %d bytes (the chunks before the last: %d), %v", delta, len(got), last, err)
+			}
+		}
+	})
+}
