@@ -44,6 +44,7 @@ if [ -n "$quick" ]; then
   step load 10m "$bin/soap" -scenarios mixed,hostile -conns 10 -duration 3s
   step storm 5m "$bin/soap" -scenarios storm -conns 100 -duration 3s
   step download 10m "$bin/download" -sizes 10 -warmup 20
+  step download-postgres 10m "$bin/download" -store postgres -sizes 10 -warmup 20 -concurrent 0
   step workflows-100k 15m "$bin/workflows" -recipients 100000 -requests 2000 -access 200
 else
   step go-benchmarks 10m go test -run '^$' -bench . -benchmem ./server ./internal/querydef ./privacy
@@ -51,6 +52,7 @@ else
   step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
   step storm 10m "$bin/soap" -scenarios storm -conns 500 -duration 10s
   step download 15m "$bin/download" -sizes 1,10,100 -rounds 15
+  step download-postgres 15m "$bin/download" -store postgres -sizes 1,10,100 -rounds 15 -concurrent 0
   step workflows-100k 20m "$bin/workflows" -recipients 100000 -requests 10000 -access 500
   step workflows-1m 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500
   step workflows-1m-no-analyze 40m "$bin/workflows" -recipients 1000000 -requests 10000 -access 500 -no-analyze

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,9 +52,13 @@ func main() {
 	if *storeName != "sqlite" && *storeName != "postgres" {
 		fatalf("bad -store %q", *storeName)
 	}
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() { fatalf("stopped by %v", <-interrupted) }()
 	tmp, err := os.MkdirTemp("", "cp-bench-download-*")
 	check(err)
 	defer os.RemoveAll(tmp)
+	onExit(func() { os.RemoveAll(tmp) })
 	bin := filepath.Join(tmp, "campaign-privacy")
 	out, err := exec.Command("go", "build", "-o", bin, "./cmd/campaign-privacy").CombinedOutput()
 	if err != nil {
@@ -77,7 +82,8 @@ func main() {
 		if r.ratio >= 0.8 {
 			mark = "✓"
 		}
-		fmt.Printf("target: %s download of a %.1f MB file ≥ 0.8× http.ServeContent of the plain file (warm server): %.2f× (goal ≥ 0.80×)\n", mark, r.mb, r.ratio)
+		fmt.Printf("target: %s download of a %.1f MB file from %s ≥ 0.8× http.ServeContent of the plain file (warm server): %.2f× (goal ≥ 0.80×)\n",
+			mark, r.mb, storeLabel[*storeName], r.ratio)
 	}
 }
 
@@ -93,6 +99,9 @@ var rounds, warmup, warmupMB, concurrent *int
 
 // storeName is the product's store (-store).
 var storeName *string
+
+// storeLabel names each store in the target lines.
+var storeLabel = map[string]string{"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 // defaultPostgres is the server -store postgres uses without
 // CP_BENCH_POSTGRES_URL: the machine's, in a schema of the run's own.
@@ -133,7 +142,7 @@ func database(ctx context.Context, dir string) (cfg store.Config, env []string, 
 			admin.Close()
 		})
 	}
-	atExit = append(atExit, drop)
+	onExit(drop)
 	return store.Config{DataDir: dir, DatabaseURL: u.String()}, []string{"CP_DATABASE_URL=" + u.String()}, conn, drop
 }
 
@@ -187,7 +196,7 @@ func run(bin, dir string, mb int) {
 	srv.Env = append(os.Environ(), append(env, "CP_ADDR=127.0.0.1:"+port)...)
 	check(srv.Start())
 	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
-	atExit = append(atExit, func() { _ = srv.Process.Kill() })
+	onExit(func() { _ = srv.Process.Kill() })
 	base := "http://127.0.0.1:" + port
 	waitUp(base)
 	body := post(base, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall("admin", "bench admin 1")))
@@ -413,11 +422,22 @@ func check(err error) {
 	}
 }
 
-// atExit are run, last first, before the program stops on an error: a
-// PostgreSQL schema is not left behind.
-var atExit []func()
+// atExit are run, last first, before the program stops on an error or an
+// interrupt (bench/run.sh's time limit): a PostgreSQL schema is not left
+// behind.
+var (
+	atExitMu sync.Mutex
+	atExit   []func()
+)
+
+func onExit(f func()) {
+	atExitMu.Lock()
+	defer atExitMu.Unlock()
+	atExit = append(atExit, f)
+}
 
 func fatalf(format string, args ...any) {
+	atExitMu.Lock() // held: nothing is added, and a second fatalf waits for the exit
 	for i := len(atExit) - 1; i >= 0; i-- {
 		atExit[i]()
 	}
