@@ -291,12 +291,7 @@ func TestExportCodec(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, r, err := env.Privacy.OpenExport(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
+		got, err := readWhole(t, env, id)
 		if err != nil || !bytes.Equal(got, doc) {
 			t.Fatalf("the uncompressed file: %d bytes of %d, equal %t, %v", len(got), len(doc), bytes.Equal(got, doc), err)
 		}
@@ -319,16 +314,23 @@ func TestExportRecordedSize(t *testing.T) {
 			if err := storetest.SQLOf(t, env.DB).Exec(ctx, "UPDATE privacy_exports SET size = ? WHERE request_id = ?", len(doc)+delta, id); err != nil {
 				t.Fatal(err)
 			}
-			_, r, err := env.Privacy.OpenExport(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(r)
-			r.Close()
+			got, err := readWhole(t, env, id)
 			last := (len(doc) - 1) / chunkBytes * chunkBytes
 			if apperr.CodeOf(err) != apperr.Internal || len(got) != last || !bytes.Equal(got, doc[:last]) {
 				t.Fatalf("size %+d: read %d bytes (the chunks before the last: %d), %v", delta, len(got), last, err)
 			}
 		}
 	})
+}
+
+// readWhole opens request id's file and reads it to its end or its first
+// error.
+func readWhole(t *testing.T, env *servertest.Env, id int64) ([]byte, error) {
+	t.Helper()
+	_, r, err := env.Privacy.OpenExport(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
