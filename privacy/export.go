@@ -45,7 +45,6 @@ const codecLZ4 = "lz4"
 type sealer struct {
 	aead      cipher.AEAD
 	requestID int64
-	codec     string
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -141,18 +140,16 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// emit compresses the buffered plaintext (always: files are written with
+// codecLZ4 only), seals it and stores it.
 func (w *chunkWriter) emit(last bool) error {
-	plain := w.buf
-	if w.seal.codec == codecLZ4 {
-		// Never 0 with a buffer of CompressBlockBound: incompressible
-		// data is stored as literals.
-		n, err := w.lz4.CompressBlock(w.buf, w.packed[:cap(w.packed)])
-		if err != nil {
-			return err
-		}
-		plain = w.packed[:n]
+	// Never 0 with a buffer of CompressBlockBound: incompressible data is
+	// stored as literals.
+	n, err := w.lz4.CompressBlock(w.buf, w.packed[:cap(w.packed)])
+	if err != nil {
+		return err
 	}
-	sealed := w.seal.aead.Seal(nil, nonce(w.seq), plain, appendAAD(nil, w.seal.requestID, w.seq, last, w.seal.codec))
+	sealed := w.seal.aead.Seal(nil, nonce(w.seq), w.packed[:n], appendAAD(nil, w.seal.requestID, w.seq, last, codecLZ4))
 	if err := w.flush(w.seq, sealed); err != nil {
 		return err
 	}
@@ -200,7 +197,7 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 	if err := s.db.BeginExport(ctx, req.ID, wrapped, codecLZ4); err != nil {
 		return 0, 0, err
 	}
-	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID, codec: codecLZ4}, buf: make([]byte, 0, chunkSize),
+	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
 		packed: make([]byte, lz4.CompressBlockBound(chunkSize)),
 		flush: func(seq int, data []byte) error {
 			if err := s.failpoint("export-chunk"); err != nil {
