@@ -2,10 +2,12 @@ package privacy_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,4 +423,45 @@ func TestTwoStepDeleteDestroysTheReviewedFile(t *testing.T) {
 			t.Fatalf("claims: %+v", c)
 		}
 	})
+}
+
+// TestPostgresNoResidueUnderConcurrentReads: the delete run's purge while
+// other sessions of the database keep reading, as the service's own SOAP
+// calls do. Each read holds a snapshot for a moment; one that began before
+// the purge's ANALYZE replaced a table's statistics still sees the old
+// statistics rows (the erased email among their sampled values), so a
+// vacuum of pg_statistic that does not wait for it keeps them.
+func TestPostgresNoResidueUnderConcurrentReads(t *testing.T) {
+	f, cfg := residueFixture(t, store.Postgres)
+	conn := storetest.SQLOf(t, f.env.DB)
+	insertSubject(t, f, pgEmail, pgUnique)
+	if err := conn.Exec(f.ctx, "ANALYZE nms_recipient"); err != nil {
+		t.Fatal(err)
+	}
+	readers, err := sql.Open("pgx", cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer readers.Close()
+	ctx, stop := context.WithCancel(f.ctx)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 20 * time.Millisecond) // staggered: one is always running
+			for ctx.Err() == nil {
+				_, _ = readers.ExecContext(ctx, "SELECT count(*) FROM privacy_requests, pg_sleep(0.06)")
+			}
+		})
+	}
+	id := f.create(t, "defaultNamespace1", pgEmail, privacy.TypeDelete, false)
+	_, err = f.env.Privacy.Run(f.ctx, "all")
+	stop()
+	wg.Wait()
+	finishPurge(t, f, err)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgEmail, pgUnique); n != 0 {
+		t.Fatalf("the erased recipient's values are still in the table's files %d time(s)", n)
+	}
 }

@@ -193,7 +193,17 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		return tables, translate(err, "Vacuum")
 	}
 	// pg_statistic kept the old samples: it is purged the same way (a role
-	// that does not own it gets a warning, no error).
+	// that does not own it gets a warning, no error). The ANALYZEs have
+	// just replaced the tables' statistics rows, and a snapshot taken
+	// before they committed still sees the old ones (an erased value among
+	// their samples): a vacuum keeps what a snapshot sees, so this one
+	// waits for those snapshots too. The service's own reads are such
+	// snapshots; they last milliseconds.
+	if holder == 0 {
+		if holder, err = d.waitHorizon(ctx, p.Wait); err != nil {
+			return tables, translate(err, "Vacuum")
+		}
+	}
 	_, err = d.onConn(ctx, func(conn *sql.Conn) (bool, error) {
 		return vacuum(ctx, conn, rewrite, p.Wait, "VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic")
 	})
@@ -206,7 +216,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		if holder < 0 {
 			who = "a replication slot or a prepared transaction"
 		}
-		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes (%s) was still open after %v: its snapshot keeps the deleted rows' old versions in %d table(s), which the next run purges again.", who, p.Wait, len(tables))
+		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", who, p.Wait, len(tables))
 	case len(locked) > 0:
 		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
