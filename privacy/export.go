@@ -318,19 +318,16 @@ func fileDestroyed(r *store.Request) bool {
 // the file cut short. Close it to stop its read-ahead and give its memory
 // back; it reads nothing after.
 func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
-	req, err := s.db.FindRequestByID(ctx, requestID)
-	if err != nil {
+	req, e, err := s.db.FindRequestExport(ctx, requestID)
+	switch {
+	case err != nil:
 		return nil, nil, err
-	}
-	if req.PurgedAt != nil {
+	case req.PurgedAt != nil:
 		return nil, nil, ErrPurged
-	}
-	e, err := s.db.FindExport(ctx, requestID)
-	if apperr.CodeOf(err) == apperr.NotFound && fileDestroyed(req) {
+	case e == nil && fileDestroyed(req):
 		return nil, nil, ErrDestroyed
-	}
-	if err != nil {
-		return nil, nil, err
+	case e == nil:
+		return nil, nil, apperr.Errorf(apperr.NotFound, "Export not found.")
 	}
 	if !e.Complete {
 		return nil, nil, apperr.Errorf(apperr.NotFound, "The data has not yet been generated to be downloaded.")

@@ -81,3 +81,67 @@ func TestExportChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestFindRequestExport: the one statement a download opens a file with
+// reads what FindRequestByID and FindExport read, before the export
+// exists, while it is written, once complete and after the purge.
+func TestFindRequestExport(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, storetest.NewClock().Now)
+			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 2, Regulation: 1,
+				ConfirmDeletePending: true, Status: 3}, "u", "Request created.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(stage string) {
+				t.Helper()
+				req, e, err := db.FindRequestExport(ctx, id)
+				if err != nil {
+					t.Fatalf("%s: %v", stage, err)
+				}
+				want, err := db.FindRequestByID(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if req.ID != id || req.Type != want.Type || req.Status != want.Status || req.ConfirmDeletePending != want.ConfirmDeletePending ||
+					(req.PurgedAt == nil) != (want.PurgedAt == nil) || (req.PurgedAt != nil && !req.PurgedAt.Equal(*want.PurgedAt)) {
+					t.Errorf("%s: request %+v, want %+v", stage, req, want)
+				}
+				wantExport, err := db.FindExport(ctx, id)
+				switch {
+				case apperr.CodeOf(err) == apperr.NotFound:
+					if e != nil {
+						t.Errorf("%s: an export %+v where there is none", stage, e)
+					}
+				case err != nil:
+					t.Fatal(err)
+				case e == nil || e.RequestID != id || !bytes.Equal(e.WrappedKey, wantExport.WrappedKey) || e.Chunks != wantExport.Chunks ||
+					e.Size != wantExport.Size || e.Complete != wantExport.Complete || !e.Created.Equal(wantExport.Created) || e.Codec != wantExport.Codec:
+					t.Errorf("%s: export %+v, want %+v", stage, e, wantExport)
+				}
+			}
+			check("no export")
+			if err := db.BeginExport(ctx, id, []byte("wrapped"), "lz4"); err != nil {
+				t.Fatal(err)
+			}
+			check("written")
+			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_exports SET chunks = 3, size = 600000, complete = ? WHERE request_id = ?", true, id); err != nil {
+				t.Fatal(err)
+			}
+			check("complete")
+			if err := db.PurgeRequest(ctx, id, "Purged."); err != nil {
+				t.Fatal(err)
+			}
+			check("purged")
+			if _, _, err := db.FindRequestExport(ctx, id+1000); apperr.CodeOf(err) != apperr.NotFound {
+				t.Errorf("an unknown request: %v", err)
+			}
+		})
+	}
+}

@@ -308,6 +308,38 @@ func (d *DB) FindExport(ctx context.Context, requestID int64) (*Export, error) {
 	return &e, nil
 }
 
+// FindRequestExport reads what opening a request's file needs, in one
+// statement on the readers' pool: the request's type, status,
+// confirmDeletePending and purge time (the only fields of the Request
+// it fills, beside ID) and its export, nil if it has none. A download's
+// fixed cost: gorm's two lookups took four times as long.
+func (d *DB) FindRequestExport(ctx context.Context, requestID int64) (*Request, *Export, error) {
+	r := Request{ID: requestID}
+	var (
+		chunks     sql.Null[int]
+		size       sql.Null[int64]
+		complete   sql.Null[bool]
+		created    sql.Null[time.Time]
+		codec      sql.Null[string]
+		wrappedKey []byte
+	)
+	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT r.type, r.status, r.confirm_delete_pending, r.purged_at,
+		e.wrapped_key, e.chunks, e.size, e.complete, e.created, e.codec
+		FROM privacy_requests r LEFT JOIN privacy_exports e ON e.request_id = r.id WHERE r.id = ?`), requestID).
+		Scan(&r.Type, &r.Status, &r.ConfirmDeletePending, &r.PurgedAt, &wrappedKey, &chunks, &size, &complete, &created, &codec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, apperr.Errorf(apperr.NotFound, "Privacy request not found.")
+	}
+	if err != nil {
+		return nil, nil, translate(err, "Privacy request")
+	}
+	if !created.Valid {
+		return &r, nil, nil
+	}
+	return &r, &Export{RequestID: requestID, WrappedKey: wrappedKey, Chunks: chunks.V, Size: size.V,
+		Complete: complete.V, Created: created.V, Codec: codec.V}, nil
+}
+
 // ExportChunks calls fn with the sealed chunks seq, seq+1, … of a request,
 // up to n of them, in order, in one statement on the readers' pool. A gap
 // in the sequence is an error at the chunk that is not there; fewer than n
