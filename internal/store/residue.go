@@ -156,7 +156,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		}
 		return nil, nil
 	}
-	holder, err := d.waitHorizon(ctx, p.Wait)
+	holder, err := d.waitHorizon(ctx, p.Wait, false)
 	if err != nil {
 		return tables, translate(err, "Vacuum")
 	}
@@ -200,7 +200,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	// waits for those snapshots too. The service's own reads are such
 	// snapshots; they last milliseconds.
 	if holder == 0 {
-		if holder, err = d.waitHorizon(ctx, p.Wait); err != nil {
+		if holder, err = d.waitHorizon(ctx, p.Wait, true); err != nil {
 			return tables, translate(err, "Vacuum")
 		}
 	}
@@ -261,9 +261,12 @@ func (d *DB) MayVacuumStatistics(ctx context.Context) (bool, error) {
 // is older than $1 (a 64-bit transaction id), and so keeps a vacuum from
 // removing the rows deleted before it: backends of this database, WAL
 // senders (a standby's hot_standby_feedback), replication slots and
-// prepared transactions. It returns the first such process id (0 for a
-// slot or a prepared transaction) and how many there are. 32-bit ids are
-// widened against the current 64-bit one (a wrapped id is older).
+// prepared transactions; with $2, for a catalog (pg_statistic), also
+// the logical slots' catalog_xmin (logical decoding keeps the catalogs'
+// old rows, a change-data-capture consumer's slot of any database). It
+// returns the first such process id (0 for a slot or a prepared
+// transaction) and how many there are. 32-bit ids are widened against
+// the current 64-bit one (a wrapped id is older).
 const horizonHolders = `
 WITH now AS (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS cur),
 held AS (
@@ -272,6 +275,7 @@ held AS (
 	WHERE x IS NOT NULL AND pid <> pg_backend_pid()
 	AND (datname = current_database() OR datid IS NULL)
 	UNION ALL SELECT 0, xmin FROM pg_replication_slots WHERE xmin IS NOT NULL
+	UNION ALL SELECT 0, catalog_xmin FROM pg_replication_slots WHERE $2 AND catalog_xmin IS NOT NULL
 	UNION ALL SELECT 0, transaction FROM pg_prepared_xacts WHERE database = current_database()
 ),
 wide AS (
@@ -385,9 +389,10 @@ func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duratio
 }
 
 // waitHorizon waits, up to wait, until no transaction that began before
-// now is left, and returns a server process still holding one (-1 for a
-// slot or a prepared transaction), or 0.
-func (d *DB) waitHorizon(ctx context.Context, wait time.Duration) (int, error) {
+// now is left (for catalog, no logical slot either), and returns a server
+// process still holding one (-1 for a slot or a prepared transaction), or
+// 0.
+func (d *DB) waitHorizon(ctx context.Context, wait time.Duration, catalog bool) (int, error) {
 	var next int64
 	if err := d.sql.QueryRowContext(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&next); err != nil {
 		return 0, err
@@ -395,7 +400,7 @@ func (d *DB) waitHorizon(ctx context.Context, wait time.Duration) (int, error) {
 	deadline := time.Now().Add(wait)
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		var pid, n int
-		if err := d.sql.QueryRowContext(ctx, horizonHolders, next).Scan(&pid, &n); err != nil {
+		if err := d.sql.QueryRowContext(ctx, horizonHolders, next, catalog).Scan(&pid, &n); err != nil {
 			return 0, err
 		}
 		if n == 0 {

@@ -204,3 +204,51 @@ func execAll(t *testing.T, conn *storetest.Conn, queries ...string) {
 		}
 	}
 }
+
+// TestPurgeResidueLogicalSlot: a logical replication slot (a
+// change-data-capture consumer's) keeps the catalogs' old rows for its
+// decoding, pg_statistic's replaced statistics among them, whose samples
+// hold the erased value. While its consumer lags, the purge says so and
+// reports the table pending; once the slot has moved on (here: is
+// dropped), the next purge removes them.
+func TestPurgeResidueLogicalSlot(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	db := storetest.Open(t, store.Postgres, clock.Now)
+	conn := storetest.SQLOf(t, db)
+	execAll(t, conn,
+		"CREATE TABLE residue_decoded (id INTEGER PRIMARY KEY, v TEXT)",
+		"INSERT INTO residue_decoded SELECT g, CASE WHEN g <= 40 THEN 'gone7c1d@example.com' ELSE 'kept' END FROM generate_series(1, 50) g",
+		"ANALYZE residue_decoded",
+	)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	slot := "cp_test_slot_" + hex.EncodeToString(b)
+	if err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot(?, 'test_decoding')", slot); err != nil {
+		if strings.Contains(err.Error(), "wal_level") {
+			t.Skipf("the test server cannot decode (scripts/with-test-postgres sets wal_level=logical): %v", err)
+		}
+		t.Fatal(err)
+	}
+	dropSlot := func() {
+		_ = conn.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ?", slot)
+	}
+	t.Cleanup(dropSlot)
+	execAll(t, conn, "DELETE FROM residue_decoded WHERE v <> 'kept'")
+	purged, pending, err := db.PurgeResidue(ctx, []string{"residue_decoded"}, clock.Now(), store.ResiduePurge{Rewrite: true, Wait: 2 * time.Second})
+	if apperr.CodeOf(err) != apperr.Busy || !strings.Contains(err.Error(), "a replication slot") ||
+		len(purged) != 0 || !slices.Equal(pending, []string{"residue_decoded"}) {
+		t.Fatalf("purged %v, pending %v, %v; want the slot named", purged, pending, err)
+	}
+	if n := conn.PostgresFileCount(t, ctx, "residue_decoded", "gone7c1d@example.com"); n == 0 {
+		t.Fatal("the slot should have kept the old statistics in pg_statistic")
+	}
+	dropSlot()
+	purged, pending, err = db.PurgeResidue(ctx, []string{"residue_decoded"}, clock.Now(), store.ResiduePurge{Rewrite: true, Wait: 30 * time.Second})
+	if err != nil || !slices.Equal(purged, []string{"residue_decoded"}) || len(pending) != 0 {
+		t.Fatalf("after the slot: purged %v, pending %v, %v", purged, pending, err)
+	}
+	if n := conn.PostgresFileCount(t, ctx, "residue_decoded", "gone7c1d@example.com"); n != 0 {
+		t.Fatalf("the erased value is still in the files %d time(s)", n)
+	}
+}
