@@ -69,3 +69,17 @@ func (d *DB) IdleInTransactionForTest(ctx context.Context, idle time.Duration) e
 	_, err = tx.ExecContext(ctx, "SELECT 1")
 	return err
 }
+
+// ClaimPlanForTest returns PostgreSQL's plan (EXPLAIN ANALYZE, JSON) of a
+// claim's candidate query for status.
+func (d *DB) ClaimPlanForTest(ctx context.Context, status Status) (string, error) {
+	now := d.now().UTC()
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	var plan string
+	err = tx.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+d.rebind(d.claimCandidates()), status, status, now, now, 10).Scan(&plan)
+	return plan, err
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,42 +27,55 @@ const idBatch = 500
 // whose next attempt is due. Each claimed request moves to to[status] (or
 // keeps its status when to has no entry), held by worker until now+lease.
 // On PostgreSQL the candidate rows are locked with FOR UPDATE SKIP LOCKED,
-// so replicas claiming at once never take the same request.
+// so replicas claiming at once never take the same request. The statuses
+// are claimed one after the other, in from's order, each oldest first
+// (claimCandidates).
 func (d *DB) ClaimRequests(ctx context.Context, from []Status, to map[Status]Status, limit int, worker string, lease time.Duration) ([]Request, error) {
 	now := d.now().UTC()
-	// One statement: the candidates (locked, skipping those another
-	// claim holds) are moved and returned at once.
+	var claimed []Request
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, status := range from {
+			if len(claimed) == limit {
+				break
+			}
+			next := status
+			if moved, ok := to[status]; ok {
+				next = moved
+			}
+			// One statement per status: the candidates (locked, skipping
+			// those another claim holds) are moved and returned at once.
+			var got []Request
+			err := tx.Raw("UPDATE privacy_requests SET status = ?, claimed_by = ?, claimed_until = ?, last_modified = ? "+
+				"WHERE id IN ("+d.claimCandidates()+") RETURNING *",
+				next, worker, now.Add(lease), now, status, status, now, now, limit-len(claimed)).Scan(&got).Error
+			if err != nil {
+				return err
+			}
+			claimed = append(claimed, got...)
+		}
+		return nil
+	})
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ID < claimed[j].ID })
+	return claimed, translate(err, "Privacy request")
+}
+
+// claimCandidates selects the oldest claimable requests of one status
+// (arguments: the status twice, now twice, the limit). It reads them from
+// the index on (status, id) in its order and stops at the limit, whatever
+// the planner's statistics say. With "status = ?" the planner may take the
+// primary key instead, in id order, filtering on status: right when the
+// statistics say every request is waiting (the ANALYZE at the start of a
+// run), and a scan of every request already done once the run has moved
+// on (8 ms a claim at 10,000 requests, bench/README.md). A range on status
+// ordered by (status, id) is an order only that index gives.
+func (d *DB) claimCandidates() string {
 	lock := ""
 	if d.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	status := "status"
-	var args []any
-	if len(to) > 0 {
-		keys := make([]Status, 0, len(to))
-		for k := range to {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b strings.Builder
-		b.WriteString("CASE status")
-		for _, k := range keys {
-			b.WriteString(" WHEN ? THEN ?")
-			args = append(args, k, to[k])
-		}
-		b.WriteString(" ELSE status END")
-		status = b.String()
-	}
-	args = append(args, worker, now.Add(lease), now, from, now, now, limit)
-	var claimed []Request
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return tx.Raw("UPDATE privacy_requests SET status = "+status+", claimed_by = ?, claimed_until = ?, last_modified = ? "+
-			"WHERE id IN (SELECT id FROM privacy_requests WHERE status IN ? "+
-			"AND (claimed_until IS NULL OR claimed_until < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "+
-			"ORDER BY id LIMIT ?"+lock+") RETURNING *", args...).Scan(&claimed).Error
-	})
-	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ID < claimed[j].ID })
-	return claimed, translate(err, "Privacy request")
+	return "SELECT id FROM privacy_requests WHERE status >= ? AND status <= ? " +
+		"AND (claimed_until IS NULL OR claimed_until < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?) " +
+		"ORDER BY status, id LIMIT ?" + lock
 }
 
 // HeldRequests returns those of ids that worker still holds (its claim
