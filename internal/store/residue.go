@@ -164,14 +164,22 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	// ANALYZE with each: the table's statistics sample values, the erased
 	// ones too. Up to purgeConns tables at once: a rewrite is mostly
 	// sorting for the index builds, and each table is locked only while
-	// its own copy is made.
+	// its own copy is made. The largest first: a rewrite takes the time of
+	// its table's size, and the largest started last would run alone at
+	// the end (1M recipients: 26.6 s of rewrites in name order against 25 s
+	// largest first, from one run's per-table times).
+	bySize, err := scanColumn[string](d.sql.QueryContext(ctx, `SELECT t FROM unnest($1::text[]) AS t
+		ORDER BY pg_total_relation_size(to_regclass(quote_ident(t))) DESC NULLS LAST, t`, tables))
+	if err != nil {
+		return tables, translate(err, "Vacuum")
+	}
 	var (
 		mu     sync.Mutex
 		locked []string
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(purgeConns)
-	for _, t := range tables {
+	for _, t := range bySize {
 		name := quoteIdent(t)
 		g.Go(func() error {
 			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
