@@ -346,7 +346,7 @@ func (d *DB) batchDeletes(tx *gorm.DB, items []BatchItem, held map[int64]bool) (
 // countRemaining counts, in one statement, what a check finds.
 func (d *DB) countRemaining(tx *gorm.DB, c *RemainCheck) (int64, error) {
 	if c.Namespace != nil {
-		if err := d.namespaceUnchanged(tx, c.Namespace); err != nil {
+		if err := d.namespaceUnchanged(tx, c.Namespace, true); err != nil {
 			return 0, err
 		}
 	}

@@ -79,22 +79,24 @@ var ErrNamespaceChanged = apperr.Errorf(apperr.Conflict, "The namespace changed 
 var ErrNamespaceRewritten = apperr.Errorf(apperr.Conflict, "The namespace's match rule changed while the request was processed (its stored values are rewritten to the new rule); it is processed again.")
 
 // CheckNamespace fails with ErrNamespaceRewritten unless the namespace is
-// still as ns was read. A read (on SQLite's readers' pool): it needs no
-// lock outside a transaction.
+// still as ns was read. A read (on SQLite's readers' pool): it takes no
+// lock, which would last only its own statement. On PostgreSQL a FOR SHARE
+// there wrote a row lock on the namespace at every lookup, shared by the
+// concurrent workers' lookups through a MultiXact.
 func (d *DB) CheckNamespace(ctx context.Context, ns *Namespace) error {
-	return d.namespaceUnchanged(d.reader.WithContext(ctx), ns)
+	return d.namespaceUnchanged(d.reader.WithContext(ctx), ns, false)
 }
 
 // namespaceUnchanged fails with ErrNamespaceRewritten unless the stored
 // namespace is still as ns was read: the same rule, region, canon version
-// and last change, and rewritten to the current canon version. Inside a
-// transaction on PostgreSQL it holds the row FOR SHARE until the commit,
-// so that a namespace update (which starts its rewrite only after its own
-// commit) waits for the step that checked it; SQLite's writer lock
-// serialises them anyway.
-func (d *DB) namespaceUnchanged(tx *gorm.DB, ns *Namespace) error {
+// and last change, and rewritten to the current canon version. With lock,
+// inside a transaction on PostgreSQL, it holds the row FOR SHARE until the
+// commit, so that a namespace update (which starts its rewrite only after
+// its own commit) waits for the step that checked it; SQLite's writer
+// lock serialises them anyway.
+func (d *DB) namespaceUnchanged(tx *gorm.DB, ns *Namespace, lock bool) error {
 	q := "SELECT match_rule, default_region, canonical, last_modified FROM privacy_namespaces WHERE id = ?"
-	if d.dialect == Postgres {
+	if lock && d.dialect == Postgres {
 		q += " FOR SHARE"
 	}
 	var now Namespace

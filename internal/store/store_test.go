@@ -239,3 +239,30 @@ func TestRemainCheckNamespace(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckNamespaceTakesNoLock: the check after each lookup only reads.
+// It neither waits for a transaction that holds the namespace row (a
+// namespace update) nor writes a row lock of its own that an update
+// would then wait for.
+func TestCheckNamespaceTakesNoLock(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.Postgres, nil)
+	if _, err := db.CreateNamespaceIfMissing(ctx, &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient",
+		ReconciliationKey: "@email", MatchRule: "exact", Canonical: 1}); err != nil {
+		t.Fatal(err)
+	}
+	read, err := db.FindNamespaceByName(ctx, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := storetest.SQLOf(t, db).LockTableIn(ctx, "privacy_namespaces", "EXCLUSIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := db.CheckNamespace(short, read); err != nil {
+		t.Fatalf("CheckNamespace beside a transaction that holds the namespaces: %v", err)
+	}
+}
