@@ -21,14 +21,7 @@ func TestExportChunks(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, storetest.NewClock().Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
 			if err := db.BeginExport(ctx, id, []byte("wrapped"), ""); err != nil {
 				t.Fatal(err)
 			}
@@ -90,15 +83,7 @@ func TestFindRequestExport(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, storetest.NewClock().Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 2, Regulation: 1,
-				ConfirmDeletePending: true, Status: 3}, "u", "Request created.")
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 2, Regulation: 1, ConfirmDeletePending: true, Status: 3})
 			check := func(stage string) {
 				t.Helper()
 				req, e, err := db.FindRequestExport(ctx, id)
@@ -144,4 +129,21 @@ func TestFindRequestExport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newRequest creates req in a namespace of its own (made if missing) and
+// returns its id.
+func newRequest(t *testing.T, db *store.DB, req *store.Request) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	req.NamespaceID = ns.ID
+	id, _, err := db.CreateRequest(ctx, req, "u", "Request created.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -212,14 +212,7 @@ func TestRemainCheckNamespace(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
 			db := storetest.Open(t, dialect, clock.Now)
-			if _, err := db.CreateNamespaceIfMissing(ctx, &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient",
-				ReconciliationKey: "@email", MatchRule: "exact", Canonical: 1}); err != nil {
-				t.Fatal(err)
-			}
-			read, err := db.FindNamespaceByName(ctx, "ns")
-			if err != nil {
-				t.Fatal(err)
-			}
+			read := exactNamespace(t, db)
 			check := &store.RemainCheck{Table: "privacy_namespaces", Column: "name", Value: "none", Namespace: read}
 			if n, err := db.CountRemaining(ctx, check); err != nil || n != 0 {
 				t.Fatalf("unchanged namespace: %d %v", n, err)
@@ -247,14 +240,7 @@ func TestRemainCheckNamespace(t *testing.T) {
 func TestCheckNamespaceTakesNoLock(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, store.Postgres, nil)
-	if _, err := db.CreateNamespaceIfMissing(ctx, &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient",
-		ReconciliationKey: "@email", MatchRule: "exact", Canonical: 1}); err != nil {
-		t.Fatal(err)
-	}
-	read, err := db.FindNamespaceByName(ctx, "ns")
-	if err != nil {
-		t.Fatal(err)
-	}
+	read := exactNamespace(t, db)
 	release, err := storetest.SQLOf(t, db).LockTableIn(ctx, "privacy_namespaces", "EXCLUSIVE")
 	if err != nil {
 		t.Fatal(err)
@@ -265,4 +251,20 @@ func TestCheckNamespaceTakesNoLock(t *testing.T) {
 	if err := db.CheckNamespace(short, read); err != nil {
 		t.Fatalf("CheckNamespace beside a transaction that holds the namespaces: %v", err)
 	}
+}
+
+// exactNamespace creates a namespace matching exactly and returns it as
+// stored.
+func exactNamespace(t *testing.T, db *store.DB) *store.Namespace {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.CreateNamespaceIfMissing(ctx, &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient",
+		ReconciliationKey: "@email", MatchRule: "exact", Canonical: 1}); err != nil {
+		t.Fatal(err)
+	}
+	read, err := db.FindNamespaceByName(ctx, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return read
 }
