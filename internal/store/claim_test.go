@@ -23,10 +23,7 @@ func TestClaimRequests(t *testing.T) {
 			clock := storetest.NewClock()
 			db := storetest.Open(t, dialect, clock.Now)
 			conn := storetest.SQLOf(t, db)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := newNamespace(t, db)
 			// ids 1-4 status 0, 5-7 status 2, 8 status 0 again, 9 status 7.
 			for i, st := range []int{0, 0, 0, 0, 2, 2, 2, 0, 7} {
 				if err := conn.InsertRow(ctx, "privacy_requests", map[string]any{"id": int64(i + 1), "namespace_id": ns.ID,

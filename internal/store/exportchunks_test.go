@@ -131,17 +131,22 @@ func TestFindRequestExport(t *testing.T) {
 	}
 }
 
-// newRequest creates req in a namespace of its own (made if missing) and
+// newNamespace creates the tests' namespace "ns" if it is missing.
+func newNamespace(t *testing.T, db *store.DB) *store.Namespace {
+	t.Helper()
+	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+	if _, err := db.CreateNamespaceIfMissing(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// newRequest creates req in the namespace "ns" (made if missing) and
 // returns its id.
 func newRequest(t *testing.T, db *store.DB, req *store.Request) int64 {
 	t.Helper()
-	ctx := context.Background()
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	req.NamespaceID = ns.ID
-	id, _, err := db.CreateRequest(ctx, req, "u", "Request created.")
+	req.NamespaceID = newNamespace(t, db).ID
+	id, _, err := db.CreateRequest(context.Background(), req, "u", "Request created.")
 	if err != nil {
 		t.Fatal(err)
 	}
