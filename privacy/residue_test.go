@@ -438,6 +438,10 @@ func TestPostgresNoResidueUnderConcurrentReads(t *testing.T) {
 	if err := conn.Exec(f.ctx, "ANALYZE nms_recipient"); err != nil {
 		t.Fatal(err)
 	}
+	before, err := conn.Int(f.ctx, "SELECT count(*) FROM nms_recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
 	readers, err := sql.Open("pgx", cfg.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
@@ -460,6 +464,10 @@ func TestPostgresNoResidueUnderConcurrentReads(t *testing.T) {
 	finishPurge(t, f, err)
 	if got := f.status(t, id); got != privacy.StatusComplete {
 		t.Fatalf("status %v, want complete", got)
+	}
+	// Plain SQL: the subject gone, every other recipient still there.
+	if after, err := conn.Int(f.ctx, "SELECT count(*) FROM nms_recipient"); err != nil || after != before-1 {
+		t.Fatalf("recipients %d → %d (%v), want one fewer", before, after, err)
 	}
 	if n := conn.PostgresFileCount(t, f.ctx, "nms_recipient", pgEmail, pgUnique); n != 0 {
 		t.Fatalf("the erased recipient's values are still in the table's files %d time(s)", n)
