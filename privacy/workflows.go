@@ -179,7 +179,12 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 // runs again alone, so only a request whose own work fails is failed.
 func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs []*store.Request, retryStatus Status,
 	step step, count func(processed, failed int)) error {
-	res, err := s.db.CommitBatch(ctx, s.cfg.Worker, items)
+	// Not cancelled by a shutdown once begun: a COMMIT the server has
+	// done while the stop cut the reading of its answer would leave the
+	// run not knowing its deletes were done, and their requests held
+	// until the lease ends instead of released by the run's end. The
+	// shutdown waits for the run.
+	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.cfg.Worker, items)
 	if err == nil {
 		for i, r := range res {
 			if !r.Held {
@@ -635,7 +640,7 @@ func (s *Service) finish(ctx context.Context, req *store.Request, upd store.Requ
 
 // commitOne applies one request's batch item alone.
 func (s *Service) commitOne(ctx context.Context, req *store.Request, item store.BatchItem) error {
-	res, err := s.db.CommitBatch(ctx, s.cfg.Worker, []store.BatchItem{item})
+	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.cfg.Worker, []store.BatchItem{item}) // as commitBatch
 	if err != nil {
 		return err
 	}
