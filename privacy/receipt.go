@@ -117,16 +117,17 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 	if err != nil {
 		return nil, err
 	}
-	counts := upd.Counts
-	if counts == nil {
-		if counts, err = s.db.FindRequestData(ctx, req.ID); err != nil {
+	counts, linked := upd.Counts, upd.Linked
+	if counts == nil || linked == nil {
+		stored, storedLinked, err := s.records(ctx, req.ID)
+		if err != nil {
 			return nil, err
 		}
-	}
-	linked := upd.Linked
-	if linked == nil {
-		if linked, err = s.db.FindLinkedCounts(ctx, req.ID); err != nil {
-			return nil, err
+		if counts == nil {
+			counts = stored
+		}
+		if linked == nil {
+			linked = storedLinked
 		}
 	}
 	var reviewed string
@@ -150,6 +151,42 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		}
 		return s.signReceipt(req, status, ns, counts, linked, reviewed, purge, head)
 	}, nil
+}
+
+// records is what the receipt of request id reports beside its row, as
+// its collect recorded it: the per-table counts and the coverage report —
+// read with the rest of its claim or batch when they were (withRecords).
+func (s *Service) records(ctx context.Context, id int64) ([]store.RequestData, []store.LinkedCount, error) {
+	if r, _ := ctx.Value(recordsKey{}).(*claimRecords); r != nil && r.read[id] {
+		return r.counts[id], r.linked[id], nil
+	}
+	counts, linked, err := s.db.FindRequestRecords(ctx, []int64{id})
+	return counts[id], linked[id], err
+}
+
+// claimRecords are the records of several requests, read together.
+type claimRecords struct {
+	read   map[int64]bool
+	counts map[int64][]store.RequestData
+	linked map[int64][]store.LinkedCount
+}
+
+type recordsKey struct{}
+
+// withRecords reads the records of the requests ids together, for their
+// receipts: two statements where each request alone takes two. Only the
+// worker holding a request changes them, so they stay what the receipt
+// reports. If the read fails, each receipt reads its own.
+func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context {
+	counts, linked, err := s.db.FindRequestRecords(ctx, ids)
+	if err != nil {
+		return ctx
+	}
+	r := &claimRecords{read: make(map[int64]bool, len(ids)), counts: counts, linked: linked}
+	for _, id := range ids {
+		r.read[id] = true
+	}
+	return context.WithValue(ctx, recordsKey{}, r)
 }
 
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,

@@ -147,6 +147,7 @@ func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, l
 			return err
 		}
 		var items []store.BatchItem
+		ctx := s.withRecords(ctx, requestIDs(held))
 		for i := range held {
 			req := &held[i]
 			if Status(req.Status) != StatusDeleteInProgress {

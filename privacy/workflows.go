@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ func (s *Service) CollectRequests(ctx context.Context) (Report, error) {
 	s.refreshStatistics(ctx)
 	from := []store.Status{StatusNew.stored(), StatusRetryPending.stored(), StatusProcessing.stored(), StatusRetryInProgress.stored()}
 	to := map[store.Status]store.Status{StatusNew.stored(): StatusProcessing.stored(), StatusRetryPending.stored(): StatusRetryInProgress.stored()}
-	return s.process(ctx, rep, from, to, StatusRetryPending, s.collectOne)
+	return s.process(ctx, rep, from, to, StatusRetryPending, s.withLookups, s.collectOne)
 }
 
 // step works on one claimed request. With batch set it may hand back the
@@ -111,8 +112,10 @@ type step func(ctx context.Context, req *store.Request, batch bool) (*store.Batc
 // process runs cfg.Workers workers that claim requests in from (moving them
 // to to) and hand each to step until none is left. A failed step is
 // recorded with fail (retry back to retryStatus, or error). The steps of
-// one claim that can be batched end in one transaction (commitBatch).
-func (s *Service) process(ctx context.Context, rep Report, from []store.Status, to map[store.Status]store.Status, retryStatus Status, step step) (Report, error) {
+// one claim that can be batched end in one transaction (commitBatch);
+// prepare reads what the claim's steps need together (withLookups).
+func (s *Service) process(ctx context.Context, rep Report, from []store.Status, to map[store.Status]store.Status, retryStatus Status,
+	prepare func(context.Context, []store.Request) context.Context, step step) (Report, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -134,7 +137,7 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 				if err == nil && len(reqs) == 0 {
 					return
 				}
-				bctx := withNamespaceCache(ctx)
+				bctx := prepare(withNamespaceCache(ctx), reqs)
 				var (
 					items   []store.BatchItem
 					pending []*store.Request
@@ -200,6 +203,7 @@ func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs
 		return ctx.Err()
 	}
 	s.log.WarnContext(ctx, "batch commit failed; the requests run again one by one", "requests", len(items), "err", err)
+	ctx = withoutLookups(ctx)
 	for _, req := range reqs {
 		if _, serr := step(ctx, req, false); serr != nil {
 			if ctx.Err() != nil {
@@ -311,7 +315,11 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	s.refreshStatistics(ctx)
 	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
-	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, s.deleteOne)
+	// The deletes' receipts report what the collect recorded.
+	prepare := func(ctx context.Context, reqs []store.Request) context.Context {
+		return s.withRecords(s.withLookups(ctx, reqs), requestIDs(reqs))
+	}
+	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
 	tables, requests, deleted := s.touched.take()
 	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err)
 }
@@ -348,11 +356,11 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if err != nil {
 			return nil, err
 		}
-		owned, _, err := s.traverse(ctx, g, reviewed[0].ids)
+		owned, _, err := s.traverse(ctx, g, [][]int64{reviewed[0].ids})
 		if err != nil {
 			return nil, err
 		}
-		unreviewed, newRows = minus(union(found, owned), reviewed)
+		unreviewed, newRows = minus(union(found, owned[0]), reviewed)
 		if stale, n := minus(reviewed, found); n > 0 {
 			// Rows an earlier attempt already deleted are not stale: count
 			// only those still there.
@@ -782,93 +790,221 @@ func withNamespaceCache(ctx context.Context) context.Context {
 
 // lookup finds the subject of a request: the rows of the namespace's target
 // schema whose reconciliation field equals the value exactly, then every
-// row owned by them, level by level through the own links — one indexed,
-// parameterised statement per level, so the cost follows the subject's
-// rows, not the table sizes. A self link (replies of notes) is followed to
-// its fixpoint within its level. The result is in the owned order (parents
-// first).
+// row owned by them, level by level through the own links — indexed,
+// parameterised statements, so the cost follows the subject's rows, not the
+// table sizes. A self link (replies of notes) is followed to its fixpoint
+// within its level. The result is in the owned order (parents first). A
+// request of a claim was looked up with the claim's others (withLookups).
 func (s *Service) lookup(ctx context.Context, req *store.Request) ([]tableIDs, int, error) {
-	if req.ReconciliationValue == "" {
-		return nil, 0, apperr.Errorf(apperr.Invalid, "The request has no reconciliation value.")
+	if claimed, _ := ctx.Value(lookupsKey{}).(map[int64]lookedUp); claimed != nil {
+		if l, ok := claimed[req.ID]; ok {
+			return l.found, l.total, nil
+		}
 	}
-	ns, err := s.namespaceByID(ctx, req.NamespaceID)
-	if err != nil {
-		return nil, 0, err
+	l, errs := s.lookupAll(ctx, []*store.Request{req})
+	return l[0].found, l[0].total, errs[0]
+}
+
+// lookedUp is a request's subject: its rows in the owned order, and how
+// many.
+type lookedUp struct {
+	found []tableIDs
+	total int
+}
+
+type lookupsKey struct{}
+
+// withLookups looks up the subjects of a claim's requests together and
+// keeps them for the claim's steps: per namespace, one statement for the
+// root rows of every value, one check of the namespace and one statement
+// per level of the data model, where a request alone costs as many. A
+// request the claim's lookup could not find the subject of is looked up
+// alone by its step, which meets and records the error.
+func (s *Service) withLookups(ctx context.Context, reqs []store.Request) context.Context {
+	ptrs := make([]*store.Request, len(reqs))
+	for i := range reqs {
+		ptrs[i] = &reqs[i]
+	}
+	found, errs := s.lookupAll(ctx, ptrs)
+	claimed := make(map[int64]lookedUp, len(reqs))
+	for i, req := range ptrs {
+		if errs[i] == nil {
+			claimed[req.ID] = found[i]
+		}
+	}
+	return context.WithValue(ctx, lookupsKey{}, claimed)
+}
+
+// withoutLookups makes the steps look up again: a request run again alone
+// after its batch failed is looked up afresh.
+func withoutLookups(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lookupsKey{}, map[int64]lookedUp(nil))
+}
+
+// lookupAll finds the subjects of reqs (lookup), those of one namespace
+// together; an error is the request's own (its value, its namespace) or
+// that of its namespace's statements.
+func (s *Service) lookupAll(ctx context.Context, reqs []*store.Request) ([]lookedUp, []error) {
+	out, errs := make([]lookedUp, len(reqs)), make([]error, len(reqs))
+	type group struct {
+		ns      *Namespace
+		column  string
+		g       *graph
+		values  []string
+		members []int // the requests' indexes in reqs
+	}
+	var groups []*group
+	byNS := map[int64]*group{}
+	for i, req := range reqs {
+		ns, column, g, value, err := s.subject(ctx, req)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		gr := byNS[ns.ID]
+		if gr == nil {
+			gr = &group{ns: ns, column: column, g: g}
+			byNS[ns.ID] = gr
+			groups = append(groups, gr)
+		}
+		gr.values, gr.members = append(gr.values, value), append(gr.members, i)
+	}
+	for _, gr := range groups {
+		found, totals, err := s.lookupGroup(ctx, gr.ns, gr.column, gr.g, gr.values)
+		for j, i := range gr.members {
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			out[i] = lookedUp{found[j], totals[j]}
+		}
+	}
+	return out, errs
+}
+
+// subject is what a request's lookup matches: the column of its
+// namespace's target schema, the data model around it, and the value in the
+// namespace's canonical form.
+func (s *Service) subject(ctx context.Context, req *store.Request) (ns *Namespace, column string, g *graph, value string, err error) {
+	if req.ReconciliationValue == "" {
+		return nil, "", nil, "", apperr.Errorf(apperr.Invalid, "The request has no reconciliation value.")
+	}
+	if ns, err = s.namespaceByID(ctx, req.NamespaceID); err != nil {
+		return nil, "", nil, "", err
 	}
 	if ns.Canonical < canon.Version {
 		// A namespace update's rewrite of the stored field is under way:
 		// a lookup now would match some rows under the old form and miss
 		// the others. The step is retried.
-		return nil, 0, store.ErrNamespaceRewritten
+		return nil, "", nil, "", store.ErrNamespaceRewritten
 	}
 	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", nil, "", err
 	}
-	g, err := s.graphFor(ns.TargetSchema)
-	if err != nil {
-		return nil, 0, err
+	if g, err = s.graphFor(ns.TargetSchema); err != nil {
+		return nil, "", nil, "", err
 	}
-	value, err := matchValue(ns, req.ReconciliationValue)
-	if err != nil {
-		return nil, 0, err
+	if value, err = matchValue(ns, req.ReconciliationValue); err != nil {
+		return nil, "", nil, "", err
 	}
-	root := g.owned.Order[0]
-	rootIDs, err := s.db.FindIDs(ctx, root.Data.Table, attr.SQLName, value)
+	return ns, attr.SQLName, g, value, nil
+}
+
+// lookupGroup finds the subjects of values, all of namespace ns.
+func (s *Service) lookupGroup(ctx context.Context, ns *Namespace, column string, g *graph, values []string) ([][]tableIDs, []int, error) {
+	byValue, err := s.db.FindIDsByValue(ctx, g.owned.Order[0].Data.Table, column, values)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	// The namespace is still what the lookup matched under, so no
 	// update's rewrite ran beside it (a rewrite starts only after its
 	// update, which this would see, commits).
 	if err := s.db.CheckNamespace(ctx, ns.row()); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	return s.traverse(ctx, g, rootIDs)
+	roots := make([][]int64, len(values))
+	for j, v := range values {
+		roots[j] = byValue[v]
+	}
+	return s.traverse(ctx, g, roots)
 }
 
-// traverse completes rows of the target schema with every row they own,
-// level by level through the own links and each table's self links, and
-// returns them in the owned order (parents first) with their total.
-func (s *Service) traverse(ctx context.Context, g *graph, rootIDs []int64) ([]tableIDs, int, error) {
+// traverse completes sets of rows of the target schema (one per subject)
+// with every row they own, level by level through the own links and each
+// table's self links — one statement per level for all the subjects — and
+// returns each subject's rows in the owned order (parents first) with
+// their total.
+func (s *Service) traverse(ctx context.Context, g *graph, roots [][]int64) ([][]tableIDs, []int, error) {
 	root := g.owned.Order[0]
-	rootIDs, err := s.followSelf(ctx, g, root, rootIDs)
-	if err != nil {
-		return nil, 0, err
+	byID := make([]map[string][]int64, len(roots))
+	for r, ids := range roots {
+		ids, err := s.followSelf(ctx, g, root, uniqueSorted(slices.Clone(ids)))
+		if err != nil {
+			return nil, nil, err
+		}
+		byID[r] = map[string][]int64{root.ID(): ids}
 	}
-	byID := map[string][]int64{root.ID(): rootIDs}
 	for _, level := range g.levels[1:] {
-		var hops []store.Hop
+		// A hop per link into the level, from the parents of every
+		// subject; arms says whose rows each one finds.
+		type arm struct {
+			schema int // index in level
+			target string
+		}
+		var (
+			hops []store.Hop
+			arms []arm
+		)
 		for i, sc := range level {
 			for _, l := range g.owned.Parents[sc] {
-				if parents := byID[l.Target]; len(parents) > 0 {
-					hops = append(hops, store.Hop{Tag: i, Table: sc.Data.Table, Column: l.SQLName, Parents: parents})
+				var parents []int64
+				for _, m := range byID {
+					parents = append(parents, m[l.Target]...)
+				}
+				if len(parents) > 0 {
+					hops = append(hops, store.Hop{Tag: len(hops), Table: sc.Data.Table, Column: l.SQLName, Parents: uniqueSorted(parents)})
+					arms = append(arms, arm{i, l.Target})
 				}
 			}
 		}
 		found, err := s.db.FindHops(ctx, hops)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		for i, sc := range level {
-			if byID[sc.ID()], err = s.followSelf(ctx, g, sc, uniqueSorted(found[i])); err != nil {
-				return nil, 0, err
+		for _, m := range byID {
+			rows := make([][]int64, len(level))
+			for tag, a := range arms {
+				parents := m[a.target] // sorted
+				for _, row := range found[tag] {
+					if _, mine := slices.BinarySearch(parents, row.Parent); mine {
+						rows[a.schema] = append(rows[a.schema], row.ID)
+					}
+				}
+			}
+			for i, sc := range level {
+				if m[sc.ID()], err = s.followSelf(ctx, g, sc, uniqueSorted(rows[i])); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	}
-	out := make([]tableIDs, 0, len(g.owned.Order))
-	total := 0
-	for _, sc := range g.owned.Order {
-		out = append(out, tableIDs{sc, byID[sc.ID()]})
-		total += len(byID[sc.ID()])
+	out, totals := make([][]tableIDs, len(roots)), make([]int, len(roots))
+	for r, m := range byID {
+		out[r] = make([]tableIDs, 0, len(g.owned.Order))
+		for _, sc := range g.owned.Order {
+			out[r] = append(out[r], tableIDs{sc, m[sc.ID()]})
+			totals[r] += len(m[sc.ID()])
+		}
 	}
-	return out, total, nil
+	return out, totals, nil
 }
 
-// followSelf completes ids, rows of sc, with the rows they own through
-// sc's self links (a reply owned by the note it answers), round after round
-// until a round finds nothing new: every depth is reached, and a cycle ends
-// because a row already seen is not followed again.
+// followSelf completes ids, sorted rows of sc, with the rows they own
+// through sc's self links (a reply owned by the note it answers), round
+// after round until a round finds nothing new: every depth is reached, and
+// a cycle ends because a row already seen is not followed again. The
+// result is sorted.
 func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, ids []int64) ([]int64, error) {
 	var self []*schemas.Link
 	for _, l := range g.owned.Parents[sc] {
@@ -893,10 +1029,10 @@ func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, 
 			return nil, err
 		}
 		frontier = nil
-		for _, id := range found[0] {
-			if !seen[id] {
-				seen[id] = true
-				frontier = append(frontier, id)
+		for _, row := range found[0] {
+			if !seen[row.ID] {
+				seen[row.ID] = true
+				frontier = append(frontier, row.ID)
 			}
 		}
 		ids = append(ids, frontier...)
@@ -959,6 +1095,14 @@ func ruleName(ns *Namespace) string {
 		return canon.Exact
 	}
 	return ns.MatchRule
+}
+
+func requestIDs(reqs []store.Request) []int64 {
+	ids := make([]int64, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	return ids
 }
 
 func uniqueSorted(ids []int64) []int64 {

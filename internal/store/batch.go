@@ -106,36 +106,46 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if err := markResidue(tx, now, touched); err != nil {
 			return err
 		}
+		var checks []*RemainCheck
+		checkOf := make([]int, len(items))
+		for i, it := range items {
+			checkOf[i] = -1
+			if isHeld[it.ID] && it.Check != nil {
+				checkOf[i] = len(checks)
+				checks = append(checks, it.Check)
+			}
+		}
+		remaining, err := d.countRemaining(tx, checks)
+		if err != nil {
+			return err
+		}
 		groups := make([][]chainLine, len(items))
+		var heldIDs []int64
+		var upds []RequestUpdate
 		for i, it := range items {
 			if !isHeld[it.ID] {
 				continue
 			}
 			upd := it.Update
-			if it.Check != nil {
-				n, err := d.countRemaining(tx, it.Check)
-				if err != nil {
-					return err
-				}
-				if n > 0 && it.Remaining != nil {
-					upd = it.Remaining(n)
-				}
+			if c := checkOf[i]; c >= 0 && remaining[c] > 0 && it.Remaining != nil {
+				upd = it.Remaining(remaining[c])
 			}
 			var lines []string
 			for j, p := range it.Deletes {
 				lines = append(lines, p.AuditLine(deleted[i][j]))
 			}
 			upd.Audit = append(lines, upd.Audit...)
-			if err := d.writeRecords(tx, it.ID, now, upd); err != nil {
-				return err
-			}
 			out[i] = BatchResult{Held: true, Update: upd}
+			heldIDs, upds = append(heldIDs, it.ID), append(upds, upd)
 			for _, l := range upd.Audit {
 				groups[i] = append(groups[i], chainLine{it.ID, l})
 			}
 		}
 		if len(held) == 0 {
 			return nil
+		}
+		if err := d.writeRecords(tx, now, heldIDs, upds); err != nil {
+			return err
 		}
 		// Last, under the chain head: each receipt is signed with the head
 		// right after its request's lines.
@@ -343,88 +353,156 @@ func (d *DB) batchDeletes(tx *gorm.DB, items []BatchItem, held map[int64]bool) (
 	return counts, nil
 }
 
-// countRemaining counts, in one statement, what a check finds.
-func (d *DB) countRemaining(tx *gorm.DB, c *RemainCheck) (int64, error) {
-	if c.Namespace != nil {
-		if err := d.namespaceUnchanged(tx, c.Namespace, true); err != nil {
-			return 0, err
+// countRemaining counts what each check finds, those of a batch together:
+// a check of each namespace once, then the rows themselves, in one
+// statement while the bound values fit one: an arm per table and column
+// for the hops of every check, and one per value; each row found counts
+// for every check that asked for it. Almost always nothing is found.
+func (d *DB) countRemaining(tx *gorm.DB, checks []*RemainCheck) ([]int64, error) {
+	counts := make([]int64, len(checks))
+	if len(checks) == 0 {
+		return counts, nil
+	}
+	type nsKey struct {
+		id, modified int64
+		rule, region string
+		canonical    int
+	}
+	type hopKey struct{ table, column string }
+	checked := map[nsKey]bool{}
+	merged := map[hopKey]int{}
+	var (
+		hops    []Hop
+		askedBy []map[int64][]int // per merged hop: parent → the checks asking (once per hop of theirs)
+	)
+	for i, c := range checks {
+		if ns := c.Namespace; ns != nil {
+			k := nsKey{ns.ID, ns.LastModified.UnixNano(), ns.MatchRule, ns.DefaultRegion, ns.Canonical}
+			if !checked[k] {
+				if err := d.namespaceUnchanged(tx, ns, true); err != nil {
+					return nil, err
+				}
+				checked[k] = true
+			}
+		}
+		for _, h := range c.Hops {
+			j, ok := merged[hopKey{h.Table, h.Column}]
+			if !ok {
+				j = len(hops)
+				merged[hopKey{h.Table, h.Column}] = j
+				hops = append(hops, Hop{Tag: j, Table: h.Table, Column: h.Column})
+				askedBy = append(askedBy, map[int64][]int{})
+			}
+			for _, p := range h.Parents {
+				if len(askedBy[j][p]) == 0 {
+					hops[j].Parents = append(hops[j].Parents, p)
+				}
+				askedBy[j][p] = append(askedBy[j][p], i)
+			}
 		}
 	}
-	stmts, args := hopArms(c.Hops, d.statementParams(), func(h Hop) string {
-		return fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s IN ?", quote(h.Table), quote(h.Column))
-	})
+	stmts, args := hopArms(hops, d.statementParams(), hopArm)
 	if len(stmts) == 0 {
 		stmts, args = [][]string{nil}, [][]any{nil}
 	}
-	// The root rows that still match the value join the first statement.
-	stmts[0] = append(stmts[0], fmt.Sprintf("SELECT COUNT(*) AS n FROM %s WHERE %s = ?", quote(c.Table), quote(c.Column)))
-	args[0] = append(args[0], c.Value)
-	var total int64
-	for i, arms := range stmts {
-		var n int64
-		if err := tx.Raw("SELECT COALESCE(SUM(n), 0) FROM ("+strings.Join(arms, " UNION ALL ")+") counts", args[i]...).Scan(&n).Error; err != nil {
-			return 0, err
-		}
-		total += n
+	// The root rows that still match each value join the first statement,
+	// tagged after the hops.
+	for i, c := range checks {
+		stmts[0] = append(stmts[0], fmt.Sprintf("SELECT %d AS tag, 0 AS parent, id FROM %s WHERE %s = ?", len(hops)+i, quote(c.Table), quote(c.Column)))
+		args[0] = append(args[0], c.Value)
 	}
-	return total, nil
+	found, err := hopRows(tx, stmts, args)
+	if err != nil {
+		return nil, err
+	}
+	for tag, rows := range found {
+		for _, r := range rows {
+			if tag >= len(hops) {
+				counts[tag-len(hops)]++
+				continue
+			}
+			for _, c := range askedBy[tag][r.Parent] {
+				counts[c]++
+			}
+		}
+	}
+	return counts, nil
 }
 
-// writeRecords writes what upd records beside the request row, inside
-// tx: the per-table counts, the reviewed set, the coverage report, the
-// export's completion.
-func (d *DB) writeRecords(tx *gorm.DB, id int64, now time.Time, upd RequestUpdate) error {
-	if upd.Counts != nil {
-		if err := tx.Where("gdpr_request_id = ?", id).Delete(&RequestData{}).Error; err != nil {
-			return err
-		}
-		if len(upd.Counts) > 0 {
-			rows := make([]RequestData, len(upd.Counts))
-			for i, c := range upd.Counts {
-				rows[i] = RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now}
-			}
-			if err := tx.Create(&rows).Error; err != nil {
-				return err
-			}
-		}
-	}
-	if upd.Reviewed != nil {
-		if err := tx.Where("request_id = ?", id).Delete(&ReviewedRow{}).Error; err != nil {
-			return err
-		}
-		if len(upd.Reviewed) > 0 {
-			rows := make([]ReviewedRow, len(upd.Reviewed))
-			for i, r := range upd.Reviewed {
-				rows[i] = ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID}
-			}
-			if err := tx.CreateInBatches(&rows, 1000).Error; err != nil {
-				return err
+// writeRecords writes what the updates upds of requests ids record beside
+// their rows, inside tx, for a batch at once: the per-table counts, the
+// reviewed sets and the coverage reports each replaced with one delete and
+// one insert for all, then each export's completion (or destruction).
+func (d *DB) writeRecords(tx *gorm.DB, now time.Time, ids []int64, upds []RequestUpdate) error {
+	var (
+		countsOf, reviewedOf, linkedOf []int64
+		counts                         []RequestData
+		reviewed                       []ReviewedRow
+		linked                         []LinkedCount
+	)
+	for i, upd := range upds {
+		id := ids[i]
+		if upd.Counts != nil {
+			countsOf = append(countsOf, id)
+			for _, c := range upd.Counts {
+				counts = append(counts, RequestData{GdprRequestID: id, Schema: c.Schema, RecordCount: c.RecordCount, Created: now})
 			}
 		}
-	}
-	if upd.Linked != nil {
-		if err := tx.Where("request_id = ?", id).Delete(&LinkedCount{}).Error; err != nil {
-			return err
+		if upd.Reviewed != nil {
+			reviewedOf = append(reviewedOf, id)
+			for _, r := range upd.Reviewed {
+				reviewed = append(reviewed, ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID})
+			}
 		}
-		if len(upd.Linked) > 0 {
-			rows := make([]LinkedCount, len(upd.Linked))
-			for i, l := range upd.Linked {
+		if upd.Linked != nil {
+			linkedOf = append(linkedOf, id)
+			for _, l := range upd.Linked {
 				l.RequestID = id
-				rows[i] = l
+				linked = append(linked, l)
 			}
-			if err := tx.Create(&rows).Error; err != nil {
+		}
+	}
+	// A row of four values at most: statements of statementParams values.
+	rows := d.statementParams() / 4
+	for _, r := range []struct {
+		of     []int64
+		column string
+		model  any
+		rows   any
+		n      int
+	}{
+		{countsOf, "gdpr_request_id", &RequestData{}, &counts, len(counts)},
+		{reviewedOf, "request_id", &ReviewedRow{}, &reviewed, len(reviewed)},
+		{linkedOf, "request_id", &LinkedCount{}, &linked, len(linked)},
+	} {
+		for start := 0; start < len(r.of); start += idBatch {
+			if err := tx.Where(r.column+" IN ?", r.of[start:min(start+idBatch, len(r.of))]).Delete(r.model).Error; err != nil {
+				return err
+			}
+		}
+		if r.n > 0 {
+			if err := tx.CreateInBatches(r.rows, rows).Error; err != nil {
 				return err
 			}
 		}
 	}
-	if upd.ExportChunks > 0 {
-		return tx.Model(&Export{}).Where("request_id = ?", id).
-			Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
-	}
-	if upd.DropExport {
-		if err := deleteExport(tx, id); err != nil {
-			return err
+	dropped := false
+	for i, upd := range upds {
+		switch {
+		case upd.ExportChunks > 0:
+			err := tx.Model(&Export{}).Where("request_id = ?", ids[i]).
+				Updates(map[string]any{"chunks": upd.ExportChunks, "size": upd.ExportSize, "complete": true}).Error
+			if err != nil {
+				return err
+			}
+		case upd.DropExport:
+			if err := deleteExport(tx, ids[i]); err != nil {
+				return err
+			}
+			dropped = true
 		}
+	}
+	if dropped {
 		return markResidue(tx, now, ExportTables)
 	}
 	return nil
@@ -432,6 +510,9 @@ func (d *DB) writeRecords(tx *gorm.DB, id int64, now time.Time, upd RequestUpdat
 
 // CountRemaining counts what a check finds, outside a batch.
 func (d *DB) CountRemaining(ctx context.Context, c *RemainCheck) (int64, error) {
-	n, err := d.countRemaining(d.db.WithContext(ctx), c)
-	return n, translate(err, "Record")
+	n, err := d.countRemaining(d.db.WithContext(ctx), []*RemainCheck{c})
+	if err != nil {
+		return 0, translate(err, "Record")
+	}
+	return n[0], nil
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
 
-// TestPostgresSessionSettings: every session of the service names itself
-// and ends a transaction left idle for 60 s (security bar: idle in
-// transaction 60 s) — unless the database URL says otherwise, which wins.
+// TestPostgresSessionSettings: every session of the service names itself,
+// ends a transaction left idle for 60 s (security bar: idle in
+// transaction 60 s) and plans no parallel query — unless the database URL
+// says otherwise, which wins.
 func TestPostgresSessionSettings(t *testing.T) {
 	ctx := context.Background()
 	setting := func(t *testing.T, db *store.DB, name, want string) {
@@ -26,6 +27,7 @@ func TestPostgresSessionSettings(t *testing.T) {
 		db := storetest.Open(t, store.Postgres, nil)
 		setting(t, db, "application_name", "campaign-privacy")
 		setting(t, db, "idle_in_transaction_session_timeout", "1min")
+		setting(t, db, "max_parallel_workers_per_gather", "0")
 	})
 
 	t.Run("the URL's own settings win", func(t *testing.T) {

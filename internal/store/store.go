@@ -161,10 +161,16 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // see in pg_stat_activity (the residue purge's warnings name the server
 // process of a blocking transaction), and the security bar's 60 s bound on
 // a transaction left idle, which would hold its locks and keep every
-// vacuum — the residue purge's included — from removing deleted rows.
+// vacuum — the residue purge's included — from removing deleted rows. And
+// no parallel query: the service's statements are index lookups of a few
+// rows each, but a claim's lookups and checks join many of them in one
+// UNION ALL, whose estimate can pass parallel_setup_cost; starting the
+// workers then took 195 of the statement's 240 ms (auto_explain, 2026-12-05),
+// where the same statement alone runs in a few.
 var postgresSessionDefaults = map[string]string{
 	"application_name":                    "campaign-privacy",
 	"idle_in_transaction_session_timeout": "60s",
+	"max_parallel_workers_per_gather":     "0",
 }
 
 // postgresSession adds to a connection's settings the defaults it does not

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -200,10 +201,46 @@ func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to Status, auditL
 
 // FindIDs returns the ids of the rows of table whose column equals value
 // exactly — the subject lookup. It is one indexed, parameterised query.
-func (d *DB) FindIDs(ctx context.Context, table, column string, value any) ([]int64, error) {
-	var ids []int64
-	err := d.db.WithContext(ctx).Raw("SELECT id FROM "+quote(table)+" WHERE "+quote(column)+" = ? ORDER BY id", value).Scan(&ids).Error
-	return ids, translate(err, "Record")
+func (d *DB) FindIDs(ctx context.Context, table, column, value string) ([]int64, error) {
+	found, err := d.FindIDsByValue(ctx, table, column, []string{value})
+	return found[value], err
+}
+
+// FindIDsByValue is FindIDs for several values at once (the subjects of a
+// claim): the ids of the rows whose text column equals each value exactly,
+// in id order, per value — one indexed statement for up to idBatch values.
+// The store compares text byte for byte (PostgreSQL's deterministic
+// collation, SQLite's BINARY), so a row's value names the one value it
+// matched; a row whose value is none of those asked for is an error, never
+// a row given to no one or to the wrong subject.
+func (d *DB) FindIDsByValue(ctx context.Context, table, column string, values []string) (map[string][]int64, error) {
+	out := make(map[string][]int64, len(values))
+	for start := 0; start < len(values); start += idBatch {
+		end := min(start+idBatch, len(values))
+		rows, err := d.db.WithContext(ctx).Raw("SELECT "+quote(column)+", id FROM "+quote(table)+" WHERE "+quote(column)+" IN ? ORDER BY id", values[start:end]).Rows()
+		if err != nil {
+			return nil, translate(err, "Record")
+		}
+		err = func() error {
+			defer rows.Close()
+			for rows.Next() {
+				var v string
+				var id int64
+				if err := rows.Scan(&v, &id); err != nil {
+					return err
+				}
+				if !slices.Contains(values[start:end], v) {
+					return errors.New("a lookup matched a value it was not given")
+				}
+				out[v] = append(out[v], id)
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return nil, translate(err, "Record")
+		}
+	}
+	return out, nil
 }
 
 // StreamRows reads the given columns of the rows with those ids, in id
@@ -406,6 +443,33 @@ func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestDat
 	return out, translate(err, "Request data")
 }
 
+// FindRequestRecords reads what a receipt reports beside the request row,
+// for several requests at once (a claim, a batch of completions): their
+// per-table counts (FindRequestData) and coverage reports
+// (FindLinkedCounts), in those functions' order — two statements for
+// up to idBatch requests.
+func (d *DB) FindRequestRecords(ctx context.Context, ids []int64) (map[int64][]RequestData, map[int64][]LinkedCount, error) {
+	counts, linked := map[int64][]RequestData{}, map[int64][]LinkedCount{}
+	for start := 0; start < len(ids); start += idBatch {
+		part := ids[start:min(start+idBatch, len(ids))]
+		var c []RequestData
+		if err := d.reader.WithContext(ctx).Where("gdpr_request_id IN ?", part).Order("gdpr_request_id, id").Find(&c).Error; err != nil {
+			return nil, nil, translate(err, "Request data")
+		}
+		for _, r := range c {
+			counts[r.GdprRequestID] = append(counts[r.GdprRequestID], r)
+		}
+		var l []LinkedCount
+		if err := d.reader.WithContext(ctx).Where("request_id IN ?", part).Order("request_id, schema_name, link_name").Find(&l).Error; err != nil {
+			return nil, nil, translate(err, "Coverage")
+		}
+		for _, r := range l {
+			linked[r.RequestID] = append(linked[r.RequestID], r)
+		}
+	}
+	return counts, linked, nil
+}
+
 // FindPurgeable returns requests holding personal data that is older than
 // before: an export created before it, or a finished request last changed
 // before it. terminal lists the finished statuses. A request in status
@@ -594,32 +658,44 @@ func hopArms(hops []Hop, maxParams int, arm func(h Hop) string) (stmts [][]strin
 	return stmts, args
 }
 
+// HopRow is a row a hop found: its id, and the parent it was found by.
+type HopRow struct{ Parent, ID int64 }
+
 // FindHops answers several hops with UNION ALL statements — usually one —
 // so a level of the traversal costs one round trip whatever the number of
-// tables. Each arm is an indexed lookup over a link column.
-func (d *DB) FindHops(ctx context.Context, hops []Hop) (map[int][]int64, error) {
-	out := map[int][]int64{}
-	stmts, args := hopArms(hops, d.statementParams(), func(h Hop) string {
-		return fmt.Sprintf("SELECT %d AS tag, id FROM %s WHERE %s IN ?", h.Tag, quote(h.Table), quote(h.Column))
-	})
+// tables or subjects. Each arm is an indexed lookup over a link column.
+func (d *DB) FindHops(ctx context.Context, hops []Hop) (map[int][]HopRow, error) {
+	stmts, args := hopArms(hops, d.statementParams(), hopArm)
+	out, err := hopRows(d.db.WithContext(ctx), stmts, args)
+	return out, translate(err, "Record")
+}
+
+// hopArm is the arm of hop h in a FindHops statement.
+func hopArm(h Hop) string {
+	return fmt.Sprintf("SELECT %d AS tag, %s AS parent, id FROM %s WHERE %s IN ?", h.Tag, quote(h.Column), quote(h.Table), quote(h.Column))
+}
+
+// hopRows runs statements of arms returning (tag, parent, id) rows.
+func hopRows(q *gorm.DB, stmts [][]string, args [][]any) (map[int][]HopRow, error) {
+	out := map[int][]HopRow{}
 	for i, arms := range stmts {
-		rows, err := d.db.WithContext(ctx).Raw(strings.Join(arms, " UNION ALL "), args[i]...).Rows()
+		rows, err := q.Raw(strings.Join(arms, " UNION ALL "), args[i]...).Rows()
 		if err != nil {
-			return nil, translate(err, "Record")
+			return nil, err
 		}
 		for rows.Next() {
 			var tag int
-			var id int64
-			if err := rows.Scan(&tag, &id); err != nil {
+			var r HopRow
+			if err := rows.Scan(&tag, &r.Parent, &r.ID); err != nil {
 				rows.Close()
-				return nil, translate(err, "Record")
+				return nil, err
 			}
-			out[tag] = append(out[tag], id)
+			out[tag] = append(out[tag], r)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, translate(err, "Record")
+			return nil, err
 		}
 	}
 	return out, nil

@@ -1,0 +1,131 @@
+package store_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+)
+
+// TestBatchChecksCountEachRequest: a batch commit counts its requests'
+// remaining-rows checks together, and each request gets its own count —
+// also when one check's hops take several statements (more bound values
+// than one holds) — while a request without a check, or no longer held,
+// is not touched by the others' counts.
+func TestBatchChecksCountEachRequest(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, nil)
+			read := exactNamespace(t, db)
+			var ids []int64
+			for _, v := range []string{"a", "b", "c", "d"} {
+				id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: read.ID, ReconciliationValue: v, Type: 1}, "u", "Request created.")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			if _, err := db.ClaimRequests(ctx, []store.Status{0}, map[store.Status]store.Status{0: 1}, 3, "w", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			// The rows the first check finds: the four requests among 1,500
+			// ids (three statements' worth on SQLite), and the namespace.
+			parents := append([]int64{}, ids...)
+			for id := int64(1_000_000); len(parents) < 1_500; id++ {
+				parents = append(parents, id)
+			}
+			found := &store.RemainCheck{Table: "privacy_namespaces", Column: "name", Value: "ns", Namespace: read,
+				Hops: []store.Hop{{Table: "privacy_requests", Column: "id", Parents: parents}}}
+			none := &store.RemainCheck{Table: "privacy_namespaces", Column: "name", Value: "none", Namespace: read,
+				Hops: []store.Hop{{Table: "privacy_requests", Column: "id", Parents: []int64{999_999}}}}
+			var counted []int64
+			item := func(id int64, check *store.RemainCheck) store.BatchItem {
+				return store.BatchItem{ID: id, Check: check, Update: store.RequestUpdate{Status: ptr(store.Status(2)), Release: true},
+					Remaining: func(n int64) store.RequestUpdate {
+						counted = append(counted, n)
+						return store.RequestUpdate{Status: ptr(store.Status(4)), Release: true}
+					}}
+			}
+			// ids[3] was not claimed: not held by w.
+			res, err := db.CommitBatch(ctx, "w", []store.BatchItem{item(ids[0], none), item(ids[1], found), item(ids[2], nil), item(ids[3], found)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(counted) != 1 || counted[0] != 5 {
+				t.Errorf("counts handed to Remaining: %v, want [5] (four requests and the namespace)", counted)
+			}
+			for i, want := range []store.Status{2, 4, 2, 0} {
+				r, err := db.FindRequestByID(ctx, ids[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Status != want || res[i].Held != (i < 3) {
+					t.Errorf("request %d: status %d (held %t), want %d", i, r.Status, res[i].Held, want)
+				}
+			}
+		})
+	}
+}
+
+// TestFindRequestRecords: the records of several requests read together
+// are, request by request, what reading each alone gives.
+func TestFindRequestRecords(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, dialect, nil)
+			read := exactNamespace(t, db)
+			var ids []int64
+			var items []store.BatchItem
+			for i, v := range []string{"a", "b", "c"} {
+				id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: read.ID, ReconciliationValue: v, Type: 1}, "u", "Request created.")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+				// a: two tables and a link; b: one table; c: nothing.
+				upd := store.RequestUpdate{Status: ptr(store.Status(2)), Counts: []store.RequestData{}, Linked: []store.LinkedCount{}}
+				for j := range 2 - i {
+					upd.Counts = append(upd.Counts, store.RequestData{Schema: []string{"nms:recipient", "nms:broadLogRcp"}[j], RecordCount: int64(10*i + j + 1)})
+				}
+				if i == 0 {
+					upd.Linked = append(upd.Linked, store.LinkedCount{Schema: "cus:ticket", Link: "recipient", Target: "nms:recipient", RecordCount: 4})
+				}
+				items = append(items, store.BatchItem{ID: id, Update: upd})
+			}
+			if _, err := db.ClaimRequests(ctx, []store.Status{0}, map[store.Status]store.Status{0: 1}, 3, "w", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CommitBatch(ctx, "w", items); err != nil {
+				t.Fatal(err)
+			}
+			counts, linked, err := db.FindRequestRecords(ctx, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids {
+				c, err := db.FindRequestData(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := db.FindLinkedCounts(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(c) != 2-i || len(l) != map[int]int{0: 1}[i] {
+					t.Fatalf("request %d alone: %v %v", i, c, l)
+				}
+				if len(c) > 0 && !reflect.DeepEqual(counts[id], c) || len(l) > 0 && !reflect.DeepEqual(linked[id], l) ||
+					len(counts[id]) != len(c) || len(linked[id]) != len(l) {
+					t.Errorf("request %d together: %v %v, alone %v %v", i, counts[id], linked[id], c, l)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
