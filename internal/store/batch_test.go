@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -21,17 +22,8 @@ func TestBatchChecksCountEachRequest(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, nil)
 			read := exactNamespace(t, db)
-			var ids []int64
-			for _, v := range []string{"a", "b", "c", "d"} {
-				id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: read.ID, ReconciliationValue: v, Type: 1}, "u", "Request created.")
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, id)
-			}
-			if _, err := db.ClaimRequests(ctx, []store.Status{0}, map[store.Status]store.Status{0: 1}, 3, "w", time.Minute); err != nil {
-				t.Fatal(err)
-			}
+			// ids[3] is not claimed: not held by w.
+			ids := claimedRequests(t, db, read, 4, 3)
 			// The rows the first check finds: the four requests among 1,500
 			// ids (three statements' worth on SQLite), and the namespace.
 			parents := append([]int64{}, ids...)
@@ -50,7 +42,6 @@ func TestBatchChecksCountEachRequest(t *testing.T) {
 						return store.RequestUpdate{Status: ptr(store.Status(4)), Release: true}
 					}}
 			}
-			// ids[3] was not claimed: not held by w.
 			res, err := db.CommitBatch(ctx, "w", []store.BatchItem{item(ids[0], none), item(ids[1], found), item(ids[2], nil), item(ids[3], found)})
 			if err != nil {
 				t.Fatal(err)
@@ -78,16 +69,11 @@ func TestFindRequestRecords(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, nil)
-			read := exactNamespace(t, db)
-			var ids []int64
+			ids := claimedRequests(t, db, exactNamespace(t, db), 3, 3)
 			var items []store.BatchItem
-			for i, v := range []string{"a", "b", "c"} {
-				id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: read.ID, ReconciliationValue: v, Type: 1}, "u", "Request created.")
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, id)
-				// a: two tables and a link; b: one table; c: nothing.
+			for i, id := range ids {
+				// The first: two tables and a link; the second: one table;
+				// the third: nothing.
 				upd := store.RequestUpdate{Status: ptr(store.Status(2)), Counts: []store.RequestData{}, Linked: []store.LinkedCount{}}
 				for j := range 2 - i {
 					upd.Counts = append(upd.Counts, store.RequestData{Schema: []string{"nms:recipient", "nms:broadLogRcp"}[j], RecordCount: int64(10*i + j + 1)})
@@ -96,9 +82,6 @@ func TestFindRequestRecords(t *testing.T) {
 					upd.Linked = append(upd.Linked, store.LinkedCount{Schema: "cus:ticket", Link: "recipient", Target: "nms:recipient", RecordCount: 4})
 				}
 				items = append(items, store.BatchItem{ID: id, Update: upd})
-			}
-			if _, err := db.ClaimRequests(ctx, []store.Status{0}, map[store.Status]store.Status{0: 1}, 3, "w", time.Minute); err != nil {
-				t.Fatal(err)
 			}
 			if _, err := db.CommitBatch(ctx, "w", items); err != nil {
 				t.Fatal(err)
@@ -126,6 +109,25 @@ func TestFindRequestRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// claimedRequests creates n requests in namespace ns, of which worker "w"
+// claims the first claimed, and returns their ids.
+func claimedRequests(t *testing.T, db *store.DB, ns *store.Namespace, n, claimed int) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ids []int64
+	for i := range n {
+		id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: fmt.Sprint("v", i), Type: 1}, "u", "Request created.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := db.ClaimRequests(ctx, []store.Status{0}, map[store.Status]store.Status{0: 1}, claimed, "w", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 func ptr[T any](v T) *T { return &v }
