@@ -82,9 +82,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		if ctx.Err() == nil {
 			return // Serve failed: the process ends
 		}
+		// AfterFunc's func runs in a goroutine of its own: it may not have
+		// noted the stop yet (a zero time, already past the budget).
+		stop := time.Unix(0, stopAt.Load())
+		if stopAt.Load() == 0 {
+			stop = time.Now()
+		}
 		select {
 		case <-workflows:
-		case <-time.After(time.Until(time.Unix(0, stopAt.Load()).Add(shutdownBudget))):
+		case <-time.After(time.Until(stop.Add(shutdownBudget))):
 			log.Warn("a workflow run did not stop within the shutdown's budget: its requests wait for their lease")
 		}
 	}()
