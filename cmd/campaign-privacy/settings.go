@@ -73,7 +73,7 @@ var table = []setting{
 		Doc: "SQLite database and the session signing key",
 		Set: text(func(s *settings) *string { return &s.dataDir })},
 	{Flag: "database-url", Env: "CP_DATABASE_URL", Secret: true, Help: "PostgreSQL URL; empty = SQLite in the data directory",
-		Doc: "PostgreSQL URL (`postgres://user@host:5432/db?sslmode=disable`); empty = SQLite in the data directory. Every session sets `application_name=campaign-privacy` and `idle_in_transaction_session_timeout=60s` unless the URL (or `PGOPTIONS`) sets them",
+		Doc: "PostgreSQL URL (`postgres://user@host:5432/db?sslmode=disable`); empty = SQLite in the data directory. Every session sets `application_name=campaign-privacy`, `idle_in_transaction_session_timeout=60s` and `max_parallel_workers_per_gather=0` (its statements are index lookups; starting parallel workers for a claim's joined lookups cost more than the lookups) unless the URL (or `PGOPTIONS`) sets them",
 		Set: text(func(s *settings) *string { return &s.databaseURL })},
 	{Flag: "admin-password", Env: "CP_ADMIN_PASSWORD", Secret: true, Help: "password of the bootstrap admin (random if empty)",
 		Doc: "password of the bootstrap `admin`, used only when it does not exist yet; empty = generated and printed once",
