@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,4 +210,80 @@ func TestStoppedDeleteRun(t *testing.T) {
 		checkReceipts(t, f, ids)
 		marksLeft(t, f, 0)
 	})
+}
+
+// TestRowAddedDuringDeleteIsNotLeftBehind: a delivery log written for a
+// subject while its one-step delete runs — after the lookup, before the
+// deletes commit — is found by the check after the deletes, which have
+// removed the recipient it points to. The value no longer leads to it; the
+// retry still deletes it, through the rows the failed attempt recorded, and
+// only then is the request complete. Counted with plain SQL; in the
+// claim's batch commit, and alone (a subject larger than a delete batch).
+func TestRowAddedDuringDeleteIsNotLeftBehind(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		for _, deleteBatch := range []int{0, 2} {
+			t.Run(fmt.Sprint("delete batch ", deleteBatch), func(t *testing.T) { rowAddedDuringDelete(t, dialect, deleteBatch) })
+		}
+	})
+}
+
+func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
+	var (
+		f     *fixture
+		added atomic.Bool
+		rcp   int64
+	)
+	f = newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+		withReceipts(c)
+		c.Workers = 1 // one claim, one batch
+		if deleteBatch > 0 {
+			c.DeleteBatch = deleteBatch
+		}
+		c.Failpoint = func(name string) error {
+			if name == "delete-lookup" && added.CompareAndSwap(false, true) {
+				return storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_broad_log_rcp", map[string]any{"id": int64(900_001), "recipient_id": rcp})
+			}
+			return nil
+		}
+	}})
+	rcp = recipientID(t, f, 2)
+	ids := []int64{
+		f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false),
+		f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false),
+	}
+	f.run(t, privacy.Collect)
+	before := map[string]int64{}
+	for table := range ownedTables {
+		before[table] = f.count(t, table)
+	}
+	left := func() int64 {
+		n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE recipient_id = ?", rcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if rep := f.run(t, privacy.Delete); rep.Processed != 1 || rep.Failed != 1 || !added.Load() {
+		t.Fatalf("first run: %+v (row added: %t); request %s, %d delivery log(s) of the subject", rep, added.Load(), f.status(t, ids[1]), left())
+	}
+	if s := f.status(t, ids[1]); s != privacy.StatusDeletePending || left() != 1 {
+		t.Fatalf("after the first run: %s, %d delivery log(s) of the subject", s, left())
+	}
+	f.env.Clock.Advance(time.Hour)
+	if rep := f.run(t, privacy.Delete); rep.Processed != 1 || rep.Failed != 0 {
+		t.Fatalf("retry: %+v", rep)
+	}
+	for _, id := range ids {
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("request %d: %s", id, s)
+		}
+	}
+	if n := left(); n != 0 {
+		t.Fatalf("%d delivery log(s) of the subject left after complete", n)
+	}
+	for table, per := range ownedTables {
+		if got := f.count(t, table); got != before[table]-2*per {
+			t.Errorf("%s: %d rows, want %d", table, got, before[table]-2*per)
+		}
+	}
 }

@@ -190,8 +190,8 @@ func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs
 	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.cfg.Worker, items)
 	if err == nil {
 		for i, r := range res {
-			if !r.Held {
-				count(0, 1) // another worker took it over
+			if !r.Held || r.Remaining > 0 {
+				count(0, 1) // another worker took it over, or it failed its check
 				continue
 			}
 			count(1, 0)
@@ -329,6 +329,14 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if err != nil {
 		return nil, err
 	}
+	if !req.ConfirmDeletePending && req.RetryCount > 0 {
+		if found, total, err = s.withEarlierAttempt(ctx, req, found); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.failpoint("delete-lookup"); err != nil {
+		return nil, err
+	}
 	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch {
 		// A one-step delete that fits one delete batch: its deletes, the
 		// check and its completion join the worker's batch commit.
@@ -356,7 +364,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if err != nil {
 			return nil, err
 		}
-		owned, _, err := s.traverse(ctx, g, [][]int64{reviewed[0].ids})
+		owned, _, err := s.traverse(ctx, g, []map[string][]int64{{reviewed[0].schema.ID(): reviewed[0].ids}})
 		if err != nil {
 			return nil, err
 		}
@@ -427,13 +435,57 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		return nil, err
 	}
 	if remaining > 0 {
-		return nil, errRemaining(remaining)
+		if req.ConfirmDeletePending { // its reviewed set is recorded already
+			return nil, errRemaining(remaining, nil)
+		}
+		return nil, errRemaining(remaining, found)
 	}
 	return s.endStep(ctx, req, s.deletedUpdate(req, found, audit), false)
 }
 
-func errRemaining(n int64) error {
-	return apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", n)
+// remainingError says that rows of the subject were left after an
+// attempt's deletes: rows added while it ran, owned by rows it found — and
+// perhaps deleted, a recipient gone before the delivery log written for it
+// meanwhile. found, recorded with the failed attempt (failUpdate), lets the
+// retry reach them (withEarlierAttempt): the value no longer leads to them.
+type remainingError struct {
+	error
+	found []tableIDs
+}
+
+func (e *remainingError) Unwrap() error { return e.error }
+
+func errRemaining(n int64, found []tableIDs) error {
+	return &remainingError{apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", n), found}
+}
+
+// withEarlierAttempt completes a one-step delete's subject with what its
+// failed attempts recorded they found (remainingError) and every row those
+// rows own now: rows owned by rows already deleted are reached through
+// their ids.
+func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, found []tableIDs) ([]tableIDs, int, error) {
+	earlier, err := s.reviewedSet(ctx, req, found)
+	if err != nil {
+		return nil, 0, err
+	}
+	seeds := map[string][]int64{}
+	for _, t := range earlier {
+		seeds[t.schema.ID()] = t.ids
+	}
+	g, err := s.graphFor(found[0].schema.ID())
+	if err != nil {
+		return nil, 0, err
+	}
+	owned, _, err := s.traverse(ctx, g, []map[string][]int64{seeds})
+	if err != nil {
+		return nil, 0, err
+	}
+	found = union(found, owned[0])
+	total := 0
+	for _, t := range found {
+		total += len(t.ids)
+	}
+	return found, total, nil
 }
 
 // deletedUpdate ends a delete step whose check found nothing left. The
@@ -486,7 +538,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	}
 	item.Deletes, item.Check = parts, check
 	item.Remaining = func(n int64) store.RequestUpdate {
-		upd := s.failUpdate(ctx, req, StatusDeletePending, errRemaining(n))
+		upd := s.failUpdate(ctx, req, StatusDeletePending, errRemaining(n, found))
 		upd.Release = true
 		return upd
 	}
@@ -687,6 +739,9 @@ func (s *Service) failUpdate(ctx context.Context, req *store.Request, retryStatu
 	reason := apperr.MessageOf(cause)
 	s.log.WarnContext(ctx, "privacy request attempt failed", "id", req.ID, "attempt", attempt, "err", cause)
 	upd := store.RequestUpdate{RetryCount: &attempt}
+	if re := (*remainingError)(nil); errors.As(cause, &re) && re.found != nil {
+		upd.Reviewed = reviewedRows(re.found)
+	}
 	if attempt >= s.cfg.MaxAttempts {
 		upd.Status = ptr(StatusError.stored())
 		upd.ClearDedupe = true
@@ -923,23 +978,24 @@ func (s *Service) lookupGroup(ctx context.Context, ns *Namespace, column string,
 	if err := s.db.CheckNamespace(ctx, ns.row()); err != nil {
 		return nil, nil, err
 	}
-	roots := make([][]int64, len(values))
+	seeds := make([]map[string][]int64, len(values))
 	for j, v := range values {
-		roots[j] = byValue[v]
+		seeds[j] = map[string][]int64{g.owned.Order[0].ID(): byValue[v]}
 	}
-	return s.traverse(ctx, g, roots)
+	return s.traverse(ctx, g, seeds)
 }
 
-// traverse completes sets of rows of the target schema (one per subject)
-// with every row they own, level by level through the own links and each
+// traverse completes sets of rows (one per subject: ids by schema, rows
+// of the target schema or, for a retried delete, of any owned schema) with
+// every row they own, level by level through the own links and each
 // table's self links — one statement per level for all the subjects — and
 // returns each subject's rows in the owned order (parents first) with
 // their total.
-func (s *Service) traverse(ctx context.Context, g *graph, roots [][]int64) ([][]tableIDs, []int, error) {
+func (s *Service) traverse(ctx context.Context, g *graph, seeds []map[string][]int64) ([][]tableIDs, []int, error) {
 	root := g.owned.Order[0]
-	byID := make([]map[string][]int64, len(roots))
-	for r, ids := range roots {
-		ids, err := s.followSelf(ctx, g, root, uniqueSorted(slices.Clone(ids)))
+	byID := make([]map[string][]int64, len(seeds))
+	for r, seed := range seeds {
+		ids, err := s.followSelf(ctx, g, root, uniqueSorted(slices.Clone(seed[root.ID()])))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -972,7 +1028,7 @@ func (s *Service) traverse(ctx context.Context, g *graph, roots [][]int64) ([][]
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, m := range byID {
+		for r, m := range byID {
 			rows := make([][]int64, len(level))
 			for tag, a := range arms {
 				parents := m[a.target] // sorted
@@ -983,13 +1039,14 @@ func (s *Service) traverse(ctx context.Context, g *graph, roots [][]int64) ([][]
 				}
 			}
 			for i, sc := range level {
+				rows[i] = append(rows[i], seeds[r][sc.ID()]...)
 				if m[sc.ID()], err = s.followSelf(ctx, g, sc, uniqueSorted(rows[i])); err != nil {
 					return nil, nil, err
 				}
 			}
 		}
 	}
-	out, totals := make([][]tableIDs, len(roots)), make([]int, len(roots))
+	out, totals := make([][]tableIDs, len(seeds)), make([]int, len(seeds))
 	for r, m := range byID {
 		out[r] = make([]tableIDs, 0, len(g.owned.Order))
 		for _, sc := range g.owned.Order {

@@ -57,6 +57,9 @@ type BatchResult struct {
 	Held bool
 	// Update is what was applied.
 	Update RequestUpdate
+	// Remaining is what the check found left, if anything: Update is then
+	// the one Remaining made.
+	Remaining int64
 }
 
 // CommitBatch applies items, requests worker holds, in one transaction
@@ -126,16 +129,16 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 			if !isHeld[it.ID] {
 				continue
 			}
-			upd := it.Update
+			upd, left := it.Update, int64(0)
 			if c := checkOf[i]; c >= 0 && remaining[c] > 0 && it.Remaining != nil {
-				upd = it.Remaining(remaining[c])
+				upd, left = it.Remaining(remaining[c]), remaining[c]
 			}
 			var lines []string
 			for j, p := range it.Deletes {
 				lines = append(lines, p.AuditLine(deleted[i][j]))
 			}
 			upd.Audit = append(lines, upd.Audit...)
-			out[i] = BatchResult{Held: true, Update: upd}
+			out[i] = BatchResult{Held: true, Update: upd, Remaining: left}
 			heldIDs, upds = append(heldIDs, it.ID), append(upds, upd)
 			for _, l := range upd.Audit {
 				groups[i] = append(groups[i], chainLine{it.ID, l})
