@@ -247,6 +247,10 @@ func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
 		}
 	}})
 	rcp = recipientID(t, f, 2)
+	logs, err := f.env.DB.FindIDs(f.ctx, "nms_broad_log_rcp", "address", demodata.Email(2))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("the subject's delivery logs: %v %v", logs, err)
+	}
 	ids := []int64{
 		f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false),
 		f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false),
@@ -269,9 +273,18 @@ func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
 	if s := f.status(t, ids[1]); s != privacy.StatusDeletePending || left() != 1 {
 		t.Fatalf("after the first run: %s, %d delivery log(s) of the subject", s, left())
 	}
+	// Another recipient's delivery log written since with the id of
+	// one the attempt deleted: not the subject's, it stays.
+	other := recipientID(t, f, 3)
+	if err := storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_broad_log_rcp", map[string]any{"id": logs[0], "recipient_id": other}); err != nil {
+		t.Fatal(err)
+	}
 	f.env.Clock.Advance(time.Hour)
 	if rep := f.run(t, privacy.Delete); rep.Processed != 1 || rep.Failed != 0 {
 		t.Fatalf("retry: %+v", rep)
+	}
+	if n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE id = ? AND recipient_id = ?", logs[0], other); err != nil || n != 1 {
+		t.Fatalf("the other recipient's delivery log with a reused id: %d %v", n, err)
 	}
 	for _, id := range ids {
 		if s := f.status(t, id); s != privacy.StatusComplete {
@@ -282,8 +295,12 @@ func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
 		t.Fatalf("%d delivery log(s) of the subject left after complete", n)
 	}
 	for table, per := range ownedTables {
-		if got := f.count(t, table); got != before[table]-2*per {
-			t.Errorf("%s: %d rows, want %d", table, got, before[table]-2*per)
+		want := before[table] - 2*per
+		if table == "nms_broad_log_rcp" {
+			want++ // the other recipient's
+		}
+		if got := f.count(t, table); got != want {
+			t.Errorf("%s: %d rows, want %d", table, got, want)
 		}
 	}
 }

@@ -459,18 +459,38 @@ func errRemaining(n int64, found []tableIDs) error {
 	return &remainingError{apperr.Errorf(apperr.Conflict, "%d record(s) of the subject remain after the delete.", n), found}
 }
 
-// withEarlierAttempt completes a one-step delete's subject with what its
-// failed attempts recorded they found (remainingError) and every row those
-// rows own now: rows owned by rows already deleted are reached through
-// their ids.
+// withEarlierAttempt completes a one-step delete's subject with every row
+// owned now by the rows its failed attempts found and deleted
+// (remainingError): rows owned by rows already gone are reached through
+// their ids. A recorded id that names a row again (written since with that
+// id, by a client that chose it) is not followed: that row is not the
+// subject's.
 func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, found []tableIDs) ([]tableIDs, int, error) {
 	earlier, err := s.reviewedSet(ctx, req, found)
 	if err != nil {
 		return nil, 0, err
 	}
+	var hops []store.Hop
+	for i, t := range earlier {
+		if len(t.ids) > 0 {
+			hops = append(hops, store.Hop{Tag: i, Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
+		}
+	}
+	again, err := s.db.FindHops(ctx, hops)
+	if err != nil {
+		return nil, 0, err
+	}
 	seeds := map[string][]int64{}
-	for _, t := range earlier {
-		seeds[t.schema.ID()] = t.ids
+	for i, t := range earlier {
+		exists := map[int64]bool{}
+		for _, r := range again[i] {
+			exists[r.ID] = true
+		}
+		for _, id := range t.ids {
+			if !exists[id] {
+				seeds[t.schema.ID()] = append(seeds[t.schema.ID()], id)
+			}
+		}
 	}
 	g, err := s.graphFor(found[0].schema.ID())
 	if err != nil {
