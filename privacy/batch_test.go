@@ -218,16 +218,24 @@ func TestStoppedDeleteRun(t *testing.T) {
 // removed the recipient it points to. The value no longer leads to it; the
 // retry still deletes it, through the rows the failed attempt recorded, and
 // only then is the request complete. Counted with plain SQL; in the
-// claim's batch commit, and alone (a subject larger than a delete batch).
+// claim's batch commit, alone (a subject larger than a delete batch), and
+// alone with the attempt stopped after the delete batch that removed the
+// recipient, before its check (a crash, or a failure) — the row added just
+// before.
 func TestRowAddedDuringDeleteIsNotLeftBehind(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
-		for _, deleteBatch := range []int{0, 2} {
-			t.Run(fmt.Sprint("delete batch ", deleteBatch), func(t *testing.T) { rowAddedDuringDelete(t, dialect, deleteBatch) })
+		for _, c := range []struct {
+			deleteBatch int
+			stopped     bool
+		}{{0, false}, {2, false}, {2, true}} {
+			t.Run(fmt.Sprintf("delete batch %d, stopped %t", c.deleteBatch, c.stopped), func(t *testing.T) {
+				rowAddedDuringDelete(t, dialect, c.deleteBatch, c.stopped)
+			})
 		}
 	})
 }
 
-func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
+func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int, stopped bool) {
 	var (
 		f     *fixture
 		added atomic.Bool
@@ -240,8 +248,22 @@ func rowAddedDuringDelete(t *testing.T, dialect string, deleteBatch int) {
 			c.DeleteBatch = deleteBatch
 		}
 		c.Failpoint = func(name string) error {
-			if name == "delete-lookup" && added.CompareAndSwap(false, true) {
+			add := func() error {
 				return storetest.SQLOf(t, f.env.DB).InsertRow(f.ctx, "nms_broad_log_rcp", map[string]any{"id": int64(900_001), "recipient_id": rcp})
+			}
+			switch {
+			case !stopped && name == "delete-lookup" && added.CompareAndSwap(false, true):
+				return add()
+			case stopped && name == "delete-after-batch" && !added.Load():
+				n, err := storetest.SQLOf(t, f.env.DB).Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp)
+				if err != nil || n > 0 {
+					return err
+				}
+				added.Store(true)
+				if err := add(); err != nil {
+					return err
+				}
+				return errors.New("the attempt stopped before its check")
 			}
 			return nil
 		}

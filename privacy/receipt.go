@@ -134,7 +134,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 	if req.Type == TypeDelete && req.ConfirmDeletePending {
 		rows := upd.Reviewed
 		if rows == nil {
-			if rows, err = s.db.FindReviewedRows(ctx, req.ID); err != nil {
+			if rows, err = s.recordedRows(ctx, req.ID); err != nil {
 				return nil, err
 			}
 		}
@@ -157,36 +157,52 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 // its collect recorded it: the per-table counts and the coverage report —
 // read with the rest of its claim or batch when they were (withRecords).
 func (s *Service) records(ctx context.Context, id int64) ([]store.RequestData, []store.LinkedCount, error) {
-	if r, _ := ctx.Value(recordsKey{}).(*claimRecords); r != nil && r.read[id] {
-		return r.counts[id], r.linked[id], nil
+	r, err := s.requestRecords(ctx, id)
+	if err != nil {
+		return nil, nil, err
 	}
-	counts, linked, err := s.db.FindRequestRecords(ctx, []int64{id})
-	return counts[id], linked[id], err
+	return r.Counts, r.Linked, nil
 }
 
-// claimRecords are the records of several requests, read together.
-type claimRecords struct {
-	read   map[int64]bool
-	counts map[int64][]store.RequestData
-	linked map[int64][]store.LinkedCount
+// recordedRows is the rows of request id's subject a step recorded: a
+// two-step delete's reviewed set, or what a one-step delete's attempt
+// found.
+func (s *Service) recordedRows(ctx context.Context, id int64) ([]store.ReviewedRow, error) {
+	r, err := s.requestRecords(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.Rows, nil
+}
+
+// requestRecords reads request id's records, or takes them from its
+// claim's (withRecords).
+func (s *Service) requestRecords(ctx context.Context, id int64) (*store.RequestRecords, error) {
+	if claimed, _ := ctx.Value(recordsKey{}).(map[int64]*store.RequestRecords); claimed != nil {
+		if r, ok := claimed[id]; ok {
+			return r, nil
+		}
+	}
+	read, err := s.db.FindRequestRecords(ctx, []int64{id})
+	if err != nil {
+		return nil, err
+	}
+	return read[id], nil
 }
 
 type recordsKey struct{}
 
 // withRecords reads the records of the requests ids together, for their
-// receipts: two statements where each request alone takes two. Only the
-// worker holding a request changes them, so they stay what the receipt
-// reports. If the read fails, each receipt reads its own.
+// steps and receipts: three statements where each request alone takes
+// as many. Only the worker holding a request changes them, and a step
+// that does ends the claim's use of them. If the read fails, each reads
+// its own.
 func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context {
-	counts, linked, err := s.db.FindRequestRecords(ctx, ids)
+	read, err := s.db.FindRequestRecords(ctx, ids)
 	if err != nil {
 		return ctx
 	}
-	r := &claimRecords{read: make(map[int64]bool, len(ids)), counts: counts, linked: linked}
-	for _, id := range ids {
-		r.read[id] = true
-	}
-	return context.WithValue(ctx, recordsKey{}, r)
+	return context.WithValue(ctx, recordsKey{}, read)
 }
 
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,

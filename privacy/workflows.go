@@ -329,7 +329,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if err != nil {
 		return nil, err
 	}
-	if !req.ConfirmDeletePending && req.RetryCount > 0 {
+	if !req.ConfirmDeletePending {
 		if found, total, err = s.withEarlierAttempt(ctx, req, found); err != nil {
 			return nil, err
 		}
@@ -389,16 +389,25 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		found = reviewed
 	}
 	// Children before parents; tables grouped into transactions of at
-	// most DeleteBatch rows, each recording its own progress.
+	// most DeleteBatch rows, each recording its own progress. A one-step
+	// delete records its subject's rows with its first batch: if the
+	// attempt does not finish (a crash, a failure before the check), its
+	// retry follows them to rows added meanwhile, the value no longer
+	// leading to them once the recipient is gone (withEarlierAttempt).
 	var parts []store.DeletePart
 	rows := 0
+	var record []store.ReviewedRow
+	if !req.ConfirmDeletePending {
+		record = reviewedRows(found)
+	}
 	flush := func() error {
 		if len(parts) == 0 {
 			return nil
 		}
-		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease); err != nil {
+		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease, record); err != nil {
 			return err
 		}
+		record = nil
 		s.cfg.Metrics.RowsDeleted(rows)
 		s.touched.add(req.ID, parts)
 		parts, rows = nil, 0
@@ -471,6 +480,10 @@ func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, fo
 		return nil, 0, err
 	}
 	var hops []store.Hop
+	total := 0
+	for _, t := range found {
+		total += len(t.ids)
+	}
 	for i, t := range earlier {
 		if len(t.ids) > 0 {
 			hops = append(hops, store.Hop{Tag: i, Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
@@ -479,6 +492,9 @@ func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, fo
 	again, err := s.db.FindHops(ctx, hops)
 	if err != nil {
 		return nil, 0, err
+	}
+	if len(hops) == 0 {
+		return found, total, nil // no earlier attempt recorded rows
 	}
 	seeds := map[string][]int64{}
 	for i, t := range earlier {
@@ -501,7 +517,7 @@ func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, fo
 		return nil, 0, err
 	}
 	found = union(found, owned[0])
-	total := 0
+	total = 0
 	for _, t := range found {
 		total += len(t.ids)
 	}
@@ -604,7 +620,7 @@ func reviewedRows(found []tableIDs) []store.ReviewedRow {
 // reviewedSet reads a request's reviewed set into the tables of like (the
 // owned order, parents first).
 func (s *Service) reviewedSet(ctx context.Context, req *store.Request, like []tableIDs) ([]tableIDs, error) {
-	rows, err := s.db.FindReviewedRows(ctx, req.ID)
+	rows, err := s.recordedRows(ctx, req.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -72,11 +72,12 @@ func TestFindRequestRecords(t *testing.T) {
 			ids := claimedRequests(t, db, exactNamespace(t, db), 3, 3)
 			var items []store.BatchItem
 			for i, id := range ids {
-				// The first: two tables and a link; the second: one table;
-				// the third: nothing.
-				upd := store.RequestUpdate{Status: ptr(store.Status(2)), Counts: []store.RequestData{}, Linked: []store.LinkedCount{}}
+				// The first: two tables, a link and two rows; the second:
+				// one table and a row; the third: nothing.
+				upd := store.RequestUpdate{Status: ptr(store.Status(2)), Counts: []store.RequestData{}, Linked: []store.LinkedCount{}, Reviewed: []store.ReviewedRow{}}
 				for j := range 2 - i {
 					upd.Counts = append(upd.Counts, store.RequestData{Schema: []string{"nms:recipient", "nms:broadLogRcp"}[j], RecordCount: int64(10*i + j + 1)})
+					upd.Reviewed = append(upd.Reviewed, store.ReviewedRow{Schema: "nms:recipient", RowID: int64(100*i + 2 - j)})
 				}
 				if i == 0 {
 					upd.Linked = append(upd.Linked, store.LinkedCount{Schema: "cus:ticket", Link: "recipient", Target: "nms:recipient", RecordCount: 4})
@@ -86,7 +87,7 @@ func TestFindRequestRecords(t *testing.T) {
 			if _, err := db.CommitBatch(ctx, "w", items); err != nil {
 				t.Fatal(err)
 			}
-			counts, linked, err := db.FindRequestRecords(ctx, ids)
+			together, err := db.FindRequestRecords(ctx, ids)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,12 +100,17 @@ func TestFindRequestRecords(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(c) != 2-i || len(l) != map[int]int{0: 1}[i] {
-					t.Fatalf("request %d alone: %v %v", i, c, l)
+				r, err := db.FindReviewedRows(ctx, id)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if len(c) > 0 && !reflect.DeepEqual(counts[id], c) || len(l) > 0 && !reflect.DeepEqual(linked[id], l) ||
-					len(counts[id]) != len(c) || len(linked[id]) != len(l) {
-					t.Errorf("request %d together: %v %v, alone %v %v", i, counts[id], linked[id], c, l)
+				if len(c) != 2-i || len(r) != 2-i || len(l) != map[int]int{0: 1}[i] {
+					t.Fatalf("request %d alone: %v %v %v", i, c, l, r)
+				}
+				got := together[id]
+				if got == nil || len(got.Counts) != len(c) || len(got.Linked) != len(l) || len(got.Rows) != len(r) ||
+					len(c) > 0 && !reflect.DeepEqual(got.Counts, c) || len(l) > 0 && !reflect.DeepEqual(got.Linked, l) || len(r) > 0 && !reflect.DeepEqual(got.Rows, r) {
+					t.Errorf("request %d together: %+v, alone %v %v %v", i, got, c, l, r)
 				}
 			}
 		})

@@ -443,31 +443,50 @@ func (d *DB) FindRequestData(ctx context.Context, requestID int64) ([]RequestDat
 	return out, translate(err, "Request data")
 }
 
-// FindRequestRecords reads what a receipt reports beside the request row,
-// for several requests at once (a claim, a batch of completions): their
-// per-table counts (FindRequestData) and coverage reports
-// (FindLinkedCounts), in those functions' order — two statements for
-// up to idBatch requests.
-func (d *DB) FindRequestRecords(ctx context.Context, ids []int64) (map[int64][]RequestData, map[int64][]LinkedCount, error) {
-	counts, linked := map[int64][]RequestData{}, map[int64][]LinkedCount{}
+// RequestRecords is what the workflows recorded beside a request row:
+// per-table counts, coverage report, and the rows of its subject (a
+// two-step delete's reviewed set; the rows a one-step delete's attempt
+// found).
+type RequestRecords struct {
+	Counts []RequestData
+	Linked []LinkedCount
+	Rows   []ReviewedRow
+}
+
+// FindRequestRecords reads the records of several requests at once (a
+// claim, a batch of completions), each in the order FindRequestData,
+// FindLinkedCounts and FindReviewedRows give — three statements for up to
+// idBatch requests.
+func (d *DB) FindRequestRecords(ctx context.Context, ids []int64) (map[int64]*RequestRecords, error) {
+	out := make(map[int64]*RequestRecords, len(ids))
+	for _, id := range ids {
+		out[id] = &RequestRecords{}
+	}
 	for start := 0; start < len(ids); start += idBatch {
 		part := ids[start:min(start+idBatch, len(ids))]
 		var c []RequestData
 		if err := d.reader.WithContext(ctx).Where("gdpr_request_id IN ?", part).Order("gdpr_request_id, id").Find(&c).Error; err != nil {
-			return nil, nil, translate(err, "Request data")
+			return nil, translate(err, "Request data")
 		}
 		for _, r := range c {
-			counts[r.GdprRequestID] = append(counts[r.GdprRequestID], r)
+			out[r.GdprRequestID].Counts = append(out[r.GdprRequestID].Counts, r)
 		}
 		var l []LinkedCount
 		if err := d.reader.WithContext(ctx).Where("request_id IN ?", part).Order("request_id, schema_name, link_name").Find(&l).Error; err != nil {
-			return nil, nil, translate(err, "Coverage")
+			return nil, translate(err, "Coverage")
 		}
 		for _, r := range l {
-			linked[r.RequestID] = append(linked[r.RequestID], r)
+			out[r.RequestID].Linked = append(out[r.RequestID].Linked, r)
+		}
+		var rows []ReviewedRow
+		if err := d.reader.WithContext(ctx).Where("request_id IN ?", part).Order("request_id, schema_name, row_id").Find(&rows).Error; err != nil {
+			return nil, translate(err, "Reviewed row")
+		}
+		for _, r := range rows {
+			out[r.RequestID].Rows = append(out[r.RequestID].Rows, r)
 		}
 	}
-	return counts, linked, nil
+	return out, nil
 }
 
 // FindPurgeable returns requests holding personal data that is older than
@@ -560,11 +579,20 @@ type DeletePart struct {
 
 // DeleteOwned deletes the rows of parts and appends one audit line per
 // table, in one transaction that also renews the worker's lease: the
-// recorded progress can never disagree with the data. It fails with
-// errLostClaim (no change) if worker no longer holds the request.
-func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration) error {
+// recorded progress can never disagree with the data. found, when not
+// nil, replaces the request's recorded rows in the same transaction (a
+// one-step delete's subject, recorded with its first deletes, so that an
+// attempt that does not finish leaves its retry the way to rows added
+// meanwhile). It fails with errLostClaim (no change) if worker no longer
+// holds the request.
+func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if found != nil {
+			if err := d.writeRecords(tx, now, []int64{requestID}, []RequestUpdate{{Reviewed: found}}); err != nil {
+				return err
+			}
+		}
 		var audit strings.Builder
 		var lines []chainLine
 		for _, p := range parts {
