@@ -480,21 +480,17 @@ func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, fo
 		return nil, 0, err
 	}
 	var hops []store.Hop
-	total := 0
-	for _, t := range found {
-		total += len(t.ids)
-	}
 	for i, t := range earlier {
 		if len(t.ids) > 0 {
 			hops = append(hops, store.Hop{Tag: i, Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
 		}
 	}
+	if len(hops) == 0 {
+		return found, rowCount(found), nil // no earlier attempt recorded rows
+	}
 	again, err := s.db.FindHops(ctx, hops)
 	if err != nil {
 		return nil, 0, err
-	}
-	if len(hops) == 0 {
-		return found, total, nil // no earlier attempt recorded rows
 	}
 	seeds := map[string][]int64{}
 	for i, t := range earlier {
@@ -517,11 +513,16 @@ func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, fo
 		return nil, 0, err
 	}
 	found = union(found, owned[0])
-	total = 0
+	return found, rowCount(found), nil
+}
+
+// rowCount is how many rows found holds.
+func rowCount(found []tableIDs) int {
+	n := 0
 	for _, t := range found {
-		total += len(t.ids)
+		n += len(t.ids)
 	}
-	return found, total, nil
+	return n
 }
 
 // deletedUpdate ends a delete step whose check found nothing left. The
@@ -1087,8 +1088,8 @@ func (s *Service) traverse(ctx context.Context, g *graph, seeds []map[string][]i
 		out[r] = make([]tableIDs, 0, len(g.owned.Order))
 		for _, sc := range g.owned.Order {
 			out[r] = append(out[r], tableIDs{sc, m[sc.ID()]})
-			totals[r] += len(m[sc.ID()])
 		}
+		totals[r] = rowCount(out[r])
 	}
 	return out, totals, nil
 }
@@ -1137,15 +1138,7 @@ func (s *Service) followSelf(ctx context.Context, g *graph, sc *schemas.Schema, 
 // rows found before, any row owned by them that appeared meanwhile, and the
 // root rows that still match the value.
 func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found []tableIDs) (*store.RemainCheck, error) {
-	ns, err := s.namespaceByID(ctx, req.NamespaceID)
-	if err != nil {
-		return nil, err
-	}
-	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
-	if err != nil {
-		return nil, err
-	}
-	g, err := s.graphFor(ns.TargetSchema)
+	ns, column, g, value, err := s.subject(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -1164,11 +1157,7 @@ func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found 
 			}
 		}
 	}
-	value, err := matchValue(ns, req.ReconciliationValue)
-	if err != nil {
-		return nil, err
-	}
-	return &store.RemainCheck{Hops: hops, Table: found[0].schema.Data.Table, Column: attr.SQLName, Value: value, Namespace: ns.row()}, nil
+	return &store.RemainCheck{Hops: hops, Table: found[0].schema.Data.Table, Column: column, Value: value, Namespace: ns.row()}, nil
 }
 
 // matchValue is the value the lookup compares with "=": the recorded

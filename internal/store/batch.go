@@ -366,27 +366,22 @@ func (d *DB) countRemaining(tx *gorm.DB, checks []*RemainCheck) ([]int64, error)
 	if len(checks) == 0 {
 		return counts, nil
 	}
-	type nsKey struct {
-		id, modified int64
-		rule, region string
-		canonical    int
-	}
 	type hopKey struct{ table, column string }
-	checked := map[nsKey]bool{}
+	// A namespace as one lookup read it is checked once (another
+	// reading of it, with times that differ only in form, is checked
+	// again: a statement more, never one fewer).
+	checked := map[Namespace]bool{}
 	merged := map[hopKey]int{}
 	var (
 		hops    []Hop
 		askedBy []map[int64][]int // per merged hop: parent → the checks asking (once per hop of theirs)
 	)
 	for i, c := range checks {
-		if ns := c.Namespace; ns != nil {
-			k := nsKey{ns.ID, ns.LastModified.UnixNano(), ns.MatchRule, ns.DefaultRegion, ns.Canonical}
-			if !checked[k] {
-				if err := d.namespaceUnchanged(tx, ns, true); err != nil {
-					return nil, err
-				}
-				checked[k] = true
+		if ns := c.Namespace; ns != nil && !checked[*ns] {
+			if err := d.namespaceUnchanged(tx, ns, true); err != nil {
+				return nil, err
 			}
+			checked[*ns] = true
 		}
 		for _, h := range c.Hops {
 			j, ok := merged[hopKey{h.Table, h.Column}]
