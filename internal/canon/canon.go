@@ -19,7 +19,7 @@ import (
 // Version numbers this package's idea of the canonical form. Raise it when
 // Text or a rule changes: each namespace's stored field is rewritten once
 // more at the next start (privacy_namespaces.canonical).
-const Version = 1
+const Version = 2
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
 const (
@@ -27,7 +27,10 @@ const (
 	Exact = "exact"
 	// Email compares case-folded: "Ana@Example.COM" is "ana@example.com".
 	Email = "email"
-	// Phone compares the E.164 form: "+1 (555) 010-9999" is "+15550109999".
+	// Phone compares the E.164 form: "+1 (555) 010-9999" is "+15550109999",
+	// and an extension stays, in RFC 3966's form: "+1 650-253-0000 ext.
+	// 123" is "+16502530000;ext=123" (two people on one switchboard
+	// number are two values; Version 2).
 	Phone = "phone"
 )
 
@@ -90,7 +93,11 @@ func Value(rule, region, s string) (string, error) {
 		if err != nil || !phonenumbers.IsPossibleNumber(n) {
 			return "", ErrPhone
 		}
-		return phonenumbers.Format(n, phonenumbers.E164), nil
+		v := phonenumbers.Format(n, phonenumbers.E164)
+		if ext := n.GetExtension(); ext != "" {
+			v += ";ext=" + ext
+		}
+		return v, nil
 	}
 	return s, nil
 }

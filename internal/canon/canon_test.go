@@ -16,6 +16,10 @@ func TestValue(t *testing.T) {
 		{Phone, "US", "(555) 010-9999", "+15550109999", nil},
 		{Phone, "", "+15550109999", "+15550109999", nil},
 		{Phone, "FR", "06 12 34 56 78", "+33612345678", nil},
+		// An extension tells two people on one number apart, and parses back.
+		{Phone, "US", "+1 650-253-0000 ext. 123", "+16502530000;ext=123", nil},
+		{Phone, "US", "650 253 0000 x456", "+16502530000;ext=456", nil},
+		{Phone, "", "+16502530000;ext=123", "+16502530000;ext=123", nil},
 		{Phone, "", "555 010 9999", "", ErrPhone},
 		{Phone, "US", "%", "", ErrPhone},
 		{Phone, "US", "abc", "", ErrPhone},
