@@ -67,7 +67,8 @@ type ReceiptClaims struct {
 	LinkedNotCollected []ReceiptLinked `json:"linked_not_collected"`
 	// ReviewedSetSHA256 is, for a two-step delete, the SHA-256 of the
 	// reviewed set ("schema:id" lines, sorted): the rows the operator
-	// confirmed, which are the rows the delete removed.
+	// confirmed, in every round when new rows sent it back to review,
+	// which are the rows the delete removed.
 	ReviewedSetSHA256 string `json:"reviewed_set_sha256,omitempty"`
 	ConfirmedBy       string `json:"confirmed_by,omitempty"` // two-step deletes: the operator's login
 	ConfirmedAt       string `json:"confirmed_at,omitempty"`

@@ -351,24 +351,29 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		unreviewed []tableIDs
 		newRows    int
 	)
+	checked := found // the rows whose children the check looks for
 	if req.ConfirmDeletePending {
-		reviewed, err := s.reviewedSet(ctx, req, found)
+		reviewed, deleted, err := s.recordedSets(ctx, req, found)
 		if err != nil {
 			return nil, err
 		}
-		// What the reviewed rows own now counts as matching too: a child
-		// added to a reviewed recipient after the review (whose e-mail
-		// may have changed since) is not in the set, and must go to a new
-		// review, not be left behind nor deleted unseen.
-		g, err := s.graphFor(found[0].schema.ID())
+		// The rows earlier rounds deleted (the request went back to
+		// review) that are still gone.
+		gone, err := s.stillGone(ctx, deleted)
 		if err != nil {
 			return nil, err
 		}
-		owned, _, err := s.traverse(ctx, g, []map[string][]int64{{reviewed[0].schema.ID(): reviewed[0].ids}})
+		// What the reviewed rows, and those gone, own now counts as
+		// matching too: a child added to a reviewed recipient after the
+		// review (whose e-mail may have changed since), or written for a
+		// row an earlier round or attempt deleted, is not in the set, and
+		// must go to a new review, not be left behind nor deleted unseen.
+		owned, err := s.ownedBy(ctx, found, union(reviewed, gone))
 		if err != nil {
 			return nil, err
 		}
-		unreviewed, newRows = minus(union(found, owned[0]), reviewed)
+		unreviewed, newRows = minus(union(found, owned), union(reviewed, gone))
+		checked = union(reviewed, gone)
 		if stale, n := minus(reviewed, found); n > 0 {
 			// Rows an earlier attempt already deleted are not stale: count
 			// only those still there.
@@ -433,9 +438,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		return nil, err
 	}
 	if newRows > 0 {
-		return nil, s.reviewAgain(ctx, req, unreviewed, newRows, audit)
+		return nil, s.reviewAgain(ctx, req, unreviewed, newRows, checked, audit)
 	}
-	check, err := s.remainingCheck(ctx, req, found)
+	check, err := s.remainingCheck(ctx, req, checked)
 	if err != nil {
 		return nil, err
 	}
@@ -475,45 +480,81 @@ func errRemaining(n int64, found []tableIDs) error {
 // id, by a client that chose it) is not followed: that row is not the
 // subject's.
 func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, found []tableIDs) ([]tableIDs, int, error) {
-	earlier, err := s.reviewedSet(ctx, req, found)
+	earlier, _, err := s.recordedSets(ctx, req, found)
 	if err != nil {
 		return nil, 0, err
 	}
+	gone, err := s.stillGone(ctx, earlier)
+	if err != nil {
+		return nil, 0, err
+	}
+	owned, err := s.ownedBy(ctx, found, gone)
+	if err != nil {
+		return nil, 0, err
+	}
+	found = union(found, owned)
+	return found, rowCount(found), nil
+}
+
+// stillGone returns the rows of recorded that no longer exist. A recorded
+// id that names a row again (written since with that id, by a client that
+// chose it) is left out: that row is not the subject's.
+func (s *Service) stillGone(ctx context.Context, recorded []tableIDs) ([]tableIDs, error) {
+	out := make([]tableIDs, len(recorded))
 	var hops []store.Hop
-	for i, t := range earlier {
+	for i, t := range recorded {
+		out[i].schema = t.schema
 		if len(t.ids) > 0 {
 			hops = append(hops, store.Hop{Tag: i, Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
 		}
 	}
 	if len(hops) == 0 {
-		return found, rowCount(found), nil // no earlier attempt recorded rows
+		return out, nil
 	}
 	again, err := s.db.FindHops(ctx, hops)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	seeds := map[string][]int64{}
-	for i, t := range earlier {
+	for i, t := range recorded {
 		exists := map[int64]bool{}
 		for _, r := range again[i] {
 			exists[r.ID] = true
 		}
 		for _, id := range t.ids {
 			if !exists[id] {
-				seeds[t.schema.ID()] = append(seeds[t.schema.ID()], id)
+				out[i].ids = append(out[i].ids, id)
 			}
 		}
 	}
-	g, err := s.graphFor(found[0].schema.ID())
+	return out, nil
+}
+
+// ownedBy returns rows, in the tables of like (the owned order), with
+// every row they own now: rows of any owned schema, gone or not, lead to
+// the rows that refer to them through the own links.
+func (s *Service) ownedBy(ctx context.Context, like, rows []tableIDs) ([]tableIDs, error) {
+	seeds := map[string][]int64{}
+	for _, t := range rows {
+		if len(t.ids) > 0 {
+			seeds[t.schema.ID()] = t.ids
+		}
+	}
+	if len(seeds) == 0 {
+		out := make([]tableIDs, len(like))
+		for i, t := range like {
+			out[i].schema = t.schema
+		}
+		return out, nil
+	}
+	g, err := s.graphFor(like[0].schema.ID())
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	owned, _, err := s.traverse(ctx, g, []map[string][]int64{seeds})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	found = union(found, owned[0])
-	return found, rowCount(found), nil
+	return owned[0], nil
 }
 
 // rowCount is how many rows found holds.
@@ -543,6 +584,11 @@ func (s *Service) deletedUpdate(req *store.Request, found []tableIDs, audit []st
 	if req.ConfirmDeletePending {
 		upd.DropExport = true
 		upd.Audit = append(upd.Audit, "The reviewed file and its key are destroyed.")
+	} else {
+		// Recorded with the deletes: a run that ends before its purge
+		// leaves the request deleteInProgress, and the next run follows
+		// them to rows written for them since (withEarlierAttempt).
+		upd.Reviewed = reviewedRows(found)
 	}
 	upd.Audit = append(upd.Audit, "Records deleted; the request completes after the residue purge at the end of the run.")
 	return upd
@@ -587,8 +633,10 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 
 // reviewAgain returns a two-step delete to confirmDeletePending with the
 // rows that matched at delete time but were not reviewed: they become the
-// new reviewed set, with a new file of just them and a new deadline.
-func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, audit []string) error {
+// new reviewed set, with a new file of just them and a new deadline. The
+// rows its rounds deleted stay recorded, marked deleted: the next round
+// follows them to rows written for them since.
+func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, deleted []tableIDs, audit []string) error {
 	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows, nil)
 	if err != nil {
 		return err
@@ -601,7 +649,7 @@ func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []ta
 	}
 	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
 	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline,
-		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: reviewedRows(rows),
+		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: append(reviewedRows(rows), deletedRows(deleted)...),
 		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
 			"Request needs to be confirmed before data is deleted",
 			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
@@ -618,26 +666,44 @@ func reviewedRows(found []tableIDs) []store.ReviewedRow {
 	return out
 }
 
-// reviewedSet reads a request's reviewed set into the tables of like (the
-// owned order, parents first).
-func (s *Service) reviewedSet(ctx context.Context, req *store.Request, like []tableIDs) ([]tableIDs, error) {
+// deletedRows is found as rows an earlier round deleted.
+func deletedRows(found []tableIDs) []store.ReviewedRow {
+	out := reviewedRows(found)
+	for i := range out {
+		out[i].Deleted = true
+	}
+	return out
+}
+
+// recordedSets reads a request's recorded rows into the tables of like
+// (the owned order, parents first): its reviewed set (a one-step delete's:
+// the rows its attempts found), and the rows earlier rounds of a two-step
+// delete deleted.
+func (s *Service) recordedSets(ctx context.Context, req *store.Request, like []tableIDs) (reviewed, deleted []tableIDs, err error) {
 	rows, err := s.recordedRows(ctx, req.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	byID := map[string][]int64{}
+	byID := [2]map[string][]int64{{}, {}}
 	for _, r := range rows {
-		byID[r.Schema] = append(byID[r.Schema], r.RowID)
+		k := 0
+		if r.Deleted {
+			k = 1
+		}
+		byID[k][r.Schema] = append(byID[k][r.Schema], r.RowID)
 	}
-	out := make([]tableIDs, len(like))
-	for i, t := range like {
-		out[i] = tableIDs{t.schema, uniqueSorted(byID[t.schema.ID()])}
-		delete(byID, t.schema.ID())
+	var sets [2][]tableIDs
+	for k, m := range byID {
+		sets[k] = make([]tableIDs, len(like))
+		for i, t := range like {
+			sets[k][i] = tableIDs{t.schema, uniqueSorted(m[t.schema.ID()])}
+			delete(m, t.schema.ID())
+		}
+		for sc := range m {
+			return nil, nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
+		}
 	}
-	for sc := range byID {
-		return nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
-	}
-	return out, nil
+	return sets[0], sets[1], nil
 }
 
 // minus returns the ids of a not in b, table by table, and how many.
@@ -1150,7 +1216,7 @@ func (s *Service) remainingCheck(ctx context.Context, req *store.Request, found 
 			hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: "id", Parents: t.ids})
 		}
 	}
-	for _, t := range found[1:] {
+	for _, t := range found { // the subject's table too: its self links
 		for _, l := range g.owned.Parents[t.schema] {
 			if parents := byID[l.Target]; len(parents) > 0 {
 				hops = append(hops, store.Hop{Table: t.schema.Data.Table, Column: l.SQLName, Parents: parents})

@@ -449,7 +449,7 @@ func (d *DB) writeRecords(tx *gorm.DB, now time.Time, ids []int64, upds []Reques
 		if upd.Reviewed != nil {
 			reviewedOf = append(reviewedOf, id)
 			for _, r := range upd.Reviewed {
-				reviewed = append(reviewed, ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID})
+				reviewed = append(reviewed, ReviewedRow{RequestID: id, Schema: r.Schema, RowID: r.RowID, Deleted: r.Deleted})
 			}
 		}
 		if upd.Linked != nil {

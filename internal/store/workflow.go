@@ -137,11 +137,14 @@ func (d *DB) FindLinkedCounts(ctx context.Context, requestID int64) ([]LinkedCou
 
 // ReviewedRow is one row of a two-step delete's reviewed set
 // (privacy_request_rows): what the operator saw in the export and
-// confirmed for deletion.
+// confirmed for deletion; for a one-step delete, a row its attempt found.
 type ReviewedRow struct {
 	RequestID int64
 	Schema    string `gorm:"column:schema_name"` // "nms:recipient"
 	RowID     int64
+	// Deleted marks a row an earlier round of a two-step delete deleted
+	// before the request went back to review (migration 0018).
+	Deleted bool
 }
 
 // TableName pins the table name for gorm.
