@@ -163,3 +163,42 @@ func TestAuthFailuresNameTheClient(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultLogNamesNoCallerService: the "soap fault" log line names the
+// action only when it is a method of the registry, by the registry's
+// name: the service as the caller wrote it (the SOAPAction's, or the
+// Body's namespace URI when there is no header) is the caller's text, any
+// text, unauthenticated, as the fault's own text is
+// (TestFaultsEchoingInputAreRedactedInTheLog).
+func TestFaultLogNamesNoCallerService(t *testing.T) {
+	const secret = "maria.review@example.com"
+	cases := []struct {
+		name, action, envelope string
+	}{
+		// A registry method reached through a "service|service" SOAPAction
+		// (acc-js-sdk's form); the token is refused: a bad-session fault.
+		{"SOAPAction service", "xtk:session|" + secret + "#GetUserInfo", userInfoCall("not-a-token")},
+		// No SOAPAction: the service is the Body's namespace URI; no such
+		// method: an unknown-method fault.
+		{"Body namespace", "", servertest.Envelope("", `<m:Logon xmlns:m="urn:`+secret+`"><login>x</login><password>y</password></m:Logon>`)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := servertest.New(t, store.SQLite, servertest.Options{})
+			env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+			_, body := env.Post(t, c.action, c.envelope)
+			if !strings.Contains(body, "<SOAP-ENV:Fault>") {
+				t.Fatalf("no fault:\n%s", body)
+			}
+			logs := env.Logs.String()
+			if !strings.Contains(logs, `msg="soap fault"`) {
+				t.Fatalf("no fault logged:\n%s", logs)
+			}
+			for _, line := range strings.Split(logs, "\n") {
+				if strings.Contains(line, secret) {
+					t.Fatalf("the log holds the caller's %q:\n%s", secret, line)
+				}
+			}
+		})
+	}
+}

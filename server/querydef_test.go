@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -225,4 +226,30 @@ func TestExecuteQueryFunctions(t *testing.T) {
 			mustContain(t, body, queryFault, "<faultcode>SOAP-ENV:Server</faultcode>", "<detail xsi:type='xsd:string'>"+f.detail)
 		}
 	})
+}
+
+// TestLikePatternEndingInEscapeIsAClientFault: a queryDef whose LIKE
+// pattern ends with a backslash is bad input on PostgreSQL (backslash is
+// LIKE's default escape there): a clear Invalid fault, not the Server
+// fault of an internal error logged at ERROR with the database's text.
+func TestLikePatternEndingInEscapeIsAClientFault(t *testing.T) {
+	env := servertest.New(t, store.Postgres, servertest.Options{})
+	env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+	token, _ := env.Logon(t, "ana", "correct horse")
+	// One recipient: PostgreSQL checks the pattern when it compares a row.
+	_, body := env.Post(t, "xtk:session#Write", writeCall("Write", token, `<recipient xtkschema="nms:recipient" _operation="insert" email="ana@example.com"/>`))
+	if !strings.Contains(body, "<WriteResponse") {
+		t.Fatalf("write: %s", body)
+	}
+	_, body = env.Post(t, "xtk:queryDef#ExecuteQuery", queryCall(token, "entity",
+		`<queryDef schema="nms:recipient" operation="select"><select><node expr="@email"/></select>`+
+			`<where><condition expr="@email LIKE '%\'"/></where></queryDef>`))
+	if strings.Contains(body, "Internal error") || !strings.Contains(body, "ends with its escape character") {
+		t.Errorf("a bad LIKE pattern is not answered with a clear fault:\n%s", body)
+	}
+	for _, line := range strings.Split(env.Logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			t.Errorf("a caller's bad LIKE pattern is logged as a server error:\n%s", line)
+		}
+	}
 }

@@ -157,22 +157,24 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, ref string, start
 	if code == apperr.Internal {
 		level = s.log.ErrorContext
 	}
+	// The names come from the caller (the SOAPAction, the Body's
+	// namespace): only a method of the registry is named, in the log and
+	// with a metrics label of its own; any other is "unknown".
+	var m *schemas.Method
+	if e.method != "" {
+		m, _ = s.registry.Method(e.service, e.method)
+	}
 	action := ""
-	if e.service != "" {
-		action = e.service + "#" + e.method
+	switch {
+	case m != nil:
+		action = m.Service + "#" + m.Name
+	case e.service != "" || e.method != "":
+		action = "unknown"
 	}
 	level(r.Context(), "soap fault", "ref", ref, "action", action, "code", string(code),
 		"err", apperr.LogText(e.err), "operator_id", e.operatorID, "ms", time.Since(start).Milliseconds())
 	writeXML(w, s.cfg.FaultHTTPStatus, writeFault(e.err, e.method, e.service, ref))
-	if s.cfg.Metrics != nil {
-		// The names come from the caller: only a method of the registry
-		// gets a label of its own.
-		var m *schemas.Method
-		if e.method != "" {
-			m, _ = s.registry.Method(e.service, e.method)
-		}
-		s.observe(m, code, start)
-	}
+	s.observe(m, code, start)
 }
 
 // observe records an answered call in the metrics: m is the registry's

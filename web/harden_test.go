@@ -7,12 +7,14 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -391,5 +393,45 @@ func TestSlowDownloads(t *testing.T) {
 				t.Fatalf("after the slow readers: %d, %d bytes", resp.StatusCode, len(body))
 			}
 		})
+	}
+}
+
+// TestRefusalLogsNoCallerText: what a refused client wrote — a console
+// URL's path from outside the security zone, a Sec-Fetch-Site header on a
+// cross-site logon — is any text, personal data too: the log names the
+// route and the known header values only.
+func TestRefusalLogsNoCallerText(t *testing.T) {
+	const secret = "maria.review@example.com"
+	env := servertest.New(t, "sqlite", servertest.Options{Web: func(c *web.Config) {
+		c.Zone = netzone.Zone{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	}})
+	resp, err := http.Get(env.URL + "/privacy/requests/" + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("from outside the zone: %d", resp.StatusCode)
+	}
+	open := servertest.New(t, "sqlite", servertest.Options{})
+	req, _ := http.NewRequest(http.MethodPost, open.URL+"/privacy/logon", strings.NewReader("login=ana&password=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", secret)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site logon: %d", resp.StatusCode)
+	}
+	for logs, want := range map[string]string{env.Logs.String(): `path="GET /privacy/requests/{id}"`, open.Logs.String(): "sec_fetch_site=other"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the refusal is not logged with %s:\n%s", want, logs)
+		}
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, secret) {
+				t.Errorf("the log holds the caller's %q:\n%s", secret, line)
+			}
+		}
 	}
 }

@@ -159,13 +159,23 @@ const (
 	csrfKey
 )
 
+// routeOf is the route a request matched ("GET /privacy/requests/{id}"),
+// for the log: the path itself is the caller's text, and may hold
+// anything, personal data too.
+func routeOf(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return "unmatched"
+}
+
 // zoned refuses clients outside the security zone with 403.
 func (s *Server) zoned(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
 		addr, ok := s.cfg.Zone.Allows(r)
 		if !ok {
-			s.log.InfoContext(r.Context(), "web request outside the security zone", "path", r.URL.Path, "addr", addr.String())
+			s.log.InfoContext(r.Context(), "web request outside the security zone", "path", routeOf(r), "addr", addr.String())
 			http.Error(w, "Forbidden: your address is not allowed to reach this page.", http.StatusForbidden)
 			return
 		}
@@ -198,7 +208,7 @@ func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 			return
 		}
 		if session.RequirePrivacyRight(caller) != nil {
-			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", r.URL.Path)
+			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", routeOf(r))
 			s.render(w, r, http.StatusForbidden, "error.html", page{Title: "Access denied", Caller: caller,
 				Detail: "Your operator does not hold the Privacy Data Right (privacyRight)."})
 			return
@@ -244,7 +254,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusGone
 	case !ok:
 		status = http.StatusInternalServerError
-		s.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "web request failed", "path", routeOf(r), "err", err)
 	}
 	s.render(w, r, status, "error.html", page{Title: http.StatusText(status), Caller: callerOf(r), Detail: msg})
 }

@@ -27,7 +27,9 @@
 //   - Without <select> (or with an empty one), every attribute and link key
 //     of the schema is returned.
 //   - LIKE follows the database: case-sensitive on PostgreSQL, ASCII
-//     case-insensitive on SQLite.
+//     case-insensitive on SQLite; on PostgreSQL a backslash escapes the
+//     character after it, and a pattern ending with one is an Invalid
+//     fault.
 //   - A function node without alias comes back as attribute expr<N>, N
 //     its 0-based position in <select>. A grouped query is ordered by its
 //     <orderBy>, then by its groups; every value that is not an aggregate

@@ -327,11 +327,10 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		return false, err
 	}
 	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" "+strings.Join(cols, ", "))
-	var pg *pgconn.PgError
 	switch {
 	case isLockTimeout(err):
 		return true, nil
-	case errors.As(err, &pg) && pg.Code == "0A000":
+	case pgCode(err) == "0A000":
 		// A view or a rule uses the columns: the type cannot be set, and
 		// the old statistics stay until the table has rows to analyze.
 		d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: a view or rule uses its columns", "table", table)
@@ -430,9 +429,15 @@ func (d *DB) waitHorizon(ctx context.Context, wait time.Duration, catalog bool) 
 }
 
 // isLockTimeout reports PostgreSQL's lock_not_available (55P03).
-func isLockTimeout(err error) bool {
+func isLockTimeout(err error) bool { return pgCode(err) == "55P03" }
+
+// pgCode is the SQLSTATE of a PostgreSQL error, or "".
+func pgCode(err error) string {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "55P03"
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
 }
 
 // quoteIdent quotes an identifier, doubling any quote inside it.
