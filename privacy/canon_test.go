@@ -140,7 +140,9 @@ func TestEmailRule(t *testing.T) {
 
 // TestPhoneRule: under the phone rule with region US, "+15550109999" finds
 // a stored "+1 (555) 010-9999" (written before and after the rule was set);
-// an unparseable value is Invalid at CreateRequestByName.
+// a value that is not a phone number is stored and asked for as its text,
+// so a request reaches it ("never less"); an empty or wildcard-only value
+// is Invalid at CreateRequestByName.
 func TestPhoneRule(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{})
@@ -149,17 +151,24 @@ func TestPhoneRule(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.write(t, map[string]string{"email": "new@example.com", "phone": "555.010.8888"})
+		f.write(t, map[string]string{"email": "text@example.com", "phone": "ask\u00a0the desk"})
+		f.write(t, map[string]string{"email": "intl@example.com", "phone": "0049 170 1234567"})
 		if f.rows(t, "phone", "+15550109999") != 1 || f.rows(t, "phone", "+15550108888") != 1 {
 			t.Fatal("phones not stored in E.164")
 		}
 		a := f.create(t, "defaultNamespace3", "+15550109999", privacy.TypeAccess, false)
 		b := f.create(t, "defaultNamespace3", "(555) 010-8888", privacy.TypeAccess, false)
 		none := f.create(t, "defaultNamespace3", "+15550107777", privacy.TypeAccess, false)
+		text := f.create(t, "defaultNamespace3", "ask the desk", privacy.TypeAccess, false)
+		intl := f.create(t, "defaultNamespace3", "+49 170 1234567", privacy.TypeAccess, false)
 		f.run(t, privacy.Collect)
-		if f.status(t, a) != privacy.StatusComplete || f.status(t, b) != privacy.StatusComplete || f.status(t, none) != privacy.StatusErrorDataNotFound {
-			t.Fatalf("phone lookups: %s %s %s", f.status(t, a), f.status(t, b), f.status(t, none))
+		for id, want := range map[int64]privacy.Status{a: privacy.StatusComplete, b: privacy.StatusComplete, none: privacy.StatusErrorDataNotFound,
+			text: privacy.StatusComplete, intl: privacy.StatusComplete} {
+			if got := f.status(t, id); got != want {
+				t.Errorf("request %d: %s, want %s", id, got, want)
+			}
 		}
-		for _, v := range []string{"not a phone", "%", "555%", ""} {
+		for _, v := range []string{"%", "%%_", ""} {
 			if err := f.createErr("defaultNamespace3", v); apperr.CodeOf(err) != apperr.Invalid {
 				t.Errorf("%q: %v, want Invalid", v, err)
 			}

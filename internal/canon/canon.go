@@ -28,9 +28,12 @@ const (
 	// Email compares case-folded: "Ana@Example.COM" is "ana@example.com".
 	Email = "email"
 	// Phone compares the E.164 form: "+1 (555) 010-9999" is "+15550109999",
-	// and an extension stays, in RFC 3966's form: "+1 650-253-0000 ext.
-	// 123" is "+16502530000;ext=123" (two people on one switchboard
-	// number are two values; Version 2).
+	// "0049 170 1234567" (00, the international prefix most countries
+	// dial) is "+491701234567", and an extension stays, in RFC 3966's
+	// form: "+1 650-253-0000 ext. 123" is "+16502530000;ext=123" (two
+	// people on one switchboard number are two values). A value that is
+	// not a phone number under the rule keeps its Text form, compared as
+	// Exact: a write stores it so, and a request must reach it. Version 2.
 	Phone = "phone"
 )
 
@@ -45,10 +48,6 @@ func ValidRule(r string) bool {
 // ErrEmpty is returned when nothing is left of a value once cleaned: an
 // empty value never matches anything.
 var ErrEmpty = errors.New("the value is empty once white space and invisible characters are removed")
-
-// ErrPhone is returned when a value is not a phone number under the phone
-// rule: it is refused rather than matched loosely.
-var ErrPhone = errors.New("the value is not a phone number (give it in international form, +country…)")
 
 // Text is the form every value takes whatever the rule: Unicode NFC, format
 // characters removed (U+00AD soft hyphen, U+200B zero-width space, bidi
@@ -86,28 +85,36 @@ func Value(rule, region, s string) (string, error) {
 		// again: lower-casing may decompose nothing but keeps it certain.
 		return norm.NFC.String(strings.ToLower(s)), nil
 	case Phone:
-		if region == "" {
-			region = "ZZ" // unknown: only +country numbers parse
+		if v, ok := phone(s, region); ok {
+			return v, nil
 		}
-		n, err := phonenumbers.Parse(s, strings.ToUpper(region))
-		if err != nil || !phonenumbers.IsPossibleNumber(n) {
-			return "", ErrPhone
-		}
-		v := phonenumbers.Format(n, phonenumbers.E164)
-		if ext := n.GetExtension(); ext != "" {
-			v += ";ext=" + ext
-		}
-		return v, nil
 	}
 	return s, nil
 }
 
-// Stored is Value for a value being written: a value that does not fit
-// the rule (a phone field holding "unknown") is stored as Text, as ACC
-// would store it, and simply never matches a phone request.
-func Stored(rule, region, s string) string {
-	if v, err := Value(rule, region, s); err == nil {
-		return v
+// phone is s in E.164 (with its extension), if it is a phone number under
+// region's rules, or written with 00 before its country code.
+func phone(s, region string) (string, bool) {
+	if region == "" {
+		region = "ZZ" // unknown: only +country numbers parse
 	}
-	return Text(s)
+	n, err := phonenumbers.Parse(s, strings.ToUpper(region))
+	if (err != nil || !phonenumbers.IsPossibleNumber(n)) && strings.HasPrefix(s, "00") {
+		n, err = phonenumbers.Parse("+"+s[2:], "ZZ")
+	}
+	if err != nil || !phonenumbers.IsPossibleNumber(n) {
+		return "", false
+	}
+	v := phonenumbers.Format(n, phonenumbers.E164)
+	if ext := n.GetExtension(); ext != "" {
+		v += ";ext=" + ext
+	}
+	return v, true
+}
+
+// Stored is Value for a value being written: an empty one is stored as
+// its Text, "".
+func Stored(rule, region, s string) string {
+	v, _ := Value(rule, region, s)
+	return v
 }
