@@ -66,8 +66,25 @@ func (s *Service) linkedNotOwned(ctx context.Context, found []tableIDs) ([]Linke
 		if len(parents) == 0 {
 			continue
 		}
-		n, err := s.db.CountHops(ctx, []store.Hop{{Table: l.Schema.Data.Table, Column: l.SQLName, Parents: parents}})
-		if err != nil {
+		hop := []store.Hop{{Table: l.Schema.Data.Table, Column: l.SQLName, Parents: parents}}
+		var n int64
+		if own, owned := ids[l.Schema.ID()]; owned {
+			// A table the subject owns rows of: those are collected and
+			// erased; only the others count.
+			mine := make(map[int64]bool, len(own))
+			for _, id := range own {
+				mine[id] = true
+			}
+			rows, err := s.db.FindHops(ctx, hop)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows[0] {
+				if !mine[r.ID] {
+					n++
+				}
+			}
+		} else if n, err = s.db.CountHops(ctx, hop); err != nil {
 			return nil, err
 		}
 		if n > 0 {

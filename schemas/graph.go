@@ -19,11 +19,13 @@ type Owned struct {
 	// it part of the subject's data (trackingLogRcp has two: recipient and
 	// broadLog).
 	Parents map[*Schema][]*Link
-	// Linked are the links into the owned part from tables outside it:
-	// ordinary links (a custom table pointing at a recipient without
-	// owning integrity). Their rows refer to the subject but are neither
-	// collected nor erased by the data model's rules; the coverage report
-	// counts them so that the DPO sees what the policy leaves behind.
+	// Linked are the ordinary links into the owned part (no owning
+	// integrity): from tables outside it (a custom table pointing at a
+	// recipient), and from tables inside it (a case the subject owns has a
+	// contact person; a recipient names its referrer). Their rows refer to
+	// the subject but are neither collected nor erased by the data model's
+	// rules, unless they are the subject's own; the coverage report counts
+	// the others so that the DPO sees what the policy leaves behind.
 	Linked []*Link
 }
 
@@ -117,7 +119,8 @@ func (r *Registry) OwnedBy(root string) (*Owned, error) {
 	var linked []*Link
 	for _, target := range order {
 		for _, l := range r.LinksTo(target.ID()) {
-			if !reached[l.Schema] && !l.Schema.Data.View {
+			own := l.RevIntegrity == IntegrityOwn || l.RevIntegrity == IntegrityOwnCopy
+			if !l.Schema.Data.View && (!reached[l.Schema] || !own) {
 				linked = append(linked, l)
 			}
 		}

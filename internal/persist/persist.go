@@ -11,6 +11,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,18 +49,13 @@ func (s *Service) Write(ctx context.Context, doc *etree.Element) error {
 	if doc == nil {
 		return apperr.Errorf(apperr.Invalid, "Write needs a document.")
 	}
-	rules, err := s.rules(ctx)
-	if err != nil {
-		return err
-	}
-	w, err := s.entity(doc, doc.SelectAttrValue("xtkschema", ""), doc.SelectAttrValue("_operation", ""), rules)
-	if err != nil {
-		return err
-	}
-	if err := s.checkKeys(ctx, []store.EntityWrite{w}); err != nil {
-		return err
-	}
-	return s.db.WriteEntities(ctx, []store.EntityWrite{w})
+	return s.write(ctx, func(rules map[string]rule) ([]store.EntityWrite, error) {
+		w, err := s.entity(doc, doc.SelectAttrValue("xtkschema", ""), doc.SelectAttrValue("_operation", ""), rules)
+		if err != nil {
+			return nil, err
+		}
+		return []store.EntityWrite{w}, nil
+	})
 }
 
 // WriteCollection writes <x-collection xtkschema="…"><x …/>…</x-collection>
@@ -75,24 +71,60 @@ func (s *Service) WriteCollection(ctx context.Context, doc *etree.Element) error
 	if len(children) > MaxCollection {
 		return apperr.Errorf(apperr.Invalid, "A collection holds at most %d records.", MaxCollection)
 	}
-	rules, err := s.rules(ctx)
-	if err != nil {
-		return err
-	}
-	var writes []store.EntityWrite
-	for i, c := range children {
-		schema := c.SelectAttrValue("xtkschema", doc.SelectAttrValue("xtkschema", ""))
-		op := c.SelectAttrValue("_operation", doc.SelectAttrValue("_operation", ""))
-		w, err := s.entity(c, schema, op, rules)
-		if err != nil {
-			return apperr.Errorf(apperr.CodeOf(err), "Record %d: %s", i+1, apperr.MessageOf(err))
+	return s.write(ctx, func(rules map[string]rule) ([]store.EntityWrite, error) {
+		var writes []store.EntityWrite
+		for i, c := range children {
+			schema := c.SelectAttrValue("xtkschema", doc.SelectAttrValue("xtkschema", ""))
+			op := c.SelectAttrValue("_operation", doc.SelectAttrValue("_operation", ""))
+			w, err := s.entity(c, schema, op, rules)
+			if err != nil {
+				return nil, apperr.Errorf(apperr.CodeOf(err), "Record %d: %s", i+1, apperr.MessageOf(err))
+			}
+			writes = append(writes, w)
 		}
-		writes = append(writes, w)
-	}
-	if err := s.checkKeys(ctx, writes); err != nil {
+		return writes, nil
+	})
+}
+
+// write builds the writes with the namespaces' match rules as read now and
+// applies them in one transaction that first checks those namespaces are
+// unchanged: a namespace update in between (its rule changed, its field
+// rewritten to the new rule) would otherwise leave a value stored in the
+// old rule's form, where no request reaches it. The writes are then built
+// again with the new rules.
+func (s *Service) write(ctx context.Context, build func(map[string]rule) ([]store.EntityWrite, error)) error {
+	for attempt := 1; ; attempt++ {
+		nss, err := s.db.FindNamespaces(ctx)
+		if err != nil {
+			return err
+		}
+		rules := make(map[string]rule, len(nss))
+		for _, ns := range nss {
+			rules[ns.TargetSchema+ns.ReconciliationKey] = rule{ns.MatchRule, ns.DefaultRegion}
+		}
+		writes, err := build(rules)
+		if err != nil {
+			return err
+		}
+		if err := s.checkKeys(ctx, writes); err != nil {
+			return err
+		}
+		// The namespaces of the schemas written: their rules shaped the values.
+		var used []store.Namespace
+		for _, ns := range nss {
+			if slices.ContainsFunc(writes, func(w store.EntityWrite) bool { return w.Schema == ns.TargetSchema }) {
+				used = append(used, ns)
+			}
+		}
+		err = s.db.WriteEntities(ctx, writes, used)
+		if errors.Is(err, store.ErrNamespaceRewritten) {
+			if attempt < 3 {
+				continue
+			}
+			return apperr.Errorf(apperr.Conflict, "A namespace's match rule changed while the records were written; nothing was written, send them again.")
+		}
 		return err
 	}
-	return s.db.WriteEntities(ctx, writes)
 }
 
 // checkKeys refuses a _key that no index leads: each record would scan the
@@ -166,22 +198,11 @@ var operations = map[string]string{
 }
 
 // rule is how a namespaced field is stored: its namespace's match rule.
+// rule is the match rule of a field some namespace reconciles on, by
+// "nms:recipient" + "@email". The rules are read at each Write, not
+// cached: a namespace may be created or changed by another process
+// meanwhile.
 type rule struct{ name, region string }
-
-// rules reads, for each field some namespace reconciles on ("nms:recipient"
-// + "@email"), its match rule. It is read at each Write, not cached: a
-// namespace may be created or changed by another process meanwhile.
-func (s *Service) rules(ctx context.Context) (map[string]rule, error) {
-	nss, err := s.db.FindNamespaces(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]rule, len(nss))
-	for _, ns := range nss {
-		out[ns.TargetSchema+ns.ReconciliationKey] = rule{ns.MatchRule, ns.DefaultRegion}
-	}
-	return out, nil
-}
 
 // entity turns one element into a checked write. A field that is a
 // namespace's reconciliation key is stored in canonical form (canon.Stored:

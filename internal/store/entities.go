@@ -42,15 +42,24 @@ type EntityWrite struct {
 }
 
 // WriteEntities applies every write in one transaction: all or nothing.
-// Errors of a collection name the record (1-based) that failed.
+// Errors of a collection name the record (1-based) that failed. The
+// transaction first checks that namespaces, whose match rules shaped the
+// values, are unchanged (ErrNamespaceRewritten), and holds them so until
+// its commit on PostgreSQL: a namespace update waits, and its rewrite then
+// sees these rows.
 // It runs as a bulk write (writegate.go): within WriteBudget, and on
 // SQLite behind the logon and create paths' writes.
-func (d *DB) WriteEntities(ctx context.Context, writes []EntityWrite) error {
-	return d.bulkWrite(ctx, func(ctx context.Context) error { return d.writeEntities(ctx, writes) })
+func (d *DB) WriteEntities(ctx context.Context, writes []EntityWrite, namespaces []Namespace) error {
+	return d.bulkWrite(ctx, func(ctx context.Context) error { return d.writeEntities(ctx, writes, namespaces) })
 }
 
-func (d *DB) writeEntities(ctx context.Context, writes []EntityWrite) error {
+func (d *DB) writeEntities(ctx context.Context, writes []EntityWrite, namespaces []Namespace) error {
 	return d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i := range namespaces {
+			if err := d.namespaceUnchanged(tx, &namespaces[i], true); err != nil {
+				return err
+			}
+		}
 		for i, w := range writes {
 			err := d.writeEntity(tx, w)
 			if err == nil {

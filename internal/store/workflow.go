@@ -493,17 +493,20 @@ func (d *DB) FindRequestRecords(ctx context.Context, ids []int64) (map[int64]*Re
 }
 
 // FindPurgeable returns requests holding personal data that is older than
-// before: an export created before it, or a finished request last changed
-// before it. terminal lists the finished statuses. A request in status
-// waiting (confirmDeletePending) is never purged before its confirmation
-// deadline: its file is what the reviewer confirms.
+// before: a finished request (terminal lists the finished statuses) whose
+// export was created, or that was last changed, before it, and a request
+// in status waiting (confirmDeletePending) whose export was created before
+// it once its confirmation deadline has passed: until then its file is
+// what the reviewer confirms. A request still on its way (a confirmed
+// delete waiting for its run, or retrying) is never purged: its value is
+// what the delete still has to find.
 func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Status, waiting Status, limit int) ([]int64, error) {
 	var ids []int64
 	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
 		LEFT JOIN privacy_exports e ON e.request_id = r.id
-		WHERE r.purged_at IS NULL AND (e.created < ? OR (r.status IN ? AND r.last_modified < ?))
-		AND NOT (r.status = ? AND (r.confirm_deadline IS NULL OR r.confirm_deadline > ?))
-		ORDER BY r.id LIMIT ?`, before.UTC(), terminal, before.UTC(), waiting, d.now().UTC(), limit).Scan(&ids).Error
+		WHERE r.purged_at IS NULL AND ((r.status IN ? AND (e.created < ? OR r.last_modified < ?))
+		OR (r.status = ? AND r.confirm_deadline <= ? AND e.created < ?))
+		ORDER BY r.id LIMIT ?`, terminal, before.UTC(), before.UTC(), waiting, d.now().UTC(), before.UTC(), limit).Scan(&ids).Error
 	return ids, translate(err, "Privacy request")
 }
 
