@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,15 +133,30 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 			linked = storedLinked
 		}
 	}
-	var reviewed string
-	if req.Type == TypeDelete && req.ConfirmDeletePending {
+	var (
+		reviewed  string
+		deletedBy map[string]int64
+	)
+	if req.Type == TypeDelete {
 		rows := upd.Reviewed
 		if rows == nil {
 			if rows, err = s.recordedRows(ctx, req.ID); err != nil {
 				return nil, err
 			}
 		}
-		reviewed = reviewedDigest(rows)
+		if req.ConfirmDeletePending {
+			reviewed = reviewedDigest(rows)
+		}
+		// The rows the delete removed, by table, as it recorded them (a
+		// one-step delete's last attempt, every round of a two-step one),
+		// rather than what the collect counted: rows written or gone in
+		// between change them.
+		if len(rows) > 0 {
+			deletedBy = map[string]int64{}
+			for _, r := range rows {
+				deletedBy[r.Schema]++
+			}
+		}
 	}
 	return func(applied store.RequestUpdate, head store.ChainHead) (string, error) {
 		// Inside the commit's transaction, once per request (fault tests).
@@ -150,7 +167,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		if !receiptDue(req, status) {
 			return "", nil
 		}
-		return s.signReceipt(req, status, ns, counts, linked, reviewed, purge, head)
+		return s.signReceipt(req, status, ns, counts, deletedBy, linked, reviewed, purge, head)
 	}, nil
 }
 
@@ -206,7 +223,10 @@ func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context 
 	return context.WithValue(ctx, recordsKey{}, read)
 }
 
-func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData,
+// signReceipt signs a request's receipt. counts are what its collect
+// found per table; deletedBy, when the delete recorded its rows, what it
+// removed.
+func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData, deletedBy map[string]int64,
 	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead) (string, error) {
 	now := s.cfg.Now().UTC()
 	subject := s.subjectHash(req.ReconciliationValue)
@@ -229,6 +249,7 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	if deleted && req.ConfirmDeletePending {
 		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with the delete
 	}
+	listed := map[string]bool{}
 	for _, d := range counts {
 		t := ReceiptTable{Table: d.Schema}
 		if exported {
@@ -236,8 +257,20 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		}
 		if deleted {
 			t.Deleted = d.RecordCount
+			if deletedBy != nil {
+				t.Deleted = deletedBy[d.Schema]
+			}
 		}
 		c.Tables = append(c.Tables, t)
+		listed[d.Schema] = true
+	}
+	if deleted {
+		// Tables only the delete found rows in (written after the collect).
+		for _, schema := range slices.Sorted(maps.Keys(deletedBy)) {
+			if !listed[schema] {
+				c.Tables = append(c.Tables, ReceiptTable{Table: schema, Deleted: deletedBy[schema]})
+			}
+		}
 	}
 	switch {
 	case req.Type == TypeAccess:

@@ -221,3 +221,45 @@ func TestReceiptAttestsPurge(t *testing.T) {
 		}
 	})
 }
+
+// TestReceiptCountsWhatTheDeleteRemoved: a delivery log written between a
+// one-step delete's collect and its delete is deleted with the rest, and
+// the receipt's count for its table is the rows the delete removed (plain
+// SQL before the delete), not what the collect counted.
+func TestReceiptCountsWhatTheDeleteRemoved(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})
+		sql := storetest.SQLOf(t, f.env.DB)
+		rcp := recipientID(t, f, 2)
+		id := f.create(t, "defaultNamespace1", demodata.Email(2), privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		collected, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE recipient_id = ?", rcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sql.InsertRow(f.ctx, "nms_broad_log_rcp", map[string]any{"id": int64(990201), "recipient_id": rcp, "address": demodata.Email(2)}); err != nil {
+			t.Fatal(err)
+		}
+		before, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE recipient_id = ?", rcp)
+		if err != nil || before != collected+1 {
+			t.Fatalf("%d logs before the delete, %d collected: %v", before, collected, err)
+		}
+		f.run(t, privacy.Delete)
+		if s := f.status(t, id); s != privacy.StatusComplete {
+			t.Fatalf("delete: %s", s)
+		}
+		if left, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE recipient_id = ?", rcp); left != 0 {
+			t.Fatalf("%d logs left", left)
+		}
+		_, c := f.receiptOf(t, id)
+		for _, tb := range c.Tables {
+			if tb.Table == "nms:broadLogRcp" {
+				if tb.Deleted != int64(before) {
+					t.Fatalf("the receipt counts %d deleted logs, the delete removed %d (the collect counted %d)", tb.Deleted, before, collected)
+				}
+				return
+			}
+		}
+		t.Fatalf("no nms:broadLogRcp in the receipt: %+v", c.Tables)
+	})
+}
