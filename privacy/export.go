@@ -166,7 +166,7 @@ func (w *chunkWriter) emit(last bool) error {
 func (s *Service) writeExport(ctx context.Context, req *store.Request, value string, found []tableIDs, linked []LinkedCount) (int, int64, error) {
 	chunks, size, err := s.writeChunks(ctx, req, value, found, linked)
 	if err != nil {
-		if dropErr := s.db.DropExport(context.WithoutCancel(ctx), req.ID); dropErr != nil {
+		if dropErr := s.db.DropExport(context.WithoutCancel(ctx), req.ID, s.worker(ctx)); dropErr != nil && !errors.Is(dropErr, store.ErrLostClaim) {
 			s.log.WarnContext(ctx, "could not drop an incomplete export", "id", req.ID, "err", dropErr)
 		}
 		return 0, 0, err
@@ -194,7 +194,7 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := s.db.BeginExport(ctx, req.ID, wrapped, codecLZ4); err != nil {
+	if err := s.db.BeginExport(ctx, req.ID, s.worker(ctx), wrapped, codecLZ4); err != nil {
 		return 0, 0, err
 	}
 	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
@@ -203,7 +203,7 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 			if err := s.failpoint("export-chunk"); err != nil {
 				return err
 			}
-			return s.db.AppendExportChunk(ctx, req.ID, seq, data)
+			return s.db.AppendExportChunk(ctx, req.ID, s.worker(ctx), seq, data)
 		}}
 	w := bufio.NewWriterSize(cw, 16<<10)
 	rv, b64 := exportAttr("'" + value + "'")

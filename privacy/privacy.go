@@ -125,7 +125,9 @@ type Service struct {
 
 	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
 
-	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
+	runs     sync.WaitGroup // workflow runs started over SOAP (technical.go)
+	runsMu   sync.Mutex
+	runStops map[*int]context.CancelFunc // each one's stop (StopWorkflows)
 
 	creates map[int64]*rate.Limiter // under mu: the request-creation quota per operator
 	// namespaces caches the namespaces CreateRequestByName reads, by

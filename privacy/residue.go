@@ -142,11 +142,11 @@ const finishBatch = 100
 func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, line, purgedAt string) error {
 	var firstErr error
 	for start := 0; start < len(ids); start += finishBatch {
-		held, err := s.db.HeldRequests(ctx, ids[start:min(start+finishBatch, len(ids))], s.cfg.Worker)
+		held, err := s.db.HeldRequests(ctx, ids[start:min(start+finishBatch, len(ids))], s.workerNames())
 		if err != nil {
 			return err
 		}
-		var items []store.BatchItem
+		items := map[string][]store.BatchItem{} // by the worker that holds them
 		ctx := s.withRecords(ctx, requestIDs(held))
 		for i := range held {
 			req := &held[i]
@@ -163,21 +163,21 @@ func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, l
 			if err != nil {
 				return err
 			}
-			items = append(items, store.BatchItem{ID: req.ID, Update: upd, Receipt: receipt})
+			worker := *req.ClaimedBy
+			items[worker] = append(items[worker], store.BatchItem{ID: req.ID, Update: upd, Receipt: receipt})
 		}
-		if len(items) == 0 {
-			continue
-		}
-		res, err := s.db.CommitBatch(ctx, s.cfg.Worker, items)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
+		for worker, items := range items {
+			res, err := s.db.CommitBatch(ctx, worker, items)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
-			continue
-		}
-		for i, r := range res {
-			if r.Held {
-				s.log.InfoContext(ctx, "privacy request step done", "id", items[i].ID, "status", Status(*r.Update.Status).String())
+			for i, r := range res {
+				if r.Held {
+					s.log.InfoContext(ctx, "privacy request step done", "id", items[i].ID, "status", Status(*r.Update.Status).String())
+				}
 			}
 		}
 	}

@@ -62,10 +62,26 @@ func (s *Service) StartWorkflow(ctx context.Context, caller *session.Caller, ref
 		return apperr.Errorf(apperr.Conflict, "The workflow '%s' is already running: stop it or wait for its end.", w.InternalName)
 	}
 	s.log.InfoContext(ctx, "workflow started", "workflow", w.InternalName, "operator_id", caller.OperatorID)
+	// The run outlives the call, and stops at StopWorkflows (a shutdown),
+	// as a scheduled run stops at the service's end.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	key := new(int)
+	s.runsMu.Lock()
+	if s.runStops == nil {
+		s.runStops = map[*int]context.CancelFunc{}
+	}
+	s.runStops[key] = stop
+	s.runsMu.Unlock()
 	s.runs.Add(1)
 	go func() {
 		defer s.runs.Done()
-		s.runWorkflow(context.WithoutCancel(ctx), w.ID, w.InternalName)
+		defer func() {
+			s.runsMu.Lock()
+			delete(s.runStops, key)
+			s.runsMu.Unlock()
+			stop()
+		}()
+		s.runWorkflow(runCtx, w.ID, w.InternalName)
 	}()
 	return nil
 }
@@ -201,8 +217,31 @@ func (s *Service) PostWorkflowEvent(ctx context.Context, caller *session.Caller,
 	return s.StartWorkflow(ctx, caller, ref)
 }
 
-// WaitWorkflows waits for the runs this process started (tests, shutdown).
+// WaitWorkflows waits for the runs this process started over SOAP (tests).
 func (s *Service) WaitWorkflows() { s.runs.Wait() }
+
+// StopWorkflows stops the runs this process started over SOAP, as a
+// shutdown stops a scheduled run (a delete run ends its batch, starts no
+// residue purge and releases its requests for the next run), and waits
+// for them until ctx ends; it reports whether they all ended.
+func (s *Service) StopWorkflows(ctx context.Context) bool {
+	s.runsMu.Lock()
+	for _, stop := range s.runStops {
+		stop()
+	}
+	s.runsMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.runs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // WorkflowState returns a technical workflow's row (tests, the console).
 func (s *Service) WorkflowState(ctx context.Context, ref string) (state int, lastResult string, err error) {

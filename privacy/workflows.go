@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -132,8 +133,10 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			worker := s.workerName(w)
+			ctx := context.WithValue(ctx, workerKey{}, worker)
 			for ctx.Err() == nil {
-				reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, s.cfg.Worker, s.cfg.Lease)
+				reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, worker, s.cfg.Lease)
 				if err == nil && len(reqs) == 0 {
 					return
 				}
@@ -177,6 +180,33 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 	return rep, firstErr
 }
 
+// workerKey carries, in a worker's context, the name its claims hold
+// requests under (workerName).
+type workerKey struct{}
+
+// workerName is the name worker w of a run claims under: the process's
+// (Config.Worker) and w, so that the fence of every commit (claimed_by)
+// tells apart two workers of one process too — a worker whose lease ran
+// out must not commit over the one that took its requests over.
+func (s *Service) workerName(w int) string { return s.cfg.Worker + "#" + strconv.Itoa(w) }
+
+// workerNames are the names every worker of a run claims under.
+func (s *Service) workerNames() []string {
+	out := make([]string, s.cfg.Workers)
+	for w := range out {
+		out[w] = s.workerName(w)
+	}
+	return out
+}
+
+// worker is the name the worker running in ctx claims under.
+func (s *Service) worker(ctx context.Context) string {
+	if w, ok := ctx.Value(workerKey{}).(string); ok {
+		return w
+	}
+	return s.cfg.Worker
+}
+
 // commitBatch ends the batched steps of one claim in one transaction. If
 // that transaction fails, nothing of it was applied: each request then
 // runs again alone, so only a request whose own work fails is failed.
@@ -187,7 +217,7 @@ func (s *Service) commitBatch(ctx context.Context, items []store.BatchItem, reqs
 	// run not knowing its deletes were done, and their requests held
 	// until the lease ends instead of released by the run's end. The
 	// shutdown waits for the run.
-	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.cfg.Worker, items)
+	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.worker(ctx), items)
 	if err == nil {
 		for i, r := range res {
 			if !r.Held || r.Remaining > 0 {
@@ -409,7 +439,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if len(parts) == 0 {
 			return nil
 		}
-		if err := s.db.DeleteOwned(ctx, req.ID, s.cfg.Worker, parts, s.cfg.Lease, record); err != nil {
+		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record); err != nil {
 			return err
 		}
 		record = nil
@@ -699,8 +729,14 @@ func (s *Service) recordedSets(ctx context.Context, req *store.Request, like []t
 			sets[k][i] = tableIDs{t.schema, uniqueSorted(m[t.schema.ID()])}
 			delete(m, t.schema.ID())
 		}
+		// Rows of a schema the data model no longer owns from the
+		// subject's: a reviewed set cannot be deleted as reviewed; the
+		// rows an attempt or a round deleted only lead to others, and
+		// those are no longer the subject's.
 		for sc := range m {
-			return nil, nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
+			if k == 0 && req.ConfirmDeletePending {
+				return nil, nil, apperr.Errorf(apperr.Invalid, "The reviewed records of %s are no longer owned by the subject's schema.", sc)
+			}
 		}
 	}
 	return sets[0], sets[1], nil
@@ -783,12 +819,31 @@ func (s *Service) progress(rep Report) {
 }
 
 func (s *Service) expireConfirmations(ctx context.Context) error {
+	days := int(s.cfg.ConfirmWindow / (24 * time.Hour))
 	n, err := s.db.ExpireConfirmations(ctx, StatusConfirmDeletePending.stored(), StatusError.stored(),
-		fmt.Sprintf("Error: the delete was not confirmed within %d days; nothing was deleted.", int(s.cfg.ConfirmWindow/(24*time.Hour))))
+		fmt.Sprintf("Error: the delete was not confirmed within %d days; nothing was deleted.", days))
+	if err != nil {
+		return err
+	}
 	if n > 0 {
 		s.log.InfoContext(ctx, "unconfirmed deletes expired", "count", n)
 	}
-	return err
+	// A request sent back to review after a round that deleted rows: its
+	// delete had started, and it ends with a receipt that says so.
+	for {
+		reqs, err := s.db.ClaimExpiredRounds(ctx, StatusConfirmDeletePending.stored(), s.cfg.Worker, s.cfg.Lease)
+		if err != nil || len(reqs) == 0 {
+			return err
+		}
+		for i := range reqs {
+			reqs[i].Status = StatusDeleteInProgress.stored() // for its receipt: the delete started
+			upd := store.RequestUpdate{Status: ptr(StatusError.stored()), ClearDedupe: true, Audit: []string{fmt.Sprintf(
+				"Error: the records that matched after the review were not confirmed within %d days and were not deleted; the records confirmed before were deleted.", days)}}
+			if err := s.finish(ctx, &reqs[i], upd); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // errLostClaim: another worker took the request over.
@@ -803,7 +858,7 @@ func (s *Service) finish(ctx context.Context, req *store.Request, upd store.Requ
 
 // commitOne applies one request's batch item alone.
 func (s *Service) commitOne(ctx context.Context, req *store.Request, item store.BatchItem) error {
-	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.cfg.Worker, []store.BatchItem{item}) // as commitBatch
+	res, err := s.db.CommitBatch(context.WithoutCancel(ctx), s.worker(ctx), []store.BatchItem{item}) // as commitBatch
 	if err != nil {
 		return err
 	}

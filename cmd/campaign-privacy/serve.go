@@ -68,9 +68,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		log.Info("created operator admin with the password from CP_ADMIN_PASSWORD")
 	}
 	go purgeSessions(ctx, a.Sessions, log)
-	// A scheduled run stops at ctx's end: a delete run ends its batch,
-	// starts no residue purge and releases its deleted requests for the
-	// next run. Serve waits for it, within the shutdown's budget.
+	// A scheduled run stops at ctx's end, and so does a run started over
+	// SOAP: a delete run ends its batch, starts no residue purge and
+	// releases its deleted requests for the next run. Serve waits for
+	// them, within the shutdown's budget.
 	var stopAt atomic.Int64
 	context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })
 	workflows := make(chan struct{})
@@ -88,9 +89,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		if stopAt.Load() == 0 {
 			stop = time.Now()
 		}
+		budget, cancel := context.WithDeadline(context.Background(), stop.Add(shutdownBudget))
+		defer cancel()
+		ended := a.Privacy.StopWorkflows(budget)
 		select {
 		case <-workflows:
-		case <-time.After(time.Until(stop.Add(shutdownBudget))):
+		case <-budget.Done():
+			ended = false
+		}
+		if !ended {
 			log.Warn("a workflow run did not stop within the shutdown's budget: its requests wait for their lease")
 		}
 	}()

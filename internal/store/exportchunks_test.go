@@ -22,12 +22,25 @@ func TestExportChunks(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, storetest.NewClock().Now)
 			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
-			if err := db.BeginExport(ctx, id, []byte("wrapped"), ""); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
 				t.Fatal(err)
+			}
+			// Only the worker holding the request writes its file.
+			if err := db.BeginExport(ctx, id, "other", []byte("wrapped"), ""); !errors.Is(err, store.ErrLostClaim) {
+				t.Fatalf("another worker began the export: %v", err)
+			}
+			if err := db.BeginExport(ctx, id, "w", []byte("wrapped"), ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.AppendExportChunk(ctx, id, "other", 0, []byte("x")); !errors.Is(err, store.ErrLostClaim) {
+				t.Fatalf("another worker appended a chunk: %v", err)
+			}
+			if err := db.DropExport(ctx, id, "other"); !errors.Is(err, store.ErrLostClaim) {
+				t.Fatalf("another worker dropped the export: %v", err)
 			}
 			chunk := func(seq int) []byte { return bytes.Repeat([]byte{byte('a' + seq)}, 1000+seq) }
 			for seq := range 6 {
-				if err := db.AppendExportChunk(ctx, id, seq, chunk(seq)); err != nil {
+				if err := db.AppendExportChunk(ctx, id, "w", seq, chunk(seq)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -112,7 +125,10 @@ func TestFindRequestExport(t *testing.T) {
 				}
 			}
 			check("no export")
-			if err := db.BeginExport(ctx, id, []byte("wrapped"), "lz4"); err != nil {
+			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.BeginExport(ctx, id, "w", []byte("wrapped"), "lz4"); err != nil {
 				t.Fatal(err)
 			}
 			check("written")

@@ -61,6 +61,7 @@ type createResult struct {
 	id       int64
 	existing bool
 	err      error
+	gone     bool // its caller gave up before the commit: nothing was written
 }
 
 type createQueue struct {
@@ -234,9 +235,12 @@ func (d *DB) writeCreates(batch []*createCall) {
 					r, err = d.insertRequests(ctx, []*createCall{c})
 					return err
 				})
-				if err != nil {
+				switch {
+				case errors.Is(err, errCallerGone):
+					results[i] = createResult{err: translate(c.ctx.Err(), "Privacy request"), gone: true}
+				case err != nil:
 					results[i] = createResult{err: translate(err, "Privacy request")}
-				} else {
+				default:
 					results[i] = r[0]
 				}
 			}
@@ -247,12 +251,22 @@ func (d *DB) writeCreates(batch []*createCall) {
 		byCall[c] = results[i]
 		c.done <- results[i]
 	}
+	var again []*createCall
 	for c, f := range follows {
 		r := byCall[f]
+		if r.gone && c.ctx.Err() == nil {
+			// The row it followed was not written, its caller gone: it is
+			// written for this call.
+			again = append(again, c)
+			continue
+		}
 		if r.err == nil {
 			r.existing = true
 		}
 		c.done <- r
+	}
+	if len(again) > 0 {
+		d.writeCreates(again)
 	}
 }
 

@@ -81,9 +81,9 @@ func (d *DB) claimCandidates() string {
 
 // HeldRequests returns those of ids that worker still holds (its claim
 // not taken over), by id.
-func (d *DB) HeldRequests(ctx context.Context, ids []int64, worker string) ([]Request, error) {
+func (d *DB) HeldRequests(ctx context.Context, ids []int64, workers []string) ([]Request, error) {
 	var held []Request
-	err := d.db.WithContext(ctx).Where("id IN ? AND claimed_by = ?", ids, worker).Order("id").Find(&held).Error
+	err := d.db.WithContext(ctx).Where("id IN ? AND claimed_by IN ?", ids, workers).Order("id").Find(&held).Error
 	return held, translate(err, "Privacy request")
 }
 
@@ -178,7 +178,8 @@ func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to Status, auditL
 	// The ids first (locked on PostgreSQL), so each moved request's line
 	// joins the audit chain in the same transaction.
 	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
-		q := tx.Model(&Request{}).Where("status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ?", waiting, now).Order("id")
+		q := tx.Model(&Request{}).Where("status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ? AND NOT "+deletedRounds,
+			waiting, now, true).Order("id")
 		if d.dialect == Postgres {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 		}
@@ -200,6 +201,30 @@ func (d *DB) ExpireConfirmations(ctx context.Context, waiting, to Status, auditL
 		return nil
 	})
 	return n, translate(err, "Privacy request")
+}
+
+// deletedRounds is true of a request (privacy_requests) whose earlier
+// rounds deleted rows (argument: true).
+const deletedRounds = "EXISTS (SELECT 1 FROM privacy_request_rows rr WHERE rr.request_id = privacy_requests.id AND rr.deleted = ?)"
+
+// ClaimExpiredRounds claims for worker the requests in status waiting
+// whose confirmation deadline has passed and whose earlier rounds deleted
+// rows (ExpireConfirmations leaves them): a delete that started, which
+// ends with its receipt. Their status stays: a crash leaves them to the
+// next claim, never to a delete of what was not confirmed.
+func (d *DB) ClaimExpiredRounds(ctx context.Context, waiting Status, worker string, lease time.Duration) ([]Request, error) {
+	now := d.now().UTC()
+	lock := ""
+	if d.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var got []Request
+	err := d.db.WithContext(ctx).Raw("UPDATE privacy_requests SET claimed_by = ?, claimed_until = ?, last_modified = ? "+
+		"WHERE id IN (SELECT id FROM privacy_requests WHERE status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline <= ? "+
+		"AND (claimed_until IS NULL OR claimed_until < ?) AND "+deletedRounds+" ORDER BY id LIMIT ?"+lock+") RETURNING *",
+		worker, now.Add(lease), now, waiting, now, now, true, idBatch).Scan(&got).Error
+	sort.Slice(got, func(i, j int) bool { return got[i].ID < got[j].ID })
+	return got, translate(err, "Privacy request")
 }
 
 // FindIDs returns the ids of the rows of table whose column equals value
@@ -321,22 +346,56 @@ func (exportChunk) TableName() string { return "privacy_export_chunks" }
 
 // BeginExport replaces any export of the request (a retried collect) by an
 // empty, incomplete one under a new wrapped key, its chunks packed with
-// codec.
-func (d *DB) BeginExport(ctx context.Context, requestID int64, wrappedKey []byte, codec string) error {
+// codec — if worker still holds the request (ErrLostClaim): a worker whose
+// lease ran out must not replace the file of the one that took it over.
+func (d *DB) BeginExport(ctx context.Context, requestID int64, worker string, wrappedKey []byte, codec string) error {
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := d.stillHeld(tx, requestID, worker); err != nil {
+			return err
+		}
 		if err := deleteExport(tx, requestID); err != nil {
 			return err
 		}
 		return tx.Create(&Export{RequestID: requestID, WrappedKey: wrappedKey, Codec: codec, Created: d.now().UTC()}).Error
 	})
+	if errors.Is(err, ErrLostClaim) {
+		return err
+	}
 	return translate(err, "Export")
 }
 
 // DropExport deletes a request's export and its chunks, complete or not (a
-// collect that failed half-way gives its space back at once).
-func (d *DB) DropExport(ctx context.Context, requestID int64) error {
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return deleteExport(tx, requestID) })
+// collect that failed half-way gives its space back at once), if worker
+// still holds the request.
+func (d *DB) DropExport(ctx context.Context, requestID int64, worker string) error {
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := d.stillHeld(tx, requestID, worker); err != nil {
+			return err
+		}
+		return deleteExport(tx, requestID)
+	})
+	if errors.Is(err, ErrLostClaim) {
+		return err
+	}
 	return translate(err, "Export")
+}
+
+// stillHeld fails with ErrLostClaim unless worker holds the request; on
+// PostgreSQL it keeps the row locked until tx ends, so that no other
+// worker takes it over meanwhile.
+func (d *DB) stillHeld(tx *gorm.DB, requestID int64, worker string) error {
+	lock := ""
+	if d.dialect == Postgres {
+		lock = " FOR UPDATE"
+	}
+	var held []int64
+	if err := tx.Raw("SELECT id FROM privacy_requests WHERE id = ? AND claimed_by = ?"+lock, requestID, worker).Scan(&held).Error; err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		return ErrLostClaim
+	}
+	return nil
 }
 
 func deleteExport(tx *gorm.DB, requestID int64) error {
@@ -346,9 +405,15 @@ func deleteExport(tx *gorm.DB, requestID int64) error {
 	return tx.Where("request_id = ?", requestID).Delete(&Export{}).Error
 }
 
-// AppendExportChunk stores one sealed chunk.
-func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, seq int, data []byte) error {
-	return translate(d.db.WithContext(ctx).Create(&exportChunk{RequestID: requestID, Seq: seq, Data: data}).Error, "Export")
+// AppendExportChunk stores one sealed chunk, if worker still holds the
+// request (ErrLostClaim).
+func (d *DB) AppendExportChunk(ctx context.Context, requestID int64, worker string, seq int, data []byte) error {
+	res := d.db.WithContext(ctx).Exec("INSERT INTO privacy_export_chunks (request_id, seq, data) SELECT ?, ?, ? "+
+		"WHERE EXISTS (SELECT 1 FROM privacy_requests WHERE id = ? AND claimed_by = ?)", requestID, seq, data, requestID, worker)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return ErrLostClaim
+	}
+	return translate(res.Error, "Export")
 }
 
 // FindExport returns the export of a request.
