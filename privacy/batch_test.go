@@ -63,7 +63,7 @@ func checkErased(t *testing.T, f *fixture, before map[string]int64, n int64) {
 			t.Fatalf("%s changed", table)
 		}
 	}
-	if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+	if _, err := f.env.DB.VerifyAuditChain(f.ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 }

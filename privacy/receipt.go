@@ -324,17 +324,45 @@ func (s *Service) Receipt(ctx context.Context, id int64) (string, error) {
 	return s.db.FindReceipt(ctx, id)
 }
 
+// VerifyAudit walks the audit chain (store.VerifyAuditChain) and checks it
+// against the chain heads the stored receipts carry, each verified with
+// keys first: a receipt that does not verify is an error too (it was
+// changed, or signed with a key not given).
+func VerifyAudit(ctx context.Context, db *store.DB, keys []ed25519.PublicKey) (store.ChainHead, error) {
+	anchors := map[int64]string{}
+	err := db.EachReceipt(ctx, func(jws string) error {
+		c, err := VerifyReceipt(jws, keys)
+		if err != nil {
+			return err
+		}
+		anchors[c.AuditChainSeq] = c.AuditChainHead
+		return nil
+	})
+	if err != nil {
+		return store.ChainHead{}, err
+	}
+	return db.VerifyAuditChain(ctx, anchors)
+}
+
 // VerifyReceipt checks a receipt's signature against any of keys and
 // returns its claims. Any changed byte fails.
 func VerifyReceipt(jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no public key to verify with")
 	}
+	// Compact form only: base64url and two dots. The decoder would skip a
+	// line break inside, and a changed byte must fail.
+	jws = strings.TrimSpace(jws)
+	if strings.ContainsFunc(jws, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		return nil, errors.New("the receipt does not verify: it is not a compact JWS (base64url and dots only)")
+	}
 	var lastErr error
 	for _, k := range keys {
 		var c ReceiptClaims
-		_, err := jwt.ParseWithClaims(strings.TrimSpace(jws), &c, func(*jwt.Token) (any, error) { return k, nil },
-			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}))
+		_, err := jwt.ParseWithClaims(jws, &c, func(*jwt.Token) (any, error) { return k, nil },
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), jwt.WithStrictDecoding())
 		if err == nil {
 			return &c, nil
 		}
@@ -345,7 +373,8 @@ func VerifyReceipt(jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error)
 
 // DownloadReceipt returns a request's receipt for an operator, under the
 // file's rules (the Privacy Data Right), and records the download in the
-// audit.
+// audit as a file's is: a line at an operator's first download in a clock
+// hour, the others counted.
 func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int64, from string) (string, error) {
 	if err := requireRight(c); err != nil {
 		return "", err
@@ -354,10 +383,19 @@ func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int
 	if err != nil {
 		return "", err
 	}
-	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("Receipt downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+	if _, err := s.recordDownload(ctx, c, id, true, fmt.Sprintf("Receipt downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
 		return "", err
 	}
 	return jws, nil
+}
+
+// OpenReceipt returns a request's receipt for an operator without
+// recording a download: a HEAD, which tells the size and nothing else.
+func (s *Service) OpenReceipt(ctx context.Context, c *session.Caller, id int64) (string, error) {
+	if err := requireRight(c); err != nil {
+		return "", err
+	}
+	return s.db.FindReceipt(ctx, id)
 }
 
 // reviewedDigest is the SHA-256 of a reviewed set: one "schema:id" line

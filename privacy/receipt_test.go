@@ -91,7 +91,7 @@ func TestReceipts(t *testing.T) {
 				t.Fatal("a receipt verified under another key")
 			}
 		}
-		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+		if _, err := f.env.DB.VerifyAuditChain(f.ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -213,7 +213,7 @@ func TestReceiptAttestsPurge(t *testing.T) {
 			t.Fatalf("purge line at %d, completion at %d, receipt head at %d (%v)", purgedAt, completeAt, c.AuditChainSeq, err)
 		}
 		// The chain head it carries is still a head the chain went through.
-		if _, err := f.env.DB.VerifyAuditChain(f.ctx); err != nil {
+		if _, err := f.env.DB.VerifyAuditChain(f.ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, c := f.receiptOf(t, access); c.ResiduePurge != "" {

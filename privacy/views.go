@@ -108,28 +108,40 @@ func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, fro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.FlushDownloadCounts(ctx); err != nil {
+	first, err := s.recordDownload(ctx, c, id, false, fmt.Sprintf("File downloaded by operator '%s' from %s.", c.Login, from))
+	if err != nil {
 		rd.Close()
 		return nil, nil, err
 	}
-	key := downloadKey{request: id, operator: c.OperatorID, hour: s.cfg.Now().UTC().Truncate(time.Hour)}
+	if first {
+		s.log.InfoContext(ctx, "privacy file downloaded", "id", id, "operator_id", c.OperatorID, "from", from)
+	}
+	return e, rd, nil
+}
+
+// recordDownload writes line, the audit line of an operator's first
+// download of a request's file (or receipt) in a clock hour, and counts
+// the others, written by FlushDownloadCounts once the hour is over.
+func (s *Service) recordDownload(ctx context.Context, c *session.Caller, id int64, receipt bool, line string) (first bool, err error) {
+	if err := s.FlushDownloadCounts(ctx); err != nil {
+		return false, err
+	}
+	key := downloadKey{request: id, operator: c.OperatorID, hour: s.cfg.Now().UTC().Truncate(time.Hour), receipt: receipt}
 	s.mu.Lock()
 	if d := s.downloads[key]; d != nil {
 		d.count++
 		s.mu.Unlock()
-		return e, rd, nil
+		return false, nil
 	}
 	s.downloads[key] = &downloadCount{login: c.Login, count: 1}
 	s.mu.Unlock()
-	if err := s.db.AppendAudit(ctx, id, fmt.Sprintf("File downloaded by operator '%s' from %s.", c.Login, from)); err != nil {
+	if err := s.db.AppendAudit(ctx, id, line); err != nil {
 		s.mu.Lock()
 		delete(s.downloads, key)
 		s.mu.Unlock()
-		rd.Close()
-		return nil, nil, err
+		return false, err
 	}
-	s.log.InfoContext(ctx, "privacy file downloaded", "id", id, "operator_id", c.OperatorID, "from", from)
-	return e, rd, nil
+	return true, nil
 }
 
 // OpenDownload opens the data-subject file for an operator without
@@ -141,10 +153,12 @@ func (s *Service) OpenDownload(ctx context.Context, c *session.Caller, id int64)
 	return s.OpenExport(ctx, id)
 }
 
-// downloadKey is one operator's downloads of one file in one clock hour.
+// downloadKey is one operator's downloads of one file (or its receipt) in
+// one clock hour.
 type downloadKey struct {
 	request, operator int64
 	hour              time.Time
+	receipt           bool
 }
 
 type downloadCount struct {
@@ -173,8 +187,12 @@ func (s *Service) FlushDownloadCounts(ctx context.Context) error {
 		if l.count < 2 {
 			continue
 		}
-		err := s.db.AppendAudit(ctx, l.key.request, fmt.Sprintf("File downloaded %d more times by operator '%s' in the hour from %s.",
-			l.count-1, l.login, l.key.hour.Format("2006-01-02 15:04Z")))
+		what := "File"
+		if l.key.receipt {
+			what = "Receipt"
+		}
+		err := s.db.AppendAudit(ctx, l.key.request, fmt.Sprintf("%s downloaded %d more times by operator '%s' in the hour from %s.",
+			what, l.count-1, l.login, l.key.hour.Format("2006-01-02 15:04Z")))
 		if err != nil && apperr.CodeOf(err) != apperr.NotFound {
 			s.mu.Lock() // try again next time
 			for _, r := range done[i:] {

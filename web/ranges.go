@@ -48,14 +48,16 @@ func limitRanges(h string, size int64) (out string, keep bool) {
 			if err != nil || start < 0 {
 				return h, true
 			}
+			if start >= size {
+				// Unsatisfiable, whatever its end (ServeContent does not
+				// read it either); all of them is a 416.
+				continue
+			}
 			end := size - 1
 			if last != "" {
 				if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
 					return h, true
 				}
-			}
-			if start >= size {
-				continue // unsatisfiable; all of them is a 416
 			}
 			sp = span{start, min(end, size-1)}
 		}

@@ -10,7 +10,15 @@ import (
 // JWS (application/jose); campaign-privacy receipt verify checks it
 // offline.
 func (s *Server) handleReceipt(w http.ResponseWriter, r *http.Request, id int64) {
-	jws, err := s.privacy.DownloadReceipt(r.Context(), callerOf(r), id, addrOf(r).String())
+	var (
+		jws string
+		err error
+	)
+	if r.Method == http.MethodHead { // the size, not a download
+		jws, err = s.privacy.OpenReceipt(r.Context(), callerOf(r), id)
+	} else {
+		jws, err = s.privacy.DownloadReceipt(r.Context(), callerOf(r), id, addrOf(r).String())
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -128,7 +129,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /privacy/logon", s.zoned(s.handleLogonForm))
 	mux.HandleFunc("POST /privacy/logon", s.zoned(s.handleLogon))
-	mux.HandleFunc("POST /privacy/logoff", s.gate(s.handleLogoff, true))
+	mux.HandleFunc("POST /privacy/logoff", s.signedIn(s.handleLogoff, true, false))
 	mux.HandleFunc("GET /privacy/{$}", s.gate(s.handleList, false))
 	mux.HandleFunc("GET /privacy", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/privacy/", http.StatusFound) })
 	mux.HandleFunc("GET /privacy/requests/{id}", s.gate(s.handleDetail, false))
@@ -159,6 +160,9 @@ const (
 	csrfKey
 )
 
+// maxFormBytes bounds the body of a console form post.
+const maxFormBytes = 16 << 10
+
 // routeOf is the route a request matched ("GET /privacy/requests/{id}"),
 // for the log: the path itself is the caller's text, and may hold
 // anything, personal data too.
@@ -185,12 +189,21 @@ func (s *Server) zoned(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // gate adds the session: no session → the logon page; a form post must
-// carry the security token (CSRF).
+// carry the security token (CSRF); the caller must hold the Privacy Data
+// Right.
 func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
+	return s.signedIn(h, post, true)
+}
+
+// signedIn is gate, the right required or not: any operator may log off.
+func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.HandlerFunc {
 	return s.zoned(func(w http.ResponseWriter, r *http.Request) {
 		cred := session.ReadCredentials(r, session.Envelope{})
 		cred.SafeRead, cred.From = !post, addrOf(r).String()
 		if post {
+			// Read before the caller is known: bounded (a console form is
+			// a few fields).
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			cred.SecurityToken = r.PostFormValue("csrf")
 			if cred.SecurityToken == "" {
 				http.Error(w, "Forbidden: the form is missing its security token. Reload the page.", http.StatusForbidden)
@@ -207,17 +220,18 @@ func (s *Server) gate(h http.HandlerFunc, post bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		if session.RequirePrivacyRight(caller) != nil {
+		ctx := context.WithValue(r.Context(), callerKey, caller)
+		if c, err := r.Cookie(securityCookie); err == nil {
+			ctx = context.WithValue(ctx, csrfKey, c.Value)
+		}
+		r = r.WithContext(ctx)
+		if needRight && session.RequirePrivacyRight(caller) != nil {
 			s.log.InfoContext(r.Context(), "web request without the privacy right", "operator_id", caller.OperatorID, "path", routeOf(r))
 			s.render(w, r, http.StatusForbidden, "error.html", page{Title: "Access denied", Caller: caller,
 				Detail: "Your operator does not hold the Privacy Data Right (privacyRight)."})
 			return
 		}
-		ctx := context.WithValue(r.Context(), callerKey, caller)
-		if c, err := r.Cookie(securityCookie); err == nil {
-			ctx = context.WithValue(ctx, csrfKey, c.Value)
-		}
-		h(w, r.WithContext(ctx))
+		h(w, r)
 	})
 }
 
@@ -291,11 +305,12 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		}
 		defer release()
 	}
-	export, rd, err := open()
+	export, opened, err := open()
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	rd := &closeAfterRead{rd: opened}
 	defer rd.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/xml; charset=utf-8")
@@ -310,20 +325,61 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 	}
 	counted := &countingReader{ReadSeeker: rd}
 	http.ServeContent(&paced{ResponseWriter: w, rc: http.NewResponseController(w), limits: s.cfg.Downloads}, r, "", export.Created, counted)
-	s.cfg.Metrics.Downloaded(counted.n)
+	s.cfg.Metrics.Downloaded(counted.n.Load())
 }
 
 // countingReader counts the bytes read through it: what ServeContent sent
 // of the file (a range, or nothing for a 304).
 type countingReader struct {
 	io.ReadSeeker
-	n int64
+	n atomic.Int64 // written by ServeContent's multipart goroutine
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.ReadSeeker.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
+}
+
+// closeAfterRead closes the file only between its reads: for a multipart
+// answer ServeContent reads it in a goroutine of its own, which may still
+// run when the client has gone and the handler returns; Close gives the
+// reader's buffers back to a pool the next download takes from. Reads
+// after Close fail.
+type closeAfterRead struct {
+	mu     sync.Mutex
+	rd     io.ReadSeekCloser
+	closed bool
+}
+
+var errFileClosed = errors.New("the file was closed")
+
+func (c *closeAfterRead) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errFileClosed
+	}
+	return c.rd.Read(p)
+}
+
+func (c *closeAfterRead) Seek(offset int64, whence int) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errFileClosed
+	}
+	return c.rd.Seek(offset, whence)
+}
+
+func (c *closeAfterRead) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.rd.Close()
 }
 
 // startDownload takes a download slot for an operator, if one is free.

@@ -202,7 +202,7 @@ func killDuringCreates(t *testing.T, dialect, failpoint string) {
 			}
 			byID[r.ID] = r
 		}
-		head, err := db.VerifyAuditChain(ctx)
+		head, err := db.VerifyAuditChain(ctx, nil)
 		if err != nil || head.Seq != total {
 			t.Fatalf("audit chain %+v %v for %d requests", head, err, total)
 		}

@@ -63,12 +63,38 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	head, err := db.VerifyAuditChain(ctx)
+	keys, err := receiptPublicKeys(s)
+	if err != nil {
+		return err
+	}
+	// Also against the chain heads the signed receipts recorded.
+	head, err := privacy.VerifyAudit(ctx, db, keys)
 	if err != nil {
 		return err // a *store.ChainBreak names the first broken seq
 	}
 	fmt.Fprintf(m.Stdout, "audit chain intact: %d line(s), head %s\n", head.Seq, head.Hash)
 	return nil
+}
+
+// receiptPublicKeys are the keys receipts verify with: this instance's,
+// then the previous ones (a rotation).
+func receiptPublicKeys(s *settings) ([]ed25519.PublicKey, error) {
+	k, err := receiptKey(s)
+	if err != nil {
+		return nil, err
+	}
+	keys := []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}
+	for _, v := range strings.Split(s.receiptPreviousKeys, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		k, err := decodePublicKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("CP_RECEIPT_PREVIOUS_KEYS: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 func (m *Main) receipt(ctx context.Context, args []string) error {
@@ -119,23 +145,8 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 				return err
 			}
 			keys = append(keys, k)
-		} else {
-			// This instance's key, then the previous ones (a rotation).
-			k, err := receiptKey(s)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, k.Public().(ed25519.PublicKey))
-			for _, v := range strings.Split(s.receiptPreviousKeys, ",") {
-				if v = strings.TrimSpace(v); v == "" {
-					continue
-				}
-				k, err := decodePublicKey(v)
-				if err != nil {
-					return fmt.Errorf("CP_RECEIPT_PREVIOUS_KEYS: %w", err)
-				}
-				keys = append(keys, k)
-			}
+		} else if keys, err = receiptPublicKeys(s); err != nil {
+			return err
 		}
 		c, err := privacy.VerifyReceipt(string(jws), keys)
 		if err != nil {

@@ -185,8 +185,11 @@ func (b *ChainBreak) Error() string {
 // VerifyAuditChain walks the chain in seq order, recomputing every hash.
 // It returns the head when the chain holds, or a *ChainBreak naming the
 // first row that does not (a changed row, a missing one, a foreign one, or
-// a tail that no longer ends at the head).
-func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
+// a tail that no longer ends at the head). anchors, seq → hash, are heads
+// recorded outside the chain (the signed receipts): the hash is unkeyed,
+// so one who may write the database can recompute the rows after a line
+// they edit, but not a signed receipt's head.
+func (d *DB) VerifyAuditChain(ctx context.Context, anchors map[int64]string) (ChainHead, error) {
 	head, err := d.FindChainHead(ctx)
 	if err != nil {
 		return ChainHead{}, err
@@ -212,6 +215,9 @@ func (d *DB) VerifyAuditChain(ctx context.Context) (ChainHead, error) {
 		want, err := ChainHash(prev, seq, requestID, at, line)
 		if err != nil || want != hash {
 			return ChainHead{}, &ChainBreak{Seq: seq, Reason: "the line was changed (its hash does not match its content)"}
+		}
+		if a, ok := anchors[seq]; ok && a != hash {
+			return ChainHead{}, &ChainBreak{Seq: seq, Reason: "the chain up to this line was rewritten (a signed receipt recorded another hash here)"}
 		}
 		last = ChainHead{Seq: seq, Hash: hash}
 	}
@@ -252,6 +258,25 @@ func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error
 		return tx.Table("privacy_requests").Where("id = ?", requestID).Update("receipt", jws).Error
 	})
 	return translate(err, "Receipt")
+}
+
+// EachReceipt calls fn with every stored receipt, in request order.
+func (d *DB) EachReceipt(ctx context.Context, fn func(jws string) error) error {
+	rows, err := d.readSQL.QueryContext(ctx, "SELECT jws FROM privacy_receipts ORDER BY request_id")
+	if err != nil {
+		return translate(err, "Receipt")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var jws string
+		if err := rows.Scan(&jws); err != nil {
+			return translate(err, "Receipt")
+		}
+		if err := fn(jws); err != nil {
+			return err
+		}
+	}
+	return translate(rows.Err(), "Receipt")
 }
 
 // FindReceipt returns the receipt of a request.

@@ -42,14 +42,14 @@ func TestAuditChain(t *testing.T) {
 			if err := db.PurgeRequest(ctx, id, "Collected data deleted."); err != nil {
 				t.Fatal(err)
 			}
-			head, err := db.VerifyAuditChain(ctx)
+			head, err := db.VerifyAuditChain(ctx, nil)
 			if err != nil || head.Seq != 5 || len(head.Hash) != 64 {
 				t.Fatalf("verify: %+v %v", head, err)
 			}
 
 			brokenAt := func() int64 {
 				t.Helper()
-				_, err := db.VerifyAuditChain(ctx)
+				_, err := db.VerifyAuditChain(ctx, nil)
 				var b *store.ChainBreak
 				if !errors.As(err, &b) {
 					t.Fatalf("verify of a tampered chain: %v", err)
@@ -65,7 +65,7 @@ func TestAuditChain(t *testing.T) {
 			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_audit_chain SET line = 'one' WHERE seq = 3"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.VerifyAuditChain(ctx); err != nil {
+			if _, err := db.VerifyAuditChain(ctx, nil); err != nil {
 				t.Fatalf("restored line: %v", err)
 			}
 			if err := storetest.SQLOf(t, db).Exec(ctx, "DELETE FROM privacy_audit_chain WHERE seq = 2"); err != nil {
@@ -134,7 +134,7 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			head, err := b.VerifyAuditChain(ctx)
+			head, err := b.VerifyAuditChain(ctx, nil)
 			// The creation's line and the 40 appended.
 			if err != nil || head.Seq != 41 {
 				t.Fatalf("verify after concurrent appends: %+v %v", head, err)

@@ -150,7 +150,7 @@ func TestGroupCommit(t *testing.T) {
 					t.Fatalf("%s: row %+v, %v", value, r, err)
 				}
 			}
-			head, err := db.VerifyAuditChain(ctx)
+			head, err := db.VerifyAuditChain(ctx, nil)
 			// One line per request: the prior, the first, v1..v19.
 			if want := int64(1 + 1 + 19); err != nil || head.Seq != want {
 				t.Fatalf("chain: %+v %v, want %d lines", head, err, want)
@@ -187,7 +187,7 @@ func TestGroupCommit(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := db.VerifyAuditChain(ctx); err != nil {
+			if _, err := db.VerifyAuditChain(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -233,7 +233,7 @@ func TestGroupCommitCallerGivesUp(t *testing.T) {
 			if _, err := db.FindRequestByID(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			if head, err := db.VerifyAuditChain(ctx); err != nil || head.Seq != int64(len(reqs)) {
+			if head, err := db.VerifyAuditChain(ctx, nil); err != nil || head.Seq != int64(len(reqs)) {
 				t.Fatalf("chain %+v %v for %d rows", head, err, len(reqs))
 			}
 		})
