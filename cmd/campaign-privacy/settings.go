@@ -143,7 +143,7 @@ var table = []setting{
 		Doc:  "Ed25519 seed (32 bytes, hex or base64) signing the erasure receipts. Replicas must share it.",
 		Set:  text(func(s *settings) *string { return &s.receiptKey })},
 	{Flag: "receipt-previous-keys", Env: "CP_RECEIPT_PREVIOUS_KEYS", Help: "comma-separated public keys of older receipts (verify)",
-		Doc: "comma-separated public keys (PEM file, hex or base64) that `receipt verify` still accepts after a rotation.",
+		Doc: "comma-separated public keys (PEM file, hex or base64) that `receipt verify` and `audit verify` still accept after a rotation.",
 		Set: text(func(s *settings) *string { return &s.receiptPreviousKeys })},
 	{Flag: "retention", Env: "CP_RETENTION", Default: "2160h", DefaultDoc: "`2160h` (90 days)", Help: "how long collected data is kept",
 		Accepts: "a positive duration such as 2160h",
