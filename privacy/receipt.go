@@ -324,26 +324,6 @@ func (s *Service) Receipt(ctx context.Context, id int64) (string, error) {
 	return s.db.FindReceipt(ctx, id)
 }
 
-// VerifyAudit walks the audit chain (store.VerifyAuditChain) and checks it
-// against the chain heads the stored receipts carry, each verified with
-// keys first: a receipt that does not verify is an error too (it was
-// changed, or signed with a key not given).
-func VerifyAudit(ctx context.Context, db *store.DB, keys []ed25519.PublicKey) (store.ChainHead, error) {
-	anchors := map[int64]string{}
-	err := db.EachReceipt(ctx, func(jws string) error {
-		c, err := VerifyReceipt(jws, keys)
-		if err != nil {
-			return err
-		}
-		anchors[c.AuditChainSeq] = c.AuditChainHead
-		return nil
-	})
-	if err != nil {
-		return store.ChainHead{}, err
-	}
-	return db.VerifyAuditChain(ctx, anchors)
-}
-
 // VerifyReceipt checks a receipt's signature against any of keys and
 // returns its claims. Any changed byte fails.
 func VerifyReceipt(jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {

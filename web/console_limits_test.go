@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
@@ -126,28 +127,28 @@ func TestReceiptHeadIsNotAnAuditedDownload(t *testing.T) {
 	}
 }
 
-// countingBody is a request body of n bytes that counts what was read of it.
+// countingBody is a request body of n bytes that counts what was read of
+// it (the client's transport reads it in a goroutine of its own).
 type countingBody struct {
-	n, read int64
-	prefix  []byte
+	n      int64
+	read   atomic.Int64
+	prefix []byte
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
-	if c.read >= c.n {
+	read := c.read.Load()
+	if read >= c.n {
 		return 0, io.EOF
 	}
-	k := int64(len(p))
-	if c.read+k > c.n {
-		k = c.n - c.read
-	}
+	k := min(int64(len(p)), c.n-read)
 	for i := range p[:k] {
-		if off := c.read + int64(i); off < int64(len(c.prefix)) {
+		if off := read + int64(i); off < int64(len(c.prefix)) {
 			p[i] = c.prefix[off]
 		} else {
 			p[i] = 'A'
 		}
 	}
-	c.read += k
+	c.read.Add(k)
 	return int(k), nil
 }
 
@@ -172,8 +173,8 @@ func TestFormBodyBoundedBeforeAuthentication(t *testing.T) {
 		status = resp.StatusCode
 		resp.Body.Close()
 	}
-	if body.read > 8<<20 {
+	if read := body.read.Load(); read > 8<<20 {
 		t.Fatalf("an anonymous form post of %d MiB: the server read %d MiB of it before answering %d (err %v)",
-			size>>20, body.read>>20, status, err)
+			size>>20, read>>20, status, err)
 	}
 }

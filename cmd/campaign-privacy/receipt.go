@@ -67,8 +67,22 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Also against the chain heads the signed receipts recorded.
-	head, err := privacy.VerifyAudit(ctx, db, keys)
+	// Also against the chain heads the signed receipts carry: the hash is
+	// unkeyed, a receipt's signature is not. A receipt that does not
+	// verify is an error too.
+	anchors := map[int64]string{}
+	err = db.EachReceipt(ctx, func(jws string) error {
+		c, err := privacy.VerifyReceipt(jws, keys)
+		if err != nil {
+			return err
+		}
+		anchors[c.AuditChainSeq] = c.AuditChainHead
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	head, err := db.VerifyAuditChain(ctx, anchors)
 	if err != nil {
 		return err // a *store.ChainBreak names the first broken seq
 	}
