@@ -294,6 +294,18 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	if err != nil {
 		return nil, err
 	}
+	// The row again: the wait for a hashing slot may have been long, and
+	// meanwhile the guesses before this one may have locked the operator,
+	// or its password changed or it was disabled. What was verified holds
+	// only for the hash read before.
+	verified := op.PasswordHash
+	if op, err = s.db.FindOperatorByLogin(ctx, login); apperr.CodeOf(err) == apperr.NotFound || err == nil && op.PasswordHash != verified {
+		s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
+		return nil, errBadLogon
+	} else if err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	switch {
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
@@ -324,8 +336,9 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 	}
 	if stale {
+		// Only over the hash verified: a password changed meanwhile stays.
 		if h, err := s.hash.Hash(ctx, password); err == nil {
-			_ = s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h})
+			_ = s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h, IfPasswordHash: &verified})
 		}
 	}
 	return s.open(ctx, op, now)

@@ -78,6 +78,9 @@ type OperatorUpdate struct {
 	PasswordHash *string
 	Rights       *string
 	Disabled     *bool
+	// IfPasswordHash, when set, updates only while the stored hash is this
+	// one (a rehash at logon must not undo a password change).
+	IfPasswordHash *string
 }
 
 // UpdateOperator changes the given fields of the operator with that login.
@@ -92,7 +95,11 @@ func (d *DB) UpdateOperator(ctx context.Context, login string, upd OperatorUpdat
 	if upd.Disabled != nil {
 		fields["disabled"] = *upd.Disabled
 	}
-	res := d.db.WithContext(ctx).Model(&Operator{}).Where("login = ?", login).Updates(fields)
+	q := d.db.WithContext(ctx).Model(&Operator{}).Where("login = ?", login)
+	if upd.IfPasswordHash != nil {
+		q = q.Where("password_hash = ?", *upd.IfPasswordHash)
+	}
+	res := q.Updates(fields)
 	if res.Error != nil {
 		return translate(res.Error, "Operator")
 	}
