@@ -275,6 +275,9 @@ func (r *Registry) add(file string, data []byte, custom bool) error {
 	if err != nil {
 		return err
 	}
+	if custom && d != nil && root.SelectAttrValue("extendedSchema", "") == "" && ServiceTable(d.Table) {
+		return &schemaError{file: file, line: pos[root], msg: "sqltable " + d.Table + " is one of the service's own tables (operators, sessions, privacy requests, their files and keys)"}
+	}
 	if ext := root.SelectAttrValue("extendedSchema", ""); ext != "" {
 		if d == nil {
 			return &schemaError{file: file, line: pos[root], msg: "an extension schema must declare <element name=\"" + s.Name + "\"> with its new attributes"}
@@ -382,6 +385,20 @@ func extendDocument(s *Schema, d *Data) {
 const PersistInterface = "xtk:persist"
 
 // implementPersist gives every data schema that declares no methods nor
+// ServiceTable reports whether table is one of the service's own: the
+// operators and their sessions, the privacy requests and everything kept
+// beside them (files, keys, records, receipts, the audit chain), the
+// workflows and the migrations. No custom schema may map it: ExecuteQuery
+// and Write would then read password hashes or write rights. The store's
+// tests check that every table its migrations create is one.
+func ServiceTable(table string) bool {
+	switch table {
+	case "operators", "sessions", "workflows", "instance_options", "schema_migrations":
+		return true
+	}
+	return strings.HasPrefix(table, "privacy_")
+}
+
 // interface the methods of xtk:persist, as ACC does: nms:recipient answers
 // "nms:recipient#Write" and its WSDL lists Write and WriteCollection.
 func (r *Registry) implementPersist() {

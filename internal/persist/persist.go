@@ -278,13 +278,14 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string, rules ma
 			return w, apperr.Errorf(apperr.Invalid, "@id is assigned by the server on insert.")
 		}
 	}
+	// created and lastModified are the server's, whatever the document
+	// says (server/README.md).
 	now := s.now().UTC()
 	if a, ok := sc.Data.Attribute("lastModified"); ok && a.Type == schemas.TypeDatetime {
-		if _, given := w.Values[a.SQLName]; !given {
-			w.Values[a.SQLName] = now
-		}
+		w.Values[a.SQLName] = now
 	}
 	if a, ok := sc.Data.Attribute("created"); ok && a.Type == schemas.TypeDatetime {
+		delete(w.Values, a.SQLName)
 		w.OnInsert = map[string]any{a.SQLName: now}
 	}
 	if op == store.OpDelete {

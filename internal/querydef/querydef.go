@@ -770,9 +770,20 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 		el.CreateAttr("count", strconv.FormatInt(n, 10))
 		return el, nil
 	}
-	var rows []*etree.Element
+	var (
+		rows []*etree.Element
+		size int
+	)
 	err := db.Select(ctx, q.Plan, func(v []any) error {
-		rows = append(rows, q.row(v))
+		row, n := q.row(v)
+		// The answer is built whole in memory: bounded, as its rows are.
+		if size += n; size > MaxResultBytes {
+			return apperr.Errorf(apperr.Invalid, "The result is larger than %d MiB: ask for fewer rows (lineCount) or fewer columns.", MaxResultBytes>>20)
+		}
+		if err := ctx.Err(); err != nil {
+			return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
+		}
+		rows = append(rows, row)
 		return nil
 	})
 	if err != nil {
@@ -795,10 +806,17 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 	return coll, nil
 }
 
-// row builds one result element; a value of a followed link without alias
-// goes into a child element named after the link, as ACC nests it.
-func (q *Query) row(values []any) *etree.Element {
+// MaxResultBytes bounds the text of one ExecuteQuery's rows (names and
+// values): 256 columns of 255 characters over 10,000 rows would otherwise
+// build an answer of 641 MiB in memory.
+const MaxResultBytes = 32 << 20
+
+// row builds one result element, and tells about how many bytes of text it
+// holds; a value of a followed link without alias goes into a child
+// element named after the link, as ACC nests it.
+func (q *Query) row(values []any) (*etree.Element, int) {
 	el := etree.NewElement(q.Schema.Name)
+	n := len(q.Schema.Name)
 	for i, col := range q.columns {
 		s, ok := col.typ.Format(values[i])
 		if !ok {
@@ -811,6 +829,7 @@ func (q *Query) row(values []any) *etree.Element {
 			}
 		}
 		target.CreateAttr(col.name, s)
+		n += len(col.name) + len(s) + 4
 	}
-	return el
+	return el, n
 }

@@ -428,6 +428,10 @@ func translate(err error, what string) error {
 		return apperr.Wrap(apperr.Conflict, err, what+" already exists.")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
+	case strings.Contains(err.Error(), "integer overflow"):
+		// SQLite's sum() of 64-bit integers beyond their range (PostgreSQL
+		// sums them as numeric): the caller's query, not the service.
+		return apperr.Wrap(apperr.Invalid, err, "A sum is beyond the range of 64-bit integers.")
 	case pgCode(err) == "22025" || pgCode(err) == "22019": // invalid escape sequence, character
 		// PostgreSQL's LIKE takes a backslash as its escape: a pattern the
 		// caller wrote that ends with one is theirs to fix.
