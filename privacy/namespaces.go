@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -140,8 +141,8 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	if ns.Label == "" {
 		ns.Label = old.Label
 	}
-	if len(ns.Label) > 128 {
-		return apperr.Errorf(apperr.Invalid, "A namespace needs a label of 1 to 128 characters.")
+	if len(ns.Label) > 128 || strings.ContainsFunc(ns.Label, unicode.IsControl) {
+		return apperr.Errorf(apperr.Invalid, "A namespace needs a label of 1 to 128 characters, none of them a control character.")
 	}
 	ns.TargetSchema, ns.ReconciliationKey = old.TargetSchema, old.ReconciliationKey
 	if err := s.checkRule(ctx, &ns); err != nil {
@@ -176,8 +177,8 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	if !namespaceNamePattern.MatchString(ns.Name) {
 		return apperr.Errorf(apperr.Invalid, "A namespace internal name is a letter followed by up to 63 letters, digits or _.")
 	}
-	if ns.Label == "" || len(ns.Label) > 128 {
-		return apperr.Errorf(apperr.Invalid, "A namespace needs a label of 1 to 128 characters.")
+	if ns.Label == "" || len(ns.Label) > 128 || strings.ContainsFunc(ns.Label, unicode.IsControl) {
+		return apperr.Errorf(apperr.Invalid, "A namespace needs a label of 1 to 128 characters, none of them a control character.")
 	}
 	attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
 	if err != nil {

@@ -55,6 +55,19 @@ func receiptKey(s *settings) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
+// existingReceiptKey is receiptKey for the proof commands: a key that does
+// not exist yet has signed nothing, and is not made (a CP_DATA_DIR not
+// set in the shell would otherwise print a new key's public half).
+func existingReceiptKey(s *settings) (ed25519.PrivateKey, error) {
+	if s.receiptKey == "" {
+		path := filepath.Join(s.dataDir, "receipt.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no receipt key at %s: set CP_DATA_DIR to the service's data directory, or CP_RECEIPT_KEY", path)
+		}
+	}
+	return receiptKey(s)
+}
+
 // decodeKeys decodes a comma-separated list of keys (the previous keys of a
 // rotation), each as loadKey decodes a setting.
 func decodeKeys(setting, name string) ([][]byte, error) {
@@ -113,15 +126,35 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return loadKey("", dataDir, file, name) // another process created it first
-	} else if err != nil {
+	// Written whole and synced under a name of its own, then linked to its
+	// name, which fails if another process made it first: a process never
+	// reads a key file half written (two replicas starting together, a
+	// crash).
+	f, err := os.CreateTemp(dataDir, "."+file+".*")
+	if err != nil {
+		return nil, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return nil, err
 	}
 	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return k, f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return loadKey("", dataDir, file, name) // another process made it first
+	} else if err != nil {
+		return nil, err
+	}
+	return k, nil
 }

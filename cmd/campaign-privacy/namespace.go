@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -13,6 +14,9 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	sub, args, err := m.subcommand("namespace", args)
 	if err != nil {
 		return err
+	}
+	if !slices.Contains([]string{"create", "update", "list"}, sub) {
+		return fmt.Errorf("unknown namespace subcommand %q", sub) // before anything is opened
 	}
 	var ns privacy.Namespace
 	fs, s, err := m.parse("namespace "+sub, args, func(fs *flag.FlagSet) {

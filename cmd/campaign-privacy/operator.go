@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,10 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 	sub, args, err := m.subcommand("operator", args)
 	if err != nil {
 		return err
+	}
+	// Before anything is opened: a typo creates no database or key.
+	if !slices.Contains([]string{"create", "list", "disable", "password", "rights", "unlock"}, sub) {
+		return fmt.Errorf("unknown operator subcommand %q", sub)
 	}
 	var (
 		login         string

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -58,6 +59,11 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if s.databaseURL == "" { // verify, never create, the embedded database
+		if _, err := os.Stat(filepath.Join(s.dataDir, store.SQLiteFile)); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database in %s: set CP_DATA_DIR to the service's data directory, or CP_DATABASE_URL", s.dataDir)
+		}
+	}
 	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: m.logger(s)})
 	if err != nil {
 		return err
@@ -93,7 +99,7 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 // receiptPublicKeys are the keys receipts verify with: this instance's,
 // then the previous ones (a rotation).
 func receiptPublicKeys(s *settings) ([]ed25519.PublicKey, error) {
-	k, err := receiptKey(s)
+	k, err := existingReceiptKey(s)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +128,7 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		key, err := receiptKey(s)
+		key, err := existingReceiptKey(s)
 		if err != nil {
 			return err
 		}

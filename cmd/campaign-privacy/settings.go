@@ -371,6 +371,12 @@ func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*fl
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, fmt.Errorf("%w (campaign-privacy help %s)", err, name)
 	}
+	// The parser stops at the first word that is not a flag: a forgotten
+	// --right would otherwise leave "operator rights" with none at all.
+	if fs.NArg() > 0 && !(name == "receipt verify" && fs.NArg() == 1) {
+		// Not echoed: a stray word may be a password typed in the wrong place.
+		return nil, nil, fmt.Errorf("%d unexpected argument(s) after the flags: every value is given with its flag (campaign-privacy help %s)", fs.NArg(), name)
+	}
 	if err := s.check(); err != nil {
 		return nil, nil, err
 	}

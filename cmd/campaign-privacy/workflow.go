@@ -45,6 +45,9 @@ func (m *Main) workflow(ctx context.Context, args []string) error {
 	}
 	args = append([]string{sub}, args...)
 	name := args[1]
+	if name != "all" && !slices.Contains(privacy.Workflows, name) {
+		return fmt.Errorf("unknown workflow %q: %s or all", name, strings.Join(privacy.Workflows, ", ")) // before anything is opened
+	}
 	_, s, err := m.parse("workflow run", args[2:], nil)
 	if err != nil {
 		return err
@@ -60,8 +63,6 @@ func (m *Main) workflow(ctx context.Context, args []string) error {
 	names := []string{name}
 	if name == "all" {
 		names = privacy.Workflows
-	} else if !slices.Contains(privacy.Workflows, name) {
-		return fmt.Errorf("unknown workflow %q: %s or all", name, strings.Join(privacy.Workflows, ", "))
 	}
 	// Each workflow runs only after taking its xtk:workflow row, as the
 	// schedule, the console and a SOAP Start do: never beside a run of it

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -117,6 +118,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		dsn = "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate"
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
+	}
+	var parse *pgconn.ParseConfigError
+	if errors.As(err, &parse) {
+		// pgx's text quotes the URL, and hides its password only in some
+		// of the forms a URL may give it in.
+		return nil, fmt.Errorf("open %s database: CP_DATABASE_URL does not parse (its value is not shown: it may hold a password); "+
+			"check it against PostgreSQL's connection string syntax", dialect)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
