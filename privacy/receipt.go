@@ -134,8 +134,11 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		}
 	}
 	var (
-		reviewed  string
-		deletedBy map[string]int64
+		reviewed string
+		// deletedBy counts, by table, the rows the delete recorded; gone,
+		// those it marked deleted (earlier rounds): all that an error's
+		// receipt can say was deleted.
+		deletedBy, gone map[string]int64
 	)
 	if req.Type == TypeDelete {
 		rows := upd.Reviewed
@@ -151,10 +154,16 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		// one-step delete's last attempt, every round of a two-step one),
 		// rather than what the collect counted: rows written or gone in
 		// between change them.
-		if len(rows) > 0 {
-			deletedBy = map[string]int64{}
-			for _, r := range rows {
-				deletedBy[r.Schema]++
+		for _, r := range rows {
+			if deletedBy == nil {
+				deletedBy = map[string]int64{}
+			}
+			deletedBy[r.Schema]++
+			if r.Deleted {
+				if gone == nil {
+					gone = map[string]int64{}
+				}
+				gone[r.Schema]++
 			}
 		}
 	}
@@ -166,6 +175,9 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		status := Status(*applied.Status)
 		if !receiptDue(req, status) {
 			return "", nil
+		}
+		if status != StatusComplete {
+			deletedBy = gone
 		}
 		return s.signReceipt(req, status, ns, counts, deletedBy, linked, reviewed, purge, head)
 	}, nil
@@ -249,6 +261,9 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	if deleted && req.ConfirmDeletePending {
 		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with the delete
 	}
+	// A delete that failed after it had deleted rows (an earlier round's)
+	// says so too.
+	countDeleted := deleted || deletedBy != nil && status == StatusError
 	listed := map[string]bool{}
 	for _, d := range counts {
 		t := ReceiptTable{Table: d.Schema}
@@ -257,14 +272,14 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		}
 		if deleted {
 			t.Deleted = d.RecordCount
-			if deletedBy != nil {
-				t.Deleted = deletedBy[d.Schema]
-			}
+		}
+		if countDeleted && deletedBy != nil {
+			t.Deleted = deletedBy[d.Schema]
 		}
 		c.Tables = append(c.Tables, t)
 		listed[d.Schema] = true
 	}
-	if deleted {
+	if countDeleted {
 		// Tables only the delete found rows in (written after the collect).
 		for _, schema := range slices.Sorted(maps.Keys(deletedBy)) {
 			if !listed[schema] {

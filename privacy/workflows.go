@@ -359,10 +359,17 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if err != nil {
 		return nil, err
 	}
+	// recorded is what the step records of the subject's rows: a one-step
+	// delete's found and its earlier attempts' (an id written again since
+	// stays recorded, as deleted then, but is neither followed nor
+	// deleted), a two-step delete's reviewed set and its earlier rounds'.
+	var recorded []tableIDs
 	if !req.ConfirmDeletePending {
-		if found, total, err = s.withEarlierAttempt(ctx, req, found); err != nil {
+		var earlier []tableIDs
+		if found, earlier, total, err = s.withEarlierAttempt(ctx, req, found); err != nil {
 			return nil, err
 		}
+		recorded = union(found, earlier)
 	}
 	if err := s.failpoint("delete-lookup"); err != nil {
 		return nil, err
@@ -370,7 +377,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch {
 		// A one-step delete that fits one delete batch: its deletes, the
 		// check and its completion join the worker's batch commit.
-		return s.deleteItem(ctx, req, found)
+		return s.deleteItem(ctx, req, found, recorded)
 	}
 	// A one-step delete removes what the value matches now, as ACC. A
 	// confirmed two-step delete removes exactly the reviewed set: a
@@ -404,6 +411,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		}
 		unreviewed, newRows = minus(union(found, owned), union(reviewed, gone))
 		checked = union(reviewed, gone)
+		recorded = union(reviewed, deleted)
 		if stale, n := minus(reviewed, found); n > 0 {
 			// Rows an earlier attempt already deleted are not stale: count
 			// only those still there.
@@ -433,7 +441,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	rows := 0
 	var record []store.ReviewedRow
 	if !req.ConfirmDeletePending {
-		record = reviewedRows(found)
+		record = reviewedRows(recorded)
 	}
 	flush := func() error {
 		if len(parts) == 0 {
@@ -468,7 +476,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		return nil, err
 	}
 	if newRows > 0 {
-		return nil, s.reviewAgain(ctx, req, unreviewed, newRows, checked, audit)
+		return nil, s.reviewAgain(ctx, req, unreviewed, newRows, recorded, audit)
 	}
 	check, err := s.remainingCheck(ctx, req, checked)
 	if err != nil {
@@ -482,9 +490,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if req.ConfirmDeletePending { // its reviewed set is recorded already
 			return nil, errRemaining(remaining, nil)
 		}
-		return nil, errRemaining(remaining, found)
+		return nil, errRemaining(remaining, recorded)
 	}
-	return s.endStep(ctx, req, s.deletedUpdate(req, found, audit), false)
+	return s.endStep(ctx, req, s.deletedUpdate(req, found, recorded, audit), false)
 }
 
 // remainingError says that rows of the subject were left after an
@@ -509,21 +517,20 @@ func errRemaining(n int64, found []tableIDs) error {
 // their ids. A recorded id that names a row again (written since with that
 // id, by a client that chose it) is not followed: that row is not the
 // subject's.
-func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, found []tableIDs) ([]tableIDs, int, error) {
-	earlier, _, err := s.recordedSets(ctx, req, found)
-	if err != nil {
-		return nil, 0, err
+func (s *Service) withEarlierAttempt(ctx context.Context, req *store.Request, found []tableIDs) (_, earlier []tableIDs, total int, err error) {
+	if earlier, _, err = s.recordedSets(ctx, req, found); err != nil {
+		return nil, nil, 0, err
 	}
 	gone, err := s.stillGone(ctx, earlier)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	owned, err := s.ownedBy(ctx, found, gone)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	found = union(found, owned)
-	return found, rowCount(found), nil
+	return found, earlier, rowCount(found), nil
 }
 
 // stillGone returns the rows of recorded that no longer exist. A recorded
@@ -608,17 +615,21 @@ func rowCount(found []tableIDs) int {
 // key are deleted in the same commit, and their tables purged with the
 // rest, so that nothing of the subject is left once the request is
 // complete (ACC keeps the file until the cleanup, 90 days later).
-func (s *Service) deletedUpdate(req *store.Request, found []tableIDs, audit []string) store.RequestUpdate {
+func (s *Service) deletedUpdate(req *store.Request, found, recorded []tableIDs, audit []string) store.RequestUpdate {
 	upd := store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease,
 		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)))}
+	// Recorded with the deletes: a run that ends before its purge leaves
+	// the request deleteInProgress, and the next run follows the rows
+	// still gone to rows written for them since (withEarlierAttempt,
+	// stillGone). A two-step delete's reviewed rows are marked deleted: an
+	// id written again since names another row, which the next run must
+	// not delete as reviewed.
 	if req.ConfirmDeletePending {
+		upd.Reviewed = deletedRows(recorded)
 		upd.DropExport = true
 		upd.Audit = append(upd.Audit, "The reviewed file and its key are destroyed.")
 	} else {
-		// Recorded with the deletes: a run that ends before its purge
-		// leaves the request deleteInProgress, and the next run follows
-		// them to rows written for them since (withEarlierAttempt).
-		upd.Reviewed = reviewedRows(found)
+		upd.Reviewed = reviewedRows(recorded)
 	}
 	upd.Audit = append(upd.Audit, "Records deleted; the request completes after the residue purge at the end of the run.")
 	return upd
@@ -634,7 +645,7 @@ func awaitsPurge(upd store.RequestUpdate) bool {
 // remains, then deletedUpdate (the request completes after the run's
 // residue purge) — or, if something remains, the failed attempt, as the
 // step alone would record it.
-func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []tableIDs) (*store.BatchItem, error) {
+func (s *Service) deleteItem(ctx context.Context, req *store.Request, found, recorded []tableIDs) (*store.BatchItem, error) {
 	var parts []store.DeletePart
 	for i := len(found) - 1; i >= 0; i-- {
 		if t := found[i]; len(t.ids) > 0 {
@@ -645,13 +656,13 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found []ta
 	if err != nil {
 		return nil, err
 	}
-	item, err := s.endStep(ctx, req, s.deletedUpdate(req, found, nil), true)
+	item, err := s.endStep(ctx, req, s.deletedUpdate(req, found, recorded, nil), true)
 	if err != nil {
 		return nil, err
 	}
 	item.Deletes, item.Check = parts, check
 	item.Remaining = func(n int64) store.RequestUpdate {
-		upd := s.failUpdate(ctx, req, StatusDeletePending, errRemaining(n, found))
+		upd := s.failUpdate(ctx, req, StatusDeletePending, errRemaining(n, recorded))
 		upd.Release = true
 		return upd
 	}

@@ -195,7 +195,9 @@ func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending,
 	var moved bool
 	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
 		res := tx.Model(&Request{}).
-			Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ?", id, confirmPending, now).
+			// Not claimed: a request the expiry has claimed (ClaimExpiredRounds)
+			// is being ended, whatever the confirmation's clock says.
+			Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ? AND claimed_by IS NULL", id, confirmPending, now).
 			Updates(map[string]any{
 				"status":        deletePending,
 				"last_modified": now,
