@@ -298,13 +298,24 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	// meanwhile the guesses before this one may have locked the operator,
 	// or its password changed or it was disabled. What was verified holds
 	// only for the hash read before.
+	// A hash that changed meanwhile is verified in its turn: another logon
+	// stored the same password again (a rehash), or the password changed.
 	verified := op.PasswordHash
-	if op, err = s.db.FindOperatorByLogin(ctx, login); apperr.CodeOf(err) == apperr.NotFound || err == nil && op.PasswordHash != verified {
-		s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
-		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
-		return nil, errBadLogon
-	} else if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		if op, err = s.db.FindOperatorByLogin(ctx, login); apperr.CodeOf(err) == apperr.NotFound || err == nil && op.PasswordHash != verified && attempt == 2 {
+			s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
+			s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
+			return nil, errBadLogon
+		} else if err != nil {
+			return nil, err
+		}
+		if op.PasswordHash == verified {
+			break
+		}
+		verified = op.PasswordHash
+		if ok, stale, err = s.hash.verify(ctx, tk, verified, password); err != nil {
+			return nil, err
+		}
 	}
 	now := s.cfg.Now()
 	switch {

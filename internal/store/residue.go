@@ -333,7 +333,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 	}
 	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" "+strings.Join(cols, ", "))
 	switch {
-	case isLockTimeout(err):
+	case isLockTimeout(err), isDeadlock(err): // not granted this time: the mark stays
 		return true, nil
 	case pgCode(err) == "0A000":
 		// A view or a rule uses the columns: the type cannot be set, and
@@ -374,6 +374,9 @@ func setLockTimeout(ctx context.Context, conn *sql.Conn, timeout time.Duration) 
 func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
 	if !rewrite {
 		_, err := conn.ExecContext(ctx, plain)
+		if isDeadlock(err) { // another purge's vacuum or ANALYZE: once more
+			_, err = conn.ExecContext(ctx, plain)
+		}
 		return false, err
 	}
 	for deadline := time.Now().Add(wait); ; {
@@ -381,7 +384,10 @@ func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duratio
 			return false, err
 		}
 		_, err = conn.ExecContext(ctx, full)
-		if !isLockTimeout(err) {
+		// A deadlock with another purge (a replica's cleanup run beside
+		// this delete run: both rewrite pg_statistic and analyze) is a
+		// lock not granted this time: tried again.
+		if !isLockTimeout(err) && !isDeadlock(err) {
 			return false, err
 		}
 		pause := min(time.Second, time.Until(deadline))
@@ -435,6 +441,9 @@ func (d *DB) waitHorizon(ctx context.Context, wait time.Duration, catalog bool) 
 
 // isLockTimeout reports PostgreSQL's lock_not_available (55P03).
 func isLockTimeout(err error) bool { return pgCode(err) == "55P03" }
+
+// isDeadlock reports PostgreSQL's deadlock_detected (40P01).
+func isDeadlock(err error) bool { return pgCode(err) == "40P01" }
 
 // pgCode is the SQLSTATE of a PostgreSQL error, or "".
 func pgCode(err error) string {
