@@ -125,9 +125,11 @@ type Service struct {
 
 	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
 
-	runs     sync.WaitGroup // workflow runs started over SOAP (technical.go)
-	runsMu   sync.Mutex
-	runStops map[*int]context.CancelFunc // each one's stop (StopWorkflows)
+	runs sync.WaitGroup // workflow runs started over SOAP (technical.go)
+	// runsDone ends when StopWorkflows is called: the runs started over
+	// SOAP stop with it.
+	runsDone context.Context
+	stopRuns context.CancelFunc
 
 	creates map[int64]*rate.Limiter // under mu: the request-creation quota per operator
 	// namespaces caches the namespaces CreateRequestByName reads, by
@@ -209,9 +211,10 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 		cfg.SubjectKey = make([]byte, 32)
 		_, _ = rand.Read(cfg.SubjectKey)
 	}
+	runsDone, stopRuns := context.WithCancel(context.Background())
 	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
 		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{},
-		creates: map[int64]*rate.Limiter{}}
+		creates: map[int64]*rate.Limiter{}, runsDone: runsDone, stopRuns: stopRuns}
 }
 
 func randomUint32() uint32 {

@@ -65,22 +65,12 @@ func (s *Service) StartWorkflow(ctx context.Context, caller *session.Caller, ref
 	// The run outlives the call, and stops at StopWorkflows (a shutdown),
 	// as a scheduled run stops at the service's end.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	key := new(int)
-	s.runsMu.Lock()
-	if s.runStops == nil {
-		s.runStops = map[*int]context.CancelFunc{}
-	}
-	s.runStops[key] = stop
-	s.runsMu.Unlock()
+	unwatch := context.AfterFunc(s.runsDone, stop)
 	s.runs.Add(1)
 	go func() {
 		defer s.runs.Done()
-		defer func() {
-			s.runsMu.Lock()
-			delete(s.runStops, key)
-			s.runsMu.Unlock()
-			stop()
-		}()
+		defer unwatch()
+		defer stop()
 		s.runWorkflow(runCtx, w.ID, w.InternalName)
 	}()
 	return nil
@@ -225,11 +215,7 @@ func (s *Service) WaitWorkflows() { s.runs.Wait() }
 // residue purge and releases its requests for the next run), and waits
 // for them until ctx ends; it reports whether they all ended.
 func (s *Service) StopWorkflows(ctx context.Context) bool {
-	s.runsMu.Lock()
-	for _, stop := range s.runStops {
-		stop()
-	}
-	s.runsMu.Unlock()
+	s.stopRuns()
 	done := make(chan struct{})
 	go func() {
 		s.runs.Wait()
