@@ -176,8 +176,14 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
 		return refuse("locked", "operator_id", op.ID)
 	}
-	s.log.InfoContext(ctx, "bearer logon", "operator_id", op.ID)
-	return s.open(ctx, op, now)
+	tokens, err = s.open(ctx, op, op.PasswordHash, now)
+	if apperr.CodeOf(err) == apperr.Conflict {
+		return refuse("the operator changed during the logon", "operator_id", op.ID)
+	}
+	if err == nil {
+		s.log.InfoContext(ctx, "bearer logon", "operator_id", op.ID)
+	}
+	return tokens, err
 }
 
 // bearerReason names why jwt refused a token, for the log.

@@ -175,3 +175,61 @@ func TestRehashKeepsPasswordChange(t *testing.T) {
 		t.Fatalf("after the password change the new password is refused (%v); the old one: %v", err, oldErr)
 	}
 }
+
+// TestLogonRefusedByPasswordChangeInFlight: a password change that commits
+// between Logon's last read of the operator and its session insert. The
+// change's revocation of the operator's sessions runs before the session
+// exists, so that session used to stay open on the old password. The insert
+// now holds the operator's row and checks the verified hash: here the
+// change is in flight (uncommitted, row locked) when the Logon reads, and
+// the Logon must wait for it and be refused, with no session written.
+// PostgreSQL only: on SQLite the one writer orders the two.
+func TestLogonRefusedByPasswordChangeInFlight(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "postgres", nil)
+	conn := storetest.SQLOf(t, db)
+	s, err := New(db, Config{Key: []byte("replica-shared-signing-key-of-32-bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOperator(ctx, "ana", "old password", []string{RightPrivacy}); err != nil {
+		t.Fatal(err)
+	}
+	newHash, err := s.hash.Hash(ctx, "new password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit, err := conn.Uncommitted(ctx, "UPDATE operators SET password_hash = ? WHERE login = 'ana'", newHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { commit() })
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Logon(ctx, "ana", "old password", "")
+		done <- err
+	}()
+	for {
+		waiting, err := conn.Int(ctx, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the Logon did not wait for the password change in flight: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("a Logon with the old password, finished after the change committed: %v", err)
+	}
+	if n, err := conn.Int(ctx, "SELECT COUNT(*) FROM sessions"); err != nil || n != 0 {
+		t.Fatalf("sessions written: %d (%v)", n, err)
+	}
+}

@@ -349,10 +349,18 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	if stale {
 		// Only over the hash verified: a password changed meanwhile stays.
 		if h, err := s.hash.Hash(ctx, password); err == nil {
-			_ = s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h, IfPasswordHash: &verified})
+			if s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h, IfPasswordHash: &verified}) == nil {
+				verified = h
+			}
 		}
 	}
-	return s.open(ctx, op, now)
+	tokens, err = s.open(ctx, op, verified, now)
+	if apperr.CodeOf(err) == apperr.Conflict {
+		s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
+		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
+		return nil, errBadLogon
+	}
+	return tokens, err
 }
 
 // addressThrottled reports whether from has spent its failures.
@@ -402,7 +410,9 @@ func (s *Service) addressFailed(from string) {
 	w.count++
 }
 
-func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (*Tokens, error) {
+// open opens a session for op, whose password hash the logon verified
+// (passwordHash): a Conflict if the operator changed since.
+func (s *Service) open(ctx context.Context, op *store.Operator, passwordHash string, now time.Time) (*Tokens, error) {
 	jti := base64.RawURLEncoding.EncodeToString(randomBytes(18))
 	security := "@" + base64.RawURLEncoding.EncodeToString(randomBytes(48))
 	exp := now.Add(s.cfg.TTL)
@@ -421,7 +431,7 @@ func (s *Service) open(ctx context.Context, op *store.Operator, now time.Time) (
 		return nil, apperr.Wrap(apperr.Internal, err, "Could not sign the session token.")
 	}
 	row := &store.Session{ID: jti, OperatorID: op.ID, SecurityTokenHash: digest(security), Created: now, Expires: exp}
-	revoked, err := s.db.CreateSession(ctx, row, s.cfg.MaxSessions)
+	revoked, err := s.db.CreateSession(ctx, row, passwordHash, s.cfg.MaxSessions)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func BenchmarkLogonSession(b *testing.B) {
 				for i := range b.N {
 					at := time.Now().UTC()
 					s := &store.Session{ID: "new-" + strconv.Itoa(i), OperatorID: op.ID, SecurityTokenHash: "x", Created: at, Expires: at.Add(24 * time.Hour)}
-					if _, err := db.CreateSession(ctx, s, 100); err != nil {
+					if _, err := db.CreateSession(ctx, s, op.PasswordHash, 100); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -34,7 +34,7 @@ func TestReadsDoNotWaitForWrites(t *testing.T) {
 	}
 	sess := &store.Session{ID: "s-held", OperatorID: op.ID, SecurityTokenHash: "x",
 		Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}
-	if _, err := db.CreateSession(ctx, sess, 0); err != nil {
+	if _, err := db.CreateSession(ctx, sess, op.PasswordHash, 0); err != nil {
 		t.Fatal(err)
 	}
 	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}

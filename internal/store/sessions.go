@@ -30,7 +30,14 @@ func (Session) TableName() string { return "sessions" }
 // them, whatever the timestamps say (equal ones, or a clock set back) — are
 // revoked and their ids returned. One statement on
 // PostgreSQL, one transaction on SQLite: one commit per Logon, quota or not.
-func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked []string, err error) {
+//
+// The row is written only while the operator is enabled and its password
+// hash is still passwordHash, the one the logon verified; otherwise the
+// answer is a Conflict and nothing is written. A password change or a
+// disable committed first refuses the session; one committed after it
+// revokes it, as the insert holds the operator's row (FOR SHARE on
+// PostgreSQL, the one writer on SQLite) until it commits.
+func (d *DB) CreateSession(ctx context.Context, s *Session, passwordHash string, keep int) (revoked []string, err error) {
 	s.Created = s.Created.UTC()
 	s.Expires = s.Expires.UTC()
 	// The live sessions other than the new one, minus its keep-1 newest
@@ -38,37 +45,73 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, keep int) (revoked [
 	const beyond = `UPDATE sessions SET revoked_at = ?
 		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
 			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
-			ORDER BY created DESC, id DESC LIMIT ?)
-		RETURNING id`
-	insert := `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires) VALUES (?, ?, ?, ?, ?)`
-	args := []any{s.ID, s.OperatorID, s.SecurityTokenHash, s.Created, s.Expires}
+			ORDER BY created DESC, id DESC LIMIT ?)`
+	insert := `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires)
+		SELECT ?, id, ?, ?, ? FROM operators WHERE id = ? AND password_hash = ? AND NOT disabled`
+	if d.dialect == Postgres {
+		insert += " FOR SHARE"
+	}
+	args := []any{s.ID, s.SecurityTokenHash, s.Created, s.Expires, s.OperatorID, passwordHash}
 	quota := []any{s.Created, s.OperatorID, s.Created, s.ID, s.OperatorID, s.Created, s.ID, keep - 1}
+	inserted := false
 	err = d.priorityWrite(ctx, func() error {
 		if keep <= 0 {
-			_, err := d.sql.ExecContext(ctx, d.rebind(insert), args...)
+			res, err := d.sql.ExecContext(ctx, d.rebind(insert), args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			inserted = n == 1
 			return err
 		}
 		if d.dialect == Postgres {
 			// The UPDATE does not see the row its WITH inserts (one
-			// snapshot): it is kept without being named.
-			revoked, err = scanColumn[string](d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+") "+beyond), append(args, quota...)...))
-			return err
+			// snapshot): it is kept without being named. The new row's
+			// id comes back first, marked, when it was written.
+			rows, err := d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+" RETURNING id), old AS ("+beyond+
+				" AND EXISTS (SELECT 1 FROM new) RETURNING id) SELECT id, true FROM new UNION ALL SELECT id, false FROM old"),
+				append(args, quota...)...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var isNew bool
+				if err := rows.Scan(&id, &isNew); err != nil {
+					return err
+				}
+				if isNew {
+					inserted = true
+				} else {
+					revoked = append(revoked, id)
+				}
+			}
+			return rows.Err()
 		}
 		tx, err := d.sql.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+		res, err := tx.ExecContext(ctx, insert, args...)
+		if err != nil {
 			return err
 		}
-		if revoked, err = scanColumn[string](tx.QueryContext(ctx, beyond, quota...)); err != nil {
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		inserted = true
+		if revoked, err = scanColumn[string](tx.QueryContext(ctx, beyond+" RETURNING id", quota...)); err != nil {
 			return err
 		}
 		return tx.Commit()
 	})
 	if err != nil {
 		return nil, translate(err, "Session")
+	}
+	if !inserted {
+		return nil, apperr.Errorf(apperr.Conflict, "The operator changed during the logon.")
 	}
 	return revoked, nil
 }

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
@@ -34,7 +36,7 @@ func TestCreateSessionQuota(t *testing.T) {
 			open := func(id string, op *store.Operator, created time.Time, keep int) []string {
 				t.Helper()
 				revoked, err := db.CreateSession(ctx, &store.Session{ID: id, OperatorID: op.ID, SecurityTokenHash: "x",
-					Created: created, Expires: created.Add(24 * time.Hour)}, keep)
+					Created: created, Expires: created.Add(24 * time.Hour)}, op.PasswordHash, keep)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -84,3 +86,86 @@ func TestCreateSessionQuota(t *testing.T) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// TestCreateSessionOnlyForTheVerifiedPassword: a session is written only
+// while its operator is enabled and still has the password hash the logon
+// verified. A password change or a disable between Logon's last read and
+// its session insert used to leave that session open, since the change's
+// revocation had run before the insert. Now the insert is refused
+// (Conflict, no row), with and without the quota; on PostgreSQL a change
+// still in flight makes the insert wait for it and then refuse.
+func TestCreateSessionOnlyForTheVerifiedPassword(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			db := storetest.Open(t, dialect, clock.Now)
+			conn := storetest.SQLOf(t, db)
+			op := &store.Operator{Login: "ana", PasswordHash: "h1", Rights: "privacyRight"}
+			if err := db.CreateOperator(ctx, op); err != nil {
+				t.Fatal(err)
+			}
+			open := func(id, hash string, keep int) error {
+				now := clock.Now()
+				_, err := db.CreateSession(ctx, &store.Session{ID: id, OperatorID: op.ID, SecurityTokenHash: "x",
+					Created: now, Expires: now.Add(time.Hour)}, hash, keep)
+				return err
+			}
+			rows := func(id string) int64 {
+				t.Helper()
+				n, err := conn.Int(ctx, "SELECT COUNT(*) FROM sessions WHERE id = ?", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			for _, keep := range []int{0, 3} {
+				id := fmt.Sprintf("stale-%d", keep)
+				if err := open(id, "h0", keep); apperr.CodeOf(err) != apperr.Conflict || rows(id) != 0 {
+					t.Fatalf("quota %d: a session for a password hash no longer stored: %v, %d rows", keep, err, rows(id))
+				}
+				id = fmt.Sprintf("current-%d", keep)
+				if err := open(id, "h1", keep); err != nil || rows(id) != 1 {
+					t.Fatalf("quota %d: a session for the current hash: %v, %d rows", keep, err, rows(id))
+				}
+			}
+			if dialect == store.Postgres {
+				commit, err := conn.Uncommitted(ctx, "UPDATE operators SET password_hash = 'h2' WHERE id = ?", op.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { commit() }) // a failed test's lock must not outlive it
+				done := make(chan error, 1)
+				go func() { done <- open("in-flight", "h1", 3) }()
+				for {
+					waiting, err := conn.Int(ctx, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if waiting > 0 {
+						break
+					}
+					select {
+					case err := <-done:
+						t.Fatalf("the session insert did not wait for the password change in flight: %v", err)
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				if err := commit(); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-done; apperr.CodeOf(err) != apperr.Conflict || rows("in-flight") != 0 {
+					t.Fatalf("a session opened over a password changed meanwhile: %v, %d rows", err, rows("in-flight"))
+				}
+				op.PasswordHash = "h2"
+			}
+			yes := true
+			if err := db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{Disabled: &yes}); err != nil {
+				t.Fatal(err)
+			}
+			if err := open("disabled", op.PasswordHash, 3); apperr.CodeOf(err) != apperr.Conflict || rows("disabled") != 0 {
+				t.Fatalf("a session for a disabled operator: %v, %d rows", err, rows("disabled"))
+			}
+		})
+	}
+}

@@ -107,7 +107,7 @@ func TestOperatorsAndSessions(t *testing.T) {
 			}
 
 			s := &store.Session{ID: "jti-1", OperatorID: op.ID, SecurityTokenHash: "x", Created: clock.Now(), Expires: clock.Now().Add(time.Hour)}
-			if _, err := db.CreateSession(ctx, s, 0); err != nil {
+			if _, err := db.CreateSession(ctx, s, op.PasswordHash, 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.RevokeOperatorSessions(ctx, op.ID); err != nil {

@@ -173,6 +173,21 @@ func (c *Conn) LockTableIn(ctx context.Context, table, mode string) (release fun
 	return func() { tx.Rollback() }, nil
 }
 
+// Uncommitted runs a statement with ? placeholders in a transaction of its
+// own and leaves it open, holding its row locks, until commit is called:
+// tests use it to race a write in flight.
+func (c *Conn) Uncommitted(ctx context.Context, query string, args ...any) (commit func() error, err error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, c.rebind(query), args...); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx.Commit, nil
+}
+
 // Bytes runs a query with ? placeholders that returns one value, as bytes.
 func (c *Conn) Bytes(ctx context.Context, query string, args ...any) ([]byte, error) {
 	var b []byte
