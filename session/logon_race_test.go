@@ -209,19 +209,8 @@ func TestLogonRefusedByPasswordChangeInFlight(t *testing.T) {
 		_, err := s.Logon(ctx, "ana", "old password", "")
 		done <- err
 	}()
-	for {
-		waiting, err := conn.Int(ctx, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the Logon did not wait for the password change in flight: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := conn.AwaitLockWait(ctx, done); err != nil {
+		t.Fatalf("the Logon and a password change in flight: %v", err)
 	}
 	if err := commit(); err != nil {
 		t.Fatal(err)

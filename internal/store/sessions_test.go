@@ -137,19 +137,8 @@ func TestCreateSessionOnlyForTheVerifiedPassword(t *testing.T) {
 				t.Cleanup(func() { commit() }) // a failed test's lock must not outlive it
 				done := make(chan error, 1)
 				go func() { done <- open("in-flight", "h1", 3) }()
-				for {
-					waiting, err := conn.Int(ctx, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
-					if err != nil {
-						t.Fatal(err)
-					}
-					if waiting > 0 {
-						break
-					}
-					select {
-					case err := <-done:
-						t.Fatalf("the session insert did not wait for the password change in flight: %v", err)
-					case <-time.After(10 * time.Millisecond):
-					}
+				if err := conn.AwaitLockWait(ctx, done); err != nil {
+					t.Fatalf("the session insert and a password change in flight: %v", err)
 				}
 				if err := commit(); err != nil {
 					t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "github.com/glebarez/go-sqlite" // the SQLite driver the store's gorm dialect uses
 
@@ -186,6 +187,23 @@ func (c *Conn) Uncommitted(ctx context.Context, query string, args ...any) (comm
 		return nil, err
 	}
 	return tx.Commit, nil
+}
+
+// AwaitLockWait returns once some PostgreSQL session waits for a lock
+// (a call blocked behind an Uncommitted write), or an error if the call
+// under test ends first, its result on ended.
+func (c *Conn) AwaitLockWait(ctx context.Context, ended <-chan error) error {
+	for {
+		waiting, err := c.Int(ctx, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+		if err != nil || waiting > 0 {
+			return err
+		}
+		select {
+		case err := <-ended:
+			return fmt.Errorf("it did not wait for the write in flight: it ended with %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Bytes runs a query with ? placeholders that returns one value, as bytes.
