@@ -1,7 +1,6 @@
 package web
 
 import (
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -138,7 +137,14 @@ type listData struct {
 	Pages    int
 	Filter   map[string]string // the filters, as given
 	Head     privacy.AuditHead // the audit chain's head
-	Query    template.URL      // the filters, encoded (url.Values) for the page links
+	Searched bool              // some filter is set
+}
+
+// pagerLink is a page of the list, posted with the search's filters.
+type pagerLink struct {
+	Page  page
+	To    int
+	Label string
 }
 
 // listFilters are the search fields of the request list.
@@ -147,8 +153,17 @@ var listFilters = []string{"status", "type", "regulation", "from", "to", "subjec
 // handleList is the request list and the DPO's search: by status, type,
 // regulation, creation date and exact subject value (matched through the
 // subject hash, so a request is found even after its value was purged).
+// A search is posted (its pages too): a subject value in an address would
+// stay in the browser's history and in proxies' logs, which no delete
+// reaches, so a GET naming one is refused.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		q = r.PostForm
+	} else if q.Get("subject") != "" {
+		s.fail(w, r, apperr.Errorf(apperr.Invalid, "Search a subject with the search form: a value in the address is kept in logs and history."))
+		return
+	}
 	query, filter, err := parseListQuery(q)
 	if err != nil {
 		s.fail(w, r, err)
@@ -167,16 +182,14 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	kept := url.Values{}
-	for k, v := range filter {
-		if v != "" {
-			kept.Set(k, v)
-		}
+	searched := false
+	for _, v := range filter {
+		searched = searched || v != ""
 	}
 	pages := int((total + pageSize - 1) / pageSize)
 	s.render(w, r, http.StatusOK, "list.html", page{Title: "Privacy requests", Caller: callerOf(r), Statuses: privacy.Statuses(),
 		Notice: s.notice(q.Get("notice")),
-		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Query: template.URL(kept.Encode()), Head: head}})
+		Data:   listData{Requests: reqs, Total: total, Page: pageNo, Pages: max(pages, 1), Filter: filter, Searched: searched, Head: head}})
 }
 
 // parseListQuery reads the search fields; a malformed one is Invalid.

@@ -56,7 +56,8 @@ func TestLogonTargetStaysOnSite(t *testing.T) {
 		"/privacy/download?id=7":      "/privacy/download?id=7",
 		"/nms/gdpr.jssp?id=7":         "/nms/gdpr.jssp?id=7",
 		"/privacy/?status=1&page=2":   "/privacy/?page=2&status=1",
-		"/privacy/?subject=a%09b":     "/privacy/?subject=a%09b",
+		"/privacy/?subject=a%09b":     "/privacy/",
+		"/privacy/?type=1&subject=x":  "/privacy/?type=1",
 	} {
 		resp, _ := b.do("POST", "/privacy/logon", url.Values{"login": {"ana"}, "password": {"ana password"}, "target": {target}})
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {

@@ -115,6 +115,9 @@ func New(cfg Config, sessions *session.Service, priv *privacy.Service) *Server {
 	pages := template.Must(template.New("").Funcs(template.FuncMap{
 		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"add":  func(a, b int) int { return a + b },
+		"pager": func(p page, to int, label string) pagerLink {
+			return pagerLink{Page: p, To: to, Label: label}
+		},
 	}).ParseFS(assets, "templates/*.html"))
 	return &Server{cfg: cfg, sessions: sessions, privacy: priv, pages: pages, log: cfg.Logger, sending: map[int64]int{}}
 }
@@ -131,6 +134,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /privacy/logon", s.zoned(s.handleLogon))
 	mux.HandleFunc("POST /privacy/logoff", s.signedIn(s.handleLogoff, true, false))
 	mux.HandleFunc("GET /privacy/{$}", s.gate(s.handleList, false))
+	mux.HandleFunc("POST /privacy/{$}", s.gate(s.handleList, true)) // a search: its subject never in an address
 	mux.HandleFunc("GET /privacy", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/privacy/", http.StatusFound) })
 	mux.HandleFunc("GET /privacy/requests/{id}", s.gate(s.handleDetail, false))
 	mux.HandleFunc("POST /privacy/requests/{id}/confirm", s.gate(s.handleConfirm, true))
@@ -213,7 +217,7 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 		caller, err := s.sessions.Authenticate(r.Context(), cred)
 		if err != nil {
 			if apperr.CodeOf(err) == apperr.BadSession && !post {
-				target := r.URL.RequestURI()
+				target := withoutSubject(r.URL).RequestURI()
 				http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(target), http.StatusFound)
 				return
 			}
@@ -233,6 +237,19 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 		}
 		h(w, r)
 	})
+}
+
+// withoutSubject is u without a subject value in its query: the address a
+// logon goes back to is kept in the browser's history and in logs.
+func withoutSubject(u *url.URL) *url.URL {
+	q := u.Query()
+	if !q.Has("subject") {
+		return u
+	}
+	q.Del("subject")
+	out := *u
+	out.RawQuery = q.Encode()
+	return &out
 }
 
 func callerOf(r *http.Request) *session.Caller {
@@ -495,6 +512,7 @@ func safeTarget(t string) string {
 	if err != nil {
 		return home
 	}
+	q.Del("subject") // never in an address (handleList)
 	if enc := q.Encode(); enc != "" {
 		return u.Path + "?" + enc
 	}

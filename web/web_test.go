@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -456,7 +457,12 @@ func searchRequests(t *testing.T, dialect string) {
 	ana.logon("ana", "ana password")
 	found := func(query string) []int64 {
 		t.Helper()
-		resp, body := ana.do("GET", "/privacy/?"+query, nil)
+		form, err := url.ParseQuery(query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		form.Set("csrf", ana.csrf)
+		resp, body := ana.do("POST", "/privacy/", form)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d", query, resp.StatusCode)
 		}
@@ -493,5 +499,61 @@ func searchRequests(t *testing.T, dialect string) {
 	}
 	if resp, _ := ana.do("GET", "/privacy/?from=yesterday", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a malformed date: %d", resp.StatusCode)
+	}
+	// A subject never goes into an address: the search form posts it, a
+	// GET naming one is refused, and the logon page's target drops it.
+	if _, body := ana.do("GET", "/privacy/", nil); !strings.Contains(body, `<form method="post" action="/privacy/" class="filter" id="search">`) {
+		t.Error("the search form is not posted")
+	}
+	if resp, body := ana.do("GET", "/privacy/?subject="+url.QueryEscape(demodata.Email(2)), nil); resp.StatusCode != http.StatusBadRequest || strings.Contains(body, demodata.Email(2)) {
+		t.Errorf("a GET naming a subject: %d", resp.StatusCode)
+	}
+	stranger := newBrowser(t, w.env.URL)
+	resp, _ := stranger.do("GET", "/privacy/?type=2&subject="+url.QueryEscape(demodata.Email(2)), nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/privacy/logon?target="+url.QueryEscape("/privacy/?type=2") {
+		t.Errorf("the logon redirect of a GET naming a subject: %d %q", resp.StatusCode, loc)
+	}
+}
+
+// TestSearchPagesPosted: the pages of a search by subject are posted with
+// the search's filters, so the subject is kept from page to page without
+// ever being in an address.
+func TestSearchPagesPosted(t *testing.T) {
+	w := newWorld(t, "sqlite", servertest.Options{Privacy: func(c *privacy.Config) { c.Deduplicate = false }})
+	op := &session.Caller{OperatorID: 1, Login: "ana", Rights: []string{session.RightPrivacy}}
+	var ids []int64
+	for i := 0; i < 25+2; i++ { // a page holds 25
+		id, err := w.env.Privacy.CreateRequestByName(w.ctx, op, privacy.CreateRequest{NamespaceName: "defaultNamespace1",
+			ReconciliationValue: demodata.Email(2), Type: privacy.TypeAccess, Regulation: privacy.RegulationGDPR,
+			DownloadURL: w.env.URL + "/nms/gdpr.jssp?id="})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	ana := newBrowser(t, w.env.URL)
+	ana.logon("ana", "ana password")
+	_, first := ana.do("POST", "/privacy/", url.Values{"csrf": {ana.csrf}, "subject": {demodata.Email(2)}})
+	if strings.Contains(first, "?subject") || strings.Contains(first, "&amp;subject") {
+		t.Error("a page link carries the subject in its address")
+	}
+	older := regexp.MustCompile(`(?s)<form method="post" action="/privacy/">(.*?)Older →`).FindStringSubmatch(first)
+	if older == nil {
+		t.Fatalf("no posted link to the older page:\n%s", first)
+	}
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`).FindAllStringSubmatch(older[1], -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if form.Get("subject") != demodata.Email(2) || form.Get("page") != "2" {
+		t.Fatalf("the older page's form: %v", form)
+	}
+	resp, second := ana.do("POST", "/privacy/", form)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(second, "Page 2 of 2") {
+		t.Fatalf("page 2: %d", resp.StatusCode)
+	}
+	// The oldest requests are on page 2, and only the subject's (w.fresh is another person's).
+	if !strings.Contains(second, `href="/privacy/requests/`+strconv.FormatInt(ids[0], 10)+`"`) || strings.Contains(second, `href="/privacy/requests/`+strconv.FormatInt(w.fresh, 10)+`"`) {
+		t.Error("page 2 of the subject's search does not hold the subject's oldest requests only")
 	}
 }
