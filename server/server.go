@@ -24,6 +24,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
+	"github.com/campaign-privacy/campaign-privacy/internal/netzone"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/querydef"
 	"github.com/campaign-privacy/campaign-privacy/internal/siteurl"
@@ -233,7 +234,9 @@ func (s *Server) routerURL(r *http.Request) string {
 }
 
 // baseURL is this server's address as the client reached it.
-func (s *Server) baseURL(r *http.Request) string { return siteurl.Base(r, s.cfg.Addr) }
+func (s *Server) baseURL(r *http.Request) string {
+	return siteurl.Base(r, netzone.Zone{Trusted: s.cfg.TrustedProxies}.HTTPS(r), s.cfg.Addr)
+}
 
 func (s *Server) handleWSDL(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("schema")

@@ -20,7 +20,7 @@ const pageSize = 25
 func (s *Server) setSessionCookies(w http.ResponseWriter, r *http.Request, token, security string, maxAge int) {
 	for name, value := range map[string]string{sessionCookie: token, securityCookie: security} {
 		http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
-			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+			HttpOnly: true, Secure: s.cfg.Zone.HTTPS(r), SameSite: http.SameSiteStrictMode})
 	}
 }
 
@@ -313,7 +313,7 @@ func (s *Server) handleNew(w http.ResponseWriter, r *http.Request) {
 	reg, _ := strconv.ParseInt(form["regulation"], 10, 64)
 	id, err := s.privacy.CreateRequestByName(r.Context(), callerOf(r), privacy.CreateRequest{
 		NamespaceName: form["namespace"], ReconciliationValue: form["value"], Type: typ, Regulation: reg,
-		ConfirmDeletePending: form["confirm"] == "1", DownloadURL: siteurl.Base(r, "") + "/nms/gdpr.jssp?id=",
+		ConfirmDeletePending: form["confirm"] == "1", DownloadURL: siteurl.Base(r, s.cfg.Zone.HTTPS(r), "") + "/nms/gdpr.jssp?id=",
 	})
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.Invalid {

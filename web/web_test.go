@@ -557,3 +557,34 @@ func TestSearchPagesPosted(t *testing.T) {
 		t.Error("page 2 of the subject's search does not hold the subject's oldest requests only")
 	}
 }
+
+// TestSessionCookiesSecureBehindTLSProxy: the service listens on plain
+// HTTP; HTTPS is a TLS-terminating proxy in front of it. A logon that came
+// through a trusted proxy saying X-Forwarded-Proto: https gets its session
+// cookies Secure (they used to be Secure only on a TLS connection of the
+// service's own, which it never has, so a browser sent them over any
+// plain-HTTP hop). The same header from an untrusted client does not.
+func TestSessionCookiesSecureBehindTLSProxy(t *testing.T) {
+	for _, c := range []struct {
+		trusted string
+		want    bool
+	}{{"127.0.0.1/32", true}, {"10.9.9.9/32", false}} {
+		w := newWorld(t, "sqlite", servertest.Options{Web: func(cfg *web.Config) {
+			cfg.Zone = netzone.Zone{
+				Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")},
+				Trusted: []netip.Prefix{netip.MustParsePrefix(c.trusted)},
+			}
+		}})
+		b := newBrowser(t, w.env.URL)
+		resp, _ := b.do("POST", "/privacy/logon", url.Values{"login": {"ana"}, "password": {"ana password"}, "target": {"/privacy/"}},
+			"X-Forwarded-For", "10.1.2.3", "X-Forwarded-Proto", "https")
+		if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 2 {
+			t.Fatalf("logon: %d, %d cookies", resp.StatusCode, len(resp.Cookies()))
+		}
+		for _, ck := range resp.Cookies() {
+			if ck.Secure != c.want || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+				t.Errorf("proxy %s trusted: cookie %s Secure %v HttpOnly %v SameSite %v, want Secure %v", c.trusted, ck.Name, ck.Secure, ck.HttpOnly, ck.SameSite, c.want)
+			}
+		}
+	}
+}

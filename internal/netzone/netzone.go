@@ -45,6 +45,10 @@ func ParsePrefixes(list string, allowAll bool) ([]netip.Prefix, error) {
 		if err != nil || p.Addr().Zone() != "" {
 			return nil, fmt.Errorf("%q is not an IP address or CIDR", part)
 		}
+		if p.Addr().Is4In6() && p.Bits() < 96 {
+			// Beyond the IPv4-mapped range: no IPv4 prefix it could be.
+			return nil, fmt.Errorf("%q is wider than the IPv4-mapped range ::ffff:0:0/96", part)
+		}
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)).Masked()
 		if p.Bits() == 0 && !allowAll {
 			return nil, fmt.Errorf("%q allows every address: write it together with the explicit setting if you mean it", part)
@@ -103,6 +107,30 @@ func (z Zone) ClientAddr(r *http.Request) (netip.Addr, bool) {
 		}
 	}
 	return peer, true // only proxies: the request comes from the proxy itself
+}
+
+// HTTPS reports whether the client reached the service over TLS: a TLS
+// connection of its own, or, from a trusted proxy (which terminates TLS in
+// front of the service), X-Forwarded-Proto https as the proxy wrote it (its
+// last value). A client's own header through an untrusted peer counts for
+// nothing.
+func (z Zone) HTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !contains(z.Trusted, peer.Unmap().WithZone("")) {
+		return false
+	}
+	var protos []string
+	for _, h := range r.Header.Values("X-Forwarded-Proto") {
+		protos = append(protos, strings.Split(h, ",")...)
+	}
+	return len(protos) > 0 && strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
 }
 
 // Allows reports whether the request's client is inside the zone. An empty

@@ -82,7 +82,10 @@ func TestOtherHeadersIgnored(t *testing.T) {
 }
 
 func TestParsePrefixes(t *testing.T) {
-	for _, bad := range []string{"010.1.2.3", "10.0.0.1%eth0", "fe80::1%eth0/64", "10.0.0.0/33", "10.0.0.0/08", "0x0a.1.2.3", "2130706433", "nonsense"} {
+	for _, bad := range []string{"010.1.2.3", "10.0.0.1%eth0", "fe80::1%eth0/64", "10.0.0.0/33", "10.0.0.0/08", "0x0a.1.2.3", "2130706433", "nonsense",
+		// IPv4-mapped and wider than the mapped range: used to be dropped
+		// silently (a negative IPv4 length, a prefix matching nothing).
+		"::ffff:0:0/95", "::ffff:10.0.0.0/88", "::ffff:10.0.0.0/64"} {
 		if _, err := ParsePrefixes(bad, true); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -96,5 +99,40 @@ func TestParsePrefixes(t *testing.T) {
 	p, err := ParsePrefixes("10.0.0.1/8, 192.168.1.7, ::ffff:172.16.0.0/108", false)
 	if err != nil || p[0].String() != "10.0.0.0/8" || p[1].String() != "192.168.1.7/32" || p[2].String() != "172.16.0.0/12" {
 		t.Fatalf("%v %v", p, err)
+	}
+}
+
+// TestHTTPS: a client reached the service over TLS when its connection is
+// TLS, or when its trusted proxy says so in the last X-Forwarded-Proto; the
+// header from anyone else, or a value a client wrote before the proxy's,
+// counts for nothing.
+func TestHTTPS(t *testing.T) {
+	z := Zone{Trusted: prefixes(t, "10.0.0.1")}
+	for _, c := range []struct {
+		peer   string
+		protos []string
+		want   bool
+	}{
+		{"10.0.0.1:4000", []string{"https"}, true},
+		{"10.0.0.1:4000", []string{"HTTPS"}, true},
+		{"[::ffff:10.0.0.1]:4000", []string{"https"}, true},
+		{"10.0.0.1:4000", []string{"http"}, false},
+		{"10.0.0.1:4000", []string{"https, http"}, false},
+		{"10.0.0.1:4000", []string{"https", "http"}, false},
+		{"10.0.0.1:4000", nil, false},
+		{"10.0.0.9:4000", []string{"https"}, false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.peer
+		for _, p := range c.protos {
+			r.Header.Add("X-Forwarded-Proto", p)
+		}
+		if got := z.HTTPS(r); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-Proto %q: %v, want %v", c.peer, c.protos, got, c.want)
+		}
+	}
+	r := httptest.NewRequest("GET", "https://example.com/", nil)
+	if !z.HTTPS(r) {
+		t.Error("a TLS connection of its own")
 	}
 }

@@ -13,12 +13,14 @@ import (
 // a URL: a host name or IP literal, with an optional port.
 var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 
-// Base returns "scheme://host" for r. A Host header that does not look like
+// Base returns "scheme://host" for r, https when the client reached the
+// service over TLS (netzone.Zone.HTTPS: its own, or its trusted proxy's).
+// A Host header that does not look like
 // a host (an injection attempt) is replaced by fallback, the listen
 // address ("localhost" stands in for an empty host part).
-func Base(r *http.Request, fallback string) string {
+func Base(r *http.Request, https bool, fallback string) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if https {
 		scheme = "https"
 	}
 	host := r.Host

@@ -1,7 +1,6 @@
 package siteurl
 
 import (
-	"crypto/tls"
 	"net/http/httptest"
 	"testing"
 )
@@ -17,13 +16,13 @@ func TestBase(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Host = host
-		if got := Base(r, ":8080"); got != want {
+		if got := Base(r, false, ":8080"); got != want {
 			t.Errorf("Host %q: %s, want %s", host, got, want)
 		}
 	}
 	r := httptest.NewRequest("GET", "/", nil)
-	r.Host, r.TLS = "example.com", &tls.ConnectionState{}
-	if got := Base(r, ""); got != "https://example.com" {
+	r.Host = "example.com"
+	if got := Base(r, true, ""); got != "https://example.com" {
 		t.Errorf("TLS: %s", got)
 	}
 }
