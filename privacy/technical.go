@@ -39,7 +39,7 @@ func (s *Service) technicalWorkflow(ctx context.Context, ref string) (*store.Wor
 	}
 	w, err := s.db.FindWorkflowRun(ctx, ref)
 	if apperr.CodeOf(err) == apperr.NotFound || err == nil && !slices.Contains(Workflows, w.InternalName) {
-		return nil, apperr.Errorf(apperr.NotFound, "The workflow '%s' does not exist (%s, %s or %s).", clip(ref, 64), Collect, Delete, Cleanup)
+		return nil, apperr.Errorf(apperr.NotFound, "The workflow '%s' does not exist (%s, %s or %s).", apperr.Quote(ref, 64), Collect, Delete, Cleanup)
 	}
 	return w, err
 }
@@ -202,7 +202,7 @@ func (s *Service) PostWorkflowEvent(ctx context.Context, caller *session.Caller,
 		return err
 	}
 	if activity != SignalActivity {
-		return apperr.Errorf(apperr.Invalid, "The workflow has no activity '%s': its external signal is '%s'.", clip(activity, 64), SignalActivity)
+		return apperr.Errorf(apperr.Invalid, "The workflow has no activity '%s': its external signal is '%s'.", apperr.Quote(activity, 64), SignalActivity)
 	}
 	return s.StartWorkflow(ctx, caller, ref)
 }
@@ -241,10 +241,3 @@ func (s *Service) WorkflowState(ctx context.Context, ref string) (state int, las
 	return w.State, lastResult, nil
 }
 
-// clip shortens an echoed input for a fault.
-func clip(v string, n int) string {
-	if len(v) <= n {
-		return v
-	}
-	return v[:n] + "…"
-}

@@ -128,7 +128,7 @@ func (s *Server) calledSchemaDoc(c *call) (*etree.Element, error) {
 		doc.CreateAttr("xtkschema", c.service)
 	case c.service:
 	default:
-		return nil, apperr.Errorf(apperr.Invalid, "The document's xtkschema '%s' is not the schema called, '%s'.", truncate(x, 64), c.service)
+		return nil, apperr.Errorf(apperr.Invalid, "The document's xtkschema '%s' is not the schema called, '%s'.", apperr.Quote(x, 64), c.service)
 	}
 	return doc, nil
 }
@@ -288,16 +288,9 @@ func (s *Server) getEntityIfMoreRecent(_ context.Context, c *call) ([]any, error
 		}
 	}
 	if mustExist {
-		return nil, apperr.Errorf(apperr.NotFound, "The entity '%s' does not exist.", truncate(pk, 128))
+		return nil, apperr.Errorf(apperr.NotFound, "The entity '%s' does not exist.", apperr.Quote(pk, 128))
 	}
 	return []any{nil}, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // serverInfo is the <serverInfo> of sessionInfo (acc-protocol.md §2.2),

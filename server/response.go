@@ -149,6 +149,9 @@ func writeFault(err error, method, service, ref string) []byte {
 	if !ok {
 		f = faults[apperr.Internal]
 	}
+	// The names may come from the SOAPAction header, whose bytes need not
+	// be UTF-8; the answer must be.
+	method, service = apperr.Quote(method, 128), apperr.Quote(service, 128)
 	if method == "" {
 		method = "?"
 	}
@@ -166,7 +169,7 @@ func writeFault(err error, method, service, ref string) []byte {
 			detail = "Internal error (reference " + ref + ")."
 		}
 		b.WriteString("<detail xsi:type='xsd:string'>")
-		b.WriteString(schemas.EscapeText(detail))
+		b.WriteString(schemas.EscapeText(strings.ToValidUTF8(detail, "\uFFFD")))
 		b.WriteString("</detail>\n")
 	}
 	b.WriteString("</SOAP-ENV:Fault>\n")

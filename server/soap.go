@@ -288,8 +288,13 @@ func resolveAction(r *http.Request, ctAction string, op *etree.Element) (service
 	if name != op.Tag {
 		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names '%s' but the Body calls '%s'.", name, op.Tag)
 	}
-	if bodyService != "" && !containsParts(service, bodyService) {
-		return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names service '%s' but the Body is in 'urn:%s'.", service, bodyService)
+	if bodyService != "" {
+		if !containsParts(service, bodyService) {
+			return "", "", apperr.Errorf(apperr.Malformed, "The SOAPAction names service '%s' but the Body is in 'urn:%s'.", service, bodyService)
+		}
+		// The Body's service runs, not the action's first: an action
+		// listing other services too must not choose among them.
+		return bodyService, name, nil
 	}
 	return service, name, nil
 }
@@ -369,12 +374,19 @@ func bindParams(m *schemas.Method, children []*etree.Element) ([]*etree.Element,
 		}
 		bound[i] = c
 	}
-	if byName {
-		return bound, nil
+	if !byName {
+		bound = make([]*etree.Element, len(params))
+		for i := 0; i < len(children) && i < len(params); i++ {
+			bound[i] = children[i]
+		}
 	}
-	bound = make([]*etree.Element, len(params))
-	for i := 0; i < len(children) && i < len(params); i++ {
-		bound[i] = children[i]
+	// A value with an element inside is not a value: its text would stop
+	// at the element, and a request would be made for part of what was
+	// sent (alice@example.com<b/>.au), a password checked on its start.
+	for i, el := range bound {
+		if el != nil && !params[i].IsXML() && len(el.ChildElements()) > 0 {
+			return nil, apperr.Errorf(apperr.Invalid, "The parameter '%s' must be text, not XML.", params[i].Name)
+		}
 	}
 	return bound, nil
 }

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"unicode/utf8"
 )
 
 // Code classifies an error. The set is small on purpose: each edge keeps one
@@ -117,3 +119,20 @@ func LogText(err error) string {
 
 // LogValue makes slog log an *Error as LogText, wherever it is logged.
 func (e *Error) LogValue() slog.Value { return slog.StringValue(LogText(e)) }
+
+// Quote is caller text as a Message may echo it: valid UTF-8 (a byte that
+// is not is replaced), at most n bytes, cut on a character boundary with
+// "…" after a cut. A fault that echoed half a character, or bytes a
+// header carried, was not the UTF-8 its Content-Type says, and a client's
+// XML parser failed on it instead of showing the fault.
+func Quote(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -217,17 +217,17 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string, rules ma
 	}
 	sc, ok := s.registry.Schema(schemaID)
 	if !ok || sc.Data == nil {
-		return w, apperr.Errorf(apperr.Invalid, "The schema '%s' is not a data schema.", clip(schemaID))
+		return w, apperr.Errorf(apperr.Invalid, "The schema '%s' is not a data schema.", apperr.Quote(schemaID, 64))
 	}
 	if sc.Data.View {
 		return w, apperr.Errorf(apperr.Invalid, "Records of %s cannot be written: privacy requests are created only through CreateRequestByName.", sc.ID())
 	}
 	if el.Tag != sc.Name {
-		return w, apperr.Errorf(apperr.Invalid, "The element <%s> does not match the schema %s.", clip(el.Tag), sc.ID())
+		return w, apperr.Errorf(apperr.Invalid, "The element <%s> does not match the schema %s.", apperr.Quote(el.Tag, 64), sc.ID())
 	}
 	op, ok := operations[operation]
 	if !ok {
-		return w, apperr.Errorf(apperr.Invalid, "Unknown _operation '%s' (insert, update, insertOrUpdate or delete).", clip(operation))
+		return w, apperr.Errorf(apperr.Invalid, "Unknown _operation '%s' (insert, update, insertOrUpdate or delete).", apperr.Quote(operation, 64))
 	}
 	w = store.EntityWrite{Schema: sc.ID(), Table: sc.Data.Table, Op: op, Key: map[string]any{}, Values: map[string]any{}}
 	keyNames := map[string]bool{}
@@ -235,7 +235,7 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string, rules ma
 		for _, part := range strings.Split(k, ",") {
 			part = strings.TrimSpace(part)
 			if !strings.HasPrefix(part, "@") {
-				return w, apperr.Errorf(apperr.Invalid, "A _key lists attributes written @name, not '%s'.", clip(part))
+				return w, apperr.Errorf(apperr.Invalid, "A _key lists attributes written @name, not '%s'.", apperr.Quote(part, 64))
 			}
 			keyNames[part[1:]] = true
 		}
@@ -271,7 +271,7 @@ func (s *Service) entity(el *etree.Element, schemaID, operation string, rules ma
 		w.Values[col] = value
 	}
 	for name := range keyNames {
-		return w, apperr.Errorf(apperr.Invalid, "The key attribute @%s has no value in the document.", clip(name))
+		return w, apperr.Errorf(apperr.Invalid, "The key attribute @%s has no value in the document.", apperr.Quote(name, 64))
 	}
 	if op == store.OpInsert {
 		if _, hasID := w.Key["id"]; hasID {
@@ -304,7 +304,7 @@ func (s *Service) column(sc *schemas.Schema, name, text string) (string, any, er
 	if strings.HasSuffix(name, "-id") {
 		l, ok := sc.Data.Link(strings.TrimSuffix(name, "-id"))
 		if !ok {
-			return "", nil, apperr.Errorf(apperr.Invalid, "%s has no link '%s'.", sc.ID(), clip(strings.TrimSuffix(name, "-id")))
+			return "", nil, apperr.Errorf(apperr.Invalid, "%s has no link '%s'.", sc.ID(), apperr.Quote(strings.TrimSuffix(name, "-id"), 64))
 		}
 		if text == "" || text == "0" {
 			return l.SQLName, nil, nil
@@ -317,7 +317,7 @@ func (s *Service) column(sc *schemas.Schema, name, text string) (string, any, er
 	}
 	a, ok := sc.Data.Attribute(name)
 	if !ok {
-		return "", nil, apperr.Errorf(apperr.Invalid, "%s has no attribute @%s.", sc.ID(), clip(name))
+		return "", nil, apperr.Errorf(apperr.Invalid, "%s has no attribute @%s.", sc.ID(), apperr.Quote(name, 64))
 	}
 	if text == "" {
 		return a.SQLName, nil, nil
@@ -349,9 +349,3 @@ func convert(a *schemas.Attribute, text string) (any, error) {
 	return nil, err
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}

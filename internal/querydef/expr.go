@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
 
@@ -112,12 +113,6 @@ func scanName(s string, i int) string {
 	return s[i:j]
 }
 
-func short(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
-}
 
 // lex splits an expression into tokens.
 func lex(s string) ([]token, error) {
@@ -260,13 +255,13 @@ func lex(s string) ([]token, error) {
 			if k < len(s) && s[k] == '(' {
 				fn, ok := functions[strings.ToLower(word)]
 				if !ok {
-					return fail(pos, "unknown function '%s' (the functions are %s)", short(word), functionNames())
+					return fail(pos, "unknown function '%s' (the functions are %s)", apperr.Quote(word, 32), functionNames())
 				}
 				toks = append(toks, token{kind: tFunc, text: fn.name, pos: pos})
 				i = k
 				continue
 			}
-			return fail(pos, "unknown word '%s' (name fields as @field, quote strings as 'text')", short(word))
+			return fail(pos, "unknown word '%s' (name fields as @field, quote strings as 'text')", apperr.Quote(word, 32))
 		default:
 			r := []rune(s[i:])[0]
 			return fail(pos, "unexpected character %q", r)

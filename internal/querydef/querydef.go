@@ -157,13 +157,13 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 	id := q.SelectAttrValue("schema", "")
 	s, ok := reg.Schema(id)
 	if id == "" || !ok || s.Data == nil || s.Data.Table == "" {
-		return nil, invalid("unknown schema '%s'", short(id))
+		return nil, invalid("unknown schema '%s'", apperr.Quote(id, 32))
 	}
 	query := &Query{Schema: s, Operation: q.SelectAttrValue("operation", OpSelect)}
 	switch query.Operation {
 	case OpGet, OpGetIfExists, OpSelect, OpCount:
 	default:
-		return nil, invalid("unknown operation '%s' (use get, getIfExists, select or count)", short(query.Operation))
+		return nil, invalid("unknown operation '%s' (use get, getIfExists, select or count)", apperr.Quote(query.Operation, 32))
 	}
 	limit, err := intAttr(q, "lineCount")
 	if err != nil {
@@ -191,7 +191,7 @@ func Compile(reg *schemas.Registry, q *etree.Element) (*Query, error) {
 		case "having":
 			slot = &having
 		default:
-			return nil, invalid("<%s> is not supported", short(el.Tag))
+			return nil, invalid("<%s> is not supported", apperr.Quote(el.Tag, 32))
 		}
 		if *slot != nil {
 			return nil, invalid("<%s> is given twice", el.Tag)
@@ -388,7 +388,7 @@ func (c *compiler) selectList(sel *etree.Element, q *Query) ([]store.Expr, []*fi
 	if sel != nil {
 		for _, n := range sel.ChildElements() {
 			if n.Tag != "node" {
-				return nil, nil, invalid("<%s> is not supported in <select>", short(n.Tag))
+				return nil, nil, invalid("<%s> is not supported in <select>", apperr.Quote(n.Tag, 32))
 			}
 			nodes = append(nodes, n)
 		}
@@ -448,7 +448,7 @@ func (c *compiler) groupBy(group *etree.Element) ([]*field, error) {
 	var out []*field
 	for i, n := range nodes {
 		if n.Tag != "node" {
-			return nil, invalid("<%s> is not supported in <groupBy>", short(n.Tag))
+			return nil, invalid("<%s> is not supported in <groupBy>", apperr.Quote(n.Tag, 32))
 		}
 		f, err := c.nodeExpr(n.SelectAttrValue("expr", ""))
 		if err != nil {
@@ -508,7 +508,7 @@ func (c *compiler) orderBy(order *etree.Element, grouped bool) ([]store.Order, [
 		}
 		for i, n := range nodes {
 			if n.Tag != "node" {
-				return nil, nil, invalid("<%s> is not supported in <orderBy>", short(n.Tag))
+				return nil, nil, invalid("<%s> is not supported in <orderBy>", apperr.Quote(n.Tag, 32))
 			}
 			f, err := c.nodeExpr(n.SelectAttrValue("expr", ""))
 			if err != nil {
@@ -543,7 +543,7 @@ func (c *compiler) conditions(parent *etree.Element) (f *store.Cond, present boo
 	var groups [][]*store.Cond // OR of ANDs
 	for _, cond := range parent.ChildElements() {
 		if cond.Tag != "condition" {
-			return nil, false, invalid("<%s> is not supported in <%s>", short(cond.Tag), parent.Tag)
+			return nil, false, invalid("<%s> is not supported in <%s>", apperr.Quote(cond.Tag, 32), parent.Tag)
 		}
 		c.nconds++
 		n := c.nconds
