@@ -144,14 +144,17 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 				var (
 					items   []store.BatchItem
 					pending []*store.Request
+					stopped = len(reqs) // the first request whose step did not end
 				)
 				for i := 0; err == nil && i < len(reqs); i++ {
 					item, serr := step(bctx, &reqs[i], true)
 					switch {
 					case serr != nil && ctx.Err() != nil:
-						err = ctx.Err()
+						err, stopped = ctx.Err(), i
 					case serr != nil:
-						err = s.fail(bctx, &reqs[i], retryStatus, serr)
+						if err = s.fail(bctx, &reqs[i], retryStatus, serr); err != nil {
+							stopped = i
+						}
 						count(0, 1)
 					case item != nil:
 						items, pending = append(items, *item), append(pending, &reqs[i])
@@ -161,6 +164,19 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 				}
 				if err == nil && len(items) > 0 {
 					err = s.commitBatch(bctx, items, pending, retryStatus, step, count)
+				} else if err != nil {
+					// Stopped (or failed) before the batch's commit: the
+					// requests whose step did not end, or whose end was
+					// not committed, changed nothing yet. The next run
+					// takes them at once, not after the lease.
+					var open []int64
+					for _, r := range pending {
+						open = append(open, r.ID)
+					}
+					for _, r := range reqs[stopped:] {
+						open = append(open, r.ID)
+					}
+					s.releaseClaims(ctx, worker, open)
 				}
 				if err != nil {
 					mu.Lock()
@@ -178,6 +194,19 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 		firstErr = ctx.Err()
 	}
 	return rep, firstErr
+}
+
+// releaseClaims gives back, after a stop, the requests a worker claimed
+// and did not finish; the context's cancellation does not stop it.
+func (s *Service) releaseClaims(ctx context.Context, worker string, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.db.ReleaseClaims(ctx, worker, ids); err != nil {
+		s.log.WarnContext(ctx, "the stopped run's requests wait for their lease", "requests", len(ids), "err", err)
+	}
 }
 
 // workerKey carries, in a worker's context, the name its claims hold
@@ -432,7 +461,8 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		found = reviewed
 	}
 	// Children before parents; tables grouped into transactions of at
-	// most DeleteBatch rows, each recording its own progress. A one-step
+	// most DeleteBatch rows, each recording its own progress: a two-step
+	// delete marks its reviewed rows deleted with their deletes. A one-step
 	// delete records its subject's rows with its first batch: if the
 	// attempt does not finish (a crash, a failure before the check), its
 	// retry follows them to rows added meanwhile, the value no longer
@@ -447,7 +477,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if len(parts) == 0 {
 			return nil
 		}
-		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record); err != nil {
+		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record, req.ConfirmDeletePending); err != nil {
 			return err
 		}
 		record = nil
@@ -934,7 +964,7 @@ type tableIDs struct {
 // ("3 record(s) deleted in nms:broadLogRcp").
 func (t tableIDs) deletePart(ids []int64) store.DeletePart {
 	schema := t.schema.ID()
-	return store.DeletePart{Table: t.schema.Data.Table, IDs: ids,
+	return store.DeletePart{Table: t.schema.Data.Table, Schema: schema, IDs: ids,
 		AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted in %s", n, schema) }}
 }
 

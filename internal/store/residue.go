@@ -75,7 +75,12 @@ type ResiduePurge struct {
 // (privacy_residue): the mark commits with the change, so a process that
 // dies before its run's purge leaves it for the next run. Names are
 // sorted: two transactions adding the same new marks wait for each other
-// in one order, never in a cycle. An existing mark keeps its time.
+// in one order, never in a cycle. An existing mark keeps its time and
+// counts one more generation: a purge clears only the marks still at the
+// generation it read when it began, so a delete that commits while a purge
+// runs (after its table's vacuum) leaves its table marked. (A purge used
+// to clear such a mark too, and the delete's own run, dying before its
+// purge, left the bytes unmarked.)
 func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 	names := slices.Compact(slices.Sorted(slices.Values(tables)))
 	if len(names) == 0 {
@@ -88,7 +93,7 @@ func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 		args = append(args, name, now)
 	}
 	return tx.Exec("INSERT INTO privacy_residue (table_name, since) VALUES "+strings.Join(marks, ", ")+
-		" ON CONFLICT (table_name) DO NOTHING", args...).Error
+		" ON CONFLICT (table_name) DO UPDATE SET gen = privacy_residue.gen + 1", args...).Error
 }
 
 // ResidueMarks returns how many tables are marked for a residue purge, and
@@ -117,12 +122,23 @@ func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err e
 // transaction older than the deletes is left, a VACUUM (FULL, with
 // p.Rewrite) of each table.
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
-	at := d.now().UTC()
-	var stale []string
-	// At runStart too: on a coarse clock (or a test's) an earlier run's
-	// mark and this run's start may read the same time.
-	if err := d.db.WithContext(ctx).Raw("SELECT table_name FROM privacy_residue WHERE since <= ?", runStart.UTC()).Scan(&stale).Error; err != nil {
+	var marks []struct {
+		TableName string
+		Since     time.Time
+		Gen       int64
+	}
+	if err := d.db.WithContext(ctx).Raw("SELECT table_name, since, gen FROM privacy_residue").Scan(&marks).Error; err != nil {
 		return nil, tables, translate(err, "Residue")
+	}
+	var stale []string
+	seen := map[string]int64{} // the generation of each mark as the purge begins
+	for _, m := range marks {
+		seen[m.TableName] = m.Gen
+		// At runStart too: on a coarse clock (or a test's) an earlier
+		// run's mark and this run's start may read the same time.
+		if !m.Since.After(runStart.UTC()) {
+			stale = append(stale, m.TableName)
+		}
 	}
 	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
 	if len(tables) == 0 {
@@ -130,10 +146,14 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	}
 	pending, err = d.purge(ctx, tables, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
-	if len(purged) > 0 {
-		// A mark made after the purge began stays: its change may have
-		// come after the vacuum of its table.
-		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name IN ? AND since <= ?", purged, at).Error; clearErr != nil && err == nil {
+	// A mark made or counted again after the purge began stays: its
+	// change may have come after the vacuum of its table.
+	for _, t := range purged {
+		gen, ok := seen[t]
+		if !ok {
+			continue
+		}
+		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND gen = ?", t, gen).Error; clearErr != nil && err == nil {
 			return purged, pending, translate(clearErr, "Residue")
 		}
 	}

@@ -303,6 +303,10 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 	return int(v.Int64), nil
 }
 
+// migrationLock is the advisory lock migrations take on PostgreSQL; any
+// constant works, this one spells "cp-migr".
+const migrationLock = 6370730001
+
 // Migrate applies every pending migration, each in its own transaction. On
 // PostgreSQL an advisory lock serialises replicas that start together. It
 // returns the versions it applied.
@@ -311,8 +315,18 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Under the migrations' lock too: two replicas starting on a fresh
+	// PostgreSQL database both ran CREATE TABLE IF NOT EXISTS, which is
+	// not safe at once (one failed on pg_type's unique index, and exited).
 	create := "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)"
-	if err := d.db.WithContext(ctx).Exec(create).Error; err != nil {
+	if err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.dialect == Postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrationLock).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Exec(create).Error
+	}); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var applied []int
@@ -320,8 +334,7 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 		done := false
 		err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			if d.dialect == Postgres {
-				// Any constant works; this one spells "cp-migr".
-				if err := tx.Exec("SELECT pg_advisory_xact_lock(6370730001)").Error; err != nil {
+				if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrationLock).Error; err != nil {
 					return err
 				}
 			}

@@ -642,7 +642,9 @@ func (d *DB) Exclusive(ctx context.Context, fn func() error) (ran bool, err erro
 // DeletePart is one table's share of a delete transaction.
 type DeletePart struct {
 	Table string
-	IDs   []int64
+	// Schema names the rows in privacy_request_rows ("nms:recipient").
+	Schema string
+	IDs    []int64
 	// AuditLine is the audit's line for the rows deleted (privacy's
 	// words: "3 record(s) deleted in nms:broadLogRcp").
 	AuditLine func(deleted int64) string
@@ -654,14 +656,26 @@ type DeletePart struct {
 // nil, replaces the request's recorded rows in the same transaction (a
 // one-step delete's subject, recorded with its first deletes, so that an
 // attempt that does not finish leaves its retry the way to rows added
-// meanwhile). It fails with errLostClaim (no change) if worker no longer
-// holds the request.
-func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow) error {
+// meanwhile). markDeleted marks the parts' rows deleted among the
+// request's recorded rows in the same transaction (a two-step delete's
+// reviewed rows: after a crash an id written again names another row,
+// which the next run must not delete as reviewed). It fails with
+// errLostClaim (no change) if worker no longer holds the request.
+func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow, markDeleted bool) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if found != nil {
 			if err := d.writeRecords(tx, now, []int64{requestID}, []RequestUpdate{{Reviewed: found}}); err != nil {
 				return err
+			}
+		}
+		for _, p := range parts {
+			for start := 0; markDeleted && start < len(p.IDs); start += idBatch {
+				end := min(start+idBatch, len(p.IDs))
+				if err := tx.Model(&ReviewedRow{}).Where("request_id = ? AND schema_name = ? AND row_id IN ?", requestID, p.Schema, p.IDs[start:end]).
+					Update("deleted", true).Error; err != nil {
+					return err
+				}
 			}
 		}
 		var audit strings.Builder
@@ -707,6 +721,20 @@ func PartTables(parts []DeletePart) []string {
 		out[i] = p.Table
 	}
 	return out
+}
+
+// ReleaseClaims gives back the requests of ids that worker still holds,
+// their status unchanged: a stopped run's requests it claimed and never
+// worked on, claimable at once by the next run instead of after the lease.
+func (d *DB) ReleaseClaims(ctx context.Context, worker string, ids []int64) error {
+	for start := 0; start < len(ids); start += idBatch {
+		end := min(start+idBatch, len(ids))
+		if err := d.db.WithContext(ctx).Model(&Request{}).Where("id IN ? AND claimed_by = ?", ids[start:end], worker).
+			Updates(map[string]any{"claimed_by": nil, "claimed_until": nil}).Error; err != nil {
+			return translate(err, "Request")
+		}
+	}
+	return nil
 }
 
 // ErrLostClaim: another worker took the request over (the lease ran out).
