@@ -240,4 +240,3 @@ func (s *Service) WorkflowState(ctx context.Context, ref string) (state int, las
 	}
 	return w.State, lastResult, nil
 }
-

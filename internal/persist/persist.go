@@ -348,4 +348,3 @@ func convert(a *schemas.Attribute, text string) (any, error) {
 	}
 	return nil, err
 }
-

@@ -113,7 +113,6 @@ func scanName(s string, i int) string {
 	return s[i:j]
 }
 
-
 // lex splits an expression into tokens.
 func lex(s string) ([]token, error) {
 	var toks []token
