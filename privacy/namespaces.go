@@ -155,6 +155,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	if err := s.db.UpdateNamespace(ctx, ns.row()); err != nil {
 		return err
 	}
+	s.log.InfoContext(ctx, "namespace changed", "namespace", ns.Name, "rule", ruleName(&ns), by(c))
 	s.namespaces.Delete(ns.Name)
 	if ns.Canonical < canon.Version {
 		attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
@@ -201,6 +202,7 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	if !created {
 		return apperr.Errorf(apperr.Conflict, "The namespace '%s' already exists.", ns.Name)
 	}
+	s.log.InfoContext(ctx, "namespace created", "namespace", ns.Name, "rule", ruleName(&ns), by(c))
 	// The field may hold data written before the namespace existed.
 	return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -203,6 +204,15 @@ func (s *Service) FlushDownloadCounts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// by names, for the log, who asked for a change: an operator, or the
+// command line (c nil), run by whoever holds the database.
+func by(c *session.Caller) slog.Attr {
+	if c == nil {
+		return slog.String("by", "command line")
+	}
+	return slog.Int64("operator_id", c.OperatorID)
 }
 
 // CreateNamespaceAs is CreateNamespace for a logged-on operator (admin only).

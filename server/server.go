@@ -276,6 +276,13 @@ func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	cred := httpCredentials(r, nil, nil)
 	cred.From = s.addrOf(r)
+	// Outside the SOAP zone a token is not even checked (a stolen one
+	// tested from anywhere): the answer of an invalid session.
+	if !s.inSOAPZone(r) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(faults[apperr.BadSession].text + "\n"))
+		return
+	}
 	if _, err := s.sessions.Authenticate(r.Context(), cred); err != nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(faults[apperr.BadSession].text + "\n"))

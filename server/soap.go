@@ -244,10 +244,7 @@ func (s *Server) prepare(ctx context.Context, r *http.Request, body []byte, ctAc
 // Logon gets the one answer every failed logon gets; any other call the
 // answer of an invalid session.
 func (s *Server) checkZone(ctx context.Context, r *http.Request, m *schemas.Method) error {
-	if len(s.cfg.SOAPAllowed) == 0 {
-		return nil
-	}
-	if _, ok := (netzone.Zone{Allowed: s.cfg.SOAPAllowed, Trusted: s.cfg.TrustedProxies}).Allows(r); ok {
+	if s.inSOAPZone(r) {
 		return nil
 	}
 	s.log.WarnContext(ctx, "SOAP call refused: the client is outside the security zone", "action", m.Service+"#"+m.Name)
@@ -255,6 +252,16 @@ func (s *Server) checkZone(ctx context.Context, r *http.Request, m *schemas.Meth
 		return apperr.Errorf(apperr.BadLogon, "The client is outside the security zone.")
 	}
 	return apperr.Errorf(apperr.BadSession, "The client is outside the security zone.")
+}
+
+// inSOAPZone reports whether the client may reach the SOAP router and
+// ping.jsp (CP_SOAP_ALLOWED_SUBNETS; no list allows everyone).
+func (s *Server) inSOAPZone(r *http.Request) bool {
+	if len(s.cfg.SOAPAllowed) == 0 {
+		return true
+	}
+	_, ok := (netzone.Zone{Allowed: s.cfg.SOAPAllowed, Trusted: s.cfg.TrustedProxies}).Allows(r)
+	return ok
 }
 
 // resolveAction finds service and method: the SOAPAction header (quoted or

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strconv"
@@ -363,11 +364,24 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	return tokens, err
 }
 
+// addressKey is what the per-address limits count under: the address, or
+// for IPv6 its /64, which one host is routinely given whole (counted per
+// address, a host rotating through its /64 was never throttled).
+func addressKey(from string) string {
+	a, err := netip.ParseAddr(from)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return from
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
+}
+
 // addressThrottled reports whether from has spent its failures.
 func (s *Service) addressThrottled(from string) bool {
 	if from == "" {
 		return false
 	}
+	from = addressKey(from)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.fails[from]
@@ -382,6 +396,7 @@ func (s *Service) hashPool(from string) pool {
 	if from == "" {
 		return poolClean
 	}
+	from = addressKey(from)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w := s.fails[from]; w != nil && s.cfg.Now().Sub(w.start) < s.cfg.AddressWindow && w.count > 0 {
@@ -395,6 +410,7 @@ func (s *Service) addressFailed(from string) {
 	if from == "" {
 		return
 	}
+	from = addressKey(from)
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

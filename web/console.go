@@ -367,6 +367,7 @@ func (s *Server) handleRunWorkflows(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apperr.Errorf(apperr.Forbidden, "Only an administrator may run the workflows."))
 		return
 	}
+	s.log.InfoContext(r.Context(), "workflows run from the console", "operator_id", c.OperatorID)
 	reports, err := s.cfg.Workflows(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
