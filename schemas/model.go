@@ -130,6 +130,22 @@ var (
 	tablePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
+// EncodedAttr is the attribute of the access file's rows (the collect's
+// export) that names the row's base64-encoded values: the file writes it
+// itself, beside the fields.
+const EncodedAttr = "_base64"
+
+// reservedNames are the field names a schema may not use, with why: the
+// access file writes each field as an attribute of its row, so a field
+// named like an attribute the file writes itself, or like an XML
+// namespace declaration, would give a row two attributes of one name (not
+// well-formed XML) or change what the reader makes of it. namePattern
+// already keeps out "xmlns:…" and any other name with a colon.
+var reservedNames = map[string]string{
+	EncodedAttr: "the access file writes it on each row that has base64-encoded values",
+	"xmlns":     "it declares an XML namespace",
+}
+
 // SQLIdent turns an ACC name into a column or table name: lower snake case,
 // "mobilePhone" → "mobile_phone", "OPTOUTCCPA" → "optoutccpa".
 func SQLIdent(name string) string {
@@ -260,6 +276,9 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			}
 			if !namePattern.MatchString(a.Name) {
 				return nil, fail(el, "attribute name %q is not a valid name", a.Name)
+			}
+			if why, reserved := reservedNames[a.Name]; reserved {
+				return nil, fail(el, "attribute name %q is reserved: %s", a.Name, why)
 			}
 			if _, dup := d.Attribute(a.Name); dup {
 				return nil, fail(el, "attribute %q is defined twice", a.Name)
