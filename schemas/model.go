@@ -115,6 +115,19 @@ func (d *Data) Link(name string) (*Link, bool) {
 	return nil, false
 }
 
+// columns returns the set of the table's columns: its attributes' and its
+// links'.
+func (d *Data) columns() map[string]bool {
+	out := make(map[string]bool, len(d.Attributes)+len(d.Links))
+	for _, a := range d.Attributes {
+		out[a.SQLName] = true
+	}
+	for _, l := range d.Links {
+		out[l.SQLName] = true
+	}
+	return out
+}
+
 // PrimaryKey returns the autopk attribute, or nil.
 func (d *Data) PrimaryKey() *Attribute {
 	for _, a := range d.Attributes {
