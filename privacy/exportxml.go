@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
 
 // Values written into the database by other tools (plain SQL) may hold
@@ -15,8 +17,9 @@ import (
 // well-formed and the data comes back exactly. ACC's file has no such
 // attribute; it only appears when a value needs it.
 
-// encodedAttr is the attribute naming the base64-encoded attributes.
-const encodedAttr = "_base64"
+// encodedAttr is the attribute naming the base64-encoded attributes. The
+// schemas refuse a field of that name (it would be written twice).
+const encodedAttr = schemas.EncodedAttr
 
 // exportAttr returns text ready for an attribute value, and whether it had
 // to be base64-encoded.

@@ -50,8 +50,9 @@ func ownedLess(a, b *Schema) bool {
 }
 
 // OwnedBy computes the owned part of the data model from root. It fails on
-// a cycle of own links, which would make "delete children first"
-// meaningless.
+// a cycle of own links, through root or not, which would make "delete
+// children first" meaningless; a table's own links to itself (root's
+// included) are followed to their fixpoint instead.
 func (r *Registry) OwnedBy(root string) (*Owned, error) {
 	rs, ok := r.schemas[root]
 	if !ok || rs.Data == nil || rs.Data.View {
@@ -75,6 +76,16 @@ func (r *Registry) OwnedBy(root string) (*Owned, error) {
 				reached[l.Schema] = true
 				queue = append(queue, l.Schema)
 			}
+		}
+	}
+	// The root is first whatever links it has, so Kahn's algorithm below
+	// never sees a cycle through it: an own link from the root to a table
+	// it owns (a recipient owned by its household, the household by its
+	// head) would be neither followed nor refused. Only the root's self
+	// links (a recipient owned by another recipient) are followed.
+	for _, l := range parents[rs] {
+		if l.Target != rs.ID() {
+			return nil, fmt.Errorf("the own links reachable from %s form a cycle through it: its link %q to %s, which it owns", root, l.Name, l.Target)
 		}
 	}
 	// Kahn's algorithm over the reached part, ties broken by ownedLess.

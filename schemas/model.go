@@ -115,6 +115,19 @@ func (d *Data) Link(name string) (*Link, bool) {
 	return nil, false
 }
 
+// columns returns the set of the table's columns: its attributes' and its
+// links'.
+func (d *Data) columns() map[string]bool {
+	out := make(map[string]bool, len(d.Attributes)+len(d.Links))
+	for _, a := range d.Attributes {
+		out[a.SQLName] = true
+	}
+	for _, l := range d.Links {
+		out[l.SQLName] = true
+	}
+	return out
+}
+
 // PrimaryKey returns the autopk attribute, or nil.
 func (d *Data) PrimaryKey() *Attribute {
 	for _, a := range d.Attributes {
@@ -129,6 +142,22 @@ var (
 	namePattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	tablePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
+
+// EncodedAttr is the attribute of the access file's rows (the collect's
+// export) that names the row's base64-encoded values: the file writes it
+// itself, beside the fields.
+const EncodedAttr = "_base64"
+
+// reservedNames are the field names a schema may not use, with why: the
+// access file writes each field as an attribute of its row, so a field
+// named like an attribute the file writes itself, or like an XML
+// namespace declaration, would give a row two attributes of one name (not
+// well-formed XML) or change what the reader makes of it. namePattern
+// already keeps out "xmlns:…" and any other name with a colon.
+var reservedNames = map[string]string{
+	EncodedAttr: "the access file writes it on each row that has base64-encoded values",
+	"xmlns":     "it declares an XML namespace",
+}
 
 // SQLIdent turns an ACC name into a column or table name: lower snake case,
 // "mobilePhone" → "mobile_phone", "OPTOUTCCPA" → "optoutccpa".
@@ -260,6 +289,9 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			}
 			if !namePattern.MatchString(a.Name) {
 				return nil, fail(el, "attribute name %q is not a valid name", a.Name)
+			}
+			if why, reserved := reservedNames[a.Name]; reserved {
+				return nil, fail(el, "attribute name %q is reserved: %s", a.Name, why)
 			}
 			if _, dup := d.Attribute(a.Name); dup {
 				return nil, fail(el, "attribute %q is defined twice", a.Name)

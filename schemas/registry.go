@@ -318,6 +318,18 @@ func (r *Registry) resolve() error {
 		if !ok || target.Data == nil || target.Data.View {
 			return &schemaError{file: ext.file, line: ext.line, msg: "extendedSchema " + ext.target + " is not a data schema that can be extended"}
 		}
+		// An extension adds fields; it never redefines one. A name or a
+		// column taken twice would be two attributes of one name on a row
+		// of the access file (not well-formed XML), or two fields over one
+		// column.
+		columns := target.Data.columns()
+		taken := func(col, what string) error {
+			if columns[col] {
+				return &schemaError{file: ext.file, line: ext.line, msg: fmt.Sprintf("%s already has a column %q (%s)", ext.target, col, what)}
+			}
+			columns[col] = true
+			return nil
+		}
 		for _, a := range ext.data.Attributes {
 			if a.PK {
 				continue
@@ -325,9 +337,18 @@ func (r *Registry) resolve() error {
 			if _, dup := target.Data.Attribute(a.Name); dup {
 				return &schemaError{file: ext.file, line: ext.line, msg: fmt.Sprintf("%s already has an attribute %q", ext.target, a.Name)}
 			}
+			if err := taken(a.SQLName, "attribute "+a.Name); err != nil {
+				return err
+			}
 			target.Data.Attributes = append(target.Data.Attributes, a)
 		}
 		for _, l := range ext.data.Links {
+			if _, dup := target.Data.Link(l.Name); dup {
+				return &schemaError{file: ext.file, line: ext.line, msg: fmt.Sprintf("%s already has a link %q (@%s)", ext.target, l.Name, l.WireName())}
+			}
+			if err := taken(l.SQLName, "link "+l.Name); err != nil {
+				return err
+			}
 			l.Schema = target
 			target.Data.Links = append(target.Data.Links, l)
 		}

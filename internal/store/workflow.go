@@ -272,8 +272,13 @@ func (d *DB) FindIDsByValue(ctx context.Context, table, column string, values []
 }
 
 // StreamRows reads the given columns of the rows with those ids, in id
-// order and in batches, handing each row to fn; values are normalised to
-// nil, bool, int64, float64, string, []byte or time.Time (UTC).
+// order and in batches, handing each row to fn; values are as the driver
+// returns them (nil, bool, int64, float64, string, []byte or time.Time),
+// as ExecuteQuery reads them. A time keeps the zone the driver gave it:
+// a DATE stored on SQLite with its zone ("1990-05-01 00:00:00+02:00") is
+// midnight in that zone, and its calendar day is the stored one
+// (schemas.Type.Format writes a date in its own location, a datetime in
+// UTC). Converted to UTC here, it was a day early.
 func (d *DB) StreamRows(ctx context.Context, table string, columns []string, ids []int64, fn func(values []any) error) error {
 	quoted := make([]string, len(columns))
 	for i, c := range columns {
@@ -295,11 +300,6 @@ func (d *DB) StreamRows(ctx context.Context, table string, columns []string, ids
 			for rows.Next() {
 				if err := rows.Scan(ptrs...); err != nil {
 					return err
-				}
-				for i, v := range vals {
-					if t, ok := v.(time.Time); ok {
-						vals[i] = t.UTC()
-					}
 				}
 				if err := fn(vals); err != nil {
 					return err
