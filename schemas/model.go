@@ -148,6 +148,12 @@ var (
 // itself, beside the fields.
 const EncodedAttr = "_base64"
 
+// fieldNameReserved is why a field (attribute or link) may not start with
+// "_": ACC's xmlns:persist reads such attributes of a Write as operations
+// (_operation, _key), so the field could never be written, and the access
+// file writes _base64 itself.
+const fieldNameReserved = "names starting with _ are ACC's operations in a Write (_operation, _key) and the access file's (_base64)"
+
 // reservedNames are the field names a schema may not use, with why: the
 // access file writes each field as an attribute of its row, so a field
 // named like an attribute the file writes itself, or like an XML
@@ -293,6 +299,9 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			if why, reserved := reservedNames[a.Name]; reserved {
 				return nil, fail(el, "attribute name %q is reserved: %s", a.Name, why)
 			}
+			if strings.HasPrefix(a.Name, "_") {
+				return nil, fail(el, "attribute name %q is reserved: %s", a.Name, fieldNameReserved)
+			}
 			if _, dup := d.Attribute(a.Name); dup {
 				return nil, fail(el, "attribute %q is defined twice", a.Name)
 			}
@@ -330,6 +339,9 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			}
 			if !namePattern.MatchString(l.Name) {
 				return nil, fail(el, "link name %q is not a valid name", l.Name)
+			}
+			if strings.HasPrefix(l.Name, "_") {
+				return nil, fail(el, "link name %q is reserved: %s", l.Name, fieldNameReserved)
 			}
 			if _, dup := d.Link(l.Name); dup {
 				return nil, fail(el, "link %q is defined twice", l.Name)
