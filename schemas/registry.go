@@ -378,8 +378,8 @@ func (r *Registry) resolve() error {
 	return nil
 }
 
-// extendDocument adds an extension's attributes to the served document of
-// the schema it extends, so that acc-js-sdk sees them in getSchema.
+// extendDocument adds an extension's attributes and links to the served
+// document of the schema it extends, so that acc-js-sdk sees them in getSchema.
 func extendDocument(s *Schema, d *Data) {
 	root := s.doc.Root()
 	for _, el := range root.SelectElements("element") {
@@ -397,6 +397,18 @@ func extendDocument(s *Schema, d *Data) {
 				n.CreateAttr("label", a.Label)
 			}
 		}
+		for _, l := range d.Links {
+			n := el.CreateElement("element")
+			n.CreateAttr("name", l.Name)
+			n.CreateAttr("type", "link")
+			n.CreateAttr("target", l.Target)
+			if l.Label != "" {
+				n.CreateAttr("label", l.Label)
+			}
+			if l.RevIntegrity != IntegrityNormal {
+				n.CreateAttr("revIntegrity", l.RevIntegrity)
+			}
+		}
 	}
 }
 
@@ -405,7 +417,6 @@ func extendDocument(s *Schema, d *Data) {
 // (Write, WriteCollection, GetEntityIfMoreRecent).
 const PersistInterface = "xtk:persist"
 
-// implementPersist gives every data schema that declares no methods nor
 // ServiceTable reports whether table is one of the service's own: the
 // operators and their sessions, the privacy requests and everything kept
 // beside them (files, keys, records, receipts, the audit chain), the
@@ -420,6 +431,7 @@ func ServiceTable(table string) bool {
 	return strings.HasPrefix(table, "privacy_")
 }
 
+// implementPersist gives every data schema that declares no methods nor
 // interface the methods of xtk:persist, as ACC does: nms:recipient answers
 // "nms:recipient#Write" and its WSDL lists Write and WriteCollection.
 func (r *Registry) implementPersist() {

@@ -193,6 +193,15 @@ func TestExtensionRedefiningALinkRefused(t *testing.T) {
 	if l, ok := s.Data.Link("archivedDelivery"); !ok || l.SQLName != "archived_delivery_id" || l.Schema != s {
 		t.Fatalf("the extension's link: %+v", l)
 	}
+	// The served document (acc-js-sdk's getSchema) shows it too, as it
+	// shows an extension's attributes.
+	var served bool
+	for _, el := range s.Document().FindElements("//element[@name='archivedDelivery']") {
+		served = served || el.SelectAttrValue("type", "") == "link" && el.SelectAttrValue("target", "") == "nms:delivery"
+	}
+	if !served {
+		t.Error("the extension's link is not in the schema's served document")
+	}
 }
 
 // householdSchemas make a cycle of own links through nms:recipient: a
