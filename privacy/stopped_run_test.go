@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
@@ -93,35 +92,11 @@ func TestTwoStepCrashAfterDeletesSparesReusedID(t *testing.T) {
 				return nil
 			}
 		}})
-		sql := storetest.SQLOf(t, f.env.DB)
-		rcp := recipientID(t, f, 1)
-		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
-		f.run(t, privacy.Collect)
-		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.env.Privacy.Run(runCtx, privacy.Delete); err == nil {
-			t.Fatal("the run was not stopped")
-		}
-		if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
-			t.Fatalf("after the stop: %s", s)
-		}
-		if n, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp); n != 0 {
-			t.Fatal("the stopped run did not delete the recipient")
-		}
-		// Another person, written under the freed id.
-		if err := sql.InsertRow(f.ctx, "nms_recipient", map[string]any{"id": rcp, "email": "someone.else@example.com"}); err != nil {
-			t.Fatal(err)
-		}
-		f.env.Clock.Advance(20 * time.Minute) // past the dead worker's lease
+		id, rcp := interruptedDelete(t, f, runCtx, true)
 		if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err != nil {
 			t.Logf("second run: %v", err)
 		}
-		n, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ? AND email = 'someone.else@example.com'", rcp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != 1 {
+		if n := reusedLeft(t, f, rcp); n != 1 {
 			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
 			t.Errorf("another person's recipient (id %d, someone.else@example.com), written after a crash between the deletes and their completion, was deleted by the request's next run (plain SQL: %d left); status %s\naudit tail:\n%s",
 				rcp, n, f.status(t, id), tail(r.Audit, 700))

@@ -3,11 +3,8 @@ package privacy_test
 import (
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
-	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -32,28 +29,12 @@ func TestOneStepReceiptCountsFirstRun(t *testing.T) {
 				return nil
 			}
 		}})
-		sql := storetest.SQLOf(t, f.env.DB)
-		rcp := recipientID(t, f, 1)
-		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false)
-		f.run(t, privacy.Collect)
-		if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err == nil {
-			t.Fatal("the purge failpoint did not fire")
-		}
-		if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
-			t.Fatalf("after the unfinished purge: %s", s)
-		}
-		if n, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp); n != 0 {
-			t.Fatal("the first run did not delete the recipient")
-		}
-		if err := sql.InsertRow(f.ctx, "nms_recipient", map[string]any{"id": rcp, "email": "someone.else@example.com"}); err != nil {
-			t.Fatal(err)
-		}
-		f.env.Clock.Advance(20 * time.Minute) // past the lease
+		id, rcp := interruptedDelete(t, f, f.ctx, false)
 		f.run(t, privacy.Delete)
 		if s := f.status(t, id); s != privacy.StatusComplete {
 			t.Fatalf("after the second run: %s", s)
 		}
-		if n, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp); n != 1 {
+		if n := reusedLeft(t, f, rcp); n != 1 {
 			t.Fatalf("the other person's recipient was deleted (%d left)", n)
 		}
 		_, c := f.receiptOf(t, id)

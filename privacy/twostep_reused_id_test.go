@@ -3,11 +3,8 @@ package privacy_test
 import (
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
-	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
@@ -33,35 +30,11 @@ func TestTwoStepRerunSparesReusedID(t *testing.T) {
 				return nil
 			}
 		}})
-		sql := storetest.SQLOf(t, f.env.DB)
-		rcp := recipientID(t, f, 1)
-		id := f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, true)
-		f.run(t, privacy.Collect)
-		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err == nil {
-			t.Fatal("the purge failpoint did not fire")
-		}
-		if s := f.status(t, id); s != privacy.StatusDeleteInProgress {
-			t.Fatalf("after the unfinished purge: %s", s)
-		}
-		if n, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp); n != 0 {
-			t.Fatal("the first run did not delete the recipient")
-		}
-		// Another person, written under the freed id.
-		if err := sql.InsertRow(f.ctx, "nms_recipient", map[string]any{"id": rcp, "email": "someone.else@example.com"}); err != nil {
-			t.Fatal(err)
-		}
-		f.env.Clock.Advance(20 * time.Minute) // past the lease
+		id, rcp := interruptedDelete(t, f, f.ctx, true)
 		if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err != nil {
 			t.Logf("second run: %v", err)
 		}
-		n, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ? AND email = 'someone.else@example.com'", rcp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != 1 {
+		if n := reusedLeft(t, f, rcp); n != 1 {
 			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
 			t.Errorf("another person's recipient (id %d, someone.else@example.com), written after the delete, was deleted by the request's next run (plain SQL: %d left); status %s\naudit tail:\n%s",
 				rcp, n, f.status(t, id), tail(r.Audit, 600))
