@@ -109,7 +109,7 @@ func receiptDue(req *store.Request, status Status) bool {
 // so a request never finishes without its receipt. purge, for a delete
 // that completes, is the residue purge it completes after. It returns nil
 // when no receipt can be due (or receipts are not configured).
-func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store.RequestUpdate, purge string) (func(store.RequestUpdate, store.ChainHead) (string, error), error) {
+func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store.RequestUpdate, purge string) (func(store.RequestUpdate, store.ChainHead, map[string]int64) (string, error), error) {
 	if s.cfg.ReceiptKey == nil {
 		return nil, nil // receipts not configured (package tests that do not look at them)
 	}
@@ -133,41 +133,22 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 			linked = storedLinked
 		}
 	}
-	var (
-		reviewed string
-		// deletedBy counts, by table, the rows the delete recorded; gone,
-		// those it marked deleted (earlier rounds): all that an error's
-		// receipt can say was deleted.
-		deletedBy, gone map[string]int64
-	)
-	if req.Type == TypeDelete {
+	var reviewed string
+	if req.Type == TypeDelete && req.ConfirmDeletePending {
 		rows := upd.Reviewed
 		if rows == nil {
 			if rows, err = s.recordedRows(ctx, req.ID); err != nil {
 				return nil, err
 			}
 		}
-		if req.ConfirmDeletePending {
-			reviewed = reviewedDigest(rows)
-		}
-		// The rows the delete removed, by table, as it recorded them (a
-		// one-step delete's last attempt, every round of a two-step one),
-		// rather than what the collect counted: rows written or gone in
-		// between change them.
-		for _, r := range rows {
-			if deletedBy == nil {
-				deletedBy = map[string]int64{}
-			}
-			deletedBy[r.Schema]++
-			if r.Deleted {
-				if gone == nil {
-					gone = map[string]int64{}
-				}
-				gone[r.Schema]++
-			}
-		}
+		reviewed = reviewedDigest(rows)
 	}
-	return func(applied store.RequestUpdate, head store.ChainHead) (string, error) {
+	// deleted, from the store inside the commit: the rows the request's
+	// DELETE statements removed, by table, over all its attempts and
+	// rounds — not what the collect counted nor what the delete looked
+	// for (a reviewed row someone else deleted first, rows written or gone
+	// in between, an attempt that failed after its first deletes).
+	return func(applied store.RequestUpdate, head store.ChainHead, deleted map[string]int64) (string, error) {
 		// Inside the commit's transaction, once per request (fault tests).
 		if err := s.failpoint("batch-item"); err != nil {
 			return "", err
@@ -176,10 +157,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		if !receiptDue(req, status) {
 			return "", nil
 		}
-		if status != StatusComplete {
-			deletedBy = gone
-		}
-		return s.signReceipt(req, status, ns, counts, deletedBy, linked, reviewed, purge, head)
+		return s.signReceipt(req, status, ns, counts, deleted, linked, reviewed, purge, head)
 	}, nil
 }
 
@@ -236,8 +214,7 @@ func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context 
 }
 
 // signReceipt signs a request's receipt. counts are what its collect
-// found per table; deletedBy, when the delete recorded its rows, what it
-// removed.
+// found per table; deletedBy, what its deletes removed.
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData, deletedBy map[string]int64,
 	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead) (string, error) {
 	now := s.cfg.Now().UTC()
@@ -261,19 +238,15 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	if deleted && req.ConfirmDeletePending {
 		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with the delete
 	}
-	// A delete that failed after it had deleted rows (an earlier round's)
-	// says so too.
-	countDeleted := deleted || deletedBy != nil && status == StatusError
+	// A delete that failed after it had deleted rows says so too.
+	countDeleted := deleted || len(deletedBy) > 0 && status == StatusError
 	listed := map[string]bool{}
 	for _, d := range counts {
 		t := ReceiptTable{Table: d.Schema}
 		if exported {
 			t.Exported = d.RecordCount
 		}
-		if deleted {
-			t.Deleted = d.RecordCount
-		}
-		if countDeleted && deletedBy != nil {
+		if countDeleted {
 			t.Deleted = deletedBy[d.Schema]
 		}
 		c.Tables = append(c.Tables, t)

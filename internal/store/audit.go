@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,13 +225,107 @@ func (d *DB) VerifyAuditChain(ctx context.Context, anchors map[int64]string) (Ch
 	if err := rows.Err(); err != nil {
 		return ChainHead{}, translate(err, "Audit chain")
 	}
+	// A signed receipt anchored a line beyond the end: the chain was cut
+	// (its head moved back with it), or emptied.
+	for seq := range anchors {
+		if seq > last.Seq {
+			return ChainHead{}, &ChainBreak{Seq: last.Seq + 1, Reason: fmt.Sprintf("the chain was cut: a signed receipt records line %d", seq)}
+		}
+	}
 	if last != head {
 		if last.Seq < head.Seq {
 			return ChainHead{}, &ChainBreak{Seq: last.Seq + 1, Reason: fmt.Sprintf("the line is missing (the head says %d lines)", head.Seq)}
 		}
 		return ChainHead{}, &ChainBreak{Seq: head.Seq, Reason: "the chain does not end at its recorded head"}
 	}
+	if err := d.verifyRequestAudits(ctx); err != nil {
+		return ChainHead{}, err
+	}
 	return head, nil
+}
+
+// verifyRequestAudits checks that each request's audit text, what the
+// console and ExecuteQuery show, ends with its lines in the chain, in
+// order: the chain holds the true lines, and an edited text would go
+// unnoticed otherwise. (Text written before the chain existed comes
+// first and is not checked; the times are not compared, as a created
+// request's text has its call's time and its chain line its batch's.) The chain's lines, by request, and the
+// requests, by id, are read side by side: nothing grows with the chain.
+func (d *DB) verifyRequestAudits(ctx context.Context) error {
+	lines, err := d.readSQL.QueryContext(ctx, "SELECT request_id, seq, at, line FROM privacy_audit_chain WHERE request_id > 0 ORDER BY request_id, seq")
+	if err != nil {
+		return translate(err, "Audit chain")
+	}
+	defer lines.Close()
+	reqs, err := d.readSQL.QueryContext(ctx, "SELECT id, audit FROM privacy_requests ORDER BY id")
+	if err != nil {
+		return translate(err, "Audit chain")
+	}
+	defer reqs.Close()
+	var (
+		reqID, first int64 = 0, 0
+		want         []string
+	)
+	check := func() error {
+		if reqID == 0 {
+			return nil
+		}
+		for {
+			var id int64
+			var audit string
+			if !reqs.Next() {
+				if err := reqs.Err(); err != nil {
+					return translate(err, "Audit chain")
+				}
+				return &ChainBreak{Seq: first, Reason: fmt.Sprintf("request %d of this line does not exist", reqID)}
+			}
+			if err := reqs.Scan(&id, &audit); err != nil {
+				return translate(err, "Audit chain")
+			}
+			if id < reqID {
+				continue
+			}
+			if id > reqID || !slices.Equal(lastLines(audit, len(want)), want) {
+				return &ChainBreak{Seq: first, Reason: fmt.Sprintf("request %d's audit text is not its lines in the chain (changed, or lines removed)", reqID)}
+			}
+			return nil
+		}
+	}
+	for lines.Next() {
+		var id, seq int64
+		var at, line string
+		if err := lines.Scan(&id, &seq, &at, &line); err != nil {
+			return translate(err, "Audit chain")
+		}
+		if id != reqID {
+			if err := check(); err != nil {
+				return err
+			}
+			reqID, first = id, seq
+			want = want[:0]
+		}
+		want = append(want, line)
+	}
+	if err := lines.Err(); err != nil {
+		return translate(err, "Audit chain")
+	}
+	return check()
+}
+
+// lastLines returns the texts of the last n lines of an audit, each
+// without its time ("2006-01-02 15:04:05.000Z "), or nil if it has fewer.
+func lastLines(audit string, n int) []string {
+	lines := strings.Split(strings.TrimSuffix(audit, "\n"), "\n")
+	if len(lines) < n || audit == "" {
+		return nil
+	}
+	out := make([]string, n)
+	for i, l := range lines[len(lines)-n:] {
+		if parts := strings.SplitN(l, " ", 3); len(parts) == 3 {
+			out[i] = parts[2]
+		}
+	}
+	return out
 }
 
 // CreateRequest's PostgreSQL path hands appendChain its *sql.Tx directly.

@@ -31,10 +31,11 @@ type BatchItem struct {
 	Update RequestUpdate
 	// Remaining makes the update when the check finds n rows left.
 	Remaining func(n int64) RequestUpdate
-	// Receipt, when set, is called with the update being applied and the
-	// chain head right after this request's lines; it returns the signed
-	// receipt to store with it, or "" for none.
-	Receipt func(upd RequestUpdate, head ChainHead) (string, error)
+	// Receipt, when set, is called with the update being applied, the
+	// chain head right after this request's lines, and the rows the
+	// request's deletes removed by table (this batch's and all before);
+	// it returns the signed receipt to store with it, or "" for none.
+	Receipt func(upd RequestUpdate, head ChainHead, deleted map[string]int64) (string, error)
 }
 
 // RemainCheck describes what must be gone after a subject's delete: the
@@ -109,6 +110,20 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if err := markResidue(tx, now, touched); err != nil {
 			return err
 		}
+		removed := map[int64]map[string]int64{}
+		for i, it := range items {
+			for j, p := range it.Deletes {
+				if isHeld[it.ID] && deleted[i][j] > 0 {
+					if removed[it.ID] == nil {
+						removed[it.ID] = map[string]int64{}
+					}
+					removed[it.ID][p.Schema] += deleted[i][j]
+				}
+			}
+		}
+		if err := countDeleted(tx, removed); err != nil {
+			return err
+		}
 		var checks []*RemainCheck
 		checkOf := make([]int, len(items))
 		for i, it := range items {
@@ -150,6 +165,20 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if err := d.writeRecords(tx, now, heldIDs, upds); err != nil {
 			return err
 		}
+		// The rows each request's deletes removed so far, this batch's
+		// included: what its receipt says was deleted.
+		var signing []int64
+		for i, it := range items {
+			if out[i].Held && it.Receipt != nil {
+				signing = append(signing, it.ID)
+			}
+		}
+		removedBy := map[int64]map[string]int64{}
+		if len(signing) > 0 {
+			if removedBy, err = deletedCounts(tx, signing); err != nil {
+				return err
+			}
+		}
 		// Last, under the chain head: each receipt is signed with the head
 		// right after its request's lines.
 		head, err := d.lockChainHead(ctx, tx.Statement.ConnPool)
@@ -162,7 +191,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 			if signErr != nil || !out[i].Held || items[i].Receipt == nil {
 				return
 			}
-			if receipts[i], signErr = items[i].Receipt(out[i].Update, head); signErr != nil {
+			if receipts[i], signErr = items[i].Receipt(out[i].Update, head, removedBy[items[i].ID]); signErr != nil {
 				signErr = fmt.Errorf("sign the receipt of request %d: %w", items[i].ID, signErr)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -680,6 +681,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 		}
 		var audit strings.Builder
 		var lines []chainLine
+		removed := map[string]int64{}
 		for _, p := range parts {
 			var n int64
 			for start := 0; start < len(p.IDs); start += idBatch {
@@ -690,11 +692,15 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 				}
 				n += res.RowsAffected
 			}
+			removed[p.Schema] += n
 			line := p.AuditLine(n)
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
 		if err := markResidue(tx, now, PartTables(parts)); err != nil {
+			return err
+		}
+		if err := countDeleted(tx, map[int64]map[string]int64{requestID: removed}); err != nil {
 			return err
 		}
 		res := tx.Model(&Request{}).Where("id = ? AND claimed_by = ?", requestID, worker).Updates(map[string]any{
@@ -712,6 +718,51 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 		return err
 	}
 	return translate(err, "Record")
+}
+
+// countDeleted adds, in tx, the rows the DELETEs of each request removed
+// (deleted[request][schema]) to the request's per-table counts
+// (privacy_request_deleted): what its receipt says was deleted. Keys in
+// order, so two transactions wait for each other in one order.
+func countDeleted(tx *gorm.DB, deleted map[int64]map[string]int64) error {
+	var (
+		vals []string
+		args []any
+	)
+	for _, id := range slices.Sorted(maps.Keys(deleted)) {
+		for _, schema := range slices.Sorted(maps.Keys(deleted[id])) {
+			if n := deleted[id][schema]; n > 0 {
+				vals = append(vals, "(?, ?, ?)")
+				args = append(args, id, schema, n)
+			}
+		}
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	return tx.Exec("INSERT INTO privacy_request_deleted (request_id, schema_name, deleted) VALUES "+strings.Join(vals, ", ")+
+		" ON CONFLICT (request_id, schema_name) DO UPDATE SET deleted = privacy_request_deleted.deleted + excluded.deleted", args...).Error
+}
+
+// deletedCounts reads, in tx, the per-table counts of rows the requests'
+// deletes removed (countDeleted).
+func deletedCounts(tx *gorm.DB, ids []int64) (map[int64]map[string]int64, error) {
+	var rows []struct {
+		RequestID  int64
+		SchemaName string
+		Deleted    int64
+	}
+	if err := tx.Raw("SELECT request_id, schema_name, deleted FROM privacy_request_deleted WHERE request_id IN ?", ids).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := map[int64]map[string]int64{}
+	for _, r := range rows {
+		if out[r.RequestID] == nil {
+			out[r.RequestID] = map[string]int64{}
+		}
+		out[r.RequestID][r.SchemaName] = r.Deleted
+	}
+	return out, nil
 }
 
 // PartTables returns the tables of parts, in their order.
