@@ -822,17 +822,23 @@ func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
 // its own transaction; it returns how many rows changed. It brings data
 // written before values were canonicalised into the canonical form, so
 // that the subject lookup stays one indexed equality. Values pass through
-// fn only, never through a log.
+// fn only, never through a log. Every row is read, from the smallest id:
+// ids of zero and below are rows too (ACC's 32-bit sequence wraps to
+// negative ids, and other tools insert their own).
 func (d *DB) RewriteColumn(ctx context.Context, table, column string, fn func(string) string) (int64, error) {
 	var changed int64
-	last := int64(0)
+	var last *int64 // nil: the first batch, from the smallest id
 	for {
 		var rows []struct {
 			ID    int64
 			Value string
 		}
+		after, args := "", []any{idBatch}
+		if last != nil {
+			after, args = "id > ? AND ", []any{*last, idBatch}
+		}
 		err := d.db.WithContext(ctx).Raw("SELECT id, "+quote(column)+" AS value FROM "+quote(table)+
-			" WHERE id > ? AND "+quote(column)+" IS NOT NULL ORDER BY id LIMIT ?", last, idBatch).Scan(&rows).Error
+			" WHERE "+after+quote(column)+" IS NOT NULL ORDER BY id LIMIT ?", args...).Scan(&rows).Error
 		if err != nil {
 			return changed, translate(err, "Record")
 		}
@@ -861,6 +867,6 @@ func (d *DB) RewriteColumn(ctx context.Context, table, column string, fn func(st
 		if err != nil {
 			return changed, translate(err, "Record")
 		}
-		last = rows[len(rows)-1].ID
+		last = &rows[len(rows)-1].ID
 	}
 }
