@@ -52,3 +52,55 @@ func TestRuleChangeRewritesRowsWithNegativeIDs(t *testing.T) {
 		}
 	})
 }
+
+// TestRewriteKeepsInvalidUTF8PeopleApart: README (collect) names
+// stored values that are not valid UTF-8 "written by other tools with
+// plain SQL" (a Latin-1 tool on SQLite): the file keeps their bytes, and
+// so must the field's rewrite at a rule change (or at a new namespace, or
+// the start after an upgrade). Cleaning such bytes as text turned each
+// invalid byte into U+FFFD: "jos\xe9@…" (josé in Latin-1) and "jos\xe8@…"
+// (josè) were both rewritten to "jos\uFFFD@…", two people's personal data
+// overwritten with one value, and from then on one subject: a delete for
+// that value erased both (SECURITY-CATALOGUE J68). The bytes stay as they
+// are, and an exact request for them reaches that person only.
+func TestRewriteKeepsInvalidUTF8PeopleApart(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		if dialect != "sqlite" {
+			t.Skip("PostgreSQL's UTF8 databases refuse invalid UTF-8: only SQLite can hold such a value")
+		}
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		for id, email := range map[int64]string{9901: "jos\xe9@example.com", 9902: "jos\xe8@example.com"} {
+			if err := sql.InsertRow(f.ctx, "nms_recipient", map[string]any{"id": id, "email": email, "last_name": "Latin1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, privacy.Namespace{Name: "defaultNamespace1", MatchRule: canon.Email}); err != nil {
+			t.Fatal(err)
+		}
+		distinct, err := sql.Int(f.ctx, "SELECT count(DISTINCT email) FROM nms_recipient WHERE last_name = 'Latin1'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := f.create(t, "defaultNamespace1", "jos\ufffd@example.com", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE last_name = 'Latin1'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if distinct != 2 || left == 0 {
+			t.Fatalf("after the rule change's rewrite the two people's e-mails are %d distinct value(s); one delete request (%s) left %d of the 2 rows",
+				distinct, f.status(t, id), left)
+		}
+		// The stored bytes, asked for exactly: that person, not the other.
+		exact := f.create(t, "defaultNamespace1", "jos\xe9@example.com", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		for id, want := range map[int64]int64{9901: 0, 9902: 1} {
+			if n, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", id); err != nil || n != want {
+				t.Fatalf("after the exact request for jos\\xe9@… (%s): recipient %d has %d row(s) (%v), want %d", f.status(t, exact), id, n, err, want)
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/unicode/norm"
@@ -54,8 +55,12 @@ var ErrEmpty = errors.New("the value is empty once white space and invisible cha
 // marks: invisible, so never what tells two people apart), other white
 // space and controls (TAB, NBSP) read as a space, and the ends trimmed.
 // Inner spaces are kept: "Ana  Silva" and "Ana Silva" stay different, as
-// in ACC.
+// in ACC. Bytes that are not valid UTF-8 are returned as they are (see
+// Value).
 func Text(s string) string {
+	if !utf8.ValidString(s) {
+		return s
+	}
 	s = strings.Map(func(r rune) rune {
 		switch {
 		case unicode.Is(unicode.Cf, r):
@@ -74,7 +79,17 @@ func Text(s string) string {
 // rule's default region ("US", "FR") for numbers written without +country.
 // It never widens a match: the result is compared with "=", and an empty
 // result is ErrEmpty.
+//
+// A value that is not valid UTF-8 (stored by another tool with plain SQL,
+// a Latin-1 one on SQLite; PostgreSQL's UTF8 databases refuse it) is no
+// text to normalise, and is returned byte for byte under every rule:
+// cleaning it would turn each invalid byte into U+FFFD, so "jos\xe9" and
+// "jos\xe8" (two people) would become one value and the stored bytes would
+// be lost. An exact request for those bytes reaches it.
 func Value(rule, region, s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return s, nil
+	}
 	s = Text(s)
 	if s == "" {
 		return "", ErrEmpty

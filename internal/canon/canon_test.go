@@ -28,6 +28,11 @@ func TestValue(t *testing.T) {
 		{Phone, "US", " call\u00a0me ", "call me", nil},
 		{Exact, "", " \u200b\t", "", ErrEmpty},
 		{Email, "", "", "", ErrEmpty},
+		// Not UTF-8 (Latin-1 bytes): kept byte for byte, never U+FFFD,
+		// so two people's bytes stay two values.
+		{Email, "", "JOS\xe9@example.com ", "JOS\xe9@example.com ", nil},
+		{Exact, "", "jos\xe8@example.com", "jos\xe8@example.com", nil},
+		{Phone, "US", "650\xa0253 0000", "650\xa0253 0000", nil},
 	} {
 		got, err := Value(c.rule, c.region, c.in)
 		if got != c.want || err != c.err {
