@@ -104,3 +104,43 @@ func TestRewriteKeepsInvalidUTF8PeopleApart(t *testing.T) {
 		}
 	})
 }
+
+// TestInvisibleCharactersOut: README "Every stored form is reachable":
+// the canonical form takes "invisible characters out" (canon.Text:
+// "never what tells two people apart"), every Unicode default-ignorable
+// code point, not only the format characters (Cf): the combining grapheme
+// joiner U+034F, the variation selector U+FE0F (pasted with text copied
+// from a page or a chat) and the Mongolian free variation selector U+180B
+// are as invisible as a zero-width space. Stored as written, they were
+// reached by no request for the address as the person types it, and
+// their deletes ended "data not found" with the rows left
+// (SECURITY-CATALOGUE J64).
+func TestInvisibleCharactersOut(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		stored := map[string]string{
+			"cgj@example.com": "cg\u034fj@example.com",
+			"vs@example.com":  "vs\ufe0f@example.com",
+			"fvs@example.com": "fv\u180bs@example.com",
+		}
+		var ids []int64
+		for typed, raw := range stored {
+			f.write(t, map[string]string{"email": raw, "lastName": "Invisible"})
+			ids = append(ids, f.create(t, "defaultNamespace1", typed, privacy.TypeDelete, false))
+		}
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE last_name = 'Invisible'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			var st []string
+			for _, id := range ids {
+				st = append(st, f.status(t, id).String())
+			}
+			t.Fatalf("%d of 3 people stored with an invisible character are left; their deletes: %v", left, st)
+		}
+	})
+}

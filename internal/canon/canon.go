@@ -19,8 +19,9 @@ import (
 
 // Version numbers this package's idea of the canonical form. Raise it when
 // Text or a rule changes: each namespace's stored field is rewritten once
-// more at the next start (privacy_namespaces.canonical).
-const Version = 2
+// more at the next start (privacy_namespaces.canonical). Version 3: every
+// default-ignorable code point out (not only format characters).
+const Version = 3
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
 const (
@@ -50,9 +51,10 @@ func ValidRule(r string) bool {
 // empty value never matches anything.
 var ErrEmpty = errors.New("the value is empty once white space and invisible characters are removed")
 
-// Text is the form every value takes whatever the rule: Unicode NFC, format
-// characters removed (U+00AD soft hyphen, U+200B zero-width space, bidi
-// marks: invisible, so never what tells two people apart), other white
+// Text is the form every value takes whatever the rule: Unicode NFC,
+// invisible characters removed (Invisible: U+00AD soft hyphen, U+200B
+// zero-width space, bidi marks, U+034F combining grapheme joiner,
+// variation selectors: never what tells two people apart), other white
 // space and controls (TAB, NBSP) read as a space, and the ends trimmed.
 // Inner spaces are kept: "Ana  Silva" and "Ana Silva" stay different, as
 // in ACC. Bytes that are not valid UTF-8 are returned as they are (see
@@ -63,7 +65,7 @@ func Text(s string) string {
 	}
 	s = strings.Map(func(r rune) rune {
 		switch {
-		case unicode.Is(unicode.Cf, r):
+		case Invisible(r):
 			return -1
 		case unicode.IsSpace(r), unicode.IsControl(r):
 			return ' '
@@ -73,6 +75,24 @@ func Text(s string) string {
 	// NFC after removal: a soft hyphen between a letter and its combining
 	// accent would otherwise keep them apart.
 	return norm.NFC.String(strings.TrimSpace(s))
+}
+
+// Invisible reports whether r is a Unicode Default_Ignorable_Code_Point
+// (DerivedCoreProperties.txt): Other_Default_Ignorable_Code_Point, format
+// characters (Cf) and variation selectors, less white space and the
+// format characters that are visible (prepended concatenation marks such
+// as U+0600 ARABIC NUMBER SIGN, interlinear annotation, Egyptian
+// hieroglyph format controls). Such a character renders as nothing, so
+// Text removes it; a visible one is kept, since it may be what tells two
+// values apart.
+func Invisible(r rune) bool {
+	switch {
+	case unicode.Is(unicode.White_Space, r), unicode.Is(unicode.Prepended_Concatenation_Mark, r),
+		0xFFF9 <= r && r <= 0xFFFB, 0x13430 <= r && r <= 0x13440:
+		return false
+	}
+	return unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) ||
+		unicode.Is(unicode.Variation_Selector, r)
 }
 
 // Value returns the canonical form of s under rule; region is the phone

@@ -10,6 +10,14 @@ func TestValue(t *testing.T) {
 		{Exact, "", "Jose\u0301", "José", nil},
 		{Exact, "", " \tJo\u00adsé\u200b ", "José", nil},
 		{Exact, "", "Ana@Example.COM", "Ana@Example.COM", nil},
+		// Default-ignorable code points of every category are invisible:
+		// CGJ (Mn), VS16, a Mongolian free variation selector, a tag, a
+		// Hangul filler (Lo), an unassigned one of the U+2065 hole.
+		{Exact, "", "cg\u034fj\ufe0f@e\u180bx\U000e0041a\u3164m\u2065ple", "cgj@example", nil},
+		// Format characters that are visible are not removed: they may be
+		// what tells two values apart.
+		{Exact, "", "\u0600123", "\u0600123", nil},
+		{Exact, "", "a\ufff9b\ufffbc", "a\ufff9b\ufffbc", nil},
 		{Email, "", "Ana@Example.COM", "ana@example.com", nil},
 		{Email, "", "ÉLISE@exemple.fr", "élise@exemple.fr", nil},
 		{Phone, "US", "+1 (555) 010-9999", "+15550109999", nil},
