@@ -144,3 +144,31 @@ func TestInvisibleCharactersOut(t *testing.T) {
 		}
 	})
 }
+
+// TestPhoneExtensionDigitsReached: the phone rule reads the number's
+// digits in any script (full-width "０６…" from a Japanese IME is the same
+// number as "06…"), and the extension's too: "+1 650-253-0000 ext. １２３"
+// was stored as "+16502530000;ext=１２３", where a request for
+// "+1 650-253-0000 ext. 123" (or its E.164 form) did not reach it; the
+// person's delete ended "data not found" with their row left
+// (SECURITY-CATALOGUE J65).
+func TestPhoneExtensionDigitsReached(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, privacy.Namespace{Name: "defaultNamespace3", MatchRule: canon.Phone, DefaultRegion: "US"}); err != nil {
+			t.Fatal(err)
+		}
+		f.write(t, map[string]string{"email": "fw@example.com", "phone": "+1 650-253-0000 ext. １２３"})
+		id := f.create(t, "defaultNamespace3", "+1 650-253-0000 ext. 123", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE email = ?", "fw@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("delete for extension 123 is %s; the person stored with the extension in full-width digits is still there", f.status(t, id))
+		}
+	})
+}

@@ -20,7 +20,8 @@ import (
 // Version numbers this package's idea of the canonical form. Raise it when
 // Text or a rule changes: each namespace's stored field is rewritten once
 // more at the next start (privacy_namespaces.canonical). Version 3: every
-// default-ignorable code point out (not only format characters).
+// default-ignorable code point out (not only format characters), an
+// extension's digits in ASCII.
 const Version = 3
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
@@ -142,9 +143,39 @@ func phone(s, region string) (string, bool) {
 	}
 	v := phonenumbers.Format(n, phonenumbers.E164)
 	if ext := n.GetExtension(); ext != "" {
-		v += ";ext=" + ext
+		v += ";ext=" + asciiDigits(ext)
 	}
 	return v, true
+}
+
+// asciiDigits writes the decimal digits of s in ASCII: the parser does so
+// for the national number ("０６" from a Japanese IME is "06"), not for the
+// extension, where "１２３" and "123" are one extension too.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII && unicode.IsDigit(r) {
+			return '0' + digitValue(r)
+		}
+		return r
+	}, s)
+}
+
+// digitValue is the value of a decimal digit (general category Nd). Unicode
+// encodes them in runs of ten from 0 to 9, so within a range of the Nd
+// table (a run or several runs side by side, as the mathematical digits)
+// the value is the distance from the range's start, modulo 10.
+func digitValue(r rune) rune {
+	for _, rg := range unicode.Nd.R16 {
+		if lo, hi := rune(rg.Lo), rune(rg.Hi); lo <= r && r <= hi && rg.Stride == 1 {
+			return (r - lo) % 10
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if lo, hi := rune(rg.Lo), rune(rg.Hi); lo <= r && r <= hi && rg.Stride == 1 {
+			return (r - lo) % 10
+		}
+	}
+	return r - '0' // not reached for a rune unicode.IsDigit accepts
 }
 
 // Stored is Value for a value being written: an empty one is stored as

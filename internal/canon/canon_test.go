@@ -1,6 +1,9 @@
 package canon
 
-import "testing"
+import (
+	"testing"
+	"unicode"
+)
 
 func TestValue(t *testing.T) {
 	for _, c := range []struct {
@@ -28,6 +31,10 @@ func TestValue(t *testing.T) {
 		{Phone, "US", "+1 650-253-0000 ext. 123", "+16502530000;ext=123", nil},
 		{Phone, "US", "650 253 0000 x456", "+16502530000;ext=456", nil},
 		{Phone, "", "+16502530000;ext=123", "+16502530000;ext=123", nil},
+		// An extension's digits in any script are the ASCII ones, as the
+		// national number's are.
+		{Phone, "US", "+1 650-253-0000 ext. １２３", "+16502530000;ext=123", nil},
+		{Phone, "", "+16502530000;ext=١٢٣", "+16502530000;ext=123", nil},
 		{Phone, "", "0049 170 1234567", "+491701234567", nil},
 		{Phone, "US", "0049 170 1234567", "+491701234567", nil},
 		// Not a phone number under the rule: the text, as a write stores it.
@@ -49,5 +56,28 @@ func TestValue(t *testing.T) {
 	}
 	if got := Stored(Phone, "US", "unknown"); got != "unknown" {
 		t.Errorf("Stored of a non-number = %q", got)
+	}
+}
+
+// TestDigitValue: every decimal digit of the Unicode tables maps to its
+// value (runs of ten, several side by side in one range).
+func TestDigitValue(t *testing.T) {
+	for _, c := range []struct {
+		r    rune
+		want rune
+	}{{'０', 0}, {'９', 9}, {'٣', 3}, {'۷', 7}, {'७', 7}, {'\U0001D7CE', 0}, {'\U0001D7D8', 0}, {'\U0001D7FF', 9}, {'\U0001D7E1', 9}} {
+		if got := digitValue(c.r); got != c.want {
+			t.Errorf("digitValue(%U) = %d, want %d", c.r, got, c.want)
+		}
+	}
+	for _, rg := range unicode.Nd.R16 {
+		if rg.Stride != 1 || (rg.Hi-rg.Lo+1)%10 != 0 {
+			t.Errorf("Nd range %U-%U is not runs of ten", rg.Lo, rg.Hi)
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if rg.Stride != 1 || (rg.Hi-rg.Lo+1)%10 != 0 {
+			t.Errorf("Nd range %U-%U is not runs of ten", rg.Lo, rg.Hi)
+		}
 	}
 }
