@@ -172,3 +172,32 @@ func TestPhoneExtensionDigitsReached(t *testing.T) {
 		}
 	})
 }
+
+// TestEmailRuleReachesPunycodeDomain: under the email rule, an address
+// on an internationalised domain is one mailbox whether the domain is
+// written in Unicode ("bücher.de", what the person types) or in its ASCII
+// (punycode) form ("xn--bcher-kva.de", what many systems and older mail
+// software store). A rule that only lower-cased left a stored
+// "ana@xn--bcher-kva.de" out of reach of a request for "ana@bücher.de"
+// (and the reverse): the delete ended "data not found" with the person's
+// row left (SECURITY-CATALOGUE J66).
+func TestEmailRuleReachesPunycodeDomain(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, privacy.Namespace{Name: "defaultNamespace1", MatchRule: canon.Email}); err != nil {
+			t.Fatal(err)
+		}
+		f.write(t, map[string]string{"email": "Ana@XN--BCHER-KVA.de", "lastName": "Punycode"})
+		id := f.create(t, "defaultNamespace1", "ana@bücher.de", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE last_name = 'Punycode'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("delete for ana@bücher.de is %s; the same mailbox stored as ana@xn--bcher-kva.de is still there", f.status(t, id))
+		}
+	})
+}

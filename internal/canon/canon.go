@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -21,14 +22,17 @@ import (
 // Text or a rule changes: each namespace's stored field is rewritten once
 // more at the next start (privacy_namespaces.canonical). Version 3: every
 // default-ignorable code point out (not only format characters), an
-// extension's digits in ASCII.
+// extension's digits in ASCII, an e-mail's domain in one IDNA form.
 const Version = 3
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
 const (
 	// Exact compares the text as ACC does, after Text.
 	Exact = "exact"
-	// Email compares case-folded: "Ana@Example.COM" is "ana@example.com".
+	// Email compares case-folded: "Ana@Example.COM" is "ana@example.com";
+	// an internationalised domain in its Unicode form, however it was
+	// written: "ana@xn--bcher-kva.de" is "ana@bücher.de". A domain that is
+	// not valid IDNA keeps its text. Version 3.
 	Email = "email"
 	// Phone compares the E.164 form: "+1 (555) 010-9999" is "+15550109999",
 	// "0049 170 1234567" (00, the international prefix most countries
@@ -119,13 +123,44 @@ func Value(rule, region, s string) (string, error) {
 	case Email:
 		// Full Unicode lower case (not SQL's ASCII-only lower()), then NFC
 		// again: lower-casing may decompose nothing but keeps it certain.
-		return norm.NFC.String(strings.ToLower(s)), nil
+		return domain(norm.NFC.String(strings.ToLower(s))), nil
 	case Phone:
 		if v, ok := phone(s, region); ok {
 			return v, nil
 		}
 	}
 	return s, nil
+}
+
+// idnaLookup is IDNA2008 as a resolver reads a name (UTS #46 mapping,
+// non-transitional: "faß.de" and "fass.de" stay two domains), with every
+// label checked: a name that fails any check is no IDN to convert.
+var idnaLookup = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.BidiRule(),
+	idna.CheckHyphens(true), idna.CheckJoiners(true))
+
+// domain brings the domain of an address, s lower case, to one IDNA form,
+// the Unicode one: what the person types, and never longer than its ASCII
+// (punycode) form, so a value that fits the field still fits. A domain in
+// plain ASCII with no "xn--" label is left as it is, and so is one that is
+// not valid IDNA (ToUnicode fails): it is only compared as text.
+func domain(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	d := s[at+1:]
+	ascii := true
+	for i := 0; i < len(d); i++ {
+		ascii = ascii && d[i] < utf8.RuneSelf
+	}
+	if ascii && !strings.HasPrefix(d, "xn--") && !strings.Contains(d, ".xn--") {
+		return s
+	}
+	u, err := idnaLookup.ToUnicode(d)
+	if err != nil || u == "" {
+		return s
+	}
+	return s[:at+1] + norm.NFC.String(strings.ToLower(u))
 }
 
 // phone is s in E.164 (with its extension), if it is a phone number under

@@ -23,6 +23,21 @@ func TestValue(t *testing.T) {
 		{Exact, "", "a\ufff9b\ufffbc", "a\ufff9b\ufffbc", nil},
 		{Email, "", "Ana@Example.COM", "ana@example.com", nil},
 		{Email, "", "ÉLISE@exemple.fr", "élise@exemple.fr", nil},
+		// One IDNA form for the domain: Unicode, from punycode or not.
+		{Email, "", "Ana@XN--BCHER-KVA.de", "ana@bücher.de", nil},
+		{Email, "", "ana@BÜCHER.de", "ana@bücher.de", nil},
+		{Email, "", "ana@mail.xn--bcher-kva.de", "ana@mail.bücher.de", nil},
+		{Email, "", "xn--bcher-kva@example.com", "xn--bcher-kva@example.com", nil},
+		// Non-transitional: ß is not ss.
+		{Email, "", "ana@xn--fa-hia.de", "ana@faß.de", nil},
+		{Email, "", "ana@fass.de", "ana@fass.de", nil},
+		// Not valid IDNA (a bad punycode label, an underscore): the text.
+		{Email, "", "ana@xn--zz.de", "ana@xn--zz.de", nil},
+		{Email, "", "ana@xn--bcher-kva_x.de", "ana@xn--bcher-kva_x.de", nil},
+		{Email, "", "ana@bü_cher.de", "ana@bü_cher.de", nil},
+		{Email, "", "no-at-sign", "no-at-sign", nil},
+		// The exact rule compares the text: no IDNA.
+		{Exact, "", "ana@xn--bcher-kva.de", "ana@xn--bcher-kva.de", nil},
 		{Phone, "US", "+1 (555) 010-9999", "+15550109999", nil},
 		{Phone, "US", "(555) 010-9999", "+15550109999", nil},
 		{Phone, "", "+15550109999", "+15550109999", nil},
