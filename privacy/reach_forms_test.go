@@ -201,3 +201,40 @@ func TestEmailRuleReachesPunycodeDomain(t *testing.T) {
 		}
 	})
 }
+
+// TestPhoneSlashExtensionsAreTwoPeople: J19 made an extension part of
+// the phone rule's canonical value ("two people on one switchboard number
+// are two values"), but an extension written after a slash ("650 253 0000
+// / x123", as libphonenumber's second-number rule reads "/ x") was cut off
+// by the parser: both people on the switchboard became the bare number
+// "+16502530000", and a delete for the person at extension 123 erased the
+// person at extension 456 too (SECURITY-CATALOGUE J67). A value the
+// parser does not read in full is not one phone number: it keeps its
+// text, and a request for that text reaches that person only.
+func TestPhoneSlashExtensionsAreTwoPeople(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		for id, phone := range map[int64]string{9801: "650 253 0000 / x123", 9802: "650 253 0000 / x456"} {
+			if err := sql.InsertRow(f.ctx, "nms_recipient", map[string]any{"id": id, "email": "slash" + itoa(id) + "@example.com", "phone": phone}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, privacy.Namespace{Name: "defaultNamespace3", MatchRule: canon.Phone, DefaultRegion: "US"}); err != nil {
+			t.Fatal(err)
+		}
+		id := f.create(t, "defaultNamespace3", "650 253 0000 / x123", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		other, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = 9802")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other != 1 {
+			t.Fatalf("the delete for \"650 253 0000 / x123\" (%s) erased the recipient at \"/ x456\"", f.status(t, id))
+		}
+		if mine, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = 9801"); err != nil || mine != 0 {
+			t.Fatalf("the delete for \"650 253 0000 / x123\" (%s) left its own recipient (%d row, %v)", f.status(t, id), mine, err)
+		}
+	})
+}

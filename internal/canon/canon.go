@@ -9,6 +9,7 @@ package canon
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -22,7 +23,8 @@ import (
 // Text or a rule changes: each namespace's stored field is rewritten once
 // more at the next start (privacy_namespaces.canonical). Version 3: every
 // default-ignorable code point out (not only format characters), an
-// extension's digits in ASCII, an e-mail's domain in one IDNA form.
+// extension's digits in ASCII, an e-mail's domain in one IDNA form, a
+// phone text the parser would partly leave out kept as text.
 const Version = 3
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
@@ -40,7 +42,10 @@ const (
 	// form: "+1 650-253-0000 ext. 123" is "+16502530000;ext=123" (two
 	// people on one switchboard number are two values). A value that is
 	// not a phone number under the rule keeps its Text form, compared as
-	// Exact: a write stores it so, and a request must reach it. Version 2.
+	// Exact: a write stores it so, and a request must reach it; so does
+	// one whose text the parser would partly leave out ("650 253 0000 /
+	// x123", an RFC 3966 ";isub="), which is not one phone number.
+	// Version 3.
 	Phone = "phone"
 )
 
@@ -169,6 +174,9 @@ func phone(s, region string) (string, bool) {
 	if region == "" {
 		region = "ZZ" // unknown: only +country numbers parse
 	}
+	if dropsText(s) {
+		return "", false
+	}
 	n, err := phonenumbers.Parse(s, strings.ToUpper(region))
 	if (err != nil || !phonenumbers.IsPossibleNumber(n)) && strings.HasPrefix(s, "00") {
 		n, err = phonenumbers.Parse("+"+s[2:], "ZZ")
@@ -181,6 +189,66 @@ func phone(s, region string) (string, bool) {
 		v += ";ext=" + asciiDigits(ext)
 	}
 	return v, true
+}
+
+var (
+	// phonenumbers' VALID_START_CHAR and SECOND_NUMBER_START.
+	phoneStart   = regexp.MustCompile(`[+＋\p{Nd}]`)
+	secondNumber = regexp.MustCompile(`[\\/] *x`)
+)
+
+// dropsText reports whether phonenumbers.Parse would leave out a part of s
+// that says something (a letter or a digit): a second number or extension
+// after "/ x" ("650 253 0000 / x123", libphonenumber's second-number
+// rule), an RFC 3966 sub-address (";isub=12"), a domain phone-context or a
+// parameter after the phone-context. What is left out may be all that
+// tells two people apart ("/ x123" and "/ x456" on one switchboard
+// number), so such a value is not one phone number: it keeps its text.
+// Text before the number (a label, "Tel.", "tel:") holds no digit, the
+// parser starting at the first one, and is not counted.
+func dropsText(s string) bool {
+	const context, isub = ";phone-context=", ";isub="
+	var national string
+	if i := strings.Index(s, context); i >= 0 {
+		ctx := s[i+len(context):]
+		if j := strings.IndexByte(ctx, ';'); j >= 0 {
+			if saysSomething(ctx[j+1:]) {
+				return true
+			}
+			ctx = ctx[:j]
+		}
+		if !strings.HasPrefix(ctx, "+") && saysSomething(ctx) {
+			return true // a domain: the parser ignores it
+		}
+		national = s[:i]
+		if k := strings.Index(national, "tel:"); k >= 0 {
+			if saysSomething(national[:k]) {
+				return true
+			}
+			national = national[k+len("tel:"):]
+		}
+	} else {
+		loc := phoneStart.FindStringIndex(s)
+		if loc == nil {
+			return false // no digit: not a number anyway
+		}
+		national = s[loc[0]:]
+		if m := secondNumber.FindStringIndex(national); m != nil {
+			if saysSomething(national[m[1]:]) {
+				return true
+			}
+			national = national[:m[0]]
+		}
+	}
+	if k := strings.Index(national, isub); k > 0 && saysSomething(national[k+len(isub):]) {
+		return true
+	}
+	return false
+}
+
+// saysSomething reports whether s holds a letter or a digit.
+func saysSomething(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) })
 }
 
 // asciiDigits writes the decimal digits of s in ASCII: the parser does so

@@ -52,6 +52,20 @@ func TestValue(t *testing.T) {
 		{Phone, "", "+16502530000;ext=١٢٣", "+16502530000;ext=123", nil},
 		{Phone, "", "0049 170 1234567", "+491701234567", nil},
 		{Phone, "US", "0049 170 1234567", "+491701234567", nil},
+		// Text the parser would leave out (a second number after "/ x",
+		// an RFC 3966 sub-address, a domain context, a parameter after the
+		// context): not one phone number, the text.
+		{Phone, "US", "650 253 0000 / x123", "650 253 0000 / x123", nil},
+		{Phone, "US", "(530) 583-6985 x302/x2303", "(530) 583-6985 x302/x2303", nil},
+		{Phone, "US", "650 253 0000 \\ x12", "650 253 0000 \\ x12", nil},
+		{Phone, "", "tel:+1-650-253-0000;isub=12", "tel:+1-650-253-0000;isub=12", nil},
+		{Phone, "US", "tel:650-253-0000;phone-context=example.com", "tel:650-253-0000;phone-context=example.com", nil},
+		{Phone, "", "tel:650-253-0000;phone-context=+1;foo=bar", "tel:650-253-0000;phone-context=+1;foo=bar", nil},
+		// What the parser reads in full stays a number: a label before it,
+		// a number prefix as context, a separator with nothing after it.
+		{Phone, "US", "Tel. 650 253 0000", "+16502530000", nil},
+		{Phone, "", "tel:650-253-0000;phone-context=+1", "+16502530000", nil},
+		{Phone, "US", "650 253 0000 / x", "+16502530000", nil},
 		// Not a phone number under the rule: the text, as a write stores it.
 		{Phone, "", "555 010 9999", "555 010 9999", nil},
 		{Phone, "US", "%", "%", nil},
