@@ -1,9 +1,14 @@
 package privacy_test
 
 import (
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/beevik/etree"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -235,6 +240,64 @@ func TestPhoneSlashExtensionsAreTwoPeople(t *testing.T) {
 		}
 		if mine, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = 9801"); err != nil || mine != 0 {
 			t.Fatalf("the delete for \"650 253 0000 / x123\" (%s) left its own recipient (%d row, %v)", f.status(t, id), mine, err)
+		}
+	})
+}
+
+// TestNamespaceCreatedDuringWriteStaysReachable: README "Every stored
+// form is reachable": values written through xtk:persist#Write are stored
+// in their namespace rule's canonical form, and a namespace created later
+// rewrites its field ("The field may hold data written before the
+// namespace existed"). J24 made a Write re-check the namespaces it read,
+// but only those that already existed: a Write that read the namespaces
+// just before an administrator created one on a field it writes (here
+// @lastName) built its value raw (NFD, trailing space), the creation's
+// rewrite ran before the Write committed, and the Write then stored the
+// raw form after the rewrite was over, where no request reaches it: the
+// person's delete completed as "data not found" and their row stayed
+// (SECURITY-CATALOGUE J60). The Write now sees the new namespace and is
+// built again under its rule.
+func TestNamespaceCreatedDuringWriteStaysReachable(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{})
+		sql := storetest.SQLOf(t, f.env.DB)
+		var once sync.Once
+		var createErr error
+		// persist reads the clock after it read the rules and before its
+		// transaction: the administrator's create happens exactly there.
+		now := func() time.Time {
+			once.Do(func() {
+				createErr = f.env.Privacy.CreateNamespace(f.ctx, admin, privacy.Namespace{Name: "byLastName", Label: "Last name",
+					TargetSchema: "nms:recipient", ReconciliationKey: "@lastName"})
+			})
+			return time.Now()
+		}
+		el := etree.NewElement("recipient")
+		el.CreateAttr("xtkschema", "nms:recipient")
+		el.CreateAttr("_operation", "insert")
+		el.CreateAttr("email", "zoe.race@example.com")
+		el.CreateAttr("lastName", "Zoe\u0308quist ") // NFD, trailing space
+		if err := persist.New(f.env.DB, f.env.Registry, now).Write(f.ctx, el); err != nil {
+			t.Fatal(err)
+		}
+		if createErr != nil {
+			t.Fatal(createErr)
+		}
+		id := f.create(t, "byLastName", "Zoëquist", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE email = ?", "zoe.race@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		canonical, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE last_name = ?", "Zoëquist")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("delete request for \"Zoëquist\" is %s; the person's row is still there (%d row(s), %d in canonical form): "+
+				"a Write that read the namespaces before byLastName was created stored its value raw after the field's rewrite",
+				f.status(t, id), left, canonical)
 		}
 	})
 }
