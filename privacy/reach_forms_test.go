@@ -1,12 +1,15 @@
 package privacy_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
@@ -298,6 +301,71 @@ func TestNamespaceCreatedDuringWriteStaysReachable(t *testing.T) {
 			t.Fatalf("delete request for \"Zoëquist\" is %s; the person's row is still there (%d row(s), %d in canonical form): "+
 				"a Write that read the namespaces before byLastName was created stored its value raw after the field's rewrite",
 				f.status(t, id), left, canonical)
+		}
+	})
+}
+
+// memberSchema is a custom subject table whose mobile field holds French
+// national numbers, sized for them (10 digits), as many CRM imports are.
+var memberSchema = fstest.MapFS{"cus_member.xml": {Data: []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<schema namespace="cus" name="member" label="Members">
+  <element name="member" autopk="true" label="Members">
+    <attribute name="name" type="string" length="64" label="Name"/>
+    <attribute name="mobile" type="string" length="10" label="Mobile"/>
+  </element>
+</schema>`)}}
+
+// TestCanonicalFormLongerThanFieldStaysReachable: a custom namespace with
+// the phone rule (region FR) on a 10-character field of national numbers
+// ("0612345678"). The canonical form "+33612345678" is 12 characters: the
+// field's rewrite keeps such a value as it was (truncating could make it
+// another person's), and CheckReconciliationValue refuses every spelling
+// of the number because its canonical form is "longer than the 10
+// characters of the field". The namespace was created without a word, and
+// the person's stored value was reachable by no request at all
+// (SECURITY-CATALOGUE J61). No form of the request can reach a value the
+// field cannot hold in canonical form, so the configuration is refused,
+// saying why, on create and on update; the namespace stays usable under a
+// rule that fits, and reaches that person only.
+func TestCanonicalFormLongerThanFieldStaysReachable(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Schemas: memberSchema})
+		sql := storetest.SQLOf(t, f.env.DB)
+		// Written before the namespace existed (an import, an earlier Write).
+		for id, m := range map[int64][2]string{9701: {"Mina", "0612345678"}, 9702: {"Other", "0699999999"}} {
+			if err := sql.InsertRow(f.ctx, "cus_member", map[string]any{"id": id, "name": m[0], "mobile": m[1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		phone := privacy.Namespace{Name: "memberMobile", Label: "Member - mobile",
+			TargetSchema: "cus:member", ReconciliationKey: "@mobile", MatchRule: canon.Phone, DefaultRegion: "FR"}
+		err := f.env.Privacy.CreateNamespace(f.ctx, admin, phone)
+		if apperr.CodeOf(err) != apperr.Invalid || !strings.Contains(apperr.MessageOf(err), "2 stored value(s) of @mobile would be longer than the field's 10 characters") {
+			t.Fatalf("a phone rule whose E.164 form the 10-character field cannot hold: %v, want Invalid naming the field and the count", err)
+		}
+		if _, err := f.env.DB.FindNamespaceByName(f.ctx, "memberMobile"); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("the refused namespace exists: %v", err)
+		}
+		// The same field under the exact rule is accepted; changing it to
+		// the phone rule is refused the same way and changes nothing.
+		exact := phone
+		exact.MatchRule, exact.DefaultRegion = canon.Exact, ""
+		if err := f.env.Privacy.CreateNamespace(f.ctx, admin, exact); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.env.Privacy.UpdateNamespace(f.ctx, admin, phone); apperr.CodeOf(err) != apperr.Invalid {
+			t.Fatalf("update to the phone rule: %v, want Invalid", err)
+		}
+		if ns, err := f.env.DB.FindNamespaceByName(f.ctx, "memberMobile"); err != nil || ns.MatchRule != canon.Exact {
+			t.Fatalf("after the refused update: %+v, %v", ns, err)
+		}
+		id := f.create(t, "memberMobile", "0612345678", privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		for member, want := range map[int64]int64{9701: 0, 9702: 1} {
+			if n, err := sql.Int(f.ctx, "SELECT count(*) FROM cus_member WHERE id = ?", member); err != nil || n != want {
+				t.Fatalf("after the delete for 0612345678 (%s): member %d has %d row(s) (%v), want %d", f.status(t, id), member, n, err, want)
+			}
 		}
 	})
 }
