@@ -1,6 +1,7 @@
 package privacy_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/persist"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
@@ -366,6 +368,53 @@ func TestCanonicalFormLongerThanFieldStaysReachable(t *testing.T) {
 			if n, err := sql.Int(f.ctx, "SELECT count(*) FROM cus_member WHERE id = ?", member); err != nil || n != want {
 				t.Fatalf("after the delete for 0612345678 (%s): member %d has %d row(s) (%v), want %d", f.status(t, id), member, n, err, want)
 			}
+		}
+	})
+}
+
+// TestDemoDataStoredInCanonicalForm: `campaign-privacy demo-data`
+// inserts recipients straight into the tables, bypassing Write's
+// canonicalisation, after the namespaces' rules and rewrites are in place,
+// so nothing rewrites its rows later. With a custom namespace on @account
+// under the email rule (account numbers matched case-insensitively), the
+// generated "ACC-00000002" was stored in upper case while every request
+// is lower-cased: no request for that account reached the recipient, and
+// its delete ended "data not found" with the rows left (the demo is also
+// what a team tries the product with before going live;
+// SECURITY-CATALOGUE J63). The namespaced fields are generated in their
+// namespaces' canonical form, as Write stores them.
+func TestDemoDataStoredInCanonicalForm(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		f := &fixture{env: env, ctx: context.Background()}
+		if err := f.env.Privacy.CreateNamespace(f.ctx, admin, privacy.Namespace{Name: "byAccount", Label: "Account",
+			TargetSchema: "nms:recipient", ReconciliationKey: "@account", MatchRule: canon.Email}); err != nil {
+			t.Fatal(err)
+		}
+		g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 7}
+		if _, _, err := g.Generate(f.ctx, 3, nil); err != nil {
+			t.Fatal(err)
+		}
+		sql := storetest.SQLOf(t, f.env.DB)
+		rcp := recipientID(t, f, 2)
+		var account string
+		{
+			b, err := sql.Bytes(f.ctx, "SELECT account FROM nms_recipient WHERE id = ?", rcp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			account = string(b)
+		}
+		id := f.create(t, "byAccount", account, privacy.TypeDelete, false)
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		left, err := sql.Int(f.ctx, "SELECT count(*) FROM nms_recipient WHERE id = ?", rcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("delete for the demo account %q is %s; the recipient is still there (its account stored as generated, not in the email rule's form)",
+				account, f.status(t, id))
 		}
 	})
 }
