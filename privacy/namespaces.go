@@ -9,6 +9,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/schemas"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
@@ -74,17 +75,32 @@ func (s *Service) Setup(ctx context.Context) error {
 // match column is not possible for arbitrary custom schemas, and lower()
 // or an expression index would differ between SQLite (ASCII only) and
 // PostgreSQL. A value that does not fit the rule is only cleaned (Text).
+//
+// A value whose canonical form is longer than the field is kept as it was
+// (never truncated, which could make it another person's value), and no
+// request reaches it: CheckReconciliationValue refuses a value longer than
+// the field. CreateNamespace and UpdateNamespace therefore refuse a rule
+// under which a stored value would not fit (checkFits); what the rewrite
+// still meets (a value written meanwhile, a new canon version at start) is
+// counted in a warning.
 func (s *Service) canonicalise(ctx context.Context, ns *Namespace, table, column string, length int) error {
 	rule, region := ruleName(ns), ns.DefaultRegion
+	var unfit int64
 	n, err := s.db.RewriteColumn(ctx, table, column, func(v string) string {
 		c := canon.Stored(rule, region, v)
 		if length > 0 && utf8.RuneCountInString(c) > length {
-			return v // rare (a lower case longer than its capital): kept, not truncated
+			unfit++
+			return v
 		}
 		return c
 	})
 	if err != nil {
 		return err
+	}
+	if unfit > 0 {
+		// Counts, never values.
+		s.log.WarnContext(ctx, "namespace field: values longer than the field in canonical form are kept as stored, and no request reaches them; widen the field or change the rule",
+			"namespace", ns.Name, "rule", rule, "field_length", length, "rows", unfit)
 	}
 	if err := s.db.SetNamespaceCanonical(ctx, ns.ID, canon.Version); err != nil {
 		return err
@@ -93,6 +109,32 @@ func (s *Service) canonicalise(ctx context.Context, ns *Namespace, table, column
 	s.namespaces.Delete(ns.Name)
 	// A count, never a value.
 	s.log.InfoContext(ctx, "namespace field canonicalised", "namespace", ns.Name, "rule", rule, "rows", n)
+	return nil
+}
+
+// checkFits refuses a rule (and region) under which a value stored in the
+// namespace's field would be longer than the field in canonical form: the
+// rewrite would have to keep it as it is (truncating could make it another
+// person's value), and CheckReconciliationValue refuses every request
+// longer than the field, so no request could reach that person. A phone
+// rule on a field sized for national numbers ("0612345678", 10 characters,
+// E.164 "+33612345678" 12) is the usual case. The count, never a value,
+// is in the message.
+func (s *Service) checkFits(ctx context.Context, ns *Namespace, table, column string, length int) error {
+	if length <= 0 {
+		return nil
+	}
+	rule, region := ruleName(ns), ns.DefaultRegion
+	n, err := s.db.CountColumnValues(ctx, table, column, func(v string) bool {
+		return utf8.RuneCountInString(canon.Stored(rule, region, v)) > length
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return apperr.Errorf(apperr.Invalid, "%d stored value(s) of %s would be longer than the field's %d characters in the %s rule's form, where no request could reach them: widen the field, or choose another rule or region.",
+			n, ns.ReconciliationKey, length, rule)
+	}
 	return nil
 }
 
@@ -149,8 +191,24 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Nam
 		return err
 	}
 	ns.ID, ns.Canonical = old.ID, old.Canonical
-	if ruleName(old) != ns.MatchRule || old.DefaultRegion != ns.DefaultRegion {
+	changed := ruleName(old) != ns.MatchRule || old.DefaultRegion != ns.DefaultRegion
+	if changed {
 		ns.Canonical = 0
+	}
+	var table string
+	var attr *schemas.Attribute
+	if ns.Canonical < canon.Version {
+		if attr, err = s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey); err != nil {
+			return err
+		}
+		sc, _ := s.registry.Schema(ns.TargetSchema)
+		table = sc.Data.Table
+	}
+	if changed {
+		// The new rule must leave every stored value reachable.
+		if err := s.checkFits(ctx, &ns, table, attr.SQLName, attr.Length); err != nil {
+			return err
+		}
 	}
 	if err := s.db.UpdateNamespace(ctx, ns.row()); err != nil {
 		return err
@@ -158,12 +216,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, c *session.Caller, ns Nam
 	s.log.InfoContext(ctx, "namespace changed", "namespace", ns.Name, "rule", ruleName(&ns), by(c))
 	s.namespaces.Delete(ns.Name)
 	if ns.Canonical < canon.Version {
-		attr, err := s.reconciliationAttribute(ns.TargetSchema, ns.ReconciliationKey)
-		if err != nil {
-			return err
-		}
-		sc, _ := s.registry.Schema(ns.TargetSchema)
-		return s.canonicalise(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length)
+		return s.canonicalise(ctx, &ns, table, attr.SQLName, attr.Length)
 	}
 	return nil
 }
@@ -189,6 +242,9 @@ func (s *Service) CreateNamespace(ctx context.Context, c *session.Caller, ns Nam
 		return err
 	}
 	sc, _ := s.registry.Schema(ns.TargetSchema)
+	if err := s.checkFits(ctx, &ns, sc.Data.Table, attr.SQLName, attr.Length); err != nil {
+		return err
+	}
 	if err := s.db.EnsureIndex(ctx, sc.Data.Table, attr.SQLName); err != nil {
 		return err
 	}

@@ -433,7 +433,10 @@ func CheckReconciliationValue(v string, attr *schemas.Attribute, ns *Namespace) 
 	}
 	onlyWild := true
 	for _, r := range v {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		// An invisible format character is refused; a visible one (U+0600
+		// ARABIC NUMBER SIGN) is kept by canon.Text, so asking with it
+		// must be possible.
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) && canon.Invisible(r) {
 			return "", apperr.Errorf(apperr.Invalid, "The reconciliation value contains a control or formatting character.")
 		}
 		if !strings.ContainsRune("%_*?", r) {

@@ -3,14 +3,20 @@
 // lists and services, and the custom cus:transaction / cus:transactionDetail
 // tables when those schemas are loaded — for demos and benchmarks. Subjects
 // are demo-<n>@example.com; everything is deterministic for a given seed.
+// A field some namespace reconciles on is stored in that namespace's
+// canonical form, as xtk:persist#Write stores it, so requests reach it.
 package demodata
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/canon"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
@@ -55,6 +61,16 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 	}
 	rng := rand.New(rand.NewPCG(g.Seed, 0x5eed))
 	next := func(tbl string) (int64, error) { return g.DB.MaxID(ctx, tbl) }
+	rules, err := g.rules(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	insert := func(tbl string, cols []string, rows [][]any) error {
+		if err := rules.apply(tbl, cols, rows); err != nil {
+			return err
+		}
+		return g.DB.InsertRows(ctx, tbl, cols, rows)
+	}
 	// Shared, non-personal tables: deliveries, lists, services.
 	shared := map[string]int64{}
 	for _, s := range []struct {
@@ -77,7 +93,7 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 		for i := 1; i <= s.n; i++ {
 			rows = append(rows, append([]any{base + int64(i)}, s.row(i)...))
 		}
-		if err := g.DB.InsertRows(ctx, s.table, append([]string{"id"}, s.cols...), rows); err != nil {
+		if err := insert(s.table, append([]string{"id"}, s.cols...), rows); err != nil {
 			return 0, 0, err
 		}
 		shared[s.table] = base + 1
@@ -144,7 +160,7 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 		}
 		for _, name := range order {
 			if t := tables[name]; t != nil {
-				if err := g.DB.InsertRows(ctx, t.name, t.cols, t.rows); err != nil {
+				if err := insert(t.name, t.cols, t.rows); err != nil {
 					return 0, 0, fmt.Errorf("%s: %w", name, err)
 				}
 			}
@@ -168,4 +184,67 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 		}
 	}
 	return first, rcpBase + int64(n), nil
+}
+
+// fieldRule is how a namespaced column is stored: its namespace's rule.
+type fieldRule struct {
+	column, rule, region string
+	length               int
+}
+
+// fieldRules are the namespaced columns by table.
+type fieldRules map[string][]fieldRule
+
+// rules reads the namespaces now: the rows are inserted straight into the
+// tables, after the namespaces' rewrites, so nothing would bring them to
+// canonical form later (the namespaces are at canon.Version already).
+func (g *Generator) rules(ctx context.Context) (fieldRules, error) {
+	nss, err := g.DB.FindNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := fieldRules{}
+	for _, ns := range nss {
+		sc, ok := g.Registry.Schema(ns.TargetSchema)
+		if !ok || sc.Data == nil {
+			continue // a custom schema removed: nothing of it is generated
+		}
+		a, ok := sc.Data.Attribute(strings.TrimPrefix(ns.ReconciliationKey, "@"))
+		if !ok {
+			continue
+		}
+		r := fieldRule{column: a.SQLName, rule: ns.MatchRule, region: ns.DefaultRegion, length: a.Length}
+		if !slices.Contains(out[sc.Data.Table], r) {
+			out[sc.Data.Table] = append(out[sc.Data.Table], r)
+		}
+	}
+	return out, nil
+}
+
+// apply brings the namespaced text values of rows (columns cols of table)
+// to canonical form (canon.Stored), in place. A value whose canonical form
+// does not fit its field is an error, not a value no request reaches.
+func (fr fieldRules) apply(table string, cols []string, rows [][]any) error {
+	for _, r := range fr[table] {
+		i := slices.Index(cols, r.column)
+		if i < 0 {
+			continue
+		}
+		for _, row := range rows {
+			text, ok := row[i].(string)
+			if !ok {
+				continue
+			}
+			c := canon.Stored(r.rule, r.region, text)
+			if r.length > 0 && utf8.RuneCountInString(c) > r.length {
+				return fmt.Errorf("%s.%s: a generated value is longer than the field's %d characters under the %s rule", table, r.column, r.length, r.rule)
+			}
+			if c == "" {
+				row[i] = nil
+			} else {
+				row[i] = c
+			}
+		}
+	}
+	return nil
 }

@@ -87,11 +87,12 @@ func (s *Service) WriteCollection(ctx context.Context, doc *etree.Element) error
 }
 
 // write builds the writes with the namespaces' match rules as read now and
-// applies them in one transaction that first checks those namespaces are
-// unchanged: a namespace update in between (its rule changed, its field
-// rewritten to the new rule) would otherwise leave a value stored in the
-// old rule's form, where no request reaches it. The writes are then built
-// again with the new rules.
+// applies them in one transaction that first checks the namespaces of the
+// written schemas are still those read: a namespace update in between (its
+// rule changed, its field rewritten to the new rule) or a namespace
+// created in between on a written field (its field rewritten before this
+// Write commits) would otherwise leave a value stored in a form no request
+// reaches. The writes are then built again with the rules as they are.
 func (s *Service) write(ctx context.Context, build func(map[string]rule) ([]store.EntityWrite, error)) error {
 	for attempt := 1; ; attempt++ {
 		nss, err := s.db.FindNamespaces(ctx)
@@ -109,7 +110,8 @@ func (s *Service) write(ctx context.Context, build func(map[string]rule) ([]stor
 		if err := s.checkKeys(ctx, writes); err != nil {
 			return err
 		}
-		// The namespaces of the schemas written: their rules shaped the values.
+		// The namespaces of the schemas written: their rules shaped the
+		// values, and the store checks that no other one exists by then.
 		var used []store.Namespace
 		for _, ns := range nss {
 			if slices.ContainsFunc(writes, func(w store.EntityWrite) bool { return w.Schema == ns.TargetSchema }) {

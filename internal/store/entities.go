@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,9 +44,11 @@ type EntityWrite struct {
 
 // WriteEntities applies every write in one transaction: all or nothing.
 // Errors of a collection name the record (1-based) that failed. The
-// transaction first checks that namespaces, whose match rules shaped the
-// values, are unchanged (ErrNamespaceRewritten), and holds them so until
-// its commit on PostgreSQL: a namespace update waits, and its rewrite then
+// transaction first checks that the namespaces on the written schemas,
+// whose match rules shaped the values, are still namespaces (every one of
+// them, as read: none changed, none removed, none created meanwhile —
+// ErrNamespaceRewritten), and holds them so until its commit on
+// PostgreSQL: a namespace update or creation waits, and its rewrite then
 // sees these rows.
 // It runs as a bulk write (writegate.go): within WriteBudget, and on
 // SQLite behind the logon and create paths' writes.
@@ -55,10 +58,14 @@ func (d *DB) WriteEntities(ctx context.Context, writes []EntityWrite, namespaces
 
 func (d *DB) writeEntities(ctx context.Context, writes []EntityWrite, namespaces []Namespace) error {
 	return d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for i := range namespaces {
-			if err := d.namespaceUnchanged(tx, &namespaces[i], true); err != nil {
-				return err
+		var written []string
+		for _, w := range writes {
+			if !slices.Contains(written, w.Schema) {
+				written = append(written, w.Schema)
 			}
+		}
+		if err := d.namespacesUnchanged(tx, written, namespaces); err != nil {
+			return err
 		}
 		for i, w := range writes {
 			err := d.writeEntity(tx, w)

@@ -111,16 +111,74 @@ func (d *DB) namespaceUnchanged(tx *gorm.DB, ns *Namespace, lock bool) error {
 	return nil
 }
 
+// namespacesUnchanged fails with ErrNamespaceRewritten unless the
+// namespaces whose target is one of schemas are exactly those read (read
+// must hold all of them): none changed (namespaceUnchanged), none removed,
+// and none created since they were read, whose rule the values were not
+// given. On PostgreSQL it reads them FOR SHARE, which holds the rows until
+// the commit and takes the table's ROW SHARE lock even when none match: a
+// namespace creation (CreateNamespaceIfMissing, EXCLUSIVE) waits for this
+// transaction, and its rewrite then sees these rows. SQLite's writer lock
+// serialises them anyway.
+func (d *DB) namespacesUnchanged(tx *gorm.DB, schemas []string, read []Namespace) error {
+	if len(schemas) == 0 {
+		return nil
+	}
+	q := "SELECT id, match_rule, default_region, canonical, last_modified FROM privacy_namespaces WHERE target_schema IN ?"
+	if d.dialect == Postgres {
+		q += " FOR SHARE"
+	}
+	var now []Namespace
+	if err := tx.Raw(q, schemas).Scan(&now).Error; err != nil {
+		return err
+	}
+	if len(now) != len(read) {
+		return ErrNamespaceRewritten
+	}
+	for _, n := range now {
+		i := slices.IndexFunc(read, func(r Namespace) bool { return r.ID == n.ID })
+		if i < 0 {
+			return ErrNamespaceRewritten
+		}
+		r := read[i]
+		if n.MatchRule != r.MatchRule || n.DefaultRegion != r.DefaultRegion || n.Canonical != r.Canonical ||
+			!n.LastModified.Equal(r.LastModified) {
+			return ErrNamespaceRewritten
+		}
+	}
+	return nil
+}
+
 // CreateNamespaceIfMissing inserts ns unless its name exists; it reports
-// whether it inserted.
+// whether it inserted. On PostgreSQL the insert holds privacy_namespaces
+// EXCLUSIVE until its commit: it waits for every Write in flight that
+// checked the namespaces of its schemas (namespacesUnchanged), so the new
+// namespace's rewrite sees their rows, and a Write that starts meanwhile
+// waits for the commit and then sees the new namespace.
 func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool, error) {
 	now := d.now().UTC()
 	ns.Created, ns.LastModified = now, now
-	res := d.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(ns)
-	if res.Error != nil {
-		return false, translate(res.Error, "Namespace")
+	var n int64
+	if err := d.db.WithContext(ctx).Raw("SELECT COUNT(*) FROM privacy_namespaces WHERE name = ?", ns.Name).Scan(&n).Error; err != nil {
+		return false, translate(err, "Namespace")
+	} else if n > 0 {
+		return false, nil // each start's seeding of the defaults: no lock
 	}
-	return res.RowsAffected == 1, nil
+	var created bool
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.dialect == Postgres {
+			if err := tx.Exec("LOCK TABLE privacy_namespaces IN EXCLUSIVE MODE").Error; err != nil {
+				return err
+			}
+		}
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(ns)
+		created = res.RowsAffected == 1
+		return res.Error
+	})
+	if err != nil {
+		return false, translate(err, "Namespace")
+	}
+	return created, nil
 }
 
 // FindNamespaceByName returns the namespace with that exact internal name.

@@ -901,17 +901,14 @@ func (d *DB) CountHops(ctx context.Context, hops []Hop) (int64, error) {
 // its own transaction; it returns how many rows changed. It brings data
 // written before values were canonicalised into the canonical form, so
 // that the subject lookup stays one indexed equality. Values pass through
-// fn only, never through a log.
+// fn only, never through a log. Every row is read, from the smallest id:
+// ids of zero and below are rows too (ACC's 32-bit sequence wraps to
+// negative ids, and other tools insert their own).
 func (d *DB) RewriteColumn(ctx context.Context, table, column string, fn func(string) string) (int64, error) {
 	var changed int64
-	last := int64(0)
+	var last *int64 // nil: the first batch, from the smallest id
 	for {
-		var rows []struct {
-			ID    int64
-			Value string
-		}
-		err := d.db.WithContext(ctx).Raw("SELECT id, "+quote(column)+" AS value FROM "+quote(table)+
-			" WHERE id > ? AND "+quote(column)+" IS NOT NULL ORDER BY id LIMIT ?", last, idBatch).Scan(&rows).Error
+		rows, err := columnBatch(d.db.WithContext(ctx), table, column, last)
 		if err != nil {
 			return changed, translate(err, "Record")
 		}
@@ -940,6 +937,48 @@ func (d *DB) RewriteColumn(ctx context.Context, table, column string, fn func(st
 		if err != nil {
 			return changed, translate(err, "Record")
 		}
-		last = rows[len(rows)-1].ID
+		last = &rows[len(rows)-1].ID
+	}
+}
+
+// columnValue is a row's id and the text of one of its columns.
+type columnValue struct {
+	ID    int64
+	Value string
+}
+
+// columnBatch reads the next idBatch non-NULL values of column after the
+// id last, or from the smallest id when last is nil.
+func columnBatch(db *gorm.DB, table, column string, last *int64) ([]columnValue, error) {
+	var rows []columnValue
+	after, args := "", []any{idBatch}
+	if last != nil {
+		after, args = "id > ? AND ", []any{*last, idBatch}
+	}
+	err := db.Raw("SELECT id, "+quote(column)+" AS value FROM "+quote(table)+
+		" WHERE "+after+quote(column)+" IS NOT NULL ORDER BY id LIMIT ?", args...).Scan(&rows).Error
+	return rows, err
+}
+
+// CountColumnValues counts the non-NULL text values of column for which
+// fn is true, reading every row in id order and batches of idBatch on
+// the readers' pool. Values pass through fn only, never through a log.
+func (d *DB) CountColumnValues(ctx context.Context, table, column string, fn func(string) bool) (int64, error) {
+	var n int64
+	var last *int64
+	for {
+		rows, err := columnBatch(d.reader.WithContext(ctx), table, column, last)
+		if err != nil {
+			return n, translate(err, "Record")
+		}
+		if len(rows) == 0 {
+			return n, nil
+		}
+		for _, r := range rows {
+			if fn(r.Value) {
+				n++
+			}
+		}
+		last = &rows[len(rows)-1].ID
 	}
 }
