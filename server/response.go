@@ -169,7 +169,7 @@ func writeFault(err error, method, service, ref string) []byte {
 			detail = "Internal error (reference " + ref + ")."
 		}
 		b.WriteString("<detail xsi:type='xsd:string'>")
-		b.WriteString(schemas.EscapeText(strings.ToValidUTF8(detail, "\uFFFD")))
+		b.WriteString(schemas.EscapeText(apperr.Quote(detail, 1<<16)))
 		b.WriteString("</detail>\n")
 	}
 	b.WriteString("</SOAP-ENV:Fault>\n")

@@ -178,6 +178,14 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	}
 	tokens, err = s.open(ctx, op, op.PasswordHash, now)
 	if apperr.CodeOf(err) == apperr.Conflict {
+		// Changed since the read: a password logon's rehash (the bearer
+		// logon does not depend on the password) is taken again; a
+		// disable or a lock is refused.
+		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled && (cur.LockedUntil == nil || !now.Before(*cur.LockedUntil)) {
+			tokens, err = s.open(ctx, cur, cur.PasswordHash, now)
+		}
+	}
+	if apperr.CodeOf(err) == apperr.Conflict {
 		return refuse("the operator changed during the logon", "operator_id", op.ID)
 	}
 	if err == nil {

@@ -356,6 +356,23 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 		}
 	}
 	tokens, err = s.open(ctx, op, verified, now)
+	for again := 0; apperr.CodeOf(err) == apperr.Conflict && again < 2; again++ {
+		// The operator changed since its last read: another logon's
+		// rehash stored the same password again (verified against the
+		// new hash, the session opens), or the password changed, or the
+		// operator was disabled or locked (refused).
+		cur, rerr := s.db.FindOperatorByLogin(ctx, login)
+		if rerr != nil || cur.Disabled || cur.LockedUntil != nil && now.Before(*cur.LockedUntil) {
+			break
+		}
+		if cur.PasswordHash != verified {
+			if ok, _, verr := s.hash.verify(ctx, tk, cur.PasswordHash, password); verr != nil || !ok {
+				break
+			}
+			verified = cur.PasswordHash
+		}
+		tokens, err = s.open(ctx, cur, verified, now)
+	}
 	if apperr.CodeOf(err) == apperr.Conflict {
 		s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
 		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)

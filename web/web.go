@@ -126,7 +126,7 @@ func New(cfg Config, sessions *session.Service, priv *privacy.Service) *Server {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /nms/gdpr.jssp", s.gate(s.handleFile, false))
 	mux.HandleFunc("GET /nl/jsp/logon.jsp", s.zoned(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(r.URL.Query().Get("target")), http.StatusFound)
+		http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(safeTarget(r.URL.Query().Get("target"))), http.StatusFound)
 	}))
 	mux.HandleFunc("GET /privacy/static/app.css", s.zoned(s.handleCSS))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })

@@ -120,13 +120,20 @@ func LogText(err error) string {
 // LogValue makes slog log an *Error as LogText, wherever it is logged.
 func (e *Error) LogValue() slog.Value { return slog.StringValue(LogText(e)) }
 
-// Quote is caller text as a Message may echo it: valid UTF-8 (a byte that
-// is not is replaced), at most n bytes, cut on a character boundary with
-// "…" after a cut. A fault that echoed half a character, or bytes a
-// header carried, was not the UTF-8 its Content-Type says, and a client's
-// XML parser failed on it instead of showing the fault.
+// Quote is caller text as a Message may echo it: valid UTF-8 that XML may
+// hold (a byte that is not UTF-8, a control character other than TAB, LF
+// and CR, U+FFFE and U+FFFF are replaced by U+FFFD), at most n bytes, cut
+// on a character boundary with "…" after a cut. A fault that echoed half a
+// character, bytes a header carried or a control character from a query
+// parameter was not well-formed XML, and a client's XML parser failed on
+// it instead of showing the fault.
 func Quote(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) <= n {
 		return s
 	}

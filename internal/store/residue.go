@@ -130,10 +130,15 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	if err := d.db.WithContext(ctx).Raw("SELECT table_name, since, gen FROM privacy_residue").Scan(&marks).Error; err != nil {
 		return nil, tables, translate(err, "Residue")
 	}
+	at := d.now().UTC()
 	var stale []string
-	seen := map[string]int64{} // the generation of each mark as the purge begins
+	type mark struct {
+		since time.Time
+		gen   int64
+	}
+	seen := map[string]mark{} // each mark as the purge begins
 	for _, m := range marks {
-		seen[m.TableName] = m.Gen
+		seen[m.TableName] = mark{m.Since, m.Gen}
 		// At runStart too: on a coarse clock (or a test's) an earlier
 		// run's mark and this run's start may read the same time.
 		if !m.Since.After(runStart.UTC()) {
@@ -147,13 +152,20 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	pending, err = d.purge(ctx, tables, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
 	// A mark made or counted again after the purge began stays: its
-	// change may have come after the vacuum of its table.
+	// change may have come after the vacuum of its table. It then dates
+	// from the purge's start, as everything older is gone. (Its time in
+	// the clear too: a mark another purge cleared meanwhile and a new
+	// change made again restarts its count.)
 	for _, t := range purged {
-		gen, ok := seen[t]
+		m, ok := seen[t]
 		if !ok {
 			continue
 		}
-		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND gen = ?", t, gen).Error; clearErr != nil && err == nil {
+		clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND gen = ? AND since = ?", t, m.gen, m.since).Error
+		if clearErr == nil {
+			clearErr = d.db.WithContext(ctx).Exec("UPDATE privacy_residue SET since = ? WHERE table_name = ? AND since < ?", at, t, at).Error
+		}
+		if clearErr != nil && err == nil {
 			return purged, pending, translate(clearErr, "Residue")
 		}
 	}
