@@ -275,8 +275,21 @@ func (r *Registry) add(file string, data []byte, custom bool) error {
 	if err != nil {
 		return err
 	}
-	if custom && d != nil && root.SelectAttrValue("extendedSchema", "") == "" && ServiceTable(d.Table) {
-		return &schemaError{file: file, line: pos[root], msg: "sqltable " + d.Table + " is one of the service's own tables (operators, sessions, privacy requests, their files and keys)"}
+	if custom && d != nil && root.SelectAttrValue("extendedSchema", "") == "" {
+		if ServiceTable(d.Table) {
+			return &schemaError{file: file, line: pos[root], msg: "sqltable " + d.Table + " is one of the service's own tables (operators, sessions, privacy requests, their files and keys)"}
+		}
+		if strings.HasPrefix(d.Table, "pg_") || strings.HasPrefix(d.Table, "sqlite_") {
+			return &schemaError{file: file, line: pos[root], msg: "sqltable " + d.Table + " is a database's own name (pg_…, sqlite_…)"}
+		}
+		// A second schema on a table: its Write would skip the first's
+		// namespace rules (keyed by schema) and its delete the rows the
+		// first owns. Extend the schema instead.
+		for _, other := range r.schemas {
+			if other.Data != nil && other.Data.Table == d.Table {
+				return &schemaError{file: file, line: pos[root], msg: "sqltable " + d.Table + " is already " + other.ID() + "'s: extend that schema (extendedSchema) instead"}
+			}
+		}
 	}
 	if ext := root.SelectAttrValue("extendedSchema", ""); ext != "" {
 		if d == nil {

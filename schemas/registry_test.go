@@ -89,6 +89,38 @@ func TestLoadRejectsBadSchemas(t *testing.T) {
 	}
 }
 
+// TestCustomSchemaOnATakenTableRefused: a custom schema that maps a table
+// another schema has (cus:contact on nms_recipient) used to load: a Write
+// through it skipped the namespaces' canonical forms (their rules are
+// keyed by schema) and its delete left the rows the recipient owns. A
+// database's own names (pg_stats) are refused too.
+func TestCustomSchemaOnATakenTableRefused(t *testing.T) {
+	for name, c := range map[string]struct{ table, want string }{
+		"data model": {"nms_recipient", `cus_contact.xml:1: sqltable nms_recipient is already nms:recipient's: extend that schema (extendedSchema) instead`},
+		"catalogue":  {"pg_stats", `cus_contact.xml:1: sqltable pg_stats is a database's own name`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := `<schema namespace="cus" name="contact">
+  <element name="contact" sqltable="` + c.table + `" autopk="true">
+    <attribute name="email" type="string" length="128"/>
+  </element>
+</schema>`
+			if _, err := New(fstest.MapFS{"cus_contact.xml": {Data: []byte(doc)}}); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v\nwant %s", err, c.want)
+			}
+		})
+	}
+	two := fstest.MapFS{}
+	for _, n := range []string{"a", "b"} {
+		two["cus_"+n+".xml"] = &fstest.MapFile{Data: []byte(`<schema namespace="cus" name="` + n + `">
+  <element name="` + n + `" sqltable="cus_shared" autopk="true"><attribute name="v" type="string"/></element>
+</schema>`)}
+	}
+	if _, err := New(two); err == nil || !strings.Contains(err.Error(), "sqltable cus_shared is already") {
+		t.Fatalf("two custom schemas on one table: %v", err)
+	}
+}
+
 func TestDocumentIsACopy(t *testing.T) {
 	r, _ := Default()
 	s, _ := r.Schema("nms:privacyRequest")

@@ -113,7 +113,7 @@ var table = []setting{
 		Doc: "reverse proxies whose `X-Forwarded-For` is believed (rightmost untrusted entry), and their `X-Forwarded-Proto` (its last value): `https` there makes the console's cookies `Secure` and the download links `https`; `0.0.0.0/0` is refused",
 		Set: prefixes(false, func(s *settings) *[]netip.Prefix { return &s.trustedProxies })},
 	{Flag: "schemas-dir", Env: "CP_SCHEMAS_DIR", Help: "directory of custom schema files (*.xml)",
-		Doc: "custom schema files (`*.xml`): new tables linked to the data model and extensions of existing schemas; see `examples/schemas/`. A bad file stops the start with its file and line. A field name may not start with `_` (a Write's operations, the access file's `_base64`) nor be `xmlns` (an XML namespace declaration); an extension adds attributes and links, never one whose name or column its schema already has.",
+		Doc: "custom schema files (`*.xml`): new tables linked to the data model and extensions of existing schemas; see `examples/schemas/`. A bad file stops the start with its file and line. A field name may not start with `_` (a Write's operations, the access file's `_base64`) nor be `xmlns` (an XML namespace declaration); an extension adds attributes and links, never one whose name or column its schema already has; a new table may not be one another schema maps (extend that schema instead), nor a database's own (`pg_…`, `sqlite_…`).",
 		Set: text(func(s *settings) *string { return &s.schemasDir })},
 	{Flag: "deduplicate-requests", Env: "CP_DEDUPLICATE_REQUESTS", Default: "true", Bool: true,
 		Help: "an identical active request returns its id",

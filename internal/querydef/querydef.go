@@ -501,6 +501,7 @@ func (c *compiler) orderBy(order *etree.Element, grouped bool) ([]store.Order, [
 		column string
 	}
 	seen := map[key]bool{}
+	pk := c.schema.Data.PrimaryKey()
 	if order != nil {
 		nodes := order.ChildElements()
 		if len(nodes) > MaxOrderNodes {
@@ -523,13 +524,13 @@ func (c *compiler) orderBy(order *etree.Element, grouped bool) ([]store.Order, [
 			default:
 				return nil, nil, invalid("<orderBy> node %d: sortDesc must be true or false", i+1)
 			}
-			out = append(out, store.Order{Expr: f.col, Desc: desc})
+			out = append(out, store.Order{Expr: f.col, Desc: desc, NotNull: f.col.Source == 0 && pk != nil && f.col.Column == pk.SQLName})
 			seen[key{f.col.Source, f.col.Column}] = true
 		}
 	}
-	if pk := c.schema.Data.PrimaryKey(); pk != nil && !grouped {
+	if pk != nil && !grouped {
 		if !seen[key{0, pk.SQLName}] {
-			out = append(out, store.Order{Expr: store.Col(0, pk.SQLName, schemas.TypeOf(pk.Type))})
+			out = append(out, store.Order{Expr: store.Col(0, pk.SQLName, schemas.TypeOf(pk.Type)), NotNull: true})
 		}
 	}
 	return out, fields, nil
@@ -807,7 +808,7 @@ func Execute(ctx context.Context, db *store.DB, q *Query) (*etree.Element, error
 }
 
 // MaxResultBytes bounds the text of one ExecuteQuery's rows (names and
-// values): 256 columns of 255 characters over 10,000 rows would otherwise
+// values, as escaped in the answer): 256 columns of 255 characters over 10,000 rows would otherwise
 // build an answer of 641 MiB in memory.
 const MaxResultBytes = 32 << 20
 
@@ -829,7 +830,21 @@ func (q *Query) row(values []any) (*etree.Element, int) {
 			}
 		}
 		target.CreateAttr(col.name, s)
-		n += len(col.name) + len(s) + 4
+		n += len(col.name) + escapedLen(s) + 4
 	}
 	return el, n
+}
+
+// escapedLen is about the length of s written as an attribute's value:
+// each character XML escapes counts as its reference (up to 6 bytes,
+// &quot;), or text of quotes would pass the bound six times over.
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '&', '<', '>', '"', '\'', '\t', '\n', '\r':
+			n += 5
+		}
+	}
+	return n
 }

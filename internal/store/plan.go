@@ -41,6 +41,9 @@ type Join struct {
 type Order struct {
 	Expr Expr
 	Desc bool
+	// NotNull marks a key that is never NULL (a primary key): it gets no
+	// NULLS clause, so SQLite still reads it in its index's order.
+	NotNull bool
 }
 
 // ExprKind says what an Expr is.
@@ -175,8 +178,16 @@ func Render(dialect string, p *Plan) (string, []any, error) {
 			r.b.WriteString(", ")
 		}
 		r.expr(o.Expr)
-		if o.Desc {
+		// Empty values last going up, first going down, on both stores:
+		// PostgreSQL's default, where SQLite's is the reverse (the same
+		// call answered other people on each store).
+		switch {
+		case o.Desc && o.NotNull:
 			r.b.WriteString(" DESC")
+		case o.Desc:
+			r.b.WriteString(" DESC NULLS FIRST")
+		case !o.NotNull:
+			r.b.WriteString(" NULLS LAST")
 		}
 	}
 	if p.Limit > 0 {
