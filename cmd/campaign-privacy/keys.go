@@ -104,15 +104,33 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 	if setting != "" {
 		return decodeKey(setting, name)
 	}
+	return loadKeyFile(dataDir, file, true)
+}
+
+// loadKeyFile reads a key file, or creates it when create is set (once:
+// a file that another process made first is read, never made again). A
+// key file readable by others is made 0600, and the directory 0700
+// (DESIGN §4b); one that is a symlink to nothing is refused, not
+// replaced (a secret not mounted yet).
+func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 	path := filepath.Join(dataDir, file)
 	if data, err := os.ReadFile(path); err == nil {
 		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
 		if err != nil || len(k) < 32 {
 			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
 		}
+		if err := tighten(dataDir, path); err != nil {
+			return nil, err
+		}
 		return k[:32], nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symlink to a missing file: mount the key, or remove the link to have a new key made", path)
+	}
+	if !create {
+		return nil, fmt.Errorf("%s appeared and vanished while it was being made", path)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
@@ -152,9 +170,27 @@ func loadKey(setting, dataDir, file, name string) ([]byte, error) {
 		return nil, err
 	}
 	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
-		return loadKey("", dataDir, file, name) // another process made it first
+		return loadKeyFile(dataDir, file, false) // another process made it first
 	} else if err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// tighten makes an existing key file 0600 and its directory 0700 when
+// others may read them (a file copied in, a directory made by hand). A key
+// that is a symlink (a mounted secret) is the secret store's to guard, and
+// a directory this process may not change keeps its mode.
+func tighten(dataDir, path string) error {
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		_ = os.Chmod(dataDir, 0o700)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("%s is readable by others and could not be made 0600: %w", path, err)
+	}
+	return nil
 }

@@ -39,9 +39,32 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0) // the help was asked for and printed
 		}
-		fmt.Fprintln(os.Stderr, "campaign-privacy:", errorText(err))
+		if jsonLogs(os.Getenv("CP_LOG_FORMAT"), os.Args[1:]) {
+			// One JSON object a line, this one too: a collector parsing
+			// each line would drop the line saying why it stopped.
+			slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("campaign-privacy stopped", "err", errorText(err))
+		} else {
+			fmt.Fprintln(os.Stderr, "campaign-privacy:", errorText(err))
+		}
 		os.Exit(1)
 	}
+}
+
+// jsonLogs reports whether the logs are JSON: --log-format (the flag wins)
+// or CP_LOG_FORMAT.
+func jsonLogs(env string, args []string) bool {
+	format := env
+	for i, a := range args {
+		switch {
+		case a == "--log-format" || a == "-log-format":
+			if i+1 < len(args) {
+				format = args[i+1]
+			}
+		case strings.HasPrefix(a, "--log-format=") || strings.HasPrefix(a, "-log-format="):
+			format = a[strings.Index(a, "=")+1:]
+		}
+	}
+	return format == "json"
 }
 
 // errorText is the command line's translation of an error: caller-safe

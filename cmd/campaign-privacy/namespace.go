@@ -31,6 +31,11 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if sub != "create" { // list and update read or change what is there
+		if err := existingDatabase(s); err != nil {
+			return err
+		}
+	}
 	a, err := m.open(ctx, s, m.logger(s))
 	if err != nil {
 		return err
@@ -48,6 +53,11 @@ func (m *Main) namespace(ctx context.Context, args []string) error {
 		// field to its canonical form before this returns.
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, fixed := range []string{"schema", "key", "aec-id"} {
+			if set[fixed] {
+				return fmt.Errorf("namespace update changes the label, the match rule and the region: --%s is fixed when the namespace is created", fixed)
+			}
+		}
 		if !set["match"] || !set["region"] {
 			all, err := a.Privacy.Namespaces(ctx)
 			if err != nil {

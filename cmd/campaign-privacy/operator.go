@@ -49,6 +49,11 @@ func (m *Main) operator(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if sub != "create" { // the others read or change what is there
+		if err := existingDatabase(s); err != nil {
+			return err
+		}
+	}
 	log := m.logger(s)
 	a, err := m.open(ctx, s, log)
 	if err != nil {
@@ -136,6 +141,10 @@ func (f *multiFlag) Set(v string) error {
 		if p = strings.TrimSpace(p); p != "" {
 			*f = append(*f, p)
 		}
+	}
+	if strings.TrimSpace(strings.ReplaceAll(v, ",", "")) == "" {
+		// A script's unset variable (--right "$RIGHT"): not "no rights".
+		return errors.New("an empty right: name one (admin, privacyRight)")
 	}
 	return nil
 }

@@ -59,10 +59,8 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if s.databaseURL == "" { // verify, never create, the embedded database
-		if _, err := os.Stat(filepath.Join(s.dataDir, store.SQLiteFile)); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no database in %s: set CP_DATA_DIR to the service's data directory, or CP_DATABASE_URL", s.dataDir)
-		}
+	if err := existingDatabase(s); err != nil { // verify, never create
+		return err
 	}
 	db, err := store.Open(ctx, store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir, Logger: m.logger(s)})
 	if err != nil {
@@ -93,6 +91,19 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 		return err // a *store.ChainBreak names the first broken seq
 	}
 	fmt.Fprintf(m.Stdout, "audit chain intact: %d line(s), head %s\n", head.Seq, head.Hash)
+	return nil
+}
+
+// existingDatabase fails when the embedded database does not exist: a
+// command that reads or changes what is there never creates it (and its
+// keys) in a CP_DATA_DIR not set in the shell.
+func existingDatabase(s *settings) error {
+	if s.databaseURL != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dataDir, store.SQLiteFile)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no database in %s: set CP_DATA_DIR to the service's data directory, or CP_DATABASE_URL", s.dataDir)
+	}
 	return nil
 }
 
@@ -150,6 +161,9 @@ func (m *Main) receipt(ctx context.Context, args []string) error {
 		}
 		if file == "" {
 			file = fs.Arg(0)
+		} else if fs.NArg() > 0 {
+			// One file a call: a second one would not be verified.
+			return errors.New("receipt verify checks one FILE a call: usage: receipt verify FILE [--public-key K]")
 		}
 		if file == "" {
 			return errors.New("usage: receipt verify FILE [--public-key K]")

@@ -21,12 +21,20 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
 
-func (m *Main) serve(ctx context.Context, args []string) error {
+func (m *Main) serve(ctx context.Context, args []string) (err error) {
 	_, s, err := m.parse("serve", args, nil)
 	if err != nil {
 		return err
 	}
 	log := m.logger(s)
+	defer func() {
+		// SIGTERM while starting (a rolling deploy stopping a pod not
+		// ready yet): a stop, as after the start, not a failure.
+		if err != nil && ctx.Err() != nil {
+			log.Info("shutting down: stopped while starting")
+			err = nil
+		}
+	}()
 	m.tuneGC()
 	// Listen first: a port in use stops the start before the database is
 	// migrated or a workflow scheduled.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,9 @@ type setting struct {
 	Secret bool
 	// Bool settings may be given as a bare flag (--require-security-token).
 	Bool bool
+	// NotEmpty settings refuse an empty flag (--addr=, a script's unset
+	// variable): an empty variable is unset, an empty flag has no meaning.
+	NotEmpty bool
 	// Set parses and checks one value into s.
 	Set func(s *settings, v string) error
 }
@@ -67,9 +71,9 @@ type setting struct {
 // table is the settings table. Keys are checked when they are loaded
 // (keys.go): a bad key's error must not print it, which a flag's would.
 var table = []setting{
-	{Flag: "addr", Env: "CP_ADDR", Default: ":8080", Help: "listen address",
+	{Flag: "addr", NotEmpty: true, Env: "CP_ADDR", Default: ":8080", Help: "listen address",
 		Set: text(func(s *settings) *string { return &s.addr })},
-	{Flag: "data-dir", Env: "CP_DATA_DIR", Default: "./data", Help: "data directory",
+	{Flag: "data-dir", NotEmpty: true, Env: "CP_DATA_DIR", Default: "./data", Help: "data directory",
 		Doc: "SQLite database and the session signing key",
 		Set: text(func(s *settings) *string { return &s.dataDir })},
 	{Flag: "database-url", Env: "CP_DATABASE_URL", Secret: true, Help: "PostgreSQL URL; empty = SQLite in the data directory",
@@ -96,12 +100,12 @@ var table = []setting{
 		Doc:     "HTTP status of SOAP faults: `200` as ACC (acc-js-sdk reads fault codes only from 2xx answers) or `500` for strict SOAP 1.1 peers",
 		Accepts: "200 or 500",
 		Set:     oneOf(func(s *settings, v string) { s.faultHTTPStatus, _ = strconv.Atoi(v) }, "200", "500")},
-	{Flag: "instance-name", Env: "CP_INSTANCE_NAME", Default: "campaign-privacy", Help: "instance name shown to clients",
+	{Flag: "instance-name", NotEmpty: true, Env: "CP_INSTANCE_NAME", Default: "campaign-privacy", Help: "instance name shown to clients",
 		Doc: "instance name in `sessionInfo` and `/r/test`",
 		Set: text(func(s *settings) *string { return &s.instanceName })},
 	{Flag: "allowed-subnets", Env: "CP_ALLOWED_SUBNETS", Default: "127.0.0.1/32,::1/128",
 		Help:    "who may open the download and the console: CIDRs, comma-separated",
-		Doc:     "who may open the download and the console (ACC's security zone). An empty list denies everyone; `0.0.0.0/0` works but is logged as a warning.",
+		Doc:     "who may open the download and the console (ACC's security zone). An empty list (`--allowed-subnets=`; an empty variable is unset) denies everyone; `0.0.0.0/0` works but is logged as a warning.",
 		Accepts: "CIDR prefixes or addresses, comma-separated, such as 10.0.0.0/8,::1",
 		Set:     prefixes(true, func(s *settings) *[]netip.Prefix { return &s.allowedSubnets })},
 	{Flag: "soap-allowed-subnets", Env: "CP_SOAP_ALLOWED_SUBNETS", DefaultDoc: "empty (every address)",
@@ -207,7 +211,7 @@ var table = []setting{
 			}
 			return nil
 		}},
-	{Flag: "ims-operator-claim", Env: "CP_IMS_OPERATOR_CLAIM", Default: "sub", Help: "the bearer token claim holding the operator's login",
+	{Flag: "ims-operator-claim", NotEmpty: true, Env: "CP_IMS_OPERATOR_CLAIM", Default: "sub", Help: "the bearer token claim holding the operator's login",
 		Doc: "the bearer token claim whose value is the login of the operator the session opens for (`sub`; IMS access tokens carry `user_id`)",
 		Set: text(func(s *settings) *string { return &s.imsOperatorClaim })},
 	{Flag: "log-level", Env: "CP_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
@@ -329,6 +333,26 @@ func (st setting) acceptedError(err error) error {
 	return err
 }
 
+// flagValue is the value the flag package quotes in its errors.
+var flagValue = regexp.MustCompile(`^invalid (boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?(-[A-Za-z0-9-]+)(: .*)?$`)
+
+// flagError is the flag package's error without the value it quotes (and
+// a boolean's strconv text, which quotes it again): a value given to the
+// wrong flag may be a password (--password-stdin=Hunter2).
+func flagError(err error) string {
+	msg := err.Error()
+	if m := flagValue.FindStringSubmatch(msg); m != nil {
+		if m[1] != "" {
+			return "invalid value for " + m[2] + ": it takes no value, or true or false"
+		}
+		return "invalid value for " + m[2] + m[3]
+	}
+	if strings.HasPrefix(msg, "bad flag syntax") {
+		return "bad flag syntax (the word is not shown)"
+	}
+	return msg
+}
+
 // parse fills s for the command name from the defaults, the environment
 // and args; extra adds the command's own flags. It returns the flag set
 // (for its remaining arguments) and s.
@@ -354,6 +378,9 @@ func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*fl
 	for _, st := range table {
 		st := st
 		set := func(v string) error {
+			if st.NotEmpty && strings.TrimSpace(v) == "" {
+				return errors.New("an empty value: give one, or leave the flag out for the default")
+			}
 			if err := st.Set(s, v); err != nil {
 				return st.acceptedError(err)
 			}
@@ -369,7 +396,7 @@ func (m *Main) parse(name string, args []string, extra func(*flag.FlagSet)) (*fl
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, fmt.Errorf("%w (campaign-privacy help %s)", err, name)
+		return nil, nil, fmt.Errorf("%s (campaign-privacy help %s)", flagError(err), name)
 	}
 	// The parser stops at the first word that is not a flag: a forgotten
 	// --right would otherwise leave "operator rights" with none at all.

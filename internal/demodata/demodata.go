@@ -158,12 +158,18 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 				}
 			}
 		}
+		// One transaction a batch: an interrupted run leaves whole people.
+		var batch []store.TableRows
 		for _, name := range order {
 			if t := tables[name]; t != nil {
-				if err := insert(t.name, t.cols, t.rows); err != nil {
+				if err := rules.apply(t.name, t.cols, t.rows); err != nil {
 					return 0, 0, fmt.Errorf("%s: %w", name, err)
 				}
+				batch = append(batch, store.TableRows{Table: t.name, Columns: t.cols, Rows: t.rows})
 			}
+		}
+		if err := g.DB.InsertTables(ctx, batch); err != nil {
+			return 0, 0, err
 		}
 		done += size
 		if progress != nil {

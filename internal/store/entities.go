@@ -202,6 +202,32 @@ func (d *DB) MaxID(ctx context.Context, table string) (int64, error) {
 // on PostgreSQL, the id sequence is moved past the largest id so that
 // later inserts do not collide.
 func (d *DB) InsertRows(ctx context.Context, table string, columns []string, rows [][]any) error {
+	return d.InsertTables(ctx, []TableRows{{Table: table, Columns: columns, Rows: rows}})
+}
+
+// TableRows are rows to insert into a table (InsertTables).
+type TableRows struct {
+	Table   string
+	Columns []string
+	Rows    [][]any
+}
+
+// InsertTables inserts the rows of several tables in one transaction, in
+// their order (parents first): all or nothing, so an interrupted bulk load
+// (demo-data) never leaves a recipient without its linked rows.
+func (d *DB) InsertTables(ctx context.Context, tables []TableRows) error {
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, t := range tables {
+			if err := d.insertRows(tx, t.Table, t.Columns, t.Rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return translate(err, "Record")
+}
+
+func (d *DB) insertRows(tx *gorm.DB, table string, columns []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -211,24 +237,21 @@ func (d *DB) InsertRows(ctx context.Context, table string, columns []string, row
 	}
 	marks := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
 	per := max(1, min(4000, d.statementParams())/len(columns))
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for start := 0; start < len(rows); start += per {
-			end := min(start+per, len(rows))
-			var args []any
-			values := make([]string, 0, end-start)
-			for _, r := range rows[start:end] {
-				values = append(values, marks)
-				args = append(args, r...)
-			}
-			q := "INSERT INTO " + quote(table) + " (" + strings.Join(quoted, ", ") + ") VALUES " + strings.Join(values, ", ")
-			if err := tx.Exec(q, args...).Error; err != nil {
-				return err
-			}
+	for start := 0; start < len(rows); start += per {
+		end := min(start+per, len(rows))
+		var args []any
+		values := make([]string, 0, end-start)
+		for _, r := range rows[start:end] {
+			values = append(values, marks)
+			args = append(args, r...)
 		}
-		if d.dialect == Postgres {
-			return tx.Exec("SELECT setval(pg_get_serial_sequence(?, 'id'), (SELECT MAX(id) FROM "+quote(table)+"))", table).Error
+		q := "INSERT INTO " + quote(table) + " (" + strings.Join(quoted, ", ") + ") VALUES " + strings.Join(values, ", ")
+		if err := tx.Exec(q, args...).Error; err != nil {
+			return err
 		}
-		return nil
-	})
-	return translate(err, "Record")
+	}
+	if d.dialect == Postgres {
+		return tx.Exec("SELECT setval(pg_get_serial_sequence(?, 'id'), (SELECT MAX(id) FROM "+quote(table)+"))", table).Error
+	}
+	return nil
 }

@@ -115,7 +115,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 		// secure_delete zeroes deleted content on every connection (see
 		// residue.go).
-		dsn = "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		// A file: URI: a path's "?", "#" and "%" escaped, or the database
+		// would be made elsewhere (data?1 → a file "data" beside the
+		// data directory).
+		dsn = "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path) +
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate"
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
