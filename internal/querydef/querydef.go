@@ -45,6 +45,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 
@@ -837,14 +838,20 @@ func (q *Query) row(values []any) (*etree.Element, int) {
 
 // escapedLen is about the length of s written as an attribute's value:
 // each character XML escapes counts as its reference (up to 6 bytes,
-// &quot;), or text of quotes would pass the bound six times over.
+// &quot;), and a byte that is not UTF-8 or a control character XML may
+// not hold as the U+FFFD written for it (3 bytes), or text of quotes
+// or of control bytes would pass the bound several times over.
 func escapedLen(s string) int {
 	n := len(s)
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '&', '<', '>', '"', '\'', '\t', '\n', '\r':
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '&' || r == '<' || r == '>' || r == '"' || r == '\'' || r == '\t' || r == '\n' || r == '\r':
 			n += 5
+		case r == utf8.RuneError && size == 1, r < 0x20:
+			n += 2
 		}
+		i += size
 	}
 	return n
 }

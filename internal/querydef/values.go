@@ -103,9 +103,11 @@ func bind(lit token, f *field) (any, error) {
 			return nil, fmt.Errorf("%s is a date: write it as '2024-01-31', '2024-01-31 12:00:00Z' or #2024-01-31#", f.expr)
 		}
 		if f.typ != nil && f.typ.Name == schemas.TypeDate {
-			// A date is its day, as stored: SQLite keeps the text
-			// 2024-01-31 and compares text, where a bound time
-			// (2024-01-31 00:00:00+00:00) never equals it.
+			// A date is compared by its day, on both stores: PostgreSQL
+			// reads the value as a date (the column's type), so a time of
+			// day is dropped there; SQLite keeps the text 2024-01-31 and
+			// compared it with a bound time (2024-01-31 00:00:00+00:00),
+			// which never equals it.
 			return schemas.FormatDate(t), nil
 		}
 		return t, nil

@@ -10,12 +10,11 @@ CREATE TABLE privacy_request_deleted (
   deleted     INTEGER NOT NULL,
   PRIMARY KEY (request_id, schema_name)
 );
--- Deletes in flight at this upgrade start from what they recorded, as
--- their receipts counted until now: every recorded row of one whose
--- deletes are done (deleteInProgress, 6, awaiting its purge), the rows
--- marked deleted (earlier rounds) of the others.
+-- Deletes in flight at this upgrade start from their own audit lines,
+-- "N record(s) deleted in <schema>", one for each DELETE they ran: what
+-- those statements removed, on every attempt and round.
 INSERT INTO privacy_request_deleted (request_id, schema_name, deleted)
-SELECT r.request_id, r.schema_name, COUNT(*)
-FROM privacy_request_rows r JOIN privacy_requests q ON q.id = r.request_id
-WHERE q.type = 2 AND q.status < 7 AND (q.status = 6 OR r.deleted)
-GROUP BY r.request_id, r.schema_name;
+SELECT c.request_id, substr(c.line, instr(c.line, ' record(s) deleted in ') + 22), SUM(CAST(substr(c.line, 1, instr(c.line, ' ') - 1) AS INTEGER))
+FROM privacy_audit_chain c JOIN privacy_requests q ON q.id = c.request_id
+WHERE q.type = 2 AND q.status < 7 AND c.line LIKE '% record(s) deleted in %'
+GROUP BY c.request_id, substr(c.line, instr(c.line, ' record(s) deleted in ') + 22);
