@@ -117,7 +117,12 @@ func ParseTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC(), true
+			// Years 1 to 9999: both stores hold them (PostgreSQL has no
+			// year 0, a birthday exported without its year).
+			if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+				return time.Time{}, false
+			}
+			return t, true
 		}
 	}
 	return time.Time{}, false

@@ -461,9 +461,26 @@ func translate(err error, what string) error {
 		// PostgreSQL's LIKE takes a backslash as its escape: a pattern the
 		// caller wrote that ends with one is theirs to fix.
 		return apperr.Wrap(apperr.Invalid, err, "A LIKE pattern ends with its escape character: write \\\\ for a backslash.")
+	case strings.HasPrefix(pgCode(err), "22"):
+		// A data exception: a value the database's type refuses (a date
+		// out of its range, bytes that are not UTF-8). The caller's value,
+		// and PostgreSQL's text quotes it: not kept for the log.
+		return apperr.Wrap(apperr.Invalid, pgSafe(err), "A value does not fit its field's type in the database.")
 	default:
-		return apperr.Wrap(apperr.Internal, err, "Database error.")
+		return apperr.Wrap(apperr.Internal, pgSafe(err), "Database error.")
 	}
+}
+
+// pgSafe is a PostgreSQL error as the log may hold it: its code, table,
+// column and constraint, never its message or detail, which quote values
+// (`Key (email)=(…)`, `invalid input syntax for type date: "…"`). Other
+// errors are returned as they are (SQLite's and pgx's carry no values).
+func pgSafe(err error) error {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return err
+	}
+	return fmt.Errorf("PostgreSQL error %s (%s; table %q, column %q, constraint %q)", pg.Code, pg.Severity, pg.TableName, pg.ColumnName, pg.ConstraintName)
 }
 
 // scanColumn reads a one-column result (a query's rows and error, as
