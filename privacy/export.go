@@ -309,7 +309,7 @@ var ErrDestroyed = apperr.Errorf(apperr.NotFound, "The reviewed file was destroy
 // fileDestroyed reports whether a request's file went with its delete.
 func fileDestroyed(r *store.Request) bool {
 	st := Status(r.Status)
-	return r.Type == TypeDelete && r.ConfirmDeletePending && (st == StatusDeleteInProgress || st == StatusComplete)
+	return r.Type == TypeDelete && r.ConfirmDeletePending && (st == StatusDeleteInProgress || st == StatusComplete || st == StatusError)
 }
 
 // OpenExport returns a reader of the decrypted file of a request, a few

@@ -291,9 +291,12 @@ func (s *Service) createRequest(ctx context.Context, c *session.Caller, in Creat
 		Namespace:            ns.row(),
 	}
 	if s.cfg.Deduplicate {
-		// confirmDeletePending is part of the request: a one-step delete
-		// is not the same request as one waiting for a review.
-		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%t\x00%s", ns.ID, in.Type, regulation, in.ConfirmDeletePending, value)))
+		// confirmDeletePending is part of a delete request: a one-step
+		// delete is not the same request as one waiting for a review. An
+		// access request is the same with or without it (the console's
+		// box is checked by default, ACC's clients send false).
+		twoStep := in.ConfirmDeletePending && in.Type == TypeDelete
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%d\x00%d\x00%t\x00%s", ns.ID, in.Type, regulation, twoStep, value)))
 		key := hex.EncodeToString(sum[:])
 		req.DedupeKey = &key
 	}

@@ -945,6 +945,13 @@ func (s *Service) failUpdate(ctx context.Context, req *store.Request, retryStatu
 		upd.Status = ptr(StatusError.stored())
 		upd.ClearDedupe = true
 		upd.Audit = []string{fmt.Sprintf("Error: attempt %d failed (%s); no more retries.", attempt, reason)}
+		if req.Type == TypeDelete && req.ConfirmDeletePending && retryStatus == StatusDeletePending {
+			// A confirmed delete that ends here may have deleted rows: its
+			// reviewed file would go on serving them (a completed delete
+			// destroys it too). A new request collects what is left.
+			upd.DropExport = true
+			upd.Audit = append(upd.Audit, "The reviewed file and its key are destroyed.")
+		}
 	} else {
 		next := s.cfg.Now().Add(time.Duration(1<<min(attempt-1, 10)) * s.cfg.RetryDelay)
 		upd.Status = ptr(retryStatus.stored())

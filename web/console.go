@@ -276,6 +276,12 @@ func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		var v *privacy.RequestView
 		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil && strings.TrimSpace(r.PostFormValue("name")) != v.Name {
 			err = apperr.Errorf(apperr.Invalid, "Type the request's name, %s, to confirm the deletion. Nothing was deleted.", v.Name)
+		} else if err == nil && (v.ConfirmBefore == nil || r.PostFormValue("round") != strconv.FormatInt(v.ConfirmBefore.UnixMicro(), 10)) {
+			// The form confirms the file it was shown with: each review
+			// round has a deadline of its own. An old form (a double
+			// click after a delete run, a reload, an old tab) must not
+			// confirm a later round whose file nobody saw.
+			err = apperr.Errorf(apperr.Conflict, "This request was sent back to review after this page was shown: check its new file, then confirm again. Nothing was deleted.")
 		}
 	}
 	if err == nil {

@@ -341,7 +341,16 @@ func TestConsole(t *testing.T) {
 					t.Fatalf("confirm with name %q moved the request to %s", name, st)
 				}
 			}
-			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}, "name": {"privacyRequest" + strconv.FormatInt(id, 10)}})
+			_, page := ana.do("GET", "/privacy/requests/"+strconv.FormatInt(id, 10), nil)
+			round := regexp.MustCompile(`name="round" value="([0-9]+)"`).FindStringSubmatch(page)
+			if round == nil {
+				t.Fatal("the confirm form does not name its review round")
+			}
+			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}, "name": {"privacyRequest" + strconv.FormatInt(id, 10)}, "round": {"1"}})
+			if resp.StatusCode != http.StatusBadRequest || w.status(t, id) != privacy.StatusConfirmDeletePending {
+				t.Fatalf("confirm of another round: %d", resp.StatusCode)
+			}
+			resp, _ = ana.do("POST", "/privacy/requests/"+strconv.FormatInt(id, 10)+"/confirm", url.Values{"csrf": {ana.csrf}, "name": {"privacyRequest" + strconv.FormatInt(id, 10)}, "round": {round[1]}})
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("confirm: %d", resp.StatusCode)
 			}

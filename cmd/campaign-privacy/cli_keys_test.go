@@ -22,7 +22,7 @@ func TestKeyCreatedOnceUnderConcurrentStarts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				keys[g], errs[g] = loadKey("", dir, "session.key", "CP_SESSION_KEY")
+				keys[g], errs[g] = loadKey("", dir, "session.key", "CP_SESSION_KEY", true)
 			}()
 		}
 		wg.Wait()

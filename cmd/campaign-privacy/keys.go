@@ -25,19 +25,19 @@ type keys struct {
 
 // loadKeys loads every key the service needs, creating the missing files.
 func loadKeys(s *settings) (k keys, err error) {
-	if k.session, err = loadKey(s.sessionKey, s.dataDir, "session.key", "CP_SESSION_KEY"); err != nil {
+	if k.session, err = loadKey(s.sessionKey, s.dataDir, "session.key", "CP_SESSION_KEY", !s.existingOnly); err != nil {
 		return k, err
 	}
 	if k.sessionPrevious, err = decodeKeys(s.sessionPreviousKeys, "CP_SESSION_PREVIOUS_KEYS"); err != nil {
 		return k, err
 	}
-	if k.export, err = loadKey(s.exportKey, s.dataDir, "export.key", "CP_EXPORT_KEY"); err != nil {
+	if k.export, err = loadKey(s.exportKey, s.dataDir, "export.key", "CP_EXPORT_KEY", !s.existingOnly); err != nil {
 		return k, err
 	}
 	if k.exportPrevious, err = decodeKeys(s.exportPreviousKeys, "CP_EXPORT_PREVIOUS_KEYS"); err != nil {
 		return k, err
 	}
-	if k.subject, err = loadKey(s.subjectKey, s.dataDir, "subject.key", "CP_SUBJECT_KEY"); err != nil {
+	if k.subject, err = loadKey(s.subjectKey, s.dataDir, "subject.key", "CP_SUBJECT_KEY", !s.existingOnly); err != nil {
 		return k, err
 	}
 	k.receipt, err = receiptKey(s)
@@ -48,7 +48,7 @@ func loadKeys(s *settings) (k keys, err error) {
 // Ed25519 seed, hex or base64) or the data directory's receipt.key,
 // created once (mode 0600) like the session and export keys.
 func receiptKey(s *settings) (ed25519.PrivateKey, error) {
-	seed, err := loadKey(s.receiptKey, s.dataDir, "receipt.key", "CP_RECEIPT_KEY")
+	seed, err := loadKey(s.receiptKey, s.dataDir, "receipt.key", "CP_RECEIPT_KEY", !s.existingOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +100,11 @@ func decodeKey(setting, name string) ([]byte, error) {
 // the data directory's key file, creating it (32 random bytes, mode 0600)
 // on first start. Replicas must share the keys: give them the same settings
 // or the same data directory.
-func loadKey(setting, dataDir, file, name string) ([]byte, error) {
+func loadKey(setting, dataDir, file, name string, create bool) ([]byte, error) {
 	if setting != "" {
 		return decodeKey(setting, name)
 	}
-	return loadKeyFile(dataDir, file, true)
+	return loadKeyFile(dataDir, file, create)
 }
 
 // loadKeyFile reads a key file, or creates it when create is set (once:
@@ -119,9 +119,7 @@ func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 		if err != nil || len(k) < 32 {
 			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
 		}
-		if err := tighten(dataDir, path); err != nil {
-			return nil, err
-		}
+		tighten(dataDir, path)
 		return k[:32], nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -130,7 +128,7 @@ func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s is a symlink to a missing file: mount the key, or remove the link to have a new key made", path)
 	}
 	if !create {
-		return nil, fmt.Errorf("%s appeared and vanished while it was being made", path)
+		return nil, fmt.Errorf("%s does not exist: set CP_DATA_DIR to the service's data directory, or the key's setting", path)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
@@ -177,20 +175,17 @@ func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 	return k, nil
 }
 
-// tighten makes an existing key file 0600 and its directory 0700 when
-// others may read them (a file copied in, a directory made by hand). A key
-// that is a symlink (a mounted secret) is the secret store's to guard, and
-// a directory this process may not change keeps its mode.
-func tighten(dataDir, path string) error {
-	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+// tighten makes an existing key file this process owns 0600 when others
+// may read it (a file copied in), and a data directory anyone may read
+// 0700 (DESIGN §4b). Best effort: a key mounted in (a secret, a file of
+// another owner or on a read-only mount) and a directory with a group
+// layout of its own are the deployment's to guard, and never stop the
+// start.
+func tighten(dataDir, path string) {
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o007 != 0 {
 		_ = os.Chmod(dataDir, 0o700)
 	}
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
-		return err
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		_ = os.Chmod(path, 0o600)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("%s is readable by others and could not be made 0600: %w", path, err)
-	}
-	return nil
 }

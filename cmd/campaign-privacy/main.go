@@ -88,6 +88,9 @@ type Main struct {
 	// ProgressEvery is how often long work writes a progress line when
 	// standard error is not a terminal (0: every 5 s).
 	ProgressEvery time.Duration
+	// progressLog writes progress lines as JSON when the logs are JSON
+	// (set by logger).
+	progressLog *slog.Logger
 }
 
 // Run dispatches a command line.
@@ -146,6 +149,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 func (m *Main) logger(s *settings) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: s.logLevel}
 	if s.logFormat == "json" {
+		// Progress lines too: one JSON object a line on standard error.
+		m.progressLog = slog.New(slog.NewJSONHandler(m.Stderr, nil))
 		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(m.Stderr, opts))

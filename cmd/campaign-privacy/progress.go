@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type progress struct {
 	total, done int64
 	start, last time.Time
 	every       time.Duration
+	json        *slog.Logger // JSON lines instead of text (CP_LOG_FORMAT=json)
 }
 
 // progressEvery is how often a progress line is written when standard
@@ -30,12 +32,12 @@ const progressEvery = 5 * time.Second
 
 // newProgress starts a progress of total units (total <= 0: unknown).
 func (m *Main) newProgress(what, unit string, total int64) *progress {
-	p := &progress{w: m.Stderr, what: what, unit: unit, total: total, start: time.Now(), every: m.ProgressEvery}
+	p := &progress{w: m.Stderr, what: what, unit: unit, total: total, start: time.Now(), every: m.ProgressEvery, json: m.progressLog}
 	p.last = p.start
 	if p.every == 0 {
 		p.every = progressEvery
 	}
-	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := m.Stderr.(*os.File); ok && p.json == nil && term.IsTerminal(int(f.Fd())) {
 		max := total
 		if max <= 0 {
 			max = -1 // a spinner with the count and the rate
@@ -95,6 +97,10 @@ func (p *progress) line(now time.Time) {
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(p.done) / elapsed.Seconds()
+	}
+	if p.json != nil {
+		p.json.Info("progress", "what", p.what, "done", p.done, "total", p.total, "unit", p.unit, "rate", int64(rate))
+		return
 	}
 	if p.total <= 0 {
 		fmt.Fprintf(p.w, "%s: %d %s, %.0f/s, %s\n", p.what, p.done, p.unit, rate, elapsed.Round(time.Second))

@@ -95,9 +95,10 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 }
 
 // existingDatabase fails when the embedded database does not exist: a
-// command that reads or changes what is there never creates it (and its
-// keys) in a CP_DATA_DIR not set in the shell.
+// command that reads or changes what is there never creates it, nor the
+// key files (on PostgreSQL too), in a CP_DATA_DIR not set in the shell.
 func existingDatabase(s *settings) error {
+	s.existingOnly = true // nor its keys
 	if s.databaseURL != "" {
 		return nil
 	}

@@ -27,10 +27,12 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	log := m.logger(s)
+	started := false
 	defer func() {
 		// SIGTERM while starting (a rolling deploy stopping a pod not
-		// ready yet): a stop, as after the start, not a failure.
-		if err != nil && ctx.Err() != nil {
+		// ready yet): a stop, as after the start, not a failure. After
+		// the start, the server's own shutdown says how it went.
+		if err != nil && ctx.Err() != nil && !started {
 			log.Info("shutting down: stopped while starting")
 			err = nil
 		}
@@ -135,6 +137,7 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 		}
 		log.Info("shutting down: finishing the calls in flight and the workflow run, if any (at most 30 s)")
 	}()
+	started = true
 	return a.Server.Serve(ctx, ln, a.Handler(), func(addr string) {
 		log.Info("campaign-privacy listening", "addr", addr, "dialect", a.DB.Dialect(), "version", version)
 		if len(s.soapAllowedSubnets) == 0 && !loopbackOnly(addr) {

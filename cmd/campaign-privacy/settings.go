@@ -38,6 +38,9 @@ type settings struct {
 	downloadsMax, downloadsPerOperator, downloadMinRate                 int
 	sessionsPerOperator, createRate, createBurst                        int
 	logLevel                                                            slog.Level
+	// existingOnly: the command reads or changes what is there, so no key
+	// file is made (existingDatabase).
+	existingOnly bool
 }
 
 // setting is one row of the settings table: its flag, its variable, its
@@ -76,7 +79,7 @@ var table = []setting{
 	{Flag: "data-dir", NotEmpty: true, Env: "CP_DATA_DIR", Default: "./data", Help: "data directory",
 		Doc: "SQLite database and the session signing key",
 		Set: text(func(s *settings) *string { return &s.dataDir })},
-	{Flag: "database-url", Env: "CP_DATABASE_URL", Secret: true, Help: "PostgreSQL URL; empty = SQLite in the data directory",
+	{Flag: "database-url", NotEmpty: true, Env: "CP_DATABASE_URL", Secret: true, Help: "PostgreSQL URL; empty = SQLite in the data directory",
 		Doc: "PostgreSQL URL (`postgres://user@host:5432/db?sslmode=disable`); empty = SQLite in the data directory. Every session sets `application_name=campaign-privacy`, `idle_in_transaction_session_timeout=60s` and `max_parallel_workers_per_gather=0` (its statements are index lookups; starting parallel workers for a claim's joined lookups cost more than the lookups) unless the URL (or `PGOPTIONS`) sets them",
 		Set: text(func(s *settings) *string { return &s.databaseURL })},
 	{Flag: "admin-password", Env: "CP_ADMIN_PASSWORD", Secret: true, Help: "password of the bootstrap admin (random if empty)",
@@ -85,7 +88,7 @@ var table = []setting{
 	{Flag: "session-ttl", Env: "CP_SESSION_TTL", Default: "24h", Help: "session token lifetime",
 		Doc: "session token lifetime (ACC `sessionTimeOut`)", Accepts: "a positive duration such as 24h",
 		Set: duration(func(s *settings) *time.Duration { return &s.sessionTTL })},
-	{Flag: "session-key", Env: "CP_SESSION_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/session.key`",
+	{Flag: "session-key", NotEmpty: true, Env: "CP_SESSION_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/session.key`",
 		Help: "token signing key, hex or base64, >= 32 bytes (default: generated once in the data directory)",
 		Doc:  "HS256 signing key, hex or base64, at least 32 bytes. Replicas behind one load balancer must share it.",
 		Set:  text(func(s *settings) *string { return &s.sessionKey })},
@@ -131,18 +134,18 @@ var table = []setting{
 			s.workflowSchedule, err = privacy.ParseSchedule(v)
 			return err
 		}},
-	{Flag: "export-key", Env: "CP_EXPORT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/export.key`",
+	{Flag: "export-key", NotEmpty: true, Env: "CP_EXPORT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/export.key`",
 		Help: "master key of the encrypted exports, hex or base64, >= 32 bytes (default: generated in the data directory)",
 		Doc:  "master key wrapping each data-subject file's key, hex or base64, 32 bytes. Replicas must share it.",
 		Set:  text(func(s *settings) *string { return &s.exportKey })},
-	{Flag: "subject-key", Env: "CP_SUBJECT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/subject.key`",
+	{Flag: "subject-key", NotEmpty: true, Env: "CP_SUBJECT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/subject.key`",
 		Help: "key of the subject hash (search, receipts), hex or base64, 32 bytes (default: generated in the data directory)",
 		Doc:  "key of the subject hash (HMAC-SHA256 of a request's canonical value), hex or base64, 32 bytes: the console's subject search and the receipts use it; the value itself is never kept past the retention. Replicas must share it; changing it makes earlier requests unfindable by value.",
 		Set:  text(func(s *settings) *string { return &s.subjectKey })},
 	{Flag: "export-previous-keys", Env: "CP_EXPORT_PREVIOUS_KEYS", Secret: true, Help: "comma-separated master keys of older files",
 		Doc: "comma-separated master keys that still open the files they wrapped. To rotate: move the current key here and set a new `CP_EXPORT_KEY` (new files use it); remove the old key after `CP_RETENTION` (the files it wrapped are purged).",
 		Set: text(func(s *settings) *string { return &s.exportPreviousKeys })},
-	{Flag: "receipt-key", Env: "CP_RECEIPT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/receipt.key`",
+	{Flag: "receipt-key", NotEmpty: true, Env: "CP_RECEIPT_KEY", Secret: true, DefaultDoc: "generated in `CP_DATA_DIR/receipt.key`",
 		Help: "Ed25519 seed signing the erasure receipts, hex or base64, 32 bytes (default: generated in the data directory)",
 		Doc:  "Ed25519 seed (32 bytes, hex or base64) signing the erasure receipts. Replicas must share it.",
 		Set:  text(func(s *settings) *string { return &s.receiptKey })},
