@@ -73,14 +73,11 @@ type ResiduePurge struct {
 
 // markResidue records in tx that tables hold residue until a purge
 // (privacy_residue): the mark commits with the change, so a process that
-// dies before its run's purge leaves it for the next run. Names are
-// sorted: two transactions adding the same new marks wait for each other
-// in one order, never in a cycle. An existing mark keeps its time and
-// counts one more generation: a purge clears only the marks still at the
-// generation it read when it began, so a delete that commits while a purge
-// runs (after its table's vacuum) leaves its table marked. (A purge used
-// to clear such a mark too, and the delete's own run, dying before its
-// purge, left the bytes unmarked.)
+// dies before its run's purge leaves it for the next run. A mark is a row
+// appended for each change, never a row marked again: no transaction waits
+// for another's mark (migration 0019), and a purge clears only the rows it
+// read when it began, so a delete that commits while a purge runs (after
+// its table's vacuum) leaves its table marked.
 func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 	names := slices.Compact(slices.Sorted(slices.Values(tables)))
 	if len(names) == 0 {
@@ -92,18 +89,34 @@ func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 		marks[i] = "(?, ?)"
 		args = append(args, name, now)
 	}
-	return tx.Exec("INSERT INTO privacy_residue (table_name, since) VALUES "+strings.Join(marks, ", ")+
-		" ON CONFLICT (table_name) DO UPDATE SET gen = privacy_residue.gen + 1", args...).Error
+	return tx.Exec("INSERT INTO privacy_residue (table_name, since) VALUES "+strings.Join(marks, ", "), args...).Error
+}
+
+// residueMark is a marked table: its oldest mark's time, and its newest
+// mark's id.
+type residueMark struct {
+	TableName string
+	Since     time.Time
+	Last      int64
+}
+
+// residueMarks reads the marked tables: each one's first mark (the oldest:
+// ids follow the marks' order) for its time, read as the column itself so
+// that SQLite's driver gives a time, and its last mark's id.
+func residueMarks(tx *gorm.DB) ([]residueMark, error) {
+	var marks []residueMark
+	err := tx.Raw(`SELECT r.table_name, r.since, m.last FROM privacy_residue r
+		JOIN (SELECT MIN(id) AS first, MAX(id) AS last FROM privacy_residue GROUP BY table_name) m ON r.id = m.first`).Scan(&marks).Error
+	return marks, err
 }
 
 // ResidueMarks returns how many tables are marked for a residue purge, and
 // the time of the oldest mark (zero when none is).
 func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err error) {
-	var marks []time.Time
-	err = d.reader.WithContext(ctx).Raw("SELECT since FROM privacy_residue").Scan(&marks).Error
+	marks, err := residueMarks(d.reader.WithContext(ctx))
 	for _, m := range marks {
-		if oldest.IsZero() || m.Before(oldest) {
-			oldest = m
+		if oldest.IsZero() || m.Since.Before(oldest) {
+			oldest = m.Since
 		}
 	}
 	return int64(len(marks)), oldest, translate(err, "Residue")
@@ -122,23 +135,14 @@ func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err e
 // transaction older than the deletes is left, a VACUUM (FULL, with
 // p.Rewrite) of each table.
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
-	var marks []struct {
-		TableName string
-		Since     time.Time
-		Gen       int64
-	}
-	if err := d.db.WithContext(ctx).Raw("SELECT table_name, since, gen FROM privacy_residue").Scan(&marks).Error; err != nil {
+	marks, err := residueMarks(d.db.WithContext(ctx))
+	if err != nil {
 		return nil, tables, translate(err, "Residue")
 	}
-	at := d.now().UTC()
 	var stale []string
-	type mark struct {
-		since time.Time
-		gen   int64
-	}
-	seen := map[string]mark{} // each mark as the purge begins
+	seen := map[string]int64{} // each table's newest mark as the purge begins
 	for _, m := range marks {
-		seen[m.TableName] = mark{m.Since, m.Gen}
+		seen[m.TableName] = m.Last
 		// At runStart too: on a coarse clock (or a test's) an earlier
 		// run's mark and this run's start may read the same time.
 		if !m.Since.After(runStart.UTC()) {
@@ -151,21 +155,14 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	}
 	pending, err = d.purge(ctx, tables, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
-	// A mark made or counted again after the purge began stays: its
-	// change may have come after the vacuum of its table. It then dates
-	// from the purge's start, as everything older is gone. (Its time in
-	// the clear too: a mark another purge cleared meanwhile and a new
-	// change made again restarts its count.)
+	// A mark made after the purge began stays: its change may have come
+	// after the vacuum of its table.
 	for _, t := range purged {
-		m, ok := seen[t]
+		last, ok := seen[t]
 		if !ok {
 			continue
 		}
-		clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND gen = ? AND since = ?", t, m.gen, m.since).Error
-		if clearErr == nil {
-			clearErr = d.db.WithContext(ctx).Exec("UPDATE privacy_residue SET since = ? WHERE table_name = ? AND since < ?", at, t, at).Error
-		}
-		if clearErr != nil && err == nil {
+		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id <= ?", t, last).Error; clearErr != nil && err == nil {
 			return purged, pending, translate(clearErr, "Residue")
 		}
 	}

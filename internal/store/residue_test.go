@@ -94,7 +94,7 @@ func TestPurgeResidueAfterACrash(t *testing.T) {
 			if err != nil || !slices.Equal(purged, []string{"residue_probe"}) || len(pending) != 0 {
 				t.Fatalf("purged %v, pending %v, %v; want the marked table", purged, pending, err)
 			}
-			if n, err := conn.Int(ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n != 0 {
+			if n, err := conn.Int(ctx, "SELECT count(DISTINCT table_name) FROM privacy_residue"); err != nil || n != 0 {
 				t.Fatalf("%d marks left (%v)", n, err)
 			}
 			var n int
@@ -143,7 +143,7 @@ func TestPurgeResidueLockedTable(t *testing.T) {
 	if d := time.Since(start); d < 10*time.Second || d > 40*time.Second {
 		t.Fatalf("the purge took %v, want the 10 s wait for the lock", d)
 	}
-	if n, err := conn.Int(ctx, "SELECT count(*) FROM privacy_residue"); err != nil || n != 1 {
+	if n, err := conn.Int(ctx, "SELECT count(DISTINCT table_name) FROM privacy_residue"); err != nil || n != 1 {
 		t.Fatalf("%d marks (%v), want the table's to stay", n, err)
 	}
 	release()
