@@ -92,21 +92,30 @@ func markResidue(tx *gorm.DB, now time.Time, tables []string) error {
 	return tx.Exec("INSERT INTO privacy_residue (table_name, since) VALUES "+strings.Join(marks, ", "), args...).Error
 }
 
-// residueMark is a marked table: its oldest mark's time, and its newest
-// mark's id.
+// residueMark is a marked table: its oldest mark (its time and id), and
+// its newest mark's id.
 type residueMark struct {
 	TableName string
 	Since     time.Time
+	First     int64
 	Last      int64
 }
 
-// residueMarks reads the marked tables: each one's first mark (the oldest:
-// ids follow the marks' order) for its time, read as the column itself so
-// that SQLite's driver gives a time, and its last mark's id.
+// residueMarks reads the marked tables: each one's oldest mark by time (a
+// delete that waited for a lock draws its id after a later one's: ids are
+// not the marks' order), read as the column itself so that SQLite's driver
+// gives a time, and its newest mark's id.
 func residueMarks(tx *gorm.DB) ([]residueMark, error) {
+	var rows []residueMark
+	err := tx.Raw(`SELECT r.table_name, r.since, r.id AS first, m.last FROM privacy_residue r
+		JOIN (SELECT table_name, MIN(since) AS oldest, MAX(id) AS last FROM privacy_residue GROUP BY table_name) m
+		ON r.table_name = m.table_name AND r.since = m.oldest ORDER BY r.table_name, r.id`).Scan(&rows).Error
 	var marks []residueMark
-	err := tx.Raw(`SELECT r.table_name, r.since, m.last FROM privacy_residue r
-		JOIN (SELECT MIN(id) AS first, MAX(id) AS last FROM privacy_residue GROUP BY table_name) m ON r.id = m.first`).Scan(&marks).Error
+	for _, r := range rows {
+		if len(marks) == 0 || marks[len(marks)-1].TableName != r.TableName {
+			marks = append(marks, r)
+		}
+	}
 	return marks, err
 }
 
@@ -143,6 +152,12 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	seen := map[string]int64{} // each table's newest mark as the purge begins
 	for _, m := range marks {
 		seen[m.TableName] = m.Last
+		// Two marks say all the rows between them say (the oldest time,
+		// the newest id): the log stays small while purges are held.
+		if err := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id < ? AND id <> ?",
+			m.TableName, m.Last, m.First).Error; err != nil {
+			return nil, tables, translate(err, "Residue")
+		}
 		// At runStart too: on a coarse clock (or a test's) an earlier
 		// run's mark and this run's start may read the same time.
 		if !m.Since.After(runStart.UTC()) {
