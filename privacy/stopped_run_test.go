@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -100,6 +101,36 @@ func TestTwoStepCrashAfterDeletesSparesReusedID(t *testing.T) {
 			r, _ := f.env.DB.FindRequestByID(f.ctx, id)
 			t.Errorf("another person's recipient (id %d, someone.else@example.com), written after a crash between the deletes and their completion, was deleted by the request's next run (plain SQL: %d left); status %s\naudit tail:\n%s",
 				rcp, n, f.status(t, id), tail(r.Audit, 700))
+		}
+	})
+}
+
+// TestScheduledRunGoesOnAfterAFailedWorkflow: the scheduled and console runs
+// (RunTaken "all") stopped at the first workflow that failed, so a delete
+// run whose residue purge could not finish held back the 90-day cleanup,
+// which Run (and its comment) never did. The cleanup now runs after it, and
+// the first error is still returned.
+func TestScheduledRunGoesOnAfterAFailedWorkflow(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			c.Failpoint = func(name string) error {
+				if name == "residue-purge" {
+					return errors.New("purge not finished")
+				}
+				return nil
+			}
+		}})
+		f.create(t, "defaultNamespace1", demodata.Email(1), privacy.TypeDelete, false)
+		reports, err := f.env.Privacy.RunTaken(f.ctx, "all")
+		if err == nil {
+			t.Fatal("the failed delete run's error was not returned")
+		}
+		var ran []string
+		for _, r := range reports {
+			ran = append(ran, r.Workflow)
+		}
+		if !slices.Contains(ran, privacy.Cleanup) {
+			t.Fatalf("the workflows that ran after a failed delete run: %v (the cleanup held back)", ran)
 		}
 	})
 }

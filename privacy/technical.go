@@ -91,8 +91,14 @@ func (s *Service) RunTaken(ctx context.Context, name string) ([]Report, error) {
 	if name == "all" {
 		names = Workflows
 	}
-	var out []Report
+	var (
+		out      []Report
+		firstErr error
+	)
 	for _, n := range names {
+		if ctx.Err() != nil {
+			break // stopped: the next workflows too
+		}
 		w, err := s.technicalWorkflow(ctx, n)
 		if err != nil {
 			return out, err
@@ -107,11 +113,17 @@ func (s *Service) RunTaken(ctx context.Context, name string) ([]Report, error) {
 		}
 		reports, err := s.runTaken(ctx, w.ID, w.InternalName)
 		out = append(out, reports...)
-		if err != nil {
-			return out, err
+		// A workflow that fails does not keep the next from running, as in
+		// Run: a delete run whose purge waited on a long pg_dump must not
+		// hold back the 90-day cleanup. The first error is returned.
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
-	return out, nil
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return out, firstErr
 }
 
 // runTaken runs one workflow whose row this worker holds, renews its lease,
