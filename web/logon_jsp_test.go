@@ -10,7 +10,7 @@ import (
 )
 
 // J53 says a subject value is never in "an address, a logon target or a
-// redirect", and safeTarget/withoutSubject drop it from /privacy/logon's
+// redirect", and safeTarget drops it from /privacy/logon's
 // target. The ACC-compatible entry /nl/jsp/logon.jsp?target=… (web.go:
 // Register) still copies its target, unfiltered, into the Location of its
 // redirect to /privacy/logon: a link to the list with ?subject=<e-mail>

@@ -217,8 +217,9 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 		caller, err := s.sessions.Authenticate(r.Context(), cred)
 		if err != nil {
 			if apperr.CodeOf(err) == apperr.BadSession && !post {
-				target := withoutSubject(r.URL).RequestURI()
-				http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(target), http.StatusFound)
+				// safeTarget, as the logon page will: a subject never in
+				// the address (handleList).
+				http.Redirect(w, r, "/privacy/logon?target="+url.QueryEscape(safeTarget(r.URL.RequestURI())), http.StatusFound)
 				return
 			}
 			s.fail(w, r, err)
@@ -237,19 +238,6 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 		}
 		h(w, r)
 	})
-}
-
-// withoutSubject is u without a subject value in its query: the address a
-// logon goes back to is kept in the browser's history and in logs.
-func withoutSubject(u *url.URL) *url.URL {
-	q := u.Query()
-	if !q.Has("subject") {
-		return u
-	}
-	q.Del("subject")
-	out := *u
-	out.RawQuery = q.Encode()
-	return &out
 }
 
 func callerOf(r *http.Request) *session.Caller {
