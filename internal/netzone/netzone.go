@@ -80,15 +80,10 @@ func contains(list []netip.Prefix, a netip.Addr) bool {
 // client and worth nothing). IPv4-mapped IPv6 is unmapped. ok is false when
 // no usable address can be derived.
 func (z Zone) ClientAddr(r *http.Request) (netip.Addr, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, ok := peerOf(r)
+	if !ok {
 		return netip.Addr{}, false
 	}
-	peer = peer.Unmap().WithZone("")
 	if !contains(z.Trusted, peer) {
 		return peer, true
 	}
@@ -118,12 +113,7 @@ func (z Zone) HTTPS(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil || !contains(z.Trusted, peer.Unmap().WithZone("")) {
+	if peer, ok := peerOf(r); !ok || !contains(z.Trusted, peer) {
 		return false
 	}
 	var protos []string
@@ -131,6 +121,20 @@ func (z Zone) HTTPS(r *http.Request) bool {
 		protos = append(protos, strings.Split(h, ",")...)
 	}
 	return len(protos) > 0 && strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
+}
+
+// peerOf is the socket's peer of r, IPv4-mapped IPv6 unmapped, without a
+// zone.
+func peerOf(r *http.Request) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return peer.Unmap().WithZone(""), true
 }
 
 // Allows reports whether the request's client is inside the zone. An empty
