@@ -291,95 +291,83 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 	if err != nil {
 		return nil, err
 	}
-	ok, stale, err := s.hash.verify(ctx, tk, op.PasswordHash, password)
+	verified := op.PasswordHash
+	ok, stale, err := s.hash.verify(ctx, tk, verified, password)
 	if err != nil {
 		return nil, err
 	}
-	// The row again: the wait for a hashing slot may have been long, and
-	// meanwhile the guesses before this one may have locked the operator,
-	// or its password changed or it was disabled. What was verified holds
-	// only for the hash read before.
-	// A hash that changed meanwhile is verified in its turn: another logon
-	// stored the same password again (a rehash), or the password changed.
-	verified := op.PasswordHash
-	for attempt := 0; ; attempt++ {
-		if op, err = s.db.FindOperatorByLogin(ctx, login); apperr.CodeOf(err) == apperr.NotFound || err == nil && op.PasswordHash != verified && attempt == 2 {
+	// The row is read again before each step that relies on it: the wait
+	// for a hashing slot may have been long, and meanwhile the guesses
+	// before this one may have locked the operator, or its password
+	// changed, or it was disabled. What was verified holds only for the
+	// hash read before. A hash that changed meanwhile is verified in its
+	// turn (another logon stored the same password again, a rehash, or the
+	// password changed), and the session is written only over the hash
+	// verified (open): a change after this read is a Conflict, and the row
+	// is read again. A few changes in a row refuse the logon.
+	for changes := 0; ; changes++ {
+		if op, err = s.db.FindOperatorByLogin(ctx, login); apperr.CodeOf(err) == apperr.NotFound || changes == maxLogonChanges {
 			s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
 			s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
 			return nil, errBadLogon
 		} else if err != nil {
 			return nil, err
 		}
-		if op.PasswordHash == verified {
-			break
+		if op.PasswordHash != verified {
+			verified = op.PasswordHash
+			if ok, stale, err = s.hash.verify(ctx, tk, verified, password); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		verified = op.PasswordHash
-		if ok, stale, err = s.hash.verify(ctx, tk, verified, password); err != nil {
-			return nil, err
+		now := s.cfg.Now()
+		switch {
+		case op.LockedUntil != nil && now.Before(*op.LockedUntil):
+			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked", "from", from)
+			s.cfg.Metrics.LogonFailed(metrics.LogonLocked)
+			return nil, errBadLogon
+		case op.Disabled:
+			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled", "from", from)
+			s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
+			return nil, errBadLogon
+		case !ok:
+			until, err := s.recordFailure(ctx, op.ID)
+			if err != nil {
+				return nil, err
+			}
+			s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
+			if until != nil {
+				s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339), "from", from)
+				s.cfg.Metrics.LockedOut()
+			} else {
+				s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password", "from", from)
+			}
+			return nil, errBadLogon
 		}
-	}
-	now := s.cfg.Now()
-	switch {
-	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "locked", "from", from)
-		s.cfg.Metrics.LogonFailed(metrics.LogonLocked)
-		return nil, errBadLogon
-	case op.Disabled:
-		s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "disabled", "from", from)
-		s.cfg.Metrics.LogonFailed(metrics.LogonDisabled)
-		return nil, errBadLogon
-	case !ok:
-		until, err := s.recordFailure(ctx, op.ID)
-		if err != nil {
-			return nil, err
-		}
-		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
-		if until != nil {
-			s.log.WarnContext(ctx, "operator locked after repeated logon failures", "operator_id", op.ID, "until", until.UTC().Format(time.RFC3339), "from", from)
-			s.cfg.Metrics.LockedOut()
-		} else {
-			s.log.InfoContext(ctx, "logon refused", "operator_id", op.ID, "reason", "wrong password", "from", from)
-		}
-		return nil, errBadLogon
-	}
-	if op.FailedLogons > 0 || op.LockedUntil != nil {
-		if err := s.db.ResetLogonFailures(ctx, op.ID); err != nil {
-			return nil, err
-		}
-	}
-	if stale {
-		// Only over the hash verified: a password changed meanwhile stays.
-		if h, err := s.hash.Hash(ctx, password); err == nil {
-			if s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h, IfPasswordHash: &verified}) == nil {
-				verified = h
+		if op.FailedLogons > 0 || op.LockedUntil != nil {
+			if err := s.db.ResetLogonFailures(ctx, op.ID); err != nil {
+				return nil, err
 			}
 		}
-	}
-	tokens, err = s.open(ctx, op, verified, now)
-	for again := 0; apperr.CodeOf(err) == apperr.Conflict && again < 2; again++ {
-		// The operator changed since its last read: another logon's
-		// rehash stored the same password again (verified against the
-		// new hash, the session opens), or the password changed, or the
-		// operator was disabled or locked (refused).
-		cur, rerr := s.db.FindOperatorByLogin(ctx, login)
-		if rerr != nil || cur.Disabled || cur.LockedUntil != nil && now.Before(*cur.LockedUntil) {
-			break
-		}
-		if cur.PasswordHash != verified {
-			if ok, _, verr := s.hash.verify(ctx, tk, cur.PasswordHash, password); verr != nil || !ok {
-				break
+		if stale {
+			// Only over the hash verified: a password changed meanwhile stays.
+			stale = false
+			if h, err := s.hash.Hash(ctx, password); err == nil {
+				if s.db.UpdateOperator(ctx, op.Login, store.OperatorUpdate{PasswordHash: &h, IfPasswordHash: &verified}) == nil {
+					verified = h
+				}
 			}
-			verified = cur.PasswordHash
 		}
-		tokens, err = s.open(ctx, cur, verified, now)
+		if tokens, err = s.open(ctx, op, verified, now); apperr.CodeOf(err) != apperr.Conflict {
+			return tokens, err
+		}
 	}
-	if apperr.CodeOf(err) == apperr.Conflict {
-		s.log.InfoContext(ctx, "logon refused", "reason", "the operator changed during the logon", "from", from)
-		s.cfg.Metrics.LogonFailed(metrics.LogonWrongPassword)
-		return nil, errBadLogon
-	}
-	return tokens, err
 }
+
+// maxLogonChanges bounds the times Logon reads an operator that changed
+// since its last read (a rehash by another logon, a password change, a
+// disable) before it refuses.
+const maxLogonChanges = 4
 
 // addressKey is what the per-address limits count under: the address, or
 // for IPv6 its /64, which one host is routinely given whole (counted per
