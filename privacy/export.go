@@ -318,6 +318,15 @@ func fileDestroyed(r *store.Request) bool {
 // the file cut short. Close it to stop its read-ahead and give its memory
 // back; it reads nothing after.
 func (s *Service) OpenExport(ctx context.Context, requestID int64) (*Export, io.ReadSeekCloser, error) {
+	e, r, err := s.openExport(ctx, requestID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, r, nil
+}
+
+// openExport is OpenExport, its reader's type told.
+func (s *Service) openExport(ctx context.Context, requestID int64) (*Export, *chunkReader, error) {
 	req, e, err := s.db.FindRequestExport(ctx, requestID)
 	switch {
 	case err != nil:
@@ -389,6 +398,10 @@ type chunkReader struct {
 	held      *[]byte // the read-ahead's buffer chunk is in (a file without codec)
 	text      *[]byte // the buffer compressed chunks are decompressed into
 	closed    bool
+	// still, if set, is asked before each chunk is loaded after the first
+	// whether the reader's caller may still read (Download's Recheck); its
+	// error fails the read.
+	still func(context.Context) error
 
 	opened  chan opened   // the goroutine's chunks nextSeq, nextSeq+1, …
 	nextSeq int           // -1: no goroutine to take the next chunk from
@@ -569,6 +582,12 @@ func (r *chunkReader) load(seq int) error {
 	// already read ahead.
 	if err := r.ctx.Err(); err != nil {
 		return apperr.Wrap(apperr.Busy, err, "The request was cancelled or took too long.")
+	}
+	// A download whose caller's access has ended stops here too.
+	if r.still != nil {
+		if err := r.still(r.ctx); err != nil {
+			return err
+		}
 	}
 	if seq != r.nextSeq {
 		r.prefetch(seq)

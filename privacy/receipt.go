@@ -77,8 +77,10 @@ type ReceiptClaims struct {
 	Method            string `json:"method"`
 	// Verification is the result of the sweep after a delete.
 	Verification string `json:"verification"`
-	// FilePurgedOn is when the cleanup destroys the file and counts
-	// (completion + Retention), a date.
+	// FilePurgedOn is the date (UTC) the cleanup destroys the file and
+	// counts: the day their retention ends (completion + Retention), on
+	// which its first run purges them (CleanupRequests); a two-step
+	// delete's, the day it completed, with the reviewed file.
 	FilePurgedOn   string `json:"file_purged_on"`
 	AuditChainSeq  int64  `json:"audit_chain_seq"`
 	AuditChainHead string `json:"audit_chain_head"`

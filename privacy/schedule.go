@@ -35,16 +35,36 @@ func ParseSchedule(spec string) (Schedule, error) {
 	return Schedule{Hour: t.Hour(), Minute: t.Minute()}, nil
 }
 
-// Next returns the first run time after now.
+// Next returns the first run time after now: a daily schedule runs once
+// on every date of now's location, each date's time computed from the
+// date itself (never from the day before's run, which a change of the
+// clocks has shifted).
 func (sc Schedule) Next(now time.Time) time.Time {
 	if sc.Interval > 0 {
 		return now.Add(sc.Interval)
 	}
-	next := time.Date(now.Year(), now.Month(), now.Day(), sc.Hour, sc.Minute, 0, 0, now.Location())
-	if !next.After(now) {
-		next = next.AddDate(0, 0, 1)
+	y, m, d := now.Date()
+	for ; ; d++ { // two dates at most (three where a jump takes a date's start)
+		if next := sc.on(y, m, d, now.Location()); next.After(now) {
+			return next
+		}
 	}
-	return next
+}
+
+// on is the run time of a date: Hour:Minute there, or where the clocks
+// skip that time (spring forward: 02:00 becomes 03:00), as long after
+// the jump as the time is after the hour it skips (02:30 is 03:30), so
+// the date still has its one run. time.Date reads a skipped time with
+// either offset: the earlier reading, before the jump (01:30), is moved
+// to the later one.
+func (sc Schedule) on(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, sc.Hour, sc.Minute, 0, 0, loc)
+	want := time.Date(y, m, d, sc.Hour, sc.Minute, 0, 0, time.UTC)
+	shown := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+	if early := want.Sub(shown); early > 0 {
+		t = t.Add(early)
+	}
+	return t
 }
 
 func (sc Schedule) String() string {

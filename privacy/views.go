@@ -104,11 +104,19 @@ func (s *Service) Request(ctx context.Context, c *session.Caller, id int64) (*Re
 // written as one more line (SECURITY-CATALOGUE "Audit growth"). The counts
 // live in this process: a restart loses at most an hour's repeat count,
 // never a first download.
-func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, from string) (*Export, io.ReadSeekCloser, error) {
-	e, rd, err := s.OpenDownload(ctx, c, id)
+//
+// again authenticates the caller anew; the file's reader calls it before
+// each chunk it hands on (see Recheck). nil: the caller is not checked
+// again.
+func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, from string, again Recheck) (*Export, io.ReadSeekCloser, error) {
+	if err := requireRight(c); err != nil {
+		return nil, nil, err
+	}
+	e, rd, err := s.openExport(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
+	rd.still = s.stillAllowed(c, id, again)
 	first, err := s.recordDownload(ctx, c, id, false, fmt.Sprintf("File downloaded by operator '%s' from %s.", c.Login, from))
 	if err != nil {
 		rd.Close()
@@ -118,6 +126,38 @@ func (s *Service) Download(ctx context.Context, c *session.Caller, id int64, fro
 		s.log.InfoContext(ctx, "privacy file downloaded", "id", id, "operator_id", c.OperatorID, "from", from)
 	}
 	return e, rd, nil
+}
+
+// Recheck authenticates the caller of a download under way again, with
+// the credentials of the request that opened it (for the web, its session
+// check, which a replica caches a second at most and forgets at once on
+// Logoff or an operator's change). A download of a large file may run for
+// hours at the slowest pace the web allows: it stops at the next chunk
+// once the session or the right has ended, as a new request is refused
+// (DESIGN §4: the session is checked on every call).
+type Recheck func(ctx context.Context) (*session.Caller, error)
+
+// stillAllowed is the check a download's reader makes before each chunk
+// after the first: the caller authenticated again, still holding the
+// Privacy Data Right. Its first failure fails the read, and is logged.
+func (s *Service) stillAllowed(c *session.Caller, id int64, again Recheck) func(context.Context) error {
+	if again == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		now, err := again(ctx)
+		if err == nil {
+			err = requireRight(now)
+		}
+		switch code := apperr.CodeOf(err); code {
+		case "":
+		case apperr.BadSession, apperr.Forbidden:
+			s.log.WarnContext(ctx, "download stopped: the operator's access has ended", "id", id, "operator_id", c.OperatorID, "code", code)
+		default:
+			s.log.WarnContext(ctx, "download stopped: the operator's access could not be checked", "id", id, "operator_id", c.OperatorID, "err", err)
+		}
+		return err
+	}
 }
 
 // recordDownload writes line, the audit line of an operator's first

@@ -813,15 +813,23 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 	return out, n
 }
 
-// CleanupRequests runs cleanupPrivacyRequests: personal data older than the
-// retention period (90 days) — the file, its key, the per-table counts and
-// the reconciliation value — is destroyed, and the run ends with the
-// residue purge of the tables it changed, as a delete run does. The
-// request row keeps its status and audit.
+// CleanupRequests runs cleanupPrivacyRequests: personal data whose
+// retention period (90 days) ends today or ended before — the file, its
+// key, the per-table counts and the reconciliation value — is destroyed,
+// and the run ends with the residue purge of the tables it changed, as a
+// delete run does. The request row keeps its status and audit.
+//
+// The retention ends on a date (UTC), the one a request's receipt names
+// (file_purged_on): the first run on that date destroys the data, not
+// the first run after the very hour, which the daily schedule (01:00)
+// would reach only the next day. So data is kept until its date, up to a
+// day less than Retention, never into the next day while the cleanup
+// runs daily.
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	start := s.db.Now()
-	before := s.cfg.Now().Add(-s.cfg.Retention)
+	y, m, d := s.cfg.Now().UTC().Date()
+	before := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Add(-s.cfg.Retention) // retention ending before tomorrow
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
 	var tables []string

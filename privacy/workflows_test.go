@@ -258,8 +258,10 @@ func TestConfirmWindowAndCleanup(t *testing.T) {
 		if err := f.env.Privacy.ConfirmDeletePending(f.ctx, operator, lapsed); err == nil {
 			t.Fatal("a lapsed request cannot be confirmed")
 		}
-		// Day 89: the files are still there. Day 91: gone, rows stay.
-		f.env.Clock.Advance(74 * 24 * time.Hour)
+		// Day 89 (a day and a minute before the date the retention ends:
+		// the cleanup purges by date): the files are still there. Day 91:
+		// gone, rows stay.
+		f.env.Clock.Advance(74*24*time.Hour - 2*time.Minute)
 		if rep := f.run(t, privacy.Cleanup); rep.Processed != 0 {
 			t.Fatalf("cleanup too early: %v", rep)
 		}

@@ -125,11 +125,19 @@ type Service struct {
 	mu    sync.Mutex
 	cache map[string]cachedSession  // by jti
 	fails map[string]*addressWindow // failed logons by client address
+	// forgets counts forget's calls: a row read before one is not cached
+	// after it (it may be the row a Logoff or an operator's change has
+	// just made stale).
+	forgets uint64
 	// verified remembers tokens whose signature was checked, for CacheTTL.
 	verified map[string]verifiedToken
 	// nextSweep is when the maps above are next cleared of what expired:
 	// without it they would keep one entry per session ever used.
 	nextSweep time.Time
+
+	// sessionRead, when set, is called by session between its read of a
+	// row and its cache write: the tests' seam for a Logoff in between.
+	sessionRead func()
 }
 
 type verifiedToken struct {
@@ -600,6 +608,7 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 	now := s.cfg.Now()
 	s.mu.Lock()
 	e, ok := s.cache[jti]
+	forgets := s.forgets
 	s.mu.Unlock()
 	if ok && now.Before(e.until) {
 		if e.caller.OperatorID == 0 {
@@ -610,6 +619,9 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 	row, op, err := s.db.FindSessionWithOperator(ctx, jti)
 	if err != nil {
 		return nil, nil, err
+	}
+	if s.sessionRead != nil {
+		s.sessionRead()
 	}
 	var caller *Caller
 	if !op.Disabled {
@@ -625,7 +637,11 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 		if len(s.cache) > 100_000 { // bounded: drop everything rather than grow
 			s.cache = map[string]cachedSession{}
 		}
-		s.cache[jti] = e
+		// Not if something was forgotten since the read began: the row
+		// may be one a Logoff revoked meanwhile.
+		if s.forgets == forgets {
+			s.cache[jti] = e
+		}
 		s.mu.Unlock()
 	}
 	return row, caller, nil
@@ -660,6 +676,7 @@ func (s *Service) sweepLocked(now time.Time) {
 func (s *Service) forget(jti string, operatorID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgets++
 	if jti != "" {
 		delete(s.cache, jti)
 	}
@@ -735,7 +752,6 @@ func (s *Service) EnsureAdmin(ctx context.Context, password string) (created boo
 	return created, generated, err
 }
 
-// DisableOperator disables an operator and revokes its sessions.
 // SetPassword gives an operator a new password and ends its sessions on
 // every replica (within the session cache's second elsewhere).
 func (s *Service) SetPassword(ctx context.Context, login, password string) error {
@@ -775,6 +791,7 @@ func (s *Service) SetRights(ctx context.Context, login string, rights []string) 
 	return nil
 }
 
+// DisableOperator disables an operator and revokes its sessions.
 func (s *Service) DisableOperator(ctx context.Context, login string) error {
 	op, err := s.db.FindOperatorByLogin(ctx, login)
 	if err != nil {

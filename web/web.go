@@ -162,6 +162,7 @@ const (
 	callerKey ctxKey = iota
 	addrKey
 	csrfKey
+	credKey
 )
 
 // maxFormBytes bounds the body of a console form post.
@@ -226,6 +227,7 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 			return
 		}
 		ctx := context.WithValue(r.Context(), callerKey, caller)
+		ctx = context.WithValue(ctx, credKey, cred) // a download checks them again as it goes
 		if c, err := r.Cookie(securityCookie); err == nil {
 			ctx = context.WithValue(ctx, csrfKey, c.Value)
 		}
@@ -298,7 +300,11 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead { // the size, not a download
 			return s.privacy.OpenDownload(r.Context(), callerOf(r), id)
 		}
-		return s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String())
+		// The file's reader authenticates the caller again before each
+		// chunk: a download stops when the operator's access ends.
+		cred, _ := r.Context().Value(credKey).(session.Credentials)
+		again := func(ctx context.Context) (*session.Caller, error) { return s.sessions.Authenticate(ctx, cred) }
+		return s.privacy.Download(r.Context(), callerOf(r), id, addrOf(r).String(), again)
 	}
 	if r.Method != http.MethodHead {
 		release, ok := s.startDownload(callerOf(r).OperatorID)
