@@ -352,6 +352,17 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			if !integrities[l.Integrity] || !integrities[l.RevIntegrity] {
 				return nil, fail(el, "link %q: integrity must be one of normal, own, owncopy, neutral, define", l.Name)
 			}
+			// A link is its column holding the target's id. ACC's other
+			// forms would be read as one: a <join> on other fields, or the
+			// collection side (unbound) declared on the parent, would get
+			// an empty column of their own, and the rows they link would
+			// be neither collected nor deleted with the subject.
+			if el.SelectElement("join") != nil {
+				return nil, fail(el, "link %q: <join> is not supported: a link is keyed on the target's id, held in the link's own column (%s_id, or the column named by sqlname=\"…\"); remove the <join> (and the field it names, if that field is the column)", l.Name, SQLIdent(l.Name))
+			}
+			if el.SelectAttrValue("unbound", "") == "true" {
+				return nil, fail(el, "link %q: unbound=\"true\" (the collection side of a link) is not supported: declare the link only on the other table, pointing at this one", l.Name)
+			}
 			l.SQLName = el.SelectAttrValue("sqlname", SQLIdent(l.Name)+"_id")
 			if err := addColumn(el, l.SQLName); err != nil {
 				return nil, err
