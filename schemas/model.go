@@ -57,7 +57,7 @@ type Link struct {
 	Target       string // "nms:recipient"
 	Label        string
 	SQLName      string // foreign key column, "recipient_id"
-	Integrity    string // what deleting the source does to the target
+	Integrity    string // what deleting the source does to the target: never own or owncopy (refused at load)
 	RevIntegrity string // what deleting the target does to the source: "own" deletes it
 	Schema       *Schema
 }
@@ -351,6 +351,17 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			}
 			if !integrities[l.Integrity] || !integrities[l.RevIntegrity] {
 				return nil, fail(el, "link %q: integrity must be one of normal, own, owncopy, neutral, define", l.Name)
+			}
+			// The traversal follows owning links from the owned row to
+			// its owner (revIntegrity). An owning integrity on the link's
+			// own side (the target deleted with this row) would need the
+			// other way too — reading this row's column to reach the
+			// target, deleting the target after its only path is gone —
+			// and a target several rows name (one card, two recipients)
+			// would be deleted as one person's. Refused, rather than read
+			// and ignored: the target was left behind.
+			if l.Integrity == IntegrityOwn || l.Integrity == IntegrityOwnCopy {
+				return nil, fail(el, "link %q: integrity=%q (the target deleted with this row) is not supported: declare the link on %s instead, pointing at this table, with revIntegrity=\"own\"", l.Name, l.Integrity, l.Target)
 			}
 			// A link is its column holding the target's id. ACC's other
 			// forms would be read as one: a <join> on other fields, or the
