@@ -89,10 +89,16 @@ func (e *Enumeration) Value(name string) (string, bool) {
 // Data is the description of a schema's main element.
 type Data struct {
 	Table        string // sqltable
-	View         bool   // the table is ours (a versioned migration creates it), not created from the schema
+	View         bool   // the table is the service's own (a versioned migration creates it), not created from the schema
 	Attributes   []*Attribute
 	Links        []*Link
 	Enumerations map[string]*Enumeration
+	// Existing marks a customer's table that the service neither creates
+	// nor alters (view="true" in a custom file: ACC's "not created by the
+	// database update", an ETL's table mapped into the data model). Its
+	// rows are the data model's like any custom table's: collected,
+	// deleted, counted.
+	Existing bool
 }
 
 // Attribute finds an attribute by name.
@@ -233,7 +239,7 @@ func (e *schemaError) Error() string {
 
 // parseData reads the main element of a schema (the <element> whose name is
 // the schema's name), if it describes a table.
-func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.Element, extension bool) (*Data, error) {
+func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.Element, extension, custom bool) (*Data, error) {
 	fail := func(el *etree.Element, format string, args ...any) error {
 		return &schemaError{file: file, line: pos[el], msg: fmt.Sprintf(format, args...)}
 	}
@@ -260,9 +266,14 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 		}
 		return nil, nil
 	}
+	// view="true" in a custom file is a customer's table, never one of
+	// the service's own (those are refused by name): left out of the
+	// owned part as one, the rows it holds of a subject were kept.
+	view := main.SelectAttrValue("view", "") == "true"
 	d := &Data{
 		Table:        main.SelectAttrValue("sqltable", s.Namespace+"_"+SQLIdent(s.Name)),
-		View:         main.SelectAttrValue("view", "") == "true",
+		View:         view && !custom,
+		Existing:     view && custom,
 		Enumerations: enums,
 	}
 	if !tablePattern.MatchString(d.Table) {
