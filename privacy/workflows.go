@@ -467,6 +467,22 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	// attempt does not finish (a crash, a failure before the check), its
 	// retry follows them to rows added meanwhile, the value no longer
 	// leading to them once the recipient is gone (withEarlierAttempt).
+	//
+	// A foreign key into the subject's tables (a DBA's, from a table
+	// outside the data model) may refuse one of the deletes, at every
+	// attempt: the batches before it would stay committed, the subject
+	// half erased for good. Such a subject's deletes are one transaction,
+	// which the refusal rolls back whole.
+	limit := s.cfg.DeleteBatch
+	if n := rowCount(found); n > limit {
+		held, err := s.db.HasForeignKeysInto(ctx, tablesOf(found))
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			limit = n
+		}
+	}
 	var parts []store.DeletePart
 	rows := 0
 	var record []store.ReviewedRow
@@ -491,9 +507,9 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	}
 	for i := len(found) - 1; i >= 0; i-- {
 		t := found[i]
-		for start := 0; start < len(t.ids); start += s.cfg.DeleteBatch {
-			end := min(start+s.cfg.DeleteBatch, len(t.ids))
-			if rows+end-start > s.cfg.DeleteBatch {
+		for start := 0; start < len(t.ids); start += limit {
+			end := min(start+limit, len(t.ids))
+			if rows+end-start > limit {
 				if err := flush(); err != nil {
 					return nil, err
 				}
@@ -622,6 +638,17 @@ func (s *Service) ownedBy(ctx context.Context, like, rows []tableIDs) ([]tableID
 		return nil, err
 	}
 	return owned[0], nil
+}
+
+// tablesOf returns the tables found has rows in.
+func tablesOf(found []tableIDs) []string {
+	var out []string
+	for _, t := range found {
+		if len(t.ids) > 0 {
+			out = append(out, t.schema.Data.Table)
+		}
+	}
+	return out
 }
 
 // rowCount is how many rows found holds.

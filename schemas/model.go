@@ -57,7 +57,7 @@ type Link struct {
 	Target       string // "nms:recipient"
 	Label        string
 	SQLName      string // foreign key column, "recipient_id"
-	Integrity    string // what deleting the source does to the target
+	Integrity    string // what deleting the source does to the target: never own or owncopy (refused at load)
 	RevIntegrity string // what deleting the target does to the source: "own" deletes it
 	Schema       *Schema
 }
@@ -89,10 +89,16 @@ func (e *Enumeration) Value(name string) (string, bool) {
 // Data is the description of a schema's main element.
 type Data struct {
 	Table        string // sqltable
-	View         bool   // the table is ours (a versioned migration creates it), not created from the schema
+	View         bool   // the table is the service's own (a versioned migration creates it), not created from the schema
 	Attributes   []*Attribute
 	Links        []*Link
 	Enumerations map[string]*Enumeration
+	// Existing marks a customer's table that the service neither creates
+	// nor alters (view="true" in a custom file: ACC's "not created by the
+	// database update", an ETL's table mapped into the data model). Its
+	// rows are the data model's like any custom table's: collected,
+	// deleted, counted.
+	Existing bool
 }
 
 // Attribute finds an attribute by name.
@@ -233,7 +239,7 @@ func (e *schemaError) Error() string {
 
 // parseData reads the main element of a schema (the <element> whose name is
 // the schema's name), if it describes a table.
-func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.Element, extension bool) (*Data, error) {
+func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.Element, extension, custom bool) (*Data, error) {
 	fail := func(el *etree.Element, format string, args ...any) error {
 		return &schemaError{file: file, line: pos[el], msg: fmt.Sprintf(format, args...)}
 	}
@@ -260,9 +266,14 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 		}
 		return nil, nil
 	}
+	// view="true" in a custom file is a customer's table, never one of
+	// the service's own (those are refused by name): left out of the
+	// owned part as one, the rows it holds of a subject were kept.
+	view := main.SelectAttrValue("view", "") == "true"
 	d := &Data{
 		Table:        main.SelectAttrValue("sqltable", s.Namespace+"_"+SQLIdent(s.Name)),
-		View:         main.SelectAttrValue("view", "") == "true",
+		View:         view && !custom,
+		Existing:     view && custom,
 		Enumerations: enums,
 	}
 	if !tablePattern.MatchString(d.Table) {
@@ -351,6 +362,28 @@ func parseData(file string, pos map[*etree.Element]int, s *Schema, root *etree.E
 			}
 			if !integrities[l.Integrity] || !integrities[l.RevIntegrity] {
 				return nil, fail(el, "link %q: integrity must be one of normal, own, owncopy, neutral, define", l.Name)
+			}
+			// The traversal follows owning links from the owned row to
+			// its owner (revIntegrity). An owning integrity on the link's
+			// own side (the target deleted with this row) would need the
+			// other way too — reading this row's column to reach the
+			// target, deleting the target after its only path is gone —
+			// and a target several rows name (one card, two recipients)
+			// would be deleted as one person's. Refused, rather than read
+			// and ignored: the target was left behind.
+			if l.Integrity == IntegrityOwn || l.Integrity == IntegrityOwnCopy {
+				return nil, fail(el, "link %q: integrity=%q (the target deleted with this row) is not supported: declare the link on %s instead, pointing at this table, with revIntegrity=\"own\"", l.Name, l.Integrity, l.Target)
+			}
+			// A link is its column holding the target's id. ACC's other
+			// forms would be read as one: a <join> on other fields, or the
+			// collection side (unbound) declared on the parent, would get
+			// an empty column of their own, and the rows they link would
+			// be neither collected nor deleted with the subject.
+			if el.SelectElement("join") != nil {
+				return nil, fail(el, "link %q: <join> is not supported: a link is keyed on the target's id, held in the link's own column (%s_id, or the column named by sqlname=\"…\"); remove the <join> (and the field it names, if that field is the column)", l.Name, SQLIdent(l.Name))
+			}
+			if el.SelectAttrValue("unbound", "") == "true" {
+				return nil, fail(el, "link %q: unbound=\"true\" (the collection side of a link) is not supported: declare the link only on the other table, pointing at this one", l.Name)
 			}
 			l.SQLName = el.SelectAttrValue("sqlname", SQLIdent(l.Name)+"_id")
 			if err := addColumn(el, l.SQLName); err != nil {

@@ -271,7 +271,7 @@ func (r *Registry) add(file string, data []byte, custom bool) error {
 	if custom && (s.Namespace == "xtk" || s.Namespace == "nms") && root.SelectAttrValue("extendedSchema", "") == "" {
 		return &schemaError{file: file, line: pos[root], msg: "custom schemas use their own namespace (such as cus); xtk and nms are reserved"}
 	}
-	d, err := parseData(file, pos, s, root, root.SelectAttrValue("extendedSchema", "") != "")
+	d, err := parseData(file, pos, s, root, root.SelectAttrValue("extendedSchema", "") != "", custom)
 	if err != nil {
 		return err
 	}

@@ -67,10 +67,11 @@ func (d *DB) existingColumns(ctx context.Context, table string) (map[string]bool
 	return cols, nil
 }
 
-// SyncDataModel creates the table of every data schema that is not a view,
-// adds the columns a schema gained (an extension, a new version), and
-// indexes every link column. It is idempotent; on PostgreSQL an advisory
-// lock serialises replicas starting together.
+// SyncDataModel creates the table of every data schema that is not a view
+// nor a customer's existing table, adds the columns a schema gained (an
+// extension, a new version), and indexes every link column. It is
+// idempotent; on PostgreSQL an advisory lock serialises replicas starting
+// together.
 func (d *DB) SyncDataModel(ctx context.Context, reg *schemas.Registry) error {
 	return d.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
 		if d.dialect == Postgres {
@@ -80,7 +81,7 @@ func (d *DB) SyncDataModel(ctx context.Context, reg *schemas.Registry) error {
 			defer conn.Exec("SELECT pg_advisory_unlock(6370730002)")
 		}
 		for _, s := range reg.Schemas() {
-			if s.Data == nil || s.Data.View {
+			if s.Data == nil || s.Data.View || s.Data.Existing {
 				continue
 			}
 			if err := d.syncTable(ctx, conn, s.Data); err != nil {
@@ -149,15 +150,20 @@ func (d *DB) ensureIndex(conn *gorm.DB, table, column string) error {
 }
 
 // CheckViews verifies that every column a view schema names exists in the
-// migrated tables, so a schema document and a migration cannot drift apart.
+// migrated tables, so a schema document and a migration cannot drift apart,
+// and that a customer's existing table has every column its schema names:
+// the service does not create them, and a lookup would fail on each one.
 func (d *DB) CheckViews(ctx context.Context, reg *schemas.Registry) error {
 	for _, s := range reg.Schemas() {
-		if s.Data == nil || !s.Data.View || s.Data.Table == "" {
+		if s.Data == nil || !(s.Data.View || s.Data.Existing) || s.Data.Table == "" {
 			continue
 		}
 		cols, err := d.existingColumns(ctx, s.Data.Table)
 		if err != nil {
 			return err
+		}
+		if cols == nil && s.Data.Existing {
+			return fmt.Errorf("schema %s: table %s does not exist (view=\"true\": the service does not create it)", s.ID(), s.Data.Table)
 		}
 		for _, a := range s.Data.Attributes {
 			if !cols[a.SQLName] {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -688,7 +689,7 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 				end := min(start+idBatch, len(p.IDs))
 				res := tx.Exec("DELETE FROM "+quote(p.Table)+" WHERE id IN ?", p.IDs[start:end])
 				if res.Error != nil {
-					return res.Error
+					return refusedByForeignKey(res.Error, p.Table)
 				}
 				n += res.RowsAffected
 			}
@@ -718,6 +719,51 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 		return err
 	}
 	return translate(err, "Record")
+}
+
+// HasForeignKeysInto reports whether a foreign key constraint of the
+// database points into one of tables. The service declares none on the
+// data model's tables; one a DBA added (from a table outside the data
+// model, or naming the subject's rows through an ordinary link) may refuse
+// a subject's delete, which privacy then runs as one transaction.
+func (d *DB) HasForeignKeysInto(ctx context.Context, tables []string) (bool, error) {
+	if len(tables) == 0 {
+		return false, nil
+	}
+	q := `SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class t ON t.oid = c.confrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE c.contype = 'f' AND n.nspname = current_schema() AND t.relname IN ?)`
+	if d.dialect == SQLite {
+		// SQLite keeps the referenced table's name as the constraint
+		// spells it.
+		q = `SELECT EXISTS (SELECT 1 FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+			WHERE m.type = 'table' AND lower(f."table") IN ?)`
+	}
+	var held bool
+	err := d.db.WithContext(ctx).Raw(q, tables).Scan(&held).Error
+	return held, translate(err, "Foreign key")
+}
+
+// fkAdvice is what a foreign key's refusal of a subject's delete asks of
+// the operator.
+const fkAdvice = "Remove or relink the referencing rows (or give the constraint ON DELETE SET NULL), or describe their table in a custom schema, its link with revIntegrity=\"own\" if the rows are the subject's."
+
+// refusedByForeignKey is err, met deleting rows of table, as the delete's
+// fault when it is a foreign key's refusal (PostgreSQL 23503, SQLite's
+// SQLITE_CONSTRAINT_FOREIGNKEY; gorm translates both): the constraint and
+// the table holding it named where PostgreSQL names them (SQLite does
+// not), never the key's value PostgreSQL's detail quotes. Any other error
+// is returned as it is.
+func refusedByForeignKey(err error, table string) error {
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &pg) && pg.Code == "23503":
+		return apperr.Wrap(apperr.Conflict, pgSafe(err), fmt.Sprintf("A foreign key outside the data model (constraint %s of table %s) refers to the subject's rows in %s: the delete's transaction was rolled back. %s",
+			apperr.Quote(pg.ConstraintName, 64), apperr.Quote(pg.TableName, 64), table, fkAdvice))
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		return apperr.Wrap(apperr.Conflict, err, fmt.Sprintf("A foreign key outside the data model refers to the subject's rows in %s: the delete's transaction was rolled back. %s", table, fkAdvice))
+	}
+	return err
 }
 
 // countDeleted adds, in tx, the rows the DELETEs of each request removed
