@@ -304,6 +304,9 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	if err != nil {
 		return nil, err
 	}
+	if err := s.failpoint("collect-lookup"); err != nil {
+		return nil, err
+	}
 	audit := []string{"Processing request data....", "Request is being processed."}
 	var counts []store.RequestData
 	for _, t := range found {
@@ -342,6 +345,11 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
+	}
+	if req.Type == TypeDelete {
+		// The delete is a phase of its own: the collect's failed
+		// attempts are not counted against its attempts.
+		next.RetryCount = ptr(0)
 	}
 	switch {
 	case req.Type == TypeAccess:
@@ -719,7 +727,8 @@ func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []ta
 		}
 	}
 	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
-	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline,
+	// The next round's delete has attempts of its own.
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline, RetryCount: ptr(0),
 		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: append(reviewedRows(rows), deletedRows(deleted)...),
 		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
 			"Request needs to be confirmed before data is deleted",

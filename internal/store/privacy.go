@@ -267,6 +267,7 @@ func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, round *time.Tim
 		}
 		res := q.Updates(map[string]any{
 			"status":        deletePending,
+			"retry_count":   0, // the confirmed delete's attempts are its own
 			"last_modified": now,
 			"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
 		})
