@@ -826,10 +826,16 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 // retention period (90 days) — the file, its key, the per-table counts and
 // the reconciliation value — is destroyed, and the run ends with the
 // residue purge of the tables it changed, as a delete run does. The
-// request row keeps its status and audit.
+// request row keeps its status and audit. Only finished requests are
+// purged: the run first ends the two-step deletes whose confirmation
+// window has closed, as the other runs do, each with its receipt when an
+// earlier round deleted rows, so that their files go with this run.
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	start := s.db.Now()
+	if err := s.expireConfirmations(ctx); err != nil {
+		return rep, err
+	}
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
@@ -843,13 +849,17 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {
 	for {
-		ids, err := s.db.FindPurgeable(ctx, before, terminal, StatusConfirmDeletePending.stored(), 100)
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, 100)
 		if err != nil || len(ids) == 0 {
 			return purged, err
 		}
 		for _, id := range ids {
-			if err := s.db.PurgeRequest(ctx, id, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour)))); err != nil {
+			done, err := s.db.PurgeRequest(ctx, id, terminal, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour))))
+			if err != nil {
 				return purged, err
+			}
+			if !done {
+				continue // purged meanwhile by another run, or no longer finished
 			}
 			purged = append(purged, id)
 			rep.Processed++
