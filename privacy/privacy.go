@@ -337,14 +337,29 @@ func (s *Service) createAllowed(ctx context.Context, operatorID int64) error {
 
 // ConfirmDeletePending confirms a two-step delete: only a request waiting
 // for its confirmation, within the confirm window, moves on to deletion.
+// It confirms whichever review round is waiting: ACC's method names no
+// round.
 func (s *Service) ConfirmDeletePending(ctx context.Context, c *session.Caller, id int64) error {
+	return s.confirm(ctx, c, id, nil)
+}
+
+// ConfirmRound confirms the review round whose confirm deadline is round
+// (RequestView.ConfirmBefore, as the caller showed it). A request sent
+// back for review since (a new round, a new file) is not confirmed: the
+// store's update checks the round, so a confirmation that read the old
+// round just before a delete run cannot confirm the new one.
+func (s *Service) ConfirmRound(ctx context.Context, c *session.Caller, id int64, round time.Time) error {
+	return s.confirm(ctx, c, id, &round)
+}
+
+func (s *Service) confirm(ctx context.Context, c *session.Caller, id int64, round *time.Time) error {
 	if err := requireRight(c); err != nil {
 		return err
 	}
 	if id <= 0 {
 		return apperr.Errorf(apperr.Invalid, "The privacy request id must be a positive integer.")
 	}
-	moved, err := s.db.ConfirmDeleteRequest(ctx, id, StatusConfirmDeletePending.stored(), StatusDeletePending.stored(),
+	moved, err := s.db.ConfirmDeleteRequest(ctx, id, round, StatusConfirmDeletePending.stored(), StatusDeletePending.stored(),
 		fmt.Sprintf("Deletion confirmed by operator '%s'.", c.Login))
 	if err != nil {
 		return err
@@ -359,6 +374,9 @@ func (s *Service) ConfirmDeletePending(ctx context.Context, c *session.Caller, i
 	}
 	if Status(req.Status) != StatusConfirmDeletePending {
 		return apperr.Errorf(apperr.Invalid, "The privacy request %d is not waiting for a delete confirmation (status %s).", id, Status(req.Status))
+	}
+	if round != nil && (req.ConfirmDeadline == nil || !req.ConfirmDeadline.Equal(*round)) {
+		return apperr.Errorf(apperr.Conflict, "The privacy request %d was sent back for review after this confirmation's round: check its new file, then confirm again. Nothing was deleted.", id)
 	}
 	return apperr.Errorf(apperr.Invalid, "The confirmation window of privacy request %d has closed.", id)
 }

@@ -304,6 +304,9 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	if err != nil {
 		return nil, err
 	}
+	if err := s.failpoint("collect-lookup"); err != nil {
+		return nil, err
+	}
 	audit := []string{"Processing request data....", "Request is being processed."}
 	var counts []store.RequestData
 	for _, t := range found {
@@ -342,6 +345,11 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 	next.Counts = counts
 	if next.Counts == nil {
 		next.Counts = []store.RequestData{}
+	}
+	if req.Type == TypeDelete {
+		// The delete is a phase of its own: the collect's failed
+		// attempts are not counted against its attempts.
+		next.RetryCount = ptr(0)
 	}
 	switch {
 	case req.Type == TypeAccess:
@@ -746,7 +754,8 @@ func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []ta
 		}
 	}
 	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
-	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline,
+	// The next round's delete has attempts of its own.
+	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline, RetryCount: ptr(0),
 		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: append(reviewedRows(rows), deletedRows(deleted)...),
 		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
 			"Request needs to be confirmed before data is deleted",
@@ -844,7 +853,11 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 // retention period (90 days) ends today or ended before — the file, its
 // key, the per-table counts and the reconciliation value — is destroyed,
 // and the run ends with the residue purge of the tables it changed, as a
-// delete run does. The request row keeps its status and audit.
+// delete run does. The request row keeps its status and audit. Only
+// finished requests are purged: the run first ends the two-step deletes
+// whose confirmation window has closed, as the other runs do, each with
+// its receipt when an earlier round deleted rows, so that their files go
+// with this run.
 //
 // The retention ends on a date (UTC), the one a request's receipt names
 // (file_purged_on): the first run on that date destroys the data, not
@@ -855,6 +868,9 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	start := s.db.Now()
+	if err := s.expireConfirmations(ctx); err != nil {
+		return rep, err
+	}
 	y, m, d := s.cfg.Now().UTC().Date()
 	before := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Add(-s.cfg.Retention) // retention ending before tomorrow
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
@@ -869,13 +885,17 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {
 	for {
-		ids, err := s.db.FindPurgeable(ctx, before, terminal, StatusConfirmDeletePending.stored(), 100)
+		ids, err := s.db.FindPurgeable(ctx, before, terminal, 100)
 		if err != nil || len(ids) == 0 {
 			return purged, err
 		}
 		for _, id := range ids {
-			if err := s.db.PurgeRequest(ctx, id, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour)))); err != nil {
+			done, err := s.db.PurgeRequest(ctx, id, terminal, fmt.Sprintf("Collected data deleted after the %d-day retention period.", int(s.cfg.Retention/(24*time.Hour))))
+			if err != nil {
 				return purged, err
+			}
+			if !done {
+				continue // purged meanwhile by another run, or no longer finished
 			}
 			purged = append(purged, id)
 			rep.Processed++

@@ -272,8 +272,8 @@ func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
 // is; a missing or different name changes nothing.
 func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	id, err := requestID(r)
+	var v *privacy.RequestView
 	if err == nil {
-		var v *privacy.RequestView
 		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil && strings.TrimSpace(r.PostFormValue("name")) != v.Name {
 			err = apperr.Errorf(apperr.Invalid, "Type the request's name, %s, to confirm the deletion. Nothing was deleted.", v.Name)
 		} else if err == nil && (v.ConfirmBefore == nil || r.PostFormValue("round") != strconv.FormatInt(v.ConfirmBefore.UnixMicro(), 10)) {
@@ -285,7 +285,9 @@ func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil {
-		err = s.privacy.ConfirmDeletePending(r.Context(), callerOf(r), id)
+		// The store's update checks the round again: this read may
+		// be older than a delete run that sent the request back.
+		err = s.privacy.ConfirmRound(r.Context(), callerOf(r), id, *v.ConfirmBefore)
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -160,7 +160,7 @@ var table = []setting{
 		Accepts: "a positive duration such as 15m",
 		Set:     duration(func(s *settings) *time.Duration { return &s.lease })},
 	{Flag: "retry-delay", Env: "CP_RETRY_DELAY", Default: "1m", Help: "first back-off of a failed request, doubled each time",
-		Doc:     "first back-off of a failed request, doubled each attempt (5 attempts, then `error`)",
+		Doc:     "first back-off of a failed request, doubled each attempt (5 attempts for the collect, 5 for each delete round, then `error`)",
 		Accepts: "a positive duration such as 1m",
 		Set:     duration(func(s *settings) *time.Duration { return &s.retryDelay })},
 	{Flag: "delete-batch", Env: "CP_DELETE_BATCH", Default: "10000", Help: "rows deleted per transaction",

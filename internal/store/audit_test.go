@@ -39,8 +39,8 @@ func TestAuditChain(t *testing.T) {
 			if ok, err := db.UpdateClaimedRequest(ctx, id, "w", store.RequestUpdate{Audit: []string{"one", "two"}, Release: true}); err != nil || !ok {
 				t.Fatalf("update: %v %v", ok, err)
 			}
-			if err := db.PurgeRequest(ctx, id, "Collected data deleted."); err != nil {
-				t.Fatal(err)
+			if ok, err := db.PurgeRequest(ctx, id, []store.Status{0}, "Collected data deleted."); err != nil || !ok {
+				t.Fatalf("purge: %v %v", ok, err)
 			}
 			head, err := db.VerifyAuditChain(ctx, nil)
 			if err != nil || head.Seq != 5 || len(head.Hash) != 64 {

@@ -136,8 +136,8 @@ func TestFindRequestExport(t *testing.T) {
 				t.Fatal(err)
 			}
 			check("complete")
-			if err := db.PurgeRequest(ctx, id, "Purged."); err != nil {
-				t.Fatal(err)
+			if ok, err := db.PurgeRequest(ctx, id, []store.Status{3}, "Purged."); err != nil || !ok {
+				t.Fatalf("purge: %v %v", ok, err)
 			}
 			check("purged")
 			if _, _, err := db.FindRequestExport(ctx, id+1000); apperr.CodeOf(err) != apperr.NotFound {

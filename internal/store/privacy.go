@@ -247,20 +247,30 @@ func (d *DB) FindRequestByID(ctx context.Context, id int64) (*Request, error) {
 }
 
 // ConfirmDeleteRequest moves a request from confirmPending to deletePending
-// if its confirm deadline has not passed.
-func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, confirmPending, deletePending Status, auditLine string) (bool, error) {
+// if its confirm deadline has not passed. With a round (the confirm
+// deadline as read from this store), only that review round is confirmed:
+// a request sent back for review since has a new deadline.
+func (d *DB) ConfirmDeleteRequest(ctx context.Context, id int64, round *time.Time, confirmPending, deletePending Status, auditLine string) (bool, error) {
 	now := d.now().UTC()
 	var moved bool
 	err := d.chainTx(ctx, now, func(tx *gorm.DB, lines *[]chainLine) error {
-		res := tx.Model(&Request{}).
+		q := tx.Model(&Request{}).
 			// Not claimed: a request the expiry has claimed (ClaimExpiredRounds)
 			// is being ended, whatever the confirmation's clock says.
-			Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ? AND claimed_by IS NULL", id, confirmPending, now).
-			Updates(map[string]any{
-				"status":        deletePending,
-				"last_modified": now,
-				"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
-			})
+			Where("id = ? AND status = ? AND confirm_deadline IS NOT NULL AND confirm_deadline > ? AND claimed_by IS NULL", id, confirmPending, now)
+		if round != nil {
+			// Exact equality: the round was read from this column, and
+			// is written back as it was stored (SQLite's time text with
+			// its nanoseconds, PostgreSQL's microseconds), in UTC as
+			// every time here is.
+			q = q.Where("confirm_deadline = ?", round.UTC())
+		}
+		res := q.Updates(map[string]any{
+			"status":        deletePending,
+			"retry_count":   0, // the confirmed delete's attempts are its own
+			"last_modified": now,
+			"audit":         gorm.Expr("audit || ?", auditText(now, auditLine)),
+		})
 		if res.Error != nil {
 			return res.Error
 		}

@@ -559,21 +559,20 @@ func (d *DB) FindRequestRecords(ctx context.Context, ids []int64) (map[int64]*Re
 	return out, nil
 }
 
-// FindPurgeable returns requests holding personal data that is older than
-// before: a finished request (terminal lists the finished statuses) whose
-// export was created, or that was last changed, before it, and a request
-// in status waiting (confirmDeletePending) whose export was created before
-// it once its confirmation deadline has passed: until then its file is
-// what the reviewer confirms. A request still on its way (a confirmed
-// delete waiting for its run, or retrying) is never purged: its value is
-// what the delete still has to find.
-func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Status, waiting Status, limit int) ([]int64, error) {
+// FindPurgeable returns finished requests (terminal lists the finished
+// statuses) holding personal data older than before: whose export was
+// created, or that were last changed, before it. A request still on its
+// way is never purged: one waiting for its confirmation (its file is what
+// the reviewer confirms, and past the deadline its expiry ends it first,
+// reading the deleted marks of its earlier rounds that a purge would
+// take), a confirmed delete waiting for its run, or one retrying (its
+// value is what the delete still has to find).
+func (d *DB) FindPurgeable(ctx context.Context, before time.Time, terminal []Status, limit int) ([]int64, error) {
 	var ids []int64
 	err := d.db.WithContext(ctx).Raw(`SELECT r.id FROM privacy_requests r
 		LEFT JOIN privacy_exports e ON e.request_id = r.id
-		WHERE r.purged_at IS NULL AND ((r.status IN ? AND (e.created < ? OR r.last_modified < ?))
-		OR (r.status = ? AND r.confirm_deadline <= ? AND e.created < ?))
-		ORDER BY r.id LIMIT ?`, terminal, before.UTC(), before.UTC(), waiting, d.now().UTC(), before.UTC(), limit).Scan(&ids).Error
+		WHERE r.purged_at IS NULL AND r.status IN ? AND (e.created < ? OR r.last_modified < ?)
+		ORDER BY r.id LIMIT ?`, terminal, before.UTC(), before.UTC(), limit).Scan(&ids).Error
 	return ids, translate(err, "Privacy request")
 }
 
@@ -589,9 +588,23 @@ var PurgedRequestTables = []string{Request{}.TableName(), Export{}.TableName(), 
 // PurgeRequest destroys a request's personal data: the export (and with it
 // the wrapped key), the per-table counts, the reviewed set and the
 // reconciliation value. The request row stays, with its status and audit.
-func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error {
+// Only a request still in one of statuses and not purged yet is purged,
+// checked in the purge's transaction (FindPurgeable's answer may be old);
+// it reports whether it was.
+func (d *DB) PurgeRequest(ctx context.Context, id int64, statuses []Status, auditLine string) (bool, error) {
 	now := d.now().UTC()
+	var purged bool
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The request's row first: on PostgreSQL its lock holds off a
+		// change of status until the purge commits.
+		res := tx.Model(&Request{}).Where("id = ? AND status IN ? AND purged_at IS NULL", id, statuses).Updates(map[string]any{
+			"reconciliation_value": "", "purged_at": now, "dedupe_key": nil, "last_modified": now,
+			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
+		})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		purged = true
 		if err := deleteExport(tx, id); err != nil {
 			return err
 		}
@@ -607,16 +620,13 @@ func (d *DB) PurgeRequest(ctx context.Context, id int64, auditLine string) error
 		if err := markResidue(tx, now, PurgedRequestTables); err != nil {
 			return err
 		}
-		if err := tx.Model(&Request{}).Where("id = ?", id).Updates(map[string]any{
-			"reconciliation_value": "", "purged_at": now, "dedupe_key": nil, "last_modified": now,
-			"audit": gorm.Expr("audit || ?", auditText(now, auditLine)),
-		}).Error; err != nil {
-			return err
-		}
 		// The chain keeps every earlier line: they hold no personal data.
 		return d.appendChain(ctx, tx.Statement.ConnPool, now, []chainLine{{id, auditLine}})
 	})
-	return translate(err, "Privacy request")
+	if err != nil {
+		return false, translate(err, "Privacy request")
+	}
+	return purged, nil
 }
 
 // Exclusive runs fn while holding a session-level advisory lock on
