@@ -235,7 +235,11 @@ func parseListQuery(q url.Values) (privacy.RequestQuery, map[string]string, erro
 			if err != nil {
 				return bad("date")
 			}
-			*f.dst = t.AddDate(0, 0, f.days) // "to" includes its day
+			t = t.AddDate(0, 0, f.days) // "to" includes its day
+			if t.Year() > 9999 {
+				continue // to 9999-12-31: no end (the stores' dates stop there)
+			}
+			*f.dst = t
 		}
 	}
 	if len(filter["subject"]) > privacy.MaxReconciliationBytes {

@@ -24,8 +24,10 @@ import (
 // more at the next start (privacy_namespaces.canonical). Version 3: every
 // default-ignorable code point out (not only format characters), an
 // extension's digits in ASCII, an e-mail's domain in one IDNA form, a
-// phone text the parser would partly leave out kept as text.
-const Version = 3
+// phone text the parser would partly leave out kept as text. Version 4: a
+// phone number's E.164 form read again until it stays the same (a second
+// trunk 0 after the country code).
+const Version = 4
 
 // The match rules of a namespace (privacy_namespaces.match_rule).
 const (
@@ -130,8 +132,20 @@ func Value(rule, region, s string) (string, error) {
 		// again: lower-casing may decompose nothing but keeps it certain.
 		return domain(norm.NFC.String(strings.ToLower(s))), nil
 	case Phone:
-		if v, ok := phone(s, region); ok {
-			return v, nil
+		v, ok := phone(s, region)
+		if !ok {
+			break
+		}
+		// Its own E.164 form read again must give it back: a form that
+		// loses one more digit ("+49 (0) 030 1234567" is +490301234567, a
+		// trunk 0 the parser strips again: +49301234567) is what the
+		// number reads as in the end. Each step is shorter, so this ends.
+		for {
+			again, ok := phone(v, region)
+			if !ok || again == v {
+				return v, nil
+			}
+			v = again
 		}
 	}
 	return s, nil
