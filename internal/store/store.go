@@ -322,7 +322,8 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 // constant works, this one spells "cp-migr".
 const migrationLock = 6370730001
 
-// Migrate applies every pending migration, each in its own transaction. On
+// Migrate applies every pending migration, each in its own transaction
+// (with its Go step, migrationSteps, if it has one). On
 // PostgreSQL an advisory lock serialises replicas that start together. It
 // returns the versions it applied.
 func (d *DB) Migrate(ctx context.Context) ([]int, error) {
@@ -363,6 +364,11 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 			}
 			for _, stmt := range splitSQL(m.sql) {
 				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
+			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(tx); err != nil {
 					return fmt.Errorf("migration %s: %w", m.name, err)
 				}
 			}
