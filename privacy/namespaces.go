@@ -56,12 +56,46 @@ func (s *Service) Setup(ctx context.Context) error {
 			}
 		}
 	}
+	if err := s.fillSubjectHashes(ctx); err != nil {
+		return err
+	}
 	may, err := s.db.MayVacuumStatistics(ctx)
 	if err != nil {
 		return err
 	}
 	if !may && !s.cfg.PlainVacuum {
 		s.log.WarnContext(ctx, "the database role may not vacuum pg_statistic: after a delete, the old statistics samples of the erased values stay in its file until autovacuum frees their space (without zeroing it); make the role the database's owner, or grant it pg_maintain (PostgreSQL 17)")
+	}
+	return nil
+}
+
+// fillSubjectHashes gives the requests made before migration 0009 their
+// subject hash, which only a new request got: the DPO's search by value
+// never found them, and once the cleanup blanked the value nothing could.
+// The hash is of the value in its namespace's canonical form, as a new
+// request's (a request made before the match rules stored the value as
+// typed). A value that does not fit its namespace's rule, or whose
+// namespace is gone, keeps none: no typed value finds it either.
+func (s *Service) fillSubjectHashes(ctx context.Context) error {
+	ctx = withNamespaceCache(ctx)
+	var unfit int64
+	n, err := s.db.FillSubjectHashes(ctx, func(namespaceID int64, value string) (string, bool) {
+		ns, err := s.namespaceByID(ctx, namespaceID)
+		if err == nil {
+			value, err = matchValue(ns, value)
+		}
+		if err != nil {
+			unfit++
+			return "", false
+		}
+		return s.subjectHash(value), true
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 || unfit > 0 {
+		// Counts, never values.
+		s.log.InfoContext(ctx, "subject hashes filled for requests made before them", "requests", n, "without_hash", unfit)
 	}
 	return nil
 }

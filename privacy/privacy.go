@@ -53,6 +53,9 @@ type Config struct {
 	// ReceiptIssuer is their iss claim (the instance name).
 	ReceiptKey    ed25519.PrivateKey
 	ReceiptIssuer string
+	// ReceiptPreviousKeys are the public keys of earlier receipt keys
+	// (CP_RECEIPT_PREVIOUS_KEYS): a rotation, which CheckKeys accepts.
+	ReceiptPreviousKeys []ed25519.PublicKey
 	// Worker names this process in claims; Lease is how long a claim holds
 	// before another worker may take the request back.
 	Worker string
@@ -117,6 +120,9 @@ type Service struct {
 	registry *schemas.Registry
 	cfg      Config
 	log      *slog.Logger
+	// randomSubjectKey: Config gave no subject key, New drew one for this
+	// process alone (tests); CheckKeys does not record it.
+	randomSubjectKey bool
 
 	mu     sync.Mutex
 	graphs map[string]*graph // traversal graph per target schema
@@ -207,12 +213,13 @@ func New(db *store.DB, registry *schemas.Registry, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if len(cfg.SubjectKey) == 0 {
+	randomSubjectKey := len(cfg.SubjectKey) == 0
+	if randomSubjectKey {
 		cfg.SubjectKey = make([]byte, 32)
 		_, _ = rand.Read(cfg.SubjectKey)
 	}
 	runsDone, stopRuns := context.WithCancel(context.Background())
-	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger,
+	return &Service{db: db, registry: registry, cfg: cfg, log: cfg.Logger, randomSubjectKey: randomSubjectKey,
 		graphs: map[string]*graph{}, downloads: map[downloadKey]*downloadCount{},
 		creates: map[int64]*rate.Limiter{}, runsDone: runsDone, stopRuns: stopRuns}
 }

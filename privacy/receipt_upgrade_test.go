@@ -44,11 +44,12 @@ func upgradeTo0020(t *testing.T, f *fixture, dialect string) {
 // child rows go, and the recorded set of all 14 rows with them — and then
 // the attempt ends (stopRun: the process stops, as a restart for the
 // upgrade stops it, leaving the request deleteInProgress; otherwise the
-// attempt fails and waits for its retry, deletePending). The upgrade to
-// migration 0020 then runs, the clock passes the lease and the retry, and
-// the next run completes the delete. It returns the receipt's claims, the
-// request's audit, and the subject's delivery logs before the delete.
-func upgradeMidDelete(t *testing.T, dialect string, stopRun bool) (c *privacy.ReceiptClaims, audit string, logs int64, status privacy.Status) {
+// attempt fails and waits for its retry, deletePending). The upgrade
+// (upgradeTo0020, or another) then runs, the clock passes the lease and
+// the retry, and the next run completes the delete. It returns the
+// receipt's claims, the request's audit, and the subject's delivery logs
+// before the delete.
+func upgradeMidDelete(t *testing.T, dialect string, stopRun bool, upgrade func(*testing.T, *fixture, string)) (c *privacy.ReceiptClaims, audit string, logs int64, status privacy.Status) {
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	failed := false
@@ -83,7 +84,7 @@ func upgradeMidDelete(t *testing.T, dialect string, stopRun bool) (c *privacy.Re
 	if n, _ := sql.Int(f.ctx, "SELECT count(*) FROM nms_broad_log_rcp WHERE recipient_id = ?", rcp); n != 0 {
 		t.Fatalf("the first attempt was to delete the delivery logs; %d left", n)
 	}
-	upgradeTo0020(t, f, dialect)
+	upgrade(t, f, dialect)
 	f.env.Clock.Advance(20 * time.Minute) // past the lease and the retry time
 	f.run(t, privacy.Delete)
 	if s := f.status(t, id); s != privacy.StatusComplete {
@@ -116,7 +117,7 @@ func upgradeMidDelete(t *testing.T, dialect string, stopRun bool) (c *privacy.Re
 // the deletes in flight at the upgrade.
 func TestReceiptOfADeleteStoppedByTheUpgradeCountsEachRowOnce(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
-		c, audit, logs, status := upgradeMidDelete(t, dialect, true)
+		c, audit, logs, status := upgradeMidDelete(t, dialect, true, upgradeTo0020)
 		if status != privacy.StatusDeleteInProgress {
 			t.Fatalf("the stopped run left the request %s", status)
 		}
@@ -144,12 +145,59 @@ func TestReceiptOfADeleteStoppedByTheUpgradeCountsEachRowOnce(t *testing.T) {
 // retrying at the upgrade.
 func TestReceiptOfADeleteRetriedAcrossTheUpgradeCountsTheFirstAttempt(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
-		c, audit, logs, status := upgradeMidDelete(t, dialect, false)
+		c, audit, logs, status := upgradeMidDelete(t, dialect, false, upgradeTo0020)
 		if status != privacy.StatusDeletePending {
 			t.Fatalf("the failed attempt left the request %s", status)
 		}
 		if got := deletedOf(c, "nms:broadLogRcp"); got != logs {
 			t.Errorf("the signed receipt says %d nms:broadLogRcp row(s) deleted; the first attempt deleted all %d (tables %+v)\naudit tail:\n%s", got, logs, c.Tables, tail(audit, 900))
+		}
+		if got := deletedOf(c, "nms:recipient"); got != 1 {
+			t.Errorf("the signed receipt says %d nms:recipient row(s) deleted; want 1", got)
+		}
+	})
+}
+
+// upgradeFromBefore0008 puts the database in the shape a release before
+// migration 0008 left it — no audit chain (0008 creates it empty: the
+// lines written before it stay in the requests' audit text only), no
+// deleted counts — and upgrades it as this binary's Migrate does: 0020's
+// seed (upgradeTo0020), then 0021.
+func upgradeFromBefore0008(t *testing.T, f *fixture, dialect string) {
+	t.Helper()
+	sql := storetest.SQLOf(t, f.env.DB)
+	for _, stmt := range []string{
+		"DELETE FROM privacy_audit_chain",
+		"UPDATE privacy_audit_head SET seq = 0, hash = '" + strings.Repeat("0", 64) + "'",
+	} {
+		if err := sql.Exec(f.ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upgradeTo0020(t, f, dialect)
+	if err := sql.Exec(f.ctx, "DELETE FROM schema_migrations WHERE version >= 21"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.env.DB.Migrate(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReceiptOfADeleteRetriedAcrossAnUpgradeFromBefore0008CountsTheFirstAttempt:
+// the delete of TestReceiptOfADeleteRetriedAcrossTheUpgradeCountsTheFirstAttempt
+// whose first attempt ran under a release before migration 0008. Its
+// "N record(s) deleted in X" lines are in its audit text only; 0020's seed
+// read the chain alone, so the receipt said 0 delivery logs deleted while
+// the request's own audit says "3 record(s) deleted in nms:broadLogRcp".
+// Migration 0021 adds up the lines of the text that came before the chain.
+func TestReceiptOfADeleteRetriedAcrossAnUpgradeFromBefore0008CountsTheFirstAttempt(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		c, audit, logs, status := upgradeMidDelete(t, dialect, false, upgradeFromBefore0008)
+		if status != privacy.StatusDeletePending {
+			t.Fatalf("the failed attempt left the request %s", status)
+		}
+		if got := deletedOf(c, "nms:broadLogRcp"); got != logs {
+			t.Errorf("the signed receipt says %d nms:broadLogRcp row(s) deleted; the first attempt (before 0008) deleted all %d (tables %+v)\naudit tail:\n%s", got, logs, c.Tables, tail(audit, 900))
 		}
 		if got := deletedOf(c, "nms:recipient"); got != 1 {
 			t.Errorf("the signed receipt says %d nms:recipient row(s) deleted; want 1", got)

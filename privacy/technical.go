@@ -54,6 +54,9 @@ func (s *Service) StartWorkflow(ctx context.Context, caller *session.Caller, ref
 	if err != nil {
 		return err
 	}
+	if err := s.db.CheckVersion(ctx); err != nil {
+		return err // another replica's newer binary migrated the database
+	}
 	ok, err := s.db.StartWorkflowRun(ctx, w.ID, s.cfg.Worker, s.cfg.Lease)
 	if err != nil {
 		return err
@@ -85,11 +88,15 @@ func (s *Service) runWorkflow(ctx context.Context, id int64, name string) {
 // schedule and the console do: each one only after taking its xtk:workflow
 // row, as Start does, so a scheduled run and a run started over SOAP never
 // overlap on any replica. A workflow already running is skipped (logged),
-// not waited for.
+// not waited for. A database migrated by a newer binary (another replica
+// upgraded first) is refused: this one does not know its schema.
 func (s *Service) RunTaken(ctx context.Context, name string) ([]Report, error) {
 	names := []string{name}
 	if name == "all" {
 		names = Workflows
+	}
+	if err := s.db.CheckVersion(ctx); err != nil {
+		return nil, err
 	}
 	var (
 		out      []Report

@@ -46,7 +46,10 @@ func (r Report) String() string {
 // Run runs one workflow by name, or all of them in order. A workflow that
 // fails does not keep the next from running (a delete run whose residue
 // purge waited on a long pg_dump must not hold back the 90-day cleanup);
-// Run returns the first error.
+// Run returns the first error. Each workflow, and each claim of requests
+// in it, first checks that no newer binary migrated the database meanwhile
+// (store.CheckVersion): a replica left on the previous binary in a rolling
+// upgrade stops writing a schema it does not know.
 func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 	names := []string{name}
 	if name == "all" {
@@ -65,6 +68,9 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 			err   error
 			start = time.Now()
 		)
+		if err := s.db.CheckVersion(ctx); err != nil {
+			return out, err
+		}
 		switch n {
 		case Collect:
 			r, err = s.CollectRequests(ctx)
@@ -136,7 +142,11 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 			worker := s.workerName(w)
 			ctx := context.WithValue(ctx, workerKey{}, worker)
 			for ctx.Err() == nil {
-				reqs, err := s.db.ClaimRequests(ctx, from, to, claimBatch, worker, s.cfg.Lease)
+				var reqs []store.Request
+				err := s.db.CheckVersion(ctx) // a long run outlives an upgrade of the database
+				if err == nil {
+					reqs, err = s.db.ClaimRequests(ctx, from, to, claimBatch, worker, s.cfg.Lease)
+				}
 				if err == nil && len(reqs) == 0 {
 					return
 				}

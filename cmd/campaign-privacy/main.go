@@ -170,6 +170,10 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 	if err != nil {
 		return nil, err
 	}
+	receiptPrevious, err := receiptPreviousKeys(s)
+	if err != nil {
+		return nil, err
+	}
 	// BearerTokenLogon: the key set's refresh lives as long as ctx.
 	var ims *session.IMS
 	if s.imsJWKS != "" {
@@ -188,7 +192,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 			IMS: ims, MaxSessions: offIfZero(s.sessionsPerOperator),
 		},
 		Privacy: privacy.Config{
-			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName,
+			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName, ReceiptPreviousKeys: receiptPrevious,
 			Deduplicate: s.deduplicate, ExportKey: k.export, PreviousExportKeys: k.exportPrevious, SubjectKey: k.subject,
 			Retention: s.retention, Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
 			PlainVacuum: s.plainVacuum,

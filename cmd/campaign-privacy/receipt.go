@@ -115,7 +115,14 @@ func receiptPublicKeys(s *settings) ([]ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := []ed25519.PublicKey{k.Public().(ed25519.PublicKey)}
+	previous, err := receiptPreviousKeys(s)
+	return append([]ed25519.PublicKey{k.Public().(ed25519.PublicKey)}, previous...), err
+}
+
+// receiptPreviousKeys decodes CP_RECEIPT_PREVIOUS_KEYS: the public keys of
+// the receipt keys before a rotation.
+func receiptPreviousKeys(s *settings) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
 	for _, v := range strings.Split(s.receiptPreviousKeys, ",") {
 		if v = strings.TrimSpace(v); v == "" {
 			continue

@@ -173,6 +173,9 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 		pcfg.Metrics = cfg.Metrics
 	}
 	a.Privacy = privacy.New(db, registry, pcfg)
+	if err := a.Privacy.CheckKeys(ctx); err != nil {
+		return err
+	}
 	if err := a.Privacy.Setup(ctx); err != nil {
 		return fmt.Errorf("set up namespaces: %w", err)
 	}

@@ -40,11 +40,24 @@ func (d *DB) DatabaseID(ctx context.Context) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	candidate := "u" + strings.ToUpper(hex.EncodeToString(b))
+	return d.ClaimOption(ctx, OptionDatabaseID, "u"+strings.ToUpper(hex.EncodeToString(b)))
+}
+
+// ClaimOption writes an instance option unless it is written already, and
+// returns the value stored: replicas that start together race on the
+// primary key and all read the one that won.
+func (d *DB) ClaimOption(ctx context.Context, name, value string) (string, error) {
 	err := d.db.WithContext(ctx).Exec("INSERT INTO instance_options (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-		OptionDatabaseID, candidate).Error
+		name, value).Error
 	if err != nil {
 		return "", translate(err, "Option")
 	}
-	return d.FindOption(ctx, OptionDatabaseID)
+	return d.FindOption(ctx, name)
+}
+
+// ReplaceOption sets an instance option to value if it still holds old,
+// and reports whether it did (another replica may have changed it first).
+func (d *DB) ReplaceOption(ctx context.Context, name, old, value string) (bool, error) {
+	res := d.db.WithContext(ctx).Exec("UPDATE instance_options SET value = ? WHERE name = ? AND value = ?", value, name, old)
+	return res.RowsAffected == 1, translate(res.Error, "Option")
 }

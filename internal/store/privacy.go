@@ -230,6 +230,44 @@ func (d *DB) SetNamespaceCanonical(ctx context.Context, id int64, v int) error {
 	return translate(err, "Namespace")
 }
 
+// FillSubjectHashes gives each request without a subject hash (made before
+// migration 0009, which added the column empty) whose value is still held
+// (not purged) the hash fn computes from its namespace and value; fn's ok
+// false leaves the request as it is. It goes by id in batches, each
+// written in one transaction; the hash is set only where it is still
+// missing (replicas starting together). It returns how many it filled.
+// Values pass through fn only, never through a log.
+func (d *DB) FillSubjectHashes(ctx context.Context, fn func(namespaceID int64, value string) (hash string, ok bool)) (int64, error) {
+	var filled, last int64
+	for {
+		var rows []Request
+		err := d.db.WithContext(ctx).Select("id", "namespace_id", "reconciliation_value").
+			Where("id > ? AND subject_hash IS NULL AND purged_at IS NULL AND reconciliation_value <> ''", last).
+			Order("id").Limit(idBatch).Find(&rows).Error
+		if err != nil || len(rows) == 0 {
+			return filled, translate(err, "Privacy request")
+		}
+		err = d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, r := range rows {
+				h, ok := fn(r.NamespaceID, r.ReconciliationValue)
+				if !ok {
+					continue
+				}
+				res := tx.Exec("UPDATE privacy_requests SET subject_hash = ? WHERE id = ? AND subject_hash IS NULL", h, r.ID)
+				if res.Error != nil {
+					return res.Error
+				}
+				filled += res.RowsAffected
+			}
+			return nil
+		})
+		if err != nil {
+			return filled, translate(err, "Privacy request")
+		}
+		last = rows[len(rows)-1].ID
+	}
+}
+
 // FindNamespaces lists every namespace by id.
 func (d *DB) FindNamespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace

@@ -286,13 +286,24 @@ func (d *DB) migrations() ([]migration, error) {
 	return out, nil
 }
 
-// LatestVersion is the newest migration this binary knows.
+// LatestVersion is the newest migration this binary knows. It reads the
+// files' names only: the running checks (CheckVersion) call it often.
 func (d *DB) LatestVersion() (int, error) {
-	ms, err := d.migrations()
-	if err != nil || len(ms) == 0 {
+	entries, err := fs.ReadDir(migrations, "migrations/"+d.dialect)
+	if err != nil {
 		return 0, err
 	}
-	return ms[len(ms)-1].version, nil
+	latest := 0
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, ".sql") {
+			v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+			if err != nil {
+				return 0, fmt.Errorf("migration %s: name must start with a number", name)
+			}
+			latest = max(latest, v)
+		}
+	}
+	return latest, nil
 }
 
 // Version returns the applied schema version (0 for an empty database).
@@ -311,7 +322,8 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 // constant works, this one spells "cp-migr".
 const migrationLock = 6370730001
 
-// Migrate applies every pending migration, each in its own transaction. On
+// Migrate applies every pending migration, each in its own transaction
+// (with its Go step, migrationSteps, if it has one). On
 // PostgreSQL an advisory lock serialises replicas that start together. It
 // returns the versions it applied.
 func (d *DB) Migrate(ctx context.Context) ([]int, error) {
@@ -355,6 +367,11 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 					return fmt.Errorf("migration %s: %w", m.name, err)
 				}
 			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
+			}
 			return tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 				m.version, m.name, d.now().UTC()).Error
 		})
@@ -369,13 +386,23 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 }
 
 // CheckVersion fails when the database was migrated by a newer binary, whose
-// schema this one does not know.
+// schema this one does not know. It is checked at start, and again by a
+// running process before each workflow run and each claim of requests: in
+// a rolling upgrade a replica still running the previous binary would
+// otherwise go on writing a schema it does not know (an INSERT on a
+// changed key fails, a table it never heard of is left unwritten).
 func (d *DB) CheckVersion(ctx context.Context) error {
 	have, latest, err := d.versions(ctx)
 	if err == nil && have > latest {
-		err = fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade campaign-privacy", have, latest)
+		err = errSchemaNewer(have, latest)
 	}
 	return err
+}
+
+// errSchemaNewer is CheckVersion's refusal: the database's schema version
+// have is newer than latest, this binary's newest migration.
+func errSchemaNewer(have, latest int) error {
+	return apperr.Errorf(apperr.Conflict, "The database schema is at version %d, newer than this binary's %d: another replica was upgraded; upgrade campaign-privacy here too.", have, latest)
 }
 
 // versions returns the database's schema version and this binary's newest.

@@ -81,7 +81,7 @@ func reviewBuildAt(t *testing.T, ctx context.Context, dialect string, upTo int) 
 // newest migration is 0018. A database it wrote, holding residue marks
 // (one row per table, the 0015 shape), requests of both types in every
 // status, reviewed rows and audit chain lines, is upgraded by this
-// binary's Migrate (0019 and 0020). The result must keep every mark with
+// binary's Migrate (0019, 0020 and on). The result must keep every mark with
 // its time (the residue age metric and the next purge), seed the deleted
 // counts of the deletes in flight from their chain lines only, leave
 // every request readable, and let a purge clear the marks it reads.
@@ -156,8 +156,10 @@ func TestUpgradeFrom0018WithMarksRequestsAndChainLines(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the upgrade from 0018 failed: %v", err)
 			}
-			if len(applied) != 2 || applied[0] != 19 || applied[1] != 20 {
-				t.Fatalf("applied %v, want [19 20]", applied)
+			latest, err := db.LatestVersion()
+			must(err)
+			if len(applied) != latest-18 || applied[0] != 19 || applied[len(applied)-1] != latest {
+				t.Fatalf("applied %v, want 19 to %d", applied, latest)
 			}
 			n, got, err := db.ResidueMarks(ctx)
 			must(err)
@@ -201,6 +203,57 @@ func TestUpgradeFrom0018WithMarksRequestsAndChainLines(t *testing.T) {
 			must(err)
 			if left != 0 {
 				t.Errorf("%d mark row(s) left after the purge", left)
+			}
+		})
+	}
+}
+
+// TestUpgradeFromBefore0008CountsTheDeletesOfTheAuditText: a release
+// before migration 0008 wrote audit lines to the request's text only (0008
+// creates the chain empty). A delete in flight at such an upgrade, whose
+// first attempt deleted rows, has its "N record(s) deleted in X" lines
+// there: migration 0020 seeded the deleted counts from the chain alone,
+// 0021 adds those of the text written before the request's first chain
+// line, once; a finished delete and an access request are left alone.
+func TestUpgradeFromBefore0008CountsTheDeletesOfTheAuditText(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			cfg, conn := reviewBuildAt(t, ctx, dialect, 7)
+			base := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(conn.InsertRow(ctx, "privacy_namespaces", map[string]any{"id": 1, "name": "ns1", "label": "NS", "target_schema": "nms:recipient",
+				"reconciliation_key": "email", "created": base, "last_modified": base}))
+			old := "2026-06-01 10:00:00.000Z Request created by operator 'admin'.\n" +
+				"2026-06-01 10:01:00.000Z 3 record(s) deleted in nms:broadLogRcp\n" +
+				"2026-06-01 10:01:00.000Z 10 record(s) deleted in nms:trackingLogRcp\n" +
+				"2026-06-01 10:01:00.000Z Attempt 1 failed (the database is busy); retrying after 2026-06-01 10:11:00Z.\n"
+			for id, r := range map[int64]struct{ typ, status int }{1: {2, 5}, 2: {2, 7}, 3: {1, 5}} {
+				must(conn.InsertRow(ctx, "privacy_requests", map[string]any{"id": id, "name": "PR-" + strconv.FormatInt(id, 10), "namespace_id": 1,
+					"reconciliation_value": "p@example.com", "type": r.typ, "regulation": 1, "status": r.status, "confirm_delete_pending": false,
+					"operator_id": 1, "created": base, "last_modified": base, "audit": old}))
+			}
+			db, err := store.Open(ctx, cfg)
+			must(err)
+			t.Cleanup(func() { db.Close() })
+			if _, err := db.Migrate(ctx); err != nil {
+				t.Fatalf("the upgrade from 0007 failed: %v", err)
+			}
+			for _, c := range []struct {
+				id     int64
+				schema string
+				want   int64
+			}{{1, "nms:broadLogRcp", 3}, {1, "nms:trackingLogRcp", 10}, {2, "nms:broadLogRcp", -1}, {3, "nms:broadLogRcp", -1}} {
+				got, err := conn.Int(ctx, "SELECT coalesce(sum(deleted), -1) FROM privacy_request_deleted WHERE request_id = ? AND schema_name = ?", c.id, c.schema)
+				must(err)
+				if got != c.want {
+					t.Errorf("request %d: %d %s row(s) counted deleted after the upgrade, want %d (-1: none)", c.id, got, c.schema, c.want)
+				}
 			}
 		})
 	}
