@@ -49,6 +49,10 @@ type Config struct {
 	PreviousExportKeys [][]byte
 	// Retention is how long collected data is kept: 90 days in ACC.
 	Retention time.Duration
+	// Schedule is when the workflows run (CP_WORKFLOW_SCHEDULE), nil when
+	// not known: a cleanup run purges what the next scheduled run would
+	// destroy a date too late (see purgeCutoff).
+	Schedule *Schedule
 	// ReceiptKey signs the erasure receipts (receipt.go); nil issues none.
 	// ReceiptIssuer is their iss claim (the instance name).
 	ReceiptKey    ed25519.PrivateKey

@@ -12,9 +12,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -145,6 +147,19 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		}
 		reviewed = reviewedDigest(rows)
 	}
+	// The file, where one stays after this step (an access request's, the
+	// reviewed file of a two-step delete that ends in error), is purged by
+	// its creation date (store.FindPurgeable): the receipt names that one.
+	var fileCreated *time.Time
+	if req.Type == TypeAccess || req.ConfirmDeletePending {
+		e, err := s.db.FindExport(ctx, req.ID)
+		switch {
+		case err == nil:
+			fileCreated = &e.Created
+		case apperr.CodeOf(err) != apperr.NotFound:
+			return nil, err
+		}
+	}
 	// deleted, from the store inside the commit: the rows the request's
 	// DELETE statements removed, by table, over all its attempts and
 	// rounds — not what the collect counted nor what the delete looked
@@ -159,7 +174,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		if !receiptDue(req, status) {
 			return "", nil
 		}
-		return s.signReceipt(req, status, ns, counts, deleted, linked, reviewed, purge, head)
+		return s.signReceipt(req, status, ns, counts, deleted, linked, reviewed, purge, head, fileCreated)
 	}, nil
 }
 
@@ -218,8 +233,12 @@ func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context 
 // signReceipt signs a request's receipt. counts are what its collect
 // found per table; deletedBy, what its deletes removed.
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData, deletedBy map[string]int64,
-	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead) (string, error) {
+	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead, fileCreated *time.Time) (string, error) {
 	now := s.cfg.Now().UTC()
+	kept := now // what the cleanup's retention counts from
+	if fileCreated != nil && fileCreated.Before(now) {
+		kept = fileCreated.UTC()
+	}
 	subject := s.subjectHash(req.ReconciliationValue)
 	if req.SubjectHash != nil {
 		subject = *req.SubjectHash
@@ -228,7 +247,7 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		RequestID: req.ID, RequestName: req.Name, Type: typeEnum[req.Type].name, Regulation: regulationEnum[req.Regulation].name,
 		Namespace: ns.Name, Status: status.String(), SubjectHash: subject,
 		Tables:        []ReceiptTable{},
-		FilePurgedOn:  now.Add(s.cfg.Retention).Format("2006-01-02"),
+		FilePurgedOn:  kept.Add(s.cfg.Retention).Format("2006-01-02"),
 		AuditChainSeq: head.Seq, AuditChainHead: head.Hash,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.cfg.ReceiptIssuer, Subject: req.Name, IssuedAt: jwt.NewNumericDate(now),

@@ -43,8 +43,11 @@ func (sc Schedule) Next(now time.Time) time.Time {
 	if sc.Interval > 0 {
 		return now.Add(sc.Interval)
 	}
+	// From the day before: its run may come after now's date began, where
+	// the clocks skipped the end of that day (America/Nuuk: 23:30 on
+	// March 30 runs at 00:30 on the 31st).
 	y, m, d := now.Date()
-	for ; ; d++ { // two dates at most (three where a jump takes a date's start)
+	for d--; ; d++ { // three dates at most (four where a jump takes a date's start)
 		if next := sc.on(y, m, d, now.Location()); next.After(now) {
 			return next
 		}

@@ -859,6 +859,22 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 	return out, n
 }
 
+// purgeCutoff is what a cleanup run at now destroys: the data whose
+// retention ends before the UTC date of the next scheduled run (without a
+// schedule, before tomorrow's). Data is so kept until the date its
+// receipt names and never into the next one, at most a day less than
+// Retention where runs are daily; where the schedule's local time skips a
+// UTC date (a run near midnight UTC across a change of the clocks), the
+// run before it destroys that date's data.
+func (s *Service) purgeCutoff(now time.Time) time.Time {
+	next := now.UTC().AddDate(0, 0, 1)
+	if s.cfg.Schedule != nil {
+		next = s.cfg.Schedule.Next(now).UTC() // in now's zone, local as RunSchedule's
+	}
+	y, m, d := next.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Add(-s.cfg.Retention)
+}
+
 // CleanupRequests runs cleanupPrivacyRequests: personal data whose
 // retention period (90 days) ends today or ended before — the file, its
 // key, the per-table counts and the reconciliation value — is destroyed,
@@ -870,19 +886,16 @@ func minus(a, b []tableIDs) ([]tableIDs, int) {
 // with this run.
 //
 // The retention ends on a date (UTC), the one a request's receipt names
-// (file_purged_on): the first run on that date destroys the data, not
+// (file_purged_on): a run on that date or before destroys the data, not
 // the first run after the very hour, which the daily schedule (01:00)
-// would reach only the next day. So data is kept until its date, up to a
-// day less than Retention, never into the next day while the cleanup
-// runs daily.
+// would reach only the next day (purgeCutoff).
 func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	rep := Report{Workflow: Cleanup}
 	start := s.db.Now()
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
-	y, m, d := s.cfg.Now().UTC().Date()
-	before := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Add(-s.cfg.Retention) // retention ending before tomorrow
+	before := s.purgeCutoff(s.cfg.Now())
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
 	var tables []string

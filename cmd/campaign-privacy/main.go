@@ -194,7 +194,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 		Privacy: privacy.Config{
 			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName, ReceiptPreviousKeys: receiptPrevious,
 			Deduplicate: s.deduplicate, ExportKey: k.export, PreviousExportKeys: k.exportPrevious, SubjectKey: k.subject,
-			Retention: s.retention, Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
+			Retention: s.retention, Schedule: &s.workflowSchedule, Lease: s.lease, RetryDelay: s.retryDelay, DeleteBatch: s.deleteBatch,
 			PlainVacuum: s.plainVacuum,
 			CreateRate:  float64(offIfZero(s.createRate)), CreateBurst: s.createBurst,
 		},
