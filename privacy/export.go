@@ -306,10 +306,22 @@ var ErrPurged = apperr.Errorf(apperr.NotFound, "The data of this request was del
 // with the delete (deletedUpdate): the download answers 410 Gone too.
 var ErrDestroyed = apperr.Errorf(apperr.NotFound, "The reviewed file was destroyed with the delete.")
 
+// ErrErased is the code of a file a delete of the same subject destroyed
+// (store.RequestUpdate.DropSubjectFiles): the download answers 410 Gone.
+var ErrErased = apperr.Errorf(apperr.NotFound, "The file was destroyed with the subject's data, by a delete request of the same person.")
+
 // fileDestroyed reports whether a request's file went with its delete.
 func fileDestroyed(r *store.Request) bool {
 	st := Status(r.Status)
 	return r.Type == TypeDelete && r.ConfirmDeletePending && (st == StatusDeleteInProgress || st == StatusComplete || st == StatusError)
+}
+
+// fileErased reports whether a request that had a file lost it to a delete
+// of the same subject: a finished access request with no file left, or a
+// two-step delete waiting for its confirmation.
+func fileErased(r *store.Request) bool {
+	st := Status(r.Status)
+	return r.Type == TypeAccess && st == StatusComplete || r.Type == TypeDelete && r.ConfirmDeletePending && st == StatusConfirmDeletePending
 }
 
 // OpenExport returns a reader of the decrypted file of a request, a few
@@ -335,6 +347,8 @@ func (s *Service) openExport(ctx context.Context, requestID int64) (*Export, *ch
 		return nil, nil, ErrPurged
 	case e == nil && fileDestroyed(req):
 		return nil, nil, ErrDestroyed
+	case e == nil && fileErased(req):
+		return nil, nil, ErrErased
 	case e == nil:
 		return nil, nil, apperr.Errorf(apperr.NotFound, "Export not found.")
 	}

@@ -63,6 +63,7 @@ func (s *Service) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.statsNotZeroed.Store(!may)
 	if !may && !s.cfg.PlainVacuum {
 		s.log.WarnContext(ctx, "the database role may not vacuum pg_statistic: after a delete, the old statistics samples of the erased values stay in its file until autovacuum frees their space (without zeroing it); make the role the database's owner, or grant it pg_maintain (PostgreSQL 17)")
 	}

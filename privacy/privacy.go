@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -127,6 +128,10 @@ type Service struct {
 	// randomSubjectKey: Config gave no subject key, New drew one for this
 	// process alone (tests); CheckKeys does not record it.
 	randomSubjectKey bool
+	// statsNotZeroed: the database role may not rewrite pg_statistic
+	// (Setup), so a purge frees the erased values' old samples there
+	// without zeroing them, and the receipts say so.
+	statsNotZeroed atomic.Bool
 
 	mu     sync.Mutex
 	graphs map[string]*graph // traversal graph per target schema

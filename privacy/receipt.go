@@ -37,8 +37,12 @@ import (
 // signed, only after the purge: the claim residue_purge names it, and its
 // audit line comes before the chain head the receipt carries.
 const (
-	ReceiptMethod            = "row delete + residue purge before completion (residue_purge) + export key destruction"
-	ReceiptMethodPlainVacuum = "row delete + VACUUM before completion (freed space not zeroed; residue_purge) + export key destruction"
+	ReceiptMethod            = "row delete + residue purge before completion (residue_purge) + destruction of every file of the subject, with its key"
+	ReceiptMethodPlainVacuum = "row delete + VACUUM before completion (freed space not zeroed; residue_purge) + destruction of every file of the subject, with its key"
+	// ReceiptMethodStatsNotZeroed: the tables rewritten, but the database
+	// role may not rewrite pg_statistic, whose old samples of the erased
+	// values are freed without being zeroed.
+	ReceiptMethodStatsNotZeroed = "row delete + residue purge before completion (residue_purge; planner statistics freed, not zeroed) + destruction of every file of the subject, with its key"
 )
 
 // ReceiptTable is one table's share of a request.
@@ -304,8 +308,13 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 
 // receiptMethod is a delete receipt's method claim on this store and setting.
 func (s *Service) receiptMethod() string {
-	if s.cfg.PlainVacuum && s.db.Dialect() == store.Postgres {
+	switch {
+	case s.db.Dialect() != store.Postgres:
+		return ReceiptMethod
+	case s.cfg.PlainVacuum:
 		return ReceiptMethodPlainVacuum
+	case s.statsNotZeroed.Load():
+		return ReceiptMethodStatsNotZeroed
 	}
 	return ReceiptMethod
 }

@@ -191,6 +191,8 @@ func (s *Service) purgeMethod() string {
 		return "secure_delete and a WAL checkpoint"
 	case s.cfg.PlainVacuum:
 		return "VACUUM (ANALYZE; freed space not zeroed)"
+	case s.statsNotZeroed.Load():
+		return "VACUUM (FULL, ANALYZE); pg_statistic vacuumed, freed space not zeroed"
 	default:
 		return "VACUUM (FULL, ANALYZE)"
 	}

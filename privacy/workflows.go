@@ -691,7 +691,9 @@ func rowCount(found []tableIDs) int {
 // rest, so that nothing of the subject is left once the request is
 // complete (ACC keeps the file until the cleanup, 90 days later).
 func (s *Service) deletedUpdate(req *store.Request, found, recorded []tableIDs, audit []string) store.RequestUpdate {
-	upd := store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease,
+	// The subject's other files (an earlier access file, another delete's
+	// reviewed file) are copies of the same rows: they go too.
+	upd := store.RequestUpdate{Status: ptr(StatusDeleteInProgress.stored()), ExtendLease: s.cfg.Lease, DropSubjectFiles: true,
 		Audit: append(audit, fmt.Sprintf("Checked: no record of the subject remains in the %d table(s) searched.", len(found)))}
 	// Recorded with the deletes: a run that ends before its purge leaves
 	// the request deleteInProgress, and the next run follows the rows

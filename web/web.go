@@ -271,7 +271,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	msg := apperr.MessageOf(err)
 	status, ok := httpStatus[apperr.CodeOf(err)]
 	switch {
-	case errors.Is(err, privacy.ErrPurged), errors.Is(err, privacy.ErrDestroyed):
+	case errors.Is(err, privacy.ErrPurged), errors.Is(err, privacy.ErrDestroyed), errors.Is(err, privacy.ErrErased):
 		status = http.StatusGone
 	case !ok:
 		status = http.StatusInternalServerError

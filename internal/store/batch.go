@@ -165,6 +165,33 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if err := d.writeRecords(tx, now, heldIDs, upds); err != nil {
 			return err
 		}
+		// The subject's other files, after the deletes: their requests'
+		// lines go to the chain after the batch's own.
+		var erased []int64
+		for i, it := range items {
+			if !out[i].Held || !out[i].Update.DropSubjectFiles {
+				continue
+			}
+			ids, err := dropSubjectFiles(tx, it.ID)
+			if err != nil {
+				return err
+			}
+			if len(ids) > 0 {
+				line := fmt.Sprintf(ErasedFileLine, it.ID)
+				if err := tx.Exec("UPDATE privacy_requests SET audit = audit || ? WHERE id IN ?", auditText(now, line), ids).Error; err != nil {
+					return err
+				}
+				for _, id := range ids {
+					erased = append(erased, id)
+					groups = append(groups, []chainLine{{id, line}})
+				}
+			}
+		}
+		if len(erased) > 0 {
+			if err := markResidue(tx, now, ExportTables); err != nil {
+				return err
+			}
+		}
 		// The rows each request's deletes removed so far, this batch's
 		// included: what its receipt says was deleted.
 		var signing []int64
@@ -188,7 +215,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		receipts := make([]string, len(items))
 		var signErr error
 		chain, _, err := chainStatements(head, now, groups, func(i int, head ChainHead) {
-			if signErr != nil || !out[i].Held || items[i].Receipt == nil {
+			if signErr != nil || i >= len(items) || !out[i].Held || items[i].Receipt == nil {
 				return
 			}
 			if receipts[i], signErr = items[i].Receipt(out[i].Update, head, removedBy[items[i].ID]); signErr != nil {

@@ -256,18 +256,24 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 			return tables, translate(err, "Vacuum")
 		}
 	}
-	statsLocked, err := d.onConn(ctx, func(conn *sql.Conn) (bool, error) {
-		return vacuum(ctx, conn, rewrite, p.Wait, "VACUUM FULL pg_catalog.pg_statistic", "VACUUM pg_catalog.pg_statistic")
-	})
-	if err != nil {
-		return tables, translate(err, "Vacuum")
+	// pg_statistic_ext_data likewise: a DBA's extended statistics
+	// (CREATE STATISTICS on lower(email)) keep samples of values too.
+	var statsLocked bool
+	for _, catalog := range []string{"pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext_data"} {
+		locked, err := d.onConn(ctx, func(conn *sql.Conn) (bool, error) {
+			return vacuum(ctx, conn, rewrite, p.Wait, "VACUUM FULL "+catalog, "VACUUM "+catalog)
+		})
+		if err != nil {
+			return tables, translate(err, "Vacuum")
+		}
+		statsLocked = statsLocked || locked
 	}
 	switch {
 	case statsLocked:
 		// A session holds pg_statistic (a monitoring query idle in its
 		// transaction): the plain VACUUM freed the old samples without
 		// zeroing them. The tables' marks stay; the next run purges again.
-		return tables, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic, which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
+		return tables, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
 	case holder != 0:
 		who := fmt.Sprintf("server process %d", holder)
 		if holder < 0 {

@@ -110,6 +110,12 @@ type RequestUpdate struct {
 	// delete's review file, once the delete is done) and marks their
 	// tables for the residue purge (ExportTables).
 	DropExport bool
+	// DropSubjectFiles deletes, with their wrapped keys, the files of the
+	// subject's other requests (same namespace and subject hash) that no
+	// worker holds: a delete leaves no copy of the person's data, not
+	// even an earlier access file. Each such request gets an audit line
+	// (ErasedFileLine) and its tables are marked for the residue purge.
+	DropSubjectFiles bool
 	// Reviewed, when not nil, replaces the request's reviewed set.
 	Reviewed []ReviewedRow
 	// Linked, when not nil, replaces the request's coverage report.
@@ -398,6 +404,28 @@ func (d *DB) stillHeld(tx *gorm.DB, requestID int64, worker string) error {
 		return ErrLostClaim
 	}
 	return nil
+}
+
+// ErasedFileLine is the audit line of a request whose file a delete of the
+// same subject destroyed (DropSubjectFiles); %d is the delete's id.
+const ErasedFileLine = "The file and its key were destroyed with the subject's data, by the delete of request %d."
+
+// dropSubjectFiles deletes the files of the other requests of request id's
+// subject (its namespace and subject hash) that no worker holds, and
+// returns their requests' ids.
+func dropSubjectFiles(tx *gorm.DB, id int64) ([]int64, error) {
+	var ids []int64
+	err := tx.Raw(`SELECT o.id FROM privacy_requests o JOIN privacy_requests r
+		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
+		WHERE r.id = ? AND o.id <> r.id AND o.claimed_by IS NULL
+		AND EXISTS (SELECT 1 FROM privacy_exports e WHERE e.request_id = o.id)
+		ORDER BY o.id`, id).Scan(&ids).Error
+	for _, o := range ids {
+		if err == nil {
+			err = deleteExport(tx, o)
+		}
+	}
+	return ids, err
 }
 
 func deleteExport(tx *gorm.DB, requestID int64) error {
