@@ -19,6 +19,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
@@ -44,6 +45,7 @@ func TestDeleteDestroysTheSubjectsOtherFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		access := f.create(t, "defaultNamespace1", email, privacy.TypeAccess, false)
+		other := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeAccess, false) // another person's
 		f.run(t, privacy.Collect)
 		if got := f.status(t, access); got != privacy.StatusComplete {
 			t.Fatalf("access request status %v, want complete", got)
@@ -85,6 +87,11 @@ func TestDeleteDestroysTheSubjectsOtherFiles(t *testing.T) {
 		}
 		if want := fmt.Sprintf(store.ErasedFileLine, del); !strings.Contains(r.Audit, want) {
 			t.Errorf("the access request's audit does not say its file was destroyed (%q):\n%s", want, r.Audit)
+		}
+		if _, r, err := f.env.Privacy.OpenExport(f.ctx, other); err != nil {
+			t.Errorf("another person's access file was destroyed with the delete: %v", err)
+		} else {
+			r.Close()
 		}
 		if _, err := f.env.DB.VerifyAuditChain(f.ctx, nil); err != nil {
 			t.Errorf("the audit chain after the files' destruction: %v", err)

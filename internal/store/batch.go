@@ -167,25 +167,22 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		}
 		// The subject's other files, after the deletes: their requests'
 		// lines go to the chain after the batch's own.
-		var erased []int64
+		var dropping []int64
 		for i, it := range items {
-			if !out[i].Held || !out[i].Update.DropSubjectFiles {
-				continue
+			if out[i].Held && out[i].Update.DropSubjectFiles {
+				dropping = append(dropping, it.ID)
 			}
-			ids, err := dropSubjectFiles(tx, it.ID)
-			if err != nil {
+		}
+		erased, err := dropSubjectFiles(tx, dropping)
+		if err != nil {
+			return err
+		}
+		for _, e := range erased {
+			line := fmt.Sprintf(ErasedFileLine, e.by)
+			if err := tx.Exec("UPDATE privacy_requests SET audit = audit || ? WHERE id = ?", auditText(now, line), e.id).Error; err != nil {
 				return err
 			}
-			if len(ids) > 0 {
-				line := fmt.Sprintf(ErasedFileLine, it.ID)
-				if err := tx.Exec("UPDATE privacy_requests SET audit = audit || ? WHERE id IN ?", auditText(now, line), ids).Error; err != nil {
-					return err
-				}
-				for _, id := range ids {
-					erased = append(erased, id)
-					groups = append(groups, []chainLine{{id, line}})
-				}
-			}
+			groups = append(groups, []chainLine{{e.id, line}})
 		}
 		if len(erased) > 0 {
 			if err := markResidue(tx, now, ExportTables); err != nil {

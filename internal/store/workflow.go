@@ -410,22 +410,34 @@ func (d *DB) stillHeld(tx *gorm.DB, requestID int64, worker string) error {
 // same subject destroyed (DropSubjectFiles); %d is the delete's id.
 const ErasedFileLine = "The file and its key were destroyed with the subject's data, by the delete of request %d."
 
-// dropSubjectFiles deletes the files of the other requests of request id's
-// subject (its namespace and subject hash) that no worker holds, and
-// returns their requests' ids.
-func dropSubjectFiles(tx *gorm.DB, id int64) ([]int64, error) {
-	var ids []int64
-	err := tx.Raw(`SELECT o.id FROM privacy_requests o JOIN privacy_requests r
-		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
-		WHERE r.id = ? AND o.id <> r.id AND o.claimed_by IS NULL
-		AND EXISTS (SELECT 1 FROM privacy_exports e WHERE e.request_id = o.id)
-		ORDER BY o.id`, id).Scan(&ids).Error
-	for _, o := range ids {
-		if err == nil {
-			err = deleteExport(tx, o)
-		}
+// erasedFile is a request whose file a delete (by) destroyed.
+type erasedFile struct{ id, by int64 }
+
+// dropSubjectFiles deletes the files of the other requests of the subjects
+// of the deletes ids (each one's namespace and subject hash) that no
+// worker holds, and returns those requests.
+func dropSubjectFiles(tx *gorm.DB, ids []int64) ([]erasedFile, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	return ids, err
+	var found []struct{ ID, ByID int64 }
+	err := tx.Raw(`SELECT o.id AS id, min(r.id) AS by_id FROM privacy_requests o JOIN privacy_requests r
+		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
+		WHERE r.id IN ? AND o.id NOT IN ? AND o.claimed_by IS NULL
+		AND EXISTS (SELECT 1 FROM privacy_exports e WHERE e.request_id = o.id)
+		GROUP BY o.id ORDER BY o.id`, ids, ids).Scan(&found).Error
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	out := make([]erasedFile, len(found))
+	of := make([]int64, len(found))
+	for i, f := range found {
+		out[i], of[i] = erasedFile{f.ID, f.ByID}, f.ID
+	}
+	if err := tx.Where("request_id IN ?", of).Delete(&exportChunk{}).Error; err != nil {
+		return nil, err
+	}
+	return out, tx.Where("request_id IN ?", of).Delete(&Export{}).Error
 }
 
 func deleteExport(tx *gorm.DB, requestID int64) error {
