@@ -137,13 +137,23 @@ func (s *Service) canonicalise(ctx context.Context, ns *Namespace, table, column
 		s.log.WarnContext(ctx, "namespace field: values longer than the field in canonical form are kept as stored, and no request reaches them; widen the field or change the rule",
 			"namespace", ns.Name, "rule", rule, "field_length", length, "rows", unfit)
 	}
+	// The requests' subject hashes are of the canonical value: under the
+	// new form, or they would no longer find the subject's requests (the
+	// DPO's search, a delete destroying the subject's other files).
+	rehashed, err := s.db.RehashSubjects(ctx, ns.ID, func(_ int64, value string) (string, bool) {
+		c, err := matchValue(ns, value)
+		return s.subjectHash(c), err == nil
+	})
+	if err != nil {
+		return err
+	}
 	if err := s.db.SetNamespaceCanonical(ctx, ns.ID, canon.Version); err != nil {
 		return err
 	}
 	ns.Canonical = canon.Version
 	s.namespaces.Delete(ns.Name)
 	// A count, never a value.
-	s.log.InfoContext(ctx, "namespace field canonicalised", "namespace", ns.Name, "rule", rule, "rows", n)
+	s.log.InfoContext(ctx, "namespace field canonicalised", "namespace", ns.Name, "rule", rule, "rows", n, "requests_rehashed", rehashed)
 	return nil
 }
 

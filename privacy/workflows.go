@@ -310,6 +310,7 @@ func (s *Service) endStep(ctx context.Context, req *store.Request, upd store.Req
 }
 
 func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
+	since := s.db.Now()
 	found, total, err := s.lookup(ctx, req)
 	if err != nil {
 		return nil, err
@@ -346,6 +347,7 @@ func (s *Service) collectOne(ctx context.Context, req *store.Request, batch bool
 			return nil, err
 		}
 		next.ExportChunks, next.ExportSize = chunks, size
+		next.ErasedSince = s.erasedSince(since)
 	}
 	if req.Type != TypeAccess && req.ConfirmDeletePending {
 		// What the operator will review is what the confirmed delete removes.
@@ -755,6 +757,7 @@ func (s *Service) deleteItem(ctx context.Context, req *store.Request, found, rec
 // rows its rounds deleted stay recorded, marked deleted: the next round
 // follows them to rows written for them since.
 func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []tableIDs, n int, deleted []tableIDs, audit []string) error {
+	since := s.db.Now() // the rows were looked up just before: a delete done since may have erased them
 	chunks, size, err := s.writeExport(ctx, req, req.ReconciliationValue, rows, nil)
 	if err != nil {
 		return err
@@ -768,10 +771,19 @@ func (s *Service) reviewAgain(ctx context.Context, req *store.Request, rows []ta
 	deadline := s.cfg.Now().Add(s.cfg.ConfirmWindow)
 	// The next round's delete has attempts of its own.
 	return s.finish(ctx, req, store.RequestUpdate{Status: ptr(StatusConfirmDeletePending.stored()), ConfirmDeadline: &deadline, RetryCount: ptr(0),
-		ExportChunks: chunks, ExportSize: size, Counts: counts, Reviewed: append(reviewedRows(rows), deletedRows(deleted)...),
+		ExportChunks: chunks, ExportSize: size, ErasedSince: s.erasedSince(since), Counts: counts, Reviewed: append(reviewedRows(rows), deletedRows(deleted)...),
 		Audit: append(audit, fmt.Sprintf("%d record(s) matched the value but were not reviewed; they were not deleted.", n),
 			"Request needs to be confirmed before data is deleted",
 			"Confirm before "+deadline.UTC().Format("2006-01-02 15:04:05Z")+".")})
+}
+
+// erasedSince is the check a file's completion makes (store.ErasedSince):
+// a delete of the same subject that deleted its rows (deleteInProgress,
+// then complete) since the lookup that began at since destroys the file
+// instead, as it destroys the files it finds done (DropSubjectFiles).
+func (s *Service) erasedSince(since time.Time) *store.ErasedSince {
+	return &store.ErasedSince{Since: since, DeleteType: TypeDelete,
+		Done: []store.Status{StatusDeleteInProgress.stored(), StatusComplete.stored()}}
 }
 
 // reviewedRows is the reviewed set of found, table by table.
@@ -996,7 +1008,7 @@ func (s *Service) stepDone(ctx context.Context, id int64, upd store.RequestUpdat
 	if awaitsPurge(upd) {
 		s.touched.deleted(id)
 	}
-	if upd.DropExport {
+	if upd.DropExport || upd.DropSubjectFiles {
 		s.touched.addTables(store.ExportTables...)
 	}
 	s.log.InfoContext(ctx, "privacy request step done", "id", id, "status", Status(*upd.Status).String())

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +98,31 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		for _, id := range held {
 			isHeld[id] = true
 		}
+		// A file completed and the subject's files destroyed, in one order
+		// (subjectLock): a file being written when a delete of its subject
+		// was done is destroyed instead of completed.
+		var subjects []int64
+		for _, it := range items {
+			if isHeld[it.ID] && (it.Update.DropSubjectFiles || it.Update.ErasedSince != nil && it.Update.ExportChunks > 0) {
+				subjects = append(subjects, it.ID)
+			}
+		}
+		if err := d.lockSubjects(tx, subjects); err != nil {
+			return err
+		}
+		for i, it := range items {
+			if e := it.Update.ErasedSince; !isHeld[it.ID] || e == nil || it.Update.ExportChunks == 0 {
+				continue
+			}
+			by, err := erasedBy(tx, it.ID, it.Update.ErasedSince)
+			if err != nil {
+				return err
+			}
+			if by != 0 {
+				items[i].Update.ExportChunks, items[i].Update.DropExport = 0, true
+				items[i].Update.Audit = append(slices.Clone(it.Update.Audit), fmt.Sprintf(ErasedFileLine, by))
+			}
+		}
 		deleted, err := d.batchDeletes(tx, items, isHeld)
 		if err != nil {
 			return err
@@ -176,6 +202,17 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		erased, err := dropSubjectFiles(tx, dropping)
 		if err != nil {
 			return err
+		}
+		// What was applied: DropSubjectFiles stays on the deletes that did
+		// destroy a file (their runs purge the files' tables).
+		erasing := map[int64]bool{}
+		for _, e := range erased {
+			erasing[e.by] = true
+		}
+		for i, it := range items {
+			if out[i].Held && out[i].Update.DropSubjectFiles && !erasing[it.ID] {
+				out[i].Update.DropSubjectFiles = false
+			}
 		}
 		for _, e := range erased {
 			line := fmt.Sprintf(ErasedFileLine, e.by)

@@ -238,11 +238,26 @@ func (d *DB) SetNamespaceCanonical(ctx context.Context, id int64, v int) error {
 // missing (replicas starting together). It returns how many it filled.
 // Values pass through fn only, never through a log.
 func (d *DB) FillSubjectHashes(ctx context.Context, fn func(namespaceID int64, value string) (hash string, ok bool)) (int64, error) {
+	return d.setSubjectHashes(ctx, "subject_hash IS NULL", nil, fn)
+}
+
+// RehashSubjects gives every request of a namespace whose value is still
+// held the hash fn computes: the namespace's rule (or the canonical form's
+// version) changed, and the hash of a value in the old form would not
+// find its requests (the DPO's search, a delete destroying the subject's
+// other files). A request purged before keeps its hash.
+func (d *DB) RehashSubjects(ctx context.Context, namespaceID int64, fn func(namespaceID int64, value string) (hash string, ok bool)) (int64, error) {
+	return d.setSubjectHashes(ctx, "namespace_id = ?", []any{namespaceID}, fn)
+}
+
+// setSubjectHashes is FillSubjectHashes and RehashSubjects over the
+// requests where scope holds.
+func (d *DB) setSubjectHashes(ctx context.Context, scope string, args []any, fn func(namespaceID int64, value string) (hash string, ok bool)) (int64, error) {
 	var filled, last int64
 	for {
 		var rows []Request
-		err := d.db.WithContext(ctx).Select("id", "namespace_id", "reconciliation_value").
-			Where("id > ? AND subject_hash IS NULL AND purged_at IS NULL AND reconciliation_value <> ''", last).
+		err := d.db.WithContext(ctx).Select("id", "namespace_id", "reconciliation_value", "subject_hash").
+			Where("id > ? AND purged_at IS NULL AND reconciliation_value <> ''", last).Where(scope, args...).
 			Order("id").Limit(idBatch).Find(&rows).Error
 		if err != nil || len(rows) == 0 {
 			return filled, translate(err, "Privacy request")
@@ -250,10 +265,16 @@ func (d *DB) FillSubjectHashes(ctx context.Context, fn func(namespaceID int64, v
 		err = d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			for _, r := range rows {
 				h, ok := fn(r.NamespaceID, r.ReconciliationValue)
-				if !ok {
+				if !ok || r.SubjectHash != nil && *r.SubjectHash == h {
 					continue
 				}
-				res := tx.Exec("UPDATE privacy_requests SET subject_hash = ? WHERE id = ? AND subject_hash IS NULL", h, r.ID)
+				// Only over the hash read: a replica starting together, or
+				// a request's own create, may have set it meanwhile.
+				q, qa := "UPDATE privacy_requests SET subject_hash = ? WHERE id = ? AND subject_hash IS NULL", []any{h, r.ID}
+				if r.SubjectHash != nil {
+					q, qa = "UPDATE privacy_requests SET subject_hash = ? WHERE id = ? AND subject_hash = ?", []any{h, r.ID, *r.SubjectHash}
+				}
+				res := tx.Exec(q, qa...)
 				if res.Error != nil {
 					return res.Error
 				}

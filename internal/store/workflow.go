@@ -116,6 +116,11 @@ type RequestUpdate struct {
 	// even an earlier access file. Each such request gets an audit line
 	// (ErasedFileLine) and its tables are marked for the residue purge.
 	DropSubjectFiles bool
+	// ErasedSince, on a step that completes a file (ExportChunks > 0),
+	// destroys the file instead when a delete of the same subject was
+	// done since the collect's lookup began: DropSubjectFiles found this
+	// request held, and the file may hold the rows that delete erased.
+	ErasedSince *ErasedSince
 	// Reviewed, when not nil, replaces the request's reviewed set.
 	Reviewed []ReviewedRow
 	// Linked, when not nil, replaces the request's coverage report.
@@ -409,6 +414,45 @@ func (d *DB) stillHeld(tx *gorm.DB, requestID int64, worker string) error {
 // ErasedFileLine is the audit line of a request whose file a delete of the
 // same subject destroyed (DropSubjectFiles); %d is the delete's id.
 const ErasedFileLine = "The file and its key were destroyed with the subject's data, by the delete of request %d."
+
+// ErasedSince says which deletes erase a file being written: those of
+// type DeleteType, in one of the statuses Done, that changed at or after
+// Since (when the collect's lookup began).
+type ErasedSince struct {
+	Since      time.Time
+	DeleteType int
+	Done       []Status
+}
+
+// subjectLock is the class of the transaction-level advisory locks, one
+// a subject (namespace's hash of the value), that order a delete's
+// destruction of the subject's files (DropSubjectFiles) and a collect's
+// completion of one (ErasedSince) on PostgreSQL: whichever commits second
+// sees the other. SQLite has one writer at a time.
+const subjectLock = 6370730
+
+// lockSubjects takes the subject locks of the requests ids, in one order.
+func (d *DB) lockSubjects(tx *gorm.DB, ids []int64) error {
+	if d.dialect != Postgres || len(ids) == 0 {
+		return nil
+	}
+	return tx.Exec(`SELECT count(pg_advisory_xact_lock(?, k)) FROM (SELECT DISTINCT hashtext(subject_hash) AS k
+		FROM privacy_requests WHERE id IN ? AND subject_hash IS NOT NULL ORDER BY k) s`, subjectLock, ids).Error
+}
+
+// erasedBy returns the delete that erased the subject of request id since
+// e.Since, or 0.
+func erasedBy(tx *gorm.DB, id int64, e *ErasedSince) (int64, error) {
+	var by []int64
+	err := tx.Raw(`SELECT r.id FROM privacy_requests r JOIN privacy_requests o
+		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
+		WHERE o.id = ? AND r.id <> o.id AND r.type = ? AND r.status IN ? AND r.last_modified >= ?
+		ORDER BY r.id LIMIT 1`, id, e.DeleteType, e.Done, e.Since.UTC()).Scan(&by).Error
+	if err != nil || len(by) == 0 {
+		return 0, err
+	}
+	return by[0], nil
+}
 
 // erasedFile is a request whose file a delete (by) destroyed.
 type erasedFile struct{ id, by int64 }
