@@ -39,3 +39,26 @@ func TestWriteDeliveryLogAsACCWritesIt(t *testing.T) {
 		}
 	})
 }
+
+// A tracking log as ACC writes it (privacy-anchors.md §4.5): its URL is the
+// link key url-id, to the delivery's tracked URL (nms:trackingUrl).
+func TestWriteTrackingLogAsACCWritesIt(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		env := servertest.New(t, dialect, servertest.Options{})
+		env.Operator(t, "ana", "correct horse", session.RightPrivacy)
+		token, _ := env.Logon(t, "ana", "correct horse")
+		for _, doc := range []string{
+			`<recipient xtkschema="nms:recipient" _operation="insert" email="someone@example.com"/>`,
+			`<trackingUrl xtkschema="nms:trackingUrl" _operation="insert" label="Open" type="2"/>`,
+			`<trackingLogRcp xtkschema="nms:trackingLogRcp" _operation="insert" recipient-id="1" url-id="1" urlLabel="Open" urlType="2"/>`,
+		} {
+			_, body := env.Post(t, "xtk:session#Write", writeCall("Write", token, doc))
+			mustContain(t, body, "<WriteResponse")
+		}
+		got := queryResult(t, env, token, `<queryDef schema="nms:trackingLogRcp" operation="select"><select><node expr="@id"/><node expr="@url-id"/>`+
+			`<node expr="[url/@label]" alias="@url"/></select></queryDef>`)
+		if want := `<trackingLogRcp-collection><trackingLogRcp id="1" url-id="1" url="Open"/></trackingLogRcp-collection>`; got != want {
+			t.Fatalf("tracking logs and their URLs\n got %s\nwant %s", got, want)
+		}
+	})
+}
