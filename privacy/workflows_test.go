@@ -34,7 +34,7 @@ var ownedTables = map[string]int64{
 	"nms_subscription": 1, "nms_proposition_rcp": 1,
 }
 
-var sharedTables = []string{"nms_delivery", "nms_group", "nms_service"}
+var sharedTables = []string{"nms_delivery", "nms_broad_log_msg", "nms_tracking_url", "nms_group", "nms_service"}
 
 type fixture struct {
 	env *servertest.Env

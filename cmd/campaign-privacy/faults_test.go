@@ -94,7 +94,7 @@ func demoRequests(t *testing.T, env map[string]string, typ int, ns ...int64) map
 }
 
 var faultTables = []string{"nms_recipient", "nms_broad_log_rcp", "nms_tracking_log_rcp", "nms_broad_log_event_histo", "nms_rcp_grp_rel",
-	"nms_visitor", "nms_proposition_visitor", "nms_sub_histo", "nms_subscription", "nms_proposition_rcp", "nms_delivery", "nms_group", "nms_service"}
+	"nms_visitor", "nms_proposition_visitor", "nms_sub_histo", "nms_subscription", "nms_proposition_rcp", "nms_delivery", "nms_broad_log_msg", "nms_tracking_url", "nms_group", "nms_service"}
 
 // subjectRows are what demo-3 owns in each table (see internal/demodata).
 var subjectRows = map[string]int64{"nms_recipient": 1, "nms_broad_log_rcp": 3, "nms_tracking_log_rcp": 2, "nms_broad_log_event_histo": 1,

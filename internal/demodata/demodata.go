@@ -1,6 +1,6 @@
 // Package demodata creates a realistic synthetic data set over the ACC data
 // model — recipients with rows in every standard table, shared deliveries,
-// lists and services, and the custom cus:transaction / cus:transactionDetail
+// delivery log messages, tracked URLs, lists and services, and the custom cus:transaction / cus:transactionDetail
 // tables when those schemas are loaded — for demos and benchmarks. Subjects
 // are demo-<n>@example.com; everything is deterministic for a given seed.
 // A field some namespace reconciles on is stored in that namespace's
@@ -29,6 +29,30 @@ var (
 	lastNames  = []string{"Silva", "Müller", "Martin", "Rossi", "Nowak", "Kowalski", "García", "Dubois", "Smith", "Tanaka", "Okafor", "Larsen"}
 	cities     = []string{"Lisboa", "Berlin", "Paris", "Milano", "Kraków", "Madrid", "London", "Osaka"}
 )
+
+// logMessages are the shared delivery log messages (nms:broadLogMsg) the
+// demo logs point at: ACC's qualification of what a delivery answered.
+var logMessages = []struct {
+	text                       string
+	failureType, failureReason int64
+}{
+	{"Message sent", 0, 0},
+	{"550 5.1.1 Mailbox unavailable", 2, 1},
+	{"452 4.2.2 Mailbox full", 1, 5},
+	{"421 4.7.0 Try again later", 1, 3},
+}
+
+// trackedURLs are the shared tracked URLs (nms:trackingUrl) the demo
+// tracking logs point at; the logs are opens, the first one.
+var trackedURLs = []struct {
+	label  string
+	typ    int64
+	source string
+}{
+	{"Open", 2, ""},
+	{"Mirror page", 6, ""},
+	{"Shop", 1, "https://www.example.com/shop"},
+}
 
 // Generator writes batches of recipients and their rows.
 type Generator struct {
@@ -71,7 +95,8 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 		}
 		return g.DB.InsertRows(ctx, tbl, cols, rows)
 	}
-	// Shared, non-personal tables: deliveries, lists, services.
+	// Shared, non-personal tables: deliveries, delivery log messages,
+	// tracked URLs, lists, services.
 	shared := map[string]int64{}
 	for _, s := range []struct {
 		table string
@@ -81,6 +106,14 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 	}{
 		{"nms_delivery", 20, []string{"label", "internal_name", "message_type", "created"}, func(i int) []any {
 			return []any{fmt.Sprintf("Newsletter %d", i), fmt.Sprintf("DM%d", i), int64(i % 3), g.Now}
+		}},
+		{"nms_broad_log_msg", len(logMessages), []string{"text", "failure_type", "failure_reason", "created"}, func(i int) []any {
+			m := logMessages[i-1]
+			return []any{m.text, m.failureType, m.failureReason, g.Now}
+		}},
+		{"nms_tracking_url", len(trackedURLs), []string{"label", "type", "source_url", "created"}, func(i int) []any {
+			u := trackedURLs[i-1]
+			return []any{u.label, u.typ, u.source, g.Now}
 		}},
 		{"nms_group", 5, []string{"label", "name", "created"}, func(i int) []any { return []any{fmt.Sprintf("List %d", i), fmt.Sprintf("list%d", i), g.Now} }},
 		{"nms_service", 3, []string{"label", "name", "created"}, func(i int) []any { return []any{fmt.Sprintf("Service %d", i), fmt.Sprintf("svc%d", i), g.Now} }},
@@ -133,10 +166,10 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 				delivery := shared["nms_delivery"] + int64(rng.IntN(20))
 				at := day.Add(time.Duration(j+1) * 24 * time.Hour)
 				bl := add("nms_broad_log_rcp", []string{"recipient_id", "delivery_id", "address", "status", "msg_id", "delivery_label", "delivery_type", "contact_date", "event_date", "last_modified"},
-					rid, delivery, Email(num), int64(1+rng.IntN(3)), int64(rng.IntN(1_000_000)), "Newsletter", int64(0), at, at, at)
+					rid, delivery, Email(num), int64(1+rng.IntN(3)), shared["nms_broad_log_msg"]+int64(rng.IntN(len(logMessages))), "Newsletter", int64(0), at, at, at)
 				if j < 2 {
-					add("nms_tracking_log_rcp", []string{"recipient_id", "broad_log_id", "delivery_id", "log_date", "url_label", "url_type", "user_agent", "source_ip"},
-						rid, bl, delivery, at.Add(time.Hour), "Open", int64(2), "Mozilla/5.0", "192.0.2.1")
+					add("nms_tracking_log_rcp", []string{"recipient_id", "broad_log_id", "delivery_id", "url_id", "log_date", "url_label", "url_type", "user_agent", "source_ip"},
+						rid, bl, delivery, shared["nms_tracking_url"], at.Add(time.Hour), "Open", int64(2), "Mozilla/5.0", "192.0.2.1")
 				}
 			}
 			add("nms_broad_log_event_histo", []string{"recipient_id", "delivery_id", "address", "status", "event_type", "event_date"},
@@ -179,7 +212,7 @@ func (g *Generator) Generate(ctx context.Context, n int, progress func(done int)
 	if !g.NoAnalyze {
 		// A bulk load leaves PostgreSQL without statistics until
 		// autovacuum's next pass (never, where it is off).
-		filled := []string{"nms_delivery", "nms_group", "nms_service"}
+		filled := []string{"nms_delivery", "nms_broad_log_msg", "nms_tracking_url", "nms_group", "nms_service"}
 		for _, name := range order {
 			if (name != "cus_transaction" || hasTx) && (name != "cus_transaction_detail" || hasDetail) {
 				filled = append(filled, name)
