@@ -1,6 +1,7 @@
 package web
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -50,9 +51,12 @@ func (s *Server) handleLogon(w http.ResponseWriter, r *http.Request) {
 		if apperr.CodeOf(err) == apperr.Busy {
 			status = http.StatusServiceUnavailable
 		}
+		msg := "Invalid login or password."
+		if status == http.StatusServiceUnavailable {
+			msg = apperr.MessageOf(err) // refused before the operator was read: it says nothing of it
+		}
 		logonPolicy(w)
-		s.render(w, r, status, "logon.html", page{Title: "Log on", Target: target, Login: login,
-			Error: "Invalid login or password."})
+		s.render(w, r, status, "logon.html", page{Title: "Log on", Target: target, Login: login, Error: msg})
 		return
 	}
 	s.setSessionCookies(w, r, tokens.SessionToken, tokens.SecurityToken, int(s.sessions.Config().TTL.Seconds()))
@@ -170,7 +174,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
+	pageNo = min(max(pageNo, 1), math.MaxInt32) // (pageNo-1)*pageSize never overflows
 	query.Limit, query.Offset = pageSize, (pageNo-1)*pageSize
 	reqs, total, err := s.privacy.Requests(r.Context(), callerOf(r), query)
 	if err != nil {
@@ -280,7 +284,11 @@ func (s *Server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		if v, err = s.privacy.Request(r.Context(), callerOf(r), id); err == nil && strings.TrimSpace(r.PostFormValue("name")) != v.Name {
 			err = apperr.Errorf(apperr.Invalid, "Type the request's name, %s, to confirm the deletion. Nothing was deleted.", v.Name)
-		} else if err == nil && (v.ConfirmBefore == nil || r.PostFormValue("round") != strconv.FormatInt(v.ConfirmBefore.UnixMicro(), 10)) {
+		} else if err == nil && v.ConfirmBefore == nil {
+			// Not waiting for a confirmation (already confirmed: a double
+			// click; or done): nothing to confirm.
+			err = apperr.Errorf(apperr.Conflict, "This request is not waiting for a delete confirmation (status %s): it may have been confirmed already. Nothing else was done.", v.StatusLabel)
+		} else if err == nil && r.PostFormValue("round") != strconv.FormatInt(v.ConfirmBefore.UnixMicro(), 10) {
 			// The form confirms the file it was shown with: each review
 			// round has a deadline of its own. An old form (a double
 			// click after a delete run, a reload, an old tab) must not
