@@ -93,7 +93,7 @@ func detailOf(body string) string {
 // operator retypes it, or thinks the account's password was changed.
 func TestBusyLogonSaysBusy(t *testing.T) {
 	w := newWorld(t, "sqlite", servertest.Options{Session: func(c *session.Config) {
-		c.HashSlots, c.SuspectHashSlots, c.HashWait = 1, 1, 2 * time.Millisecond
+		c.HashSlots, c.SuspectHashSlots, c.HashWait = 1, 1, 2*time.Millisecond
 	}})
 	for attempt := 0; attempt < 20; attempt++ {
 		var wg sync.WaitGroup
