@@ -440,12 +440,15 @@ func (d *DB) lockSubjects(tx *gorm.DB, ids []int64) error {
 		FROM privacy_requests WHERE id IN ? AND subject_hash IS NOT NULL ORDER BY k) s`, subjectLock, ids).Error
 }
 
+// sameSubject joins a request o to the requests r of its subject: the
+// same namespace and subject hash (a NULL hash matches nothing).
+const sameSubject = "privacy_requests o JOIN privacy_requests r ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash"
+
 // erasedBy returns the delete that erased the subject of request id since
 // e.Since, or 0.
 func erasedBy(tx *gorm.DB, id int64, e *ErasedSince) (int64, error) {
 	var by []int64
-	err := tx.Raw(`SELECT r.id FROM privacy_requests r JOIN privacy_requests o
-		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
+	err := tx.Raw(`SELECT r.id FROM `+sameSubject+`
 		WHERE o.id = ? AND r.id <> o.id AND r.type = ? AND r.status IN ? AND r.last_modified >= ?
 		ORDER BY r.id LIMIT 1`, id, e.DeleteType, e.Done, e.Since.UTC()).Scan(&by).Error
 	if err != nil || len(by) == 0 {
@@ -465,8 +468,7 @@ func dropSubjectFiles(tx *gorm.DB, ids []int64) ([]erasedFile, error) {
 		return nil, nil
 	}
 	var found []struct{ ID, ByID int64 }
-	err := tx.Raw(`SELECT o.id AS id, min(r.id) AS by_id FROM privacy_requests o JOIN privacy_requests r
-		ON r.namespace_id = o.namespace_id AND r.subject_hash = o.subject_hash
+	err := tx.Raw(`SELECT o.id AS id, min(r.id) AS by_id FROM `+sameSubject+`
 		WHERE r.id IN ? AND o.id NOT IN ? AND o.claimed_by IS NULL
 		AND EXISTS (SELECT 1 FROM privacy_exports e WHERE e.request_id = o.id)
 		GROUP BY o.id ORDER BY o.id`, ids, ids).Scan(&found).Error
@@ -478,17 +480,16 @@ func dropSubjectFiles(tx *gorm.DB, ids []int64) ([]erasedFile, error) {
 	for i, f := range found {
 		out[i], of[i] = erasedFile{f.ID, f.ByID}, f.ID
 	}
-	if err := tx.Where("request_id IN ?", of).Delete(&exportChunk{}).Error; err != nil {
-		return nil, err
-	}
-	return out, tx.Where("request_id IN ?", of).Delete(&Export{}).Error
+	return out, deleteExport(tx, of...)
 }
 
-func deleteExport(tx *gorm.DB, requestID int64) error {
-	if err := tx.Where("request_id = ?", requestID).Delete(&exportChunk{}).Error; err != nil {
+// deleteExport deletes the files of the requests ids, chunks and wrapped
+// keys.
+func deleteExport(tx *gorm.DB, ids ...int64) error {
+	if err := tx.Where("request_id IN ?", ids).Delete(&exportChunk{}).Error; err != nil {
 		return err
 	}
-	return tx.Where("request_id = ?", requestID).Delete(&Export{}).Error
+	return tx.Where("request_id IN ?", ids).Delete(&Export{}).Error
 }
 
 // AppendExportChunk stores one sealed chunk, if worker still holds the
