@@ -179,7 +179,9 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 		// quiet machine). What this short run guards on any machine, the
 		// race detector included, is the defect itself: a legitimate call
 		// waits for at most one bulk write's budget, never for the call
-		// deadline (10 s) as before.
+		// deadline (10 s) as before. The slack over that budget is 2 s: a
+		// Logon under the race detector hashes for 1–2 s on this machine,
+		// and p99 of a handful of calls is their slowest.
 		bound := store.WriteBudget
 		if dialect == store.Postgres {
 			bound = store.WriteBudgetPostgres
@@ -188,7 +190,7 @@ func TestBulkWriteDoesNotStarveLogons(t *testing.T) {
 			name       string
 			alone, now time.Duration
 		}{{"Logon", p99(baseLogons), p99(logons)}, {"CreateRequestByName", p99(baseCreates), p99(creates)}} {
-			if limit := max(time.Second, c.alone+bound+time.Second); c.now > limit {
+			if limit := max(time.Second, c.alone+bound+2*time.Second); c.now > limit {
 				t.Errorf("p99 %s %v under attack (%v alone): over %v", c.name, c.now, c.alone, limit)
 			} else if c.now > time.Second {
 				t.Logf("p99 %s %v under attack: over the 1 s target on this machine, within one bulk write's budget", c.name, c.now)
