@@ -204,7 +204,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	if err != nil {
 		return tables, translate(err, "Vacuum")
 	}
-	rewrite := p.Rewrite && holder == 0
+	rewrite := p.Rewrite && !holder.held()
 	// ANALYZE with each: the table's statistics sample values, the erased
 	// ones too. Up to purgeConns tables at once: a rewrite is mostly
 	// sorting for the index builds, and each table is locked only while
@@ -251,10 +251,19 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	// their samples): a vacuum keeps what a snapshot sees, so this one
 	// waits for those snapshots too. The service's own reads are such
 	// snapshots; they last milliseconds.
-	if holder == 0 {
-		if holder, err = d.waitHorizon(ctx, p.Wait, true); err != nil {
-			return tables, translate(err, "Vacuum")
-		}
+	// After a wait already spent (the tables were only vacuumed: the
+	// result is Busy whatever this finds), only a look, so that what holds
+	// the catalogs is named with the rest.
+	catalogWait := p.Wait
+	if holder.held() {
+		catalogWait = 0
+	}
+	catalogHolder, err := d.waitHorizon(ctx, catalogWait, true)
+	if err != nil {
+		return tables, translate(err, "Vacuum")
+	}
+	if catalogHolder.held() {
+		holder = catalogHolder
 	}
 	// pg_statistic_ext_data likewise: a DBA's extended statistics
 	// (CREATE STATISTICS on lower(email)) keep samples of values too.
@@ -274,12 +283,8 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		// transaction): the plain VACUUM freed the old samples without
 		// zeroing them. The tables' marks stay; the next run purges again.
 		return tables, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
-	case holder != 0:
-		who := fmt.Sprintf("server process %d", holder)
-		if holder < 0 {
-			who = "a replication slot or a prepared transaction"
-		}
-		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", who, p.Wait, len(tables))
+	case holder.held():
+		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
 	case len(locked) > 0:
 		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
@@ -327,8 +332,8 @@ func (d *DB) MayVacuumStatistics(ctx context.Context) (bool, error) {
 // prepared transactions; with $2, for a catalog (pg_statistic), also
 // the logical slots' catalog_xmin (logical decoding keeps the catalogs'
 // old rows, a change-data-capture consumer's slot of any database). It
-// returns the first such process id (0 for a slot or a prepared
-// transaction) and how many there are. 32-bit ids are widened against
+// returns the first such process id, how many processes there are, and
+// how many slots and prepared transactions. 32-bit ids are widened against
 // the current 64-bit one (a wrapped id is older).
 const horizonHolders = `
 WITH now AS (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS cur),
@@ -344,7 +349,7 @@ held AS (
 wide AS (
 	SELECT pid, ((cur >> 32) << 32) + x::text::bigint AS w, cur FROM held, now
 )
-SELECT coalesce(min(pid) FILTER (WHERE pid > 0), 0), count(*)
+SELECT coalesce(min(pid) FILTER (WHERE pid > 0), 0), count(*) FILTER (WHERE pid > 0), count(*) FILTER (WHERE pid = 0)
 FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 
 // purgeConns bounds the tables PurgeResidue vacuums at once: two rewrite
@@ -456,34 +461,52 @@ func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duratio
 	return true, err
 }
 
+// horizon is what keeps a vacuum from removing deleted rows' old
+// versions: server processes (pid the first of them) and replication
+// slots or prepared transactions. All are named: a slot behind a busy
+// process is the operator's to find too.
+type horizon struct{ pid, procs, slots int }
+
+func (h horizon) held() bool { return h.procs+h.slots > 0 }
+
+func (h horizon) String() string {
+	var who []string
+	switch {
+	case h.procs == 1:
+		who = append(who, fmt.Sprintf("server process %d", h.pid))
+	case h.procs > 1:
+		who = append(who, fmt.Sprintf("server process %d and %d other(s)", h.pid, h.procs-1))
+	}
+	if h.slots > 0 {
+		who = append(who, "a replication slot or a prepared transaction")
+	}
+	return strings.Join(who, ", and ")
+}
+
 // waitHorizon waits, up to wait, until no transaction that began before
-// now is left (for catalog, no logical slot either), and returns a server
-// process still holding one (-1 for a slot or a prepared transaction), or
-// 0.
-func (d *DB) waitHorizon(ctx context.Context, wait time.Duration, catalog bool) (int, error) {
+// now is left (for catalog, no logical slot either), and returns what
+// still holds one, if anything.
+func (d *DB) waitHorizon(ctx context.Context, wait time.Duration, catalog bool) (horizon, error) {
 	var next int64
 	if err := d.sql.QueryRowContext(ctx, "SELECT txid_snapshot_xmax(txid_current_snapshot())").Scan(&next); err != nil {
-		return 0, err
+		return horizon{}, err
 	}
 	deadline := time.Now().Add(wait)
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		var pid, n int
-		if err := d.sql.QueryRowContext(ctx, horizonHolders, next, catalog).Scan(&pid, &n); err != nil {
-			return 0, err
+		var h horizon
+		if err := d.sql.QueryRowContext(ctx, horizonHolders, next, catalog).Scan(&h.pid, &h.procs, &h.slots); err != nil {
+			return horizon{}, err
 		}
-		if n == 0 {
-			return 0, nil
-		}
-		if pid == 0 {
-			pid = -1
+		if !h.held() {
+			return h, nil
 		}
 		pause = min(pause, time.Until(deadline))
 		if pause <= 0 {
-			return pid, nil
+			return h, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return horizon{}, ctx.Err()
 		case <-time.After(pause):
 		}
 	}
