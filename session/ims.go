@@ -51,6 +51,12 @@ var asymmetric = map[string]bool{
 // 1.5 KiB).
 const maxBearerBytes = 16 << 10
 
+// accessToken is the value of the "type" claim IMS puts in the tokens
+// that grant API access; its refresh tokens, authorization codes, ID
+// tokens and device tokens are signed with the same key and say
+// otherwise.
+const accessToken = "access_token"
+
 // IMS verifies bearer tokens for BearerTokenLogon.
 type IMS struct {
 	cfg IMSConfig
@@ -118,9 +124,15 @@ func (m *IMS) Config() IMSConfig { return m.cfg }
 // BearerTokenLogon exchanges a bearer token, from the client address from,
 // for a session: the same session and security tokens as Logon. Every
 // failure — no IMS configured, a bad signature or unknown key, another
-// issuer or audience, an expired token, an alg not allowed, no operator of
-// that login, a disabled or locked operator — is Logon's one BadLogon
-// error. The token itself is never logged.
+// issuer or audience, a token issued in the future or expired, an alg not
+// allowed, a token of another type than an access token, no operator of
+// that login, a disabled operator — is Logon's one BadLogon error. The
+// token itself is never logged.
+//
+// An operator locked out by wrong passwords is not refused: the lock
+// stops password guessing, and a bearer logon does not use the password.
+// Refusing it would let anyone who knows a technical account's login keep
+// its integration out with a few wrong passwords.
 func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (tokens *Tokens, err error) {
 	if s.addressThrottled(from) {
 		s.log.WarnContext(ctx, "bearer logon refused", "reason", "too many failures from this address", "from", from)
@@ -150,6 +162,7 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		jwt.WithIssuer(ims.cfg.Issuer),
 		jwt.WithAudience(ims.cfg.Audience),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(s.cfg.Now),
 	)
@@ -157,6 +170,11 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		// The reason is jwt's sentinel (expired, bad signature, …), never
 		// the token or its claims.
 		return refuse(bearerReason(perr))
+	}
+	// A token without "type" (another identity provider's) is judged by
+	// its issuer and audience alone.
+	if kind, ok := claims["type"]; ok && kind != accessToken {
+		return refuse("not an access token")
 	}
 	login, _ := claims[ims.cfg.OperatorClaim].(string)
 	if login == "" || len(login) > MaxLoginBytes {
@@ -169,19 +187,16 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
-	switch {
-	case op.Disabled:
+	if op.Disabled {
 		return refuse("disabled", "operator_id", op.ID)
-	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
-		return refuse("locked", "operator_id", op.ID)
 	}
+	now := s.cfg.Now()
 	tokens, err = s.open(ctx, op, op.PasswordHash, now)
 	if apperr.CodeOf(err) == apperr.Conflict {
 		// Changed since the read: a password logon's rehash (the bearer
 		// logon does not depend on the password) is taken again; a
-		// disable or a lock is refused.
-		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled && (cur.LockedUntil == nil || !now.Before(*cur.LockedUntil)) {
+		// disable is refused.
+		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled {
 			tokens, err = s.open(ctx, cur, cur.PasswordHash, now)
 		}
 	}
