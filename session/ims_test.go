@@ -298,6 +298,29 @@ func TestBearerTokenLogonTakesOnlyAccessTokens(t *testing.T) {
 	}
 }
 
+// TestBearerTokenLogonRefusesAnEncryptionKey: a JWK published with
+// "use":"enc" is an encryption key (RFC 7517 §4.2: "sig" and "enc" keys
+// are not interchangeable); a token is verified only with a key whose use
+// is "sig" or absent.
+func TestBearerTokenLogonRefusesAnEncryptionKey(t *testing.T) {
+	keys := newIMSKeys(t)
+	set, _ := json.Marshal(map[string]any{"keys": []map[string]string{
+		{"kty": "RSA", "kid": "sig-1", "use": "sig", "alg": "RS256", "n": b64(keys.stranger.N.Bytes()), "e": b64(big.NewInt(int64(keys.stranger.E)).Bytes())},
+		{"kty": "RSA", "kid": "enc-1", "use": "enc", "n": b64(keys.rsa.N.Bytes()), "e": b64(big.NewInt(int64(keys.rsa.E)).Bytes())},
+		{"kty": "RSA", "kid": "any-1", "n": b64(keys.rsa.N.Bytes()), "e": b64(big.NewInt(int64(keys.rsa.E)).Bytes())},
+	}})
+	svc, clock := bearerService(t, storetest.Dialects[0], set)
+	ctx := context.Background()
+	tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "enc-1", goodClaims(clock.Now(), "techacct"))
+	if _, err := svc.BearerTokenLogon(ctx, tok, ""); apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("a token verified by an encryption key (use enc) opened a session: err = %v", err)
+	}
+	tok = mint(t, jwt.SigningMethodRS256, keys.rsa, "any-1", goodClaims(clock.Now(), "techacct"))
+	if _, err := svc.BearerTokenLogon(ctx, tok, ""); err != nil {
+		t.Fatalf("a token verified by a key without use is refused: %v", err)
+	}
+}
+
 // TestBearerTokenLogonRefusesATokenIssuedInTheFuture: an iat more than the
 // 30 s leeway ahead of the server's clock is refused (security-bar.md
 // #52), as for the session tokens (clock_test.go).
