@@ -2,15 +2,25 @@ package session
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
@@ -19,10 +29,11 @@ import (
 // IMSConfig configures xtk:session#BearerTokenLogon: the bearer tokens of
 // Adobe IMS (technical accounts, acc-js-sdk's
 // ConnectionParameters.ofBearerToken) exchanged for a session. A token is
-// accepted when its signature verifies with a key of the configured JWK Set,
-// its alg is allowed, its issuer and audience are the configured ones and it
-// has not expired; the operator is the one whose login is the value of
-// OperatorClaim.
+// accepted when its signature verifies with a signing key of the
+// configured JWK Set, its alg is allowed, its issuer and audience are the
+// configured ones, it was not issued in the future and has not expired,
+// and it is an access token; the operator is the one whose login is the
+// value of OperatorClaim.
 type IMSConfig struct {
 	// JWKS is a JWK Set: the path of a JSON file, read once at start, or
 	// an http(s) URL, fetched at start and refreshed (hourly, and at most
@@ -39,6 +50,9 @@ type IMSConfig struct {
 	// OperatorClaim names the claim holding the operator's login; default
 	// "sub". IMS access tokens carry it in "user_id". CP_IMS_OPERATOR_CLAIM.
 	OperatorClaim string
+	// Logger receives the failed refreshes of a key set URL; default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // asymmetric are the algorithms BearerTokenLogon may allow.
@@ -51,6 +65,21 @@ var asymmetric = map[string]bool{
 // 1.5 KiB).
 const maxBearerBytes = 16 << 10
 
+// The fetch of a key set URL: IMS's key set is under 2 KiB, so a larger
+// answer than maxJWKSBytes is refused rather than held in memory, and
+// every fetch (at start, hourly, for an unknown key) ends within
+// jwksTimeout.
+const (
+	maxJWKSBytes = 1 << 20
+	jwksTimeout  = 10 * time.Second
+)
+
+// accessToken is the value of the "type" claim IMS puts in the tokens
+// that grant API access; its refresh tokens, authorization codes, ID
+// tokens and device tokens are signed with the same key and say
+// otherwise.
+const accessToken = "access_token"
+
 // IMS verifies bearer tokens for BearerTokenLogon.
 type IMS struct {
 	cfg IMSConfig
@@ -58,10 +87,17 @@ type IMS struct {
 }
 
 // NewIMS loads the key set of cfg. For a URL, the refresh runs until ctx
-// ends. A key set that cannot be read, or a setting missing, is an error:
-// the server must not start with a logon that cannot work or that trusts
-// too much.
-func NewIMS(ctx context.Context, cfg IMSConfig) (*IMS, error) {
+// ends. A key set that cannot be read, one without a key the allowed
+// algorithms can use, or a setting missing, is an error: the server must
+// not start with a logon that cannot work or that trusts too much.
+func NewIMS(ctx context.Context, cfg IMSConfig) (_ *IMS, err error) {
+	// A key set refused after its fetch leaves no refresh running.
+	ctx, stop := context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	if cfg.JWKS == "" {
 		return nil, errors.New("CP_IMS_JWKS is empty")
 	}
@@ -79,16 +115,13 @@ func NewIMS(ctx context.Context, cfg IMSConfig) (*IMS, error) {
 	if cfg.OperatorClaim == "" {
 		cfg.OperatorClaim = "sub"
 	}
-	var (
-		kf  keyfunc.Keyfunc
-		err error
-	)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var keys jwkset.Storage
 	if strings.HasPrefix(cfg.JWKS, "https://") || strings.HasPrefix(cfg.JWKS, "http://") {
-		kf, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKS}, keyfunc.Override{
-			HTTPTimeout: 10 * time.Second, RefreshInterval: time.Hour,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("CP_IMS_JWKS: fetch the key set: %w", err)
+		if keys, err = remoteKeySet(ctx, cfg.JWKS, cfg.Logger); err != nil {
+			return nil, err
 		}
 	} else {
 		raw, rerr := os.ReadFile(cfg.JWKS)
@@ -98,18 +131,153 @@ func NewIMS(ctx context.Context, cfg IMSConfig) (*IMS, error) {
 		if !json.Valid(raw) {
 			return nil, errors.New("CP_IMS_JWKS: the file is not JSON")
 		}
-		if kf, err = keyfunc.NewJWKSetJSON(raw); err != nil {
-			return nil, fmt.Errorf("CP_IMS_JWKS: %w", err)
+		file, ferr := keyfunc.NewJWKSetJSON(raw)
+		if ferr != nil {
+			return nil, fmt.Errorf("CP_IMS_JWKS: %w", ferr)
 		}
+		keys = file.Storage()
 	}
-	keys, err := kf.Storage().KeyReadAll(ctx)
+	all, err := keys.KeyReadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("CP_IMS_JWKS: %w", err)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("CP_IMS_JWKS: the key set holds no key")
+	if err := signingKeyFor(all, cfg.Algorithms); err != nil {
+		return nil, err
+	}
+	// A key published for encryption ("use":"enc") never verifies a
+	// signature (RFC 7517 §4.2); a key without "use" may.
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: keys, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+	if err != nil {
+		return nil, fmt.Errorf("CP_IMS_JWKS: %w", err)
 	}
 	return &IMS{cfg: cfg, kf: kf}, nil
+}
+
+// remoteKeySet fetches the key set at rawURL, refreshes it hourly until
+// ctx ends, and again for a token naming an unknown key at most once a
+// minute (a token with a made-up kid can then hold back a rotated key for
+// a minute at most). The first fetch must succeed: its failure is the
+// error, naming its cause. The URL is logged without its credentials or
+// query.
+func remoteKeySet(ctx context.Context, rawURL string, log *slog.Logger) (jwkset.Storage, error) {
+	shown := rawURL
+	if u, err := url.Parse(rawURL); err == nil {
+		shown = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	}
+	client := &http.Client{
+		Timeout:   jwksTimeout,
+		Transport: boundedTransport{http.DefaultTransport},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			switch {
+			case len(via) >= 5:
+				return errors.New("more than 5 redirects")
+			case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
+				return errors.New("refused a redirect from https to http")
+			}
+			return nil
+		},
+	}
+	remote, err := jwkset.NewStorageFromHTTP(rawURL, jwkset.HTTPClientStorageOptions{
+		Client: client, Ctx: ctx, HTTPTimeout: jwksTimeout, RefreshInterval: time.Hour,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			log.WarnContext(ctx, "IMS key set refresh failed; the keys fetched before are kept", "jwks", shown, "error", hideURL(err, shown))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CP_IMS_JWKS: fetch the key set %s: %w", shown, hideURL(err, shown))
+	}
+	keys, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{rawURL: remote},
+		RateLimitWaitMax:  time.Minute,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(time.Minute), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CP_IMS_JWKS: %w", err)
+	}
+	return keys, nil
+}
+
+// hideURL replaces the URL that net/http puts in its errors (with its
+// query) by shown.
+func hideURL(err error, shown string) error {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return fmt.Errorf("%s %s: %w", u.Op, shown, u.Err)
+	}
+	return err
+}
+
+// boundedTransport cuts a key set answer at maxJWKSBytes.
+type boundedTransport struct{ next http.RoundTripper }
+
+func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err == nil {
+		resp.Body = &boundedBody{ReadCloser: resp.Body, left: maxJWKSBytes}
+	}
+	return resp, err
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return n, fmt.Errorf("the key set is larger than %d KiB", maxJWKSBytes>>10)
+	}
+	return n, err
+}
+
+// signingKeyFor returns an error, naming what the set holds, unless one of
+// keys can verify a token under one of algs: the key's type (and curve)
+// fit the algorithm, its "alg" (if any) is that algorithm, its "use" (if
+// any) is "sig".
+func signingKeyFor(keys []jwkset.JWK, algs []string) error {
+	held := make([]string, 0, len(keys))
+	for _, k := range keys {
+		m := k.Marshal()
+		if m.USE == "" || m.USE == jwkset.UseSig {
+			for _, a := range algs {
+				if (m.ALG == "" || m.ALG.String() == a) && fits(k.Key(), a) {
+					return nil
+				}
+			}
+		}
+		desc := fmt.Sprintf("kid %q: %s", m.KID, m.KTY)
+		if m.ALG != "" {
+			desc += " alg " + m.ALG.String()
+		}
+		if m.USE != "" {
+			desc += " use " + m.USE.String()
+		}
+		held = append(held, desc)
+	}
+	if len(held) == 0 {
+		return errors.New("CP_IMS_JWKS: the key set holds no key")
+	}
+	return fmt.Errorf("CP_IMS_JWKS: the key set holds no signing key for %s (it holds %s)", strings.Join(algs, ", "), strings.Join(held, "; "))
+}
+
+// fits tells whether key is of the type alg verifies with.
+func fits(key any, alg string) bool {
+	if p, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = p.Public()
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		return alg == map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[k.Curve.Params().Name]
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
 }
 
 // Config returns the effective settings (defaults applied).
@@ -118,9 +286,15 @@ func (m *IMS) Config() IMSConfig { return m.cfg }
 // BearerTokenLogon exchanges a bearer token, from the client address from,
 // for a session: the same session and security tokens as Logon. Every
 // failure — no IMS configured, a bad signature or unknown key, another
-// issuer or audience, an expired token, an alg not allowed, no operator of
-// that login, a disabled or locked operator — is Logon's one BadLogon
-// error. The token itself is never logged.
+// issuer or audience, a token issued in the future or expired, an alg not
+// allowed, a token of another type than an access token, no operator of
+// that login, a disabled operator — is Logon's one BadLogon error. The
+// token itself is never logged.
+//
+// An operator locked out by wrong passwords is not refused: the lock
+// stops password guessing, and a bearer logon does not use the password.
+// Refusing it would let anyone who knows a technical account's login keep
+// its integration out with a few wrong passwords.
 func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (tokens *Tokens, err error) {
 	if s.addressThrottled(from) {
 		s.log.WarnContext(ctx, "bearer logon refused", "reason", "too many failures from this address", "from", from)
@@ -150,6 +324,7 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		jwt.WithIssuer(ims.cfg.Issuer),
 		jwt.WithAudience(ims.cfg.Audience),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(s.cfg.Now),
 	)
@@ -157,6 +332,11 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		// The reason is jwt's sentinel (expired, bad signature, …), never
 		// the token or its claims.
 		return refuse(bearerReason(perr))
+	}
+	// A token without "type" (another identity provider's) is judged by
+	// its issuer and audience alone.
+	if kind, ok := claims["type"]; ok && kind != accessToken {
+		return refuse("not an access token")
 	}
 	login, _ := claims[ims.cfg.OperatorClaim].(string)
 	if login == "" || len(login) > MaxLoginBytes {
@@ -169,19 +349,16 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
-	switch {
-	case op.Disabled:
+	if op.Disabled {
 		return refuse("disabled", "operator_id", op.ID)
-	case op.LockedUntil != nil && now.Before(*op.LockedUntil):
-		return refuse("locked", "operator_id", op.ID)
 	}
+	now := s.cfg.Now()
 	tokens, err = s.open(ctx, op, op.PasswordHash, now)
 	if apperr.CodeOf(err) == apperr.Conflict {
 		// Changed since the read: a password logon's rehash (the bearer
 		// logon does not depend on the password) is taken again; a
-		// disable or a lock is refused.
-		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled && (cur.LockedUntil == nil || !now.Before(*cur.LockedUntil)) {
+		// disable is refused.
+		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled {
 			tokens, err = s.open(ctx, cur, cur.PasswordHash, now)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -240,3 +241,139 @@ func writeTemp(t *testing.T, content string) string {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// bearerService builds a session service with BearerTokenLogon configured
+// from the JWK Set jwks (written to a file), and one operator "techacct".
+func bearerService(t *testing.T, dialect string, jwks []byte) (*session.Service, *storetest.Clock) {
+	t.Helper()
+	ims, err := session.NewIMS(context.Background(), session.IMSConfig{JWKS: writeTemp(t, string(jwks)), Issuer: testIssuer, Audience: testAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := storetest.NewClock()
+	db := storetest.Open(t, dialect, clock.Now)
+	svc, err := session.New(db, session.Config{Key: []byte("bearer-test-signing-key-of-32-bytes!"), Now: clock.Now, IMS: ims, HashSlots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.CreateOperator(context.Background(), "techacct", "unused password 1", []string{session.RightPrivacy}); err != nil {
+		t.Fatal(err)
+	}
+	return svc, clock
+}
+
+// TestBearerTokenLogonTakesOnlyAccessTokens: Adobe IMS signs its access
+// tokens, refresh tokens, authorization codes, ID tokens and device tokens
+// with the same key, for the same client, and tells them apart by the
+// "type" claim (security-bar.md's JWT row, ASVS 5.0 9.2.2: "type, audience
+// and purpose checked"). A refresh token (valid for days, kept by the
+// client's back end) or an ID token (handed to browsers) is not a
+// credential for an API session: only "access_token" opens one. A token
+// with no "type" (another identity provider's) is judged by its issuer and
+// audience.
+func TestBearerTokenLogonTakesOnlyAccessTokens(t *testing.T) {
+	keys := newIMSKeys(t)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			svc, clock := bearerService(t, dialect, keys.JWKS())
+			ctx := context.Background()
+			now := clock.Now()
+			access := goodClaims(now, "techacct")
+			access["type"] = "access_token"
+			if _, err := svc.BearerTokenLogon(ctx, mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", access), ""); err != nil {
+				t.Fatalf("an access token is refused: %v", err)
+			}
+			if _, err := svc.BearerTokenLogon(ctx, mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(now, "techacct")), ""); err != nil {
+				t.Fatalf("a token without a type claim is refused: %v", err)
+			}
+			for _, kind := range []any{"refresh_token", "authorization_code", "id_token", "device_token", "", 1, []string{"access_token"}} {
+				c := goodClaims(now, "techacct")
+				c["type"] = kind
+				tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", c)
+				if _, err := svc.BearerTokenLogon(ctx, tok, ""); apperr.CodeOf(err) != apperr.BadLogon {
+					t.Errorf("a token of type %#v opened a session (err %v): only access tokens may", kind, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBearerTokenLogonRefusesAnEncryptionKey: a JWK published with
+// "use":"enc" is an encryption key (RFC 7517 §4.2: "sig" and "enc" keys
+// are not interchangeable); a token is verified only with a key whose use
+// is "sig" or absent.
+func TestBearerTokenLogonRefusesAnEncryptionKey(t *testing.T) {
+	keys := newIMSKeys(t)
+	set, _ := json.Marshal(map[string]any{"keys": []map[string]string{
+		{"kty": "RSA", "kid": "sig-1", "use": "sig", "alg": "RS256", "n": b64(keys.stranger.N.Bytes()), "e": b64(big.NewInt(int64(keys.stranger.E)).Bytes())},
+		{"kty": "RSA", "kid": "enc-1", "use": "enc", "n": b64(keys.rsa.N.Bytes()), "e": b64(big.NewInt(int64(keys.rsa.E)).Bytes())},
+		{"kty": "RSA", "kid": "any-1", "n": b64(keys.rsa.N.Bytes()), "e": b64(big.NewInt(int64(keys.rsa.E)).Bytes())},
+	}})
+	svc, clock := bearerService(t, storetest.Dialects[0], set)
+	ctx := context.Background()
+	tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "enc-1", goodClaims(clock.Now(), "techacct"))
+	if _, err := svc.BearerTokenLogon(ctx, tok, ""); apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("a token verified by an encryption key (use enc) opened a session: err = %v", err)
+	}
+	tok = mint(t, jwt.SigningMethodRS256, keys.rsa, "any-1", goodClaims(clock.Now(), "techacct"))
+	if _, err := svc.BearerTokenLogon(ctx, tok, ""); err != nil {
+		t.Fatalf("a token verified by a key without use is refused: %v", err)
+	}
+}
+
+// TestBearerTokenLogonRefusesATokenIssuedInTheFuture: an iat more than the
+// 30 s leeway ahead of the server's clock is refused (security-bar.md
+// #52), as for the session tokens (clock_test.go).
+func TestBearerTokenLogonRefusesATokenIssuedInTheFuture(t *testing.T) {
+	keys := newIMSKeys(t)
+	svc, clock := bearerService(t, storetest.Dialects[0], keys.JWKS())
+	now := clock.Now()
+	for ahead, accepted := range map[time.Duration]bool{2 * time.Hour: false, time.Minute: false, 20 * time.Second: true} {
+		c := goodClaims(now, "techacct")
+		c["iat"] = now.Add(ahead).Unix()
+		c["exp"] = now.Add(ahead + time.Hour).Unix()
+		tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", c)
+		_, err := svc.BearerTokenLogon(context.Background(), tok, "")
+		if accepted && err != nil {
+			t.Errorf("a token issued %v ahead (within the leeway) is refused: %v", ahead, err)
+		}
+		if !accepted && apperr.CodeOf(err) != apperr.BadLogon {
+			t.Errorf("a token issued %v in the future opened a session: err = %v", ahead, err)
+		}
+	}
+}
+
+// TestBearerTokenLogonNotLockedOutByPasswordGuesses: the per-account
+// lock-out stops password guessing, and a bearer logon does not use the
+// password. Anyone who knows a technical account's login (not a secret:
+// the console lists it) could otherwise keep its IMS integration out by
+// sending three wrong passwords to Logon again and again — the malicious
+// lock-out security-bar.md's brute-force row forbids. The password stays
+// locked; a disabled operator is still refused.
+func TestBearerTokenLogonNotLockedOutByPasswordGuesses(t *testing.T) {
+	keys := newIMSKeys(t)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			svc, clock := bearerService(t, dialect, keys.JWKS())
+			ctx := context.Background()
+			for i := range 3 {
+				if _, err := svc.Logon(ctx, "techacct", "a guess", fmt.Sprintf("198.51.100.%d", i+1)); apperr.CodeOf(err) != apperr.BadLogon {
+					t.Fatalf("wrong password: %v", err)
+				}
+			}
+			tok := mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", goodClaims(clock.Now(), "techacct"))
+			if _, err := svc.BearerTokenLogon(ctx, tok, "203.0.113.7"); err != nil {
+				t.Fatalf("a valid IMS token is refused after three wrong passwords from strangers: %v", err)
+			}
+			if _, err := svc.Logon(ctx, "techacct", "unused password 1", "203.0.113.8"); apperr.CodeOf(err) != apperr.BadLogon {
+				t.Fatalf("the bearer logon lifted the password's lock-out: %v", err)
+			}
+			if err := svc.DisableOperator(ctx, "techacct"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.BearerTokenLogon(ctx, tok, "203.0.113.7"); apperr.CodeOf(err) != apperr.BadLogon {
+				t.Fatalf("a disabled operator opened a session with a bearer token: %v", err)
+			}
+		})
+	}
+}

@@ -5,15 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/privacy"
@@ -442,5 +447,48 @@ func TestJSONLogFormatCoversTheFatalError(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Errorf("CP_LOG_FORMAT=json, not a JSON line on standard error: %s", l)
 		}
+	}
+}
+
+// TestOnlyServeFetchesTheIdentityProvidersKeySet: the CLI shares the
+// service's environment (a container, a systemd unit), CP_IMS_* included.
+// Only serve answers BearerTokenLogon, so only serve fetches the key set:
+// while the identity provider is down, `operator disable` still disables
+// a compromised operator. serve itself refuses to start, naming the
+// identity provider's answer.
+func TestOnlyServeFetchesTheIdentityProvidersKeySet(t *testing.T) {
+	var fetches atomic.Int32
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		http.Error(w, "identity provider unavailable", http.StatusServiceUnavailable)
+	}))
+	defer idp.Close()
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			if out, err := run(t, env, "", "migrate"); err != nil {
+				t.Fatalf("migrate: %v %s", err, out)
+			}
+			if out, err := run(t, env, "s3cret pass 1\n", "operator", "create", "--login", "ana", "--password-stdin", "--right", "privacyRight"); err != nil {
+				t.Fatalf("create: %v %s", err, out)
+			}
+			env["CP_IMS_JWKS"] = idp.URL + "/ims/keys"
+			env["CP_IMS_ISSUER"] = "https://ims-na1.adobelogin.com"
+			env["CP_IMS_AUDIENCE"] = "campaign-privacy"
+			fetches.Store(0)
+			if out, err := run(t, env, "", "operator", "disable", "--login", "ana"); err != nil {
+				t.Fatalf("operator disable fails while the identity provider is down: %v %s", errorText(err), out)
+			}
+			out, err := run(t, env, "", "operator", "list")
+			if err != nil || !regexp.MustCompile(`ana\s+privacyRight\s+disabled`).MatchString(out) {
+				t.Fatalf("the operator is not disabled: %v\n%s", err, strings.TrimSpace(out))
+			}
+			if n := fetches.Load(); n != 0 {
+				t.Errorf("operator commands fetched the key set %d times", n)
+			}
+			if _, errOut, code := runBinary(t, env, "serve", "--addr=127.0.0.1:0"); code != 1 || !strings.Contains(errOut, "CP_IMS_JWKS") || !strings.Contains(errOut, "503") {
+				t.Errorf("serve with the identity provider down: exit %d %s, want a refusal naming CP_IMS_JWKS and the 503", code, errOut)
+			}
+		})
 	}
 }

@@ -174,14 +174,6 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 	if err != nil {
 		return nil, err
 	}
-	// BearerTokenLogon: the key set's refresh lives as long as ctx.
-	var ims *session.IMS
-	if s.imsJWKS != "" {
-		if ims, err = session.NewIMS(ctx, session.IMSConfig{JWKS: s.imsJWKS, Issuer: s.imsIssuer, Audience: s.imsAudience,
-			Algorithms: s.imsAlgorithms, OperatorClaim: s.imsOperatorClaim}); err != nil {
-			return nil, err
-		}
-	}
 	cfg := app.Config{
 		Store:     store.Config{DatabaseURL: s.databaseURL, DataDir: s.dataDir},
 		Schemas:   custom,
@@ -189,7 +181,7 @@ func (m *Main) open(ctx context.Context, s *settings, log *slog.Logger, adjust .
 		Failpoint: m.failpoint(),
 		Session: session.Config{
 			Key: k.session, PreviousKeys: k.sessionPrevious, TTL: s.sessionTTL, RequireSecurityToken: s.requireSecurityToken,
-			IMS: ims, MaxSessions: offIfZero(s.sessionsPerOperator),
+			MaxSessions: offIfZero(s.sessionsPerOperator),
 		},
 		Privacy: privacy.Config{
 			ReceiptKey: k.receipt, ReceiptIssuer: s.instanceName, ReceiptPreviousKeys: receiptPrevious,

@@ -55,7 +55,18 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 	b := readBuildInfo()
 	met := metrics.New(metrics.Options{Logger: log,
 		Build: metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion, Dirty: b.Dirty}})
+	// BearerTokenLogon's key set: only serve reads it (the other commands
+	// serve no logon, and must work while the identity provider is
+	// down); its refresh lives as long as ctx.
+	var ims *session.IMS
+	if s.imsJWKS != "" {
+		if ims, err = session.NewIMS(ctx, session.IMSConfig{JWKS: s.imsJWKS, Issuer: s.imsIssuer, Audience: s.imsAudience,
+			Algorithms: s.imsAlgorithms, OperatorClaim: s.imsOperatorClaim, Logger: log}); err != nil {
+			return err
+		}
+	}
 	a, err := m.open(ctx, s, log, func(c *app.Config) {
+		c.Session.IMS = ims
 		c.Metrics, c.MetricsApart = met, metricsLn != nil
 		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
 		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesPresent}}

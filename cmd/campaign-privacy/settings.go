@@ -187,7 +187,7 @@ var table = []setting{
 		Set: integer(1, 1_000_000, func(s *settings) *int { return &s.createBurst })},
 	{Flag: "ims-jwks", Env: "CP_IMS_JWKS", DefaultDoc: "empty (BearerTokenLogon off)",
 		Help: "JWK Set verifying BearerTokenLogon's bearer tokens: a file or an http(s) URL",
-		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",
+		Doc:  "JWK Set that verifies the bearer tokens of `xtk:session#BearerTokenLogon` (Adobe IMS technical accounts, acc-js-sdk's `ofBearerToken`): a JSON file, read at start, or an http(s) URL, fetched at start and refreshed hourly, and at most once a minute for a token naming an unknown key (an answer over 1 MiB, a fetch over 10 s, a redirect from https to http are failures). Read by `serve` only; `serve` does not start when it cannot be read or holds no signing key for `CP_IMS_ALGORITHMS`. Empty: BearerTokenLogon refuses every token. Needs `CP_IMS_ISSUER` and `CP_IMS_AUDIENCE`.",
 		Set:  text(func(s *settings) *string { return &s.imsJWKS })},
 	{Flag: "ims-issuer", Env: "CP_IMS_ISSUER", Help: "the iss a bearer token must carry",
 		Set: text(func(s *settings) *string { return &s.imsIssuer })},
