@@ -439,7 +439,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.CallEnded()
 	m.LogonFailed(metrics.LogonLocked)
 	m.LockedOut()
-	m.WorkflowRun(privacy.Collect, time.Second, 1, 0, nil)
+	m.WorkflowRun(privacy.Collect, time.Second, 1, 0, metrics.RunOK)
 	m.ExportWritten(1, 10)
 	m.RowsDeleted(1)
 	m.Downloaded(10)
