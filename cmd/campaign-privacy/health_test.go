@@ -222,3 +222,35 @@ func TestReadyzKeyFileNoLongerTheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyzSQLiteFileGone: on SQLite, the open connections go on
+// answering from a database file removed from CP_DATA_DIR (a volume
+// swapped, a careless clean-up), while the next start would make a new,
+// empty database, and every request, receipt and audit line accepted
+// meanwhile would be gone: the case the "keys" check was made for. The
+// "database" check sees that the file at the path is no longer the one
+// opened at the start (os.SameFile), answers 503 "database", and the log
+// says why.
+func TestReadyzSQLiteFileGone(t *testing.T) {
+	env := testEnv(t, "sqlite")
+	url, logs, stop := serve(t, env)
+	defer stop()
+	if status, body := httpGet(t, url+"/readyz"); status != 200 {
+		t.Fatalf("/readyz: %d %q", status, body)
+	}
+	matches, _ := filepath.Glob(filepath.Join(env["CP_DATA_DIR"], "*.db*"))
+	if len(matches) == 0 {
+		t.Fatalf("no database file in %s", env["CP_DATA_DIR"])
+	}
+	for _, f := range matches {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, body := httpGet(t, url+"/readyz"); status != 503 || body != "database\n" {
+		t.Errorf("/readyz with the SQLite file %v removed: %d %q, want 503 \"database\"", matches, status, body)
+	}
+	if out := logs.String(); !strings.Contains(out, "reason=database") || !strings.Contains(out, "no longer the one opened at the start") {
+		t.Errorf("the log does not say why:\n%s", out)
+	}
+}
