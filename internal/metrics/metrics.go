@@ -141,14 +141,17 @@ func (m *Metrics) WatchDB(db *sql.DB) {
 	m.reg.MustRegister(collectors.NewDBStatsCollector(db, "main"))
 }
 
-// Handler serves the metrics in Prometheus' text format (or protobuf /
-// OpenMetrics, as the scraper asks) to the clients zone allows, through
+// Handler serves the metrics in Prometheus' text format (or its protobuf
+// format, when the scraper asks for it) to the clients zone allows, through
 // the trusted proxies of zone; others get 403. A failing collector (the
 // database down) leaves its metrics out and the rest is served.
 func (m *Metrics) Handler(zone netzone.Zone) http.Handler {
 	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:            errorLog{m.log},
-		ErrorHandling:       promhttp.ContinueOnError,
+		ErrorLog:      errorLog{m.log},
+		ErrorHandling: promhttp.ContinueOnError,
+		// No OpenMetrics: a scraper that asks for it gets the text
+		// format, which every Prometheus reads.
+		EnableOpenMetrics:   false,
 		MaxRequestsInFlight: 2,
 		Timeout:             10 * time.Second,
 	})
