@@ -12,6 +12,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 	"github.com/campaign-privacy/campaign-privacy/internal/canon"
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 	"github.com/campaign-privacy/campaign-privacy/schemas"
 )
@@ -63,31 +64,57 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 		firstErr error
 	)
 	for _, n := range names {
-		var (
-			r     Report
-			err   error
-			start = time.Now()
-		)
-		if err := s.db.CheckVersion(ctx); err != nil {
-			return out, err
+		if ctx.Err() != nil {
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+			break // stopped: the next workflows too
 		}
+		var run func(context.Context) (Report, error)
 		switch n {
 		case Collect:
-			r, err = s.CollectRequests(ctx)
+			run = s.CollectRequests
 		case Delete:
-			r, err = s.DeleteRequestsData(ctx)
+			run = s.DeleteRequestsData
 		case Cleanup:
-			r, err = s.CleanupRequests(ctx)
+			run = s.CleanupRequests
 		default:
 			return out, apperr.Errorf(apperr.Invalid, "Unknown workflow '%s' (%s, %s, %s or all).", n, Collect, Delete, Cleanup)
 		}
-		s.cfg.Metrics.WorkflowRun(n, time.Since(start), r.Processed, r.Failed, err)
+		start := time.Now()
+		r, err := Report{Workflow: n}, s.db.CheckVersion(ctx)
+		refused := err != nil
+		if !refused {
+			r, err = run(ctx)
+		}
+		// A refused run is a failed run too: on a replica left behind by
+		// an upgrade, every run is refused, and the alert on
+		// result="error" is what says so.
+		s.cfg.Metrics.WorkflowRun(n, time.Since(start), r.Processed, r.Failed, runResult(ctx, err))
+		if refused {
+			return out, err
+		}
 		out = append(out, r)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 	return out, firstErr
+}
+
+// runResult is a run's result for the metrics: a run whose context ended
+// was stopped on request (the service's shutdown, a StopWorkflow), as its
+// xtk:workflow row says (runTaken); its requests are released for the
+// next run. That is not a failure: counted as one, every rolling deploy
+// that met a run would fire the alert on result="error".
+func runResult(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return metrics.RunOK
+	case ctx.Err() != nil:
+		return metrics.RunStopped
+	}
+	return metrics.RunError
 }
 
 // claimBatch is how many requests one claim takes.

@@ -81,10 +81,14 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer leave()
+	// method is the registry's method once the call resolved it: a panic
+	// after that is counted under its name (never the caller's text), so
+	// the alert on reason="internal" says which method crashes.
+	var method *schemas.Method
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(r.Context(), "panic in SOAP call", "ref", ref, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			s.observe(nil, apperr.Internal, start)
+			s.observe(method, apperr.Internal, start)
 			writeXML(w, http.StatusInternalServerError, writeFault(apperr.Errorf(apperr.Internal, "panic"), "", "", ref))
 		}
 	}()
@@ -107,6 +111,7 @@ func (s *Server) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		s.fault(w, r, ref, start, serr)
 		return
 	}
+	method = c.method
 	h, ok := s.handlers[c.method.Service+"#"+c.method.Name]
 	if !ok {
 		s.fault(w, r, ref, start, &soapError{method: c.method.Name, service: c.method.Service, err: apperr.Errorf(apperr.Invalid, "campaign-privacy does not implement the method '%s'.", c.method.Name)})

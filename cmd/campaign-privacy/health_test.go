@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
 
 // healthcheck runs the real binary's healthcheck with CP_ADDR set to addr
@@ -146,5 +148,109 @@ func TestMetricsListeners(t *testing.T) {
 	bad["CP_METRICS_SUBNETS"] = "10.0.0.300/8"
 	if _, err := run(t, bad, "", "serve"); err == nil || !strings.Contains(err.Error(), "CP_METRICS_SUBNETS") {
 		t.Fatalf("bad CP_METRICS_SUBNETS: %v", err)
+	}
+}
+
+// TestReadyzKeyFileNoLongerTheKey: the readiness check "keys" reads each
+// key file as the next start would, and compares it with the key in use.
+// A key file overwritten with something that is not a key (a botched
+// secret mount, a config tool writing a placeholder) makes the next start
+// refuse to run ("is not a valid key"); one overwritten with another key
+// makes it use that key, and the exports, sessions and receipts sealed
+// with the running one unreadable. Both answer 503 "keys" now, not after
+// a restart; the log says which file, never what it holds.
+func TestReadyzKeyFileNoLongerTheKey(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := testEnv(t, dialect)
+			url, logs, stop := serve(t, env)
+			if status, body := httpGet(t, url+"/readyz"); status != 200 {
+				stop()
+				t.Fatalf("/readyz: %d %q", status, body)
+			}
+			key := filepath.Join(env["CP_DATA_DIR"], "export.key")
+			saved, err := os.ReadFile(key)
+			if err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(key, []byte("REPLACE_ME\n"), 0o600); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			status, body := httpGet(t, url+"/readyz")
+			// Another key: 64 hex digits, not the running one.
+			other := strings.Repeat("5a", 32)
+			if err := os.WriteFile(key, []byte(other+"\n"), 0o600); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			otherStatus, otherBody := httpGet(t, url+"/readyz")
+			if err := os.WriteFile(key, saved, 0o600); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			backStatus, _ := httpGet(t, url+"/readyz")
+			stop()
+			// What the next start does with a non-key (serve loads its keys so).
+			if err := os.WriteFile(key, []byte("REPLACE_ME\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = loadKeys(&settings{dataDir: env["CP_DATA_DIR"]})
+			restart := "refuses to start"
+			if err == nil || !strings.Contains(err.Error(), "not a valid key") {
+				restart = "starts"
+			}
+			if status != 503 || body != "keys\n" {
+				t.Errorf("/readyz with export.key overwritten by a non-key: %d %q, want 503 \"keys\" (the next start %s: %v)", status, body, restart, err)
+			}
+			if otherStatus != 503 || otherBody != "keys\n" {
+				t.Errorf("/readyz with export.key overwritten by another key: %d %q, want 503 \"keys\"", otherStatus, otherBody)
+			}
+			if backStatus != 200 {
+				t.Errorf("/readyz with export.key back: %d, want 200", backStatus)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "reason=keys") || !strings.Contains(out, "export.key") {
+				t.Errorf("the log does not say which key file:\n%s", out)
+			}
+			for _, secret := range []string{"REPLACE_ME", other, strings.TrimSpace(string(saved))} {
+				if strings.Contains(out, secret) {
+					t.Errorf("the log holds a key file's content %.8s…:\n%s", secret, out)
+				}
+			}
+		})
+	}
+}
+
+// TestReadyzSQLiteFileGone: on SQLite, the open connections go on
+// answering from a database file removed from CP_DATA_DIR (a volume
+// swapped, a careless clean-up), while the next start would make a new,
+// empty database, and every request, receipt and audit line accepted
+// meanwhile would be gone: the case the "keys" check was made for. The
+// "database" check sees that the file at the path is no longer the one
+// opened at the start (os.SameFile), answers 503 "database", and the log
+// says why.
+func TestReadyzSQLiteFileGone(t *testing.T) {
+	env := testEnv(t, "sqlite")
+	url, logs, stop := serve(t, env)
+	defer stop()
+	if status, body := httpGet(t, url+"/readyz"); status != 200 {
+		t.Fatalf("/readyz: %d %q", status, body)
+	}
+	matches, _ := filepath.Glob(filepath.Join(env["CP_DATA_DIR"], "*.db*"))
+	if len(matches) == 0 {
+		t.Fatalf("no database file in %s", env["CP_DATA_DIR"])
+	}
+	for _, f := range matches {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, body := httpGet(t, url+"/readyz"); status != 503 || body != "database\n" {
+		t.Errorf("/readyz with the SQLite file %v removed: %d %q, want 503 \"database\"", matches, status, body)
+	}
+	if out := logs.String(); !strings.Contains(out, "reason=database") || !strings.Contains(out, "no longer the one opened at the start") {
+		t.Errorf("the log does not say why:\n%s", out)
 	}
 }

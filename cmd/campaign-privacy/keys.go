@@ -114,13 +114,9 @@ func loadKey(setting, dataDir, file, name string, create bool) ([]byte, error) {
 // replaced (a secret not mounted yet).
 func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 	path := filepath.Join(dataDir, file)
-	if data, err := os.ReadFile(path); err == nil {
-		k, err := hex.DecodeString(strings.TrimSpace(string(data)))
-		if err != nil || len(k) < 32 {
-			return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
-		}
+	if k, err := readKeyFile(path); err == nil {
 		tighten(dataDir, path)
-		return k[:32], nil
+		return k, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -173,6 +169,21 @@ func loadKeyFile(dataDir, file string, create bool) ([]byte, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// readKeyFile reads and decodes an existing key file (64 hex digits, of
+// which the first 32 bytes are used). Its errors never hold the file's
+// content: a file that is not a key may still be half of one.
+func readKeyFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(k) < 32 {
+		return nil, fmt.Errorf("%s is not a valid key (64 hex digits)", path)
+	}
+	return k[:32], nil
 }
 
 // tighten makes an existing key file this process owns 0600 when others

@@ -69,7 +69,8 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 		c.Session.IMS = ims
 		c.Metrics, c.MetricsApart = met, metricsLn != nil
 		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
-		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesPresent}}
+		inUse := keys{session: c.Session.Key, export: c.Privacy.ExportKey, subject: c.Privacy.SubjectKey, receipt: c.Privacy.ReceiptKey}
+		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesUnchanged(inUse)}}
 	})
 	if err != nil {
 		return err

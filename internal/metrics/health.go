@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Check is one condition of readiness. Reason is the one word /readyz
@@ -22,10 +24,15 @@ type Check struct {
 // migrated and the keys are loaded.
 //
 // Neither carries anything but that one word, so both are open to every
-// address (load balancers and orchestrators probe from anywhere).
+// address (load balancers and orchestrators probe from anywhere). Being
+// open, /readyz runs its checks one at a time: probes that come while a
+// run of the checks is under way share its answer, so a flood of them
+// holds one database connection at most, not the pool the SOAP calls
+// wait for.
 type Health struct {
 	checks  atomic.Pointer[[]Check]
 	last    atomic.Pointer[string] // the last answer, to log changes only
+	running singleflight.Group     // the run of the checks under way
 	timeout time.Duration
 	log     *slog.Logger
 }
@@ -62,17 +69,39 @@ func (h *Health) handleReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Check runs the checks and returns the reason of the first that fails,
-// "starting" before Ready, or "" when the service is ready.
+// "starting" before Ready, or "" when the service is ready. A call made
+// while a run of the checks is under way waits for that run's answer.
+//
+// The checks run on a context of their own, bounded by the timeout: a
+// prober that hangs up (net/http then cancels its request's context) must
+// not fail the database's ping, or anyone could write not-ready/ready
+// pairs into the log at will. A caller that leaves gets the last answer,
+// which nobody reads.
 func (h *Health) Check(ctx context.Context) string {
-	checks := h.checks.Load()
-	if checks == nil {
+	if h.checks.Load() == nil {
 		return "starting"
 	}
+	run := h.running.DoChan("readyz", func() (any, error) {
+		return h.run(context.WithoutCancel(ctx)), nil
+	})
+	select {
+	case res := <-run:
+		return res.Val.(string)
+	case <-ctx.Done():
+		if last := h.last.Load(); last != nil {
+			return *last
+		}
+		return "starting"
+	}
+}
+
+// run runs the checks in order and logs a change of readiness.
+func (h *Health) run(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	reason := ""
 	var cause error
-	for _, c := range *checks {
+	for _, c := range *h.checks.Load() {
 		if cause = c.Probe(ctx); cause != nil {
 			reason = c.Reason
 			break

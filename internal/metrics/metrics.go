@@ -108,7 +108,7 @@ func New(opts Options) *Metrics {
 	}
 
 	m.workflowRuns = f.NewCounterVec(prometheus.CounterOpts{Name: "workflow_runs_total",
-		Help: "Runs of the technical workflows, by workflow and result (ok or error)."}, []string{"workflow", "result"})
+		Help: "Runs of the technical workflows, by workflow and result (ok, error, or stopped: by the service's shutdown or a StopWorkflow)."}, []string{"workflow", "result"})
 	m.workflowSeconds = f.NewHistogramVec(prometheus.HistogramOpts{Name: "workflow_duration_seconds",
 		Help: "Duration of one run of a technical workflow.", Buckets: prometheus.ExponentialBuckets(0.05, 4, 10)}, []string{"workflow"})
 	m.workflowRequests = f.NewCounterVec(prometheus.CounterOpts{Name: "workflow_requests_total",
@@ -141,14 +141,17 @@ func (m *Metrics) WatchDB(db *sql.DB) {
 	m.reg.MustRegister(collectors.NewDBStatsCollector(db, "main"))
 }
 
-// Handler serves the metrics in Prometheus' text format (or protobuf /
-// OpenMetrics, as the scraper asks) to the clients zone allows, through
+// Handler serves the metrics in Prometheus' text format (or its protobuf
+// format, when the scraper asks for it) to the clients zone allows, through
 // the trusted proxies of zone; others get 403. A failing collector (the
 // database down) leaves its metrics out and the rest is served.
 func (m *Metrics) Handler(zone netzone.Zone) http.Handler {
 	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:            errorLog{m.log},
-		ErrorHandling:       promhttp.ContinueOnError,
+		ErrorLog:      errorLog{m.log},
+		ErrorHandling: promhttp.ContinueOnError,
+		// No OpenMetrics: a scraper that asks for it gets the text
+		// format, which every Prometheus reads.
+		EnableOpenMetrics:   false,
 		MaxRequestsInFlight: 2,
 		Timeout:             10 * time.Second,
 	})
@@ -279,16 +282,21 @@ func (m *Metrics) QuotaRefused(quota string) {
 
 // --- workflows and files -----------------------------------------------------
 
+// Results of a workflow run (the label of workflow_runs_total).
+const (
+	RunOK    = "ok"
+	RunError = "error"
+	// RunStopped: stopped on request (the service's shutdown, a
+	// StopWorkflow) before its end; its requests wait for the next run.
+	RunStopped = "stopped"
+)
+
 // WorkflowRun records one run of a technical workflow (one of
 // privacy.Workflows): how long it took, the requests it moved on and
-// failed, and whether it ended in an error.
-func (m *Metrics) WorkflowRun(workflow string, d time.Duration, processed, failed int, err error) {
+// failed, and its result (one of the Run* constants).
+func (m *Metrics) WorkflowRun(workflow string, d time.Duration, processed, failed int, result string) {
 	if m == nil {
 		return
-	}
-	result := "ok"
-	if err != nil {
-		result = "error"
 	}
 	m.workflowRuns.WithLabelValues(workflow, result).Inc()
 	m.workflowSeconds.WithLabelValues(workflow).Observe(d.Seconds())

@@ -439,7 +439,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.CallEnded()
 	m.LogonFailed(metrics.LogonLocked)
 	m.LockedOut()
-	m.WorkflowRun(privacy.Collect, time.Second, 1, 0, nil)
+	m.WorkflowRun(privacy.Collect, time.Second, 1, 0, metrics.RunOK)
 	m.ExportWritten(1, 10)
 	m.RowsDeleted(1)
 	m.Downloaded(10)
@@ -447,5 +447,31 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.WatchRequests(nil)
 	if m.Method("x") != nil {
 		t.Fatal("a nil Metrics made collectors")
+	}
+}
+
+// TestMetricsFormats: /metrics serves Prometheus' text format, or its
+// protobuf format when asked, as Handler's comment says; a scraper that
+// asks for OpenMetrics (Prometheus asks for it first) gets the text
+// format, OpenMetrics not being enabled.
+func TestMetricsFormats(t *testing.T) {
+	env := servertest.New(t, "sqlite", servertest.Options{})
+	for accept, want := range map[string]string{
+		"": "text/plain",
+		"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited": "application/vnd.google.protobuf",
+		"application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5":                  "text/plain",
+	} {
+		req, _ := http.NewRequest("GET", env.URL+"/metrics", nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, want) {
+			t.Errorf("Accept %q: %d %q, want %s", accept, resp.StatusCode, ct, want)
+		}
 	}
 }

@@ -10,14 +10,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
@@ -79,6 +81,10 @@ type DB struct {
 	creates     createQueue
 	gate        writeGate // writegate.go
 	failpointFn func(string) error
+	// file is, on SQLite, the database file at its path when it was
+	// opened, which Ping compares with what the path names now.
+	file     os.FileInfo
+	filePath string
 }
 
 // Open connects to the configured database. It does not migrate: call
@@ -102,6 +108,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		err      error
 		dialect  string
 		dsn      string
+		path     string
 	)
 	if cfg.DatabaseURL != "" {
 		dialect = Postgres
@@ -109,8 +116,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionBeforeConnect(postgresSession)}}), gcfg)
 	} else {
 		dialect = SQLite
-		path, perr := prepareDataDir(cfg.DataDir)
-		if perr != nil {
+		var perr error
+		if path, perr = prepareDataDir(cfg.DataDir); perr != nil {
 			return nil, perr
 		}
 		// secure_delete zeroes deleted content on every connection (see
@@ -164,6 +171,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		failpointFn: cfg.Failpoint}
 	if dialect == SQLite {
 		d.gate.writer = make(chan struct{}, 1)
+		// After the pings: the file the connections have open.
+		if d.file, err = os.Stat(path); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
+		d.filePath = path
 	}
 	return d, nil
 }
@@ -245,8 +258,19 @@ func (d *DB) Dialect() string { return d.dialect }
 // Now is the store's clock: the time it writes into rows.
 func (d *DB) Now() time.Time { return d.now().UTC() }
 
-// Ping checks that the database answers and returns its clock.
+// Ping checks that the database answers. On SQLite it also checks that
+// the file at the database's path is still the one opened at the start:
+// the open connections go on answering from a file removed or replaced
+// under them (a volume swapped, a careless clean-up), while the next start
+// would open what the path names now, a new empty database, and everything
+// written meanwhile would be lost.
 func (d *DB) Ping(ctx context.Context) error {
+	if d.file != nil {
+		if fi, err := os.Stat(d.filePath); err != nil || !os.SameFile(d.file, fi) {
+			return fmt.Errorf("the database file %s is no longer the one opened at the start (removed or replaced): "+
+				"what is written now would not be there after a restart", d.filePath)
+		}
+	}
 	sqlDB, err := d.db.DB()
 	if err != nil {
 		return err
