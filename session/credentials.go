@@ -22,8 +22,8 @@ type Envelope struct {
 // ReadCredentials is the one reader of a caller's credentials, for the SOAP
 // router and the web front alike. The session token is the first found of:
 // the envelope's parameter, the X-Session-Token header, the envelope's
-// __sessiontoken cookie, an Authorization bearer, the HTTP __sessiontoken
-// cookie (then CookieOnly). The security token is the X-Security-Token
+// __sessiontoken cookie, an Authorization bearer (then Bearer: it may be an
+// IMS token), the HTTP __sessiontoken cookie (then CookieOnly). The security token is the X-Security-Token
 // header, else the envelope's.
 func ReadCredentials(r *http.Request, env Envelope) Credentials {
 	var cred Credentials
@@ -37,6 +37,7 @@ func ReadCredentials(r *http.Request, env Envelope) Credentials {
 	if cred.SessionToken == "" {
 		if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
 			cred.SessionToken = strings.TrimSpace(auth[7:])
+			cred.Bearer = cred.SessionToken != ""
 		}
 	}
 	if cred.SessionToken == "" {

@@ -311,36 +311,12 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		s.cfg.Metrics.LogonFailed(metrics.LogonBearerRefused)
 		return nil, errBadLogon
 	}
-	ims := s.cfg.IMS
-	if ims == nil {
+	if s.cfg.IMS == nil {
 		return refuse("BearerTokenLogon is not configured (CP_IMS_JWKS)")
 	}
-	if bearer == "" || len(bearer) > maxBearerBytes {
-		return refuse("empty or oversized token")
-	}
-	claims := jwt.MapClaims{}
-	_, perr := jwt.ParseWithClaims(bearer, claims, ims.kf.KeyfuncCtx(ctx),
-		jwt.WithValidMethods(ims.cfg.Algorithms),
-		jwt.WithIssuer(ims.cfg.Issuer),
-		jwt.WithAudience(ims.cfg.Audience),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(s.cfg.Now),
-	)
-	if perr != nil {
-		// The reason is jwt's sentinel (expired, bad signature, …), never
-		// the token or its claims.
-		return refuse(bearerReason(perr))
-	}
-	// A token without "type" (another identity provider's) is judged by
-	// its issuer and audience alone.
-	if kind, ok := claims["type"]; ok && kind != accessToken {
-		return refuse("not an access token")
-	}
-	login, _ := claims[ims.cfg.OperatorClaim].(string)
-	if login == "" || len(login) > MaxLoginBytes {
-		return refuse("no operator claim", "claim", ims.cfg.OperatorClaim)
+	login, _, reason := s.cfg.IMS.verify(ctx, bearer, s.cfg.Now)
+	if reason != "" {
+		return refuse(reason)
 	}
 	op, err := s.db.FindOperatorByLogin(ctx, login)
 	if apperr.CodeOf(err) == apperr.NotFound {
@@ -369,6 +345,41 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		s.log.InfoContext(ctx, "bearer logon", "operator_id", op.ID)
 	}
 	return tokens, err
+}
+
+// verify checks an IMS bearer token and returns the login of the operator
+// it names and when it expires, or why it is refused (for the log: jwt's
+// sentinel, never the token or its claims).
+func (m *IMS) verify(ctx context.Context, bearer string, now func() time.Time) (login string, exp time.Time, reason string) {
+	if bearer == "" || len(bearer) > maxBearerBytes {
+		return "", exp, "empty or oversized token"
+	}
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(bearer, claims, m.kf.KeyfuncCtx(ctx),
+		jwt.WithValidMethods(m.cfg.Algorithms),
+		jwt.WithIssuer(m.cfg.Issuer),
+		jwt.WithAudience(m.cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(now),
+	); err != nil {
+		return "", exp, bearerReason(err)
+	}
+	// A token without "type" (another identity provider's) is judged by
+	// its issuer and audience alone.
+	if kind, ok := claims["type"]; ok && kind != accessToken {
+		return "", exp, "not an access token"
+	}
+	login, _ = claims[m.cfg.OperatorClaim].(string)
+	if login == "" || len(login) > MaxLoginBytes {
+		return "", exp, "no operator claim (" + m.cfg.OperatorClaim + ")"
+	}
+	e, err := claims.GetExpirationTime()
+	if err != nil || e == nil {
+		return "", exp, "a required claim is missing"
+	}
+	return login, e.Time, ""
 }
 
 // bearerReason names why jwt refused a token, for the log.

@@ -488,6 +488,12 @@ type Credentials struct {
 	// From is the client's address (the socket's peer, or the one trusted
 	// proxies name), for the log of a refused session.
 	From string
+	// Bearer is true when the session token came from Authorization:
+	// Bearer, where acc-js-sdk's ofImsBearerToken sends an IMS access
+	// token on every call instead of logging on (Campaign 8.5): with
+	// CP_IMS_JWKS, a token that is not a session token is checked as
+	// BearerTokenLogon checks it.
+	Bearer bool
 	// CookieOnly is true when the session token came only from the
 	// __sessiontoken cookie: then the security token is required whatever
 	// the setting, as ACC does, because a browser sends cookies by itself.
@@ -511,10 +517,14 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 	if cred.SessionToken == "" {
 		return refuse("no session token")
 	}
-	if len(cred.SessionToken) > maxTokenBytes || len(cred.SecurityToken) > maxTokenBytes {
+	ims := cred.Bearer && s.cfg.IMS != nil
+	if (len(cred.SessionToken) > maxTokenBytes && !(ims && len(cred.SessionToken) <= maxBearerBytes)) || len(cred.SecurityToken) > maxTokenBytes {
 		return refuse("token too long")
 	}
 	claims, ok := s.verify(cred.SessionToken)
+	if !ok && ims {
+		return s.authenticateIMS(ctx, cred.SessionToken, refuse)
+	}
 	if !ok {
 		return refuse("invalid token")
 	}
@@ -545,6 +555,64 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 		return refuse("operator disabled")
 	}
 	c := *caller
+	return &c, nil
+}
+
+// authenticateIMS is Authenticate for an IMS access token sent on every
+// call (acc-js-sdk's ofImsBearerToken): no session row, no security token
+// (a browser never sends an Authorization header by itself), the operator
+// that BearerTokenLogon would log on, for as long as the token is valid.
+// The check is remembered as a session is, under the token's digest, for
+// CacheTTL at most: a disable or a change of rights forgets it at once
+// here, on other replicas within CacheTTL; a password lock-out does not
+// refuse it, as it does not refuse BearerTokenLogon.
+func (s *Service) authenticateIMS(ctx context.Context, bearer string, refuse func(string) (*Caller, error)) (*Caller, error) {
+	key := "ims:" + digest(bearer)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, hit := s.cache[key]
+	forgets := s.forgets
+	s.mu.Unlock()
+	if hit && now.Before(e.until) {
+		if e.caller.OperatorID == 0 {
+			return refuse("IMS bearer: operator disabled")
+		}
+		c := e.caller
+		return &c, nil
+	}
+	login, exp, reason := s.cfg.IMS.verify(ctx, bearer, s.cfg.Now)
+	if reason != "" {
+		return refuse("IMS bearer: " + reason)
+	}
+	op, err := s.db.FindOperatorByLogin(ctx, login)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return refuse("IMS bearer: unknown operator")
+	} else if err != nil {
+		return nil, err
+	}
+	until := now.Add(s.cfg.CacheTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	e = cachedSession{row: store.Session{OperatorID: op.ID, Expires: exp}, until: until}
+	if !op.Disabled {
+		e.caller = Caller{OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), Expires: exp}
+	}
+	if s.cfg.CacheTTL > 0 {
+		s.mu.Lock()
+		s.sweepLocked(now)
+		if len(s.cache) > 100_000 {
+			s.cache = map[string]cachedSession{}
+		}
+		if s.forgets == forgets {
+			s.cache[key] = e
+		}
+		s.mu.Unlock()
+	}
+	if op.Disabled {
+		return refuse("IMS bearer: operator disabled")
+	}
+	c := e.caller
 	return &c, nil
 }
 
@@ -691,6 +759,11 @@ func (s *Service) forget(jti string, operatorID int64) {
 
 // Logoff revokes the caller's session on every replica.
 func (s *Service) Logoff(ctx context.Context, c *Caller) error {
+	if c.SessionID == "" {
+		// An IMS token sent on every call: there is no session to end
+		// (the token ends at its expiry, or at the identity provider).
+		return nil
+	}
 	if err := s.db.RevokeSession(ctx, c.SessionID); err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 'use strict';
 // Interop checks of xtk:session#BearerTokenLogon with Adobe's own client:
 // ConnectionParameters.ofBearerToken exchanges an IMS bearer token for a
-// session (the same tokens as Logon), then calls as any logged-on client.
+// session (the same tokens as Logon), then calls as any logged-on client;
+// ofImsBearerToken sends the token on every call and never logs on.
 //
 //   CP_BEARER_TOKEN=<jwt> CP_BEARER_EXPIRED=<jwt> \
 //     node acc-js-sdk-bearer.js <base-url> <login> <unused> [expected-right]
@@ -40,6 +41,32 @@ run(async () => {
   }
   await client.logoff();
   check(!client.isLogged(), 'logoff');
+
+  // ofImsBearerToken (Campaign 8.5): no logon, the token on every call.
+  const ims = await sdk.init(sdk.ConnectionParameters.ofImsBearerToken(baseURL, token, options));
+  await ims.logon();
+  check(ims.isLogged(), 'ofImsBearerToken logon');
+  try {
+    const userInfo = await ims.NLWS.xtkSession.getUserInfo();
+    check(userInfo && userInfo.login === login, 'getUserInfo() with the IMS token on the call', `got ${JSON.stringify(userInfo)}`);
+  } catch (err) {
+    check(false, 'getUserInfo() with the IMS token on the call succeeds', describe(err));
+  }
+  await ims.logoff();
+  const imsExpired = await sdk.init(sdk.ConnectionParameters.ofImsBearerToken(baseURL, expired, options));
+  await imsExpired.logon();
+  let imsErr;
+  try {
+    await imsExpired.NLWS.xtkSession.getUserInfo();
+  } catch (e) {
+    imsErr = e || new Error('rejected without a value');
+  }
+  check(imsErr !== undefined, 'an expired IMS token on a call is refused', 'the call ran');
+  if (imsErr !== undefined) {
+    // The SDK turns ACC's XSV-350008 into its SDK-000012 (HTTP 401), as for any expired session.
+    const text = `${imsErr.errorCode} ${imsErr.faultString} ${imsErr.message}`;
+    check(/SDK-000012/.test(imsErr.errorCode) && /Session has expired or is invalid/.test(text), 'the expired IMS token gives the session fault (SDK-000012)', describe(imsErr));
+  }
 
   const old = await sdk.init(sdk.ConnectionParameters.ofBearerToken(baseURL, expired, options));
   let err;
