@@ -27,6 +27,17 @@ const (
 	optionReceiptKey = "CpReceiptPublicKey"
 )
 
+// InstanceKey is a secret key of another part of the service that every
+// replica must share as well (the session signing key: a token signed by
+// one replica must verify on the next), for CheckKeys: Option names the
+// instance option that keeps its fingerprint, Name the setting for the
+// messages.
+type InstanceKey struct {
+	Name, Option string
+	Current      []byte
+	Previous     [][]byte
+}
+
 // keyFingerprint is what the database keeps of a secret key: an
 // HMAC-SHA256 under the key of a fixed label naming its use. It tells two
 // keys apart and gives nothing of the key away.
@@ -37,20 +48,30 @@ func keyFingerprint(key []byte, use string) string {
 }
 
 // CheckKeys refuses keys that are not the instance's: the export key, the
-// subject key and the receipt key are each checked against the
-// fingerprint stored by the first start. A rotation is accepted where the
+// subject key, the receipt key and others (the session key) are each
+// checked against the fingerprint stored by the first start. A rotation is accepted where the
 // instance's key is among this process's previous ones (the export key's
 // CP_EXPORT_PREVIOUS_KEYS, the receipt key's CP_RECEIPT_PREVIOUS_KEYS): the
 // new key becomes the instance's, and a replica still on the old one is
 // refused from then on. The subject key has no rotation: another one
 // leaves every earlier request unfindable by value. A key the process
 // made for itself (a test's random subject key) is not checked.
-func (s *Service) CheckKeys(ctx context.Context) error {
+func (s *Service) CheckKeys(ctx context.Context, others ...InstanceKey) error {
 	type key struct {
 		name, option, current string
 		previous              []string
 	}
 	var keys []key
+	for _, o := range others {
+		if len(o.Current) == 0 {
+			continue
+		}
+		k := key{name: o.Name, option: o.Option, current: keyFingerprint(o.Current, o.Option)}
+		for _, p := range o.Previous {
+			k.previous = append(k.previous, keyFingerprint(p, o.Option))
+		}
+		keys = append(keys, k)
+	}
 	if len(s.cfg.ExportKey) > 0 {
 		k := key{name: "export key (CP_EXPORT_KEY, export.key)", option: optionExportKey, current: keyFingerprint(s.cfg.ExportKey, "export")}
 		for _, p := range s.cfg.PreviousExportKeys {

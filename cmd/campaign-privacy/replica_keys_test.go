@@ -22,7 +22,8 @@ import (
 // keys. The first start records the keys' fingerprints in the database; a
 // start with a key that matches none is refused, naming the key. A
 // rotation (the instance's key among the previous ones) is accepted, and
-// then a replica still on the old key is refused.
+// then a replica still on the old key is refused. The session key too: a
+// session token signed by one replica was refused by the next.
 func TestReplicasMustShareTheirKeys(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestReplicasMustShareTheirKeys(t *testing.T) {
 			if dialect == store.Postgres {
 				// The finding: a replica with a data directory of its own.
 				refused("a replica with its own data directory", with("CP_DATA_DIR", filepath.Join(t.TempDir(), "data")),
-					"export key", "subject key", "receipt key")
+					"export key", "subject key", "receipt key", "session key")
 			}
 			other := strings.Repeat("ab", 32)
 			refused("another subject key", with("CP_SUBJECT_KEY", other), "subject key")
@@ -85,6 +86,14 @@ func TestReplicasMustShareTheirKeys(t *testing.T) {
 			oldPublic := hex.EncodeToString(ed25519.NewKeyFromSeed(seed[:32]).Public().(ed25519.PublicKey))
 			refused("another receipt key", with("CP_EXPORT_KEY", other, "CP_RECEIPT_KEY", other), "receipt key")
 			starts("the receipt key rotated", with("CP_EXPORT_KEY", other, "CP_RECEIPT_KEY", other, "CP_RECEIPT_PREVIOUS_KEYS", oldPublic))
+
+			// The session key: a token one replica signs must verify on
+			// the next.
+			oldSession := keyFile("session.key")
+			rotatedBefore := []string{"CP_EXPORT_KEY", other, "CP_RECEIPT_KEY", other}
+			refused("another session key", with(append(rotatedBefore, "CP_SESSION_KEY", other)...), "session key")
+			starts("the session key rotated", with(append(rotatedBefore, "CP_SESSION_KEY", other, "CP_SESSION_PREVIOUS_KEYS", oldSession)...))
+			refused("a replica still on the session key before the rotation", with(rotatedBefore...), "session key")
 		})
 	}
 }

@@ -173,7 +173,8 @@ func (a *App) build(ctx context.Context, cfg Config, log *slog.Logger) error {
 		pcfg.Metrics = cfg.Metrics
 	}
 	a.Privacy = privacy.New(db, registry, pcfg)
-	if err := a.Privacy.CheckKeys(ctx); err != nil {
+	if err := a.Privacy.CheckKeys(ctx, privacy.InstanceKey{Name: "session key (CP_SESSION_KEY, session.key)",
+		Option: "CpSessionKeyFingerprint", Current: scfg.Key, Previous: scfg.PreviousKeys}); err != nil {
 		return err
 	}
 	if err := a.Privacy.Setup(ctx); err != nil {
