@@ -19,7 +19,8 @@ import (
 // waits for its confirmation: the purge would take the "deleted" marks
 // the expiry reads to know that earlier rounds deleted rows, and the
 // request would end as "nothing was deleted", without a receipt. The
-// request ends in error with its receipt, and its data is purged.
+// request ends in error with its receipt, and its data is purged once
+// its retention ends.
 func TestCleanupKeepsDeletedRoundsProof(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
@@ -56,7 +57,15 @@ func TestCleanupKeepsDeletedRoundsProof(t *testing.T) {
 		if _, c := f.receiptOf(t, id); deletedOf(c, "nms:recipient") != 1 {
 			t.Errorf("the receipt says %d nms:recipient row(s) deleted, want 1", deletedOf(c, "nms:recipient"))
 		}
-		// Once ended, the request's data goes at the next cleanup.
+		// Once ended, the request's data goes at the first cleanup after
+		// its retention: the expiry destroyed its reviewed file (J141), so
+		// the retention counts from the expiry, as for any request that
+		// ends without a file.
+		f.run(t, privacy.Cleanup)
+		if r, err = f.env.DB.FindRequestByID(f.ctx, id); err != nil || r.PurgedAt != nil {
+			t.Fatalf("purged before its retention: %v %v", r.PurgedAt, err)
+		}
+		f.env.Clock.Advance(15*24*time.Hour + time.Hour)
 		f.run(t, privacy.Cleanup)
 		if r, err = f.env.DB.FindRequestByID(f.ctx, id); err != nil || r.PurgedAt == nil || r.ReconciliationValue != "" {
 			t.Fatalf("the ended request was not purged: %v %v", r.PurgedAt, err)

@@ -13,9 +13,11 @@ import (
 // TestExpiredRoundReceiptPurgeDate: a two-step delete whose first
 // round deleted the recipient goes back to review (a new reviewed file)
 // and is never confirmed again. Its expiry ends it in error with a
-// receipt. Its file_purged_on must be the date the cleanup purges it,
+// receipt. Its file_purged_on must not be after the date the data is
+// destroyed: it was the expiry + 90 days, two weeks after the cleanup,
 // which reads the reviewed file's date (created 15 days before the
-// expiry), not the expiry + 90 days, two weeks after the data is gone.
+// expiry), purged it. (The expiry now destroys the reviewed file itself,
+// J141: the date is the expiry's.)
 func TestExpiredRoundReceiptPurgeDate(t *testing.T) {
 	eachStore(t, func(t *testing.T, dialect string) {
 		f := newFixture(t, dialect, servertest.Options{Privacy: withReceipts})

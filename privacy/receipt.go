@@ -43,6 +43,12 @@ const (
 	// role may not rewrite pg_statistic, whose old samples of the erased
 	// values are freed without being zeroed.
 	ReceiptMethodStatsNotZeroed = "row delete + residue purge before completion (residue_purge; planner statistics freed, not zeroed) + destruction of every file of the subject, with its key"
+	// ReceiptMethodUnfinished is an error receipt's: a delete that did
+	// not finish completes nothing, and only a completed delete destroys
+	// the subject's files; ReceiptMethodUnfinishedFileDestroyed, when the
+	// step that ended it destroyed its own reviewed file.
+	ReceiptMethodUnfinished              = "row delete, not finished: neither a residue purge nor the destruction of the subject's files is claimed"
+	ReceiptMethodUnfinishedFileDestroyed = "row delete, not finished + destruction of its reviewed file, with its key: neither a residue purge nor the destruction of the subject's other files is claimed"
 )
 
 // ReceiptTable is one table's share of a request.
@@ -58,6 +64,12 @@ type ReceiptLinked struct {
 	Link   string `json:"link"`
 	Target string `json:"target"`
 	Count  int64  `json:"count"`
+}
+
+// ReceiptConfirmation is one round's confirmation of a two-step delete.
+type ReceiptConfirmation struct {
+	By string `json:"by"` // the operator's login
+	At string `json:"at"`
 }
 
 // ReceiptClaims are the claims of a receipt.
@@ -78,9 +90,13 @@ type ReceiptClaims struct {
 	// confirmed, in every round when new rows sent it back to review,
 	// which are the rows the delete removed.
 	ReviewedSetSHA256 string `json:"reviewed_set_sha256,omitempty"`
-	ConfirmedBy       string `json:"confirmed_by,omitempty"` // two-step deletes: the operator's login
-	ConfirmedAt       string `json:"confirmed_at,omitempty"`
-	Method            string `json:"method"`
+	// ConfirmedBy and ConfirmedAt, for a two-step delete, are the last
+	// confirmation's (the round the receipt ends); Confirmations are every
+	// round's, in order: each operator confirmed the rows of their round.
+	ConfirmedBy   string                `json:"confirmed_by,omitempty"` // the operator's login
+	ConfirmedAt   string                `json:"confirmed_at,omitempty"`
+	Confirmations []ReceiptConfirmation `json:"confirmations,omitempty"`
+	Method        string                `json:"method"`
 	// Verification is the result of the sweep after a delete.
 	Verification string `json:"verification"`
 	// FilePurgedOn is the date (UTC) the cleanup destroys the file and
@@ -141,15 +157,18 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 			linked = storedLinked
 		}
 	}
-	var reviewed string
+	// A two-step delete's reviewed set: every round's rows, which its
+	// files held.
+	var reviewed []store.ReviewedRow
 	if req.Type == TypeDelete && req.ConfirmDeletePending {
-		rows := upd.Reviewed
-		if rows == nil {
-			if rows, err = s.recordedRows(ctx, req.ID); err != nil {
+		if reviewed = upd.Reviewed; reviewed == nil {
+			if reviewed, err = s.recordedRows(ctx, req.ID); err != nil {
 				return nil, err
 			}
 		}
-		reviewed = reviewedDigest(rows)
+		if reviewed == nil {
+			reviewed = []store.ReviewedRow{}
+		}
 	}
 	// The file, where one stays after this step (an access request's, the
 	// reviewed file of a two-step delete that ends in error), is purged by
@@ -178,7 +197,7 @@ func (s *Service) receiptFunc(ctx context.Context, req *store.Request, upd store
 		if !receiptDue(req, status) {
 			return "", nil
 		}
-		return s.signReceipt(req, status, ns, counts, deleted, linked, reviewed, purge, head, fileCreated)
+		return s.signReceipt(req, status, ns, counts, deleted, linked, reviewed, purge, head, fileCreated, applied.DropExport)
 	}, nil
 }
 
@@ -235,9 +254,11 @@ func (s *Service) withRecords(ctx context.Context, ids []int64) context.Context 
 }
 
 // signReceipt signs a request's receipt. counts are what its collect
-// found per table; deletedBy, what its deletes removed.
+// found per table; deletedBy, what its deletes removed; reviewed, a
+// two-step delete's reviewed set over its rounds (nil otherwise);
+// fileDropped, whether the step it ends destroyed the request's file.
 func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, counts []store.RequestData, deletedBy map[string]int64,
-	linked []store.LinkedCount, reviewed, purge string, head store.ChainHead, fileCreated *time.Time) (string, error) {
+	linked []store.LinkedCount, reviewed []store.ReviewedRow, purge string, head store.ChainHead, fileCreated *time.Time, fileDropped bool) (string, error) {
 	now := s.cfg.Now().UTC()
 	kept := now // what the cleanup's retention counts from
 	if fileCreated != nil && fileCreated.Before(now) {
@@ -259,30 +280,46 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		},
 	}
 	deleted := req.Type == TypeDelete && status == StatusComplete
-	exported := req.Type == TypeAccess || req.ConfirmDeletePending
-	if deleted && req.ConfirmDeletePending {
-		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with the delete
+	if fileDropped || deleted && req.ConfirmDeletePending {
+		c.FilePurgedOn = now.Format("2006-01-02") // the reviewed file went with this step
+	}
+	// exported: an access request's file, what its collect found; a
+	// two-step delete's files, one a round, held its reviewed set, whose
+	// rows it counts by table (what the collect counts is the last
+	// round's only).
+	exportedBy := map[string]int64{}
+	switch {
+	case req.Type == TypeAccess:
+		for _, d := range counts {
+			exportedBy[d.Schema] = d.RecordCount
+		}
+	case reviewed != nil:
+		for _, r := range reviewed {
+			exportedBy[r.Schema]++
+		}
 	}
 	// A delete that failed after it had deleted rows says so too.
 	countDeleted := deleted || len(deletedBy) > 0 && status == StatusError
+	if !countDeleted {
+		deletedBy = nil
+	}
 	listed := map[string]bool{}
 	for _, d := range counts {
-		t := ReceiptTable{Table: d.Schema}
-		if exported {
-			t.Exported = d.RecordCount
-		}
-		if countDeleted {
-			t.Deleted = deletedBy[d.Schema]
-		}
-		c.Tables = append(c.Tables, t)
+		c.Tables = append(c.Tables, ReceiptTable{Table: d.Schema, Exported: exportedBy[d.Schema], Deleted: deletedBy[d.Schema]})
 		listed[d.Schema] = true
 	}
-	if countDeleted {
-		// Tables only the delete found rows in (written after the collect).
-		for _, schema := range slices.Sorted(maps.Keys(deletedBy)) {
-			if !listed[schema] {
-				c.Tables = append(c.Tables, ReceiptTable{Table: schema, Deleted: deletedBy[schema]})
-			}
+	// Tables only an earlier round, or only the delete, found rows in
+	// (written after the collect).
+	others := map[string]bool{}
+	for schema := range exportedBy {
+		others[schema] = !listed[schema]
+	}
+	for schema := range deletedBy {
+		others[schema] = !listed[schema]
+	}
+	for _, schema := range slices.Sorted(maps.Keys(others)) {
+		if others[schema] {
+			c.Tables = append(c.Tables, ReceiptTable{Table: schema, Exported: exportedBy[schema], Deleted: deletedBy[schema]})
 		}
 	}
 	switch {
@@ -292,17 +329,28 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		c.Method, c.ResiduePurge = s.receiptMethod(), purge
 		c.Verification = fmt.Sprintf("passed: no record of the subject remains in the %d table(s) searched", len(counts))
 	default:
-		c.Method = s.receiptMethod()
+		// What was done, not a completed delete's claims: its reviewed
+		// file at most is destroyed (the other files of the subject only
+		// go with a completed delete), and no purge completes it.
+		c.Method = ReceiptMethodUnfinished
+		if fileDropped {
+			c.Method = ReceiptMethodUnfinishedFileDestroyed
+		}
 		c.Verification = "failed: the delete did not finish; see the request's audit"
 	}
 	if req.ConfirmDeletePending {
-		c.ConfirmedBy, c.ConfirmedAt = confirmation(req.Audit)
+		c.Confirmations = confirmations(req.Audit)
+		if n := len(c.Confirmations); n > 0 {
+			c.ConfirmedBy, c.ConfirmedAt = c.Confirmations[n-1].By, c.Confirmations[n-1].At
+		}
 	}
 	c.LinkedNotCollected = []ReceiptLinked{}
 	for _, l := range linked {
 		c.LinkedNotCollected = append(c.LinkedNotCollected, ReceiptLinked{Table: l.Schema, Link: l.Link, Target: l.Target, Count: l.RecordCount})
 	}
-	c.ReviewedSetSHA256 = reviewed
+	if reviewed != nil {
+		c.ReviewedSetSHA256 = reviewedDigest(reviewed)
+	}
 	return jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.cfg.ReceiptKey)
 }
 
@@ -319,11 +367,13 @@ func (s *Service) receiptMethod() string {
 	return ReceiptMethod
 }
 
-// confirmation finds who confirmed a two-step delete, and when, in the
-// audit text ConfirmDeleteRequest wrote: "<time> Deletion confirmed by
-// operator '<login>'.". A login is an operator's, not a data subject's.
-func confirmation(audit string) (login, at string) {
+// confirmations finds who confirmed each round of a two-step delete, and
+// when, in the audit text ConfirmDeleteRequest wrote: "<time> Deletion
+// confirmed by operator '<login>'.", one line a round. A login is an
+// operator's, not a data subject's.
+func confirmations(audit string) []ReceiptConfirmation {
 	const marker = " Deletion confirmed by operator '"
+	var out []ReceiptConfirmation
 	for _, l := range strings.Split(audit, "\n") {
 		i := strings.Index(l, marker)
 		if i < 0 {
@@ -331,10 +381,10 @@ func confirmation(audit string) (login, at string) {
 		}
 		rest := l[i+len(marker):]
 		if j := strings.LastIndex(rest, "'"); j >= 0 {
-			login, at = rest[:j], l[:i]
+			out = append(out, ReceiptConfirmation{By: rest[:j], At: l[:i]})
 		}
 	}
-	return login, at
+	return out
 }
 
 // Receipt returns the stored receipt (a JWS) of a request.
@@ -377,7 +427,7 @@ func (s *Service) DownloadReceipt(ctx context.Context, c *session.Caller, id int
 	if err := requireRight(c); err != nil {
 		return "", err
 	}
-	jws, err := s.db.FindReceipt(ctx, id)
+	jws, err := s.storedReceipt(ctx, id)
 	if err != nil {
 		return "", err
 	}
@@ -393,7 +443,81 @@ func (s *Service) OpenReceipt(ctx context.Context, c *session.Caller, id int64) 
 	if err := requireRight(c); err != nil {
 		return "", err
 	}
-	return s.db.FindReceipt(ctx, id)
+	return s.storedReceipt(ctx, id)
+}
+
+// storedReceipt returns request id's stored receipt once it is this
+// request's: it verifies with the instance's keys and names the request
+// and its status. One who may write the database could otherwise hand
+// operators another request's valid receipt as this one's proof.
+func (s *Service) storedReceipt(ctx context.Context, id int64) (string, error) {
+	jws, err := s.db.FindReceipt(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	req, err := s.db.FindRequestByID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var keys []ed25519.PublicKey
+	if s.cfg.ReceiptKey != nil {
+		keys = append([]ed25519.PublicKey{s.cfg.ReceiptKey.Public().(ed25519.PublicKey)}, s.cfg.ReceiptPreviousKeys...)
+	}
+	if _, err := checkReceipt(id, Status(req.Status), jws, keys); err != nil {
+		s.log.ErrorContext(ctx, "stored receipt refused", "id", id, "err", err)
+		return "", apperr.Errorf(apperr.Conflict, "The receipt stored for request %d is not its valid receipt; run campaign-privacy audit verify.", id)
+	}
+	return jws, nil
+}
+
+// checkReceipt verifies jws, stored for request id in status, against
+// keys: its signature, and that it is that request's, in that status.
+func checkReceipt(id int64, status Status, jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {
+	c, err := VerifyReceipt(jws, keys)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("request %d: no receipt key of this instance verifies its receipt (CP_RECEIPT_KEY, nor CP_RECEIPT_PREVIOUS_KEYS): "+
+			"it was changed, or signed with a key retired since (then list that key's public key in CP_RECEIPT_PREVIOUS_KEYS): %w", id, err)
+	case c.RequestID != id:
+		return nil, fmt.Errorf("request %d: the receipt stored for it is request %d's", id, c.RequestID)
+	case c.Status != status.String():
+		return nil, fmt.Errorf("request %d: its receipt says %s, the request is %s", id, c.Status, status)
+	}
+	return c, nil
+}
+
+// VerifyStoredReceipts checks the receipts stored in db against keys, for
+// campaign-privacy audit verify, and returns the chain heads they carry
+// (seq → hash) for the chain's check: each receipt verifies, is its
+// request's, in the request's status, and is the copy queryDef serves as
+// @receipt; and every request that needs one has one — complete, or in
+// error after its deletes removed rows, created after the chain began (a
+// deleted receipt removes its anchor, and the chain after it can then be
+// recomputed).
+func VerifyStoredReceipts(ctx context.Context, db *store.DB, keys []ed25519.PublicKey) (map[int64]string, error) {
+	anchors := map[int64]string{}
+	finished := []store.Status{StatusComplete.stored(), StatusError.stored()}
+	err := db.EachStoredReceipt(ctx, finished, func(r store.StoredReceipt) error {
+		status := Status(r.Status)
+		switch {
+		case !r.Request:
+			return fmt.Errorf("a receipt is stored for request %d, which does not exist", r.RequestID)
+		case r.JWS == "" && r.Served == "":
+			if r.Chained && (status == StatusComplete || status == StatusError && r.Deleted) {
+				return fmt.Errorf("request %d is %s but has no receipt: it was removed (every such request gets one with its last audit line)", r.RequestID, status)
+			}
+			return nil
+		case r.JWS != r.Served:
+			return fmt.Errorf("request %d: the receipt queryDef serves as @receipt (privacy_requests.receipt) is not its stored receipt (privacy_receipts)", r.RequestID)
+		}
+		c, err := checkReceipt(r.RequestID, status, r.JWS, keys)
+		if err != nil {
+			return err
+		}
+		anchors[c.AuditChainSeq] = c.AuditChainHead
+		return nil
+	})
+	return anchors, err
 }
 
 // reviewedDigest is the SHA-256 of a reviewed set: one "schema:id" line

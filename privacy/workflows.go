@@ -997,8 +997,13 @@ func (s *Service) expireConfirmations(ctx context.Context) error {
 		}
 		for i := range reqs {
 			reqs[i].Status = StatusDeleteInProgress.stored() // for its receipt: the delete started
-			upd := store.RequestUpdate{Status: ptr(StatusError.stored()), ClearDedupe: true, Audit: []string{fmt.Sprintf(
-				"Error: the records that matched after the review were not confirmed within %d days and were not deleted; the records confirmed before were deleted.", days)}}
+			// Its reviewed file goes, as a confirmed delete's that ends in
+			// error (failUpdate): nobody will confirm it, and the records
+			// it holds were written for those the earlier rounds deleted.
+			// A new request collects what is left.
+			upd := store.RequestUpdate{Status: ptr(StatusError.stored()), ClearDedupe: true, DropExport: true, Audit: []string{fmt.Sprintf(
+				"Error: the records that matched after the review were not confirmed within %d days and were not deleted; the records confirmed before were deleted.", days),
+				"The reviewed file and its key are destroyed."}}
 			if err := s.finish(ctx, &reqs[i], upd); err != nil {
 				return err
 			}

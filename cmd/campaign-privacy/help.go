@@ -27,7 +27,7 @@ var commandTable = []command{
 	{"namespace list", "", "list the namespaces"},
 	{"workflow run", "collectPrivacyRequests|deletePrivacyRequestsData|cleanupPrivacyRequests|all", "run the technical workflows now (progress on standard error)"},
 	{"demo-data", "[--recipients N] [--seed S]", "add N demo recipients with their deliveries, logs and subscriptions (progress on standard error); the same --seed adds the same data"},
-	{"audit verify", "", "check the audit hash chain; exit 1 names the first broken line"},
+	{"audit verify", "", "check the audit hash chain and the receipts; exit 1 names the first broken line or request"},
 	{"receipt public-key", "", "print the erasure receipts' public key (PEM)"},
 	{"receipt verify", "FILE [--public-key K]", "check a receipt offline and print its claims"},
 	{"healthcheck", "[--addr A]", "ask the server at CP_ADDR whether it is ready (GET /readyz): exit 0, or 1 with the reason"},

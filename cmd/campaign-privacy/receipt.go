@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
@@ -32,19 +33,56 @@ func decodePublicKey(v string) (ed25519.PublicKey, error) {
 			v = strings.TrimSpace(string(data))
 		}
 	}
+	var key ed25519.PublicKey
 	if b, _ := pem.Decode([]byte(v)); b != nil {
 		k, err := x509.ParsePKIXPublicKey(b.Bytes)
-		if pk, ok := k.(ed25519.PublicKey); err == nil && ok {
-			return pk, nil
+		pk, ok := k.(ed25519.PublicKey)
+		if err != nil || !ok {
+			return nil, errors.New("the PEM block is not an Ed25519 public key")
 		}
-		return nil, errors.New("the PEM block is not an Ed25519 public key")
+		key = pk
 	}
 	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
-		if k, err := dec(v); err == nil && len(k) == ed25519.PublicKeySize {
-			return ed25519.PublicKey(k), nil
+		if k, err := dec(v); key == nil && err == nil && len(k) == ed25519.PublicKeySize {
+			key = ed25519.PublicKey(k)
 		}
 	}
-	return nil, errors.New("a receipt public key is PEM, or 32 bytes in hex or base64")
+	if key == nil {
+		return nil, errors.New("a receipt public key is PEM, or 32 bytes in hex or base64")
+	}
+	if smallOrder(key) {
+		return nil, errors.New("the receipt public key is a point of small order, with which anyone can forge a receipt that verifies: it is no instance's key")
+	}
+	return key, nil
+}
+
+// smallOrderY are the encodings, sign bit aside, of the y coordinates of
+// Ed25519's eight points of small order (libsodium's blocklist): 0 and 1,
+// the two of order 8, p-1, and the non-canonical p and p+1. Go's
+// ed25519.Verify is cofactorless: with such a key A, [k]A takes a few
+// values whatever the message, so a signature (R, s) with [s]B = R + [k]A
+// is found without any private key.
+var smallOrderY = [][32]byte{
+	{},
+	{0x01},
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+	{0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+}
+
+// smallOrder reports whether k encodes a point of small order.
+func smallOrder(k ed25519.PublicKey) bool {
+	var y [32]byte
+	copy(y[:], k)
+	y[31] &= 0x7f // the sign of x
+	return slices.Contains(smallOrderY, y)
 }
 
 func (m *Main) audit(ctx context.Context, args []string) error {
@@ -73,16 +111,8 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	}
 	// Also against the chain heads the signed receipts carry: the hash is
 	// unkeyed, a receipt's signature is not. A receipt that does not
-	// verify is an error too.
-	anchors := map[int64]string{}
-	err = db.EachReceipt(ctx, func(jws string) error {
-		c, err := privacy.VerifyReceipt(jws, keys)
-		if err != nil {
-			return err
-		}
-		anchors[c.AuditChainSeq] = c.AuditChainHead
-		return nil
-	})
+	// verify, is not its request's, or is missing is an error too.
+	anchors, err := privacy.VerifyStoredReceipts(ctx, db, keys)
 	if err != nil {
 		return err
 	}

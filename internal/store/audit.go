@@ -355,19 +355,60 @@ func (d *DB) SaveReceipt(ctx context.Context, requestID int64, jws string) error
 	return translate(err, "Receipt")
 }
 
-// EachReceipt calls fn with every stored receipt, in request order.
-func (d *DB) EachReceipt(ctx context.Context, fn func(jws string) error) error {
-	rows, err := d.readSQL.QueryContext(ctx, "SELECT jws FROM privacy_receipts ORDER BY request_id")
+// StoredReceipt is one request's receipt as stored, with what says
+// whether the request needs one: audit verify checks them.
+type StoredReceipt struct {
+	RequestID int64
+	Request   bool // the request row exists
+	Status    Status
+	// JWS is privacy_receipts' copy (the console, the download, the
+	// chain's anchors); Served the request row's (queryDef's @receipt).
+	JWS, Served string
+	// Deleted: the request's deletes removed rows (privacy_request_deleted).
+	Deleted bool
+	// Chained: every line of the request's audit text is in the chain,
+	// so it was created after the chain (and the receipts) began.
+	Chained bool
+}
+
+// EachStoredReceipt calls fn, in request order, for each request that
+// holds a receipt (in either copy) or is in one of the statuses finished,
+// and for each receipt stored for a request that does not exist.
+func (d *DB) EachStoredReceipt(ctx context.Context, finished []Status, fn func(StoredReceipt) error) error {
+	in := "NULL"
+	args := make([]any, len(finished))
+	if len(finished) > 0 {
+		in = strings.TrimSuffix(strings.Repeat("?, ", len(finished)), ", ")
+		for i, st := range finished {
+			args[i] = int(st)
+		}
+	}
+	rows, err := d.readSQL.QueryContext(ctx, d.rebind(`SELECT r.id, TRUE, r.status, COALESCE(k.jws, ''), COALESCE(r.receipt, ''), COALESCE(r.audit, ''),
+			EXISTS (SELECT 1 FROM privacy_request_deleted x WHERE x.request_id = r.id AND x.deleted > 0),
+			(SELECT count(*) FROM privacy_audit_chain c WHERE c.request_id = r.id)
+		FROM privacy_requests r LEFT JOIN privacy_receipts k ON k.request_id = r.id
+		WHERE k.request_id IS NOT NULL OR r.receipt IS NOT NULL OR r.status IN (`+in+`)
+		UNION ALL
+		SELECT k.request_id, FALSE, 0, k.jws, '', '', FALSE, 0 FROM privacy_receipts k
+		WHERE NOT EXISTS (SELECT 1 FROM privacy_requests r WHERE r.id = k.request_id)
+		ORDER BY 1`), args...)
 	if err != nil {
 		return translate(err, "Receipt")
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var jws string
-		if err := rows.Scan(&jws); err != nil {
+		var (
+			r      StoredReceipt
+			audit  string
+			status int
+			lines  int64
+		)
+		if err := rows.Scan(&r.RequestID, &r.Request, &status, &r.JWS, &r.Served, &audit, &r.Deleted, &lines); err != nil {
 			return translate(err, "Receipt")
 		}
-		if err := fn(jws); err != nil {
+		r.Status = Status(status)
+		r.Chained = lines > 0 && int64(strings.Count(audit, "\n")) == lines
+		if err := fn(r); err != nil {
 			return err
 		}
 	}
