@@ -463,16 +463,17 @@ func (s *Service) storedReceipt(ctx context.Context, id int64) (string, error) {
 	if s.cfg.ReceiptKey != nil {
 		keys = append([]ed25519.PublicKey{s.cfg.ReceiptKey.Public().(ed25519.PublicKey)}, s.cfg.ReceiptPreviousKeys...)
 	}
-	if _, err := checkReceipt(id, Status(req.Status), jws, keys); err != nil {
+	if _, err := CheckReceipt(id, Status(req.Status), jws, keys); err != nil {
 		s.log.ErrorContext(ctx, "stored receipt refused", "id", id, "err", err)
 		return "", apperr.Errorf(apperr.Conflict, "The receipt stored for request %d is not its valid receipt; run campaign-privacy audit verify.", id)
 	}
 	return jws, nil
 }
 
-// checkReceipt verifies jws, stored for request id in status, against
-// keys: its signature, and that it is that request's, in that status.
-func checkReceipt(id int64, status Status, jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {
+// CheckReceipt verifies jws, stored for request id in status, against
+// keys: its signature, and that it is that request's, in that status
+// (audit verify, the download). Its errors name the request.
+func CheckReceipt(id int64, status Status, jws string, keys []ed25519.PublicKey) (*ReceiptClaims, error) {
 	c, err := VerifyReceipt(jws, keys)
 	switch {
 	case err != nil:
@@ -484,40 +485,6 @@ func checkReceipt(id int64, status Status, jws string, keys []ed25519.PublicKey)
 		return nil, fmt.Errorf("request %d: its receipt says %s, the request is %s", id, c.Status, status)
 	}
 	return c, nil
-}
-
-// VerifyStoredReceipts checks the receipts stored in db against keys, for
-// campaign-privacy audit verify, and returns the chain heads they carry
-// (seq → hash) for the chain's check: each receipt verifies, is its
-// request's, in the request's status, and is the copy queryDef serves as
-// @receipt; and every request that needs one has one — complete, or in
-// error after its deletes removed rows, created after the chain began (a
-// deleted receipt removes its anchor, and the chain after it can then be
-// recomputed).
-func VerifyStoredReceipts(ctx context.Context, db *store.DB, keys []ed25519.PublicKey) (map[int64]string, error) {
-	anchors := map[int64]string{}
-	finished := []store.Status{StatusComplete.stored(), StatusError.stored()}
-	err := db.EachStoredReceipt(ctx, finished, func(r store.StoredReceipt) error {
-		status := Status(r.Status)
-		switch {
-		case !r.Request:
-			return fmt.Errorf("a receipt is stored for request %d, which does not exist", r.RequestID)
-		case r.JWS == "" && r.Served == "":
-			if r.Chained && (status == StatusComplete || status == StatusError && r.Deleted) {
-				return fmt.Errorf("request %d is %s but has no receipt: it was removed (every such request gets one with its last audit line)", r.RequestID, status)
-			}
-			return nil
-		case r.JWS != r.Served:
-			return fmt.Errorf("request %d: the receipt queryDef serves as @receipt (privacy_requests.receipt) is not its stored receipt (privacy_receipts)", r.RequestID)
-		}
-		c, err := checkReceipt(r.RequestID, status, r.JWS, keys)
-		if err != nil {
-			return err
-		}
-		anchors[c.AuditChainSeq] = c.AuditChainHead
-		return nil
-	})
-	return anchors, err
 }
 
 // reviewedDigest is the SHA-256 of a reviewed set: one "schema:id" line

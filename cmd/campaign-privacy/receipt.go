@@ -112,7 +112,7 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	// Also against the chain heads the signed receipts carry: the hash is
 	// unkeyed, a receipt's signature is not. A receipt that does not
 	// verify, is not its request's, or is missing is an error too.
-	anchors, err := privacy.VerifyStoredReceipts(ctx, db, keys)
+	anchors, err := verifyStoredReceipts(ctx, db, keys)
 	if err != nil {
 		return err
 	}
@@ -122,6 +122,39 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "audit chain intact: %d line(s), head %s\n", head.Seq, head.Hash)
 	return nil
+}
+
+// verifyStoredReceipts checks the receipts stored in db against keys and
+// returns the chain heads they carry (seq → hash) for the chain's check:
+// each receipt verifies, is its request's, in the request's status, and
+// is the copy queryDef serves as @receipt; and every request that needs
+// one has one — complete, or in error after its deletes removed rows,
+// created after the chain began (a deleted receipt removes its anchor,
+// and the chain after it can then be recomputed).
+func verifyStoredReceipts(ctx context.Context, db *store.DB, keys []ed25519.PublicKey) (map[int64]string, error) {
+	anchors := map[int64]string{}
+	finished := []store.Status{store.Status(privacy.StatusComplete), store.Status(privacy.StatusError)}
+	err := db.EachStoredReceipt(ctx, finished, func(r store.StoredReceipt) error {
+		status := privacy.Status(r.Status)
+		switch {
+		case !r.Request:
+			return fmt.Errorf("a receipt is stored for request %d, which does not exist", r.RequestID)
+		case r.JWS == "" && r.Served == "":
+			if r.Chained && (status == privacy.StatusComplete || status == privacy.StatusError && r.Deleted) {
+				return fmt.Errorf("request %d is %s but has no receipt: it was removed (every such request gets one with its last audit line)", r.RequestID, status)
+			}
+			return nil
+		case r.JWS != r.Served:
+			return fmt.Errorf("request %d: the receipt queryDef serves as @receipt (privacy_requests.receipt) is not its stored receipt (privacy_receipts)", r.RequestID)
+		}
+		c, err := privacy.CheckReceipt(r.RequestID, status, r.JWS, keys)
+		if err != nil {
+			return err
+		}
+		anchors[c.AuditChainSeq] = c.AuditChainHead
+		return nil
+	})
+	return anchors, err
 }
 
 // existingDatabase fails when the embedded database does not exist: a
