@@ -155,8 +155,8 @@ func NewIMS(ctx context.Context, cfg IMSConfig) (_ *IMS, err error) {
 
 // remoteKeySet fetches the key set at rawURL, refreshes it hourly until
 // ctx ends, and again for a token naming an unknown key at most once a
-// minute (a token with a made-up kid can then hold back a rotated key for
-// a minute at most). The first fetch must succeed: its failure is the
+// minute (unknownKID: a token with a made-up kid can then hold back a
+// rotated key for a minute at most). The first fetch must succeed: its failure is the
 // error, naming its cause. The URL is logged without its credentials or
 // query.
 func remoteKeySet(ctx context.Context, rawURL string, log *slog.Logger) (jwkset.Storage, error) {
@@ -186,15 +186,55 @@ func remoteKeySet(ctx context.Context, rawURL string, log *slog.Logger) (jwkset.
 	if err != nil {
 		return nil, fmt.Errorf("CP_IMS_JWKS: fetch the key set %s: %w", shown, hideURL(err, shown))
 	}
+	// The client refreshes for every unknown kid it is asked about (its
+	// limiter never waits); unknownKID asks it at most once a minute.
 	keys, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{rawURL: remote},
-		RateLimitWaitMax:  time.Minute,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(time.Minute), 1),
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CP_IMS_JWKS: %w", err)
 	}
-	return keys, nil
+	return &unknownKID{Storage: keys, held: remote, every: rate.NewLimiter(rate.Every(time.Minute), 1)}, nil
+}
+
+// unknownKID is the key set of a URL as the tokens read it: a kid it
+// holds is read without a fetch; for one it does not hold, the set is
+// fetched again, at most once a minute, and the tokens that come within
+// that minute are refused at once rather than wait. The fetch runs on a
+// context of its own with the 10 s of any fetch: the library's own
+// limiter waited on the caller's context and fetched on what the wait had
+// left of it (a SOAP call's 10 s spent waiting, the fetch cut short and
+// the minute's refresh used up: a made-up kid once a minute kept a
+// rotated key out for the hour). A caller that leaves does not stop it.
+type unknownKID struct {
+	jwkset.Storage                // fetches for an unknown kid
+	held           jwkset.Storage // the keys fetched so far
+	every          *rate.Limiter
+}
+
+func (k *unknownKID) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	jwk, err := k.held.KeyRead(ctx, kid)
+	if !errors.Is(err, jwkset.ErrKeyNotFound) || !k.every.Allow() {
+		return jwk, err
+	}
+	type read struct {
+		jwk jwkset.JWK
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksTimeout)
+		defer cancel()
+		jwk, err := k.Storage.KeyRead(fctx, kid)
+		done <- read{jwk, err}
+	}()
+	select {
+	case r := <-done:
+		return r.jwk, r.err
+	case <-ctx.Done():
+		return jwkset.JWK{}, ctx.Err()
+	}
 }
 
 // hideURL replaces the URL that net/http puts in its errors (with its

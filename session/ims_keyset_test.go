@@ -236,3 +236,72 @@ func bearerServiceAt(t *testing.T, ctx context.Context, jwks string, log *slog.L
 	}
 	return svc, clock
 }
+
+// TestUnknownKeyRefreshHasItsOwnTime (J136): the refresh for an unknown
+// kid ran on the context of the call that had waited for the
+// once-a-minute limiter, so the fetch got what the wait left of the call's
+// 10 s (about 100 ms here) and failed, the minute's refresh used up: a
+// made-up kid once a minute, timed to reserve the next refresh, kept a key
+// the identity provider published out until the hourly refresh. The
+// refresh now has the 10 s of any fetch, on a context of its own, and a
+// token within the minute is refused at once instead of waiting: the
+// refresh a minute after the attacker's first kid fetches the new set, and
+// the token under the new key is accepted 61 s after it. Waits 61 s.
+func TestUnknownKeyRefreshHasItsOwnTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 61 s")
+	}
+	keys := newIMSKeys(t)
+	var rotated atomic.Bool
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		// An identity provider across the internet: 300 ms to answer.
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		set := []map[string]string{{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": b64(keys.rsa.N.Bytes()), "e": b64(big.NewInt(int64(keys.rsa.E)).Bytes())}}
+		if rotated.Load() {
+			set = append(set, map[string]string{"kty": "RSA", "kid": "rsa-2", "use": "sig", "alg": "RS256", "n": b64(keys.stranger.N.Bytes()), "e": b64(big.NewInt(int64(keys.stranger.E)).Bytes())})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": set})
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc, clock := bearerServiceAt(t, ctx, srv.URL+"/jwks.json", nil)
+
+	// Each call as the SOAP router makes it: a context of CallTimeout (10 s).
+	call := func(tok, from string) error {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		_, err := svc.BearerTokenLogon(cctx, tok, from)
+		return err
+	}
+	start := time.Now()
+	// The attacker's first made-up kid takes the minute's refresh.
+	bogus := mint(t, jwt.SigningMethodRS256, keys.stranger, "no-such-kid", goodClaims(clock.Now(), "techacct"))
+	if err := call(bogus, "192.0.2.66"); apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("bogus kid: %v", err)
+	}
+	// The identity provider rotates.
+	rotated.Store(true)
+	// 50.1 s later, the attacker's second made-up kid: its call may wait
+	// until 60.1 s, so it reserves the refresh of the 60th second.
+	time.Sleep(time.Until(start.Add(50100 * time.Millisecond)))
+	bogus2 := mint(t, jwt.SigningMethodRS256, keys.stranger, "no-such-kid-2", goodClaims(clock.Now(), "techacct"))
+	if err := call(bogus2, "192.0.2.66"); apperr.CodeOf(err) != apperr.BadLogon {
+		t.Fatalf("bogus kid 2: %v", err)
+	}
+	// 61 s after the attacker's first kid, the client presents a token
+	// under the key published since.
+	time.Sleep(time.Until(start.Add(61 * time.Second)))
+	good := mint(t, jwt.SigningMethodRS256, keys.stranger, "rsa-2", goodClaims(clock.Now(), "techacct"))
+	if err := call(good, "198.51.100.7"); err != nil {
+		t.Errorf("a token under a key published 61 s ago is refused, although the limiter let a refresh run at the 60th second "+
+			"(key set fetched %d times: that refresh ran on the waiting call's last ~100 ms and failed): %v", fetches.Load(), err)
+	}
+}
