@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -102,7 +103,7 @@ func (h *Health) run(ctx context.Context) string {
 	reason := ""
 	var cause error
 	for _, c := range *h.checks.Load() {
-		if cause = c.Probe(ctx); cause != nil {
+		if cause = probe(ctx, c); cause != nil {
 			reason = c.Reason
 			break
 		}
@@ -115,6 +116,18 @@ func (h *Health) run(ctx context.Context) string {
 		}
 	}
 	return reason
+}
+
+// probe runs one check; a panic is its failure. The checks run on
+// singleflight's goroutine, where a panic is raised again out of reach of
+// net/http's recovery: one probe would end the process.
+func probe(ctx context.Context, c Check) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the check panicked: %v", p)
+		}
+	}()
+	return c.Probe(ctx)
 }
 
 func word(w http.ResponseWriter, status int, text string) {

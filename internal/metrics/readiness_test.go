@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/campaign-privacy/campaign-privacy/internal/metrics"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 )
@@ -113,4 +114,24 @@ func grepLines(s, word string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestPanickingCheckIsAFailedCheck (J137): the checks run on
+// singleflight's goroutine (J123), where a panic is raised again out of
+// reach of net/http's recovery: one probe meeting a check that panics (a
+// driver bug) ended the whole process, every call in flight with it. A
+// panicking check is now a failed check: 503 with its reason, and the
+// process goes on (without the fix this test binary dies).
+func TestPanickingCheckIsAFailedCheck(t *testing.T) {
+	h := metrics.NewHealth(nil)
+	h.Ready(metrics.Check{Reason: "database", Probe: func(context.Context) error { panic("a driver bug") }})
+	mux := http.NewServeMux()
+	h.Register(mux)
+	for range 2 {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != http.StatusServiceUnavailable || strings.TrimSpace(rec.Body.String()) != "database" {
+			t.Fatalf("readyz: %d %q; want 503 database", rec.Code, rec.Body.String())
+		}
+	}
 }
