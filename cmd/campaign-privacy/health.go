@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -41,36 +40,33 @@ func serveMetrics(ctx context.Context, ln net.Listener, handler http.Handler, lo
 	}()
 }
 
-// keyFilesUnchanged returns the readiness check "keys": every key serve
-// read from the data directory still reads from its file, as the next
-// start would read it (readKeyFile), and is still the key in use. A key
-// given by setting has no file. A key file removed (the next start would
-// make a new key), overwritten with something that is not a key (a
-// placeholder, a secret mount gone wrong: the next start refuses to run)
-// or with another key leaves the exports, sessions and receipts sealed
-// with the running key unreadable after a restart: better to be told now.
-// The error names the file, never what it holds.
-func (s *settings) keyFilesUnchanged(inUse keys) func(context.Context) error {
-	files := []struct {
-		setting, file string
-		key           []byte
-	}{
-		{s.sessionKey, "session.key", inUse.session}, {s.exportKey, "export.key", inUse.export},
-		{s.subjectKey, "subject.key", inUse.subject}, {s.receiptKey, "receipt.key", inUse.receipt.Seed()},
+// keyFilesReadable returns the readiness check "keys": every key serve
+// read from the data directory still reads from its file as the next
+// start would read it (readKeyFile). A key given by setting has no file.
+// A key file removed (the next start would make a new key, which the
+// database's fingerprint then refuses) or overwritten with something that
+// is not a key (a placeholder, a secret mount gone wrong: the next start
+// refuses to run) is better told now than at the restart. Another valid
+// key is not a failure: it is how a rotation is staged (the new key in
+// the file, the old one among the previous keys of the restart's
+// settings), and every replica sharing the directory would drop out at
+// once until restarted; a start with another key that is not a rotation
+// is refused then, by the keys' fingerprints. The error names the file,
+// never what it holds.
+func (s *settings) keyFilesReadable() func(context.Context) error {
+	files := []struct{ setting, file string }{
+		{s.sessionKey, "session.key"}, {s.exportKey, "export.key"}, {s.subjectKey, "subject.key"}, {s.receiptKey, "receipt.key"},
 	}
 	return func(context.Context) error {
 		for _, k := range files {
 			if k.setting != "" {
 				continue
 			}
-			key, err := readKeyFile(filepath.Join(s.dataDir, k.file))
+			_, err := readKeyFile(filepath.Join(s.dataDir, k.file))
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("the key file %s is missing from the data directory", k.file)
 			} else if err != nil {
 				return err
-			}
-			if subtle.ConstantTimeCompare(key, k.key) != 1 {
-				return fmt.Errorf("the key file %s no longer holds the key in use: the next start would use another", k.file)
 			}
 		}
 		return nil

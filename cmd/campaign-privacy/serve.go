@@ -69,8 +69,7 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 		c.Session.IMS = ims
 		c.Metrics, c.MetricsApart = met, metricsLn != nil
 		c.MetricsZone = netzone.Zone{Allowed: s.metricsSubnets, Trusted: s.trustedProxies}
-		inUse := keys{session: c.Session.Key, export: c.Privacy.ExportKey, subject: c.Privacy.SubjectKey, receipt: c.Privacy.ReceiptKey}
-		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesUnchanged(inUse)}}
+		c.Ready = []metrics.Check{{Reason: "keys", Probe: s.keyFilesReadable()}}
 	})
 	if err != nil {
 		return err
