@@ -210,6 +210,11 @@ func (s *Server) signedIn(h http.HandlerFunc, post, needRight bool) http.Handler
 			// a few fields).
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			cred.SecurityToken = r.PostFormValue("csrf")
+			// A form is a browser's, with the session of its logon: an
+			// IMS token in Authorization (which a proxy in front may
+			// add to every browser request) has no security token to
+			// check the form against.
+			cred.Bearer = false
 			if cred.SecurityToken == "" {
 				http.Error(w, "Forbidden: the form is missing its security token. Reload the page.", http.StatusForbidden)
 				return

@@ -97,7 +97,7 @@ var table = []setting{
 		Set: text(func(s *settings) *string { return &s.sessionPreviousKeys })},
 	{Flag: "require-security-token", Env: "CP_REQUIRE_SECURITY_TOKEN", Default: "false", Bool: true,
 		Help: "require X-Security-Token on every call",
-		Doc:  "require the `X-Security-Token` on every call (ACC zones without `sessionTokenOnly`). A token sent only as the `__sessiontoken` cookie always needs it.",
+		Doc:  "require the `X-Security-Token` on every call (ACC zones without `sessionTokenOnly`). A token sent only as the `__sessiontoken` cookie always needs it. An IMS access token sent in `Authorization: Bearer` instead of a session (`CP_IMS_JWKS`) has none: a browser never sends that header by itself, and the console's forms refuse it.",
 		Set:  boolean(func(s *settings) *bool { return &s.requireSecurityToken })},
 	{Flag: "fault-http-status", Env: "CP_FAULT_HTTP_STATUS", Default: "200", Help: "HTTP status of SOAP faults: 200 (ACC) or 500",
 		Doc:     "HTTP status of SOAP faults: `200` as ACC (acc-js-sdk reads fault codes only from 2xx answers) or `500` for strict SOAP 1.1 peers",
