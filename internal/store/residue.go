@@ -262,9 +262,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	if err != nil {
 		return tables, translate(err, "Vacuum")
 	}
-	if catalogHolder.held() {
-		holder = catalogHolder
-	}
+	holder = holder.with(catalogHolder)
 	// pg_statistic_ext_data likewise: a DBA's extended statistics
 	// (CREATE STATISTICS on lower(email)) keep samples of values too.
 	var statsLocked bool
@@ -468,6 +466,16 @@ func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duratio
 type horizon struct{ pid, procs, slots int }
 
 func (h horizon) held() bool { return h.procs+h.slots > 0 }
+
+// with is what h or o found: both are named (a process that held the
+// tables' horizon may have ended before the slot holding the catalogs').
+func (h horizon) with(o horizon) horizon {
+	if h.procs == 0 || (o.procs > 0 && o.procs >= h.procs) {
+		h.pid, h.procs = o.pid, o.procs
+	}
+	h.slots = max(h.slots, o.slots)
+	return h
+}
 
 func (h horizon) String() string {
 	var who []string
