@@ -569,11 +569,8 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 func (s *Service) authenticateIMS(ctx context.Context, bearer string, refuse func(string) (*Caller, error)) (*Caller, error) {
 	key := "ims:" + digest(bearer)
 	now := s.cfg.Now()
-	s.mu.Lock()
-	e, hit := s.cache[key]
-	forgets := s.forgets
-	s.mu.Unlock()
-	if hit && now.Before(e.until) {
+	e, hit, forgets := s.cached(key, now)
+	if hit {
 		if e.caller.OperatorID == 0 {
 			return refuse("IMS bearer: operator disabled")
 		}
@@ -598,17 +595,7 @@ func (s *Service) authenticateIMS(ctx context.Context, bearer string, refuse fun
 	if !op.Disabled {
 		e.caller = Caller{OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), Expires: exp}
 	}
-	if s.cfg.CacheTTL > 0 {
-		s.mu.Lock()
-		s.sweepLocked(now)
-		if len(s.cache) > 100_000 {
-			s.cache = map[string]cachedSession{}
-		}
-		if s.forgets == forgets {
-			s.cache[key] = e
-		}
-		s.mu.Unlock()
-	}
+	s.remember(key, e, forgets, now)
 	if op.Disabled {
 		return refuse("IMS bearer: operator disabled")
 	}
@@ -674,11 +661,8 @@ func (s *Service) verify(token string) (jwt.RegisteredClaims, bool) {
 // through the short cache.
 func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Caller, error) {
 	now := s.cfg.Now()
-	s.mu.Lock()
-	e, ok := s.cache[jti]
-	forgets := s.forgets
-	s.mu.Unlock()
-	if ok && now.Before(e.until) {
+	e, ok, forgets := s.cached(jti, now)
+	if ok {
 		if e.caller.OperatorID == 0 {
 			return &e.row, nil, nil
 		}
@@ -695,24 +679,40 @@ func (s *Service) session(ctx context.Context, jti string) (*store.Session, *Cal
 	if !op.Disabled {
 		caller = &Caller{OperatorID: op.ID, Login: op.Login, Rights: strings.Fields(op.Rights), SessionID: row.ID, Expires: row.Expires}
 	}
-	if s.cfg.CacheTTL > 0 {
-		e := cachedSession{row: *row, until: now.Add(s.cfg.CacheTTL)}
-		if caller != nil {
-			e.caller = *caller
-		}
-		s.mu.Lock()
-		s.sweepLocked(now)
-		if len(s.cache) > 100_000 { // bounded: drop everything rather than grow
-			s.cache = map[string]cachedSession{}
-		}
-		// Not if something was forgotten since the read began: the row
-		// may be one a Logoff revoked meanwhile.
-		if s.forgets == forgets {
-			s.cache[jti] = e
-		}
-		s.mu.Unlock()
+	e = cachedSession{row: *row, until: now.Add(s.cfg.CacheTTL)}
+	if caller != nil {
+		e.caller = *caller
 	}
+	s.remember(jti, e, forgets, now)
 	return row, caller, nil
+}
+
+// cached returns the cache entry under key if it is still good, and the
+// count of forgets when it was looked up, for remember.
+func (s *Service) cached(key string, now time.Time) (cachedSession, bool, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.cache[key]
+	return e, ok && now.Before(e.until), s.forgets
+}
+
+// remember caches e under key, unless something was forgotten since the
+// lookup that read it began (forgets): it may be a row a Logoff or an
+// operator's change made stale meanwhile. The cache is bounded: it is
+// dropped whole rather than grow.
+func (s *Service) remember(key string, e cachedSession, forgets uint64, now time.Time) {
+	if s.cfg.CacheTTL <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(now)
+	if len(s.cache) > 100_000 {
+		s.cache = map[string]cachedSession{}
+	}
+	if s.forgets == forgets {
+		s.cache[key] = e
+	}
 }
 
 // sweepLocked drops the cache entries and address windows that have
