@@ -518,7 +518,11 @@ func (s *Service) Authenticate(ctx context.Context, cred Credentials) (*Caller, 
 		return refuse("no session token")
 	}
 	ims := cred.Bearer && s.cfg.IMS != nil
-	if (len(cred.SessionToken) > maxTokenBytes && !(ims && len(cred.SessionToken) <= maxBearerBytes)) || len(cred.SecurityToken) > maxTokenBytes {
+	limit := maxTokenBytes
+	if ims {
+		limit = maxBearerBytes // an IMS token may be larger than ours
+	}
+	if len(cred.SessionToken) > limit || len(cred.SecurityToken) > maxTokenBytes {
 		return refuse("token too long")
 	}
 	claims, ok := s.verify(cred.SessionToken)
