@@ -241,3 +241,48 @@ func TestSameProcessWorkersAreFenced(t *testing.T) {
 		}
 	})
 }
+
+// TestRunLongerThanLeaseKeepsItsDeletes: a delete waits, held, for the
+// residue purge at its run's end, its claim's lease begun at its delete.
+// A run that lasts longer than the lease (here: one worker, eleven
+// requests, the clock moved past the lease after the first claim's ten)
+// must not claim its own deleted requests back as a crashed worker's and
+// delete and check each again.
+func TestRunLongerThanLeaseKeepsItsDeletes(t *testing.T) {
+	eachStore(t, func(t *testing.T, dialect string) {
+		var advanceOnce sync.Once
+		var env *servertest.Env
+		env = servertest.New(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+			c.Workers = 1
+			c.Lease = time.Minute
+			c.Progress = func(r privacy.Report) {
+				if r.Workflow == privacy.Delete && r.Processed == 10 {
+					advanceOnce.Do(func() { env.Clock.Advance(2 * time.Minute) })
+				}
+			}
+		}})
+		f := &fixture{env: env, ctx: context.Background()}
+		g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 7}
+		if _, _, err := g.Generate(f.ctx, 11, nil); err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for n := int64(1); n <= 11; n++ {
+			ids = append(ids, f.create(t, "defaultNamespace1", demodata.Email(n), privacy.TypeDelete, false))
+		}
+		f.run(t, privacy.Collect)
+		f.run(t, privacy.Delete)
+		for _, id := range ids {
+			a, err := env.DB.FindRequestByID(f.ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(a.Audit, "Checked: no record of the subject remains"); n != 1 {
+				t.Errorf("request %d (%s): its delete checked %d time(s) in one run, audit:\n%s", id, f.status(t, id), n, a.Audit)
+			}
+			if s := f.status(t, id); s != privacy.StatusComplete {
+				t.Errorf("request %d: %s", id, s)
+			}
+		}
+	})
+}

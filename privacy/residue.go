@@ -24,6 +24,7 @@ type touchedTables struct {
 	tables   map[string]bool
 	requests map[int64]bool
 	done     map[int64]bool
+	renewed  time.Time // when the claims on done were last renewed (renewDue)
 }
 
 func (t *touchedTables) add(request int64, parts []store.DeletePart) {
@@ -51,6 +52,18 @@ func (t *touchedTables) deleted(request int64) {
 	t.update(func() { t.done[request] = true })
 }
 
+// renewDue returns the deleted requests when their claims were last
+// renewed at least every ago (or never), and notes now as their renewal.
+func (t *touchedTables) renewDue(now time.Time, every time.Duration) []int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.done) == 0 || now.Sub(t.renewed) < every {
+		return nil
+	}
+	t.renewed = now
+	return slices.Sorted(maps.Keys(t.done))
+}
+
 // update runs fn on the sets, made if need be, under the lock.
 func (t *touchedTables) update(fn func()) {
 	t.mu.Lock()
@@ -69,7 +82,7 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 	tables = slices.Sorted(maps.Keys(t.tables))
 	requests = slices.Sorted(maps.Keys(t.requests))
 	deleted = slices.Sorted(maps.Keys(t.done))
-	t.tables, t.requests, t.done = nil, nil, nil
+	t.tables, t.requests, t.done, t.renewed = nil, nil, nil, time.Time{}
 	return tables, requests, deleted
 }
 

@@ -172,6 +172,9 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 				var reqs []store.Request
 				err := s.db.CheckVersion(ctx) // a long run outlives an upgrade of the database
 				if err == nil {
+					err = s.renewDeleted(ctx)
+				}
+				if err == nil {
 					reqs, err = s.db.ClaimRequests(ctx, from, to, claimBatch, worker, s.cfg.Lease)
 				}
 				if err == nil && len(reqs) == 0 {
@@ -231,6 +234,21 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 		firstErr = ctx.Err()
 	}
 	return rep, firstErr
+}
+
+// renewDeleted renews, every third of the lease, the claims on the
+// requests this run deleted, which wait for its residue purge: their
+// lease began at their delete, and a run longer than the lease would
+// otherwise claim them back — deleteInProgress, their holder's lease
+// run out, as after a crash — and delete and check each again, a second
+// record of the same delete in its audit and on the chain. Renewed before
+// each of the run's claims, which would take them back.
+func (s *Service) renewDeleted(ctx context.Context) error {
+	ids := s.touched.renewDue(s.cfg.Now(), s.cfg.Lease/3)
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.db.RenewClaims(ctx, ids, s.workerNames(), s.cfg.Lease)
 }
 
 // releaseClaims gives back, after a stop, the requests a worker claimed

@@ -929,6 +929,22 @@ func (d *DB) ReleaseClaims(ctx context.Context, worker string, ids []int64) erro
 	return nil
 }
 
+// RenewClaims extends, to now+lease, the claims on those of ids that one of
+// workers still holds: a run keeps the requests whose step is done and
+// which wait for its end (the residue purge) from being taken back as a
+// crashed worker's while it runs.
+func (d *DB) RenewClaims(ctx context.Context, ids []int64, workers []string, lease time.Duration) error {
+	until := d.now().UTC().Add(lease)
+	for start := 0; start < len(ids); start += idBatch {
+		end := min(start+idBatch, len(ids))
+		if err := d.db.WithContext(ctx).Model(&Request{}).Where("id IN ? AND claimed_by IN ?", ids[start:end], workers).
+			Update("claimed_until", until).Error; err != nil {
+			return translate(err, "Request")
+		}
+	}
+	return nil
+}
+
 // ErrLostClaim: another worker took the request over (the lease ran out).
 var ErrLostClaim = errors.New("another worker took the request over")
 
