@@ -354,7 +354,7 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 	if s.cfg.IMS == nil {
 		return refuse("BearerTokenLogon is not configured (CP_IMS_JWKS)")
 	}
-	login, _, reason := s.cfg.IMS.verify(ctx, bearer, s.cfg.Now)
+	login, until, reason := s.cfg.IMS.verify(ctx, bearer, s.cfg.Now)
 	if reason != "" {
 		return refuse(reason)
 	}
@@ -369,13 +369,13 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 		return refuse("disabled", "operator_id", op.ID)
 	}
 	now := s.cfg.Now()
-	tokens, err = s.open(ctx, op, op.PasswordHash, now)
+	tokens, err = s.open(ctx, op, op.PasswordHash, now, until)
 	if apperr.CodeOf(err) == apperr.Conflict {
 		// Changed since the read: a password logon's rehash (the bearer
 		// logon does not depend on the password) is taken again; a
 		// disable is refused.
 		if cur, rerr := s.db.FindOperatorByLogin(ctx, login); rerr == nil && !cur.Disabled {
-			tokens, err = s.open(ctx, cur, cur.PasswordHash, now)
+			tokens, err = s.open(ctx, cur, cur.PasswordHash, now, until)
 		}
 	}
 	if apperr.CodeOf(err) == apperr.Conflict {

@@ -377,3 +377,36 @@ func TestBearerTokenLogonNotLockedOutByPasswordGuesses(t *testing.T) {
 		})
 	}
 }
+
+// TestBearerSessionEndsWithItsToken: a session that BearerTokenLogon
+// opened lasts no longer than the token it was opened with: the identity
+// provider's expiry (an hour here, where a session lasts 24) is what ends
+// the technical account's access when the provider stops issuing tokens
+// for it. Its session token is refused once the bearer token would be.
+func TestBearerSessionEndsWithItsToken(t *testing.T) {
+	keys := newIMSKeys(t)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			svc, clock := bearerService(t, dialect, keys.JWKS())
+			ctx := context.Background()
+			now := clock.Now()
+			claims := goodClaims(now, "techacct") // exp: now + 1 h
+			tokens, err := svc.BearerTokenLogon(ctx, mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", claims), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			exp := time.Unix(claims["exp"].(int64), 0)
+			if tokens.Caller.Expires.After(exp) {
+				t.Errorf("the session expires %s, after its bearer token (%s)", tokens.Caller.Expires.UTC(), exp.UTC())
+			}
+			cred := session.Credentials{SessionToken: tokens.SessionToken, SecurityToken: tokens.SecurityToken}
+			if _, err := svc.Authenticate(ctx, cred); err != nil {
+				t.Fatalf("the new session is refused: %v", err)
+			}
+			clock.Advance(time.Hour + 2*time.Minute)
+			if _, err := svc.Authenticate(ctx, cred); err == nil {
+				t.Fatalf("the session still authenticates two minutes after its bearer token expired (session TTL %s)", svc.Config().TTL)
+			}
+		})
+	}
+}

@@ -366,7 +366,7 @@ func (s *Service) Logon(ctx context.Context, login, password, from string) (toke
 				}
 			}
 		}
-		if tokens, err = s.open(ctx, op, verified, now); apperr.CodeOf(err) != apperr.Conflict {
+		if tokens, err = s.open(ctx, op, verified, now, time.Time{}); apperr.CodeOf(err) != apperr.Conflict {
 			return tokens, err
 		}
 	}
@@ -440,11 +440,16 @@ func (s *Service) addressFailed(from string) {
 }
 
 // open opens a session for op, whose password hash the logon verified
-// (passwordHash): a Conflict if the operator changed since.
-func (s *Service) open(ctx context.Context, op *store.Operator, passwordHash string, now time.Time) (*Tokens, error) {
+// (passwordHash): a Conflict if the operator changed since. The session
+// lasts the configured TTL, or until until when that is sooner (a bearer
+// logon's token expiry).
+func (s *Service) open(ctx context.Context, op *store.Operator, passwordHash string, now, until time.Time) (*Tokens, error) {
 	jti := base64.RawURLEncoding.EncodeToString(randomBytes(18))
 	security := "@" + base64.RawURLEncoding.EncodeToString(randomBytes(48))
 	exp := now.Add(s.cfg.TTL)
+	if !until.IsZero() && until.Before(exp) {
+		exp = until
+	}
 	claims := jwt.RegisteredClaims{
 		Issuer:    issuer,
 		Subject:   strconv.FormatInt(op.ID, 10),
