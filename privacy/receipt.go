@@ -451,11 +451,17 @@ func (s *Service) OpenReceipt(ctx context.Context, c *session.Caller, id int64) 
 // and its status. One who may write the database could otherwise hand
 // operators another request's valid receipt as this one's proof.
 func (s *Service) storedReceipt(ctx context.Context, id int64) (string, error) {
-	jws, err := s.db.FindReceipt(ctx, id)
+	req, err := s.db.FindRequestByID(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	req, err := s.db.FindRequestByID(ctx, id)
+	return s.requestReceipt(ctx, req)
+}
+
+// requestReceipt is storedReceipt for a request already read.
+func (s *Service) requestReceipt(ctx context.Context, req *store.Request) (string, error) {
+	id := req.ID
+	jws, err := s.db.FindReceipt(ctx, id)
 	if err != nil {
 		return "", err
 	}

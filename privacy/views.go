@@ -19,19 +19,22 @@ import (
 // RequestView is a request with what an operator needs to see about it.
 type RequestView struct {
 	Request
-	StatusLabel   string
-	TypeName      string // "access", "delete"
-	TypeLabel     string // "Access", "Delete"
-	Regulation    string // "GDPR"
-	Namespace     string // internal name
-	Counts        []TableCount
-	Linked        []LinkedCount // the coverage report: linked, not collected or erased
-	FileReady     bool          // the data-subject file can be downloaded
-	HasReceipt    bool          // a signed erasure receipt was issued (receipt.go)
-	Purged        bool
-	Destroyed     bool // a two-step delete's reviewed file, gone with the delete
-	AuditLines    []string
-	ConfirmBefore *time.Time // while a delete waits for its confirmation
+	StatusLabel string
+	TypeName    string // "access", "delete"
+	TypeLabel   string // "Access", "Delete"
+	Regulation  string // "GDPR"
+	Namespace   string // internal name
+	Counts      []TableCount
+	Linked      []LinkedCount // the coverage report: linked, not collected or erased
+	FileReady   bool          // the data-subject file can be downloaded
+	HasReceipt  bool          // a signed erasure receipt was issued (receipt.go), and verifies
+	// ReceiptInvalid: the receipt stored for the request is not its valid
+	// receipt (changed, or another's); the download refuses it.
+	ReceiptInvalid bool
+	Purged         bool
+	Destroyed      bool // a two-step delete's reviewed file, gone with the delete
+	AuditLines     []string
+	ConfirmBefore  *time.Time // while a delete waits for its confirmation
 }
 
 // Label is the status as the console shows it.
@@ -73,8 +76,13 @@ func (s *Service) view(ctx context.Context, r *store.Request, full bool) (*Reque
 	} else if apperr.CodeOf(err) == apperr.NotFound && fileDestroyed(r) {
 		v.Destroyed = true
 	}
-	if _, err := s.db.FindReceipt(ctx, r.ID); err == nil {
+	switch _, err := s.requestReceipt(ctx, r); {
+	case err == nil:
 		v.HasReceipt = true
+	case apperr.CodeOf(err) == apperr.Conflict:
+		v.ReceiptInvalid = true
+	case apperr.CodeOf(err) != apperr.NotFound:
+		return nil, err
 	}
 	for _, l := range strings.Split(strings.TrimSpace(r.Audit), "\n") {
 		if l != "" {

@@ -51,3 +51,40 @@ func TestReceiptDownload(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleSaysAStoredReceiptDoesNotVerify: a receipt changed where it
+// is stored is refused by the download (a Conflict, J142); the request page
+// then offers no link to it, and says the stored receipt does not verify,
+// naming the command that checks them all.
+func TestConsoleSaysAStoredReceiptDoesNotVerify(t *testing.T) {
+	key := ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			w := newWorld(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) { c.ReceiptKey = key }})
+			ctx := t.Context()
+			conn := storetest.SQLOf(t, w.env.DB)
+			jws, err := conn.Bytes(ctx, "SELECT jws FROM privacy_receipts WHERE request_id = ?", w.access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The last signature character changed: the JWS no longer verifies.
+			forged := string(jws[:len(jws)-2]) + map[bool]string{true: "AA", false: "BB"}[string(jws[len(jws)-2:]) != "AA"]
+			if err := conn.Exec(ctx, "UPDATE privacy_receipts SET jws = ? WHERE request_id = ?", forged, w.access); err != nil {
+				t.Fatal(err)
+			}
+			ana := newBrowser(t, w.env.URL)
+			ana.logon("ana", "ana password")
+			id := strconv.FormatInt(w.access, 10)
+			if resp, _ := ana.do("GET", "/nms/gdpr.jssp?id="+id+"&receipt=1", nil); resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("the changed receipt's download: %d, want 400 (a Conflict)", resp.StatusCode)
+			}
+			_, page := ana.do("GET", "/privacy/requests/"+id, nil)
+			if strings.Contains(page, `id="receipt"`) {
+				t.Errorf("the request page links to a receipt its download refuses")
+			}
+			if !strings.Contains(page, `id="receipt-invalid"`) || !strings.Contains(page, "audit verify") {
+				t.Errorf("the request page does not say its stored receipt does not verify:\n%s", page)
+			}
+		})
+	}
+}
