@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -130,13 +131,19 @@ func (s *Service) RunTaken(ctx context.Context, name string) ([]Report, error) {
 	return out, firstErr
 }
 
+// errWorkflowLeaseLost ends a run whose workflow row another replica took
+// over: its lease ran out unrenewed (the database out of reach, or this
+// process stalled for that long), and both may have worked at once. Not a
+// stop asked for: the run counts as an error (runResult).
+var errWorkflowLeaseLost = errors.New("the workflow's lease was lost to another replica")
+
 // runTaken runs one workflow whose row this worker holds, renews its lease,
 // stops when a stop is asked for (on any replica) and records the result.
 func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report, error) {
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	done := make(chan struct{})
-	var stopped bool
+	var stopped, lost bool
 	var mu sync.Mutex
 	go func() {
 		every := min(s.cfg.Lease/3, 2*time.Second)
@@ -155,9 +162,13 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 			}
 			if !held || stop {
 				mu.Lock()
-				stopped = true
+				stopped, lost = true, !held
 				mu.Unlock()
-				cancel()
+				if !held {
+					cancel(errWorkflowLeaseLost)
+				} else {
+					cancel(nil)
+				}
 				return
 			}
 		}
@@ -172,6 +183,8 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 	mu.Lock()
 	result := fmt.Sprintf("%d processed, %d failed", processed, failed)
 	switch {
+	case lost:
+		result = "error (lease lost: another replica took the run over): " + result
 	case stopped:
 		result = "stopped: " + result
 	case ctx.Err() != nil:

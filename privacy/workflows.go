@@ -106,12 +106,13 @@ func (s *Service) Run(ctx context.Context, name string) ([]Report, error) {
 // was stopped on request (the service's shutdown, a StopWorkflow), as its
 // xtk:workflow row says (runTaken); its requests are released for the
 // next run. That is not a failure: counted as one, every rolling deploy
-// that met a run would fire the alert on result="error".
+// that met a run would fire the alert on result="error". A run ended by
+// the loss of its lease (errWorkflowLeaseLost) is one.
 func runResult(ctx context.Context, err error) string {
 	switch {
 	case err == nil:
 		return metrics.RunOK
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), errWorkflowLeaseLost):
 		return metrics.RunStopped
 	}
 	return metrics.RunError

@@ -94,3 +94,51 @@ func TestStoppedRunIsNotAnError(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseLostRunIsAnError: a run whose workflow row another replica
+// took over (its lease ran out unrenewed: the database out of reach, the
+// process stalled) is cancelled by its renewal — and both replicas may
+// have worked at once. That is not a stop anyone asked for: it counts as
+// result="error", which README's alert watches, not as "stopped".
+func TestLeaseLostRunIsAnError(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			var env *servertest.Env
+			env = servertest.New(t, dialect, servertest.Options{Privacy: func(c *privacy.Config) {
+				c.Failpoint = func(step string) error {
+					if step != "collect-lookup" {
+						return nil
+					}
+					// Another replica takes the row; the renewal (every 2 s)
+					// finds the run's lease gone.
+					if err := storetest.SQLOf(t, env.DB).Exec(context.Background(),
+						"UPDATE workflows SET run_by = 'another-replica' WHERE internal_name = ?", privacy.Collect); err != nil {
+						return err
+					}
+					time.Sleep(3 * time.Second)
+					return nil
+				}
+			}})
+			g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 5}
+			if _, _, err := g.Generate(context.Background(), 3, nil); err != nil {
+				t.Fatal(err)
+			}
+			env.Operator(t, "zorro", "zorro-secret", session.RightPrivacy)
+			token, _ := env.Logon(t, "zorro", "zorro-secret")
+			if _, body := env.Post(t, "nms:privacyRequest#CreateRequestByName", createCall(token, demodata.Email(1), "1", "false")); !strings.Contains(body, "<id") {
+				t.Fatalf("create: %s", body)
+			}
+			before := scrape(t, env.URL)
+			if _, err := env.Privacy.RunTaken(context.Background(), privacy.Collect); err == nil {
+				t.Fatal("the run whose lease was lost ended without an error")
+			}
+			after := scrape(t, env.URL)
+			if d := delta(before, after, "campaign_privacy_workflow_runs_total", "workflow", privacy.Collect, "result", "stopped"); d != 0 {
+				t.Errorf("a run whose lease was lost moved workflow_runs_total{result=\"stopped\"} by %v, want 0", d)
+			}
+			if d := delta(before, after, "campaign_privacy_workflow_runs_total", "workflow", privacy.Collect, "result", "error"); d != 1 {
+				t.Errorf("a run whose lease was lost moved workflow_runs_total{result=\"error\"} by %v, want 1", d)
+			}
+		})
+	}
+}
