@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -390,36 +391,98 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 // verify checks an IMS bearer token and returns the login of the operator
 // it names and when it expires, or why it is refused (for the log: jwt's
 // sentinel, never the token or its claims).
+//
+// Two forms are taken. The standard one carries iss, aud and exp (and iat
+// when it is issued). Adobe IMS's access tokens carry none of these: they
+// name their IMS region in "as", their client in "client_id", and their
+// time as "created_at" and "expires_in", in milliseconds (what Adobe's
+// aio-lib-ims reads). A token without exp but with created_at is taken in
+// that form: "as" must be the configured issuer, "client_id" the
+// configured audience, "type" access_token, and created_at + expires_in
+// not passed.
 func (m *IMS) verify(ctx context.Context, bearer string, now func() time.Time) (login string, exp time.Time, reason string) {
 	if bearer == "" || len(bearer) > maxBearerBytes {
 		return "", exp, "empty or oversized token"
 	}
 	claims := jwt.MapClaims{}
+	times := []jwt.ParserOption{jwt.WithIssuedAt(), jwt.WithLeeway(leeway), jwt.WithTimeFunc(now)}
 	if _, err := jwt.ParseWithClaims(bearer, claims, m.kf.KeyfuncCtx(ctx),
-		jwt.WithValidMethods(m.cfg.Algorithms),
-		jwt.WithIssuer(m.cfg.Issuer),
-		jwt.WithAudience(m.cfg.Audience),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(now),
-	); err != nil {
+		append(times, jwt.WithValidMethods(m.cfg.Algorithms))...); err != nil {
 		return "", exp, bearerReason(err)
 	}
-	// A token without "type" (another identity provider's) is judged by
-	// its issuer and audience alone.
-	if kind, ok := claims["type"]; ok && kind != accessToken {
-		return "", exp, "not an access token"
+	_, hasExp := claims["exp"]
+	_, hasCreated := claims["created_at"]
+	if !hasExp && hasCreated {
+		if exp, reason = m.imsForm(claims, now()); reason != "" {
+			return "", exp, reason
+		}
+	} else {
+		err := jwt.NewValidator(append(times, jwt.WithIssuer(m.cfg.Issuer), jwt.WithAudience(m.cfg.Audience),
+			jwt.WithExpirationRequired())...).Validate(claims)
+		if err != nil {
+			return "", exp, bearerReason(err)
+		}
+		// A token without "type" (another identity provider's) is judged
+		// by its issuer and audience alone.
+		if kind, ok := claims["type"]; ok && kind != accessToken {
+			return "", exp, "not an access token"
+		}
+		e, err := claims.GetExpirationTime()
+		if err != nil || e == nil {
+			return "", exp, "a required claim is missing"
+		}
+		exp = e.Time
 	}
 	login, _ = claims[m.cfg.OperatorClaim].(string)
 	if login == "" || len(login) > MaxLoginBytes {
-		return "", exp, "no operator claim (" + m.cfg.OperatorClaim + ")"
+		return "", time.Time{}, "no operator claim (" + m.cfg.OperatorClaim + ")"
 	}
-	e, err := claims.GetExpirationTime()
-	if err != nil || e == nil {
-		return "", exp, "a required claim is missing"
+	return login, exp, ""
+}
+
+// maxIMSLifetime bounds an IMS-form token's expires_in: IMS issues access
+// tokens for a day; a longer one is not an access token.
+const maxIMSLifetime = 14 * 24 * time.Hour
+
+// imsForm checks an Adobe IMS access token's own claims (see verify) and
+// returns when it expires, or why it is refused.
+func (m *IMS) imsForm(claims jwt.MapClaims, now time.Time) (exp time.Time, reason string) {
+	if claims["type"] != accessToken {
+		return exp, "not an access token"
 	}
-	return login, e.Time, ""
+	if as, _ := claims["as"].(string); as == "" || as != m.cfg.Issuer {
+		return exp, "wrong issuer"
+	}
+	if client, _ := claims["client_id"].(string); client == "" || client != m.cfg.Audience {
+		return exp, "wrong audience"
+	}
+	created, okC := millis(claims["created_at"])
+	life, okL := millis(claims["expires_in"])
+	if !okC || !okL || life <= 0 || time.Duration(life)*time.Millisecond > maxIMSLifetime {
+		return exp, "a required claim is missing"
+	}
+	issued := time.UnixMilli(created)
+	exp = issued.Add(time.Duration(life) * time.Millisecond)
+	switch {
+	case issued.After(now.Add(leeway)):
+		return time.Time{}, "used before issued"
+	case !now.Before(exp.Add(leeway)):
+		return time.Time{}, "expired"
+	}
+	return exp, ""
+}
+
+// millis reads a count of milliseconds IMS writes as a string of digits
+// (or a JSON number): not negative, and whole.
+func millis(v any) (int64, bool) {
+	switch n := v.(type) {
+	case string:
+		ms, err := strconv.ParseInt(n, 10, 64)
+		return ms, err == nil && ms >= 0
+	case float64:
+		return int64(n), n >= 0 && n <= 1<<53 && n == float64(int64(n))
+	}
+	return 0, false
 }
 
 // bearerReason names why jwt refused a token, for the log.

@@ -410,3 +410,71 @@ func TestBearerSessionEndsWithItsToken(t *testing.T) {
 		})
 	}
 }
+
+// imsClaims are an Adobe IMS access token's claims as IMS writes them (the
+// claims aio-lib-ims reads): no iss, aud nor exp, but the IMS region in
+// "as", the client in "client_id", and created_at and expires_in in
+// milliseconds, as strings.
+func imsClaims(created time.Time, login string) jwt.MapClaims {
+	return jwt.MapClaims{"type": "access_token", "as": testIssuer, "client_id": testAudience, "sub": login,
+		"user_id": login, "id": "1733400000000_x", "scope": "openid,AdobeID",
+		"created_at": fmt.Sprint(created.UnixMilli()), "expires_in": "86400000"}
+}
+
+// TestBearerTokenLogonTakesIMSAccessTokens: Adobe IMS's access tokens
+// carry neither iss, aud nor exp; with CP_IMS_ISSUER its "as" and
+// CP_IMS_AUDIENCE its "client_id", such a token opens a session until
+// created_at + expires_in, and every other such token is refused: expired,
+// issued in the future, another region or client, not an access token,
+// without its times, or living longer than an access token does.
+func TestBearerTokenLogonTakesIMSAccessTokens(t *testing.T) {
+	keys := newIMSKeys(t)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			svc, clock := bearerService(t, dialect, keys.JWKS())
+			ctx := context.Background()
+			now := clock.Now()
+			tok := func(c jwt.MapClaims) string { return mint(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", c) }
+			created := now.Add(-time.Hour)
+			tokens, err := svc.BearerTokenLogon(ctx, tok(imsClaims(created, "techacct")), "")
+			if err != nil {
+				t.Fatalf("an IMS access token is refused: %v", err)
+			}
+			if want := created.Add(24 * time.Hour); tokens.Caller.Expires.After(want) {
+				t.Errorf("the session expires %s, after the token (%s)", tokens.Caller.Expires, want)
+			}
+			// On every call instead of a logon (ofImsBearerToken), too.
+			if c, err := svc.Authenticate(ctx, session.Credentials{SessionToken: tok(imsClaims(created, "techacct")), Bearer: true}); err != nil || c.Login != "techacct" {
+				t.Errorf("an IMS access token on a call: %+v, %v", c, err)
+			}
+			numbers := imsClaims(created, "techacct")
+			numbers["created_at"], numbers["expires_in"] = created.UnixMilli(), 86400000
+			if _, err := svc.BearerTokenLogon(ctx, tok(numbers), ""); err != nil {
+				t.Errorf("an IMS access token with its times as JSON numbers is refused: %v", err)
+			}
+			bad := map[string]func(jwt.MapClaims){
+				"expired":               func(c jwt.MapClaims) { c["created_at"] = fmt.Sprint(now.Add(-25 * time.Hour).UnixMilli()) },
+				"issued in the future":  func(c jwt.MapClaims) { c["created_at"] = fmt.Sprint(now.Add(time.Hour).UnixMilli()) },
+				"another region":        func(c jwt.MapClaims) { c["as"] = "ims-eu1" },
+				"no region":             func(c jwt.MapClaims) { delete(c, "as") },
+				"another client":        func(c jwt.MapClaims) { c["client_id"] = "another-client" },
+				"no client":             func(c jwt.MapClaims) { delete(c, "client_id") },
+				"a refresh token":       func(c jwt.MapClaims) { c["type"] = "refresh_token" },
+				"no type":               func(c jwt.MapClaims) { delete(c, "type") },
+				"no expires_in":         func(c jwt.MapClaims) { delete(c, "expires_in") },
+				"expires_in not digits": func(c jwt.MapClaims) { c["expires_in"] = "1e9" },
+				"negative expires_in":   func(c jwt.MapClaims) { c["expires_in"] = "-1" },
+				"a month's lifetime":    func(c jwt.MapClaims) { c["expires_in"] = fmt.Sprint((30 * 24 * time.Hour).Milliseconds()) },
+				"fractional created_at": func(c jwt.MapClaims) { c["created_at"] = float64(created.UnixMilli()) + 0.5 },
+				"no operator":           func(c jwt.MapClaims) { delete(c, "sub") },
+			}
+			for name, change := range bad {
+				c := imsClaims(created, "techacct")
+				change(c)
+				if _, err := svc.BearerTokenLogon(ctx, tok(c), ""); apperr.CodeOf(err) != apperr.BadLogon {
+					t.Errorf("an IMS-form token %s opened a session (err %v)", name, err)
+				}
+			}
+		})
+	}
+}
