@@ -27,4 +27,19 @@ func TestBearerTokenLogon(t *testing.T) {
 				"CP_BEARER_EXPIRED="+idp.Token(t, "techacct", now.Add(-3*time.Hour), time.Hour))
 		})
 	}
+	// Adobe IMS's own form of access token (no iss, aud nor exp), the
+	// technical account named by user_id.
+	t.Run("ims-form", func(t *testing.T) {
+		st := stores()[0]
+		st.require(t)
+		requireRuntime(t, client)
+		in := newInstance(t, append(st.env(t), "CP_IMS_JWKS="+idp.JWKSFile, "CP_IMS_ISSUER="+imstest.Issuer,
+			"CP_IMS_AUDIENCE="+imstest.Audience, "CP_IMS_OPERATOR_CLAIM=user_id")...)
+		tech := in.createOperator(t, "techacct", "privacyRight")
+		in.start(t)
+		now := time.Now()
+		runScript(t, client, in.baseURL, tech,
+			"CP_BEARER_TOKEN="+idp.IMSToken(t, "techacct", now, time.Hour),
+			"CP_BEARER_EXPIRED="+idp.IMSToken(t, "techacct", now, -time.Hour))
+	})
 }

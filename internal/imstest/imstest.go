@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,6 +61,20 @@ func (p *Provider) JWKS() []byte {
 func (p *Provider) Token(t testing.TB, login string, now time.Time, ttl time.Duration) string {
 	t.Helper()
 	return p.Sign(t, jwt.MapClaims{"iss": Issuer, "aud": Audience, "sub": login, "iat": now.Unix(), "exp": now.Add(ttl).Unix()})
+}
+
+// IMSToken mints a token in Adobe IMS's own form for the operator login:
+// no iss, aud nor exp, but "as" (Issuer), "client_id" (Audience),
+// "user_id", and created_at and expires_in in milliseconds, as strings.
+// Valid for ttl from now (negative: already expired).
+func (p *Provider) IMSToken(t testing.TB, login string, now time.Time, ttl time.Duration) string {
+	t.Helper()
+	created := now
+	if ttl < 0 {
+		created, ttl = now.Add(2*ttl), -ttl
+	}
+	return p.Sign(t, jwt.MapClaims{"type": "access_token", "as": Issuer, "client_id": Audience, "user_id": login,
+		"created_at": strconv.FormatInt(created.UnixMilli(), 10), "expires_in": strconv.FormatInt(ttl.Milliseconds(), 10)})
 }
 
 // Sign signs any claims with the published key.
