@@ -396,10 +396,10 @@ func (s *Service) BearerTokenLogon(ctx context.Context, bearer, from string) (to
 // when it is issued). Adobe IMS's access tokens carry none of these: they
 // name their IMS region in "as", their client in "client_id", and their
 // time as "created_at" and "expires_in", in milliseconds (what Adobe's
-// aio-lib-ims reads). A token without exp but with created_at is taken in
-// that form: "as" must be the configured issuer, "client_id" the
-// configured audience, "type" access_token, and created_at + expires_in
-// not passed.
+// aio-lib-ims reads). A token with created_at and none of exp, iss and aud
+// is taken in that form (imsShaped): "as" must be the configured issuer,
+// "client_id" the configured audience, "type" access_token, and created_at
+// + expires_in not passed.
 func (m *IMS) verify(ctx context.Context, bearer string, now func() time.Time) (login string, exp time.Time, reason string) {
 	if bearer == "" || len(bearer) > maxBearerBytes {
 		return "", exp, "empty or oversized token"
@@ -410,9 +410,7 @@ func (m *IMS) verify(ctx context.Context, bearer string, now func() time.Time) (
 		append(times, jwt.WithValidMethods(m.cfg.Algorithms))...); err != nil {
 		return "", exp, bearerReason(err)
 	}
-	_, hasExp := claims["exp"]
-	_, hasCreated := claims["created_at"]
-	if !hasExp && hasCreated {
+	if imsShaped(claims) {
 		if exp, reason = m.imsForm(claims, now()); reason != "" {
 			return "", exp, reason
 		}
@@ -440,6 +438,19 @@ func (m *IMS) verify(ctx context.Context, bearer string, now func() time.Time) (
 	return login, exp, ""
 }
 
+// imsShaped tells a token in Adobe IMS's own form: created_at, and none of
+// exp, iss and aud. One that carries any of these is judged in the
+// standard form, which requires all three.
+func imsShaped(claims jwt.MapClaims) bool {
+	for _, c := range []string{"exp", "iss", "aud"} {
+		if _, ok := claims[c]; ok {
+			return false
+		}
+	}
+	_, ok := claims["created_at"]
+	return ok
+}
+
 // maxIMSLifetime bounds an IMS-form token's expires_in: IMS issues access
 // tokens for a day; a longer one is not an access token.
 const maxIMSLifetime = 14 * 24 * time.Hour
@@ -458,7 +469,7 @@ func (m *IMS) imsForm(claims jwt.MapClaims, now time.Time) (exp time.Time, reaso
 	}
 	created, okC := millis(claims["created_at"])
 	life, okL := millis(claims["expires_in"])
-	if !okC || !okL || life <= 0 || time.Duration(life)*time.Millisecond > maxIMSLifetime {
+	if !okC || !okL || life <= 0 || life > maxIMSLifetime.Milliseconds() {
 		return exp, "a required claim is missing"
 	}
 	issued := time.UnixMilli(created)

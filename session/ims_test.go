@@ -426,7 +426,10 @@ func imsClaims(created time.Time, login string) jwt.MapClaims {
 // CP_IMS_AUDIENCE its "client_id", such a token opens a session until
 // created_at + expires_in, and every other such token is refused: expired,
 // issued in the future, another region or client, not an access token,
-// without its times, or living longer than an access token does.
+// without its times, living longer than an access token does (also by an
+// expires_in that overflows), or carrying an iss or aud (the IMS form has
+// none: a token with them is judged in the standard form, which needs exp;
+// found by review).
 func TestBearerTokenLogonTakesIMSAccessTokens(t *testing.T) {
 	keys := newIMSKeys(t)
 	for _, dialect := range storetest.Dialects {
@@ -467,12 +470,20 @@ func TestBearerTokenLogonTakesIMSAccessTokens(t *testing.T) {
 				"a month's lifetime":    func(c jwt.MapClaims) { c["expires_in"] = fmt.Sprint((30 * 24 * time.Hour).Milliseconds()) },
 				"fractional created_at": func(c jwt.MapClaims) { c["created_at"] = float64(created.UnixMilli()) + 0.5 },
 				"no operator":           func(c jwt.MapClaims) { delete(c, "sub") },
+				// 2^58 ms + an hour: times 10^6 it wraps an int64 to an hour.
+				"expires_in overflowing":    func(c jwt.MapClaims) { c["expires_in"] = fmt.Sprint(int64(1)<<58 + time.Hour.Milliseconds()) },
+				"an aud of another service": func(c jwt.MapClaims) { c["aud"] = "https://another-service.example" },
+				"an iss of another issuer":  func(c jwt.MapClaims) { c["iss"] = "https://another-issuer.example" },
+				"this aud and iss":          func(c jwt.MapClaims) { c["aud"], c["iss"] = testAudience, testIssuer },
 			}
 			for name, change := range bad {
 				c := imsClaims(created, "techacct")
 				change(c)
 				if _, err := svc.BearerTokenLogon(ctx, tok(c), ""); apperr.CodeOf(err) != apperr.BadLogon {
 					t.Errorf("an IMS-form token %s opened a session (err %v)", name, err)
+				}
+				if _, err := svc.Authenticate(ctx, session.Credentials{SessionToken: tok(c), Bearer: true}); err == nil {
+					t.Errorf("an IMS-form token %s authenticates a call", name)
 				}
 			}
 		})
