@@ -136,7 +136,8 @@ type Service struct {
 	mu     sync.Mutex
 	graphs map[string]*graph // traversal graph per target schema
 
-	touched touchedTables // tables the running delete removed rows from
+	touched  touchedTables // tables the running delete removed rows from
+	renewing sync.Mutex    // one renewal of the deleted requests' claims at a time (renewDeleted)
 
 	downloads map[downloadKey]*downloadCount // under mu: this hour's repeat downloads (views.go)
 

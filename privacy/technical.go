@@ -175,6 +175,9 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 	}()
 	reports, err := s.Run(runCtx, name)
 	close(done)
+	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, errWorkflowLeaseLost) {
+		err = cause // not the context.Canceled the run saw
+	}
 	var processed, failed int
 	for _, r := range reports {
 		processed += r.Processed

@@ -243,8 +243,11 @@ func (s *Service) process(ctx context.Context, rep Report, from []store.Status, 
 // otherwise claim them back — deleteInProgress, their holder's lease
 // run out, as after a crash — and delete and check each again, a second
 // record of the same delete in its audit and on the chain. Renewed before
-// each of the run's claims, which would take them back.
+// each of the run's claims, which would take them back; a worker that
+// comes while another renews waits for the renewal's end before it claims.
 func (s *Service) renewDeleted(ctx context.Context) error {
+	s.renewing.Lock()
+	defer s.renewing.Unlock()
 	ids := s.touched.renewDue(s.cfg.Now(), s.cfg.Lease/3)
 	if len(ids) == 0 {
 		return nil
