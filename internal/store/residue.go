@@ -168,6 +168,13 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	if len(tables) == 0 {
 		return nil, nil, nil
 	}
+	if d.dialect == Postgres {
+		cascaded, err := scanColumn[string](d.sql.QueryContext(ctx, cascadeTargets, tables))
+		if err != nil {
+			return nil, tables, translate(err, "Residue")
+		}
+		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
+	}
 	pending, err = d.purge(ctx, tables, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
 	// A mark made after the purge began stays: its change may have come
@@ -183,6 +190,26 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	}
 	return purged, pending, err
 }
+
+// cascadeTargets (argument: the tables a run deleted from) names the
+// tables of the schema whose foreign keys cascade a delete from them, or
+// set null or a default on it — a DBA's, outside the data model — and
+// from those in turn: the database deleted or rewrote their rows with the
+// subject's, and the old rows' bytes stay in their pages as in the others'
+// until a rewrite. Only those the service's role may rewrite (its own,
+// as the vacuum of another's is skipped with a warning): they are outside
+// the data model, which is what the receipt speaks for. SQLite needs none:
+// secure_delete zeroes every deleted row, cascaded or not.
+const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
+		SELECT c.conrelid FROM pg_constraint c JOIN pg_class t ON t.oid = c.confrelid
+			JOIN pg_namespace n ON n.oid = t.relnamespace
+			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND n.nspname = current_schema() AND t.relname = ANY($1::text[])
+		UNION
+		SELECT c.conrelid FROM pg_constraint c JOIN dep ON c.confrelid = dep.oid
+			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd'))
+	SELECT t.relname FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
+			AND pg_has_role(current_user, t.relowner, 'MEMBER')`
 
 // purge is PurgeResidue's work on tables.
 func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
