@@ -168,15 +168,18 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	if len(tables) == 0 {
 		return nil, nil, nil
 	}
+	var cascaded []string
 	if d.dialect == Postgres {
-		cascaded, err := scanColumn[string](d.sql.QueryContext(ctx, cascadeTargets, tables))
-		if err != nil {
+		if cascaded, err = scanColumn[string](d.sql.QueryContext(ctx, cascadeTargets, tables)); err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
+		cascaded = slices.DeleteFunc(cascaded, func(t string) bool { return slices.Contains(tables, t) })
 		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
 	}
-	pending, err = d.purge(ctx, tables, p)
-	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return slices.Contains(pending, t) })
+	pending, skipped, err := d.purge(ctx, tables, cascaded, p)
+	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool {
+		return slices.Contains(pending, t) || slices.Contains(skipped, t)
+	})
 	// A mark made after the purge began stays: its change may have come
 	// after the vacuum of its table.
 	for _, t := range purged {
@@ -211,11 +214,13 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
 			AND pg_has_role(current_user, t.relowner, 'MEMBER')`
 
-// purge is PurgeResidue's work on tables.
-func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pending []string, err error) {
+// purge is PurgeResidue's work on tables. A table of cascaded (outside
+// the data model, cascadeTargets) whose purge fails is logged and skipped,
+// not counted as purged: a DBA's table must not hold back every delete.
+func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurge) (pending, skipped []string, err error) {
 	if d.dialect != Postgres {
 		if err := d.resampleSQLite(ctx, tables); err != nil {
-			return tables, translate(err, "Analyze")
+			return tables, nil, translate(err, "Analyze")
 		}
 		var busy, logFrames, checkpointed int
 		err := d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed)
@@ -223,13 +228,13 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 			err = errors.New("WAL checkpoint blocked by a reader")
 		}
 		if err != nil {
-			return tables, translate(err, "Checkpoint")
+			return tables, nil, translate(err, "Checkpoint")
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	holder, err := d.waitHorizon(ctx, p.Wait, false)
 	if err != nil {
-		return tables, translate(err, "Vacuum")
+		return tables, nil, translate(err, "Vacuum")
 	}
 	rewrite := p.Rewrite && !holder.held()
 	// ANALYZE with each: the table's statistics sample values, the erased
@@ -242,7 +247,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	bySize, err := scanColumn[string](d.sql.QueryContext(ctx, `SELECT t FROM unnest($1::text[]) AS t
 		ORDER BY pg_total_relation_size(to_regclass(quote_ident(t))) DESC NULLS LAST, t`, tables))
 	if err != nil {
-		return tables, translate(err, "Vacuum")
+		return tables, nil, translate(err, "Vacuum")
 	}
 	var (
 		mu     sync.Mutex
@@ -260,16 +265,21 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 				}
 				return lock, err
 			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && slices.Contains(cascaded, t) {
+				d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one could not be purged", "table", t, "err", pgSafe(err))
+				skipped = append(skipped, t)
+				return nil
+			}
 			if lock {
-				mu.Lock()
 				locked = append(locked, t)
-				mu.Unlock()
 			}
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return tables, translate(err, "Vacuum")
+		return tables, nil, translate(err, "Vacuum")
 	}
 	// pg_statistic kept the old samples: it is purged the same way (a role
 	// that does not own it gets a warning, no error). The ANALYZEs have
@@ -287,7 +297,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 	}
 	catalogHolder, err := d.waitHorizon(ctx, catalogWait, true)
 	if err != nil {
-		return tables, translate(err, "Vacuum")
+		return tables, nil, translate(err, "Vacuum")
 	}
 	holder = holder.with(catalogHolder)
 	// pg_statistic_ext_data likewise: a DBA's extended statistics
@@ -298,7 +308,7 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 			return vacuum(ctx, conn, rewrite, p.Wait, "VACUUM FULL "+catalog, "VACUUM "+catalog)
 		})
 		if err != nil {
-			return tables, translate(err, "Vacuum")
+			return tables, nil, translate(err, "Vacuum")
 		}
 		statsLocked = statsLocked || locked
 	}
@@ -307,13 +317,13 @@ func (d *DB) purge(ctx context.Context, tables []string, p ResiduePurge) (pendin
 		// A session holds pg_statistic (a monitoring query idle in its
 		// transaction): the plain VACUUM freed the old samples without
 		// zeroing them. The tables' marks stay; the next run purges again.
-		return tables, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
+		return tables, nil, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
 	case holder.held():
-		return tables, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
+		return tables, nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
 	case len(locked) > 0:
-		return locked, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
+		return locked, skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
-	return nil, nil
+	return nil, skipped, nil
 }
 
 // resampleSQLite analyzes tables again where an ANALYZE (an operator's:
@@ -400,7 +410,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		SELECT format('ALTER COLUMN %I TYPE %s', a.attname, format_type(a.atttypid, a.atttypmod))
 			|| CASE WHEN a.attcollation <> 0 THEN format(' COLLATE %I.%I', n.nspname, c.collname) ELSE '' END
 		FROM pg_stats s
-		JOIN pg_attribute a ON a.attrelid = $1::text::regclass AND a.attname = s.attname
+		JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident($1)) AND a.attname = s.attname AND a.attinhcount = 0
 		LEFT JOIN pg_collation c ON c.oid = a.attcollation
 		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
 		WHERE s.schemaname = current_schema() AND s.tablename = $1

@@ -1,0 +1,239 @@
+package privacy_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// TestCascadeTargetWithQuotedNameEmptied: a DBA's cascade target (J149)
+// whose name needs quotes (mixed case, a space, a hyphen), emptied by the
+// cascade and with planner statistics (an ANALYZE, autovacuum's or the
+// DBA's): its statistics are dropped as a data-model table's are, and the
+// runs complete. Found by review: dropStatisticsIfEmpty cast the raw name
+// to regclass, which folds case or refuses it — the purge failed on every
+// run after, for every subject.
+func TestCascadeTargetWithQuotedNameEmptied(t *testing.T) {
+	for _, name := range []string{"CallNote", "call note", "call-note"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
+			conn := storetest.SQLOf(t, f.env.DB)
+			subject := recipientID(t, f, 3)
+			q := `"` + name + `"`
+			for _, ddl := range []string{
+				"CREATE TABLE " + q + " (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
+			} {
+				if err := conn.Exec(f.ctx, ddl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 3 {
+				if err := conn.InsertRow(f.ctx, name, map[string]any{"id": int64(50 + i), "recipient_id": subject, "body": "Mixedcasetoken called"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := conn.Exec(f.ctx, "ANALYZE "+q); err != nil {
+				t.Fatal(err)
+			}
+			id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+			_, err := f.env.Privacy.Run(f.ctx, "all")
+			if err != nil {
+				t.Errorf("first run: %v", err)
+			}
+			_, err = f.env.Privacy.Run(f.ctx, privacy.Delete)
+			if err != nil {
+				t.Errorf("second run: %v", err)
+			}
+			if got := f.status(t, id); got != privacy.StatusComplete {
+				t.Errorf("status %v, want complete", got)
+			}
+			// Another subject's delete, unrelated to the DBA's table's rows.
+			other := f.create(t, "defaultNamespace1", demodata.Email(5), privacy.TypeDelete, false)
+			if _, err := f.env.Privacy.Run(f.ctx, "all"); err != nil {
+				t.Errorf("another subject's delete run: %v", err)
+			}
+			if got := f.status(t, other); got != privacy.StatusComplete {
+				t.Errorf("another subject's delete: status %v, want complete", got)
+			}
+		})
+	}
+}
+
+// TestCascadeTargetLockNotGranted: the cascade target's rewrite lock is
+// not granted within the wait (a reader holds ACCESS SHARE). The run says
+// Busy and the request waits, as for a data-model table; once the reader
+// ends, the next run finds the target again (it has no mark of its own),
+// rewrites it and completes the request, nothing left in its files.
+func TestCascadeTargetLockNotGranted(t *testing.T) {
+	f := newFixture(t, store.Postgres, servertest.Options{Privacy: func(c *privacy.Config) {
+		withReceipts(c)
+		c.ResidueWait = 2 * time.Second
+	}})
+	conn := storetest.SQLOf(t, f.env.DB)
+	subject := recipientID(t, f, 3)
+	const token = "Lockednotetoken7c2a"
+	if err := conn.Exec(f.ctx, "CREATE TABLE dba_call_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := conn.InsertRow(f.ctx, "dba_call_note", map[string]any{"id": int64(50 + i), "recipient_id": subject, "body": token + " called"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.InsertRow(f.ctx, "dba_call_note", map[string]any{"id": int64(90), "recipient_id": recipientID(t, f, 4), "body": "another person's call"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := conn.PostgresFileCount(t, f.ctx, "dba_call_note", token); n < 3 {
+		t.Fatalf("before: %d", n)
+	}
+	release, err := conn.LockTableIn(f.ctx, "dba_call_note", "ACCESS SHARE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+	_, err = f.env.Privacy.Run(f.ctx, "all")
+	release()
+	t.Logf("first run (lock held): %v", err)
+	if err == nil {
+		t.Fatal("the first run should have said the rewrite lock was not granted")
+	}
+	if got := f.status(t, id); got != privacy.StatusDeleteInProgress {
+		t.Fatalf("status %v after a run whose purge was not finished", got)
+	}
+	for i := 0; i < 5 && f.status(t, id) != privacy.StatusComplete; i++ {
+		_, err = f.env.Privacy.Run(f.ctx, privacy.Delete)
+		t.Logf("next run: %v", err)
+	}
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	r, _ := f.env.Privacy.Receipt(f.ctx, id)
+	t.Logf("audit/receipt excerpt: %.300s", strings.ReplaceAll(string(r), "\n", " "))
+	if n := conn.PostgresFileCount(t, f.ctx, "dba_call_note", token); n != 0 {
+		t.Errorf("the request is complete, but the cascaded notes are still in dba_call_note's files %d time(s)", n)
+	}
+}
+
+// TestCascadeTargetPartitioned: the cascade target is a partitioned table
+// whose partitions keep other rows: rewritten, nothing of the subject left.
+func TestCascadeTargetPartitioned(t *testing.T) {
+	f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
+	conn := storetest.SQLOf(t, f.env.DB)
+	subject := recipientID(t, f, 3)
+	const token = "Partitionedtoken93d1"
+	for _, ddl := range []string{
+		"CREATE TABLE dba_pnote (id BIGINT, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200), PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+		"CREATE TABLE dba_pnote_a PARTITION OF dba_pnote FOR VALUES FROM (0) TO (1000)",
+		"CREATE TABLE dba_pnote_b PARTITION OF dba_pnote FOR VALUES FROM (1000) TO (2000)",
+	} {
+		if err := conn.Exec(f.ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := conn.InsertRow(f.ctx, "dba_pnote", map[string]any{"id": int64(50 + 1000*(i%2) + i), "recipient_id": subject, "body": token + " called"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.InsertRow(f.ctx, "dba_pnote", map[string]any{"id": int64(90), "recipient_id": recipientID(t, f, 4), "body": "another"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		return conn.PostgresFileCount(t, f.ctx, "dba_pnote_a", token) + conn.PostgresFileCount(t, f.ctx, "dba_pnote_b", token)
+	}
+	if n := count(); n < 3 {
+		t.Fatalf("before: %d", n)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+	runAll(t, f)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v", got)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("partitioned cascade target: %d left", n)
+	}
+}
+
+// TestCascadeTargetPartitionEmptied: a partitioned cascade target, one of
+// whose partitions holds only the subject's rows and has statistics
+// (autovacuum analyzes partitions, not their parent). The cascade empties
+// that partition: the runs complete. Found by review: the purge dropped an
+// emptied table's statistics by ALTER COLUMN TYPE, which PostgreSQL refuses
+// on a partition's inherited columns — every run failed after. Inherited
+// columns are left out (their statistics stay: outside the data model).
+func TestCascadeTargetPartitionEmptied(t *testing.T) {
+	f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
+	conn := storetest.SQLOf(t, f.env.DB)
+	subject := recipientID(t, f, 3)
+	for _, ddl := range []string{
+		"CREATE TABLE dba_pnote (id BIGINT, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200), PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+		"CREATE TABLE dba_pnote_a PARTITION OF dba_pnote FOR VALUES FROM (0) TO (1000)",
+		"CREATE TABLE dba_pnote_b PARTITION OF dba_pnote FOR VALUES FROM (1000) TO (2000)",
+	} {
+		if err := conn.Exec(f.ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := conn.InsertRow(f.ctx, "dba_pnote", map[string]any{"id": int64(50 + i), "recipient_id": subject, "body": "Partitiontoken called"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.InsertRow(f.ctx, "dba_pnote", map[string]any{"id": int64(1090), "recipient_id": recipientID(t, f, 4), "body": "another"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(f.ctx, "ANALYZE dba_pnote_a"); err != nil {
+		t.Fatal(err)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+	if _, err := f.env.Privacy.Run(f.ctx, "all"); err != nil {
+		t.Errorf("first run: %v", err)
+	}
+	if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err != nil {
+		t.Errorf("second run: %v", err)
+	}
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Errorf("status %v, want complete", got)
+	}
+}
+
+// TestCascadeTargetWithQuotedNameKeptRows: the same mixed-case cascade target,
+// not emptied (another person's row stays): its rewrite quotes the name
+// right, and the cascaded rows leave its files.
+func TestCascadeTargetWithQuotedNameKeptRows(t *testing.T) {
+	f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
+	conn := storetest.SQLOf(t, f.env.DB)
+	subject := recipientID(t, f, 3)
+	const token = "Mixedkepttoken66aa"
+	if err := conn.Exec(f.ctx, `CREATE TABLE "Call Note" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := conn.InsertRow(f.ctx, "Call Note", map[string]any{"id": int64(50 + i), "recipient_id": subject, "body": token + " called"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.InsertRow(f.ctx, "Call Note", map[string]any{"id": int64(90), "recipient_id": recipientID(t, f, 4), "body": "another"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(f.ctx, `ANALYZE "Call Note"`); err != nil {
+		t.Fatal(err)
+	}
+	if n := conn.PostgresFileCount(t, f.ctx, `"Call Note"`, token); n < 3 {
+		t.Fatalf("before: %d", n)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+	runAll(t, f)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v", got)
+	}
+	if n := conn.PostgresFileCount(t, f.ctx, `"Call Note"`, token); n != 0 {
+		t.Errorf("%d left", n)
+	}
+}
