@@ -450,18 +450,15 @@ func (s *Service) OpenReceipt(ctx context.Context, c *session.Caller, id int64) 
 // request's: it verifies with the instance's keys and names the request
 // and its status. One who may write the database could otherwise hand
 // operators another request's valid receipt as this one's proof.
+//
+// The receipt is read first: it is written in the commit that sets the
+// status it names, so the request read after it has that status.
 func (s *Service) storedReceipt(ctx context.Context, id int64) (string, error) {
-	req, err := s.db.FindRequestByID(ctx, id)
+	jws, err := s.db.FindReceipt(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	return s.requestReceipt(ctx, req)
-}
-
-// requestReceipt is storedReceipt for a request already read.
-func (s *Service) requestReceipt(ctx context.Context, req *store.Request) (string, error) {
-	id := req.ID
-	jws, err := s.db.FindReceipt(ctx, id)
+	req, err := s.db.FindRequestByID(ctx, id)
 	if err != nil {
 		return "", err
 	}

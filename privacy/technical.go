@@ -143,7 +143,7 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
-	var stopped, lost bool
+	var stopped bool
 	var mu sync.Mutex
 	go func() {
 		every := min(s.cfg.Lease/3, 2*time.Second)
@@ -162,21 +162,22 @@ func (s *Service) runTaken(ctx context.Context, id int64, name string) ([]Report
 			}
 			if !held || stop {
 				mu.Lock()
-				stopped, lost = true, !held
+				stopped = true
 				mu.Unlock()
+				var cause error // a stop asked for
 				if !held {
-					cancel(errWorkflowLeaseLost)
-				} else {
-					cancel(nil)
+					cause = errWorkflowLeaseLost
 				}
+				cancel(cause)
 				return
 			}
 		}
 	}()
 	reports, err := s.Run(runCtx, name)
 	close(done)
-	if cause := context.Cause(runCtx); err != nil && errors.Is(cause, errWorkflowLeaseLost) {
-		err = cause // not the context.Canceled the run saw
+	lost := errors.Is(context.Cause(runCtx), errWorkflowLeaseLost)
+	if lost && err != nil {
+		err = errWorkflowLeaseLost // not the context.Canceled the run saw
 	}
 	var processed, failed int
 	for _, r := range reports {

@@ -76,13 +76,7 @@ func (s *Service) view(ctx context.Context, r *store.Request, full bool) (*Reque
 	} else if apperr.CodeOf(err) == apperr.NotFound && fileDestroyed(r) {
 		v.Destroyed = true
 	}
-	_, err = s.requestReceipt(ctx, r)
-	if apperr.CodeOf(err) == apperr.Conflict {
-		// The request may have ended, and its receipt been written, since
-		// r was read: checked again against the request read anew.
-		_, err = s.storedReceipt(ctx, r.ID)
-	}
-	switch {
+	switch _, err := s.storedReceipt(ctx, r.ID); {
 	case err == nil:
 		v.HasReceipt = true
 	case apperr.CodeOf(err) == apperr.Conflict:
