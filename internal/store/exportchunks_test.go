@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
@@ -16,11 +18,27 @@ import (
 // fewer at the end is no error, a gap is an error at the missing chunk
 // after the chunks before it; an error of fn stops the scan and comes back
 // as is.
+//
+// On PostgreSQL the chunks are pgx's own wire bytes, in binary; a URL
+// asking for the simple protocol (as behind a pooler) gets them as text,
+// which "postgres-simple-protocol" reads the same.
 func TestExportChunks(t *testing.T) {
-	for _, dialect := range storetest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
+	for _, variant := range append(slices.Clone(storetest.Dialects), "postgres-simple-protocol") {
+		t.Run(variant, func(t *testing.T) {
 			ctx := context.Background()
-			db := storetest.Open(t, dialect, storetest.NewClock().Now)
+			dialect, simple := strings.CutSuffix(variant, "-simple-protocol")
+			cfg := storetest.Config(t, dialect)
+			if simple {
+				if u, err := url.Parse(cfg.DatabaseURL); err == nil && u.Scheme != "" {
+					q := u.Query()
+					q.Set("default_query_exec_mode", "simple_protocol")
+					u.RawQuery = q.Encode()
+					cfg.DatabaseURL = u.String()
+				} else {
+					cfg.DatabaseURL += " default_query_exec_mode=simple_protocol"
+				}
+			}
+			db := storetest.OpenConfig(t, cfg, storetest.NewClock().Now)
 			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
 			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
 				t.Fatal(err)
@@ -38,7 +56,14 @@ func TestExportChunks(t *testing.T) {
 			if err := db.DropExport(ctx, id, "other"); !errors.Is(err, store.ErrLostClaim) {
 				t.Fatalf("another worker dropped the export: %v", err)
 			}
-			chunk := func(seq int) []byte { return bytes.Repeat([]byte{byte('a' + seq)}, 1000+seq) }
+			// Every byte value: a chunk is sealed, not text.
+			chunk := func(seq int) []byte {
+				b := make([]byte, 1000+seq)
+				for i := range b {
+					b[i] = byte(i*7 + seq)
+				}
+				return b
+			}
 			for seq := range 6 {
 				if err := db.AppendExportChunk(ctx, id, "w", seq, chunk(seq)); err != nil {
 					t.Fatal(err)
