@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,16 +65,20 @@ type Method struct {
 	Access  string // "anonymous" for methods callable without a session
 	Params  []Param
 	Schema  *Schema // the schema that declares the method (or its interface)
+
+	lists paramLists
 }
 
 // Anonymous reports whether the method may be called without a session.
 func (m *Method) Anonymous() bool { return m.Access == "anonymous" }
 
 // In returns the input parameters in declaration order.
-func (m *Method) In() []Param { return m.filter(false) }
+func (m *Method) In() []Param { return m.cached(m.lists.in, func() []Param { return m.filter(false) }) }
 
 // Out returns the output parameters in declaration order.
-func (m *Method) Out() []Param { return m.filter(true) }
+func (m *Method) Out() []Param {
+	return m.cached(m.lists.out, func() []Param { return m.filter(true) })
+}
 
 func (m *Method) filter(out bool) []Param {
 	var ps []Param
@@ -89,22 +94,44 @@ func (m *Method) filter(out bool) []Param {
 // order: sessiontoken first (ACC reads it as the authentication argument
 // even when empty), the object itself for non-static methods ("entity"),
 // then the in-parameters. ACC reads them by position.
-func (m *Method) RequestParams() []Param {
+func (m *Method) RequestParams() []Param { return m.cached(m.lists.request, m.requestParams) }
+
+func (m *Method) requestParams() []Param {
 	ps := []Param{{Name: "sessiontoken", Type: TypeString, Implicit: true}}
 	if !m.Static {
 		ps = append(ps, Param{Name: "entity", Type: TypeDOMElement, Implicit: true})
 	}
-	return append(ps, m.In()...)
+	return append(ps, m.filter(false)...)
 }
 
 // ResponseParams returns the children of <Method>Response in order: the
 // modified object for non-static, non-const methods, then the out-parameters.
-func (m *Method) ResponseParams() []Param {
+func (m *Method) ResponseParams() []Param { return m.cached(m.lists.response, m.responseParams) }
+
+func (m *Method) responseParams() []Param {
 	var ps []Param
 	if !m.Static && !m.Const {
 		ps = append(ps, Param{Name: "entity", Type: TypeDOMElement, Out: true, Implicit: true})
 	}
-	return append(ps, m.Out()...)
+	return append(ps, m.filter(true)...)
+}
+
+// paramLists are a registry method's parameter lists, made once when it
+// is loaded: every call reads them (a few hundred bytes of garbage a call
+// when they were made each time).
+type paramLists struct {
+	done                       bool
+	in, out, request, response []Param
+}
+
+// cached returns list when the registry made it, clipped so that an
+// append by the caller copies it, else make's result (a Method built
+// outside a registry).
+func (m *Method) cached(list []Param, make func() []Param) []Param {
+	if m.lists.done {
+		return slices.Clip(list)
+	}
+	return make()
 }
 
 // ResponseNamespace is the namespace of <Method>Response when the client
@@ -548,6 +575,7 @@ func (r *Registry) addMethod(file string, s *Schema, service string, el *etree.E
 			m.Params = append(m.Params, param)
 		}
 	}
+	m.lists = paramLists{done: true, in: m.filter(false), out: m.filter(true), request: m.requestParams(), response: m.responseParams()}
 	key := service + "#" + m.Name
 	if _, dup := r.methods[key]; dup {
 		return fmt.Errorf("schema %s: method %s is defined twice", file, key)

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
@@ -34,6 +35,8 @@ import (
 )
 
 var profileStore = flag.String("soap.store", "postgres", "the store BenchmarkProfile runs on: postgres or sqlite")
+
+var profileCallers = flag.Int("soap.callers", 10, "concurrent callers of BenchmarkProfile (a multiple of GOMAXPROCS)")
 
 var cpuProfile = flag.String("soap.cpuprofile", "", "write a CPU profile of the timed calls of each BenchmarkProfile sub-benchmark to this file (the sub-benchmark's name is appended)")
 
@@ -57,7 +60,7 @@ func profileScenario(b *testing.B, scenario string) {
 	env.Operator(b, "bench", password, "privacyRight")
 	token, _ := env.Logon(b, "bench", password)
 	u := env.URL + "/nl/jsp/soaprouter.jsp"
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	action := "nms:privacyRequest#CreateRequestByName"
 	mk := createBody(token, "profile-"+randomHex(4))
@@ -77,7 +80,7 @@ func profileScenario(b *testing.B, scenario string) {
 		action, mk = "xtk:session#Logon", func(int64) []byte { return logonBody("bench", password) }
 	}
 	var n, errs atomic.Int64
-	b.SetParallelism(5) // 5 × GOMAXPROCS (2 here) = 10 callers
+	b.SetParallelism(*profileCallers / runtime.GOMAXPROCS(0)) // 10 callers on two cores by default
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile + "." + scenario)
 		if err != nil {
