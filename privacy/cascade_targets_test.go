@@ -165,8 +165,9 @@ func TestCascadeTargetPartitioned(t *testing.T) {
 // (autovacuum analyzes partitions, not their parent). The cascade empties
 // that partition: the runs complete. Found by review: the purge dropped an
 // emptied table's statistics by ALTER COLUMN TYPE, which PostgreSQL refuses
-// on a partition's inherited columns — every run failed after. Inherited
-// columns are left out (their statistics stay: outside the data model).
+// on a partition's inherited columns — every run failed after. The
+// statistics go with the change made on the parent, which PostgreSQL
+// passes to its partitions (J150).
 func TestCascadeTargetPartitionEmptied(t *testing.T) {
 	f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
 	conn := storetest.SQLOf(t, f.env.DB)
@@ -200,6 +201,9 @@ func TestCascadeTargetPartitionEmptied(t *testing.T) {
 	}
 	if got := f.status(t, id); got != privacy.StatusComplete {
 		t.Errorf("status %v, want complete", got)
+	}
+	if n, _ := conn.Int(f.ctx, "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND most_common_vals::text LIKE ?", "%Partitiontoken%"); n != 0 {
+		t.Errorf("%d statistics row(s) of the emptied partition still hold the cascaded notes", n)
 	}
 }
 

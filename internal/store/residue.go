@@ -214,6 +214,19 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
 			AND pg_has_role(current_user, t.relowner, 'MEMBER')`
 
+// inheritanceChildren names, as SQL does, the tables under $1 in
+// PostgreSQL's older inheritance (INHERITS), at any depth: the deletes of
+// $1's rows reached their rows, but a VACUUM of $1 does not reach their
+// files (it does a partitioned table's partitions, which are not listed).
+const inheritanceChildren = `WITH RECURSIVE tree(oid) AS (
+		SELECT i.inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+			WHERE i.inhparent = to_regclass(quote_ident($1)) AND p.relkind = 'r'
+		UNION
+		SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid JOIN pg_class p ON p.oid = i.inhparent
+			WHERE p.relkind = 'r')
+	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') ORDER BY 1`
+
 // purge is PurgeResidue's work on tables. A table of cascaded (outside
 // the data model, cascadeTargets) whose purge fails is logged and skipped,
 // not counted as purged: a DBA's table must not hold back every delete.
@@ -260,6 +273,16 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		g.Go(func() error {
 			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
 				lock, err := vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
+				if err == nil && !lock {
+					var children []string
+					children, err = scanColumn[string](conn.QueryContext(gctx, inheritanceChildren, t))
+					for _, c := range children {
+						if err != nil || lock {
+							break
+						}
+						lock, err = vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+c, "VACUUM (ANALYZE) "+c)
+					}
+				}
 				if err == nil && !lock {
 					lock, err = d.dropStatisticsIfEmpty(gctx, conn, t)
 				}
@@ -393,28 +416,59 @@ FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 // the SOAP calls meanwhile.
 const purgeConns = 2
 
-// dropStatisticsIfEmpty removes the planner statistics of table when the
-// deletes left it empty: ANALYZE does not touch the statistics of a table
-// it finds empty, so the old samples (an erased email as the most common
-// value) would stay in pg_statistic. Changing a column's type to its own
-// type is what drops them without a superuser: PostgreSQL skips the
-// rewrite (nothing changes) but removes the column's statistics and
-// rebuilds its indexes, nothing on an empty table. A lock not granted in
+// dropStatisticsIfEmpty removes the planner statistics of table, and of
+// the partitions or inheritance children under it, that the deletes left
+// empty: ANALYZE does not touch the statistics of a table it finds empty,
+// so the old samples (an erased email as the most common value) would stay
+// in pg_statistic. Changing a column's type to its own type is what drops
+// them without a superuser: PostgreSQL skips the rewrite (nothing changes)
+// but removes the column's statistics and rebuilds its indexes, nothing on
+// an empty table. A partition's columns are its parent's, and PostgreSQL
+// refuses the change on them: it is made on table, which passes it to
+// every table under it, and those still holding rows are analyzed again
+// after. A column of the partition key is left out (PostgreSQL refuses to
+// change it): its statistics are the rows' keys. A lock not granted in
 // lockTry is reported as locked: the mark stays, the next run tries again.
 func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, err error) {
-	var empty bool
-	if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+quoteIdent(table)+")").Scan(&empty); err != nil || !empty {
+	// table (first) and the tables under it that have statistics of
+	// their own rows, as SQL names them.
+	stated, err := scanColumn[string](conn.QueryContext(ctx, `
+		WITH RECURSIVE tree(oid, depth) AS (
+			SELECT to_regclass(quote_ident($1))::oid, 0
+			UNION ALL SELECT i.inhrelid, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+		SELECT format('%I.%I', n.nspname, c.relname) FROM tree t
+		JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND NOT s.inherited)
+		ORDER BY t.depth, n.nspname, c.relname`, table))
+	if err != nil || len(stated) == 0 {
 		return false, err
+	}
+	var emptied, kept []string
+	for _, rel := range stated {
+		var empty bool
+		if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM ONLY "+rel+")").Scan(&empty); err != nil {
+			return false, err
+		}
+		if empty {
+			emptied = append(emptied, rel)
+		} else {
+			kept = append(kept, rel)
+		}
+	}
+	if len(emptied) == 0 {
+		return false, nil
 	}
 	cols, err := scanColumn[string](conn.QueryContext(ctx, `
 		SELECT format('ALTER COLUMN %I TYPE %s', a.attname, format_type(a.atttypid, a.atttypmod))
 			|| CASE WHEN a.attcollation <> 0 THEN format(' COLLATE %I.%I', n.nspname, c.collname) ELSE '' END
-		FROM pg_stats s
-		JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident($1)) AND a.attname = s.attname AND a.attinhcount = 0
+		FROM pg_attribute a
 		LEFT JOIN pg_collation c ON c.oid = a.attcollation
 		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
-		WHERE s.schemaname = current_schema() AND s.tablename = $1
-		ORDER BY a.attnum`, table))
+		WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attinhcount = 0
+			AND NOT EXISTS (SELECT 1 FROM pg_partitioned_table p WHERE p.partrelid = a.attrelid AND a.attnum = ANY(p.partattrs::int2[]))
+			AND EXISTS (SELECT 1 FROM pg_stats s
+				WHERE format('%I.%I', s.schemaname, s.tablename) = ANY($2::text[]) AND s.attname = a.attname AND NOT s.inherited)
+		ORDER BY a.attnum`, table, emptied))
 	if err != nil || len(cols) == 0 {
 		return false, err
 	}
@@ -425,13 +479,26 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 	switch {
 	case isLockTimeout(err), isDeadlock(err): // not granted this time: the mark stays
 		return true, nil
-	case pgCode(err) == "0A000":
-		// A view or a rule uses the columns: the type cannot be set, and
-		// the old statistics stay until the table has rows to analyze.
-		d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: a view or rule uses its columns", "table", table)
+	case pgCode(err) == "0A000", pgCode(err) == "42P16":
+		// A view or a rule uses the columns, or a partition key's
+		// expression does: the type cannot be set, and the old statistics
+		// stay until the table has rows to analyze.
+		d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: a view, rule or partition key uses its columns", "table", table)
 		return false, nil
+	case err != nil:
+		return false, err
 	}
-	return false, err
+	// The change dropped the statistics of the tables that kept rows too
+	// (and table's of them all): sampled again, from what is left.
+	if len(stated) > 1 || len(kept) > 0 {
+		kept = append(kept, quoteIdent(table))
+	}
+	for _, rel := range kept {
+		if _, err := conn.ExecContext(ctx, "ANALYZE "+rel); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // lockTry bounds each attempt of a rewrite to take its table's lock. While
