@@ -563,13 +563,26 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn f
 		return translate(err, "Export chunk")
 	}
 	defer rows.Close()
-	want := seq
 	// RawBytes: no copy of the chunk into Go memory of its own. Declared
 	// once: Scan's targets escape, a pair per row would be two allocations.
 	var got int
 	var sealed sql.RawBytes
+	return handChunks(rows, seq, fn, func() (int, []byte, error) {
+		err := rows.Scan(&got, &sealed)
+		return got, sealed, err
+	})
+}
+
+// handChunks hands fn the chunks rows reads (scan reads the current
+// one), which must be want, want+1, …: a gap is an error at the chunk
+// that is not there. database/sql's rows and pgx's are both read so.
+func handChunks(rows interface {
+	Next() bool
+	Err() error
+}, want int, fn func(seq int, sealed []byte) error, scan func() (int, []byte, error)) error {
 	for rows.Next() {
-		if err := rows.Scan(&got, &sealed); err != nil {
+		got, sealed, err := scan()
+		if err != nil {
 			return translate(err, "Export chunk")
 		}
 		if got != want {
@@ -603,30 +616,18 @@ func (d *DB) exportChunksPostgres(ctx context.Context, requestID int64, seq, n i
 		}
 		defer rows.Close()
 		raw := len(rows.FieldDescriptions()) == 2 && rows.FieldDescriptions()[1].Format == pgx.BinaryFormatCode
-		want := seq
 		var (
 			got    int
 			sealed []byte
 		)
-		for rows.Next() {
-			if raw {
-				err = rows.Scan(&got, nil)
-				sealed = rows.RawValues()[1]
-			} else {
-				err = rows.Scan(&got, &sealed)
+		return handChunks(rows, seq, fn, func() (int, []byte, error) {
+			if !raw {
+				err := rows.Scan(&got, &sealed)
+				return got, sealed, err
 			}
-			if err != nil {
-				return translate(err, "Export chunk")
-			}
-			if got != want {
-				return apperr.Errorf(apperr.Internal, "The export file has a gap.")
-			}
-			if err := fn(got, sealed); err != nil {
-				return err
-			}
-			want++
-		}
-		return translate(rows.Err(), "Export chunk")
+			err := rows.Scan(&got, nil)
+			return got, rows.RawValues()[1], err
+		})
 	})
 }
 
