@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"github.com/campaign-privacy/campaign-privacy/session"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/session"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"io"
 	"net"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 )
 
 // TestMountedRegularKeyFileNotOwnedStillStarts: J89 made loadKeyFile
