@@ -227,6 +227,26 @@ const inheritanceChildren = `WITH RECURSIVE tree(oid) AS (
 	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
 		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') ORDER BY 1`
 
+// descendants names, as SQL does, every table under $1: partitions and
+// inheritance children, at any depth.
+const descendants = `WITH RECURSIVE tree(oid) AS (
+		SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = to_regclass(quote_ident($1))
+		UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') ORDER BY 1`
+
+// mayNotVacuum returns those of the tables $1 (as SQL names them) that
+// the role may not vacuum: it owns them (or is a member of their owner),
+// is a superuser or the database's owner, or (PostgreSQL 17) holds
+// MAINTAIN on them.
+const mayNotVacuum = `SELECT t FROM unnest($1::text[]) AS t
+	JOIN pg_class c ON c.oid = to_regclass(t)
+	WHERE NOT (pg_has_role(current_user, c.relowner, 'MEMBER')
+		OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+		OR pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER')
+		OR CASE WHEN current_setting('server_version_num')::int >= 170000 THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END)
+	ORDER BY t`
+
 // purge is PurgeResidue's work on tables. A table of cascaded (outside
 // the data model, cascadeTargets) whose purge fails is logged and skipped,
 // not counted as purged: a DBA's table must not hold back every delete.
@@ -263,19 +283,33 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		return tables, nil, translate(err, "Vacuum")
 	}
 	var (
-		mu     sync.Mutex
-		locked []string
+		mu                      sync.Mutex
+		locked                  []string
+		notOwned, notOwnedNames []string // the tables, and which of them or under them the role may not vacuum
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(purgeConns)
 	for _, t := range bySize {
 		name := quoteIdent(t)
 		g.Go(func() error {
+			var refused []string
 			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
+				children, err := scanColumn[string](conn.QueryContext(gctx, inheritanceChildren, t))
+				if err != nil {
+					return false, err
+				}
+				// PostgreSQL skips, with a mere warning, the vacuum of a
+				// table the role may not vacuum: its deleted rows would
+				// stay in its file behind a "purged".
+				under, err := scanColumn[string](conn.QueryContext(gctx, descendants, t))
+				if err != nil {
+					return false, err
+				}
+				if refused, err = scanColumn[string](conn.QueryContext(gctx, mayNotVacuum, append([]string{name}, under...))); err != nil || len(refused) > 0 {
+					return false, err
+				}
 				lock, err := vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
 				if err == nil && !lock {
-					var children []string
-					children, err = scanColumn[string](conn.QueryContext(gctx, inheritanceChildren, t))
 					for _, c := range children {
 						if err != nil || lock {
 							break
@@ -290,6 +324,14 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 			})
 			mu.Lock()
 			defer mu.Unlock()
+			if err == nil && len(refused) > 0 {
+				if slices.Contains(cascaded, t) {
+					err = fmt.Errorf("the role may not vacuum %s", strings.Join(refused, ", "))
+				} else {
+					notOwned, notOwnedNames = append(notOwned, t), append(notOwnedNames, refused...)
+					return nil
+				}
+			}
 			if err != nil && slices.Contains(cascaded, t) {
 				d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one could not be purged", "table", t, "err", pgSafe(err))
 				skipped = append(skipped, t)
@@ -343,6 +385,9 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		return tables, nil, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
 	case holder.held():
 		return tables, nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
+	case len(notOwned) > 0:
+		slices.Sort(notOwnedNames)
+		return append(locked, notOwned...), skipped, apperr.Errorf(apperr.Forbidden, "The database role may not vacuum %s (it is not the owner): the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner, or the database's; the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
 	case len(locked) > 0:
 		return locked, skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
@@ -416,86 +461,193 @@ FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 // the SOAP calls meanwhile.
 const purgeConns = 2
 
-// dropStatisticsIfEmpty removes the planner statistics of table, and of
-// the partitions or inheritance children under it, that the deletes left
-// empty: ANALYZE does not touch the statistics of a table it finds empty,
-// so the old samples (an erased email as the most common value) would stay
-// in pg_statistic. Changing a column's type to its own type is what drops
+// dropStatisticsIfEmpty removes the planner statistics that the deletes
+// left describing rows that are gone: those of table, and of the
+// partitions or inheritance children under it, that are now empty.
+// ANALYZE does not touch the statistics of a table it finds empty, so the
+// old samples (an erased email as the most common value) would stay in
+// pg_statistic. Changing a column's type to its own type is what drops
 // them without a superuser: PostgreSQL skips the rewrite (nothing changes)
 // but removes the column's statistics and rebuilds its indexes, nothing on
-// an empty table. A partition's columns are its parent's, and PostgreSQL
-// refuses the change on them: it is made on table, which passes it to
-// every table under it, and those still holding rows are analyzed again
-// after. A column of the partition key is left out (PostgreSQL refuses to
-// change it): its statistics are the rows' keys. A lock not granted in
-// lockTry is reported as locked: the mark stays, the next run tries again.
+// an empty table. A partition's or child's column that comes from its
+// parent can only be changed on the table that declares it, which passes
+// the change to every table under it; the ones still holding rows are
+// analyzed again after. One column at a time: a column PostgreSQL will not
+// change (a view or generated column uses it, it is in a partition key,
+// a table under it has another owner, it is declared above table) keeps
+// its statistics with a warning, and the others are still dropped. A
+// partition key's own columns are left out quietly: their statistics are
+// the rows' keys. A lock not granted in lockTry is reported as locked: the
+// mark stays, the next run tries again.
 func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, err error) {
-	// table (first) and the tables under it that have statistics of
-	// their own rows, as SQL names them.
-	stated, err := scanColumn[string](conn.QueryContext(ctx, `
-		WITH RECURSIVE tree(oid, depth) AS (
-			SELECT to_regclass(quote_ident($1))::oid, 0
-			UNION ALL SELECT i.inhrelid, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-		SELECT format('%I.%I', n.nspname, c.relname) FROM tree t
-		JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND NOT s.inherited)
-		ORDER BY t.depth, n.nspname, c.relname`, table))
-	if err != nil || len(stated) == 0 {
+	type member struct {
+		parent   int64
+		name     string // as SQL names it
+		own, inh []string
+		emptyOwn bool // no row of its own
+		emptyAll bool // no row in it or under it
+		declared map[string]bool
+		key      map[string]bool // its partition key's columns
+		alter    map[string]string
+	}
+	tree := map[int64]*member{}
+	var order []int64
+	rows, err := conn.QueryContext(ctx, `
+		WITH RECURSIVE tree(oid, parent, depth) AS (
+			SELECT to_regclass(quote_ident($1))::oid, 0::oid, 0
+			UNION ALL SELECT i.inhrelid, i.inhparent, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+		SELECT t.oid::int8, t.parent::int8, format('%I.%I', n.nspname, c.relname), COALESCE(s.attname::text, ''), COALESCE(s.inherited, false)
+		FROM tree t JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+		ORDER BY t.depth, t.oid`, table)
+	if err != nil {
 		return false, err
 	}
-	var emptied, kept []string
-	for _, rel := range stated {
-		var empty bool
-		if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM ONLY "+rel+")").Scan(&empty); err != nil {
+	for rows.Next() {
+		var (
+			oid, parent int64
+			name, col   string
+			inherited   bool
+		)
+		if err := rows.Scan(&oid, &parent, &name, &col, &inherited); err != nil {
+			rows.Close()
 			return false, err
 		}
-		if empty {
-			emptied = append(emptied, rel)
-		} else {
-			kept = append(kept, rel)
+		m := tree[oid]
+		if m == nil {
+			m = &member{parent: parent, name: name, declared: map[string]bool{}, key: map[string]bool{}, alter: map[string]string{}}
+			tree[oid] = m
+			order = append(order, oid)
+		}
+		switch {
+		case col == "":
+		case inherited:
+			m.inh = append(m.inh, col)
+		default:
+			m.own = append(m.own, col)
 		}
 	}
-	if len(emptied) == 0 {
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	// Which members' statistics describe rows that are all gone.
+	type column struct {
+		table int64
+		name  string
+	}
+	var stale []column
+	for _, oid := range order {
+		m := tree[oid]
+		if len(m.own) > 0 {
+			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM ONLY "+m.name+")").Scan(&m.emptyOwn); err != nil {
+				return false, err
+			}
+			if m.emptyOwn {
+				for _, c := range m.own {
+					stale = append(stale, column{oid, c})
+				}
+			}
+		}
+		if len(m.inh) > 0 {
+			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+m.name+")").Scan(&m.emptyAll); err != nil {
+				return false, err
+			}
+			if m.emptyAll {
+				for _, c := range m.inh {
+					stale = append(stale, column{oid, c})
+				}
+			}
+		}
+	}
+	if len(stale) == 0 {
 		return false, nil
 	}
-	cols, err := scanColumn[string](conn.QueryContext(ctx, `
-		SELECT format('ALTER COLUMN %I TYPE %s', a.attname, format_type(a.atttypid, a.atttypmod))
-			|| CASE WHEN a.attcollation <> 0 THEN format(' COLLATE %I.%I', n.nspname, c.collname) ELSE '' END
+	// The members' columns: declared by the member itself or inherited,
+	// in a partition key, and the change that drops their statistics.
+	oids := make([]int64, 0, len(order))
+	for _, oid := range order {
+		oids = append(oids, oid)
+	}
+	cols, err := conn.QueryContext(ctx, `
+		SELECT a.attrelid::int8, a.attname::text, a.attinhcount = 0,
+			a.attnum = ANY(COALESCE((SELECT p.partattrs::int2[] FROM pg_partitioned_table p WHERE p.partrelid = a.attrelid), '{}')),
+			format('ALTER COLUMN %I TYPE %s', a.attname, format_type(a.atttypid, a.atttypmod))
+				|| CASE WHEN a.attcollation <> 0 THEN format(' COLLATE %I.%I', n.nspname, c.collname) ELSE '' END
 		FROM pg_attribute a
 		LEFT JOIN pg_collation c ON c.oid = a.attcollation
 		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
-		WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attinhcount = 0
-			AND NOT EXISTS (SELECT 1 FROM pg_partitioned_table p WHERE p.partrelid = a.attrelid AND a.attnum = ANY(p.partattrs::int2[]))
-			AND EXISTS (SELECT 1 FROM pg_stats s
-				WHERE format('%I.%I', s.schemaname, s.tablename) = ANY($2::text[]) AND s.attname = a.attname AND NOT s.inherited)
-		ORDER BY a.attnum`, table, emptied))
-	if err != nil || len(cols) == 0 {
+		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`, oids)
+	if err != nil {
 		return false, err
 	}
-	if err := setLockTimeout(ctx, conn, lockTry); err != nil {
-		return false, err
-	}
-	_, err = conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(table)+" "+strings.Join(cols, ", "))
-	switch {
-	case isLockTimeout(err), isDeadlock(err): // not granted this time: the mark stays
-		return true, nil
-	case pgCode(err) == "0A000", pgCode(err) == "42P16":
-		// A view or a rule uses the columns, or a partition key's
-		// expression does: the type cannot be set, and the old statistics
-		// stay until the table has rows to analyze.
-		d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: a view, rule or partition key uses its columns", "table", table)
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	// The change dropped the statistics of the tables that kept rows too
-	// (and table's of them all): sampled again, from what is left.
-	if len(stated) > 1 || len(kept) > 0 {
-		kept = append(kept, quoteIdent(table))
-	}
-	for _, rel := range kept {
-		if _, err := conn.ExecContext(ctx, "ANALYZE "+rel); err != nil {
+	for cols.Next() {
+		var (
+			oid              int64
+			name, alter      string
+			declared, keyCol bool
+		)
+		if err := cols.Scan(&oid, &name, &declared, &keyCol, &alter); err != nil {
+			cols.Close()
 			return false, err
+		}
+		m := tree[oid]
+		m.declared[name], m.key[name], m.alter[name] = declared, keyCol, alter
+	}
+	cols.Close()
+	if err := cols.Err(); err != nil {
+		return false, err
+	}
+	// Each stale column is changed on the member that declares it (up
+	// from where its statistics are), once.
+	done := map[column]bool{}
+	changed := false
+	for _, sc := range stale {
+		at, keyCol := sc.table, false
+		for at != 0 && tree[at] != nil && !tree[at].declared[sc.name] {
+			keyCol = keyCol || tree[at].key[sc.name]
+			at = tree[at].parent
+		}
+		m := tree[at]
+		if m == nil {
+			d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: the column is declared by a table above it", "table", table, "column", sc.name)
+			continue
+		}
+		// Any member from sc.table up to the declaring one may key on it.
+		if keyCol || m.key[sc.name] || done[column{at, sc.name}] {
+			continue
+		}
+		done[column{at, sc.name}] = true
+		if err := setLockTimeout(ctx, conn, lockTry); err != nil {
+			return false, err
+		}
+		_, err := conn.ExecContext(ctx, "ALTER TABLE "+m.name+" "+m.alter[sc.name])
+		switch code := pgCode(err); {
+		case err == nil:
+			changed = true
+		case isLockTimeout(err), isDeadlock(err): // not granted this time: the mark stays
+			return true, nil
+		case code == "0A000", code == "42P16", code == "42501":
+			// A view, rule or generated column uses the column, or a
+			// partition key's expression does, or a table under it has
+			// another owner: its old statistics stay until the table has
+			// rows to analyze.
+			d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped", "table", m.name, "column", sc.name, "err", pgSafe(err))
+		default:
+			return false, err
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	// The changes dropped the statistics of the tables that kept rows
+	// too: sampled again, from what is left.
+	for _, oid := range order {
+		m := tree[oid]
+		if (len(m.own) > 0 && !m.emptyOwn) || (len(m.inh) > 0 && !m.emptyAll) {
+			if _, err := conn.ExecContext(ctx, "ANALYZE "+m.name); err != nil {
+				return false, err
+			}
 		}
 	}
 	return false, nil

@@ -1,0 +1,169 @@
+package privacy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
+	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
+	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+	"github.com/campaign-privacy/campaign-privacy/privacy"
+)
+
+// appRole opens the store as an application role (LOGIN, not a
+// superuser, owner of nothing but what it creates, USAGE and CREATE on the
+// test's schema), as TestReceiptSaysStatisticsNotZeroed does; it returns
+// the store, a superuser's connection to the same schema (the DBA), and
+// the role's name.
+func appRole(t *testing.T) (*store.DB, *storetest.Conn, string) {
+	ctx := context.Background()
+	admin := storetest.Config(t, store.Postgres)
+	aconn := storetest.SQL(t, admin)
+	if super, err := aconn.Int(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper"); err != nil || super == 0 {
+		t.Skip("the test role is not a superuser: it cannot create the application role")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	role := "cp_owner_test_" + hex.EncodeToString(b)
+	u, err := url.Parse(admin.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	for _, q := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role} {
+		if err := aconn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = aconn.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
+		_ = aconn.Exec(context.Background(), "DROP ROLE "+role)
+	})
+	u.User = url.User(role)
+	db := storetest.OpenConfig(t, store.Config{DataDir: t.TempDir(), DatabaseURL: u.String()}, nil)
+	return db, aconn, role
+}
+
+// heapFileCount counts token in table's own heap file (not its indexes nor
+// pg_statistic), after a CHECKPOINT.
+func heapFileCount(t *testing.T, aconn *storetest.Conn, table, token string) int {
+	ctx := context.Background()
+	if err := aconn.Exec(ctx, "CHECKPOINT"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := aconn.Bytes(ctx, "SELECT pg_relation_filepath(?::regclass)", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := os.Getenv("CP_TEST_PG_DATA")
+	if dataDir == "" {
+		t.Skip("needs scripts/with-test-postgres (CP_TEST_PG_DATA)")
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, string(p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte(token))
+}
+
+// TestTableOfAnotherOwnerHoldsTheRequest: crm_orders belongs to the
+// service's role (an application role: not a superuser, not the
+// database's owner), and a DBA put a table of another role under it — an
+// inheritance child, or a partition. PostgreSQL reached the child's rows
+// with the delete but skipped, with a mere warning, the VACUUM FULL of a
+// table the role does not own: the request was complete while the
+// subject's deleted rows were still in the child's file (and, once the
+// statistics were dropped through the parent, "must be owner" failed
+// every run). Now the purge refuses such a table before it starts,
+// naming it: the requests stay deleteInProgress, and the run after the
+// DBA hands the table to the role completes them, its file clean (J151).
+func TestTableOfAnotherOwnerHoldsTheRequest(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		app     []string // the service's role's DDL
+		dba     []string // another role's, then granted
+		subject string   // where the subject's orders go (by the DBA)
+		other   string
+		child   string
+	}{
+		{"inheritance child with the subject's rows",
+			[]string{"CREATE TABLE crm_orders (id BIGINT PRIMARY KEY, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)"},
+			[]string{"CREATE TABLE crm_orders_archive (CHECK (id < 1000)) INHERITS (crm_orders)"},
+			"crm_orders_archive", "crm_orders", "crm_orders_archive"},
+		{"inheritance child with another's rows",
+			[]string{"CREATE TABLE crm_orders (id BIGINT PRIMARY KEY, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)"},
+			[]string{"CREATE TABLE crm_orders_archive (CHECK (id >= 1000)) INHERITS (crm_orders)"},
+			"crm_orders", "crm_orders_archive", "crm_orders_archive"},
+		{"partition",
+			[]string{"CREATE TABLE crm_orders (id BIGINT, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT, PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+				"CREATE TABLE crm_orders_b PARTITION OF crm_orders FOR VALUES FROM (1000) TO (2000)"},
+			[]string{"CREATE TABLE crm_orders_a PARTITION OF crm_orders FOR VALUES FROM (0) TO (1000)"},
+			"crm_orders", "crm_orders", "crm_orders_a"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, aconn, role := appRole(t)
+			ctx := context.Background()
+			conn := storetest.SQLOf(t, db)
+			for _, q := range c.app {
+				if err := conn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, q := range append(c.dba, "GRANT SELECT, INSERT, DELETE ON "+c.child+" TO "+role) {
+				if err := aconn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f := newFixture(t, store.Postgres, servertest.Options{DB: db, Schemas: crmOrderSchema, Privacy: withReceipts})
+			subject, other := recipientID(t, f, 4), recipientID(t, f, 5)
+			const token = "Otherownerbike81c4"
+			for i := range 5 {
+				if err := aconn.InsertRow(ctx, c.subject, map[string]any{"id": int64(10 + i), "product": token, "recipient_id": subject}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := aconn.InsertRow(ctx, c.other, map[string]any{"id": int64(1500), "product": "Other's lamp", "recipient_id": other}); err != nil {
+				t.Fatal(err)
+			}
+			table := c.subject
+			if c.subject == "crm_orders" && c.child != "crm_orders_archive" {
+				table = c.child // the partition the rows went to
+			}
+			if n := heapFileCount(t, aconn, table, token); n != 5 {
+				t.Fatalf("before: %d", n)
+			}
+			id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
+			_, err := f.env.Privacy.Run(f.ctx, "all")
+			if apperr.CodeOf(err) != apperr.Forbidden || !strings.Contains(err.Error(), c.child) {
+				t.Fatalf("the run: %v, want forbidden naming %s", err, c.child)
+			}
+			if got := f.status(t, id); got != privacy.StatusDeleteInProgress {
+				t.Fatalf("status %v while the role may not purge %s, want deleteInProgress", got, c.child)
+			}
+			if n, _ := aconn.Int(ctx, "SELECT count(*) FROM crm_orders WHERE recipient_id = ?", subject); n != 0 {
+				t.Fatalf("%d of the subject's orders left", n)
+			}
+			if err := aconn.Exec(ctx, "ALTER TABLE "+c.child+" OWNER TO "+role); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err != nil {
+				t.Fatalf("the run after the table was handed over: %v", err)
+			}
+			if got := f.status(t, id); got != privacy.StatusComplete {
+				t.Fatalf("status %v, want complete", got)
+			}
+			if n := heapFileCount(t, aconn, table, token); n != 0 {
+				t.Errorf("complete, but the subject's deleted orders are still in %s's file %d time(s)", table, n)
+			}
+		})
+	}
+}
