@@ -204,8 +204,6 @@ func TestStatsLayoutViewOnColumnStats(t *testing.T) {
 	})
 }
 
-
-
 // TestStatsLayoutPartitionInOtherSchema: the emptied partition is in
 // another schema, its schema's and its own names mixed-case with spaces.
 func TestStatsLayoutPartitionInOtherSchema(t *testing.T) {
@@ -255,4 +253,3 @@ func TestStatsLayoutInheritanceChildKeepsRows(t *testing.T) {
 		files:        []string{"crm_orders", "crm_orders_b"},
 	})
 }
-
