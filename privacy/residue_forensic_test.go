@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -341,31 +339,7 @@ func TestRetriedAndCrashedDeleteLeavesNoResidue(t *testing.T) {
 // of the subject were left.
 func TestReceiptSaysStatisticsNotZeroed(t *testing.T) {
 	ctx := context.Background()
-	admin := storetest.Config(t, store.Postgres)
-	aconn := storetest.SQL(t, admin)
-	if super, err := aconn.Int(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper"); err != nil || super == 0 {
-		t.Skip("the test role is not a superuser: it cannot create the application role")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	role := "cp_review_app_" + hex.EncodeToString(b)
-	u, err := url.Parse(admin.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := u.Query().Get("search_path")
-	for _, q := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role} {
-		if err := aconn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_ = aconn.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
-		_ = aconn.Exec(context.Background(), "DROP ROLE "+role)
-	})
-	u.User = url.User(role)
-	appCfg := store.Config{DataDir: t.TempDir(), DatabaseURL: u.String()}
-	db := storetest.OpenConfig(t, appCfg, nil)
+	db, aconn, _ := appRole(t)
 	if may, err := db.MayVacuumStatistics(ctx); err != nil || may {
 		t.Fatalf("the application role may vacuum pg_statistic (%v %v): the check would prove nothing", may, err)
 	}
