@@ -67,6 +67,17 @@ func (s *Service) Setup(ctx context.Context) error {
 	if !may && !s.cfg.PlainVacuum {
 		s.log.WarnContext(ctx, "the database role may not vacuum pg_statistic: after a delete, the old statistics samples of the erased values stay in its file until autovacuum frees their space (without zeroing it); make the role the database's owner, or grant it pg_maintain (PostgreSQL 17)")
 	}
+	nss, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		return err
+	}
+	refused, err := s.db.NotVacuumable(ctx, s.modelTables(nss, false))
+	if err != nil {
+		return err
+	}
+	if len(refused) > 0 {
+		s.log.WarnContext(ctx, "the database role may not vacuum tables of the data model: the deletes that reach them wait in deleteInProgress, as their residue cannot be purged; make the role their owner", "tables", strings.Join(refused, ","))
+	}
 	return nil
 }
 

@@ -211,20 +211,12 @@ func (s *Service) purgeMethod() string {
 	}
 }
 
-// refreshStatistics brings the planner statistics of the tables the
-// workflows read up to date where they are missing or stale (a bulk load
-// on a server with autovacuum off; see internal/store/stats.go): the
-// owned and linked tables of every namespace's target schema, and the
-// requests the claims select. Where autovacuum runs it finds nothing to
-// do. A failure is logged: the run goes on with the plans it gets.
-func (s *Service) refreshStatistics(ctx context.Context) {
-	nss, err := s.db.FindNamespaces(ctx)
-	if err != nil {
-		s.log.WarnContext(ctx, "could not read the namespaces to refresh planner statistics", "err", err)
-		return
-	}
+// modelTables lists the tables the namespaces' target schemas own (the
+// ones their deletes delete from), and with linked the tables of their
+// ordinary links too, each once.
+func (s *Service) modelTables(nss []store.Namespace, linked bool) []string {
 	seen := map[string]bool{"privacy_requests": true}
-	tables := []string{"privacy_requests"}
+	var tables []string
 	add := func(t string) {
 		if t != "" && !seen[t] {
 			seen[t] = true
@@ -240,12 +232,27 @@ func (s *Service) refreshStatistics(ctx context.Context) {
 			add(sc.Data.Table)
 		}
 		for _, l := range g.owned.Linked {
-			if l.Schema != nil && l.Schema.Data != nil && !l.Schema.Data.View {
+			if linked && l.Schema != nil && l.Schema.Data != nil && !l.Schema.Data.View {
 				add(l.Schema.Data.Table)
 			}
 		}
 	}
-	analyzed, err := s.db.AnalyzeStale(ctx, tables)
+	return tables
+}
+
+// refreshStatistics brings the planner statistics of the tables the
+// workflows read up to date where they are missing or stale (a bulk load
+// on a server with autovacuum off; see internal/store/stats.go): the
+// owned and linked tables of every namespace's target schema, and the
+// requests the claims select. Where autovacuum runs it finds nothing to
+// do. A failure is logged: the run goes on with the plans it gets.
+func (s *Service) refreshStatistics(ctx context.Context) {
+	nss, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		s.log.WarnContext(ctx, "could not read the namespaces to refresh planner statistics", "err", err)
+		return
+	}
+	analyzed, err := s.db.AnalyzeStale(ctx, append([]string{"privacy_requests"}, s.modelTables(nss, true)...))
 	if err != nil {
 		s.log.WarnContext(ctx, "could not refresh planner statistics", "err", err)
 		return

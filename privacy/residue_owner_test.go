@@ -141,6 +141,10 @@ func TestTableOfAnotherOwnerHoldsTheRequest(t *testing.T) {
 			if n := heapFileCount(t, aconn, table, token); n != 5 {
 				t.Fatalf("before: %d", n)
 			}
+			// What the service warns about at start.
+			if refused, err := db.NotVacuumable(ctx, []string{"crm_orders"}); err != nil || len(refused) != 1 || !strings.HasSuffix(refused[0], "."+c.child) {
+				t.Fatalf("NotVacuumable: %v %v, want %s", refused, err, c.child)
+			}
 			id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
 			_, err := f.env.Privacy.Run(f.ctx, "all")
 			if apperr.CodeOf(err) != apperr.Forbidden || !strings.Contains(err.Error(), c.child) {
@@ -154,6 +158,9 @@ func TestTableOfAnotherOwnerHoldsTheRequest(t *testing.T) {
 			}
 			if err := aconn.Exec(ctx, "ALTER TABLE "+c.child+" OWNER TO "+role); err != nil {
 				t.Fatal(err)
+			}
+			if refused, err := db.NotVacuumable(ctx, []string{"crm_orders"}); err != nil || len(refused) != 0 {
+				t.Fatalf("NotVacuumable after the owner changed: %v %v", refused, err)
 			}
 			if _, err := f.env.Privacy.Run(f.ctx, privacy.Delete); err != nil {
 				t.Fatalf("the run after the table was handed over: %v", err)

@@ -235,6 +235,25 @@ const descendants = `WITH RECURSIVE tree(oid) AS (
 	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
 		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') ORDER BY 1`
 
+// NotVacuumable names, as SQL does, those of tables and of the partitions
+// and children under them that the role may not vacuum: the residue purge
+// refuses them (PostgreSQL; on SQLite, none).
+func (d *DB) NotVacuumable(ctx context.Context, tables []string) ([]string, error) {
+	if d.dialect != Postgres {
+		return nil, nil
+	}
+	var all []string
+	for _, t := range tables {
+		under, err := scanColumn[string](d.sql.QueryContext(ctx, descendants, t))
+		if err != nil {
+			return nil, translate(err, "Table")
+		}
+		all = append(append(all, quoteIdent(t)), under...)
+	}
+	out, err := scanColumn[string](d.sql.QueryContext(ctx, mayNotVacuum, all))
+	return out, translate(err, "Table")
+}
+
 // mayNotVacuum returns those of the tables $1 (as SQL names them) that
 // the role may not vacuum: it owns them (or is a member of their owner),
 // is a superuser or the database's owner, or (PostgreSQL 17) holds
@@ -565,10 +584,6 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 	}
 	// The members' columns: declared by the member itself or inherited,
 	// in a partition key, and the change that drops their statistics.
-	oids := make([]int64, 0, len(order))
-	for _, oid := range order {
-		oids = append(oids, oid)
-	}
 	cols, err := conn.QueryContext(ctx, `
 		SELECT a.attrelid::int8, a.attname::text, a.attinhcount = 0,
 			a.attnum = ANY(COALESCE((SELECT p.partattrs::int2[] FROM pg_partitioned_table p WHERE p.partrelid = a.attrelid), '{}')),
@@ -577,7 +592,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		FROM pg_attribute a
 		LEFT JOIN pg_collation c ON c.oid = a.attcollation
 		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
-		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`, oids)
+		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`, order)
 	if err != nil {
 		return false, err
 	}
