@@ -100,8 +100,8 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // over the purge's.
 func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error) error {
 	var (
-		purged, pending []string
-		err             error
+		purged, pending, kept []string
+		err                   error
 	)
 	if err = s.failpoint("residue-purge"); err != nil {
 		return err
@@ -112,11 +112,16 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// are released for it below.
 		pending = tables
 	} else {
-		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait}
+		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept}
 		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
 	}
 	ctx = context.WithoutCancel(ctx)
 	what := fmt.Sprintf("%s of %d table(s)", s.purgeMethod(), len(purged))
+	if len(kept) > 0 {
+		// In the audit line and the receipt's residue_purge claim: what
+		// the purge could not remove is said, not hidden.
+		what += fmt.Sprintf("; planner statistics PostgreSQL would not drop kept for %s (see the service log)", strings.Join(kept, ", "))
+	}
 	line := "Residue purged: " + what + "."
 	if err != nil {
 		s.log.WarnContext(ctx, "could not purge the residue of a workflow run", "tables", len(purged)+len(pending), "pending", len(pending), "err", err)

@@ -174,3 +174,129 @@ func TestTableOfAnotherOwnerHoldsTheRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestForcedRowSecurityStatsDropped: crm_orders is the role's own table,
+// with row-level security forced on it (a DBA's tenant policy; here one
+// that lets every row through). pg_stats shows a table's statistics only
+// where row security is not active for the reader, so the purge, which
+// finds the statistics to drop in pg_stats, finds none: the emptied
+// table's statistics keep the subject's product, with no warning, and the
+// request says complete.
+func TestForcedRowSecurityStatsDropped(t *testing.T) {
+	db, aconn, _ := appRole(t)
+	ctx := context.Background()
+	conn := storetest.SQLOf(t, db)
+	for _, q := range []string{
+		"CREATE TABLE crm_orders (id BIGINT PRIMARY KEY, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)",
+		"ALTER TABLE crm_orders ENABLE ROW LEVEL SECURITY",
+		"ALTER TABLE crm_orders FORCE ROW LEVEL SECURITY",
+		"CREATE POLICY every_row ON crm_orders USING (true) WITH CHECK (true)",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Schemas: crmOrderSchema, Privacy: withReceipts})
+	subject := recipientID(t, f, 4)
+	for i := range 5 {
+		if err := conn.InsertRow(ctx, "crm_orders", map[string]any{"id": int64(10 + i), "product": layoutToken, "recipient_id": subject}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Exec(ctx, "ANALYZE crm_orders"); err != nil {
+		t.Fatal(err)
+	}
+	stats := func() int64 {
+		n, err := aconn.Int(ctx, `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema()
+			AND (coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '')) LIKE ?`, "%"+layoutToken+"%")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if stats() == 0 {
+		t.Fatal("precondition: no statistics row holds the subject's product")
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
+	runAll(t, f)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM crm_orders WHERE recipient_id = ?", subject); n != 0 {
+		t.Fatalf("%d of the subject's orders left", n)
+	}
+	if n := stats(); n != 0 {
+		t.Errorf("the request is complete, but %d statistics row(s) of crm_orders still hold the subject's product", n)
+	}
+	// pg_statistic's own file is not read: this role may not rewrite it,
+	// and the receipt says so (J119).
+	if n := heapFileCount(t, aconn, "crm_orders", layoutToken); n != 0 {
+		t.Errorf("the request is complete, but the subject's product is still in crm_orders's file %d time(s)", n)
+	}
+}
+
+// TestNoInheritMemberOfOwnerHoldsTheRequest: the DBA's inheritance child of
+// crm_orders belongs to a role the service's role is a member of, but
+// without inheriting its privileges (NOINHERIT: it would have to SET ROLE
+// to use them). mayNotVacuum asks pg_has_role(..., 'MEMBER'), which is
+// true for such a member; PostgreSQL's VACUUM asks for the owner's
+// privileges (has_privs_of_role), which the role does not have, and skips
+// the child with a mere warning: the request says complete while the
+// subject's deleted orders are still in the child's file.
+func TestNoInheritMemberOfOwnerHoldsTheRequest(t *testing.T) {
+	db, aconn, role := appRole(t)
+	ctx := context.Background()
+	ownerRole := role + "_o"
+	for _, q := range []string{"CREATE ROLE " + ownerRole + " NOLOGIN", "ALTER ROLE " + role + " NOINHERIT", "GRANT " + ownerRole + " TO " + role} {
+		if err := aconn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = aconn.Exec(context.Background(), "DROP OWNED BY "+ownerRole+" CASCADE")
+		_ = aconn.Exec(context.Background(), "DROP ROLE "+ownerRole)
+	})
+	conn := storetest.SQLOf(t, db)
+	if err := conn.Exec(ctx, "CREATE TABLE crm_orders (id BIGINT PRIMARY KEY, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE TABLE crm_orders_archive (CHECK (id < 1000)) INHERITS (crm_orders)",
+		"ALTER TABLE crm_orders_archive OWNER TO " + ownerRole,
+		"GRANT SELECT, INSERT, DELETE ON crm_orders_archive TO " + role,
+	} {
+		if err := aconn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Schemas: crmOrderSchema, Privacy: withReceipts})
+	subject, other := recipientID(t, f, 4), recipientID(t, f, 5)
+	const token = "Noinheritbike55e1"
+	for i := range 5 {
+		if err := aconn.InsertRow(ctx, "crm_orders_archive", map[string]any{"id": int64(10 + i), "product": token, "recipient_id": subject}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := aconn.InsertRow(ctx, "crm_orders", map[string]any{"id": int64(1500), "product": "Other's lamp", "recipient_id": other}); err != nil {
+		t.Fatal(err)
+	}
+	if n := heapFileCount(t, aconn, "crm_orders_archive", token); n != 5 {
+		t.Fatalf("before: %d", n)
+	}
+	refused, nvErr := db.NotVacuumable(ctx, []string{"crm_orders"})
+	t.Logf("NotVacuumable: %v %v", refused, nvErr)
+	id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
+	_, err := f.env.Privacy.Run(f.ctx, "all")
+	status := f.status(t, id)
+	t.Logf("run: %v; status %v", err, status)
+	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM crm_orders WHERE recipient_id = ?", subject); n != 0 {
+		t.Fatalf("%d of the subject's orders left", n)
+	}
+	if status == privacy.StatusComplete {
+		if n := heapFileCount(t, aconn, "crm_orders_archive", token); n != 0 {
+			t.Errorf("the request is complete, but the subject's deleted orders are still in crm_orders_archive's file %d time(s)", n)
+		}
+	} else if err == nil || !strings.Contains(err.Error(), "crm_orders_archive") {
+		t.Errorf("the request is %v, but the run's error does not name crm_orders_archive: %v", status, err)
+	}
+}

@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/campaign-privacy/campaign-privacy/internal/demodata"
@@ -29,6 +30,10 @@ type statsLayout struct {
 	analyze        []string
 	subjectOwnRows []string // a further subject's row into each
 	files          []string // tables whose files (and pg_statistic) must not hold the token
+	// kept, when set, is a column whose statistics PostgreSQL will not
+	// drop: the request completes with them, and its audit (the purge's
+	// line, which the receipt's residue_purge claim repeats) names them.
+	kept string
 }
 
 const layoutToken = "Reviewtokenq7w3"
@@ -85,6 +90,16 @@ func runStatsLayout(t *testing.T, c statsLayout) {
 	}
 	if n, _ := conn.Int(f.ctx, "SELECT count(*) FROM crm_orders WHERE recipient_id = ?", subject); n != 0 {
 		t.Fatalf("%d of the subject's orders left", n)
+	}
+	if c.kept != "" {
+		audit, err := conn.Bytes(f.ctx, "SELECT audit FROM privacy_requests WHERE id = ?", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(audit), "planner statistics PostgreSQL would not drop kept for") || !strings.Contains(string(audit), c.kept) {
+			t.Errorf("the statistics of %s were kept, but the purge's audit line does not say so:\n%s", c.kept, audit)
+		}
+		return
 	}
 	if n := stats(); n != 0 {
 		var which string
@@ -251,5 +266,65 @@ func TestStatsLayoutInheritanceChildKeepsRows(t *testing.T) {
 		otherTable:   "crm_orders_b",
 		analyze:      []string{"ANALYZE crm_orders", "ANALYZE crm_orders_b"},
 		files:        []string{"crm_orders", "crm_orders_b"},
+	})
+}
+
+// TestStatsLayoutMultipleInheritanceChildStats: a DBA's archive child of
+// crm_orders that also inherits from a second parent of theirs declaring
+// product too (multiple inheritance: product's attinhcount is 2 in the
+// child). The delete empties the child; the type change made on
+// crm_orders, the declaring table, is refused by PostgreSQL ("cannot
+// alter inherited column", 42P16) and only logged: the request says
+// complete while the child's statistics keep the subject's product.
+func TestStatsLayoutMultipleInheritanceChildStats(t *testing.T) {
+	runStatsLayout(t, statsLayout{
+		ddl: []string{
+			"CREATE TABLE crm_orders (id BIGINT PRIMARY KEY, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)",
+			"CREATE TABLE review_archive_base (product VARCHAR(64))",
+			"CREATE TABLE crm_orders_a (CHECK (id < 1000)) INHERITS (crm_orders, review_archive_base)",
+		},
+		subjectTable: "crm_orders_a",
+		otherTable:   "crm_orders",
+		analyze:      []string{"ANALYZE crm_orders_a"},
+		kept:         `"product"`,
+		files:        []string{"crm_orders_a"},
+	})
+}
+
+// TestStatsLayoutPartitionKeyColumnStats: crm_orders hash-partitioned on
+// product (a column holding the subject's values, as an email would). The
+// delete empties the tree; dropStatisticsIfEmpty leaves a partition key's
+// columns out quietly ("their statistics are the rows' keys"), so the
+// statistics of product, on crm_orders (inherited) and on its partition,
+// keep the subject's product with no warning while the request says
+// complete.
+func TestStatsLayoutPartitionKeyColumnStats(t *testing.T) {
+	runStatsLayout(t, statsLayout{
+		ddl: []string{
+			"CREATE TABLE crm_orders (id BIGINT NOT NULL, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT) PARTITION BY HASH (product)",
+			"CREATE TABLE crm_orders_h0 PARTITION OF crm_orders FOR VALUES WITH (MODULUS 1, REMAINDER 0)",
+		},
+		subjectTable: "crm_orders",
+		analyze:      []string{"ANALYZE crm_orders"},
+		kept:         `"product"`,
+		files:        []string{"crm_orders_h0"},
+	})
+}
+
+// TestStatsLayoutTypedTableStats: crm_orders a typed table (CREATE TABLE ...
+// OF a composite type). PostgreSQL refuses any column type change on a
+// typed table with 42809, which dropStatisticsIfEmpty does not expect
+// (only 0A000, 42P16 and 42501 are logged): the error ends the purge,
+// the mark stays, and every later run fails the same way.
+func TestStatsLayoutTypedTableStats(t *testing.T) {
+	runStatsLayout(t, statsLayout{
+		ddl: []string{
+			"CREATE TYPE crm_order_t AS (id BIGINT, product VARCHAR(64), recipient_id BIGINT, gift_for_id BIGINT)",
+			"CREATE TABLE crm_orders OF crm_order_t (PRIMARY KEY (id))",
+		},
+		subjectTable: "crm_orders",
+		analyze:      []string{"ANALYZE crm_orders"},
+		kept:         `"product"`,
+		files:        []string{"crm_orders"},
 	})
 }

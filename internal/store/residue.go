@@ -69,6 +69,11 @@ type ResiduePurge struct {
 	// the deletes to end (their snapshots still see the deleted rows, so no
 	// vacuum may remove them), and for the rewrite's lock.
 	Wait time.Duration
+	// Kept, when set, receives the planner statistics of emptied tables
+	// that PostgreSQL would not drop (table.column: a view, a generated
+	// column or a partition key uses the column): they still describe
+	// the deleted rows, and the purge's record must say so.
+	Kept *[]string
 }
 
 // markResidue records in tx that tables hold residue until a purge
@@ -212,7 +217,7 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd'))
 	SELECT t.relname FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
-			AND pg_has_role(current_user, t.relowner, 'MEMBER')`
+			AND pg_has_role(current_user, t.relowner, 'USAGE')`
 
 // inheritanceChildren names, as SQL does, the tables under $1 in
 // PostgreSQL's older inheritance (INHERITS), at any depth: the deletes of
@@ -255,15 +260,15 @@ func (d *DB) NotVacuumable(ctx context.Context, tables []string) ([]string, erro
 }
 
 // mayNotVacuum returns those of the tables $1 (as SQL names them) that
-// the role may not vacuum: it owns them (or is a member of their owner),
-// is a superuser or the database's owner, or (PostgreSQL 17) holds
-// MAINTAIN on them.
+// the purge may not purge: it vacuums them, and drops an emptied table's
+// statistics by changing its columns' types, which needs the table's
+// owner — the role itself, a role whose privileges it has (a NOINHERIT
+// member has not), or a superuser. The database's owner, or MAINTAIN on
+// PostgreSQL 17, may vacuum but not change the columns.
 const mayNotVacuum = `SELECT t FROM unnest($1::text[]) AS t
 	JOIN pg_class c ON c.oid = to_regclass(t)
-	WHERE NOT (pg_has_role(current_user, c.relowner, 'MEMBER')
-		OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-		OR pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER')
-		OR CASE WHEN current_setting('server_version_num')::int >= 170000 THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END)
+	WHERE NOT (pg_has_role(current_user, c.relowner, 'USAGE')
+		OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))
 	ORDER BY t`
 
 // purge is PurgeResidue's work on tables. A table of cascaded (outside
@@ -305,7 +310,13 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		mu                      sync.Mutex
 		locked                  []string
 		notOwned, notOwnedNames []string // the tables, and which of them or under them the role may not vacuum
+		kept                    []string // the statistics PostgreSQL would not drop
 	)
+	defer func() {
+		if p.Kept != nil {
+			*p.Kept = slices.Compact(slices.Sorted(slices.Values(kept)))
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(purgeConns)
 	for _, t := range bySize {
@@ -337,7 +348,11 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 					}
 				}
 				if err == nil && !lock {
-					lock, err = d.dropStatisticsIfEmpty(gctx, conn, t)
+					var k []string
+					lock, k, err = d.dropStatisticsIfEmpty(gctx, conn, t)
+					mu.Lock()
+					kept = append(kept, k...)
+					mu.Unlock()
 				}
 				return lock, err
 			})
@@ -406,7 +421,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		return tables, nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
 	case len(notOwned) > 0:
 		slices.Sort(notOwnedNames)
-		return append(locked, notOwned...), skipped, apperr.Errorf(apperr.Forbidden, "The database role may not vacuum %s (it is not the owner): the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner, or the database's; the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
+		return append(locked, notOwned...), skipped, apperr.Errorf(apperr.Forbidden, "The database role does not own %s: it may not rewrite them nor drop their statistics, so the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner (ALTER TABLE … OWNER TO); the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
 	case len(locked) > 0:
 		return locked, skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
@@ -498,7 +513,7 @@ const purgeConns = 2
 // partition key's own columns are left out quietly: their statistics are
 // the rows' keys. A lock not granted in lockTry is reported as locked: the
 // mark stays, the next run tries again.
-func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, err error) {
+func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
 	type member struct {
 		parent   int64
 		name     string // as SQL names it
@@ -508,6 +523,8 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		declared map[string]bool
 		key      map[string]bool // its partition key's columns
 		alter    map[string]string
+		rls      bool // row security hides its statistics from pg_stats
+		children bool
 	}
 	tree := map[int64]*member{}
 	var order []int64
@@ -515,26 +532,27 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		WITH RECURSIVE tree(oid, parent, depth) AS (
 			SELECT to_regclass(quote_ident($1))::oid, 0::oid, 0
 			UNION ALL SELECT i.inhrelid, i.inhparent, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-		SELECT t.oid::int8, t.parent::int8, format('%I.%I', n.nspname, c.relname), COALESCE(s.attname::text, ''), COALESCE(s.inherited, false)
+		SELECT t.oid::int8, t.parent::int8, format('%I.%I', n.nspname, c.relname), COALESCE(s.attname::text, ''), COALESCE(s.inherited, false),
+			row_security_active(c.oid), EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
 		FROM tree t JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
 		ORDER BY t.depth, t.oid`, table)
 	if err != nil {
-		return false, err
+		return false, kept, err
 	}
 	for rows.Next() {
 		var (
-			oid, parent int64
-			name, col   string
-			inherited   bool
+			oid, parent        int64
+			name, col          string
+			inherited, rls, ch bool
 		)
-		if err := rows.Scan(&oid, &parent, &name, &col, &inherited); err != nil {
+		if err := rows.Scan(&oid, &parent, &name, &col, &inherited, &rls, &ch); err != nil {
 			rows.Close()
-			return false, err
+			return false, kept, err
 		}
 		m := tree[oid]
 		if m == nil {
-			m = &member{parent: parent, name: name, declared: map[string]bool{}, key: map[string]bool{}, alter: map[string]string{}}
+			m = &member{parent: parent, name: name, declared: map[string]bool{}, key: map[string]bool{}, alter: map[string]string{}, rls: rls, children: ch}
 			tree[oid] = m
 			order = append(order, oid)
 		}
@@ -548,39 +566,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	// Which members' statistics describe rows that are all gone.
-	type column struct {
-		table int64
-		name  string
-	}
-	var stale []column
-	for _, oid := range order {
-		m := tree[oid]
-		if len(m.own) > 0 {
-			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM ONLY "+m.name+")").Scan(&m.emptyOwn); err != nil {
-				return false, err
-			}
-			if m.emptyOwn {
-				for _, c := range m.own {
-					stale = append(stale, column{oid, c})
-				}
-			}
-		}
-		if len(m.inh) > 0 {
-			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+m.name+")").Scan(&m.emptyAll); err != nil {
-				return false, err
-			}
-			if m.emptyAll {
-				for _, c := range m.inh {
-					stale = append(stale, column{oid, c})
-				}
-			}
-		}
-	}
-	if len(stale) == 0 {
-		return false, nil
+		return false, kept, err
 	}
 	// The members' columns: declared by the member itself or inherited,
 	// in a partition key, and the change that drops their statistics.
@@ -594,7 +580,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
 		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`, order)
 	if err != nil {
-		return false, err
+		return false, kept, err
 	}
 	for cols.Next() {
 		var (
@@ -604,14 +590,61 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		)
 		if err := cols.Scan(&oid, &name, &declared, &keyCol, &alter); err != nil {
 			cols.Close()
-			return false, err
+			return false, kept, err
 		}
 		m := tree[oid]
 		m.declared[name], m.key[name], m.alter[name] = declared, keyCol, alter
 	}
 	cols.Close()
 	if err := cols.Err(); err != nil {
-		return false, err
+		return false, kept, err
+	}
+	// Row security hides a table's rows of pg_stats from a role it
+	// applies to (FORCE ROW LEVEL SECURITY: the owner too): every column
+	// of such a table is taken to have statistics.
+	for _, oid := range order {
+		if m := tree[oid]; m.rls {
+			m.own = m.own[:0]
+			for c := range m.alter {
+				m.own = append(m.own, c)
+			}
+			slices.Sort(m.own)
+			if m.children {
+				m.inh = slices.Clone(m.own)
+			}
+		}
+	}
+	// Which members' statistics describe rows that are all gone.
+	type column struct {
+		table int64
+		name  string
+	}
+	var stale []column
+	for _, oid := range order {
+		m := tree[oid]
+		if len(m.own) > 0 {
+			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM ONLY "+m.name+")").Scan(&m.emptyOwn); err != nil {
+				return false, kept, err
+			}
+			if m.emptyOwn {
+				for _, c := range m.own {
+					stale = append(stale, column{oid, c})
+				}
+			}
+		}
+		if len(m.inh) > 0 {
+			if err := conn.QueryRowContext(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+m.name+")").Scan(&m.emptyAll); err != nil {
+				return false, kept, err
+			}
+			if m.emptyAll {
+				for _, c := range m.inh {
+					stale = append(stale, column{oid, c})
+				}
+			}
+		}
+	}
+	if len(stale) == 0 {
+		return false, kept, nil
 	}
 	// Each stale column is changed on the member that declares it (up
 	// from where its statistics are), once.
@@ -626,34 +659,42 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		m := tree[at]
 		if m == nil {
 			d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: the column is declared by a table above it", "table", table, "column", sc.name)
+			kept = append(kept, tree[sc.table].name+"."+quoteIdent(sc.name))
 			continue
 		}
 		// Any member from sc.table up to the declaring one may key on it.
-		if keyCol || m.key[sc.name] || done[column{at, sc.name}] {
+		if keyCol || m.key[sc.name] {
+			d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped: the column is in a partition key", "table", tree[sc.table].name, "column", sc.name)
+			kept = append(kept, tree[sc.table].name+"."+quoteIdent(sc.name))
+			continue
+		}
+		if done[column{at, sc.name}] {
 			continue
 		}
 		done[column{at, sc.name}] = true
 		if err := setLockTimeout(ctx, conn, lockTry); err != nil {
-			return false, err
+			return false, kept, err
 		}
 		_, err := conn.ExecContext(ctx, "ALTER TABLE "+m.name+" "+m.alter[sc.name])
 		switch code := pgCode(err); {
 		case err == nil:
 			changed = true
 		case isLockTimeout(err), isDeadlock(err): // not granted this time: the mark stays
-			return true, nil
-		case code == "0A000", code == "42P16", code == "42501":
-			// A view, rule or generated column uses the column, or a
-			// partition key's expression does, or a table under it has
-			// another owner: its old statistics stay until the table has
-			// rows to analyze.
+			return true, kept, nil
+		case code == "0A000", code == "42P16", code == "42501", code == "42809":
+			// A view, rule or generated column uses the column, a
+			// partition key's expression does, it is inherited from
+			// another parent too, a table under it has another owner, or
+			// the table is typed: its old statistics stay until the table
+			// has rows to analyze, and the purge's record says so.
 			d.log.WarnContext(ctx, "the statistics of a table the deletes emptied could not be dropped", "table", m.name, "column", sc.name, "err", pgSafe(err))
+			kept = append(kept, tree[sc.table].name+"."+quoteIdent(sc.name))
 		default:
-			return false, err
+			return false, kept, err
 		}
 	}
 	if !changed {
-		return false, nil
+		return false, kept, nil
 	}
 	// The changes dropped the statistics of the tables that kept rows
 	// too: sampled again, from what is left.
@@ -661,11 +702,11 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 		m := tree[oid]
 		if (len(m.own) > 0 && !m.emptyOwn) || (len(m.inh) > 0 && !m.emptyAll) {
 			if _, err := conn.ExecContext(ctx, "ANALYZE "+m.name); err != nil {
-				return false, err
+				return false, kept, err
 			}
 		}
 	}
-	return false, nil
+	return false, kept, nil
 }
 
 // lockTry bounds each attempt of a rewrite to take its table's lock. While
