@@ -219,44 +219,67 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
 			AND pg_has_role(current_user, t.relowner, 'USAGE')`
 
-// inheritanceChildren names, as SQL does, the tables under $1 in
-// PostgreSQL's older inheritance (INHERITS), at any depth: the deletes of
-// $1's rows reached their rows, but a VACUUM of $1 does not reach their
-// files (it does a partitioned table's partitions, which are not listed).
-const inheritanceChildren = `WITH RECURSIVE tree(oid) AS (
-		SELECT i.inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-			WHERE i.inhparent = to_regclass(quote_ident($1)) AND p.relkind = 'r'
+// descendants names, as SQL does, every table under $1 (partitions and
+// inheritance children, at any depth), each with whether it is reached
+// through PostgreSQL's older inheritance (INHERITS) alone: the deletes of
+// $1's rows reached such a child's rows, but a VACUUM of $1 does not reach
+// its file (it does a partitioned table's partitions).
+const descendants = `WITH RECURSIVE tree(oid, inherits) AS (
+		SELECT i.inhrelid, p.relkind = 'r' FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+			WHERE i.inhparent = to_regclass(quote_ident($1))
 		UNION
-		SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid JOIN pg_class p ON p.oid = i.inhparent
-			WHERE p.relkind = 'r')
-	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') ORDER BY 1`
+		SELECT i.inhrelid, t.inherits AND p.relkind = 'r' FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
+			JOIN pg_class p ON p.oid = i.inhparent)
+	SELECT format('%I.%I', n.nspname, c.relname), bool_or(t.inherits AND c.relkind IN ('r', 'p')) FROM tree t
+		JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'm') GROUP BY 1 ORDER BY 1`
 
-// descendants names, as SQL does, every table under $1: partitions and
-// inheritance children, at any depth.
-const descendants = `WITH RECURSIVE tree(oid) AS (
-		SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = to_regclass(quote_ident($1))
-		UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-	SELECT format('%I.%I', n.nspname, c.relname) FROM tree t JOIN pg_class c ON c.oid = t.oid
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') ORDER BY 1`
+// underTable returns, for a table of the data model, the inheritance
+// children a purge rewrites after it, and those of it and of the tables
+// under it that the role may not purge (mayNotVacuum), as SQL names them.
+func underTable(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, table string) (children, refused []string, err error) {
+	rows, err := q.QueryContext(ctx, descendants, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := []string{quoteIdent(table)}
+	for rows.Next() {
+		var name string
+		var child bool
+		if err := rows.Scan(&name, &child); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		if all = append(all, name); child {
+			children = append(children, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	refused, err = scanColumn[string](q.QueryContext(ctx, mayNotVacuum, all))
+	return children, refused, err
+}
 
 // NotVacuumable names, as SQL does, those of tables and of the partitions
-// and children under them that the role may not vacuum: the residue purge
+// and children under them that the role may not purge: the residue purge
 // refuses them (PostgreSQL; on SQLite, none).
 func (d *DB) NotVacuumable(ctx context.Context, tables []string) ([]string, error) {
 	if d.dialect != Postgres {
 		return nil, nil
 	}
-	var all []string
+	var out []string
 	for _, t := range tables {
-		under, err := scanColumn[string](d.sql.QueryContext(ctx, descendants, t))
+		_, refused, err := underTable(ctx, d.sql, t)
 		if err != nil {
 			return nil, translate(err, "Table")
 		}
-		all = append(append(all, quoteIdent(t)), under...)
+		out = append(out, refused...)
 	}
-	out, err := scanColumn[string](d.sql.QueryContext(ctx, mayNotVacuum, all))
-	return out, translate(err, "Table")
+	return out, nil
 }
 
 // mayNotVacuum returns those of the tables $1 (as SQL names them) that
@@ -324,18 +347,11 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		g.Go(func() error {
 			var refused []string
 			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
-				children, err := scanColumn[string](conn.QueryContext(gctx, inheritanceChildren, t))
-				if err != nil {
-					return false, err
-				}
 				// PostgreSQL skips, with a mere warning, the vacuum of a
 				// table the role may not vacuum: its deleted rows would
 				// stay in its file behind a "purged".
-				under, err := scanColumn[string](conn.QueryContext(gctx, descendants, t))
-				if err != nil {
-					return false, err
-				}
-				if refused, err = scanColumn[string](conn.QueryContext(gctx, mayNotVacuum, append([]string{name}, under...))); err != nil || len(refused) > 0 {
+				children, r, err := underTable(gctx, conn, t)
+				if refused = r; err != nil || len(refused) > 0 {
 					return false, err
 				}
 				lock, err := vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+name, "VACUUM (ANALYZE) "+name)
@@ -508,11 +524,12 @@ const purgeConns = 2
 // the change to every table under it; the ones still holding rows are
 // analyzed again after. One column at a time: a column PostgreSQL will not
 // change (a view or generated column uses it, it is in a partition key,
-// a table under it has another owner, it is declared above table) keeps
-// its statistics with a warning, and the others are still dropped. A
-// partition key's own columns are left out quietly: their statistics are
-// the rows' keys. A lock not granted in lockTry is reported as locked: the
-// mark stays, the next run tries again.
+// it is inherited from two parents, the table is typed, it is declared
+// above table) keeps its statistics with a warning and is returned in
+// kept, for the purge's record; the others are still dropped. A table on
+// which row security is active for the role shows no statistics in
+// pg_stats: all its columns are taken to have some. A lock not granted in
+// lockTry is reported as locked: the mark stays, the next run tries again.
 func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
 	type member struct {
 		parent   int64
