@@ -1,6 +1,7 @@
 package privacy_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,66 @@ func TestCascadeTargetWithQuotedNameKeptRows(t *testing.T) {
 	}
 	if n := conn.PostgresFileCount(t, f.ctx, `"Call Note"`, token); n != 0 {
 		t.Errorf("%d left", n)
+	}
+}
+
+// TestCascadeTargetInAnotherSchema: a DBA's table in a schema of its own
+// (crm.call_note) whose foreign key cascades a delete from nms:recipient,
+// and one in the service's schema cascading from that one in turn: the
+// database deletes the subject's rows from both with the recipient's, and
+// both are rewritten, nothing of the subject left in their files. A table
+// in the other schema that the role does not own (another role's) is not
+// rewritten and holds back nothing: the run completes and the service's
+// log names it. Found as a gap: the purge looked for cascade targets in
+// the service's schema only, and the deleted notes stayed in crm's file
+// after complete.
+func TestCascadeTargetInAnotherSchema(t *testing.T) {
+	f := newFixture(t, store.Postgres, servertest.Options{Privacy: withReceipts})
+	conn := storetest.SQLOf(t, f.env.DB)
+	subject := recipientID(t, f, 3)
+	name, err := conn.Bytes(f.ctx, "SELECT current_schema() || '_crm'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := string(name)
+	crm := `"` + schema + `"`
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+crm+" CASCADE") })
+	const token, tagToken = "Otherschematoken4b7e", "Backintoken90c1"
+	for _, ddl := range []string{
+		"CREATE SCHEMA " + crm,
+		"CREATE TABLE " + crm + ".call_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
+		"CREATE TABLE dba_note_tag (id BIGINT PRIMARY KEY, note_id BIGINT REFERENCES " + crm + ".call_note (id) ON DELETE CASCADE, tag VARCHAR(200))",
+	} {
+		if err := conn.Exec(f.ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := conn.Exec(f.ctx, "INSERT INTO "+crm+".call_note VALUES (?, ?, ?)", int64(50+i), subject, token+" called"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.InsertRow(f.ctx, "dba_note_tag", map[string]any{"id": int64(70 + i), "note_id": int64(50 + i), "tag": tagToken}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Exec(f.ctx, "INSERT INTO "+crm+".call_note VALUES (?, ?, ?)", int64(90), recipientID(t, f, 4), "another person's call"); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (int, int) {
+		return conn.PostgresFileCount(t, f.ctx, crm+".call_note", token), conn.PostgresFileCount(t, f.ctx, "dba_note_tag", tagToken)
+	}
+	if n, m := count(); n < 3 || m < 3 {
+		t.Fatalf("before: %d, %d", n, m)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+	runAll(t, f)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	if n, err := conn.Int(f.ctx, "SELECT count(*) FROM "+crm+".call_note"); err != nil || n != 1 {
+		t.Fatalf("%d note(s) left, want the other person's one (%v)", n, err)
+	}
+	if n, m := count(); n != 0 || m != 0 {
+		t.Errorf("the request is complete, but the cascaded rows are still in the files: %d in %s.call_note, %d in dba_note_tag", n, schema, m)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,6 +26,12 @@ import (
 // the store, a superuser's connection to the same schema (the DBA), and
 // the role's name.
 func appRole(t *testing.T) (*store.DB, *storetest.Conn, string) {
+	db, aconn, role, _ := appRoleLogged(t)
+	return db, aconn, role
+}
+
+// appRoleLogged is appRole, with what the store logs.
+func appRoleLogged(t *testing.T) (*store.DB, *storetest.Conn, string, *servertest.SyncBuffer) {
 	ctx := context.Background()
 	admin := storetest.Config(t, store.Postgres)
 	aconn := storetest.SQL(t, admin)
@@ -49,8 +56,9 @@ func appRole(t *testing.T) (*store.DB, *storetest.Conn, string) {
 		_ = aconn.Exec(context.Background(), "DROP ROLE "+role)
 	})
 	u.User = url.User(role)
-	db := storetest.OpenConfig(t, store.Config{DataDir: t.TempDir(), DatabaseURL: u.String()}, nil)
-	return db, aconn, role
+	logs := &servertest.SyncBuffer{}
+	db := storetest.OpenConfig(t, store.Config{DataDir: t.TempDir(), DatabaseURL: u.String(), Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	return db, aconn, role, logs
 }
 
 // heapFileCount counts token in table's own heap file (not its indexes nor
@@ -298,5 +306,59 @@ func TestNoInheritMemberOfOwnerHoldsTheRequest(t *testing.T) {
 		}
 	} else if err == nil || !strings.Contains(err.Error(), "crm_orders_archive") {
 		t.Errorf("the request is %v, but the run's error does not name crm_orders_archive: %v", status, err)
+	}
+}
+
+// TestCascadeTargetOfAnotherOwnerNamed: two DBA tables in a schema of
+// their own cascade a delete from nms:recipient; the service's role owns
+// one, another role the other. The owned one is rewritten (J153: another
+// schema), the other is left as J149 decided — it holds back no delete —
+// but no longer silently: the log names it, and nothing of the subject.
+func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
+	db, aconn, role, storeLogs := appRoleLogged(t)
+	ctx := context.Background()
+	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: withReceipts})
+	subject := recipientID(t, f, 4)
+	schema := "cp_crm_" + role[len("cp_owner_test_"):]
+	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	const token = "Ownedcascadetoken3f0e"
+	for _, q := range []string{
+		"CREATE SCHEMA " + schema,
+		"GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role,
+		"CREATE TABLE " + schema + ".dba_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
+		"CREATE TABLE " + schema + ".own_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
+		"ALTER TABLE " + schema + ".own_note OWNER TO " + role,
+	} {
+		if err := aconn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i, table := range []string{schema + ".dba_note", schema + ".own_note"} {
+		for j := range 3 {
+			if err := aconn.Exec(ctx, "INSERT INTO "+table+" VALUES (?, ?, ?)", int64(10*i+j), subject, token+" "+table); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := heapFileCount(t, aconn, schema+".own_note", token); n != 3 {
+		t.Fatalf("before: %d", n)
+	}
+	id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
+	runAll(t, f)
+	if got := f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM "+schema+".dba_note WHERE recipient_id = ?", subject); n != 0 {
+		t.Fatalf("%d cascaded note(s) left", n)
+	}
+	if n := heapFileCount(t, aconn, schema+".own_note", token); n != 0 {
+		t.Errorf("complete, but the cascaded notes are still in %s.own_note's file %d time(s)", schema, n)
+	}
+	logs := storeLogs.String() + f.env.Logs.String()
+	if !strings.Contains(logs, schema+".dba_note") || !strings.Contains(logs, "does not own") {
+		t.Errorf("the log does not name the cascade target the role does not own: %s", logs)
+	}
+	if strings.Contains(logs, token) || strings.Contains(logs, demodata.Email(4)) {
+		t.Errorf("the log holds the subject's data")
 	}
 }

@@ -175,10 +175,9 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	}
 	var cascaded []string
 	if d.dialect == Postgres {
-		if cascaded, err = scanColumn[string](d.sql.QueryContext(ctx, cascadeTargets, tables)); err != nil {
+		if cascaded, err = d.cascadeTargetsOf(ctx, tables); err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
-		cascaded = slices.DeleteFunc(cascaded, func(t string) bool { return slices.Contains(tables, t) })
 		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
 	}
 	pending, skipped, err := d.purge(ctx, tables, cascaded, p)
@@ -199,15 +198,18 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	return purged, pending, err
 }
 
-// cascadeTargets (argument: the tables a run deleted from) names the
-// tables of the schema whose foreign keys cascade a delete from them, or
-// set null or a default on it — a DBA's, outside the data model — and
-// from those in turn: the database deleted or rewrote their rows with the
-// subject's, and the old rows' bytes stay in their pages as in the others'
-// until a rewrite. Only those the service's role may rewrite (its own,
-// as the vacuum of another's is skipped with a warning): they are outside
-// the data model, which is what the receipt speaks for. SQLite needs none:
-// secure_delete zeroes every deleted row, cascaded or not.
+// cascadeTargets (argument: the tables a run deleted from) names, as SQL
+// does, the tables of any schema whose foreign keys cascade a delete from
+// them, or set null or a default on it — a DBA's, outside the data model —
+// and from those in turn, each with whether it is one of the tables
+// given (the data model's, purged anyway) and whether the service's role
+// may rewrite it (its own, in a schema it may use: the vacuum of another's
+// is skipped with a warning, and a schema's USAGE revoked after the deletes
+// would make its name fail to resolve). The database deleted or rewrote their rows with the subject's,
+// and the old rows' bytes stay in their pages as in the others' until a
+// rewrite. They are outside the data model, which is what the receipt
+// speaks for. SQLite needs none: secure_delete zeroes every deleted row,
+// cascaded or not.
 const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 		SELECT c.conrelid FROM pg_constraint c JOIN pg_class t ON t.oid = c.confrelid
 			JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -215,9 +217,39 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 		UNION
 		SELECT c.conrelid FROM pg_constraint c JOIN dep ON c.confrelid = dep.oid
 			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd'))
-	SELECT t.relname FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
-		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') AND n.nspname = current_schema()
-			AND pg_has_role(current_user, t.relowner, 'USAGE')`
+	SELECT format('%I.%I', n.nspname, t.relname), n.nspname = current_schema() AND t.relname = ANY($1::text[]),
+		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
+	FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') ORDER BY 1`
+
+// cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
+// purge of them rewrites too, as SQL names them. Those the role does not own
+// are logged, not returned.
+func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string) ([]string, error) {
+	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			name         string
+			model, owned bool
+		)
+		if err := rows.Scan(&name, &model, &owned); err != nil {
+			return nil, err
+		}
+		switch {
+		case model:
+		case !owned:
+			d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one is not purged: the database role does not own it (or may not use its schema), so the rows the cascade deleted stay in its file", "table", name)
+		default:
+			out = append(out, name)
+		}
+	}
+	return out, rows.Err()
+}
 
 // descendants names, as SQL does, every table under $1 (partitions and
 // inheritance children, at any depth), each with whether it is reached
@@ -226,7 +258,7 @@ const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
 // its file (it does a partitioned table's partitions).
 const descendants = `WITH RECURSIVE tree(oid, inherits) AS (
 		SELECT i.inhrelid, p.relkind = 'r' FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-			WHERE i.inhparent = to_regclass(quote_ident($1))
+			WHERE i.inhparent = to_regclass($1)
 		UNION
 		SELECT i.inhrelid, t.inherits AND p.relkind = 'r' FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
 			JOIN pg_class p ON p.oid = i.inhparent)
@@ -234,9 +266,10 @@ const descendants = `WITH RECURSIVE tree(oid, inherits) AS (
 		JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'm') GROUP BY 1 ORDER BY 1`
 
-// underTable returns, for a table of the data model, the inheritance
-// children a purge rewrites after it, and those of it and of the tables
-// under it that the role may not purge (mayNotVacuum), as SQL names them.
+// underTable returns, for a table the purge rewrites (as SQL names it), the
+// inheritance children it rewrites after it, and those of it and of the
+// tables under it that the role may not purge (mayNotVacuum), as SQL names
+// them.
 func underTable(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, table string) (children, refused []string, err error) {
@@ -244,7 +277,7 @@ func underTable(ctx context.Context, q interface {
 	if err != nil {
 		return nil, nil, err
 	}
-	all := []string{quoteIdent(table)}
+	all := []string{table}
 	for rows.Next() {
 		var name string
 		var child bool
@@ -273,7 +306,7 @@ func (d *DB) NotVacuumable(ctx context.Context, tables []string) ([]string, erro
 	}
 	var out []string
 	for _, t := range tables {
-		_, refused, err := underTable(ctx, d.sql, t)
+		_, refused, err := underTable(ctx, d.sql, quoteIdent(t))
 		if err != nil {
 			return nil, translate(err, "Table")
 		}
@@ -295,8 +328,10 @@ const mayNotVacuum = `SELECT t FROM unnest($1::text[]) AS t
 	ORDER BY t`
 
 // purge is PurgeResidue's work on tables. A table of cascaded (outside
-// the data model, cascadeTargets) whose purge fails is logged and skipped,
-// not counted as purged: a DBA's table must not hold back every delete.
+// the data model, cascadeTargets; named as SQL names it, the others by
+// their names in the service's schema) whose purge fails is logged and
+// skipped, not counted as purged: a DBA's table must not hold back every
+// delete.
 func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurge) (pending, skipped []string, err error) {
 	if d.dialect != Postgres {
 		if err := d.resampleSQLite(ctx, tables); err != nil {
@@ -324,8 +359,16 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 	// its table's size, and the largest started last would run alone at
 	// the end (1M recipients: 26.6 s of rewrites in name order against 25 s
 	// largest first, from one run's per-table times).
-	bySize, err := scanColumn[string](d.sql.QueryContext(ctx, `SELECT t FROM unnest($1::text[]) AS t
-		ORDER BY pg_total_relation_size(to_regclass(quote_ident(t))) DESC NULLS LAST, t`, tables))
+	names := make([]string, len(tables)) // as SQL names them
+	sqlNames := map[string]string{}
+	for i, t := range tables {
+		if names[i] = quoteIdent(t); slices.Contains(cascaded, t) {
+			names[i] = t
+		}
+		sqlNames[t] = names[i]
+	}
+	bySize, err := scanColumn[string](d.sql.QueryContext(ctx, `SELECT t FROM unnest($1::text[], $2::text[]) AS n(t, name)
+		ORDER BY pg_total_relation_size(to_regclass(name)) DESC NULLS LAST, t`, tables, names))
 	if err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
@@ -343,14 +386,14 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(purgeConns)
 	for _, t := range bySize {
-		name := quoteIdent(t)
+		name := sqlNames[t]
 		g.Go(func() error {
 			var refused []string
 			lock, err := d.onConn(gctx, func(conn *sql.Conn) (bool, error) {
 				// PostgreSQL skips, with a mere warning, the vacuum of a
 				// table the role may not vacuum: its deleted rows would
 				// stay in its file behind a "purged".
-				children, r, err := underTable(gctx, conn, t)
+				children, r, err := underTable(gctx, conn, name)
 				if refused = r; err != nil || len(refused) > 0 {
 					return false, err
 				}
@@ -365,7 +408,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 				}
 				if err == nil && !lock {
 					var k []string
-					lock, k, err = d.dropStatisticsIfEmpty(gctx, conn, t)
+					lock, k, err = d.dropStatisticsIfEmpty(gctx, conn, name)
 					mu.Lock()
 					kept = append(kept, k...)
 					mu.Unlock()
@@ -512,8 +555,8 @@ FROM wide WHERE CASE WHEN w > cur THEN w - 4294967296 ELSE w END < $1`
 const purgeConns = 2
 
 // dropStatisticsIfEmpty removes the planner statistics that the deletes
-// left describing rows that are gone: those of table, and of the
-// partitions or inheritance children under it, that are now empty.
+// left describing rows that are gone: those of table (as SQL names it), and
+// of the partitions or inheritance children under it, that are now empty.
 // ANALYZE does not touch the statistics of a table it finds empty, so the
 // old samples (an erased email as the most common value) would stay in
 // pg_statistic. Changing a column's type to its own type is what drops
@@ -547,7 +590,7 @@ func (d *DB) dropStatisticsIfEmpty(ctx context.Context, conn *sql.Conn, table st
 	var order []int64
 	rows, err := conn.QueryContext(ctx, `
 		WITH RECURSIVE tree(oid, parent, depth) AS (
-			SELECT to_regclass(quote_ident($1))::oid, 0::oid, 0
+			SELECT to_regclass($1)::oid, 0::oid, 0
 			UNION ALL SELECT i.inhrelid, i.inhparent, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
 		SELECT t.oid::int8, t.parent::int8, format('%I.%I', n.nspname, c.relname), COALESCE(s.attname::text, ''), COALESCE(s.inherited, false),
 			row_security_active(c.oid), EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
