@@ -225,11 +225,7 @@ func TestForcedRowSecurityStatsDropped(t *testing.T) {
 	if stats() == 0 {
 		t.Fatal("precondition: no statistics row holds the subject's product")
 	}
-	id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
-	runAll(t, f)
-	if got := f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	completeDelete(t, f, 4)
 	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM crm_orders WHERE recipient_id = ?", subject); n != 0 {
 		t.Fatalf("%d of the subject's orders left", n)
 	}
@@ -343,11 +339,7 @@ func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
 	if n := heapFileCount(t, aconn, schema+".own_note", token); n != 3 {
 		t.Fatalf("before: %d", n)
 	}
-	id := f.create(t, "defaultNamespace1", demodata.Email(4), privacy.TypeDelete, false)
-	runAll(t, f)
-	if got := f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	completeDelete(t, f, 4)
 	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM "+schema+".dba_note WHERE recipient_id = ?", subject); n != 0 {
 		t.Fatalf("%d cascaded note(s) left", n)
 	}

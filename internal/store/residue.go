@@ -169,21 +169,75 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 			stale = append(stale, m.TableName)
 		}
 	}
+	// A cascade target's mark (below) is its SQL name, schema and table:
+	// a data-model table's name has no dot (schemas.tablePattern).
+	var cascaded, gone []string
+	stale = slices.DeleteFunc(stale, func(t string) bool {
+		if strings.Contains(t, ".") {
+			cascaded = append(cascaded, t)
+			return true
+		}
+		return false
+	})
 	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
-	if len(tables) == 0 {
+	if len(tables) == 0 && len(cascaded) == 0 {
 		return nil, nil, nil
 	}
-	var cascaded []string
 	if d.dialect == Postgres {
-		if cascaded, err = d.cascadeTargetsOf(ctx, tables); err != nil {
+		// A marked target dropped since has no file left to purge; one the
+		// role may no longer rewrite (or whose schema it may no longer use:
+		// its name would not resolve) keeps its mark, with a warning.
+		var closed []string
+		if len(cascaded) > 0 {
+			rows, err := d.sql.QueryContext(ctx, markedTargets, cascaded)
+			if err != nil {
+				return nil, tables, translate(err, "Residue")
+			}
+			for rows.Next() {
+				var (
+					name          string
+					exists, owned bool
+				)
+				if err := rows.Scan(&name, &exists, &owned); err != nil {
+					rows.Close()
+					return nil, tables, translate(err, "Residue")
+				}
+				switch {
+				case !exists:
+					gone = append(gone, name)
+				case !owned:
+					closed = append(closed, name)
+					d.log.WarnContext(ctx, "a table outside the data model marked for a residue purge is not purged: the database role does not own it (or may not use its schema)", "table", name)
+				}
+			}
+			rows.Close()
+		}
+		found, err := d.cascadeTargetsOf(ctx, tables)
+		if err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
+		cascaded = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...)))), func(t string) bool {
+			return slices.Contains(gone, t) || slices.Contains(closed, t)
+		})
 		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
 	}
 	pending, skipped, err := d.purge(ctx, tables, cascaded, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool {
 		return slices.Contains(pending, t) || slices.Contains(skipped, t)
 	})
+	// A cascade target not purged is marked as a data-model table is by its
+	// delete: its own deletes (the database's) left no mark, and the next
+	// run may delete nothing that leads to it (a two-step delete's).
+	var unpurged []string
+	for _, t := range append(slices.Clone(pending), skipped...) {
+		if _, marked := seen[t]; !marked && slices.Contains(cascaded, t) {
+			unpurged = append(unpurged, t)
+		}
+	}
+	if markErr := markResidue(d.db.WithContext(ctx), d.now().UTC(), unpurged); markErr != nil && err == nil {
+		return purged, pending, translate(markErr, "Residue")
+	}
+	purged = append(purged, gone...)
 	// A mark made after the purge began stays: its change may have come
 	// after the vacuum of its table.
 	for _, t := range purged {
@@ -200,31 +254,54 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 
 // cascadeTargets (argument: the tables a run deleted from) names, as SQL
 // does, the tables of any schema whose foreign keys cascade a delete from
-// them, or set null or a default on it — a DBA's, outside the data model —
-// and from those in turn, each with whether it is one of the tables
-// given (the data model's, purged anyway) and whether the service's role
-// may rewrite it (its own, in a schema it may use: the vacuum of another's
-// is skipped with a warning, and a schema's USAGE revoked after the deletes
-// would make its name fail to resolve). The database deleted or rewrote their rows with the subject's,
-// and the old rows' bytes stay in their pages as in the others' until a
-// rewrite. They are outside the data model, which is what the receipt
-// speaks for. SQLite needs none: secure_delete zeroes every deleted row,
-// cascaded or not.
-const cascadeTargets = `WITH RECURSIVE dep(oid) AS (
-		SELECT c.conrelid FROM pg_constraint c JOIN pg_class t ON t.oid = c.confrelid
-			JOIN pg_namespace n ON n.oid = t.relnamespace
-			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND n.nspname = current_schema() AND t.relname = ANY($1::text[])
+// them or from a table under them (their deletes reach their partitions
+// and inheritance children), or set null or a default on it — a DBA's,
+// outside the data model — and from those in turn (and from their
+// partitions: a cascade reaches them through their parent, but not an
+// inheritance child, as PostgreSQL's cascades delete FROM ONLY a table),
+// each with whether the service's role may rewrite it (its own, in a
+// schema it may use: the vacuum of another's is skipped with a warning,
+// and a schema's USAGE revoked after the deletes would make its name fail
+// to resolve). A partition is purged with its parent, a foreign key's
+// copies on partitions (conparentid) are their parent's. The database
+// deleted or rewrote their rows with the subject's, and the old rows'
+// bytes stay in their pages as in the others' until a rewrite. They are
+// outside the data model, which is what the receipt speaks for. SQLite
+// needs none: secure_delete zeroes every deleted row, cascaded or not.
+const cascadeTargets = `WITH RECURSIVE model(oid) AS (
+		SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+			WHERE n.nspname = current_schema() AND t.relname = ANY($1::text[])
 		UNION
-		SELECT c.conrelid FROM pg_constraint c JOIN dep ON c.confrelid = dep.oid
-			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd'))
-	SELECT format('%I.%I', n.nspname, t.relname), n.nspname = current_schema() AND t.relname = ANY($1::text[]),
+		SELECT i.inhrelid FROM pg_inherits i JOIN model m ON i.inhparent = m.oid),
+	edge(parent, child, fk) AS (
+		SELECT c.confrelid, c.conrelid, true FROM pg_constraint c
+			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND c.conparentid = 0
+		UNION ALL
+		SELECT i.inhparent, i.inhrelid, false FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+			WHERE p.relkind = 'p'),
+	reach(oid, fk) AS (
+		SELECT e.child, true FROM edge e JOIN model m ON e.parent = m.oid WHERE e.fk
+		UNION
+		SELECT e.child, e.fk FROM edge e JOIN reach r ON e.parent = r.oid)
+	SELECT format('%I.%I', n.nspname, t.relname),
 		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
 	FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
-		WHERE t.oid IN (SELECT oid FROM dep) AND t.relkind IN ('r', 'p') ORDER BY 1`
+		WHERE t.oid IN (SELECT oid FROM reach WHERE fk) AND t.oid NOT IN (SELECT oid FROM reach WHERE NOT fk)
+			AND t.oid NOT IN (SELECT oid FROM model) AND t.relkind IN ('r', 'p') ORDER BY 1`
+
+// markedTargets (argument: marks of cascade targets, their SQL names) says
+// of each whether the table still exists, and whether the role may rewrite
+// it, found by name without resolving it (to_regclass fails in a schema the
+// role may not use).
+const markedTargets = `SELECT t, c.oid IS NOT NULL,
+		COALESCE(pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'), false)
+	FROM unnest($1::text[]) AS t
+	LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace) ON format('%I.%I', n.nspname, c.relname) = t
+		AND c.relkind IN ('r', 'p')`
 
 // cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
-// purge of them rewrites too, as SQL names them. Those the role does not own
-// are logged, not returned.
+// purge of them rewrites too, as SQL names them. Those the role may not
+// rewrite are logged, not returned.
 func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string) ([]string, error) {
 	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
 	if err != nil {
@@ -234,34 +311,32 @@ func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string) ([]string, e
 	var out []string
 	for rows.Next() {
 		var (
-			name         string
-			model, owned bool
+			name  string
+			owned bool
 		)
-		if err := rows.Scan(&name, &model, &owned); err != nil {
+		if err := rows.Scan(&name, &owned); err != nil {
 			return nil, err
 		}
-		switch {
-		case model:
-		case !owned:
+		if !owned {
 			d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one is not purged: the database role does not own it (or may not use its schema), so the rows the cascade deleted stay in its file", "table", name)
-		default:
-			out = append(out, name)
+			continue
 		}
+		out = append(out, name)
 	}
 	return out, rows.Err()
 }
 
-// descendants names, as SQL does, every table under $1 (partitions and
-// inheritance children, at any depth), each with whether it is reached
-// through PostgreSQL's older inheritance (INHERITS) alone: the deletes of
-// $1's rows reached such a child's rows, but a VACUUM of $1 does not reach
-// its file (it does a partitioned table's partitions).
+// descendants names, as SQL does, every table under $1 (partitions and,
+// with $2, inheritance children, at any depth), each with whether it is
+// reached through PostgreSQL's older inheritance (INHERITS) alone: the
+// deletes of $1's rows reached such a child's rows, but a VACUUM of $1 does
+// not reach its file (it does a partitioned table's partitions).
 const descendants = `WITH RECURSIVE tree(oid, inherits) AS (
 		SELECT i.inhrelid, p.relkind = 'r' FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-			WHERE i.inhparent = to_regclass($1)
+			WHERE i.inhparent = to_regclass($1) AND ($2 OR p.relkind = 'p')
 		UNION
 		SELECT i.inhrelid, t.inherits AND p.relkind = 'r' FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
-			JOIN pg_class p ON p.oid = i.inhparent)
+			JOIN pg_class p ON p.oid = i.inhparent WHERE $2 OR p.relkind = 'p')
 	SELECT format('%I.%I', n.nspname, c.relname), bool_or(t.inherits AND c.relkind IN ('r', 'p')) FROM tree t
 		JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'm') GROUP BY 1 ORDER BY 1`
@@ -269,11 +344,13 @@ const descendants = `WITH RECURSIVE tree(oid, inherits) AS (
 // underTable returns, for a table the purge rewrites (as SQL names it), the
 // inheritance children it rewrites after it, and those of it and of the
 // tables under it that the role may not purge (mayNotVacuum), as SQL names
-// them.
+// them. inherits: whether the deletes reached its inheritance children —
+// the service's deletes do; a cascade's (a DBA's table outside the model)
+// do not, it reaches partitions only.
 func underTable(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, table string) (children, refused []string, err error) {
-	rows, err := q.QueryContext(ctx, descendants, table)
+}, table string, inherits bool) (children, refused []string, err error) {
+	rows, err := q.QueryContext(ctx, descendants, table, inherits)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -306,7 +383,7 @@ func (d *DB) NotVacuumable(ctx context.Context, tables []string) ([]string, erro
 	}
 	var out []string
 	for _, t := range tables {
-		_, refused, err := underTable(ctx, d.sql, quoteIdent(t))
+		_, refused, err := underTable(ctx, d.sql, quoteIdent(t), true)
 		if err != nil {
 			return nil, translate(err, "Table")
 		}
@@ -393,7 +470,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 				// PostgreSQL skips, with a mere warning, the vacuum of a
 				// table the role may not vacuum: its deleted rows would
 				// stay in its file behind a "purged".
-				children, r, err := underTable(gctx, conn, name)
+				children, r, err := underTable(gctx, conn, name, !slices.Contains(cascaded, t))
 				if refused = r; err != nil || len(refused) > 0 {
 					return false, err
 				}
@@ -406,13 +483,16 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 						lock, err = vacuum(gctx, conn, rewrite, p.Wait, "VACUUM (FULL, ANALYZE) "+c, "VACUUM (ANALYZE) "+c)
 					}
 				}
+				var k, ka []string
 				if err == nil && !lock {
-					var k []string
 					lock, k, err = d.dropStatisticsIfEmpty(gctx, conn, name)
-					mu.Lock()
-					kept = append(kept, k...)
-					mu.Unlock()
 				}
+				if err == nil && !lock {
+					lock, ka, err = d.refreshAncestors(gctx, conn, name)
+				}
+				mu.Lock()
+				kept = append(append(kept, k...), ka...)
+				mu.Unlock()
 				return lock, err
 			})
 			mu.Lock()
@@ -437,6 +517,9 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return tables, nil, translate(err, "Vacuum")
+	}
+	if err := d.refreshMaterializedViews(ctx, names, p.Wait); err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
 	// pg_statistic kept the old samples: it is purged the same way (a role
@@ -485,6 +568,138 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		return locked, skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
 	}
 	return nil, skipped, nil
+}
+
+// ancestors names, as SQL does, the tables above $1 (it a partition or an
+// inheritance child, at any depth), each with whether the role may change
+// them (owns them, in a schema it may use).
+const ancestors = `WITH RECURSIVE up(oid) AS (
+		SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = to_regclass($1)
+		UNION
+		SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+	SELECT format('%I.%I', n.nspname, c.relname),
+		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
+	FROM up JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1`
+
+// refreshAncestors takes again the statistics of the tables above table (as
+// SQL names it): a DBA's partitioned parent or inheritance parent of a
+// purged table, whose ANALYZE sampled the rows of every table under it, the
+// deleted ones with them, into its inherited statistics. ANALYZE samples
+// what is left; what it leaves, an emptied table's, goes as a purged
+// table's (dropStatisticsIfEmpty). A parent the role may not change keeps
+// its statistics, with a warning, and is returned in kept.
+func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
+	rows, err := conn.QueryContext(ctx, ancestors, table)
+	if err != nil {
+		return false, nil, err
+	}
+	var mine []string
+	for rows.Next() {
+		var (
+			name  string
+			owned bool
+		)
+		if err := rows.Scan(&name, &owned); err != nil {
+			rows.Close()
+			return false, nil, err
+		}
+		if !owned {
+			d.log.WarnContext(ctx, "the statistics of a table above a purged one could not be taken again: the database role does not own it", "table", name)
+			kept = append(kept, name)
+			continue
+		}
+		mine = append(mine, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, kept, err
+	}
+	for _, a := range mine {
+		if _, err := conn.ExecContext(ctx, "ANALYZE "+a); err != nil {
+			return false, kept, err
+		}
+		lock, k, err := d.dropStatisticsIfEmpty(ctx, conn, a)
+		if kept = append(kept, k...); err != nil || lock {
+			return lock, kept, err
+		}
+	}
+	return false, kept, nil
+}
+
+// materializedViews names, as SQL does, the materialized views built
+// (directly or through views) on the tables $1 (as SQL names them) and
+// holding rows, each with whether the role may refresh it (owns it, in a
+// schema it may use).
+const materializedViews = `WITH RECURSIVE dep(oid) AS (
+		SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+				AND d.refobjid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
+		UNION
+		SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN dep ON d.refobjid = dep.oid
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> dep.oid)
+	SELECT format('%I.%I', n.nspname, c.relname),
+		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid IN (SELECT oid FROM dep) AND c.relkind = 'm' AND c.relispopulated ORDER BY 1`
+
+// refreshMaterializedViews refreshes the materialized views built on the
+// purged tables (as SQL names them) — a DBA's report over nms_recipient
+// keeps a copy of the rows as of its last refresh, the erased ones with
+// them. A refresh writes a new file and removes the old one, and the view's
+// statistics are taken again. It waits for the view's lock at most wait; a
+// view the role may not refresh, or whose refresh fails, keeps its rows,
+// with a warning naming it: it is outside the data model and does not hold
+// back the deletes.
+func (d *DB) refreshMaterializedViews(ctx context.Context, tables []string, wait time.Duration) error {
+	rows, err := d.sql.QueryContext(ctx, materializedViews, tables)
+	if err != nil {
+		return err
+	}
+	type view struct {
+		name  string
+		owned bool
+	}
+	var views []view
+	for rows.Next() {
+		var v view
+		if err := rows.Scan(&v.name, &v.owned); err != nil {
+			rows.Close()
+			return err
+		}
+		views = append(views, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, v := range views {
+		if !v.owned {
+			d.log.WarnContext(ctx, "a materialized view over a purged table keeps the deleted rows until it is refreshed: the database role does not own it", "view", v.name)
+			continue
+		}
+		tx, err := d.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1)),
+			"REFRESH MATERIALIZED VIEW " + v.name, "ANALYZE " + v.name} {
+			if _, err = tx.ExecContext(ctx, q); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			d.log.WarnContext(ctx, "a materialized view over a purged table could not be refreshed: it keeps the deleted rows until it is", "view", v.name, "err", pgSafe(err))
+		}
+	}
+	return nil
 }
 
 // resampleSQLite analyzes tables again where an ANALYZE (an operator's:
