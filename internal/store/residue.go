@@ -169,87 +169,138 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 			stale = append(stale, m.TableName)
 		}
 	}
-	// A cascade target's mark (below) is its SQL name, schema and table:
-	// a data-model table's name has no dot (schemas.tablePattern).
-	var cascaded, gone []string
+	// A mark of a table outside the data model (a cascade target or a
+	// materialized view, below) is its oid and its SQL name when marked,
+	// "16412:crm.note": found again if renamed. A data-model table's name
+	// starts with a letter (schemas.tablePattern).
+	var outside []string
 	stale = slices.DeleteFunc(stale, func(t string) bool {
-		if strings.Contains(t, ".") {
-			cascaded = append(cascaded, t)
+		if outsideMark(t) {
+			outside = append(outside, t)
 			return true
 		}
 		return false
 	})
 	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
-	if len(tables) == 0 && len(cascaded) == 0 {
+	if len(tables) == 0 && len(outside) == 0 {
 		return nil, nil, nil
 	}
+	var cascaded, views []string
+	markOf := map[string]string{} // a marked table's or view's SQL name: its mark
 	if d.dialect == Postgres {
-		// A marked target dropped since has no file left to purge; one the
-		// role may no longer rewrite (or whose schema it may no longer use:
-		// its name would not resolve) keeps its mark, with a warning.
-		var closed []string
-		if len(cascaded) > 0 {
-			rows, err := d.sql.QueryContext(ctx, markedTargets, cascaded)
-			if err != nil {
-				return nil, tables, translate(err, "Residue")
-			}
-			for rows.Next() {
-				var (
-					name          string
-					exists, owned bool
-				)
-				if err := rows.Scan(&name, &exists, &owned); err != nil {
-					rows.Close()
-					return nil, tables, translate(err, "Residue")
-				}
-				switch {
-				case !exists:
-					gone = append(gone, name)
-				case !owned:
-					closed = append(closed, name)
-					d.log.WarnContext(ctx, "a table outside the data model marked for a residue purge is not purged: the database role does not own it (or may not use its schema)", "table", name)
-				}
-			}
-			rows.Close()
+		var gone []string
+		if cascaded, views, gone, err = d.resolveMarks(ctx, outside, markOf); err != nil {
+			return nil, tables, translate(err, "Residue")
 		}
 		found, err := d.cascadeTargetsOf(ctx, tables)
 		if err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
-		cascaded = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...)))), func(t string) bool {
-			return slices.Contains(gone, t) || slices.Contains(closed, t)
-		})
+		cascaded = slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...))))
 		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
+		for _, k := range gone { // dropped since: no file left to purge
+			if err := clearMarks(ctx, d, k, seen[k]); err != nil {
+				return nil, tables, err
+			}
+		}
 	}
-	pending, skipped, err := d.purge(ctx, tables, cascaded, p)
+	pending, skipped, err := d.purge(ctx, tables, cascaded, views, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool {
 		return slices.Contains(pending, t) || slices.Contains(skipped, t)
 	})
-	// A cascade target not purged is marked as a data-model table is by its
-	// delete: its own deletes (the database's) left no mark, and the next
-	// run may delete nothing that leads to it (a two-step delete's).
+	// A table or view outside the data model not purged is marked as a
+	// data-model table is by its delete: its own deletes (the database's)
+	// left no mark, and the next run may delete nothing that leads to it (a
+	// two-step delete's). Their names are SQL's, with a dot; the data
+	// model's have none.
 	var unpurged []string
 	for _, t := range append(slices.Clone(pending), skipped...) {
-		if _, marked := seen[t]; !marked && slices.Contains(cascaded, t) {
+		if _, marked := markOf[t]; !marked && strings.Contains(t, ".") {
 			unpurged = append(unpurged, t)
 		}
 	}
-	if markErr := markResidue(d.db.WithContext(ctx), d.now().UTC(), unpurged); markErr != nil && err == nil {
-		return purged, pending, translate(markErr, "Residue")
+	if len(unpurged) > 0 {
+		keys, markErr := scanColumn[string](d.sql.QueryContext(ctx, `SELECT to_regclass(t)::oid::text || ':' || t FROM unnest($1::text[]) AS t
+			WHERE to_regclass(t) IS NOT NULL`, unpurged))
+		if markErr == nil {
+			markErr = markResidue(d.db.WithContext(ctx), d.now().UTC(), keys)
+		}
+		if markErr != nil && err == nil {
+			return purged, pending, translate(markErr, "Residue")
+		}
 	}
-	purged = append(purged, gone...)
 	// A mark made after the purge began stays: its change may have come
 	// after the vacuum of its table.
-	for _, t := range purged {
-		last, ok := seen[t]
+	for _, t := range append(slices.Clone(purged), slices.DeleteFunc(slices.Clone(views), func(v string) bool { return slices.Contains(pending, v) })...) {
+		key := t
+		if k, ok := markOf[t]; ok {
+			key = k
+		}
+		last, ok := seen[key]
 		if !ok {
 			continue
 		}
-		if clearErr := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id <= ?", t, last).Error; clearErr != nil && err == nil {
-			return purged, pending, translate(clearErr, "Residue")
+		if clearErr := clearMarks(ctx, d, key, last); clearErr != nil && err == nil {
+			return purged, pending, clearErr
 		}
 	}
 	return purged, pending, err
+}
+
+// clearMarks deletes table's marks up to the newest the purge read.
+func clearMarks(ctx context.Context, d *DB, table string, last int64) error {
+	err := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id <= ?", table, last).Error
+	return translate(err, "Residue")
+}
+
+// outsideMark reports whether a residue mark is that of a table or view
+// outside the data model: its oid and SQL name.
+func outsideMark(mark string) bool { return mark != "" && mark[0] >= '0' && mark[0] <= '9' }
+
+// markedOutside (argument: marks of tables and views outside the data
+// model) says of each the relation its oid names now — none when it was
+// dropped (or the oid names something else) — its SQL name, whether it is
+// a materialized view, and whether the role may purge it (owns it, in a
+// schema it may use).
+const markedOutside = `SELECT t, c.oid IS NOT NULL AND c.relkind IN ('r', 'p', 'm'),
+		CASE WHEN c.oid IS NULL THEN '' ELSE format('%I.%I', n.nspname, c.relname) END, COALESCE(c.relkind = 'm', false),
+		COALESCE(pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'), false)
+	FROM unnest($1::text[]) AS t
+	LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace) ON c.oid = split_part(t, ':', 1)::oid`
+
+// resolveMarks finds the tables and views outside the data model that
+// marks (outsideMark) name, as SQL names them now, recording each one's
+// mark in markOf; gone are the marks of those dropped since. One the role
+// may no longer purge keeps its mark, with a warning.
+func (d *DB) resolveMarks(ctx context.Context, marks []string, markOf map[string]string) (tables, views, gone []string, err error) {
+	if len(marks) == 0 {
+		return nil, nil, nil, nil
+	}
+	rows, err := d.sql.QueryContext(ctx, markedOutside, marks)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			mark, name            string
+			exists, view, allowed bool
+		)
+		if err := rows.Scan(&mark, &exists, &name, &view, &allowed); err != nil {
+			return nil, nil, nil, err
+		}
+		switch {
+		case !exists:
+			gone = append(gone, mark)
+		case !allowed:
+			d.log.WarnContext(ctx, "a table outside the data model marked for a residue purge is not purged: the database role does not own it (or may not use its schema)", "table", name)
+		case view:
+			views, markOf[name] = append(views, name), mark
+		default:
+			tables, markOf[name] = append(tables, name), mark
+		}
+	}
+	return tables, views, gone, rows.Err()
 }
 
 // cascadeTargets (argument: the tables a run deleted from) names, as SQL
@@ -288,16 +339,6 @@ const cascadeTargets = `WITH RECURSIVE model(oid) AS (
 	FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 		WHERE t.oid IN (SELECT oid FROM reach WHERE fk) AND t.oid NOT IN (SELECT oid FROM reach WHERE NOT fk)
 			AND t.oid NOT IN (SELECT oid FROM model) AND t.relkind IN ('r', 'p') ORDER BY 1`
-
-// markedTargets (argument: marks of cascade targets, their SQL names) says
-// of each whether the table still exists, and whether the role may rewrite
-// it, found by name without resolving it (to_regclass fails in a schema the
-// role may not use).
-const markedTargets = `SELECT t, c.oid IS NOT NULL,
-		COALESCE(pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'), false)
-	FROM unnest($1::text[]) AS t
-	LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace) ON format('%I.%I', n.nspname, c.relname) = t
-		AND c.relkind IN ('r', 'p')`
 
 // cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
 // purge of them rewrites too, as SQL names them. Those the role may not
@@ -404,12 +445,13 @@ const mayNotVacuum = `SELECT t FROM unnest($1::text[]) AS t
 		OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))
 	ORDER BY t`
 
-// purge is PurgeResidue's work on tables. A table of cascaded (outside
-// the data model, cascadeTargets; named as SQL names it, the others by
-// their names in the service's schema) whose purge fails is logged and
-// skipped, not counted as purged: a DBA's table must not hold back every
-// delete.
-func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurge) (pending, skipped []string, err error) {
+// purge is PurgeResidue's work on tables, and on the materialized views
+// built on them and views (marked before: refreshed whatever the tables).
+// A table of cascaded (outside the data model, cascadeTargets; named as SQL
+// names it, the others by their names in the service's schema) whose purge
+// fails is logged and skipped, not counted as purged: a DBA's table must
+// not hold back every delete.
+func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p ResiduePurge) (pending, skipped []string, err error) {
 	if d.dialect != Postgres {
 		if err := d.resampleSQLite(ctx, tables); err != nil {
 			return tables, nil, translate(err, "Analyze")
@@ -519,9 +561,11 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 	if err := g.Wait(); err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
-	if err := d.refreshMaterializedViews(ctx, names, p.Wait); err != nil {
+	lockedViews, viewsKept, err := d.refreshMaterializedViews(ctx, names, views, p.Wait)
+	if err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
+	kept = append(kept, viewsKept...)
 	// pg_statistic kept the old samples: it is purged the same way (a role
 	// that does not own it gets a warning, no error). The ANALYZEs have
 	// just replaced the tables' statistics rows, and a snapshot taken
@@ -558,14 +602,16 @@ func (d *DB) purge(ctx context.Context, tables, cascaded []string, p ResiduePurg
 		// A session holds pg_statistic (a monitoring query idle in its
 		// transaction): the plain VACUUM freed the old samples without
 		// zeroing them. The tables' marks stay; the next run purges again.
-		return tables, nil, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
+		return append(tables, lockedViews...), nil, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
 	case holder.held():
-		return tables, nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
+		return append(tables, lockedViews...), nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
 	case len(notOwned) > 0:
 		slices.Sort(notOwnedNames)
-		return append(locked, notOwned...), skipped, apperr.Errorf(apperr.Forbidden, "The database role does not own %s: it may not rewrite them nor drop their statistics, so the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner (ALTER TABLE … OWNER TO); the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
+		return append(append(locked, notOwned...), lockedViews...), skipped, apperr.Errorf(apperr.Forbidden, "The database role does not own %s: it may not rewrite them nor drop their statistics, so the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner (ALTER TABLE … OWNER TO); the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
 	case len(locked) > 0:
-		return locked, skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
+		return append(locked, lockedViews...), skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
+	case len(lockedViews) > 0:
+		return lockedViews, skipped, apperr.Errorf(apperr.Busy, "The lock to refresh %d materialized view(s) built on the purged tables was not granted within %v: they still hold the deleted rows, and the next run refreshes them.", len(lockedViews), p.Wait)
 	}
 	return nil, skipped, nil
 }
@@ -627,79 +673,107 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 }
 
 // materializedViews names, as SQL does, the materialized views built
-// (directly or through views) on the tables $1 (as SQL names them) and
-// holding rows, each with whether the role may refresh it (owns it, in a
-// schema it may use).
-const materializedViews = `WITH RECURSIVE dep(oid) AS (
-		SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-				AND d.refobjid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)
+// (directly or through views) on the tables $1 or those under them
+// (partitions, inheritance children), and the views $2 (SQL names) with
+// those built on them, holding rows: each with its schema and name,
+// whether the role may refresh it (owns it, in a schema it may use), the
+// views built on others after those.
+const materializedViews = `WITH RECURSIVE base(oid) AS (
+		SELECT to_regclass(t) FROM unnest($1::text[]) AS t
 		UNION
-		SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN dep ON d.refobjid = dep.oid
+		SELECT i.inhrelid FROM pg_inherits i JOIN base b ON i.inhparent = b.oid),
+	dep(oid, depth) AS (
+		SELECT to_regclass(v), 0 FROM unnest($2::text[]) AS v
+		UNION
+		SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+				AND d.refobjid IN (SELECT oid FROM base)
+		UNION
+		SELECT r.ev_class, dep.depth + 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN dep ON d.refobjid = dep.oid
 			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> dep.oid)
-	SELECT format('%I.%I', n.nspname, c.relname),
+	SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text, c.relname::text,
 		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
-	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.oid IN (SELECT oid FROM dep) AND c.relkind = 'm' AND c.relispopulated ORDER BY 1`
+	FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'm' AND c.relispopulated
+		GROUP BY c.oid, n.oid, n.nspname, c.relname, c.relowner ORDER BY max(dep.depth), 1`
 
 // refreshMaterializedViews refreshes the materialized views built on the
-// purged tables (as SQL names them) — a DBA's report over nms_recipient
-// keeps a copy of the rows as of its last refresh, the erased ones with
-// them. A refresh writes a new file and removes the old one, and the view's
-// statistics are taken again. It waits for the view's lock at most wait; a
-// view the role may not refresh, or whose refresh fails, keeps its rows,
-// with a warning naming it: it is outside the data model and does not hold
-// back the deletes.
-func (d *DB) refreshMaterializedViews(ctx context.Context, tables []string, wait time.Duration) error {
-	rows, err := d.sql.QueryContext(ctx, materializedViews, tables)
+// purged tables (as SQL names them), and views — a DBA's report over
+// nms_recipient keeps a copy of the rows as of its last refresh, the
+// erased ones with them — those built on others after them. A refresh
+// writes a new file and removes the old one, and the view's statistics
+// are taken again; those of a view the refresh emptied stay (ANALYZE
+// leaves an empty relation's, and a view's columns cannot be altered to
+// drop them): named in kept. A view whose lock is not granted within wait
+// is returned in locked, for the next run. One the role may not refresh,
+// or whose refresh fails, keeps its rows, with a warning naming it: it is
+// outside the data model and does not hold back the deletes.
+func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []string, wait time.Duration) (locked, kept []string, err error) {
+	rows, err := d.sql.QueryContext(ctx, materializedViews, tables, views)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	type view struct {
-		name  string
-		owned bool
+		name, schema, rel string
+		owned             bool
 	}
-	var views []view
+	var found []view
 	for rows.Next() {
 		var v view
-		if err := rows.Scan(&v.name, &v.owned); err != nil {
+		if err := rows.Scan(&v.name, &v.schema, &v.rel, &v.owned); err != nil {
 			rows.Close()
-			return err
+			return nil, nil, err
 		}
-		views = append(views, v)
+		found = append(found, v)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	for _, v := range views {
+	for _, v := range found {
 		if !v.owned {
 			d.log.WarnContext(ctx, "a materialized view over a purged table keeps the deleted rows until it is refreshed: the database role does not own it", "view", v.name)
 			continue
 		}
-		tx, err := d.sql.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for _, q := range []string{fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1)),
-			"REFRESH MATERIALIZED VIEW " + v.name, "ANALYZE " + v.name} {
-			if _, err = tx.ExecContext(ctx, q); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = tx.Commit()
-		} else {
-			_ = tx.Rollback()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
+		var emptied bool
+		err := d.refreshView(ctx, v.name, v.schema, v.rel, wait, &emptied)
+		var pg *pgconn.PgError
+		switch {
+		case err == nil && emptied:
+			d.log.WarnContext(ctx, "the statistics of a materialized view the refresh emptied could not be dropped", "view", v.name)
+			kept = append(kept, v.name)
+		case err == nil:
+		case ctx.Err() != nil:
+			return locked, kept, err
+		case errors.As(err, &pg) && pg.Code == "55P03": // lock_not_available
+			locked = append(locked, v.name)
+		default:
 			d.log.WarnContext(ctx, "a materialized view over a purged table could not be refreshed: it keeps the deleted rows until it is", "view", v.name, "err", pgSafe(err))
 		}
 	}
-	return nil
+	return locked, kept, nil
+}
+
+// refreshView refreshes and analyzes one materialized view, waiting at
+// most wait for its lock; emptied says whether it holds no row after and
+// still has statistics.
+func (d *DB) refreshView(ctx context.Context, name, schema, rel string, wait time.Duration, emptied *bool) error {
+	tx, err := d.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1)),
+		"REFRESH MATERIALIZED VIEW " + name, "ANALYZE " + name} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+name+`)
+		AND EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = $1 AND tablename = $2)`, schema, rel).Scan(emptied); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // resampleSQLite analyzes tables again where an ANALYZE (an operator's:
