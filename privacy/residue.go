@@ -100,8 +100,8 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // over the purge's.
 func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error) error {
 	var (
-		purged, pending, kept []string
-		err                   error
+		purged, pending, kept, notPurged []string
+		err                              error
 	)
 	if err = s.failpoint("residue-purge"); err != nil {
 		return err
@@ -112,7 +112,7 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// are released for it below.
 		pending = tables
 	} else {
-		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept}
+		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept, NotPurged: &notPurged}
 		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -121,6 +121,11 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// In the audit line and the receipt's residue_purge claim: what
 		// the purge could not remove is said, not hidden.
 		what += fmt.Sprintf("; planner statistics PostgreSQL would not drop kept for %s (see the service log)", strings.Join(kept, ", "))
+	}
+	if len(notPurged) > 0 {
+		// Outside the data model, what the receipt speaks for, but the
+		// deletes' rows are still there: said too.
+		what += fmt.Sprintf("; outside the data model, not purged: %s (see the service log)", strings.Join(slices.Compact(slices.Sorted(slices.Values(notPurged))), ", "))
 	}
 	line := "Residue purged: " + what + "."
 	if err != nil {

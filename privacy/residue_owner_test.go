@@ -309,7 +309,8 @@ func TestNoInheritMemberOfOwnerHoldsTheRequest(t *testing.T) {
 // their own cascade a delete from nms:recipient; the service's role owns
 // one, another role the other. The owned one is rewritten (J153: another
 // schema), the other is left as J149 decided — it holds back no delete —
-// but no longer silently: the log names it, and nothing of the subject.
+// but no longer silently: the log and the purge's record name it, and
+// nothing of the subject.
 func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
 	db, aconn, role, storeLogs := appRoleLogged(t)
 	ctx := context.Background()
@@ -339,7 +340,7 @@ func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
 	if n := heapFileCount(t, aconn, schema+".own_note", token); n != 3 {
 		t.Fatalf("before: %d", n)
 	}
-	completeDelete(t, f, 4)
+	id := completeDelete(t, f, 4)
 	if n, _ := aconn.Int(ctx, "SELECT count(*) FROM "+schema+".dba_note WHERE recipient_id = ?", subject); n != 0 {
 		t.Fatalf("%d cascaded note(s) left", n)
 	}
@@ -352,5 +353,14 @@ func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
 	}
 	if strings.Contains(logs, token) || strings.Contains(logs, demodata.Email(4)) {
 		t.Errorf("the log holds the subject's data")
+	}
+	// Outside what the receipt speaks for, but not left unsaid: the purge's
+	// audit line (and the receipt's residue_purge claim) names it.
+	audit, err := aconn.Bytes(ctx, "SELECT audit FROM privacy_requests WHERE id = ?", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := purgeLine(string(audit)); !strings.Contains(line, "not purged: "+schema+".dba_note") {
+		t.Errorf("the purge's record does not name the cascade target it did not purge: %q", line)
 	}
 }

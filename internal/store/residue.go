@@ -74,6 +74,24 @@ type ResiduePurge struct {
 	// column or a partition key uses the column): they still describe
 	// the deleted rows, and the purge's record must say so.
 	Kept *[]string
+	// NotPurged, when set, receives the tables and views outside the data
+	// model that still hold rows the deletes removed, each with why (a
+	// cascade target or a materialized view the role may not purge, or
+	// whose purge failed): the purge's record must say so.
+	NotPurged *[]string
+}
+
+// notPurged adds to p.NotPurged a table or view outside the data model that
+// keeps the deleted rows, and why, and logs it.
+func (d *DB) notPurged(ctx context.Context, p ResiduePurge, name, why string, err error) {
+	args := []any{"table", name, "why", why}
+	if err != nil {
+		args = append(args, "err", pgSafe(err))
+	}
+	d.log.WarnContext(ctx, "a table or materialized view outside the data model keeps rows the deletes removed: it is not purged", args...)
+	if p.NotPurged != nil {
+		*p.NotPurged = append(*p.NotPurged, name+" ("+why+")")
+	}
 }
 
 // markResidue records in tx that tables hold residue until a purge
@@ -189,16 +207,27 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	markOf := map[string]string{} // a marked table's or view's SQL name: its mark
 	if d.dialect == Postgres {
 		var gone []string
-		if cascaded, views, gone, err = d.resolveMarks(ctx, outside, markOf); err != nil {
+		if cascaded, views, gone, err = d.resolveMarks(ctx, outside, markOf, p); err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
-		found, err := d.cascadeTargetsOf(ctx, tables)
+		// A marked table dropped since (a custom schema's, removed) has no
+		// file left to purge either.
+		dropped, err := scanColumn[string](d.sql.QueryContext(ctx, "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NULL", tables))
+		if err != nil {
+			return nil, tables, translate(err, "Residue")
+		}
+		tables = slices.DeleteFunc(tables, func(t string) bool { return slices.Contains(dropped, t) })
+		gone = append(gone, dropped...)
+		found, err := d.cascadeTargetsOf(ctx, tables, p)
 		if err != nil {
 			return nil, tables, translate(err, "Residue")
 		}
 		cascaded = slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...))))
 		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
-		for _, k := range gone { // dropped since: no file left to purge
+		for _, k := range gone {
+			if _, ok := seen[k]; !ok {
+				continue
+			}
 			if err := clearMarks(ctx, d, k, seen[k]); err != nil {
 				return nil, tables, err
 			}
@@ -230,8 +259,14 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 		}
 	}
 	// A mark made after the purge began stays: its change may have come
-	// after the vacuum of its table.
-	for _, t := range append(slices.Clone(purged), slices.DeleteFunc(slices.Clone(views), func(v string) bool { return slices.Contains(pending, v) })...) {
+	// after the vacuum of its table. A marked view's goes once the purge
+	// has finished without error (one that ended early may not have
+	// refreshed it).
+	cleared := slices.Clone(purged)
+	if err == nil {
+		cleared = append(cleared, views...)
+	}
+	for _, t := range cleared {
 		key := t
 		if k, ok := markOf[t]; ok {
 			key = k
@@ -271,8 +306,12 @@ const markedOutside = `SELECT t, c.oid IS NOT NULL AND c.relkind IN ('r', 'p', '
 // resolveMarks finds the tables and views outside the data model that
 // marks (outsideMark) name, as SQL names them now, recording each one's
 // mark in markOf; gone are the marks of those dropped since. One the role
-// may no longer purge keeps its mark, with a warning.
-func (d *DB) resolveMarks(ctx context.Context, marks []string, markOf map[string]string) (tables, views, gone []string, err error) {
+// may no longer purge keeps its mark (NotPurged). A view is refreshed only
+// under the name it was marked with: a refresh changes what a view holds,
+// and an oid that names another view now (the marked one dropped, its oid
+// taken again) must not make the purge refresh a view that is not built on
+// the data model; a marked view renamed is not refreshed (NotPurged).
+func (d *DB) resolveMarks(ctx context.Context, marks []string, markOf map[string]string, p ResiduePurge) (tables, views, gone []string, err error) {
 	if len(marks) == 0 {
 		return nil, nil, nil, nil
 	}
@@ -293,7 +332,10 @@ func (d *DB) resolveMarks(ctx context.Context, marks []string, markOf map[string
 		case !exists:
 			gone = append(gone, mark)
 		case !allowed:
-			d.log.WarnContext(ctx, "a table outside the data model marked for a residue purge is not purged: the database role does not own it (or may not use its schema)", "table", name)
+			d.notPurged(ctx, p, name, "the database role does not own it or may not use its schema", nil)
+		case view && mark[strings.IndexByte(mark, ':')+1:] != name:
+			d.notPurged(ctx, p, mark[strings.IndexByte(mark, ':')+1:], "materialized view renamed or dropped since it was marked", nil)
+			gone = append(gone, mark)
 		case view:
 			views, markOf[name] = append(views, name), mark
 		default:
@@ -343,7 +385,7 @@ const cascadeTargets = `WITH RECURSIVE model(oid) AS (
 // cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
 // purge of them rewrites too, as SQL names them. Those the role may not
 // rewrite are logged, not returned.
-func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string) ([]string, error) {
+func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string, p ResiduePurge) ([]string, error) {
 	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
 	if err != nil {
 		return nil, err
@@ -359,7 +401,7 @@ func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string) ([]string, e
 			return nil, err
 		}
 		if !owned {
-			d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one is not purged: the database role does not own it (or may not use its schema), so the rows the cascade deleted stay in its file", "table", name)
+			d.notPurged(ctx, p, name, "the database role does not own it or may not use its schema", nil)
 			continue
 		}
 		out = append(out, name)
@@ -548,7 +590,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 				}
 			}
 			if err != nil && slices.Contains(cascaded, t) {
-				d.log.WarnContext(ctx, "a table outside the data model whose foreign key cascades from a purged one could not be purged", "table", t, "err", pgSafe(err))
+				d.notPurged(ctx, p, t, "its purge failed", err)
 				skipped = append(skipped, t)
 				return nil
 			}
@@ -561,7 +603,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 	if err := g.Wait(); err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
-	lockedViews, viewsKept, err := d.refreshMaterializedViews(ctx, names, views, p.Wait)
+	lockedViews, viewsKept, err := d.refreshMaterializedViews(ctx, names, views, p)
 	if err != nil {
 		return tables, nil, translate(err, "Vacuum")
 	}
@@ -609,9 +651,9 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 		slices.Sort(notOwnedNames)
 		return append(append(locked, notOwned...), lockedViews...), skipped, apperr.Errorf(apperr.Forbidden, "The database role does not own %s: it may not rewrite them nor drop their statistics, so the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner (ALTER TABLE … OWNER TO); the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
 	case len(locked) > 0:
-		return append(locked, lockedViews...), skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), p.Wait)
+		return append(locked, lockedViews...), skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) (%s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), strings.Join(locked, ", "), p.Wait)
 	case len(lockedViews) > 0:
-		return lockedViews, skipped, apperr.Errorf(apperr.Busy, "The lock to refresh %d materialized view(s) built on the purged tables was not granted within %v: they still hold the deleted rows, and the next run refreshes them.", len(lockedViews), p.Wait)
+		return lockedViews, skipped, apperr.Errorf(apperr.Busy, "The lock to refresh %d materialized view(s) built on the purged tables (%s) was not granted within %v: they still hold the deleted rows, and the next run refreshes them (the service log names the server processes holding them).", len(lockedViews), strings.Join(lockedViews, ", "), p.Wait)
 	}
 	return nil, skipped, nil
 }
@@ -690,7 +732,8 @@ const materializedViews = `WITH RECURSIVE base(oid) AS (
 				AND d.refobjid IN (SELECT oid FROM base)
 		UNION
 		SELECT r.ev_class, dep.depth + 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN dep ON d.refobjid = dep.oid
-			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> dep.oid)
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> dep.oid
+				AND dep.depth < 32)
 	SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text, c.relname::text,
 		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
 	FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -708,7 +751,7 @@ const materializedViews = `WITH RECURSIVE base(oid) AS (
 // is returned in locked, for the next run. One the role may not refresh,
 // or whose refresh fails, keeps its rows, with a warning naming it: it is
 // outside the data model and does not hold back the deletes.
-func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []string, wait time.Duration) (locked, kept []string, err error) {
+func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []string, p ResiduePurge) (locked, kept []string, err error) {
 	rows, err := d.sql.QueryContext(ctx, materializedViews, tables, views)
 	if err != nil {
 		return nil, nil, err
@@ -732,11 +775,11 @@ func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []strin
 	}
 	for _, v := range found {
 		if !v.owned {
-			d.log.WarnContext(ctx, "a materialized view over a purged table keeps the deleted rows until it is refreshed: the database role does not own it", "view", v.name)
+			d.notPurged(ctx, p, v.name, "materialized view the database role does not own or may not use the schema of", nil)
 			continue
 		}
 		var emptied bool
-		err := d.refreshView(ctx, v.name, v.schema, v.rel, wait, &emptied)
+		err := d.refreshView(ctx, v.name, v.schema, v.rel, p.Wait, &emptied)
 		var pg *pgconn.PgError
 		switch {
 		case err == nil && emptied:
@@ -746,9 +789,13 @@ func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []strin
 		case ctx.Err() != nil:
 			return locked, kept, err
 		case errors.As(err, &pg) && pg.Code == "55P03": // lock_not_available
+			holders, _ := scanColumn[string](d.sql.QueryContext(ctx, `SELECT DISTINCT format('%s (%s)', l.pid, coalesce(a.application_name, ''))
+				FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+				WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid() ORDER BY 1`, v.name))
+			d.log.WarnContext(ctx, "the lock to refresh a materialized view built on the purged tables was not granted: the next run refreshes it", "view", v.name, "held_by_server_processes", strings.Join(holders, ", "))
 			locked = append(locked, v.name)
 		default:
-			d.log.WarnContext(ctx, "a materialized view over a purged table could not be refreshed: it keeps the deleted rows until it is", "view", v.name, "err", pgSafe(err))
+			d.notPurged(ctx, p, v.name, "materialized view whose refresh failed", err)
 		}
 	}
 	return locked, kept, nil
