@@ -17,6 +17,8 @@ import (
 
 // The residue purge's materialized views, marks of tables outside the data
 // model and the tables above a purged one: found by a review of J154 (J155).
+// Each test's comment tells what the review found, as it found it; the
+// test fails if that comes back.
 
 // TestMaterializedViewOverMaterializedView: a DBA's materialized view (aa_outer)
 // built on another (zz_inner) built on nms_recipient. The purge refreshes

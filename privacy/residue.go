@@ -116,11 +116,15 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
 	}
 	ctx = context.WithoutCancel(ctx)
-	what := fmt.Sprintf("%s of %d table(s)", s.purgeMethod(), len(purged))
+	method, note := s.purgeMethod()
+	what := fmt.Sprintf("%s of %d table(s)", method, len(purged))
+	if note != "" {
+		what += "; " + note
+	}
 	if len(kept) > 0 {
 		// In the audit line and the receipt's residue_purge claim: what
 		// the purge could not remove is said, not hidden.
-		what += fmt.Sprintf("; planner statistics PostgreSQL would not drop kept for %s (see the service log)", strings.Join(kept, ", "))
+		what += fmt.Sprintf("; planner statistics the purge could not drop kept for %s (see the service log)", strings.Join(kept, ", "))
 	}
 	if len(notPurged) > 0 {
 		// Outside the data model, what the receipt speaks for, but the
@@ -207,17 +211,18 @@ func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, l
 	return firstErr
 }
 
-// purgeMethod names what PurgeResidue does on this store.
-func (s *Service) purgeMethod() string {
+// purgeMethod names what PurgeResidue does on this store, and what it
+// leaves (a note, or "").
+func (s *Service) purgeMethod() (method, note string) {
 	switch {
 	case s.db.Dialect() != store.Postgres:
-		return "secure_delete and a WAL checkpoint"
+		return "secure_delete and a WAL checkpoint", ""
 	case s.cfg.PlainVacuum:
-		return "VACUUM (ANALYZE; freed space not zeroed)"
+		return "VACUUM (ANALYZE; freed space not zeroed)", ""
 	case s.statsNotZeroed.Load():
-		return "VACUUM (FULL, ANALYZE); pg_statistic vacuumed, freed space not zeroed"
+		return "VACUUM (FULL, ANALYZE)", "pg_statistic vacuumed, freed space not zeroed"
 	default:
-		return "VACUUM (FULL, ANALYZE)"
+		return "VACUUM (FULL, ANALYZE)", ""
 	}
 }
 

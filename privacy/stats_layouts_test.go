@@ -96,7 +96,7 @@ func runStatsLayout(t *testing.T, c statsLayout) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(audit), "planner statistics PostgreSQL would not drop kept for") || !strings.Contains(string(audit), c.kept) {
+		if !strings.Contains(string(audit), "planner statistics the purge could not drop kept for") || !strings.Contains(string(audit), c.kept) {
 			t.Errorf("the statistics of %s were kept, but the purge's audit line does not say so:\n%s", c.kept, audit)
 		}
 		return

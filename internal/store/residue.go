@@ -70,7 +70,7 @@ type ResiduePurge struct {
 	// vacuum may remove them), and for the rewrite's lock.
 	Wait time.Duration
 	// Kept, when set, receives the planner statistics of emptied tables
-	// that PostgreSQL would not drop (table.column: a view, a generated
+	// that the purge could not drop (table.column: a view, a generated
 	// column or a partition key uses the column): they still describe
 	// the deleted rows, and the purge's record must say so.
 	Kept *[]string
@@ -537,7 +537,7 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 		mu                      sync.Mutex
 		locked                  []string
 		notOwned, notOwnedNames []string // the tables, and which of them or under them the role may not vacuum
-		kept                    []string // the statistics PostgreSQL would not drop
+		kept                    []string // the statistics the purge could not drop
 	)
 	defer func() {
 		if p.Kept != nil {
@@ -659,23 +659,32 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 }
 
 // ancestors names, as SQL does, the tables above $1 (it a partition or an
-// inheritance child, at any depth), each with whether the role may change
-// them (owns them, in a schema it may use).
+// inheritance child, at any depth) that may hold statistics of its rows:
+// tables and partitioned tables (a foreign table's ANALYZE reads its
+// remote, not the rows under it). Each with whether the role may change
+// them (owns them, in a schema it may use), and whether they have
+// statistics as far as the role can tell (pg_stats shows them to a role
+// that may read the columns; the last ANALYZE's time to any).
 const ancestors = `WITH RECURSIVE up(oid) AS (
 		SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = to_regclass($1)
 		UNION
 		SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
 	SELECT format('%I.%I', n.nspname, c.relname),
-		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
-	FROM up JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1`
+		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'),
+		EXISTS (SELECT 1 FROM pg_stats st WHERE st.schemaname = n.nspname AND st.tablename = c.relname)
+			OR EXISTS (SELECT 1 FROM pg_stat_all_tables s WHERE s.relid = c.oid AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL))
+	FROM up JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p')
+	ORDER BY 1`
 
 // refreshAncestors takes again the statistics of the tables above table (as
 // SQL names it): a DBA's partitioned parent or inheritance parent of a
 // purged table, whose ANALYZE sampled the rows of every table under it, the
 // deleted ones with them, into its inherited statistics. ANALYZE samples
 // what is left; what it leaves, an emptied table's, goes as a purged
-// table's (dropStatisticsIfEmpty). A parent the role may not change keeps
-// its statistics, with a warning, and is returned in kept.
+// table's (dropStatisticsIfEmpty). A parent the role may not change, or
+// whose ANALYZE fails, keeps its statistics, with a warning, and is
+// returned in kept: the table under it is purged all the same.
 func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
 	rows, err := conn.QueryContext(ctx, ancestors, table)
 	if err != nil {
@@ -684,19 +693,21 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 	var mine []string
 	for rows.Next() {
 		var (
-			name  string
-			owned bool
+			name         string
+			owned, stats bool
 		)
-		if err := rows.Scan(&name, &owned); err != nil {
+		if err := rows.Scan(&name, &owned, &stats); err != nil {
 			rows.Close()
 			return false, nil, err
 		}
-		if !owned {
+		if !owned && stats {
 			d.log.WarnContext(ctx, "the statistics of a table above a purged one could not be taken again: the database role does not own it", "table", name)
-			kept = append(kept, name)
+			kept = append(kept, name+" (inherited statistics)")
 			continue
 		}
-		mine = append(mine, name)
+		if owned {
+			mine = append(mine, name)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -704,7 +715,12 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 	}
 	for _, a := range mine {
 		if _, err := conn.ExecContext(ctx, "ANALYZE "+a); err != nil {
-			return false, kept, err
+			if ctx.Err() != nil {
+				return false, kept, err
+			}
+			d.log.WarnContext(ctx, "the statistics of a table above a purged one could not be taken again", "table", a, "err", pgSafe(err))
+			kept = append(kept, a+" (inherited statistics)")
+			continue
 		}
 		lock, k, err := d.dropStatisticsIfEmpty(ctx, conn, a)
 		if kept = append(kept, k...); err != nil || lock {
@@ -715,7 +731,8 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 }
 
 // materializedViews names, as SQL does, the materialized views built
-// (directly or through views) on the tables $1 or those under them
+// (directly or through views: their _RETURN rules, not a DBA's rule on a
+// table that reads one) on the tables $1 or those under them
 // (partitions, inheritance children), and the views $2 (SQL names) with
 // those built on them, holding rows: each with its schema and name,
 // whether the role may refresh it (owns it, in a schema it may use), the
@@ -728,12 +745,12 @@ const materializedViews = `WITH RECURSIVE base(oid) AS (
 		SELECT to_regclass(v), 0 FROM unnest($2::text[]) AS v
 		UNION
 		SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.rulename = '_RETURN'
 				AND d.refobjid IN (SELECT oid FROM base)
 		UNION
 		SELECT r.ev_class, dep.depth + 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN dep ON d.refobjid = dep.oid
-			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> dep.oid
-				AND dep.depth < 32)
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.rulename = '_RETURN'
+				AND r.ev_class <> dep.oid AND dep.depth < 32)
 	SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text, c.relname::text,
 		pg_has_role(current_user, c.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
 	FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -773,13 +790,21 @@ func (d *DB) refreshMaterializedViews(ctx context.Context, tables, views []strin
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
+	// One wait for all the views: a report session holding fifty of them
+	// must not hold the run for fifty waits. Those not tried within it are
+	// left for the next run, as a view whose lock was not granted.
+	deadline := time.Now().Add(p.Wait)
 	for _, v := range found {
 		if !v.owned {
 			d.notPurged(ctx, p, v.name, "materialized view the database role does not own or may not use the schema of", nil)
 			continue
 		}
+		if time.Until(deadline) <= 0 {
+			locked = append(locked, v.name)
+			continue
+		}
 		var emptied bool
-		err := d.refreshView(ctx, v.name, v.schema, v.rel, p.Wait, &emptied)
+		err := d.refreshView(ctx, v.name, v.schema, v.rel, time.Until(deadline), &emptied)
 		var pg *pgconn.PgError
 		switch {
 		case err == nil && emptied:
