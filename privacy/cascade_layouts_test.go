@@ -2,7 +2,6 @@ package privacy_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -105,6 +104,20 @@ func (r *cascadeFixture) deleteSubject(t *testing.T) (int64, []error) {
 	return id, errs
 }
 
+// deletedSubject is deleteSubject, requiring the runs to succeed and the
+// request to complete.
+func (r *cascadeFixture) deletedSubject(t *testing.T) int64 {
+	t.Helper()
+	id, errs := r.deleteSubject(t)
+	for _, err := range errs {
+		t.Errorf("run: %v", err)
+	}
+	if got := r.f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	return id
+}
+
 // check asserts the common rule: the runs did not fail, the request is
 // complete, the tables' files (with pg_statistic) and pg_stats do not hold
 // the tokens, and the log holds no personal data.
@@ -192,13 +205,7 @@ func TestMaterializedViewRefreshed(t *testing.T) {
 	if n := r.conn.PostgresFileCount(t, r.f.ctx, m+".rcp", email); n == 0 {
 		t.Fatal("precondition: the view's files hold the email")
 	}
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v", got)
-	}
+	r.deletedSubject(t)
 	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+m+".rcp WHERE email = $1", email); n != 0 {
 		t.Errorf("complete, but the DBA's materialized view still holds the subject's email (%d row(s))", n)
 	}
@@ -228,23 +235,13 @@ func TestCascadeTargetInheritanceParentStats(t *testing.T) {
 		"CREATE TABLE "+b+".note_2024 () INHERITS ("+a+".note)",
 		"ALTER TABLE "+b+".note_2024 ADD FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE",
 	)
-	subject := recipientID(t, r.f, 3)
-	for i := range int64(3) {
-		r.exec(t, "INSERT INTO "+b+".note_2024 VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-	}
-	r.exec(t, "INSERT INTO "+b+".note_2024 VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
+	r.noteRows(t, b+".note_2024", token)
 	r.exec(t, "INSERT INTO "+a+".note VALUES (91, "+sqlInt(recipientID(t, r.f, 4))+", 'another, archived')")
 	r.exec(t, "ANALYZE "+a+".note", "ANALYZE "+b+".note_2024")
 	if r.statsHolding(t, token) < 2 {
 		t.Fatal("precondition: the parent's inherited and the child's statistics hold the token")
 	}
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	id := r.deletedSubject(t)
 	if n := heapFileCount(t, r.conn, b+".note_2024", token); n != 0 {
 		t.Errorf("the child's file still holds the token %d time(s)", n)
 	}
@@ -269,12 +266,9 @@ func TestCascadeTargetChildOfAnotherOwner(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: withReceipts})
 	subject := recipientID(t, f, 3)
-	schema := "cp_casc_" + role[len("cp_owner_test_"):]
-	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	schema := dbaSchema(t, aconn, role, "cp_casc_", "USAGE")
 	const token = "Childownertoken6a2b"
 	for _, q := range []string{
-		"CREATE SCHEMA " + schema,
-		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
 		"CREATE TABLE " + schema + ".note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
 		"ALTER TABLE " + schema + ".note OWNER TO " + role,
 		"CREATE TABLE " + schema + ".note_audit (changed_at TIMESTAMP) INHERITS (" + schema + ".note)",
@@ -412,42 +406,13 @@ func TestCascadeTargetLockedTwoStep(t *testing.T) {
 	// its mark cleared.
 	for _, dropped := range []bool{false, true} {
 		t.Run(map[bool]string{false: "two-step", true: "two-step, target dropped"}[dropped], func(t *testing.T) {
-			const twoStep = true
 			r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second })
 			a := r.schema(t, "_lock")
 			tbl := a + ".note"
 			const token = "Lockedotherschema1f6d"
-			r.exec(t, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
-			subject := recipientID(t, r.f, 3)
-			for i := range int64(3) {
-				r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-			}
-			r.exec(t, "INSERT INTO "+tbl+" VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
-			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, twoStep)
-			if twoStep {
-				r.f.run(t, privacy.Collect)
-				if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
-					t.Fatal(err)
-				}
-			}
-			sdb, err := sql.Open("pgx", storetest.ConfigOf(t, r.f.env.DB).DatabaseURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sdb.Close()
-			tx, err := sdb.BeginTx(r.f.ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE"); err != nil {
-				t.Fatal(err)
-			}
-			run := privacy.Delete
-			if !twoStep {
-				run = "all"
-			}
-			_, err = r.f.env.Privacy.Run(r.f.ctx, run)
-			_ = tx.Rollback()
+			r.noteTarget(t, tbl, token)
+			id := r.confirmedDelete(t)
+			err := r.runWhileLocked(t, tbl, privacy.Delete)
 			t.Logf("first run (lock held): %v; status %v", err, r.f.status(t, id))
 			if n, err := r.conn.Int(r.f.ctx, "SELECT count(*) FROM privacy_residue WHERE table_name LIKE '%.note'"); err != nil || n == 0 {
 				t.Errorf("the target whose lock was not granted is not marked (%v)", err)
@@ -485,4 +450,52 @@ func completeDelete(t *testing.T, f *fixture, n int64) int64 {
 		t.Fatalf("status %v, want complete", got)
 	}
 	return id
+}
+
+// noteTarget creates table (as SQL names it) as a DBA's cascade target of
+// nms_recipient, with three notes of recipient 3 holding token and one of
+// recipient 4.
+func (r *cascadeFixture) noteTarget(t *testing.T, table, token string) {
+	t.Helper()
+	r.exec(t, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
+	r.noteRows(t, table, token)
+}
+
+// noteRows writes into table three notes of recipient 3 holding token and
+// one of recipient 4.
+func (r *cascadeFixture) noteRows(t *testing.T, table, token string) {
+	t.Helper()
+	subject := recipientID(t, r.f, 3)
+	for i := range int64(3) {
+		r.exec(t, "INSERT INTO "+table+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
+	}
+	r.exec(t, "INSERT INTO "+table+" VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
+}
+
+// confirmedDelete files a two-step delete of recipient 3, collects and
+// confirms it: the next delete run deletes its rows.
+func (r *cascadeFixture) confirmedDelete(t *testing.T) int64 {
+	t.Helper()
+	id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, true)
+	r.f.run(t, privacy.Collect)
+	if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// runWhileLocked runs workflow while another session holds ACCESS SHARE on
+// table (as a reader in a long transaction does), and returns its error.
+func (r *cascadeFixture) runWhileLocked(t *testing.T, table, workflow string) error {
+	t.Helper()
+	tx, err := r.openSession(t).BeginTx(r.f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+table+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.f.env.Privacy.Run(r.f.ctx, workflow)
+	return err
 }

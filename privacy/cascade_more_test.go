@@ -230,11 +230,7 @@ func TestForeignTableAncestor(t *testing.T) {
 			r.exec(t,
 				"CREATE FOREIGN TABLE "+a+".all_notes (id BIGINT, recipient_id BIGINT, body VARCHAR(200)) SERVER \""+srv+"\"",
 				"CREATE TABLE "+a+".note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200)) INHERITS ("+a+".all_notes)")
-			subject := recipientID(t, r.f, 3)
-			for i := range int64(3) {
-				r.exec(t, "INSERT INTO "+a+".note VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-			}
-			r.exec(t, "INSERT INTO "+a+".note VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
+			r.noteRows(t, a+".note", token)
 			id, errs := r.deleteSubject(t)
 			r.check(t, id, errs, []string{a + ".note"}, token)
 			line := purgeLine(r.audit(t, id))
@@ -265,12 +261,9 @@ func TestAncestorOfAnotherOwnerWithoutStats(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "postgres", servertest.Options{DB: db, Privacy: withReceipts})
 	subject := recipientID(t, f, 3)
-	schema := "cp_anc23_" + role[len("cp_owner_test_"):]
-	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	schema := dbaSchema(t, aconn, role, "cp_anc23_", "USAGE")
 	const token = "Ancestornostats23d1"
 	for _, q := range []string{
-		"CREATE SCHEMA " + schema,
-		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
 		"CREATE TABLE " + schema + ".all_notes (id BIGINT, recipient_id BIGINT, body VARCHAR(200))",
 		"CREATE TABLE " + schema + ".note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200)) INHERITS (" + schema + ".all_notes)",
 		"ALTER TABLE " + schema + ".note OWNER TO " + role,

@@ -33,13 +33,7 @@ func TestMaterializedViewOverMaterializedView(t *testing.T) {
 		"CREATE MATERIALIZED VIEW "+m+".zz_inner AS SELECT id, email FROM nms_recipient",
 		"CREATE MATERIALIZED VIEW "+m+".aa_outer AS SELECT id, email FROM "+m+".zz_inner",
 	)
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	r.deletedSubject(t)
 	for _, v := range []string{"zz_inner", "aa_outer"} {
 		if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+m+"."+v+" WHERE email = $1", email); n != 0 {
 			t.Errorf("complete, but the materialized view %s still holds the subject's email (%d row(s))", v, n)
@@ -60,19 +54,9 @@ func TestMaterializedViewOverViewOverTarget(t *testing.T) {
 		"CREATE TABLE "+a+".note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
 		"CREATE VIEW "+a+".note_v AS SELECT id, body FROM "+a+".note",
 	)
-	subject := recipientID(t, r.f, 3)
-	for i := range int64(3) {
-		r.exec(t, "INSERT INTO "+a+".note VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-	}
-	r.exec(t, "INSERT INTO "+a+".note VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
+	r.noteRows(t, a+".note", token)
 	r.exec(t, "CREATE MATERIALIZED VIEW "+a+".note_mv AS SELECT * FROM "+a+".note_v")
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	r.deletedSubject(t)
 	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+a+".note_mv WHERE body = $1", token); n != 0 {
 		t.Errorf("complete, but the materialized view still holds %d of the cascaded notes", n)
 	}
@@ -100,13 +84,7 @@ func TestMaterializedViewOverPartitionOfTarget(t *testing.T) {
 	}
 	r.exec(t, "INSERT INTO "+p+".pnote VALUES (60, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
 	r.exec(t, "CREATE MATERIALIZED VIEW "+p+".pnote_a_mv AS SELECT id, body FROM "+p+".pnote_a")
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	r.deletedSubject(t)
 	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+p+".pnote_a_mv WHERE body = $1", token); n != 0 {
 		t.Errorf("complete, but the materialized view over the partition still holds %d of the cascaded notes; store log mentions it: %v",
 			n, strings.Contains(r.logs.String(), "pnote_a_mv"))
@@ -125,23 +103,13 @@ func TestMaterializedViewEmptiedStatsNamed(t *testing.T) {
 	r.exec(t,
 		"CREATE TABLE "+a+".note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
 	)
-	subject := recipientID(t, r.f, 3)
-	for i := range int64(3) {
-		r.exec(t, "INSERT INTO "+a+".note VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-	}
-	r.exec(t, "INSERT INTO "+a+".note VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
+	r.noteRows(t, a+".note", token)
 	r.exec(t, "CREATE MATERIALIZED VIEW "+a+".flagged AS SELECT id, body FROM "+a+".note WHERE body LIKE 'Mv%'",
 		"ANALYZE "+a+".flagged")
 	if r.statsHolding(t, token) == 0 {
 		t.Fatal("precondition: the view's statistics hold the token")
 	}
-	id, errs := r.deleteSubject(t)
-	for _, err := range errs {
-		t.Errorf("run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
+	id := r.deletedSubject(t)
 	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+a+".flagged"); n != 0 {
 		t.Fatalf("the view was not refreshed: %d row(s)", n)
 	}
@@ -225,31 +193,9 @@ func TestMarkedTargetRenamed(t *testing.T) {
 			t.Cleanup(func() { _ = r.conn.Exec(r.f.ctx, "DROP SCHEMA IF EXISTS "+renamed+" CASCADE") })
 			tbl := a + ".note"
 			const token = "Renamedtargettoken9e4a"
-			r.exec(t, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
-			subject := recipientID(t, r.f, 3)
-			for i := range int64(3) {
-				r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-			}
-			r.exec(t, "INSERT INTO "+tbl+" VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
-			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, true)
-			r.f.run(t, privacy.Collect)
-			if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
-				t.Fatal(err)
-			}
-			sdb, err := sql.Open("pgx", storetest.ConfigOf(t, r.f.env.DB).DatabaseURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sdb.Close()
-			tx, err := sdb.BeginTx(r.f.ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE"); err != nil {
-				t.Fatal(err)
-			}
-			_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
-			_ = tx.Rollback()
+			r.noteTarget(t, tbl, token)
+			id := r.confirmedDelete(t)
+			err := r.runWhileLocked(t, tbl, privacy.Delete)
 			t.Logf("first run (lock held): %v; status %v", err, r.f.status(t, id))
 			if n, err := r.conn.Int(r.f.ctx, "SELECT count(*) FROM privacy_residue WHERE table_name LIKE '%.note'"); err != nil || n == 0 {
 				t.Fatalf("precondition: the target is not marked (%v)", err)
@@ -286,31 +232,9 @@ func TestMarkedTargetCraftedName(t *testing.T) {
 	a := r.schema(t, `_x.y"; DROP TABLE nms_recipient; --`)
 	tbl := a + `."n.o""te; DROP TABLE privacy_residue; --"`
 	const token = "Craftednametoken2d7f"
-	r.exec(t, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
-	subject := recipientID(t, r.f, 3)
-	for i := range int64(3) {
-		r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
-	}
-	r.exec(t, "INSERT INTO "+tbl+" VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')")
-	id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, true)
-	r.f.run(t, privacy.Collect)
-	if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
-		t.Fatal(err)
-	}
-	sdb, err := sql.Open("pgx", storetest.ConfigOf(t, r.f.env.DB).DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sdb.Close()
-	tx, err := sdb.BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
-	_ = tx.Rollback()
+	r.noteTarget(t, tbl, token)
+	id := r.confirmedDelete(t)
+	err := r.runWhileLocked(t, tbl, privacy.Delete)
 	t.Logf("first run (lock held): %v; status %v", err, r.f.status(t, id))
 	for i := 0; i < 5 && r.f.status(t, id) != privacy.StatusComplete; i++ {
 		_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
@@ -383,12 +307,9 @@ func TestAncestorWithPartitionOfAnotherOwner(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: withReceipts})
 	subject := recipientID(t, f, 3)
-	schema := "cp_anc_" + role[len("cp_owner_test_"):]
-	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	schema := dbaSchema(t, aconn, role, "cp_anc_", "USAGE")
 	const token = "Ancestorpartowner8c3f"
 	for _, q := range []string{
-		"CREATE SCHEMA " + schema,
-		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
 		"CREATE TABLE " + schema + ".pnote (id BIGINT, recipient_id BIGINT, body VARCHAR(200)) PARTITION BY RANGE (id)",
 		"CREATE TABLE " + schema + ".pnote_a PARTITION OF " + schema + ".pnote FOR VALUES FROM (0) TO (1000)",
 		"ALTER TABLE " + schema + ".pnote_a ADD FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE",

@@ -61,6 +61,21 @@ func appRoleLogged(t *testing.T) (*store.DB, *storetest.Conn, string, *servertes
 	return db, aconn, role, logs
 }
 
+// dbaSchema creates, as the DBA, a schema named prefix and the role's
+// suffix, grants the role privileges (USAGE; USAGE, CREATE) on it, and
+// drops it when the test ends.
+func dbaSchema(t *testing.T, aconn *storetest.Conn, role, prefix, privileges string) string {
+	t.Helper()
+	schema := prefix + role[len("cp_owner_test_"):]
+	for _, q := range []string{"CREATE SCHEMA " + schema, "GRANT " + privileges + " ON SCHEMA " + schema + " TO " + role} {
+		if err := aconn.Exec(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	return schema
+}
+
 // heapFileCount counts token in table's own heap file (not its indexes nor
 // pg_statistic), after a CHECKPOINT.
 func heapFileCount(t *testing.T, aconn *storetest.Conn, table, token string) int {
@@ -316,12 +331,9 @@ func TestCascadeTargetOfAnotherOwnerNamed(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: withReceipts})
 	subject := recipientID(t, f, 4)
-	schema := "cp_crm_" + role[len("cp_owner_test_"):]
-	t.Cleanup(func() { _ = aconn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	schema := dbaSchema(t, aconn, role, "cp_crm_", "USAGE, CREATE")
 	const token = "Ownedcascadetoken3f0e"
 	for _, q := range []string{
-		"CREATE SCHEMA " + schema,
-		"GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role,
 		"CREATE TABLE " + schema + ".dba_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
 		"CREATE TABLE " + schema + ".own_note (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))",
 		"ALTER TABLE " + schema + ".own_note OWNER TO " + role,
