@@ -14,7 +14,8 @@ import (
 )
 
 // The residue purge's materialized views, the cleanup workflow, two workers
-// and tables above a purged one: found by a review of J156 (J157).
+// and tables above a purged one: found by reviews of J156 and J157 (J157,
+// J158).
 // Each test's comment tells what the review found, as it found it; the
 // test fails if that comes back.
 
@@ -294,5 +295,181 @@ func TestAncestorOfAnotherOwnerWithoutStats(t *testing.T) {
 	audit, _ := aconn.Bytes(ctx, "SELECT audit FROM privacy_requests WHERE id = ?", id)
 	if line := purgeLine(string(audit)); n == 0 && strings.Contains(line, "all_notes") {
 		t.Errorf("the purge's record claims statistics kept for %s.all_notes, which has none (%d pg_statistic row(s)): %s", schema, n, line)
+	}
+}
+
+// TestDisclosureKeptAfterBusyView: a run whose purge ends Busy on a
+// locked materialized view (zz_locked, a report session holds it) has
+// already purged the data-model tables and cleared their marks; what the
+// purge disclosed in that run — a view whose refresh failed (aa_fails: a
+// unique index the refresh breaks), a view the refresh emptied whose
+// statistics stay (aa_only) — is in no record: the Busy run's line is
+// "not finished". The next run starts from the marks alone (the locked
+// view's), never looks at the data-model tables' views again, and
+// completes the request with "of 0 table(s)" and no word of the two views
+// still holding the subject's email (a row, pg_stats).
+func TestDisclosureKeptAfterBusyView(t *testing.T) {
+	for _, twoStep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one-step", true: "two-step"}[twoStep], func(t *testing.T) { disclosureAfterBusyView(t, twoStep) })
+	}
+}
+
+func disclosureAfterBusyView(t *testing.T, twoStep bool) {
+	r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second })
+	m := r.schema(t, "_r24busy")
+	email := demodata.Email(3)
+	r.exec(t,
+		"CREATE MATERIALIZED VIEW "+m+".aa_fails AS SELECT id, lower(email) AS email FROM nms_recipient",
+		"CREATE UNIQUE INDEX ON "+m+".aa_fails (email)",
+		"CREATE MATERIALIZED VIEW "+m+".aa_only AS SELECT id, email FROM nms_recipient, generate_series(1, 3) WHERE email = '"+email+"'",
+		"ANALYZE "+m+".aa_only",
+		"UPDATE nms_recipient SET email = upper('"+demodata.Email(5)+"') WHERE email = '"+demodata.Email(4)+"'",
+		"CREATE MATERIALIZED VIEW "+m+".zz_locked AS SELECT id, email FROM nms_recipient",
+	)
+	if r.statsHolding(t, email) == 0 {
+		t.Fatal("precondition: aa_only's statistics hold the email")
+	}
+	sdb := r.openSession(t)
+	tx, err := sdb.BeginTx(r.f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(r.f.ctx, "SELECT count(*) FROM "+m+".zz_locked"); err != nil {
+		t.Fatal(err)
+	}
+	id := r.f.create(t, "defaultNamespace1", email, privacy.TypeDelete, twoStep)
+	run := "all"
+	if twoStep {
+		r.f.run(t, privacy.Collect)
+		if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
+			t.Fatal(err)
+		}
+		run = privacy.Delete
+	}
+	_, err = r.f.env.Privacy.Run(r.f.ctx, run)
+	t.Logf("first run (zz_locked held): %v; status %v; %s", err, r.f.status(t, id), purgeLine(r.audit(t, id)))
+	if got := r.f.status(t, id); got != privacy.StatusDeleteInProgress {
+		t.Fatalf("precondition: the first run should end Busy on the locked view, status %v", got)
+	}
+	_ = tx.Rollback()
+	for i := 0; i < 3 && r.f.status(t, id) != privacy.StatusComplete; i++ {
+		_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
+		t.Logf("next run: %v", err)
+	}
+	if got := r.f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	line := purgeLine(r.audit(t, id))
+	_, c := r.f.receiptOf(t, id)
+	t.Logf("audit: %s; receipt residue_purge: %q", line, c.ResiduePurge)
+	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+m+".aa_fails WHERE email = lower($1)", email); n > 0 &&
+		(!strings.Contains(line, "aa_fails") || !strings.Contains(c.ResiduePurge, "aa_fails")) {
+		t.Errorf("complete, %s.aa_fails still holds the subject's email (its refresh fails), and the completing record does not name it: audit %q, receipt %q", m, line, c.ResiduePurge)
+	}
+	if n := r.statsHolding(t, email); n > 0 && (!strings.Contains(line, "aa_only") || !strings.Contains(c.ResiduePurge, "aa_only")) {
+		t.Errorf("complete, %d pg_stats row(s) still hold the subject's email (%s.aa_only, emptied by the refresh), and the completing record does not name it: audit %q, receipt %q", n, m, line, c.ResiduePurge)
+	}
+}
+
+// TestPlainVacuumLockedTargetBounded: CP_RESIDUE_PURGE=vacuum
+// (PlainVacuum). A DBA's session, idle in its transaction, holds a
+// cascade target (another schema, outside the data model) in SHARE UPDATE
+// EXCLUSIVE mode (LOCK TABLE, or the lock a VACUUM, ANALYZE, CREATE INDEX
+// CONCURRENTLY or ALTER TABLE … VALIDATE CONSTRAINT it ran in that
+// transaction keeps): the cascade's DELETE (ROW EXCLUSIVE) goes through,
+// but the purge's plain VACUUM of the target runs with no lock_timeout
+// (vacuum() sets one only for the rewrite) and waits for as long as the
+// session lives. The run hangs in its purge, silently; with the rewrite
+// the same lock ends in Busy after ResidueWait.
+func TestPlainVacuumLockedTargetBounded(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rewrite", true: "plain vacuum"}[plain], func(t *testing.T) {
+			r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second; c.PlainVacuum = plain })
+			a := r.schema(t, "_r24plain")
+			tbl := a + ".note"
+			r.exec(t, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
+			subject := recipientID(t, r.f, 3)
+			for i := range int64(3) {
+				r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", 'Plainlocktoken8b2c')")
+			}
+			sdb := r.openSession(t)
+			tx, err := sdb.BeginTx(r.f.ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+			ctx, cancel := context.WithTimeout(r.f.ctx, 40*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err = r.f.env.Privacy.Run(ctx, "all")
+			took := time.Since(start)
+			t.Logf("run: %v after %v; status %v", err, took.Round(time.Second), r.f.status(t, id))
+			if took > 25*time.Second {
+				var line string
+				for _, l := range strings.Split(r.logs.String()+r.f.env.Logs.String(), "\n") {
+					if strings.Contains(l, "WARN") {
+						line = l
+					}
+				}
+				t.Errorf("the delete run hung %v in the residue purge (ResidueWait 2s) behind a DBA's SHARE UPDATE EXCLUSIVE lock on a cascade target; last warning: %.300s", took.Round(time.Second), line)
+			}
+		})
+	}
+}
+
+// TestUnloggedTargetWithLockedView: an UNLOGGED cascade target that
+// is the base of a DBA's materialized view; a report session holds the
+// target (ACCESS SHARE) through a two-step delete's run. The target is
+// only vacuumed and marked, the view refreshed; the next run (which
+// deletes nothing) must rewrite the target from its mark before the
+// request completes: nothing of the notes in either's files.
+func TestUnloggedTargetWithLockedView(t *testing.T) {
+	r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second })
+	a := r.schema(t, "_r24unl")
+	tbl := a + ".note"
+	const token = "Unloggedtargettoken4c7d"
+	r.exec(t, "CREATE UNLOGGED TABLE "+tbl+" (id BIGINT PRIMARY KEY, recipient_id BIGINT REFERENCES nms_recipient (id) ON DELETE CASCADE, body VARCHAR(200))")
+	subject := recipientID(t, r.f, 3)
+	for i := range int64(3) {
+		r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", '"+token+"')")
+	}
+	r.exec(t, "INSERT INTO "+tbl+" VALUES (90, "+sqlInt(recipientID(t, r.f, 4))+", 'another')",
+		"CREATE MATERIALIZED VIEW "+a+".note_mv AS SELECT id, body FROM "+tbl, "ANALYZE "+tbl)
+	id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, true)
+	r.f.run(t, privacy.Collect)
+	if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
+		t.Fatal(err)
+	}
+	sdb := r.openSession(t)
+	tx, err := sdb.BeginTx(r.f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
+	t.Logf("first run: %v; status %v", err, r.f.status(t, id))
+	_ = tx.Rollback()
+	for i := 0; i < 3 && r.f.status(t, id) != privacy.StatusComplete; i++ {
+		_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
+		t.Logf("next run: %v", err)
+	}
+	if got := r.f.status(t, id); got != privacy.StatusComplete {
+		t.Fatalf("status %v, want complete", got)
+	}
+	for _, rel := range []string{tbl, a + ".note_mv"} {
+		if n := r.conn.PostgresFileCount(t, r.f.ctx, rel, token); n != 0 {
+			t.Errorf("complete, but %s's files hold the notes %d time(s); %s", rel, n, purgeLine(r.audit(t, id)))
+		}
+	}
+	if n := r.statsHolding(t, token); n != 0 {
+		t.Errorf("%d pg_stats row(s) hold the token", n)
 	}
 }

@@ -259,12 +259,16 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 		}
 	}
 	// A mark made after the purge began stays: its change may have come
-	// after the vacuum of its table. A marked view's goes once the purge
-	// has finished without error (one that ended early may not have
-	// refreshed it).
-	cleared := slices.Clone(purged)
+	// after the vacuum of its table. The marks go only once the purge has
+	// finished without error: one that did not finish (a lock not granted,
+	// an older transaction) records only that, not what it found (the
+	// statistics it could not drop, the views and tables outside the data
+	// model it did not purge), so the next run purges every marked table
+	// again, finds them again and names them with the requests it
+	// completes.
+	var cleared []string
 	if err == nil {
-		cleared = append(cleared, views...)
+		cleared = append(slices.Clone(purged), views...)
 	}
 	for _, t := range cleared {
 		key := t
@@ -651,6 +655,9 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 		slices.Sort(notOwnedNames)
 		return append(append(locked, notOwned...), lockedViews...), skipped, apperr.Errorf(apperr.Forbidden, "The database role does not own %s: it may not rewrite them nor drop their statistics, so the rows deleted from them stay in their files, and the requests complete once they are purged. Make the role their owner (ALTER TABLE … OWNER TO); the next run purges them.", strings.Join(slices.Compact(notOwnedNames), ", "))
 	case len(locked) > 0:
+		if !rewrite {
+			return append(locked, lockedViews...), skipped, apperr.Errorf(apperr.Busy, "The lock to vacuum %d table(s) (%s) was not granted within %v: the next run vacuums them.", len(locked), strings.Join(locked, ", "), p.Wait)
+		}
 		return append(locked, lockedViews...), skipped, apperr.Errorf(apperr.Busy, "The lock to rewrite %d table(s) (%s) was not granted within %v: they were vacuumed, and the next run rewrites them.", len(locked), strings.Join(locked, ", "), p.Wait)
 	case len(lockedViews) > 0:
 		return lockedViews, skipped, apperr.Errorf(apperr.Busy, "The lock to refresh %d materialized view(s) built on the purged tables (%s) was not granted within %v: they still hold the deleted rows, and the next run refreshes them (the service log names the server processes holding them).", len(lockedViews), strings.Join(lockedViews, ", "), p.Wait)
@@ -1156,12 +1163,22 @@ func setLockTimeout(ctx context.Context, conn *sql.Conn, timeout time.Duration) 
 // vacuum runs full (the rewrite) when rewrite is set and plain otherwise.
 // A rewrite tries to take its table's lock for lockTry at a time, for at
 // most wait in all; when readers keep the table longer, it runs plain,
-// which frees what it can now, and says the table was locked.
+// which frees what it can now, and says the table was locked. A plain
+// vacuum waits for its lock (a session holding SHARE UPDATE EXCLUSIVE: a
+// VACUUM or CREATE INDEX CONCURRENTLY of a DBA's in an open transaction)
+// at most wait too, and says the table was locked if it was not granted.
+// The lock timeout it leaves on conn bounds what follows on it.
 func vacuum(ctx context.Context, conn *sql.Conn, rewrite bool, wait time.Duration, full, plain string) (locked bool, err error) {
 	if !rewrite {
+		if err := setLockTimeout(ctx, conn, wait); err != nil {
+			return false, err
+		}
 		_, err := conn.ExecContext(ctx, plain)
 		if isDeadlock(err) { // another purge's vacuum or ANALYZE: once more
 			_, err = conn.ExecContext(ctx, plain)
+		}
+		if isLockTimeout(err) {
+			return true, nil
 		}
 		return false, err
 	}
