@@ -38,7 +38,7 @@ func TestMaterializedViewOverMaterializedView(t *testing.T) {
 		if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+m+"."+v+" WHERE email = $1", email); n != 0 {
 			t.Errorf("complete, but the materialized view %s still holds the subject's email (%d row(s))", v, n)
 		}
-		if n := r.conn.PostgresFileCount(t, r.f.ctx, m+"."+v, email); n != 0 {
+		if n := r.viewLeft(t, m+"."+v, email); n != 0 {
 			t.Errorf("complete, but %s's files hold the email %d time(s)", v, n)
 		}
 	}

@@ -97,8 +97,9 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // next run takes them back, finds nothing to delete, purges again and
 // completes them. It runs even when the run failed half way, since the
 // batches already committed left residue too; the run's own error wins
-// over the purge's.
-func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error) error {
+// over the purge's. only, when set, limits the earlier marks it takes to
+// those tables' (store.ResiduePurge.Only: a cleanup's).
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error, only []string) error {
 	var (
 		purged, pending, kept, notPurged []string
 		err                              error
@@ -112,7 +113,7 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// are released for it below.
 		pending = tables
 	} else {
-		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept, NotPurged: &notPurged}
+		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept, NotPurged: &notPurged, Only: only}
 		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
 	}
 	ctx = context.WithoutCancel(ctx)

@@ -449,7 +449,7 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 	}
 	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
 	tables, requests, deleted := s.touched.take()
-	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err)
+	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err, nil)
 }
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
@@ -966,7 +966,10 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 		// The blanked values and the deleted wrapped keys are residue too.
 		tables = store.PurgedRequestTables
 	}
-	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err)
+	// Only its own tables' marks: a delete run's (the data model's, and
+	// those outside it) are left to the delete run that completes its
+	// requests, which finds and names what they still hold (J159).
+	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err, append(slices.Clone(store.PurgedRequestTables), store.ExportTables...))
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {

@@ -79,6 +79,11 @@ type ResiduePurge struct {
 	// cascade target or a materialized view the role may not purge, or
 	// whose purge failed): the purge's record must say so.
 	NotPurged *[]string
+	// Only, when set, limits the marks of earlier runs the purge takes to
+	// these tables': a cleanup's purge leaves the data model's (and those
+	// outside it) to the delete run that completes their requests, which
+	// must find and name what they still hold.
+	Only []string
 }
 
 // notPurged adds to p.NotPurged a table or view outside the data model that
@@ -183,7 +188,7 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 		}
 		// At runStart too: on a coarse clock (or a test's) an earlier
 		// run's mark and this run's start may read the same time.
-		if !m.Since.After(runStart.UTC()) {
+		if !m.Since.After(runStart.UTC()) && (p.Only == nil || slices.Contains(p.Only, m.TableName)) {
 			stale = append(stale, m.TableName)
 		}
 	}
@@ -648,6 +653,9 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 		// A session holds pg_statistic (a monitoring query idle in its
 		// transaction): the plain VACUUM freed the old samples without
 		// zeroing them. The tables' marks stay; the next run purges again.
+		if !p.Rewrite {
+			return append(tables, lockedViews...), nil, apperr.Errorf(apperr.Busy, "The lock to vacuum pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: the next run vacuums it.", p.Wait)
+		}
 		return append(tables, lockedViews...), nil, apperr.Errorf(apperr.Busy, "The lock to rewrite pg_statistic (or pg_statistic_ext_data), which kept samples of the erased values, was not granted within %v: it was vacuumed, and the next run rewrites it.", p.Wait)
 	case holder.held():
 		return append(tables, lockedViews...), nil, apperr.Errorf(apperr.Busy, "A transaction older than the deletes or their purge (%s) was still open after %v: its snapshot keeps the deleted rows' old versions or their old statistics, for %d table(s), which the next run purges again.", holder, p.Wait, len(tables))
@@ -691,7 +699,9 @@ const ancestors = `WITH RECURSIVE up(oid) AS (
 // what is left; what it leaves, an emptied table's, goes as a purged
 // table's (dropStatisticsIfEmpty). A parent the role may not change, or
 // whose ANALYZE fails, keeps its statistics, with a warning, and is
-// returned in kept: the table under it is purged all the same.
+// returned in kept: the table under it is purged all the same. A parent
+// whose lock is not granted (the connection's lock timeout) is reported
+// as locked: the mark stays, the next run tries again.
 func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
 	rows, err := conn.QueryContext(ctx, ancestors, table)
 	if err != nil {
@@ -722,6 +732,9 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 	}
 	for _, a := range mine {
 		if _, err := conn.ExecContext(ctx, "ANALYZE "+a); err != nil {
+			if isLockTimeout(err) { // a passing lock: the next run again
+				return true, kept, nil
+			}
 			if ctx.Err() != nil {
 				return false, kept, err
 			}
