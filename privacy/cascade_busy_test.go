@@ -142,10 +142,11 @@ func TestAncestorLockNotGranted(t *testing.T) {
 			if got := r.f.status(t, id); got != privacy.StatusComplete {
 				t.Fatalf("status %v, want complete", got)
 			}
-			if n := r.statsHolding(t, token); n != 0 {
-				marks, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM privacy_residue")
-				t.Errorf("the lock on notes_all was released and 3 runs followed, but %d pg_stats row(s) (notes_all's inherited statistics) still hold the subject's notes: the lock not granted was taken for a failure, the request completed and the marks were cleared (%d left); %s",
-					n, marks, purgeLine(r.audit(t, id)))
+			// A DBA's lock on the parent may last: it holds no delete back
+			// (J160), and the statistics it kept are named (the parent's
+			// next ANALYZE replaces them).
+			if n, line := r.statsHolding(t, token), purgeLine(r.audit(t, id)); n != 0 && !strings.Contains(line, "notes_all (inherited statistics: its lock was not granted)") {
+				t.Errorf("%d pg_stats row(s) (notes_all's inherited statistics) still hold the subject's notes, and the completing record does not name them: %s", n, line)
 			}
 		})
 	}
@@ -311,5 +312,115 @@ func TestForbiddenMarksBounded(t *testing.T) {
 	}
 	if n := heapFileCount(t, aconn, "crm_orders_archive", token); n != 0 {
 		t.Errorf("complete, but crm_orders_archive's file holds the orders %d time(s)", n)
+	}
+}
+
+// TestAncestorLockParentNamed: a DBA's session holds the inheritance
+// parent notes_all (ONLY) in SHARE UPDATE EXCLUSIVE mode for as long as the
+// runs go on. Since J159 the parent's ANALYZE not granted its lock ends
+// the run Busy and keeps the request deleteInProgress, run after run. What
+// holds the request back must be named: the parent whose lock was not
+// granted (notes_all), in the run's error or the service log; and the
+// error must not say the child table's lock was not granted (it was: the
+// child was rewritten).
+func TestAncestorLockParentNamed(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rewrite", true: "plain vacuum"}[plain], func(t *testing.T) {
+			r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second; c.PlainVacuum = plain })
+			a := r.schema(t, "_r26anc")
+			const token = "Review26ancestorA91c"
+			r.exec(t,
+				"CREATE TABLE "+a+".notes_all (id BIGINT, recipient_id BIGINT, body VARCHAR(200))",
+				"CREATE TABLE "+a+".note (PRIMARY KEY (id), FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE) INHERITS ("+a+".notes_all)")
+			r.noteRows(t, a+".note", token)
+			r.exec(t, "ANALYZE "+a+".notes_all", "ANALYZE "+a+".note")
+			tx, err := r.openSession(t).BeginTx(r.f.ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE ONLY "+a+".notes_all IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
+			var errs []string
+			if _, err := r.f.env.Privacy.Run(r.f.ctx, "all"); err != nil {
+				errs = append(errs, err.Error())
+			}
+			for i := 0; i < 2; i++ {
+				if _, err := r.f.env.Privacy.Run(r.f.ctx, privacy.Delete); err != nil {
+					errs = append(errs, err.Error())
+				}
+			}
+			st := r.f.status(t, id)
+			t.Logf("status %v; errors: %q; audit: %s", st, errs, purgeLine(r.audit(t, id)))
+			if st == privacy.StatusComplete {
+				t.Skip("the request completed: not the J159 behaviour")
+			}
+			if len(errs) == 0 {
+				t.Fatalf("the request is held %v while every run returns nil", st)
+			}
+			logs := r.logs.String() + r.f.env.Logs.String()
+			if !strings.Contains(strings.Join(errs, "\n"), "notes_all") && !strings.Contains(logs, "notes_all") {
+				t.Errorf("the request is held %v by notes_all's lock (a DBA's session), but neither the runs' errors nor the log name notes_all: %q", st, errs[len(errs)-1])
+			}
+			for _, e := range errs {
+				if strings.Contains(e, "note)") && strings.Contains(e, "was not granted") && !strings.Contains(e, "notes_all") {
+					t.Errorf("the error says the lock of the child table note was not granted (it was rewritten: it is its parent's): %s", e)
+					break
+				}
+			}
+		})
+	}
+}
+
+// TestOnlyCleanupsAfterBusyDelete: a delete run ends Busy (a
+// REPEATABLE READ transaction older than the deletes, past the residue
+// wait): the request is released deleteInProgress, nms_recipient's marks
+// kept. Then only cleanup runs come (the deployment schedules the delete
+// workflow rarely, or an operator runs cleanups), three days apart. Since
+// J159 a cleanup leaves the data model's marks: the deleted rows stay in
+// nms_recipient's files and statistics as long as no delete run comes. The
+// cleanups must at least say so (an error, or a warning in the log naming
+// the marks they left); here they are checked for any such word.
+func TestOnlyCleanupsAfterBusyDelete(t *testing.T) {
+	r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second })
+	email := demodata.Email(3)
+	release, err := r.conn.HoldSnapshot(r.f.ctx, "nms_recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	id := r.f.create(t, "defaultNamespace1", email, privacy.TypeDelete, false)
+	_, err = r.f.env.Privacy.Run(r.f.ctx, "all")
+	t.Logf("first run (snapshot held): %v; status %v", err, r.f.status(t, id))
+	if r.f.status(t, id) != privacy.StatusDeleteInProgress {
+		t.Fatalf("precondition: deleteInProgress, got %v", r.f.status(t, id))
+	}
+	release()
+	var errs []string
+	for i := 0; i < 3; i++ {
+		r.f.env.Clock.Advance(24 * time.Hour)
+		if _, err := r.f.env.Privacy.Run(r.f.ctx, privacy.Cleanup); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	marks, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM privacy_residue WHERE table_name = 'nms_recipient'")
+	left := r.viewLeft(t, "nms_recipient", email)
+	t.Logf("after 3 cleanups: nms_recipient marks %d, email left in its files/stats %d time(s); errors %q", marks, left, errs)
+	if left == 0 {
+		t.Skip("the cleanups purged nms_recipient")
+	}
+	logs := (r.logs.String() + r.f.env.Logs.String())
+	said := len(errs) > 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Cleanup") || strings.Contains(l, "cleanup") {
+			if strings.Contains(l, "nms_recipient") || strings.Contains(l, "mark") || strings.Contains(l, "pending") {
+				said = true
+			}
+		}
+	}
+	if !said {
+		t.Errorf("3 cleanup runs over 3 days left the deleted subject's rows in nms_recipient's files/statistics (%d time(s), %d mark(s) kept) and said nothing: no error, no log line", left, marks)
 	}
 }

@@ -176,7 +176,7 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	if err != nil {
 		return nil, tables, translate(err, "Residue")
 	}
-	var stale []string
+	var stale, left []string
 	seen := map[string]int64{} // each table's newest mark as the purge begins
 	for _, m := range marks {
 		seen[m.TableName] = m.Last
@@ -188,9 +188,16 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 		}
 		// At runStart too: on a coarse clock (or a test's) an earlier
 		// run's mark and this run's start may read the same time.
-		if !m.Since.After(runStart.UTC()) && (p.Only == nil || slices.Contains(p.Only, m.TableName)) {
+		switch {
+		case m.Since.After(runStart.UTC()):
+		case p.Only == nil || slices.Contains(p.Only, m.TableName):
 			stale = append(stale, m.TableName)
+		default:
+			left = append(left, m.TableName)
 		}
+	}
+	if len(left) > 0 {
+		d.log.WarnContext(ctx, "a cleanup's residue purge leaves the tables marked by a delete run whose purge did not finish to the next delete run, which completes its requests", "tables", strings.Join(slices.Compact(slices.Sorted(slices.Values(left))), ", "))
 	}
 	// A mark of a table outside the data model (a cascade target or a
 	// materialized view, below) is its oid and its SQL name when marked,
@@ -699,9 +706,9 @@ const ancestors = `WITH RECURSIVE up(oid) AS (
 // what is left; what it leaves, an emptied table's, goes as a purged
 // table's (dropStatisticsIfEmpty). A parent the role may not change, or
 // whose ANALYZE fails, keeps its statistics, with a warning, and is
-// returned in kept: the table under it is purged all the same. A parent
-// whose lock is not granted (the connection's lock timeout) is reported
-// as locked: the mark stays, the next run tries again.
+// returned in kept: the table under it is purged all the same — also one
+// whose lock is not granted within the connection's lock timeout (a DBA's
+// session may hold it for as long as it likes).
 func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string) (locked bool, kept []string, err error) {
 	rows, err := conn.QueryContext(ctx, ancestors, table)
 	if err != nil {
@@ -732,14 +739,18 @@ func (d *DB) refreshAncestors(ctx context.Context, conn *sql.Conn, table string)
 	}
 	for _, a := range mine {
 		if _, err := conn.ExecContext(ctx, "ANALYZE "+a); err != nil {
-			if isLockTimeout(err) { // a passing lock: the next run again
-				return true, kept, nil
-			}
 			if ctx.Err() != nil {
 				return false, kept, err
 			}
+			// A DBA's lock on the parent (held as long as it likes) must
+			// not hold every delete back: the statistics are named as
+			// kept; the parent's next ANALYZE replaces them.
+			why := " (inherited statistics)"
+			if isLockTimeout(err) {
+				why = " (inherited statistics: its lock was not granted)"
+			}
 			d.log.WarnContext(ctx, "the statistics of a table above a purged one could not be taken again", "table", a, "err", pgSafe(err))
-			kept = append(kept, a+" (inherited statistics)")
+			kept = append(kept, a+why)
 			continue
 		}
 		lock, k, err := d.dropStatisticsIfEmpty(ctx, conn, a)
