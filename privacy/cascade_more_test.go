@@ -310,65 +310,7 @@ func TestAncestorOfAnotherOwnerWithoutStats(t *testing.T) {
 // still holding the subject's email (a row, pg_stats).
 func TestDisclosureKeptAfterBusyView(t *testing.T) {
 	for _, twoStep := range []bool{false, true} {
-		t.Run(map[bool]string{false: "one-step", true: "two-step"}[twoStep], func(t *testing.T) { disclosureAfterBusyView(t, twoStep) })
-	}
-}
-
-func disclosureAfterBusyView(t *testing.T, twoStep bool) {
-	r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second })
-	m := r.schema(t, "_r24busy")
-	email := demodata.Email(3)
-	r.exec(t,
-		"CREATE MATERIALIZED VIEW "+m+".aa_fails AS SELECT id, lower(email) AS email FROM nms_recipient",
-		"CREATE UNIQUE INDEX ON "+m+".aa_fails (email)",
-		"CREATE MATERIALIZED VIEW "+m+".aa_only AS SELECT id, email FROM nms_recipient, generate_series(1, 3) WHERE email = '"+email+"'",
-		"ANALYZE "+m+".aa_only",
-		"UPDATE nms_recipient SET email = upper('"+demodata.Email(5)+"') WHERE email = '"+demodata.Email(4)+"'",
-		"CREATE MATERIALIZED VIEW "+m+".zz_locked AS SELECT id, email FROM nms_recipient",
-	)
-	if r.statsHolding(t, email) == 0 {
-		t.Fatal("precondition: aa_only's statistics hold the email")
-	}
-	sdb := r.openSession(t)
-	tx, err := sdb.BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(r.f.ctx, "SELECT count(*) FROM "+m+".zz_locked"); err != nil {
-		t.Fatal(err)
-	}
-	id := r.f.create(t, "defaultNamespace1", email, privacy.TypeDelete, twoStep)
-	run := "all"
-	if twoStep {
-		r.f.run(t, privacy.Collect)
-		if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
-			t.Fatal(err)
-		}
-		run = privacy.Delete
-	}
-	_, err = r.f.env.Privacy.Run(r.f.ctx, run)
-	t.Logf("first run (zz_locked held): %v; status %v; %s", err, r.f.status(t, id), purgeLine(r.audit(t, id)))
-	if got := r.f.status(t, id); got != privacy.StatusDeleteInProgress {
-		t.Fatalf("precondition: the first run should end Busy on the locked view, status %v", got)
-	}
-	_ = tx.Rollback()
-	for i := 0; i < 3 && r.f.status(t, id) != privacy.StatusComplete; i++ {
-		_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
-		t.Logf("next run: %v", err)
-	}
-	if got := r.f.status(t, id); got != privacy.StatusComplete {
-		t.Fatalf("status %v, want complete", got)
-	}
-	line := purgeLine(r.audit(t, id))
-	_, c := r.f.receiptOf(t, id)
-	t.Logf("audit: %s; receipt residue_purge: %q", line, c.ResiduePurge)
-	if n, _ := r.conn.Int(r.f.ctx, "SELECT count(*) FROM "+m+".aa_fails WHERE email = lower($1)", email); n > 0 &&
-		(!strings.Contains(line, "aa_fails") || !strings.Contains(c.ResiduePurge, "aa_fails")) {
-		t.Errorf("complete, %s.aa_fails still holds the subject's email (its refresh fails), and the completing record does not name it: audit %q, receipt %q", m, line, c.ResiduePurge)
-	}
-	if n := r.statsHolding(t, email); n > 0 && (!strings.Contains(line, "aa_only") || !strings.Contains(c.ResiduePurge, "aa_only")) {
-		t.Errorf("complete, %d pg_stats row(s) still hold the subject's email (%s.aa_only, emptied by the refresh), and the completing record does not name it: audit %q, receipt %q", n, m, line, c.ResiduePurge)
+		t.Run(map[bool]string{false: "one-step", true: "two-step"}[twoStep], func(t *testing.T) { busyViewThenComplete(t, "_r24busy", twoStep, false) })
 	}
 }
 

@@ -172,45 +172,10 @@ func (d *DB) ResidueMarks(ctx context.Context) (n int64, oldest time.Time, err e
 // transaction older than the deletes is left, a VACUUM (FULL, with
 // p.Rewrite) of each table.
 func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Time, p ResiduePurge) (purged, pending []string, err error) {
-	marks, err := residueMarks(d.db.WithContext(ctx))
+	seen, stale, outside, err := d.takeMarks(ctx, runStart, p)
 	if err != nil {
-		return nil, tables, translate(err, "Residue")
+		return nil, tables, err
 	}
-	var stale, left []string
-	seen := map[string]int64{} // each table's newest mark as the purge begins
-	for _, m := range marks {
-		seen[m.TableName] = m.Last
-		// Two marks say all the rows between them say (the oldest time,
-		// the newest id): the log stays small while purges are held.
-		if err := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id < ? AND id <> ?",
-			m.TableName, m.Last, m.First).Error; err != nil {
-			return nil, tables, translate(err, "Residue")
-		}
-		// At runStart too: on a coarse clock (or a test's) an earlier
-		// run's mark and this run's start may read the same time.
-		switch {
-		case m.Since.After(runStart.UTC()):
-		case p.Only == nil || slices.Contains(p.Only, m.TableName):
-			stale = append(stale, m.TableName)
-		default:
-			left = append(left, m.TableName)
-		}
-	}
-	if len(left) > 0 {
-		d.log.WarnContext(ctx, "a cleanup's residue purge leaves the tables marked by a delete run whose purge did not finish to the next delete run, which completes its requests", "tables", strings.Join(slices.Compact(slices.Sorted(slices.Values(left))), ", "))
-	}
-	// A mark of a table outside the data model (a cascade target or a
-	// materialized view, below) is its oid and its SQL name when marked,
-	// "16412:crm.note": found again if renamed. A data-model table's name
-	// starts with a letter (schemas.tablePattern).
-	var outside []string
-	stale = slices.DeleteFunc(stale, func(t string) bool {
-		if outsideMark(t) {
-			outside = append(outside, t)
-			return true
-		}
-		return false
-	})
 	tables = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(tables), stale...))))
 	if len(tables) == 0 && len(outside) == 0 {
 		return nil, nil, nil
@@ -218,57 +183,16 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	var cascaded, views []string
 	markOf := map[string]string{} // a marked table's or view's SQL name: its mark
 	if d.dialect == Postgres {
-		var gone []string
-		if cascaded, views, gone, err = d.resolveMarks(ctx, outside, markOf, p); err != nil {
-			return nil, tables, translate(err, "Residue")
-		}
-		// A marked table dropped since (a custom schema's, removed) has no
-		// file left to purge either.
-		dropped, err := scanColumn[string](d.sql.QueryContext(ctx, "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NULL", tables))
-		if err != nil {
-			return nil, tables, translate(err, "Residue")
-		}
-		tables = slices.DeleteFunc(tables, func(t string) bool { return slices.Contains(dropped, t) })
-		gone = append(gone, dropped...)
-		found, err := d.cascadeTargetsOf(ctx, tables, p)
-		if err != nil {
-			return nil, tables, translate(err, "Residue")
-		}
-		cascaded = slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...))))
-		tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
-		for _, k := range gone {
-			if _, ok := seen[k]; !ok {
-				continue
-			}
-			if err := clearMarks(ctx, d, k, seen[k]); err != nil {
-				return nil, tables, err
-			}
+		if tables, cascaded, views, err = d.purgeTargets(ctx, tables, outside, seen, markOf, p); err != nil {
+			return nil, tables, err
 		}
 	}
 	pending, skipped, err := d.purge(ctx, tables, cascaded, views, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool {
 		return slices.Contains(pending, t) || slices.Contains(skipped, t)
 	})
-	// A table or view outside the data model not purged is marked as a
-	// data-model table is by its delete: its own deletes (the database's)
-	// left no mark, and the next run may delete nothing that leads to it (a
-	// two-step delete's). Their names are SQL's, with a dot; the data
-	// model's have none.
-	var unpurged []string
-	for _, t := range append(slices.Clone(pending), skipped...) {
-		if _, marked := markOf[t]; !marked && strings.Contains(t, ".") {
-			unpurged = append(unpurged, t)
-		}
-	}
-	if len(unpurged) > 0 {
-		keys, markErr := scanColumn[string](d.sql.QueryContext(ctx, `SELECT to_regclass(t)::oid::text || ':' || t FROM unnest($1::text[]) AS t
-			WHERE to_regclass(t) IS NOT NULL`, unpurged))
-		if markErr == nil {
-			markErr = markResidue(d.db.WithContext(ctx), d.now().UTC(), keys)
-		}
-		if markErr != nil && err == nil {
-			return purged, pending, translate(markErr, "Residue")
-		}
+	if markErr := d.markUnpurged(ctx, append(slices.Clone(pending), skipped...), markOf); markErr != nil && err == nil {
+		return purged, pending, markErr
 	}
 	// A mark made after the purge began stays: its change may have come
 	// after the vacuum of its table. The marks go only once the purge has
@@ -278,24 +202,120 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 	// model it did not purge), so the next run purges every marked table
 	// again, finds them again and names them with the requests it
 	// completes.
-	var cleared []string
-	if err == nil {
-		cleared = append(slices.Clone(purged), views...)
+	if err != nil {
+		return purged, pending, err
 	}
-	for _, t := range cleared {
+	for _, t := range append(slices.Clone(purged), views...) {
 		key := t
 		if k, ok := markOf[t]; ok {
 			key = k
 		}
-		last, ok := seen[key]
-		if !ok {
-			continue
-		}
-		if clearErr := clearMarks(ctx, d, key, last); clearErr != nil && err == nil {
-			return purged, pending, clearErr
+		if last, ok := seen[key]; ok {
+			if err := clearMarks(ctx, d, key, last); err != nil {
+				return purged, pending, err
+			}
 		}
 	}
-	return purged, pending, err
+	return purged, pending, nil
+}
+
+// takeMarks reads the marks of earlier runs: each marked table's newest
+// mark as the purge begins (seen), the data-model tables marked before
+// runStart that this purge takes (stale: those of p.Only when set), and
+// the marks of tables and views outside the data model (outside). It
+// keeps of each table's marks only its oldest and newest.
+func (d *DB) takeMarks(ctx context.Context, runStart time.Time, p ResiduePurge) (seen map[string]int64, stale, outside []string, err error) {
+	marks, err := residueMarks(d.db.WithContext(ctx))
+	if err != nil {
+		return nil, nil, nil, translate(err, "Residue")
+	}
+	var left []string
+	seen = map[string]int64{}
+	for _, m := range marks {
+		seen[m.TableName] = m.Last
+		// Two marks say all the rows between them say (the oldest time,
+		// the newest id): the log stays small while purges are held.
+		if err := d.db.WithContext(ctx).Exec("DELETE FROM privacy_residue WHERE table_name = ? AND id < ? AND id <> ?",
+			m.TableName, m.Last, m.First).Error; err != nil {
+			return nil, nil, nil, translate(err, "Residue")
+		}
+		// At runStart too: on a coarse clock (or a test's) an earlier
+		// run's mark and this run's start may read the same time.
+		switch {
+		case m.Since.After(runStart.UTC()):
+		case p.Only != nil && !slices.Contains(p.Only, m.TableName):
+			left = append(left, m.TableName)
+		case outsideMark(m.TableName):
+			// A mark of a table outside the data model (a cascade target
+			// or a materialized view, below) is its oid and its SQL name
+			// when marked, "16412:crm.note": found again if renamed. A
+			// data-model table's name starts with a letter
+			// (schemas.tablePattern).
+			outside = append(outside, m.TableName)
+		default:
+			stale = append(stale, m.TableName)
+		}
+	}
+	if len(left) > 0 {
+		d.log.WarnContext(ctx, "a cleanup's residue purge leaves the tables marked by a delete run whose purge did not finish to the next delete run, which completes its requests", "tables", strings.Join(slices.Compact(slices.Sorted(slices.Values(left))), ", "))
+	}
+	return seen, stale, outside, nil
+}
+
+// purgeTargets adds to tables (PostgreSQL) the tables outside the data
+// model that its marks (outside) name or that the deletes' cascades
+// reached (cascaded, also in tables), and returns the materialized views
+// its marks name; it drops the tables and views dropped since they were
+// marked, and their marks. markOf receives each marked table's or view's
+// mark under its SQL name.
+func (d *DB) purgeTargets(ctx context.Context, tables, outside []string, seen map[string]int64, markOf map[string]string, p ResiduePurge) (all, cascaded, views []string, err error) {
+	cascaded, views, gone, err := d.resolveMarks(ctx, outside, markOf, p)
+	if err != nil {
+		return tables, nil, nil, translate(err, "Residue")
+	}
+	// A marked table dropped since (a custom schema's, removed) has no
+	// file left to purge either.
+	dropped, err := scanColumn[string](d.sql.QueryContext(ctx, "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NULL", tables))
+	if err != nil {
+		return tables, nil, nil, translate(err, "Residue")
+	}
+	tables = slices.DeleteFunc(tables, func(t string) bool { return slices.Contains(dropped, t) })
+	gone = append(gone, dropped...)
+	found, err := d.cascadeTargetsOf(ctx, tables, p)
+	if err != nil {
+		return tables, nil, nil, translate(err, "Residue")
+	}
+	cascaded = slices.Compact(slices.Sorted(slices.Values(append(cascaded, found...))))
+	tables = slices.Compact(slices.Sorted(slices.Values(append(tables, cascaded...))))
+	for _, k := range gone {
+		if last, ok := seen[k]; ok {
+			if err := clearMarks(ctx, d, k, last); err != nil {
+				return tables, nil, nil, err
+			}
+		}
+	}
+	return tables, cascaded, views, nil
+}
+
+// markUnpurged marks the tables and views outside the data model among
+// unpurged (SQL names them, with a dot; the data model's have none) that
+// carry no mark yet, as a data-model table is marked by its delete: their
+// own deletes (the database's) left no mark, and the next run may delete
+// nothing that leads to them (a two-step delete's).
+func (d *DB) markUnpurged(ctx context.Context, unpurged []string, markOf map[string]string) error {
+	unpurged = slices.DeleteFunc(unpurged, func(t string) bool {
+		_, marked := markOf[t]
+		return marked || !strings.Contains(t, ".")
+	})
+	if len(unpurged) == 0 {
+		return nil
+	}
+	keys, err := scanColumn[string](d.sql.QueryContext(ctx, `SELECT to_regclass(t)::oid::text || ':' || t FROM unnest($1::text[]) AS t
+		WHERE to_regclass(t) IS NOT NULL`, unpurged))
+	if err == nil {
+		err = markResidue(d.db.WithContext(ctx), d.now().UTC(), keys)
+	}
+	return translate(err, "Residue")
 }
 
 // clearMarks deletes table's marks up to the newest the purge read.
