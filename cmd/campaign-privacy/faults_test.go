@@ -212,15 +212,18 @@ func TestKill9DuringDelete(t *testing.T) {
 	}
 }
 
-// TestPostgresRestartDuringDelete restarts the PostgreSQL server while a
-// delete pauses between batches. It restarts the test's own throwaway
-// cluster (CP_TEST_PG_DATA, set by scripts/with-test-postgres), never the
-// machine's server, and runs only when CP_TEST_PG_RESTART is set: every
-// test sharing the cluster would see the restart, so make test runs it
-// alone, after the main suite.
-func TestPostgresRestartDuringDelete(t *testing.T) {
+// testClusterRestart returns a function that restarts the test's own
+// throwaway PostgreSQL cluster (CP_TEST_PG_DATA, set by
+// scripts/with-test-postgres) in a pg_ctl shutdown mode ("fast", or
+// "immediate": a crash, recovered from the WAL at the start), never the
+// machine's server. It skips the test unless CP_TEST_PG_RESTART is set:
+// every test sharing the cluster would see the restart, so make test runs
+// these tests alone, after the main suite. what says what the restart
+// interrupts.
+func testClusterRestart(t *testing.T, what string) func(mode string) {
+	t.Helper()
 	if os.Getenv("CP_TEST_PG_RESTART") == "" {
-		t.Skip("set CP_TEST_PG_RESTART=1 to restart the test cluster during a delete (make test does, alone)")
+		t.Skip("set CP_TEST_PG_RESTART=1 to restart the test cluster during " + what + " (make test does, alone)")
 	}
 	data, pgBin := os.Getenv("CP_TEST_PG_DATA"), os.Getenv("CP_TEST_PG_BIN")
 	if data == "" || pgBin == "" {
@@ -230,6 +233,27 @@ func TestPostgresRestartDuringDelete(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
+	return func(mode string) {
+		t.Helper()
+		// -l: the restarted server logs to the file, not to this pipe.
+		args := []string{filepath.Join(pgBin, "pg_ctl"), "-D", data, "-l", filepath.Join(filepath.Dir(data), "server.log"), "-w", "-m", mode, "restart"}
+		if os.Geteuid() == 0 {
+			args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
+		}
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("restart: %v %s", err, out)
+		}
+	}
+}
+
+// TestPostgresRestartDuringDelete restarts the PostgreSQL server while a
+// delete pauses between batches. It restarts the test's own throwaway
+// cluster (CP_TEST_PG_DATA, set by scripts/with-test-postgres), never the
+// machine's server, and runs only when CP_TEST_PG_RESTART is set: every
+// test sharing the cluster would see the restart, so make test runs it
+// alone, after the main suite.
+func TestPostgresRestartDuringDelete(t *testing.T) {
+	restart := testClusterRestart(t, "a delete")
 	bin := buildBinary(t)
 	env := testEnv(t, store.Postgres)
 	env["CP_DELETE_BATCH"] = "1"
@@ -246,15 +270,7 @@ func TestPostgresRestartDuringDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1 * time.Second) // inside the first pause
-	// -l: the restarted server logs to the file, not to this pipe.
-	args := []string{filepath.Join(pgBin, "pg_ctl"), "-D", data, "-l", filepath.Join(filepath.Dir(data), "server.log"), "-w", "-m", "fast", "restart"}
-	if os.Geteuid() == 0 {
-		args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
-	}
-	restart := exec.Command(args[0], args[1:]...)
-	if out, err := restart.CombinedOutput(); err != nil {
-		t.Fatalf("restart: %v %s", err, out)
-	}
+	restart("fast")
 	_ = cmd.Wait() // it may fail or finish: either way nothing may be lost
 
 	deadline := time.Now().Add(60 * time.Second)
