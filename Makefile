@@ -55,7 +55,7 @@ test-go:
 	$(GOTESTSUM) -count=1 -timeout 25m $$($(GO) list ./... | grep -v -e /server -e /session -e /web -e /privacy -e /internal/ -e /schemas)
 	$(GO) test -run '^$$' -bench . -benchtime=100x -benchmem ./server ./internal/querydef
 	$(GO) test -run '^$$' -bench . -benchtime=5x -benchmem ./privacy ./web
-	CP_TEST_PG_RESTART=1 $(GOTESTSUM) -count=1 -run 'TestPostgresRestartDuringDelete|TestPostgresCrashDuringCreates' ./cmd/campaign-privacy
+	CP_TEST_PG_RESTART=1 $(GOTESTSUM) -count=1 -run 'TestPostgresRestartDuringDelete|TestPostgresCrashDuring' ./cmd/campaign-privacy
 
 # vulncheck runs govulncheck (from the Go module proxy, pinned) over every
 # package. It needs the Go vulnerability database (vuln.go.dev): where that

@@ -255,41 +255,122 @@ func testClusterRestart(t *testing.T, what string) func(mode string) {
 func TestPostgresRestartDuringDelete(t *testing.T) {
 	restart := testClusterRestart(t, "a delete")
 	bin := buildBinary(t)
+	// fast: the server stops its sessions and checkpoints; immediate: it
+	// crashes, and recovers from its WAL as it starts again.
+	for _, mode := range []string{"fast", "immediate"} {
+		t.Run(mode, func(t *testing.T) {
+			env := testEnv(t, store.Postgres)
+			env["CP_DELETE_BATCH"] = "1"
+			env["CP_WORKFLOW_LEASE"] = "2s"
+			env["CP_RETRY_DELAY"] = "1s"
+			id, before := faultSetup(t, env)
+			deleted := func() bool { return counts(t, env)["nms_recipient"] < before["nms_recipient"] }
+			restartDuringRun(t, bin, env, privacy.Delete, "delete-after-batch", deleted, func() { restart(mode) })
+			untilProcessedNone(t, env, privacy.Delete, id)
+			checkInvariants(t, env, id, before, true)
+		})
+	}
+}
+
+// TestPostgresCrashDuringCollect (security-bar #90, the collect's side):
+// the test cluster crashes (pg_ctl -m immediate) while a collect run
+// writes the first of three access files, then recovers from its WAL.
+// The runs after it complete every request once: each has one file,
+// complete, whose chunks are all there; its audit says once that the data
+// is ready;
+// the audit chain verifies; no file is left half written.
+func TestPostgresCrashDuringCollect(t *testing.T) {
+	restart := testClusterRestart(t, "a collect")
+	bin := buildBinary(t)
 	env := testEnv(t, store.Postgres)
-	env["CP_DELETE_BATCH"] = "1"
 	env["CP_WORKFLOW_LEASE"] = "2s"
 	env["CP_RETRY_DELAY"] = "1s"
-	id, before := faultSetup(t, env)
+	values := demoRequests(t, env, privacy.TypeAccess, 1, 2, 3)
+	conn := plainSQL(t, env)
+	ctx := context.Background()
+	writing := func() bool {
+		n, err := conn.Int(ctx, "SELECT count(*) FROM privacy_exports")
+		return err == nil && n > 0
+	}
+	restartDuringRun(t, bin, env, privacy.Collect, "export-chunk", writing, func() { restart("immediate") })
+	var ids []int64
+	for id := range values {
+		ids = append(ids, id)
+	}
+	untilProcessedNone(t, env, privacy.Collect, ids...)
+	for query, want := range map[string]int64{
+		"SELECT count(*) FROM privacy_exports WHERE complete":                                                                                     3,
+		"SELECT count(*) FROM privacy_exports WHERE NOT complete":                                                                                 0,
+		"SELECT count(*) FROM privacy_exports e WHERE chunks <> (SELECT count(*) FROM privacy_export_chunks c WHERE c.request_id = e.request_id)": 0,
+		"SELECT count(*) FROM privacy_export_chunks c WHERE NOT EXISTS (SELECT 1 FROM privacy_exports e WHERE e.request_id = c.request_id)":       0,
+	} {
+		if n, err := conn.Int(ctx, query); err != nil || n != want {
+			t.Errorf("%s: %d (%v), want %d", query, n, err, want)
+		}
+	}
+	db := openDB(t, env)
+	defer db.Close()
+	for _, id := range ids {
+		r, err := db.FindRequestByID(ctx, id)
+		if err != nil || strings.Count(r.Audit, "Collecting data is finished.") != 1 {
+			t.Fatalf("request %d: %v, audit:\n%s", id, err, r.Audit)
+		}
+	}
+	if _, err := db.VerifyAuditChain(ctx, nil); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+}
 
-	cmd := exec.Command(bin, "workflow", "run", privacy.Delete)
-	cmd.Env = append(os.Environ(), "CP_FAILPOINT=delete-after-batch:sleep=3s")
+// restartDuringRun runs `workflow run <workflow>` of the real binary with a
+// failpoint that sleeps 3 s at failpoint, restarts the database once
+// inside says the run is inside its work (it polls it), and waits for the
+// run, which may fail or finish: either way nothing may be lost.
+func restartDuringRun(t *testing.T, bin string, env map[string]string, workflow, failpoint string, inside func() bool, restart func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "workflow", "run", workflow)
+	cmd.Env = append(os.Environ(), "CP_FAILPOINT="+failpoint+":sleep=3s")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1 * time.Second) // inside the first pause
-	restart("fast")
-	_ = cmd.Wait() // it may fail or finish: either way nothing may be lost
+	for deadline := time.Now().Add(30 * time.Second); !inside(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("the %s run never reached its work", workflow)
+		}
+	}
+	restart()
+	_ = cmd.Wait()
+}
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+// untilProcessedNone runs `workflow run <workflow>` (after the 2 s lease
+// of a run the restart broke) until one processes nothing and every
+// request of ids is complete, for at most a minute.
+func untilProcessedNone(t *testing.T, env map[string]string, workflow string, ids ...int64) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		time.Sleep(2100 * time.Millisecond)
-		out, err := run(t, env, "", "workflow", "run", privacy.Delete)
+		out, err := run(t, env, "", "workflow", "run", workflow)
 		if err == nil && strings.Contains(out, "0 processed") {
 			db := openDB(t, env)
-			r, ferr := db.FindRequestByID(context.Background(), id)
+			complete := 0
+			for _, id := range ids {
+				if r, ferr := db.FindRequestByID(context.Background(), id); ferr == nil && privacy.Status(r.Status) == privacy.StatusComplete {
+					complete++
+				}
+			}
 			db.Close()
-			if ferr == nil && privacy.Status(r.Status) == privacy.StatusComplete {
-				break
+			if complete == len(ids) {
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the delete did not finish after the restart: %v %s", err, out)
+			t.Fatalf("the %s did not finish after the restart: %v %s", workflow, err, out)
 		}
 	}
-	checkInvariants(t, env, id, before, true)
 }
 
 // TestShutdownDuringDeleteRun (security-bar #12): the service is stopped
