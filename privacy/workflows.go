@@ -441,16 +441,33 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	s.refreshStatistics(ctx)
+	// The tables outside the data model into which foreign keys cascade
+	// the deletes: each request's deletes count the rows the database
+	// removed there, in transactions of the request's own (a claim's
+	// batch deletes every request's rows of a table in one statement).
+	nss, err := s.db.FindNamespaces(ctx)
+	if err != nil {
+		return rep, err
+	}
+	cascades, err := s.db.CascadeTargets(ctx, s.modelTables(nss, false))
+	if err != nil {
+		return rep, err
+	}
+	ctx = context.WithValue(ctx, cascadesKey{}, cascades)
 	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	// The deletes' receipts report what the collect recorded.
 	prepare := func(ctx context.Context, reqs []store.Request) context.Context {
 		return s.withRecords(s.withLookups(ctx, reqs), requestIDs(reqs))
 	}
-	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
+	rep, err = s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
 	tables, requests, deleted := s.touched.take()
 	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err, nil)
 }
+
+// cascadesKey carries in a delete run's context the tables outside the data
+// model into which foreign keys cascade its deletes (store.CascadeTargets).
+type cascadesKey struct{}
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
 	found, total, err := s.lookup(ctx, req)
@@ -472,7 +489,8 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if err := s.failpoint("delete-lookup"); err != nil {
 		return nil, err
 	}
-	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch {
+	cascades, _ := ctx.Value(cascadesKey{}).([]string)
+	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch && len(cascades) == 0 {
 		// A one-step delete that fits one delete batch: its deletes, the
 		// check and its completion join the worker's batch commit.
 		return s.deleteItem(ctx, req, found, recorded)
@@ -562,7 +580,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if len(parts) == 0 {
 			return nil
 		}
-		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record, req.ConfirmDeletePending); err != nil {
+		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record, req.ConfirmDeletePending, cascades); err != nil {
 			return err
 		}
 		record = nil

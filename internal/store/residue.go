@@ -413,10 +413,73 @@ const cascadeTargets = `WITH RECURSIVE model(oid) AS (
 		UNION
 		SELECT e.child, e.fk FROM edge e JOIN reach r ON e.parent = r.oid)
 	SELECT format('%I.%I', n.nspname, t.relname),
-		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
+		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'), t.oid::text
 	FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 		WHERE t.oid IN (SELECT oid FROM reach WHERE fk) AND t.oid NOT IN (SELECT oid FROM reach WHERE NOT fk)
 			AND t.oid NOT IN (SELECT oid FROM model) AND t.relkind IN ('r', 'p') ORDER BY 1`
+
+// CascadeTargets names the tables outside the data model into which the
+// database's own foreign keys cascade a delete of tables' rows
+// (cascadeTargets: any schema, any owner), on PostgreSQL, each as its oid
+// and its SQL name ("16412:crm.note", as a residue mark outside the data
+// model: the count reads it by oid, which needs no right on its schema): a
+// delete that names them to DeleteOwned has the rows the database removed
+// there counted. None on SQLite, which counts no foreign key's action.
+func (d *DB) CascadeTargets(ctx context.Context, tables []string) ([]string, error) {
+	if d.dialect != Postgres || len(tables) == 0 {
+		return nil, nil
+	}
+	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
+	if err != nil {
+		return nil, translate(err, "Foreign key")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			name, oid string
+			owned     bool
+		)
+		if err := rows.Scan(&name, &owned, &oid); err != nil {
+			return nil, translate(err, "Foreign key")
+		}
+		out = append(out, oid+":"+name)
+	}
+	return out, translate(rows.Err(), "Foreign key")
+}
+
+// cascadedDeletes (argument: cascade targets, "oid:name") counts, by
+// target's name, the rows the current transaction deleted from it and
+// from its partitions: PostgreSQL's counters of the transaction's own
+// changes, which count a foreign key's cascaded deletes as any other.
+// pg_partition_tree lists a partitioned table's partitions (none of a
+// table that is not one, or of an oid dropped since).
+const cascadedDeletes = `SELECT substr(t, strpos(t, ':') + 1), sum(pg_stat_get_xact_tuples_deleted(l.relid))::bigint
+	FROM unnest($1::text[]) AS t CROSS JOIN LATERAL
+		(SELECT relid FROM pg_partition_tree(split_part(t, ':', 1)::oid::regclass) WHERE isleaf
+			UNION SELECT split_part(t, ':', 1)::oid::regclass) AS l
+	GROUP BY t HAVING sum(pg_stat_get_xact_tuples_deleted(l.relid)) > 0`
+
+// cascadedIn runs cascadedDeletes in the transaction q.
+func cascadedIn(ctx context.Context, q gorm.ConnPool, targets []string) (map[string]int64, error) {
+	rows, err := q.QueryContext(ctx, cascadedDeletes, targets)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			table string
+			n     int64
+		)
+		if err := rows.Scan(&table, &n); err != nil {
+			return nil, err
+		}
+		out[table] = n
+	}
+	return out, rows.Err()
+}
 
 // cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
 // purge of them rewrites too, as SQL names them. Those the role may not
@@ -430,10 +493,10 @@ func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string, p ResiduePur
 	var out []string
 	for rows.Next() {
 		var (
-			name  string
-			owned bool
+			name, oid string
+			owned     bool
 		)
-		if err := rows.Scan(&name, &owned); err != nil {
+		if err := rows.Scan(&name, &owned, &oid); err != nil {
 			return nil, err
 		}
 		if !owned {

@@ -809,9 +809,12 @@ type DeletePart struct {
 // meanwhile). markDeleted marks the parts' rows deleted among the
 // request's recorded rows in the same transaction (a two-step delete's
 // reviewed rows: after a crash an id written again names another row,
-// which the next run must not delete as reviewed). It fails with
-// errLostClaim (no change) if worker no longer holds the request.
-func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow, markDeleted bool) error {
+// which the next run must not delete as reviewed). cascades are the tables
+// outside the data model into which foreign keys cascade the deletes
+// (CascadeTargets): the rows the database deleted there are counted with
+// the request's, each table's in an audit line (CascadedLine). It fails
+// with errLostClaim (no change) if worker no longer holds the request.
+func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow, markDeleted bool, cascades []string) error {
 	now := d.now().UTC()
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if found != nil {
@@ -846,6 +849,18 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
+		if len(cascades) > 0 {
+			byFK, err := cascadedIn(ctx, tx.Statement.ConnPool, cascades)
+			if err != nil {
+				return err
+			}
+			for _, table := range slices.Sorted(maps.Keys(byFK)) {
+				removed[table] += byFK[table]
+				line := fmt.Sprintf(CascadedLine, byFK[table], table)
+				audit.WriteString(auditText(now, line))
+				lines = append(lines, chainLine{requestID, line})
+			}
+		}
 		if err := markResidue(tx, now, PartTables(parts)); err != nil {
 			return err
 		}
@@ -868,6 +883,12 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 	}
 	return translate(err, "Record")
 }
+
+// CascadedLine is the audit's line for the rows a foreign key outside the
+// data model deleted with a request's (DeleteOwned): their number and
+// their table, as SQL names it. The counts are kept under that name with
+// the data model's (a schema's name has a colon, an SQL table's a dot).
+const CascadedLine = "%d record(s) deleted in %s by a foreign key outside the data model (ON DELETE CASCADE)"
 
 // HasForeignKeysInto reports whether a foreign key constraint of the
 // database points into one of tables. The service declares none on the
