@@ -429,23 +429,36 @@ func (d *DB) CascadeTargets(ctx context.Context, tables []string) ([]string, err
 	if d.dialect != Postgres || len(tables) == 0 {
 		return nil, nil
 	}
+	found, err := d.findCascadeTargets(ctx, tables)
+	var out []string
+	for _, c := range found {
+		out = append(out, c.oid+":"+c.name)
+	}
+	return out, translate(err, "Foreign key")
+}
+
+// cascadeTarget is a row of cascadeTargets.
+type cascadeTarget struct {
+	name, oid string
+	owned     bool
+}
+
+// findCascadeTargets runs cascadeTargets.
+func (d *DB) findCascadeTargets(ctx context.Context, tables []string) ([]cascadeTarget, error) {
 	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
 	if err != nil {
-		return nil, translate(err, "Foreign key")
+		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []cascadeTarget
 	for rows.Next() {
-		var (
-			name, oid string
-			owned     bool
-		)
-		if err := rows.Scan(&name, &owned, &oid); err != nil {
-			return nil, translate(err, "Foreign key")
+		var c cascadeTarget
+		if err := rows.Scan(&c.name, &c.owned, &c.oid); err != nil {
+			return nil, err
 		}
-		out = append(out, oid+":"+name)
+		out = append(out, c)
 	}
-	return out, translate(rows.Err(), "Foreign key")
+	return out, rows.Err()
 }
 
 // cascadedDeletes (argument: cascade targets, "oid:name") counts, by
@@ -485,27 +498,16 @@ func cascadedIn(ctx context.Context, q gorm.ConnPool, targets []string) (map[str
 // purge of them rewrites too, as SQL names them. Those the role may not
 // rewrite are logged, not returned.
 func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string, p ResiduePurge) ([]string, error) {
-	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	found, err := d.findCascadeTargets(ctx, tables)
 	var out []string
-	for rows.Next() {
-		var (
-			name, oid string
-			owned     bool
-		)
-		if err := rows.Scan(&name, &owned, &oid); err != nil {
-			return nil, err
-		}
-		if !owned {
-			d.notPurged(ctx, p, name, "the database role does not own it or may not use its schema", nil)
+	for _, c := range found {
+		if !c.owned {
+			d.notPurged(ctx, p, c.name, "the database role does not own it or may not use its schema", nil)
 			continue
 		}
-		out = append(out, name)
+		out = append(out, c.name)
 	}
-	return out, rows.Err()
+	return out, err
 }
 
 // descendants names, as SQL does, every table under $1 (partitions and,
