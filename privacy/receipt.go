@@ -315,11 +315,11 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 		deletedBy = nil
 	}
 	// The counts of tables outside the data model are kept under their
-	// SQL names (store.CascadedLine): a dot, where a schema's name has a
-	// colon.
+	// SQL names (store.CascadedLine), which have a dot between schema and
+	// table; a data-model schema's name never has one.
 	deletedBy = maps.Clone(deletedBy)
 	for _, table := range slices.Sorted(maps.Keys(deletedBy)) {
-		if !strings.Contains(table, ":") {
+		if strings.Contains(table, ".") {
 			c.DeletedByForeignKeys = append(c.DeletedByForeignKeys, ReceiptCascaded{Table: table, Deleted: deletedBy[table]})
 			delete(deletedBy, table)
 		}

@@ -98,8 +98,10 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // completes them. It runs even when the run failed half way, since the
 // batches already committed left residue too; the run's own error wins
 // over the purge's. only, when set, limits the earlier marks it takes to
-// those tables' (store.ResiduePurge.Only: a cleanup's).
-func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error, only []string) error {
+// those tables' (store.ResiduePurge.Only: a cleanup's). uncounted are the
+// tables outside the data model whose rows a foreign key added during the
+// run deleted uncounted (addedCascades): the record says so.
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error, only, uncounted []string) error {
 	var (
 		purged, pending, kept, notPurged []string
 		err                              error
@@ -131,6 +133,9 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// Outside the data model, what the receipt speaks for, but the
 		// deletes' rows are still there: said too.
 		what += fmt.Sprintf("; outside the data model, not purged: %s (see the service log)", strings.Join(slices.Compact(slices.Sorted(slices.Values(notPurged))), ", "))
+	}
+	if len(uncounted) > 0 {
+		what += fmt.Sprintf("; a foreign key added during the run deletes rows in %s: those it deleted are not counted", strings.Join(uncounted, ", "))
 	}
 	line := "Residue purged: " + what + "."
 	if err != nil {
