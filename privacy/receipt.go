@@ -58,13 +58,6 @@ type ReceiptTable struct {
 	Deleted  int64  `json:"deleted"`
 }
 
-// ReceiptCascaded is a table outside the data model, as SQL names it, and
-// the rows the database's foreign keys deleted there with the subject's.
-type ReceiptCascaded struct {
-	Table   string `json:"table"`
-	Deleted int64  `json:"deleted"`
-}
-
 // ReceiptLinked is one line of the coverage report in a receipt.
 type ReceiptLinked struct {
 	Table  string `json:"table"`
@@ -89,10 +82,6 @@ type ReceiptClaims struct {
 	Status      string         `json:"status"`
 	SubjectHash string         `json:"subject_hash"` // the request's subject hash (subject.go), hex
 	Tables      []ReceiptTable `json:"tables"`
-	// DeletedByForeignKeys, on PostgreSQL, are the rows the database's own
-	// foreign keys deleted with the subject's (ON DELETE CASCADE) in tables
-	// outside the data model, counted in the deletes' transactions.
-	DeletedByForeignKeys []ReceiptCascaded `json:"deleted_by_foreign_keys,omitempty"`
 	// LinkedNotCollected is the coverage report: rows that refer to the
 	// subject through ordinary links, neither collected nor erased.
 	LinkedNotCollected []ReceiptLinked `json:"linked_not_collected"`
@@ -313,16 +302,6 @@ func (s *Service) signReceipt(req *store.Request, status Status, ns *Namespace, 
 	countDeleted := deleted || len(deletedBy) > 0 && status == StatusError
 	if !countDeleted {
 		deletedBy = nil
-	}
-	// The counts of tables outside the data model are kept under their
-	// SQL names (store.CascadedLine), which have a dot between schema and
-	// table; a data-model schema's name never has one.
-	deletedBy = maps.Clone(deletedBy)
-	for _, table := range slices.Sorted(maps.Keys(deletedBy)) {
-		if strings.Contains(table, ".") {
-			c.DeletedByForeignKeys = append(c.DeletedByForeignKeys, ReceiptCascaded{Table: table, Deleted: deletedBy[table]})
-			delete(deletedBy, table)
-		}
 	}
 	listed := map[string]bool{}
 	for _, d := range counts {

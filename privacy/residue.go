@@ -98,13 +98,11 @@ func (t *touchedTables) take() (tables []string, requests, deleted []int64) {
 // completes them. It runs even when the run failed half way, since the
 // batches already committed left residue too; the run's own error wins
 // over the purge's. only, when set, limits the earlier marks it takes to
-// those tables' (store.ResiduePurge.Only: a cleanup's). uncounted are the
-// tables outside the data model whose rows a foreign key added during the
-// run deleted uncounted (addedCascades): the record says so.
-func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error, only, uncounted []string) error {
+// those tables' (store.ResiduePurge.Only: a cleanup's).
+func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables []string, requests, deleted []int64, runErr error, only []string) error {
 	var (
-		purged, pending, kept, notPurged []string
-		err                              error
+		purged, pending, kept, notPurged, cascaded []string
+		err                                        error
 	)
 	if err = s.failpoint("residue-purge"); err != nil {
 		return err
@@ -115,7 +113,7 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// are released for it below.
 		pending = tables
 	} else {
-		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept, NotPurged: &notPurged, Only: only}
+		purge := store.ResiduePurge{Rewrite: !s.cfg.PlainVacuum, Wait: s.cfg.ResidueWait, Kept: &kept, NotPurged: &notPurged, Cascaded: &cascaded, Only: only}
 		purged, pending, err = s.db.PurgeResidue(ctx, tables, runStart, purge)
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -129,13 +127,17 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// the purge could not remove is said, not hidden.
 		what += fmt.Sprintf("; planner statistics the purge could not drop kept for %s (see the service log)", strings.Join(kept, ", "))
 	}
+	if len(cascaded) > 0 {
+		// The database's own deletes, outside what the service deletes
+		// and counts: named, not counted (PostgreSQL counts attempted
+		// deletes and rows moved between partitions alike, and a count
+		// would keep each request's deletes out of the claims' batches).
+		what += fmt.Sprintf("; foreign keys outside the data model cascade the deletes into %s (the database deleted or unlinked rows there with the subject's; not counted)", strings.Join(slices.Compact(slices.Sorted(slices.Values(cascaded))), ", "))
+	}
 	if len(notPurged) > 0 {
 		// Outside the data model, what the receipt speaks for, but the
 		// deletes' rows are still there: said too.
 		what += fmt.Sprintf("; outside the data model, not purged: %s (see the service log)", strings.Join(slices.Compact(slices.Sorted(slices.Values(notPurged))), ", "))
-	}
-	if len(uncounted) > 0 {
-		what += fmt.Sprintf("; a foreign key added during the run deletes rows in %s: those it deleted are not counted", strings.Join(uncounted, ", "))
 	}
 	line := "Residue purged: " + what + "."
 	if err != nil {

@@ -441,55 +441,16 @@ func (s *Service) DeleteRequestsData(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	s.refreshStatistics(ctx)
-	// The tables outside the data model whose rows foreign keys delete
-	// with the subject's: each request's deletes count the rows the
-	// database removed there, in transactions of the request's own (a
-	// claim's batch deletes every request's rows of a table in one
-	// statement). A foreign key added while the run goes on is counted
-	// from the next run.
-	nss, err := s.db.FindNamespaces(ctx)
-	if err != nil {
-		return rep, err
-	}
-	cascades, err := s.db.CascadeTargets(ctx, s.modelTables(nss, false))
-	if err != nil {
-		return rep, err
-	}
-	ctx = context.WithValue(ctx, cascadesKey{}, cascades)
 	from := []store.Status{StatusDeletePending.stored(), StatusDeleteInProgress.stored()}
 	to := map[store.Status]store.Status{StatusDeletePending.stored(): StatusDeleteInProgress.stored()}
 	// The deletes' receipts report what the collect recorded.
 	prepare := func(ctx context.Context, reqs []store.Request) context.Context {
 		return s.withRecords(s.withLookups(ctx, reqs), requestIDs(reqs))
 	}
-	rep, err = s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
+	rep, err := s.process(ctx, rep, from, to, StatusDeletePending, prepare, s.deleteOne)
 	tables, requests, deleted := s.touched.take()
-	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err, nil, s.addedCascades(ctx, tables, cascades))
+	return rep, s.purgeResidue(ctx, start, tables, requests, deleted, err, nil)
 }
-
-// addedCascades names the tables outside the data model whose rows foreign
-// keys delete with those of tables (the run's) but which the run's start
-// did not find (known): a foreign key added while it went on, whose
-// deletes it did not count. The purge's record says so.
-func (s *Service) addedCascades(ctx context.Context, tables []string, known []store.CascadeTarget) []string {
-	now, err := s.db.CascadeTargets(ctx, tables)
-	if err != nil {
-		s.log.WarnContext(ctx, "could not look for foreign keys added during the delete run", "err", err)
-		return nil
-	}
-	var added []string
-	for _, c := range now {
-		if !slices.ContainsFunc(known, func(k store.CascadeTarget) bool { return k.Name == c.Name }) {
-			added = append(added, c.Name)
-		}
-	}
-	return added
-}
-
-// cascadesKey carries in a delete run's context the tables outside the data
-// model whose rows foreign keys delete with its deletes
-// (store.CascadeTargets).
-type cascadesKey struct{}
 
 func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool) (*store.BatchItem, error) {
 	found, total, err := s.lookup(ctx, req)
@@ -511,8 +472,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 	if err := s.failpoint("delete-lookup"); err != nil {
 		return nil, err
 	}
-	cascades, _ := ctx.Value(cascadesKey{}).([]store.CascadeTarget)
-	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch && len(cascades) == 0 {
+	if batch && !req.ConfirmDeletePending && total <= s.cfg.DeleteBatch {
 		// A one-step delete that fits one delete batch: its deletes, the
 		// check and its completion join the worker's batch commit.
 		return s.deleteItem(ctx, req, found, recorded)
@@ -602,7 +562,7 @@ func (s *Service) deleteOne(ctx context.Context, req *store.Request, batch bool)
 		if len(parts) == 0 {
 			return nil
 		}
-		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record, req.ConfirmDeletePending, cascades); err != nil {
+		if err := s.db.DeleteOwned(ctx, req.ID, s.worker(ctx), parts, s.cfg.Lease, record, req.ConfirmDeletePending); err != nil {
 			return err
 		}
 		record = nil
@@ -1009,7 +969,7 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	// Only its own tables' marks: a delete run's (the data model's, and
 	// those outside it) are left to the delete run that completes its
 	// requests, which finds and names what they still hold (J159).
-	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err, append(slices.Clone(store.PurgedRequestTables), store.ExportTables...), nil)
+	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err, append(slices.Clone(store.PurgedRequestTables), store.ExportTables...))
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {

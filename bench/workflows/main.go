@@ -41,6 +41,7 @@ func main() {
 	noAnalyze := flag.Bool("no-analyze", false, "no ANALYZE after demo-data: the workflows run on tables the planner has no statistics for")
 	plainVacuum := flag.Bool("plain-vacuum", false, "end the delete run with a plain VACUUM instead of VACUUM FULL (CP_RESIDUE_PURGE=vacuum)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the delete batch (collect + delete) to this file")
+	dbaCascade := flag.Bool("dba-cascade", false, "add a DBA's table outside the data model, one note per recipient, whose foreign key cascades a delete from nms_recipient (its rows are counted with each delete: J161)")
 	flag.Parse()
 	ctx := context.Background()
 	base := os.Getenv("CP_BENCH_POSTGRES_URL")
@@ -94,6 +95,18 @@ func main() {
 		stats = "no ANALYZE after demo-data"
 	}
 	fmt.Printf("machine: %d recipients generated in %s (%s)\n", *recipients, time.Since(start).Round(time.Second), stats)
+	if *dbaCascade {
+		for _, q := range []string{
+			"CREATE TABLE " + schema + ".crm_note (id BIGSERIAL PRIMARY KEY, recipient_id BIGINT REFERENCES " + schema + ".nms_recipient (id) ON DELETE CASCADE, body TEXT)",
+			"INSERT INTO " + schema + ".crm_note (recipient_id, body) SELECT id, 'a note' FROM " + schema + ".nms_recipient",
+			"CREATE INDEX ON " + schema + ".crm_note (recipient_id)",
+			"ANALYZE " + schema + ".crm_note",
+		} {
+			_, err = admin.ExecContext(ctx, q)
+			check(err)
+		}
+		fmt.Printf("a DBA's crm_note: one note per recipient, ON DELETE CASCADE from nms_recipient\n")
+	}
 
 	// The one-time rewrite of stored values into their canonical form, as
 	// the first start after an upgrade runs it (every e-mail is read; the

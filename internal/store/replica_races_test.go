@@ -106,7 +106,7 @@ func TestResidueMarkOfADeleteDuringAPurgeSurvives(t *testing.T) {
 	}
 	del := func(rowID int64) error {
 		return db.DeleteOwned(ctx, id, "w", []store.DeletePart{{Table: "residue_race", IDs: []int64{rowID},
-			AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted", n) }}}, time.Hour, nil, false, nil)
+			AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted", n) }}}, time.Hour, nil, false)
 	}
 	// An earlier run deleted row 1 and died before its purge: its mark.
 	if err := del(1); err != nil {

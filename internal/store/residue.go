@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +79,13 @@ type ResiduePurge struct {
 	// cascade target or a materialized view the role may not purge, or
 	// whose purge failed): the purge's record must say so.
 	NotPurged *[]string
+	// Cascaded, when set, receives the tables outside the data model into
+	// which foreign keys cascade the deletes of the purged tables
+	// (cascadeTargets; the role's or not), as SQL names them: the database
+	// deleted (ON DELETE CASCADE) or unlinked (SET NULL, SET DEFAULT) rows
+	// there with the subject's, which no count of the service's includes,
+	// and the purge's record must say so.
+	Cascaded *[]string
 	// Only, when set, limits the marks of earlier runs the purge takes to
 	// these tables': a cleanup's purge leaves the data model's (and those
 	// outside it) to the delete run that completes their requests, which
@@ -398,134 +404,55 @@ func (d *DB) resolveMarks(ctx context.Context, marks []string, markOf map[string
 // bytes stay in their pages as in the others' until a rewrite. They are
 // outside the data model, which is what the receipt speaks for. SQLite
 // needs none: secure_delete zeroes every deleted row, cascaded or not.
-// Each also says whether the deletes delete its rows (every foreign key on
-// the way cascades the delete: one that sets null stops it) and lists the
-// tables that hold its rows (itself and, partitioned, its partitions), by
-// oid, as the catalogs say without a lock.
 const cascadeTargets = `WITH RECURSIVE model(oid) AS (
 		SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 			WHERE n.nspname = current_schema() AND t.relname = ANY($1::text[])
 		UNION
 		SELECT i.inhrelid FROM pg_inherits i JOIN model m ON i.inhparent = m.oid),
-	edge(parent, child, fk, del) AS (
-		SELECT c.confrelid, c.conrelid, true, c.confdeltype = 'c' FROM pg_constraint c
+	edge(parent, child, fk) AS (
+		SELECT c.confrelid, c.conrelid, true FROM pg_constraint c
 			WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') AND c.conparentid = 0
 		UNION ALL
-		SELECT i.inhparent, i.inhrelid, false, true FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+		SELECT i.inhparent, i.inhrelid, false FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
 			WHERE p.relkind = 'p'),
-	reach(oid, fk, del) AS (
-		SELECT e.child, true, e.del FROM edge e JOIN model m ON e.parent = m.oid WHERE e.fk
+	reach(oid, fk) AS (
+		SELECT e.child, true FROM edge e JOIN model m ON e.parent = m.oid WHERE e.fk
 		UNION
-		SELECT e.child, e.fk, r.del AND e.del FROM edge e JOIN reach r ON e.parent = r.oid)
+		SELECT e.child, e.fk FROM edge e JOIN reach r ON e.parent = r.oid)
 	SELECT format('%I.%I', n.nspname, t.relname),
-		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE'),
-		EXISTS (SELECT 1 FROM reach r WHERE r.oid = t.oid AND r.fk AND r.del),
-		array_to_string(ARRAY(WITH RECURSIVE part(oid) AS (SELECT t.oid
-				UNION SELECT i.inhrelid FROM pg_inherits i JOIN part ON i.inhparent = part.oid JOIN pg_class p ON p.oid = part.oid
-					WHERE p.relkind = 'p')
-			SELECT oid FROM part), ',')
+		pg_has_role(current_user, t.relowner, 'USAGE') AND has_schema_privilege(n.oid, 'USAGE')
 	FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
 		WHERE t.oid IN (SELECT oid FROM reach WHERE fk) AND t.oid NOT IN (SELECT oid FROM reach WHERE NOT fk)
 			AND t.oid NOT IN (SELECT oid FROM model) AND t.relkind IN ('r', 'p') ORDER BY 1`
-
-// CascadeTarget is a table outside the data model whose rows the
-// database's foreign keys delete with the data model's (CascadeTargets).
-type CascadeTarget struct {
-	// Name is the table's SQL name ("crm.note"): the key of its count
-	// among the request's (a data-model schema's has no dot).
-	Name string
-	rels []int64 // the tables that hold its rows: itself, its partitions
-}
-
-// CascadeTargets returns, on PostgreSQL, the tables outside the data model
-// whose rows the database's own foreign keys delete with those of tables
-// (cascadeTargets: any schema, any owner; a chain of ON DELETE CASCADE),
-// for DeleteOwned to count. None on SQLite, which counts no foreign key's
-// action.
-func (d *DB) CascadeTargets(ctx context.Context, tables []string) ([]CascadeTarget, error) {
-	if d.dialect != Postgres || len(tables) == 0 {
-		return nil, nil
-	}
-	found, err := d.findCascadeTargets(ctx, tables)
-	var out []CascadeTarget
-	for _, c := range found {
-		if !c.deletes {
-			continue
-		}
-		t := CascadeTarget{Name: c.name}
-		for _, r := range strings.Split(c.rels, ",") {
-			if oid, perr := strconv.ParseInt(r, 10, 64); perr == nil {
-				t.rels = append(t.rels, oid)
-			}
-		}
-		out = append(out, t)
-	}
-	return out, translate(err, "Foreign key")
-}
-
-// cascadeTarget is a row of cascadeTargets.
-type cascadeTarget struct {
-	name, rels     string
-	owned, deletes bool
-}
-
-// findCascadeTargets runs cascadeTargets.
-func (d *DB) findCascadeTargets(ctx context.Context, tables []string) ([]cascadeTarget, error) {
-	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []cascadeTarget
-	for rows.Next() {
-		var c cascadeTarget
-		if err := rows.Scan(&c.name, &c.owned, &c.deletes, &c.rels); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// xactDeleted reads, in the transaction q, PostgreSQL's count of the rows
-// deleted from each of rels that the backend has not yet sent to its
-// statistics: the current transaction's and those of earlier ones on the
-// connection (they are sent between transactions, at most once a second).
-// Read before and after a transaction's deletes, the difference is its
-// own, a foreign key's cascades included. counted is false when
-// track_counts is off (every count 0). The counters take no lock.
-func xactDeleted(ctx context.Context, q gorm.ConnPool, rels []int64) (deleted map[int64]int64, counted bool, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT r, pg_stat_get_xact_tuples_deleted(r::oid), current_setting('track_counts')::bool
-		FROM unnest($1::bigint[]) AS r`, rels)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	deleted = map[int64]int64{}
-	for rows.Next() {
-		var r, n int64
-		if err := rows.Scan(&r, &n, &counted); err != nil {
-			return nil, false, err
-		}
-		deleted[r] = n
-	}
-	return deleted, counted, rows.Err()
-}
 
 // cascadeTargetsOf runs cascadeTargets: the tables outside tables that a
 // purge of them rewrites too, as SQL names them. Those the role may not
 // rewrite are logged, not returned.
 func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string, p ResiduePurge) ([]string, error) {
-	found, err := d.findCascadeTargets(ctx, tables)
+	rows, err := d.sql.QueryContext(ctx, cascadeTargets, tables)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var out []string
-	for _, c := range found {
-		if !c.owned {
-			d.notPurged(ctx, p, c.name, "the database role does not own it or may not use its schema", nil)
+	for rows.Next() {
+		var (
+			name  string
+			owned bool
+		)
+		if err := rows.Scan(&name, &owned); err != nil {
+			return nil, err
+		}
+		if p.Cascaded != nil {
+			*p.Cascaded = append(*p.Cascaded, name)
+		}
+		if !owned {
+			d.notPurged(ctx, p, name, "the database role does not own it or may not use its schema", nil)
 			continue
 		}
-		out = append(out, c.name)
+		out = append(out, name)
 	}
-	return out, err
+	return out, rows.Err()
 }
 
 // descendants names, as SQL does, every table under $1 (partitions and,

@@ -42,7 +42,7 @@ func TestResidueMarkTimeMovesWithThePurges(t *testing.T) {
 	}
 	del := func(rowID int64) error {
 		return db.DeleteOwned(ctx, id, "w", []store.DeletePart{{Table: "residue_age", IDs: []int64{rowID},
-			AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted", n) }}}, 24*time.Hour, nil, false, nil)
+			AuditLine: func(n int64) string { return fmt.Sprintf("%d record(s) deleted", n) }}}, 24*time.Hour, nil, false)
 	}
 	first := clock.Now()
 	if err := del(1); err != nil {

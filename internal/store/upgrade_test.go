@@ -296,7 +296,7 @@ func TestResidueLogStaysBoundedWhilePurgesAreHeld(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			row++
 			if err := db.DeleteOwned(ctx, id, "w", []store.DeletePart{{Table: "residue_growth", IDs: []int64{row},
-				AuditLine: func(n int64) string { return strconv.FormatInt(n, 10) + " record(s) deleted" }}}, 24*time.Hour, nil, false, nil); err != nil {
+				AuditLine: func(n int64) string { return strconv.FormatInt(n, 10) + " record(s) deleted" }}}, 24*time.Hour, nil, false); err != nil {
 				t.Fatal(err)
 			}
 			clock.Advance(time.Second)
@@ -346,7 +346,7 @@ func TestResidueOldestMarkIsTheOldestTime(t *testing.T) {
 	}
 	del := func(req, row int64) error {
 		return db.DeleteOwned(ctx, req, "w", []store.DeletePart{{Table: "residue_order", IDs: []int64{row},
-			AuditLine: func(n int64) string { return strconv.FormatInt(n, 10) + " record(s) deleted" }}}, 24*time.Hour, nil, false, nil)
+			AuditLine: func(n int64) string { return strconv.FormatInt(n, 10) + " record(s) deleted" }}}, 24*time.Hour, nil, false)
 	}
 	other := storetest.SQLOf(t, db)
 	commit, err := other.Uncommitted(ctx, "UPDATE residue_order SET v = 'c' WHERE id = 1")

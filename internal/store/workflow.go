@@ -809,26 +809,11 @@ type DeletePart struct {
 // meanwhile). markDeleted marks the parts' rows deleted among the
 // request's recorded rows in the same transaction (a two-step delete's
 // reviewed rows: after a crash an id written again names another row,
-// which the next run must not delete as reviewed). cascades are the tables
-// outside the data model whose rows foreign keys delete with these
-// (CascadeTargets): the rows the database deleted there in this
-// transaction are counted with the request's, each table's in an audit
-// line (CascadedLine). It fails
-// with errLostClaim (no change) if worker no longer holds the request.
-func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow, markDeleted bool, cascades []CascadeTarget) error {
+// which the next run must not delete as reviewed). It fails with
+// errLostClaim (no change) if worker no longer holds the request.
+func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, parts []DeletePart, lease time.Duration, found []ReviewedRow, markDeleted bool) error {
 	now := d.now().UTC()
-	var rels []int64
-	for _, c := range cascades {
-		rels = append(rels, c.rels...)
-	}
 	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var before map[int64]int64
-		if len(rels) > 0 {
-			var err error
-			if before, _, err = xactDeleted(ctx, tx.Statement.ConnPool, rels); err != nil {
-				return err
-			}
-		}
 		if found != nil {
 			if err := d.writeRecords(tx, now, []int64{requestID}, []RequestUpdate{{Reviewed: found}}); err != nil {
 				return err
@@ -861,28 +846,6 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 			audit.WriteString(auditText(now, line))
 			lines = append(lines, chainLine{requestID, line})
 		}
-		if len(rels) > 0 {
-			after, counted, err := xactDeleted(ctx, tx.Statement.ConnPool, rels)
-			if err != nil {
-				return err
-			}
-			for _, c := range cascades {
-				var n int64
-				for _, r := range c.rels {
-					n += after[r] - before[r]
-				}
-				line := fmt.Sprintf(CascadedLine, n, c.Name)
-				switch {
-				case !counted:
-					line = fmt.Sprintf(UncountedLine, c.Name)
-				case n <= 0:
-					continue
-				}
-				removed[c.Name] += n
-				audit.WriteString(auditText(now, line))
-				lines = append(lines, chainLine{requestID, line})
-			}
-		}
 		if err := markResidue(tx, now, PartTables(parts)); err != nil {
 			return err
 		}
@@ -905,17 +868,6 @@ func (d *DB) DeleteOwned(ctx context.Context, requestID int64, worker string, pa
 	}
 	return translate(err, "Record")
 }
-
-// CascadedLine is the audit's line for the rows a foreign key outside the
-// data model deleted with a request's (DeleteOwned): their number and
-// their table, as SQL names it. The counts are kept under that name with
-// the data model's (a schema's name has a colon, an SQL table's a dot).
-const CascadedLine = "%d record(s) deleted in %s by a foreign key outside the data model (ON DELETE CASCADE)"
-
-// UncountedLine is said instead of CascadedLine, of each table outside the
-// data model a foreign key may have deleted rows from, when PostgreSQL
-// counts no row (track_counts is off).
-const UncountedLine = "Records a foreign key outside the data model deleted in %s (ON DELETE CASCADE) are not counted: track_counts is off."
 
 // HasForeignKeysInto reports whether a foreign key constraint of the
 // database points into one of tables. The service declares none on the
