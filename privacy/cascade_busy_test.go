@@ -59,15 +59,8 @@ func busyViewThenComplete(t *testing.T, suffix string, twoStep, cleanup bool) {
 	if r.statsHolding(t, email) == 0 {
 		t.Fatal("precondition: aa_only's statistics hold the email")
 	}
-	sdb := r.openSession(t)
-	tx, err := sdb.BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := r.holding(t, "SELECT count(*) FROM "+m+".zz_locked")
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(r.f.ctx, "SELECT count(*) FROM "+m+".zz_locked"); err != nil {
-		t.Fatal(err)
-	}
 	id := r.f.create(t, "defaultNamespace1", email, privacy.TypeDelete, twoStep)
 	run := "all"
 	if twoStep || cleanup {
@@ -80,7 +73,7 @@ func busyViewThenComplete(t *testing.T, suffix string, twoStep, cleanup bool) {
 			t.Fatal(err)
 		}
 	}
-	_, err = r.f.env.Privacy.Run(r.f.ctx, run)
+	_, err := r.f.env.Privacy.Run(r.f.ctx, run)
 	t.Logf("first run (zz_locked held): %v; status %v; %s", err, r.f.status(t, id), purgeLine(r.audit(t, id)))
 	if got := r.f.status(t, id); got != privacy.StatusDeleteInProgress {
 		t.Fatalf("precondition: the first run should end Busy on the locked view, status %v", got)
@@ -127,27 +120,15 @@ func TestAncestorLockNotGranted(t *testing.T) {
 	for _, plain := range []bool{false, true} {
 		t.Run(map[bool]string{false: "rewrite", true: "plain vacuum"}[plain], func(t *testing.T) {
 			r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second; c.PlainVacuum = plain })
-			a := r.schema(t, "_r25anc")
 			const token = "Ancestorlocktoken7e1a"
-			r.exec(t,
-				"CREATE TABLE "+a+".notes_all (id BIGINT, recipient_id BIGINT, body VARCHAR(200))",
-				"CREATE TABLE "+a+".note (PRIMARY KEY (id), FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE) INHERITS ("+a+".notes_all)")
-			r.noteRows(t, a+".note", token)
-			r.exec(t, "ANALYZE "+a+".notes_all", "ANALYZE "+a+".note")
+			a := r.inheritedNotes(t, "_r25anc", token)
 			if r.statsHolding(t, token) == 0 {
 				t.Fatal("precondition: the statistics hold the notes")
 			}
-			sdb := r.openSession(t)
-			tx, err := sdb.BeginTx(r.f.ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := r.holding(t, "LOCK TABLE ONLY "+a+".notes_all IN SHARE UPDATE EXCLUSIVE MODE")
 			defer tx.Rollback()
-			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE ONLY "+a+".notes_all IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
 			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
-			_, err = r.f.env.Privacy.Run(r.f.ctx, "all")
+			_, err := r.f.env.Privacy.Run(r.f.ctx, "all")
 			t.Logf("first run (notes_all held): %v; status %v; %s", err, r.f.status(t, id), purgeLine(r.audit(t, id)))
 			_ = tx.Rollback()
 			for i := 0; i < 3; i++ {
@@ -342,21 +323,10 @@ func TestAncestorLockParentNamed(t *testing.T) {
 	for _, plain := range []bool{false, true} {
 		t.Run(map[bool]string{false: "rewrite", true: "plain vacuum"}[plain], func(t *testing.T) {
 			r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = 2 * time.Second; c.PlainVacuum = plain })
-			a := r.schema(t, "_r26anc")
 			const token = "Review26ancestorA91c"
-			r.exec(t,
-				"CREATE TABLE "+a+".notes_all (id BIGINT, recipient_id BIGINT, body VARCHAR(200))",
-				"CREATE TABLE "+a+".note (PRIMARY KEY (id), FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE) INHERITS ("+a+".notes_all)")
-			r.noteRows(t, a+".note", token)
-			r.exec(t, "ANALYZE "+a+".notes_all", "ANALYZE "+a+".note")
-			tx, err := r.openSession(t).BeginTx(r.f.ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := r.inheritedNotes(t, "_r26anc", token)
+			tx := r.holding(t, "LOCK TABLE ONLY "+a+".notes_all IN SHARE UPDATE EXCLUSIVE MODE")
 			defer tx.Rollback()
-			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE ONLY "+a+".notes_all IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
 			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
 			var errs []string
 			if _, err := r.f.env.Privacy.Run(r.f.ctx, "all"); err != nil {
@@ -440,4 +410,19 @@ func TestOnlyCleanupsAfterBusyDelete(t *testing.T) {
 	if !said {
 		t.Errorf("3 cleanup runs over 3 days left the deleted subject's rows in nms_recipient's files/statistics (%d time(s), %d mark(s) kept) and said nothing: no error, no log line", left, marks)
 	}
+}
+
+// inheritedNotes makes a schema of its own (suffix) with a DBA's notes_all
+// and its inheritance child note, a cascade target of nms_recipient holding
+// noteRows' notes (token), both analyzed: notes_all's inherited statistics
+// sample the subject's notes. It returns the schema.
+func (r *cascadeFixture) inheritedNotes(t *testing.T, suffix, token string) string {
+	t.Helper()
+	a := r.schema(t, suffix)
+	r.exec(t,
+		"CREATE TABLE "+a+".notes_all (id BIGINT, recipient_id BIGINT, body VARCHAR(200))",
+		"CREATE TABLE "+a+".note (PRIMARY KEY (id), FOREIGN KEY (recipient_id) REFERENCES nms_recipient (id) ON DELETE CASCADE) INHERITS ("+a+".notes_all)")
+	r.noteRows(t, a+".note", token)
+	r.exec(t, "ANALYZE "+a+".notes_all", "ANALYZE "+a+".note")
+	return a
 }

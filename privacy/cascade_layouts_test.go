@@ -490,15 +490,9 @@ func (r *cascadeFixture) confirmedDelete(t *testing.T) int64 {
 // table (as a reader in a long transaction does), and returns its error.
 func (r *cascadeFixture) runWhileLocked(t *testing.T, table, workflow string) error {
 	t.Helper()
-	tx, err := r.openSession(t).BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := r.holding(t, "LOCK TABLE "+table+" IN ACCESS SHARE MODE")
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+table+" IN ACCESS SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.f.env.Privacy.Run(r.f.ctx, workflow)
+	_, err := r.f.env.Privacy.Run(r.f.ctx, workflow)
 	return err
 }
 

@@ -101,27 +101,20 @@ func TestManyLockedViewsOneWait(t *testing.T) {
 	const views = 6
 	r := newCascadeFixture(t, func(c *privacy.Config) { c.ResidueWait = wait })
 	m := r.schema(t, "_many")
+	var reads []string
 	for i := range views {
 		r.exec(t, fmt.Sprintf("CREATE MATERIALIZED VIEW %s.report_%d AS SELECT id, email FROM nms_recipient", m, i))
+		reads = append(reads, fmt.Sprintf("SELECT count(*) FROM %s.report_%d", m, i))
 	}
-	sdb := r.openSession(t)
-	tx, err := sdb.BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := r.holding(t, reads...)
 	defer tx.Rollback()
-	for i := range views {
-		if _, err := tx.ExecContext(r.f.ctx, fmt.Sprintf("SELECT count(*) FROM %s.report_%d", m, i)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
 	// Collect first, so that the timed run is the delete with its purge.
 	if _, err := r.f.env.Privacy.Run(r.f.ctx, privacy.Collect); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
+	_, err := r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
 	took := time.Since(start)
 	t.Logf("delete run took %v: %v; status %v", took.Round(100*time.Millisecond), err, r.f.status(t, id))
 	if took > 3*wait+2*time.Second {
@@ -335,20 +328,13 @@ func TestPlainVacuumLockedTargetBounded(t *testing.T) {
 			for i := range int64(3) {
 				r.exec(t, "INSERT INTO "+tbl+" VALUES ("+sqlInt(50+i)+", "+sqlInt(subject)+", 'Plainlocktoken8b2c')")
 			}
-			sdb := r.openSession(t)
-			tx, err := sdb.BeginTx(r.f.ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := r.holding(t, "LOCK TABLE "+tbl+" IN SHARE UPDATE EXCLUSIVE MODE")
 			defer tx.Rollback()
-			if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
 			id := r.f.create(t, "defaultNamespace1", demodata.Email(3), privacy.TypeDelete, false)
 			ctx, cancel := context.WithTimeout(r.f.ctx, 40*time.Second)
 			defer cancel()
 			start := time.Now()
-			_, err = r.f.env.Privacy.Run(ctx, "all")
+			_, err := r.f.env.Privacy.Run(ctx, "all")
 			took := time.Since(start)
 			t.Logf("run: %v after %v; status %v", err, took.Round(time.Second), r.f.status(t, id))
 			if took > 25*time.Second {
@@ -387,16 +373,9 @@ func TestUnloggedTargetWithLockedView(t *testing.T) {
 	if err := r.f.env.Privacy.ConfirmDeletePending(r.f.ctx, operator, id); err != nil {
 		t.Fatal(err)
 	}
-	sdb := r.openSession(t)
-	tx, err := sdb.BeginTx(r.f.ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := r.holding(t, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE")
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(r.f.ctx, "LOCK TABLE "+tbl+" IN ACCESS SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
+	_, err := r.f.env.Privacy.Run(r.f.ctx, privacy.Delete)
 	t.Logf("first run: %v; status %v", err, r.f.status(t, id))
 	_ = tx.Rollback()
 	for i := 0; i < 3 && r.f.status(t, id) != privacy.StatusComplete; i++ {

@@ -593,3 +593,21 @@ func TestMarkedOidNamesOtherView(t *testing.T) {
 		t.Errorf("the purge refreshed %s.snapshot_q1 (now n=%d, was 2): a view unrelated to the data model, under a reused oid whose mark named %s.old_report", a, n, a)
 	}
 }
+
+// holding begins a transaction on a session of its own (a DBA's, a
+// report's) and runs stmts in it, which take their locks or snapshot; the
+// caller ends it.
+func (r *cascadeFixture) holding(t *testing.T, stmts ...string) *sql.Tx {
+	t.Helper()
+	tx, err := r.openSession(t).BeginTx(r.f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(r.f.ctx, q); err != nil {
+			_ = tx.Rollback()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return tx
+}

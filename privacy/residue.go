@@ -132,12 +132,12 @@ func (s *Service) purgeResidue(ctx context.Context, runStart time.Time, tables [
 		// and counts: named, not counted (PostgreSQL counts attempted
 		// deletes and rows moved between partitions alike, and a count
 		// would keep each request's deletes out of the claims' batches).
-		what += fmt.Sprintf("; foreign keys outside the data model cascade the deletes into %s (the database deleted or unlinked rows there with the subject's; not counted)", strings.Join(slices.Compact(slices.Sorted(slices.Values(cascaded))), ", "))
+		what += fmt.Sprintf("; foreign keys outside the data model cascade the deletes into %s (the database deleted or unlinked rows there with the subject's; not counted)", listed(cascaded))
 	}
 	if len(notPurged) > 0 {
 		// Outside the data model, what the receipt speaks for, but the
 		// deletes' rows are still there: said too.
-		what += fmt.Sprintf("; outside the data model, not purged: %s (see the service log)", strings.Join(slices.Compact(slices.Sorted(slices.Values(notPurged))), ", "))
+		what += fmt.Sprintf("; outside the data model, not purged: %s (see the service log)", listed(notPurged))
 	}
 	line := "Residue purged: " + what + "."
 	if err != nil {
@@ -217,6 +217,11 @@ func (s *Service) finishDeleted(ctx context.Context, ids []int64, purged bool, l
 		}
 	}
 	return firstErr
+}
+
+// listed is names sorted, each once, for a record: "a, b, c".
+func listed(names []string) string {
+	return strings.Join(slices.Compact(slices.Sorted(slices.Values(names))), ", ")
 }
 
 // purgeMethod names what PurgeResidue does on this store, and what it
