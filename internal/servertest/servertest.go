@@ -68,6 +68,9 @@ type Options struct {
 	Server  func(*server.Config)
 	// DB reuses an open database (two servers on one store).
 	DB *store.DB
+	// Clock is the service's clock; the one DB was opened with, so that
+	// advancing it moves both (default: a new one).
+	Clock *storetest.Clock
 	// Schemas adds custom schema files, as CP_SCHEMAS_DIR does.
 	Schemas fs.FS
 	// MetricsZone replaces who may read /metrics (default the loopback).
@@ -81,7 +84,10 @@ type Options struct {
 // debug log kept in Logs, and the console open to loopback.
 func New(t testing.TB, dialect string, opts Options) *Env {
 	t.Helper()
-	clock := storetest.NewClock()
+	clock := opts.Clock
+	if clock == nil {
+		clock = storetest.NewClock()
+	}
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db := opts.DB
