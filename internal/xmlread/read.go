@@ -68,7 +68,7 @@ func Read(body []byte, l Limits) (*etree.Document, error) {
 	var (
 		// Sized for a usual envelope, so neither grows (and the stack
 		// stays off the heap).
-		sc       = xmlScanner{src: body, attrs: make([]xmlAttr, 0, 8)}
+		sc       = xmlScanner{src: body, attrs: make([]xmlAttr, 0, 8), maxAttrs: l.MaxAttributes}
 		stack    = make([]frame, 0, 16) // the elements being built
 		tokens   int
 		elements int

@@ -441,3 +441,21 @@ func wrap(body string) string {
 }
 
 var benchEnvelope = []byte(`<SOAP-ENV:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:ns="http://xml.apache.org/xml-soap" xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Header><Cookie>__sessiontoken=x</Cookie><X-Security-Token>y</X-Security-Token></SOAP-ENV:Header><SOAP-ENV:Body><m:CreateRequestByName xmlns:m="urn:nms:privacyRequest" SOAP-ENV:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><sessiontoken xsi:type="xsd:string">eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.x</sessiontoken><namespaceName xsi:type="xsd:string">defaultNamespace1</namespaceName><reconciliationValue xsi:type="xsd:string">john@example.com</reconciliationValue><type xsi:type="xsd:int">1</type><confirmDeletePending xsi:type="xsd:boolean">true</confirmDeletePending><regulation xsi:type="xsd:int">1</regulation></m:CreateRequestByName></SOAP-ENV:Body></SOAP-ENV:Envelope>`)
+
+// TestStartTagStopsAtTheAttributeLimit (security-bar #22): a start tag of
+// 20,000 attributes is scanned up to the first one over the limit, not to
+// its end, so its cost does not grow with the attributes (5.6 MB and 1.1
+// ms a request before, BenchmarkHostileBodies in ./server).
+func TestStartTagStopsAtTheAttributeLimit(t *testing.T) {
+	body := []byte("<a" + strings.Repeat(` b="1"`, 20000) + "/>")
+	s := xmlScanner{src: body, maxAttrs: 32}
+	if tok := s.next(); tok != tokStart || len(s.attrs) != 33 {
+		t.Fatalf("token %v with %d attributes, want a start tag with 33", tok, len(s.attrs))
+	}
+	if s.pos > 2+33*len(` b="1"`) {
+		t.Fatalf("the scanner read %d bytes of the %d-byte tag, past the 33rd attribute", s.pos, len(body))
+	}
+	if _, err := Read(body, DefaultLimits); err == nil || !strings.Contains(err.Error(), "attribute") {
+		t.Fatalf("Read: %v, want the attribute count refused", err)
+	}
+}

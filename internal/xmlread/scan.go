@@ -30,6 +30,11 @@ type xmlScanner struct {
 
 	decoded    []byte // decoding buffer, reused from token to token
 	endPending bool   // the last start tag was <x/>: its end comes next
+
+	// maxAttrs, when above 0, stops a start tag's scan at its
+	// maxAttrs+1st attribute: the tag is returned with that many, which
+	// the reader refuses, so 20,000 attributes cost what 33 do.
+	maxAttrs int
 }
 
 type xmlAttr struct {
@@ -115,6 +120,9 @@ func (s *xmlScanner) startTag() xmlToken {
 			return tokMalformed
 		}
 		s.attrs = append(s.attrs, attr)
+		if s.maxAttrs > 0 && len(s.attrs) > s.maxAttrs {
+			return tokStart
+		}
 	}
 }
 
