@@ -166,6 +166,9 @@ func TestReceiptOfADeleteRetriedAcrossTheUpgradeCountsTheFirstAttempt(t *testing
 func upgradeFromBefore0008(t *testing.T, f *fixture, dialect string) {
 	t.Helper()
 	sql := storetest.SQLOf(t, f.env.DB)
+	if err := sql.LiftAuditProtection(f.ctx); err != nil { // a release before 0022 had none
+		t.Fatal(err)
+	}
 	for _, stmt := range []string{
 		"DELETE FROM privacy_audit_chain",
 		"UPDATE privacy_audit_head SET seq = 0, hash = '" + strings.Repeat("0", 64) + "'",

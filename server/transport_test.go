@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -51,14 +52,16 @@ func TestDefaultTimeouts(t *testing.T) {
 	}
 }
 
-// TestSlowloris: connections that dribble their headers are closed after
-// ReadHeaderTimeout, and no goroutine stays behind.
+// TestSlowloris (security-bar #1): 200 connections that dribble their
+// headers are each closed after ReadHeaderTimeout, legitimate calls made
+// meanwhile are all answered, and no goroutine stays behind.
 func TestSlowloris(t *testing.T) {
 	_, addr, _, _ := listen(t, servertest.Options{})
 	before := runtime.NumGoroutine()
+	const conns = 200
 	var wg sync.WaitGroup
-	closedAfter := make(chan time.Duration, 20)
-	for i := 0; i < 20; i++ {
+	closedAfter := make(chan time.Duration, conns)
+	for i := 0; i < conns; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -82,6 +85,24 @@ func TestSlowloris(t *testing.T) {
 			closedAfter <- time.Since(start)
 		}()
 	}
+	// Legitimate calls while the 200 dribble, each on a new connection.
+	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	answered, slowest := 0, time.Duration(0)
+	for start := time.Now(); time.Since(start) < time.Second; time.Sleep(20 * time.Millisecond) {
+		t0 := time.Now()
+		resp, err := client.Post("http://"+addr+"/nl/jsp/soaprouter.jsp", "text/xml", strings.NewReader(call))
+		if err != nil {
+			t.Fatalf("a legitimate call during the attack: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "GetServerTimeResponse") {
+			t.Fatalf("a legitimate call during the attack: %d %.300s", resp.StatusCode, body)
+		}
+		answered++
+		slowest = max(slowest, time.Since(t0))
+	}
 	wg.Wait()
 	close(closedAfter)
 	for d := range closedAfter {
@@ -89,12 +110,63 @@ func TestSlowloris(t *testing.T) {
 			t.Fatalf("a slow-header connection lived %s (ReadHeaderTimeout 500ms)", d)
 		}
 	}
+	t.Logf("%d legitimate calls answered during the attack, the slowest in %s", answered, slowest)
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > before+5 {
 		t.Fatalf("goroutines %d, baseline %d", n, before)
+	}
+}
+
+// TestIdleKeepAlives (security-bar #13): 1,000 keep-alive connections left
+// idle after a request are all closed by the server after IdleTimeout (1 s
+// here), and the process's open files return to their baseline.
+func TestIdleKeepAlives(t *testing.T) {
+	_, addr, _, _ := listen(t, servertest.Options{})
+	openFiles := func() int {
+		t.Helper()
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(fds)
+	}
+	before := openFiles()
+	const conns = 1000
+	readers := make([]*bufio.Reader, conns)
+	sockets := make([]net.Conn, conns)
+	for i := range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /r/test HTTP/1.1\r\nHost: x\r\n\r\n")
+		rd := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		readers[i], sockets[i] = rd, conn
+	}
+	// Each connection is closed by the server (EOF, not our timeout).
+	deadline := time.Now().Add(10 * time.Second)
+	for i, conn := range sockets {
+		_ = conn.SetReadDeadline(deadline)
+		if _, err := readers[i].ReadByte(); err == nil || isTimeout(err) {
+			t.Fatalf("idle connection %d was not closed by the server: %v", i, err)
+		}
+		conn.Close()
+	}
+	for time.Now().Before(deadline) && openFiles() > before+10 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := openFiles(); n > before+10 {
+		t.Fatalf("%d open files after the idle connections closed, %d before", n, before)
 	}
 }
 

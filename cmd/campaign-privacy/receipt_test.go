@@ -103,7 +103,14 @@ func TestProofCommands(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "audit chain intact") {
 				t.Fatalf("audit verify: %d %s", code, out)
 			}
-			if err := storetest.SQL(t, store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]}).Exec(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
+			conn := storetest.SQL(t, store.Config{DatabaseURL: env["CP_DATABASE_URL"], DataDir: env["CP_DATA_DIR"]})
+			if err := conn.Exec(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err == nil {
+				t.Fatal("the audit chain took an edit: it is append-only")
+			}
+			if err := conn.LiftAuditProtection(ctx); err != nil { // the tampering that follows gets past it
+				t.Fatal(err)
+			}
+			if err := conn.Exec(ctx, "UPDATE privacy_audit_chain SET line = 'edited' WHERE seq = 2"); err != nil {
 				t.Fatal(err)
 			}
 			if out, code := exe("audit", "verify"); code != 1 || !strings.Contains(out, "seq 2") {

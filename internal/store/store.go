@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -437,22 +438,37 @@ func (d *DB) versions(ctx context.Context) (have, latest int, err error) {
 	return have, latest, err
 }
 
-// splitSQL splits a migration file into statements. Migrations are plain DDL:
-// no semicolons inside strings or function bodies.
+// splitSQL splits a migration file into statements at ";", except inside
+// a PostgreSQL dollar-quoted body ($$ … $$) and a SQLite trigger's
+// BEGIN … END, whose ";" are the body's. "--" comment lines are dropped
+// (a comment must hold no ";"), as are empty statements.
 func splitSQL(s string) []string {
-	var out []string
-	for _, stmt := range strings.Split(s, ";") {
+	var out, open []string
+	for _, piece := range strings.Split(s, ";") {
 		var lines []string
-		for _, line := range strings.Split(stmt, "\n") {
+		for _, line := range strings.Split(piece, "\n") {
 			if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
 				lines = append(lines, line)
 			}
 		}
-		if len(lines) > 0 {
-			out = append(out, strings.Join(lines, "\n"))
+		open = append(open, strings.Join(lines, "\n"))
+		stmt := strings.Join(open, ";")
+		if strings.Count(stmt, "$$")%2 == 1 || inTriggerBody(stmt) {
+			continue
 		}
+		if strings.TrimSpace(stmt) != "" {
+			out = append(out, stmt)
+		}
+		open = nil
 	}
 	return out
+}
+
+// inTriggerBody reports whether stmt is a SQLite CREATE TRIGGER whose
+// BEGIN … END has not ended yet.
+func inTriggerBody(stmt string) bool {
+	f := strings.Fields(strings.ToUpper(stmt))
+	return len(f) > 2 && f[0] == "CREATE" && f[1] == "TRIGGER" && slices.Contains(f, "BEGIN") && f[len(f)-1] != "END"
 }
 
 // asAppErr reports whether err carries an *apperr.Error, and sets e.

@@ -138,6 +138,33 @@ func (c *Conn) Exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
+// LiftAuditProtection does what the owner of the database would do to
+// rewrite the audit behind the service's back: it disables the triggers
+// that keep the chain append-only and grants back the privileges the
+// migration gave up (PostgreSQL), or drops the triggers (SQLite). Tests
+// that tamper with the chain call it first: the verifier must catch what
+// gets past the protection.
+func (c *Conn) LiftAuditProtection(ctx context.Context) error {
+	stmts := []string{
+		"ALTER TABLE privacy_audit_chain DISABLE TRIGGER USER",
+		"ALTER TABLE privacy_audit_head DISABLE TRIGGER USER",
+		"GRANT UPDATE, DELETE, TRUNCATE ON privacy_audit_chain, privacy_audit_head TO CURRENT_USER",
+	}
+	if c.dialect == store.SQLite {
+		stmts = []string{
+			"DROP TRIGGER IF EXISTS privacy_audit_chain_no_update",
+			"DROP TRIGGER IF EXISTS privacy_audit_chain_no_delete",
+			"DROP TRIGGER IF EXISTS privacy_audit_head_kept",
+		}
+	}
+	for _, q := range stmts {
+		if err := c.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
 // InsertRow inserts one row into a table; table and the keys of values
 // are identifiers the test chose, values are bound.
 func (c *Conn) InsertRow(ctx context.Context, table string, values map[string]any) error {

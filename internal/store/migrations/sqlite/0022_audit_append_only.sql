@@ -1,0 +1,12 @@
+-- The audit chain is append-only (security-bar #102). Triggers refuse
+-- every UPDATE and DELETE of its lines and the DELETE of its head (which
+-- each append updates). SQLite has no roles: whoever may write the file
+-- may drop them, a deliberate act that campaign-privacy audit verify and
+-- the receipts held outside still catch. It can be applied again without
+-- error.
+CREATE TRIGGER IF NOT EXISTS privacy_audit_chain_no_update BEFORE UPDATE ON privacy_audit_chain
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only: UPDATE on privacy_audit_chain refused'); END;
+CREATE TRIGGER IF NOT EXISTS privacy_audit_chain_no_delete BEFORE DELETE ON privacy_audit_chain
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only: DELETE on privacy_audit_chain refused'); END;
+CREATE TRIGGER IF NOT EXISTS privacy_audit_head_kept BEFORE DELETE ON privacy_audit_head
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only: DELETE on privacy_audit_head refused'); END;
