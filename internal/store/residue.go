@@ -193,6 +193,12 @@ func (d *DB) PurgeResidue(ctx context.Context, tables []string, runStart time.Ti
 		if tables, cascaded, views, err = d.purgeTargets(ctx, tables, outside, seen, markOf, p); err != nil {
 			return nil, tables, err
 		}
+	} else if p.Cascaded != nil {
+		found, err := d.cascadeTargetsSQLite(ctx, tables)
+		if err != nil {
+			return nil, tables, translate(err, "Residue")
+		}
+		*p.Cascaded = append(*p.Cascaded, found...)
 	}
 	pending, skipped, err := d.purge(ctx, tables, cascaded, views, p)
 	purged = slices.DeleteFunc(slices.Clone(tables), func(t string) bool {
@@ -453,6 +459,48 @@ func (d *DB) cascadeTargetsOf(ctx context.Context, tables []string, p ResiduePur
 		out = append(out, name)
 	}
 	return out, rows.Err()
+}
+
+// cascadeTargetsSQLite is cascadeTargets on SQLite: the tables outside
+// tables whose foreign keys cascade a delete from them (ON DELETE CASCADE,
+// SET NULL, SET DEFAULT; the service's connections enforce foreign keys),
+// and from those in turn. Their rows need no purge of their own
+// (secure_delete zeroes every deleted row, cascaded or not); the purge's
+// record names them, as on PostgreSQL.
+func (d *DB) cascadeTargetsSQLite(ctx context.Context, tables []string) ([]string, error) {
+	rows, err := d.sql.QueryContext(ctx, `SELECT m.name, f."table" FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+		WHERE m.type = 'table' AND f.on_delete IN ('CASCADE', 'SET NULL', 'SET DEFAULT')`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	children := map[string][]string{} // a parent's name, lower-case: its children
+	for rows.Next() {
+		var child, parent string
+		if err := rows.Scan(&child, &parent); err != nil {
+			return nil, err
+		}
+		children[strings.ToLower(parent)] = append(children[strings.ToLower(parent)], child)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, t := range tables {
+		seen[strings.ToLower(t)] = true
+	}
+	var out []string
+	for queue := slices.Clone(tables); len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[strings.ToLower(queue[0])] {
+			if !seen[strings.ToLower(c)] {
+				seen[strings.ToLower(c)] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // descendants names, as SQL does, every table under $1 (partitions and,
