@@ -3,10 +3,7 @@ package privacy_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,32 +29,9 @@ func appRole(t *testing.T) (*store.DB, *storetest.Conn, string) {
 
 // appRoleLogged is appRole, with what the store logs.
 func appRoleLogged(t *testing.T) (*store.DB, *storetest.Conn, string, *servertest.SyncBuffer) {
-	ctx := context.Background()
-	admin := storetest.Config(t, store.Postgres)
-	aconn := storetest.SQL(t, admin)
-	if super, err := aconn.Int(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper"); err != nil || super == 0 {
-		t.Skip("the test role is not a superuser: it cannot create the application role")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	role := "cp_owner_test_" + hex.EncodeToString(b)
-	u, err := url.Parse(admin.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := u.Query().Get("search_path")
-	for _, q := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role} {
-		if err := aconn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_ = aconn.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
-		_ = aconn.Exec(context.Background(), "DROP ROLE "+role)
-	})
-	u.User = url.User(role)
+	roleURL, role, aconn := storetest.ServiceRole(t, storetest.Config(t, store.Postgres))
 	logs := &servertest.SyncBuffer{}
-	db := storetest.OpenConfig(t, store.Config{DataDir: t.TempDir(), DatabaseURL: u.String(), Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	db := storetest.OpenConfig(t, store.Config{DataDir: t.TempDir(), DatabaseURL: roleURL, Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
 	return db, aconn, role, logs
 }
 
@@ -66,7 +40,7 @@ func appRoleLogged(t *testing.T) (*store.DB, *storetest.Conn, string, *servertes
 // drops it when the test ends.
 func dbaSchema(t *testing.T, aconn *storetest.Conn, role, prefix, privileges string) string {
 	t.Helper()
-	schema := prefix + role[len("cp_owner_test_"):]
+	schema := prefix + strings.TrimPrefix(role, "cp_role_")
 	for _, q := range []string{"CREATE SCHEMA " + schema, "GRANT " + privileges + " ON SCHEMA " + schema + " TO " + role} {
 		if err := aconn.Exec(context.Background(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -2,10 +2,7 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -58,29 +55,8 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 	t.Run("postgres role", func(t *testing.T) {
 		ctx := context.Background()
-		admin := storetest.Config(t, store.Postgres)
-		aconn := storetest.SQL(t, admin)
-		if super, err := aconn.Int(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper"); err != nil || super == 0 {
-			t.Skip("CP_TEST_POSTGRES_URL's role is not a superuser: it cannot create the service's role")
-		}
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		role := "cp_audit_test_" + hex.EncodeToString(b)
-		u, err := url.Parse(admin.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE, CREATE ON SCHEMA " + u.Query().Get("search_path") + " TO " + role} {
-			if err := aconn.Exec(ctx, q); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Cleanup(func() {
-			_ = aconn.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
-			_ = aconn.Exec(context.Background(), "DROP ROLE "+role)
-		})
-		u.User = url.User(role)
-		cfg := store.Config{DataDir: t.TempDir(), DatabaseURL: u.String()}
+		roleURL, _, _ := storetest.ServiceRole(t, storetest.Config(t, store.Postgres))
+		cfg := store.Config{DataDir: t.TempDir(), DatabaseURL: roleURL}
 		db := storetest.OpenConfig(t, cfg, nil)
 		conn := storetest.SQL(t, cfg)
 		head := chainOfThree(t, db)

@@ -84,6 +84,39 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
+// ServiceRole creates a PostgreSQL role as a service's own is: LOGIN, not
+// a superuser, USAGE and CREATE on the schema of cfg (a Config of this
+// package), owner of nothing yet. It returns cfg's URL as that role, the
+// role's name, and a connection to the schema as the test's own role (a
+// superuser: the DBA). The role and what it owns are dropped when the test
+// ends. A test whose role cannot create roles is skipped.
+func ServiceRole(t testing.TB, cfg store.Config) (roleURL, role string, dba *Conn) {
+	t.Helper()
+	ctx := context.Background()
+	dba = SQL(t, cfg)
+	if super, err := dba.Int(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolsuper"); err != nil || super == 0 {
+		t.Skip("CP_TEST_POSTGRES_URL's role is not a superuser: it cannot create the service's role")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	role = "cp_role_" + hex.EncodeToString(b)
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil || u.Scheme == "" {
+		t.Skip("CP_TEST_POSTGRES_URL is not a URL: a role cannot be set in it")
+	}
+	for _, q := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE, CREATE ON SCHEMA " + u.Query().Get("search_path") + " TO " + role} {
+		if err := dba.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = dba.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
+		_ = dba.Exec(context.Background(), "DROP ROLE "+role)
+	})
+	u.User = url.User(role)
+	return u.String(), role, dba
+}
+
 func redact(u string) string {
 	if p, err := url.Parse(u); err == nil && p.User != nil {
 		if _, has := p.User.Password(); has {
