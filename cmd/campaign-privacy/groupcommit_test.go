@@ -70,6 +70,21 @@ func startBinary(t *testing.T, env map[string]string, extra ...string) (string, 
 	}
 }
 
+// createsBinary starts the real binary on dialect for the tests that load
+// it with creates: one demo recipient, the admin's password set, the
+// per-operator create quota off (the test's clients of one operator are
+// its load, not an abuse), and extra settings.
+func createsBinary(t *testing.T, dialect string, extra ...string) (env map[string]string, url, token string, cmd *exec.Cmd, out *servertest.SyncBuffer) {
+	t.Helper()
+	env = testEnv(t, dialect)
+	if out, err := run(t, env, "", "demo-data", "--recipients", "1"); err != nil {
+		t.Fatalf("demo-data: %v %s", err, out)
+	}
+	env["CP_ADMIN_PASSWORD"] = "admin pass 1"
+	url, token, cmd, out = startBinary(t, env, append([]string{"CP_CREATE_RATE=0"}, extra...)...)
+	return env, url, token, cmd, out
+}
+
 // soapCall posts one SOAP call; an error means no HTTP answer.
 func soapCall(client *http.Client, url, action, body string) (string, error) {
 	req, err := http.NewRequest("POST", url+"/nl/jsp/soaprouter.jsp", strings.NewReader(body))
@@ -118,14 +133,7 @@ func TestKill9AfterGroupCommit(t *testing.T) {
 }
 
 func killDuringCreates(t *testing.T, dialect, failpoint string) {
-	env := testEnv(t, dialect)
-	if out, err := run(t, env, "", "demo-data", "--recipients", "1"); err != nil {
-		t.Fatalf("demo-data: %v %s", err, out)
-	}
-	env["CP_ADMIN_PASSWORD"] = "admin pass 1"
-	// The per-operator create quota is off: 32 clients of one operator
-	// are this test's load, not an abuse.
-	url, token, cmd, out := startBinary(t, env, "CP_FAILPOINT="+failpoint+":after=50", "CP_CREATE_RATE=0")
+	env, url, token, cmd, out := createsBinary(t, dialect, "CP_FAILPOINT="+failpoint+":after=50")
 
 	var (
 		mu         sync.Mutex
@@ -293,12 +301,7 @@ func sendAgain(t *testing.T, env map[string]string, client *http.Client, url, to
 func TestPostgresCrashDuringCreates(t *testing.T) {
 	reference := regexp.MustCompile(`\(reference [0-9a-f]+\)`)
 	restart := testClusterRestart(t, "creates")
-	env := testEnv(t, store.Postgres)
-	if out, err := run(t, env, "", "demo-data", "--recipients", "1"); err != nil {
-		t.Fatalf("demo-data: %v %s", err, out)
-	}
-	env["CP_ADMIN_PASSWORD"] = "admin pass 1"
-	url, token, cmd, out := startBinary(t, env, "CP_CREATE_RATE=0")
+	env, url, token, cmd, out := createsBinary(t, store.Postgres)
 
 	var (
 		mu        sync.Mutex

@@ -26,12 +26,7 @@ import (
 func TestSIGTERMUnderCreateLoad(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
-			env := testEnv(t, dialect)
-			if out, err := run(t, env, "", "demo-data", "--recipients", "1"); err != nil {
-				t.Fatalf("demo-data: %v %s", err, out)
-			}
-			env["CP_ADMIN_PASSWORD"] = "admin pass 1"
-			url, token, cmd, out := startBinary(t, env, "CP_CREATE_RATE=0")
+			env, url, token, cmd, out := createsBinary(t, dialect)
 			var (
 				mu         sync.Mutex
 				answered   = map[int64]string{}

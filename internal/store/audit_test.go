@@ -21,18 +21,7 @@ func TestAuditChain(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
 			db := storetest.Open(t, dialect, clock.Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
-			req := &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1}
-			id, _, err := db.CreateRequest(ctx, req, "https://h/nms/gdpr.jssp?id=", "Request created by operator 'ana'.")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.AppendAudit(ctx, id, "File downloaded by operator 'ana'."); err != nil {
-				t.Fatal(err)
-			}
+			id := auditedRequest(t, db)
 			if _, err := db.ClaimRequests(ctx, []store.Status{0}, nil, 1, "w", time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -146,4 +135,24 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// auditedRequest creates a namespace and a request in it, then appends a
+// second audit line: seqs 1 and 2 of the chain. It returns the request's id.
+func auditedRequest(t *testing.T, db *store.DB) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	req := &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1}
+	id, _, err := db.CreateRequest(ctx, req, "https://h/nms/gdpr.jssp?id=", "Request created by operator 'ana'.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendAudit(ctx, id, "File downloaded by operator 'ana'."); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
