@@ -179,10 +179,22 @@ func (c *Conn) InsertRow(ctx context.Context, table string, values map[string]an
 }
 
 // LockTable takes, in a transaction of its own, the lock a slow or stuck
-// session would hold on table (PostgreSQL's ACCESS EXCLUSIVE) until
-// release is called: fault tests use it to make calls wait on the
-// database.
+// session would hold on table (PostgreSQL's ACCESS EXCLUSIVE; on SQLite,
+// which has no table locks, the database's write lock, by a write to
+// table) until release is called: fault tests use it to make calls wait
+// on the database.
 func (c *Conn) LockTable(ctx context.Context, table string) (release func(), err error) {
+	if c.dialect == store.SQLite {
+		tx, err := c.db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM "`+table+`" WHERE 0`); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		return func() { tx.Rollback() }, nil
+	}
 	return c.LockTableIn(ctx, table, "ACCESS EXCLUSIVE")
 }
 
