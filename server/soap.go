@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -477,11 +478,14 @@ func (c *call) Element(name string) *etree.Element {
 }
 
 // readBody reads the request's body, at most limit bytes. With a
-// Content-Length, into one buffer of that size: io.ReadAll grows its
-// buffer by doubling, which allocates about twice the body. A body
-// declared larger than limit is not read at all: the fault is answered
-// with Connection: close (net/http's own, for a body left unread past 256
-// KiB), so 100 MiB of dots costs the server its headers' 4 KiB buffer.
+// Content-Length, into a buffer that grows with the bytes that arrive up
+// to that length (io.ReadAll grows by doubling past the body, about twice
+// its size; a buffer of the declared length at once would let a client
+// that declares 256 KiB and sends nothing pin 256 KiB for the read
+// timeout). A body declared larger than limit is not read at all: the
+// fault is answered with Connection: close (net/http's own, for a body
+// left unread past 256 KiB), so 100 MiB of dots costs the server its
+// headers' 4 KiB buffer.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
@@ -490,10 +494,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength < 0 {
 		return io.ReadAll(body)
 	}
-	buf := make([]byte, 0, r.ContentLength+1)
+	want := int(r.ContentLength) + 1 // +1: the reader's EOF, without growing
+	buf := make([]byte, 0, min(want, 4<<10))
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // a body longer than declared: the reader errs first
+			// Doubled, up to the declared length; past it (a body longer
+			// than declared) the reader errs first.
+			buf = slices.Grow(buf, max(1, min(cap(buf), want-len(buf))))
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

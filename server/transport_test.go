@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,44 +55,57 @@ func TestDefaultTimeouts(t *testing.T) {
 	}
 }
 
-// TestSlowloris (security-bar #1): 200 connections that dribble their
-// headers are each closed after ReadHeaderTimeout, legitimate calls made
-// meanwhile are all answered, and no goroutine stays behind.
+// TestSlowloris (security-bar #1): for about 1.5 s, 200 attackers each
+// hold a connection dribbling its headers, and open another when the
+// server closes it. Every such connection is closed after
+// ReadHeaderTimeout, legitimate calls made on new connections during the
+// attack are all answered, and no goroutine stays behind.
 func TestSlowloris(t *testing.T) {
 	_, addr, _, _ := listen(t, servertest.Options{})
 	before := runtime.NumGoroutine()
-	const conns = 200
-	var wg sync.WaitGroup
-	closedAfter := make(chan time.Duration, conns)
-	for i := 0; i < conns; i++ {
+	const attackers = 200
+	start := time.Now()
+	attackEnd := start.Add(1500 * time.Millisecond)
+	var (
+		wg          sync.WaitGroup
+		mu          sync.Mutex
+		longest     time.Duration
+		connections int
+	)
+	for i := 0; i < attackers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close()
-			start := time.Now()
-			_, _ = conn.Write([]byte("POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\n"))
-			for time.Since(start) < 5*time.Second {
-				if _, err := conn.Write([]byte("X")); err != nil {
-					break
+			for time.Now().Before(attackEnd) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
 				}
-				_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-				if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
-					break // closed by the server
+				opened := time.Now()
+				_, _ = conn.Write([]byte("POST /nl/jsp/soaprouter.jsp HTTP/1.1\r\nHost: x\r\n"))
+				for time.Since(opened) < 5*time.Second {
+					if _, err := conn.Write([]byte("X")); err != nil {
+						break
+					}
+					_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+					if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+						break // closed by the server
+					}
 				}
+				lived := time.Since(opened)
+				conn.Close()
+				mu.Lock()
+				longest, connections = max(longest, lived), connections+1
+				mu.Unlock()
 			}
-			closedAfter <- time.Since(start)
 		}()
 	}
-	// Legitimate calls while the 200 dribble, each on a new connection.
+	// Legitimate calls while the attack goes on, each on a new connection.
 	call := servertest.Envelope("", `<m:GetServerTime xmlns:m="urn:xtk:session"><sessiontoken/></m:GetServerTime>`)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	answered, slowest := 0, time.Duration(0)
-	for start := time.Now(); time.Since(start) < time.Second; time.Sleep(20 * time.Millisecond) {
+	for time.Now().Before(attackEnd.Add(-200 * time.Millisecond)) {
 		t0 := time.Now()
 		resp, err := client.Post("http://"+addr+"/nl/jsp/soaprouter.jsp", "text/xml", strings.NewReader(call))
 		if err != nil {
@@ -104,15 +118,17 @@ func TestSlowloris(t *testing.T) {
 		}
 		answered++
 		slowest = max(slowest, time.Since(t0))
+		time.Sleep(20 * time.Millisecond)
 	}
 	wg.Wait()
-	close(closedAfter)
-	for d := range closedAfter {
-		if d > 2*time.Second {
-			t.Fatalf("a slow-header connection lived %s (ReadHeaderTimeout 500ms)", d)
-		}
+	if longest > 2*time.Second {
+		t.Fatalf("a slow-header connection lived %s (ReadHeaderTimeout 500ms)", longest)
 	}
-	t.Logf("%d legitimate calls answered during the attack, the slowest in %s", answered, slowest)
+	if connections <= attackers {
+		t.Fatalf("only %d slow-header connections in the attack: the server did not close them in time to be reopened", connections)
+	}
+	t.Logf("%d slow-header connections, the longest %s; %d legitimate calls answered during the attack, the slowest in %s",
+		connections, longest, answered, slowest)
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -135,8 +151,12 @@ func TestIdleKeepAlives(t *testing.T) {
 		}
 		return len(fds)
 	}
-	before := openFiles()
 	const conns = 1000
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil || limit.Cur < 2*conns+200 {
+		t.Skipf("the open-file limit (%d, %v) is under the %d both ends of %d connections need", limit.Cur, err, 2*conns+200, conns)
+	}
+	before := openFiles()
 	readers := make([]*bufio.Reader, conns)
 	sockets := make([]net.Conn, conns)
 	for i := range conns {
@@ -388,9 +408,9 @@ func TestSlowBody(t *testing.T) {
 
 // TestHugeDeclaredBody (security-bar #4): POSTs declaring 300 KiB and
 // 100 MiB get the "larger than" Client fault with Connection: close, and
-// the server reads at most 256 KiB + 4 KiB of each (counted on its side of
-// the socket: the client's count includes the socket buffers), not the
-// rest the client keeps sending.
+// the server reads none of either body beyond what came with the headers
+// (counted on its side of the socket: the client's count includes the
+// socket buffers; the bar allows 256 KiB + 4 KiB).
 func TestHugeDeclaredBody(t *testing.T) {
 	for _, size := range []int{300 << 10, 100 << 20} {
 		t.Run(strconv.Itoa(size>>10)+" KiB", func(t *testing.T) {
@@ -433,8 +453,11 @@ func TestHugeDeclaredBody(t *testing.T) {
 				t.Fatalf("answer to a %d-byte body after %d bytes sent:\n%.600s", size, sent, answer)
 			}
 			t.Logf("the server read %d bytes past the headers of a %d-byte body (%d sent)", ln.read.Load()-int64(len(head)), size, sent)
-			if read := ln.read.Load(); read > int64(len(head))+256<<10+4<<10 {
-				t.Fatalf("the server read %d bytes of a %d-byte body (%d sent), over 256 KiB + 4 KiB", read-int64(len(head)), size, sent)
+			// The bar allows 256 KiB + 4 KiB; a body declared over the
+			// limit is not read at all: what the first read of the
+			// headers brought in with them.
+			if read := ln.read.Load(); read > int64(len(head))+16<<10 {
+				t.Fatalf("the server read %d bytes of a %d-byte body (%d sent), more than its headers' first reads", read-int64(len(head)), size, sent)
 			}
 		})
 	}

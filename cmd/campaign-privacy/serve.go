@@ -208,13 +208,18 @@ func purgeSessions(ctx context.Context, sessions *session.Service, log *slog.Log
 // step ("delete-after-batch", "collect-after-export") the process kills
 // itself with SIGKILL, as kill -9 would (with "<step>:after=N", only at
 // its N+1th time: "create-batch-before-commit:after=50"), or with
-// "<step>:sleep=2s" pauses there, the first time. Unset in production.
+// "<step>:sleep=2s" pauses there, the first time; a step may hold colons
+// itself ("soap:nms:privacyRequest#CreateRequestByName:sleep=5s"). Unset
+// in production.
 func (m *Main) failpoint() func(string) error {
 	want := m.Getenv("CP_FAILPOINT")
 	if want == "" {
 		return nil
 	}
-	point, action, _ := strings.Cut(want, ":")
+	point, action := want, ""
+	if i := strings.LastIndex(want, ":"); i >= 0 && (strings.HasPrefix(want[i+1:], "after=") || strings.HasPrefix(want[i+1:], "sleep=")) {
+		point, action = want[:i], want[i+1:]
+	}
 	pause, _ := time.ParseDuration(strings.TrimPrefix(action, "sleep="))
 	after, _ := strconv.ParseInt(strings.TrimPrefix(action, "after="), 10, 64)
 	var once sync.Once

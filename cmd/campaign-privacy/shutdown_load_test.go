@@ -18,15 +18,18 @@ import (
 
 // TestSIGTERMUnderCreateLoad (security-bar #12): 50 clients create
 // requests against the real binary, each value its own, when it gets
-// SIGTERM. It exits 0 within 30 s; every call it took before the signal
-// is answered with its id, never a fault: each id answered is stored,
-// whole, with its value, the audit chain verifies, and no value whose
-// call ended without an answer (a connection closed or refused after the
-// signal) was stored — a call the server took is never left in doubt.
+// SIGTERM. The creates are held 5 s in their handlers (CP_FAILPOINT: the
+// first sleeps, the others wait for it), and the signal comes 1 s in, so
+// that the calls are surely in flight at it. It exits 0 within 30 s, and
+// every call it took before the signal is answered with its id after it,
+// never a fault: each id answered is stored, whole, with its value, the
+// audit chain verifies, and no value whose call ended without an answer
+// (a connection closed or refused after the signal) was stored — a call
+// the server took is never left in doubt.
 func TestSIGTERMUnderCreateLoad(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
-			env, url, token, cmd, out := createsBinary(t, dialect)
+			env, url, token, cmd, out := createsBinary(t, dialect, "CP_FAILPOINT=soap:nms:privacyRequest#CreateRequestByName:sleep=5s")
 			var (
 				mu         sync.Mutex
 				answered   = map[int64]string{}
@@ -65,10 +68,9 @@ func TestSIGTERMUnderCreateLoad(t *testing.T) {
 					}
 				}()
 			}
-			for deadline := time.Now().Add(60 * time.Second); count.Load() < 1000; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("only %d calls answered in a minute\n%s", count.Load(), out)
-				}
+			time.Sleep(time.Second) // the creates are held in their handlers
+			if n := count.Load(); n != 0 {
+				t.Fatalf("%d calls answered before the signal: the creates were not held\n%s", n, out)
 			}
 			at := time.Now()
 			signalled.Store(true)
@@ -91,6 +93,9 @@ func TestSIGTERMUnderCreateLoad(t *testing.T) {
 			wg.Wait()
 			mu.Lock()
 			defer mu.Unlock()
+			if after == 0 {
+				t.Fatal("no call held in its handler at the signal was answered")
+			}
 			if len(faults) > 0 {
 				t.Fatalf("%d calls answered with a fault under the shutdown, the first:\n%s", len(faults), faults[0])
 			}

@@ -13,7 +13,8 @@ import (
 // TestAuditAppendOnly (security-bar #102): once migrated, the audit chain
 // refuses every rewrite through a plain connection — a line edited, one
 // deleted, two seqs swapped, the whole chain deleted or truncated, the
-// head deleted — and still verifies; a forged row can still be appended
+// head deleted, a line replaced by an upsert or (SQLite) INSERT OR
+// REPLACE — and still verifies; a forged row can still be appended
 // (INSERT is how the service writes) and verify names it. On PostgreSQL,
 // with a role that is not a superuser and ran the migrations (the tables'
 // owner, as the service's role is), a rewrite gets "permission denied";
@@ -33,7 +34,15 @@ func TestAuditAppendOnly(t *testing.T) {
 				"DELETE FROM privacy_audit_head",
 			}
 			if dialect == store.Postgres {
-				rewrites = append(rewrites, "TRUNCATE privacy_audit_chain", "TRUNCATE privacy_audit_head")
+				rewrites = append(rewrites, "TRUNCATE privacy_audit_chain", "TRUNCATE privacy_audit_head",
+					"INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) SELECT seq, request_id, at, 'edited', prev_hash, hash FROM privacy_audit_chain WHERE seq = 2 ON CONFLICT (seq) DO UPDATE SET line = excluded.line")
+			} else {
+				// REPLACE deletes the line it replaces without firing a
+				// DELETE trigger.
+				rewrites = append(rewrites,
+					"INSERT OR REPLACE INTO privacy_audit_chain SELECT seq, request_id, at, 'edited', prev_hash, hash FROM privacy_audit_chain WHERE seq = 2",
+					"REPLACE INTO privacy_audit_chain SELECT seq, request_id, at, 'edited', prev_hash, hash FROM privacy_audit_chain WHERE seq = 3",
+					"INSERT INTO privacy_audit_chain SELECT seq, request_id, at, 'edited', prev_hash, hash FROM privacy_audit_chain WHERE seq = 2 ON CONFLICT (seq) DO UPDATE SET line = excluded.line")
 			}
 			for _, q := range rewrites {
 				if err := conn.Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {

@@ -474,26 +474,36 @@ func (d *DB) cascadeTargetsSQLite(ctx context.Context, tables []string) ([]strin
 		return nil, err
 	}
 	defer rows.Close()
-	children := map[string][]string{} // a parent's name, lower-case: its children
+	// SQLite's names match without regard to the case of ASCII letters
+	// only: "Note_Ä" and "note_ä" are two tables.
+	fold := func(name string) string {
+		return strings.Map(func(r rune) rune {
+			if 'A' <= r && r <= 'Z' {
+				return r + ('a' - 'A')
+			}
+			return r
+		}, name)
+	}
+	children := map[string][]string{} // a parent's folded name: its children
 	for rows.Next() {
 		var child, parent string
 		if err := rows.Scan(&child, &parent); err != nil {
 			return nil, err
 		}
-		children[strings.ToLower(parent)] = append(children[strings.ToLower(parent)], child)
+		children[fold(parent)] = append(children[fold(parent)], child)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, t := range tables {
-		seen[strings.ToLower(t)] = true
+		seen[fold(t)] = true
 	}
 	var out []string
 	for queue := slices.Clone(tables); len(queue) > 0; queue = queue[1:] {
-		for _, c := range children[strings.ToLower(queue[0])] {
-			if !seen[strings.ToLower(c)] {
-				seen[strings.ToLower(c)] = true
+		for _, c := range children[fold(queue[0])] {
+			if !seen[fold(c)] {
+				seen[fold(c)] = true
 				out = append(out, c)
 				queue = append(queue, c)
 			}

@@ -464,11 +464,52 @@ func splitSQL(s string) []string {
 	return out
 }
 
-// inTriggerBody reports whether stmt is a SQLite CREATE TRIGGER whose
-// BEGIN … END has not ended yet.
+// inTriggerBody reports whether stmt is a SQLite CREATE [TEMP] TRIGGER
+// whose BEGIN … END has not ended yet: its END words (outside quoted
+// strings) are not yet one more than its CASE words, whose END closes a
+// CASE expression inside the body.
 func inTriggerBody(stmt string) bool {
-	f := strings.Fields(strings.ToUpper(stmt))
-	return len(f) > 2 && f[0] == "CREATE" && f[1] == "TRIGGER" && slices.Contains(f, "BEGIN") && f[len(f)-1] != "END"
+	f := strings.FieldsFunc(strings.ToUpper(unquoted(stmt)), func(r rune) bool {
+		return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_')
+	})
+	if len(f) > 1 && (f[1] == "TEMP" || f[1] == "TEMPORARY") {
+		f = slices.Delete(slices.Clone(f), 1, 2)
+	}
+	if len(f) < 3 || f[0] != "CREATE" || f[1] != "TRIGGER" || !slices.Contains(f, "BEGIN") {
+		return false
+	}
+	cases, ends := 0, 0
+	for _, w := range f {
+		switch w {
+		case "CASE":
+			cases++
+		case "END":
+			ends++
+		}
+	}
+	return ends <= cases
+}
+
+// unquoted is s without its quoted strings and identifiers ('…', "…",
+// `…`, […]), so that a word inside one is not taken for a keyword.
+func unquoted(s string) string {
+	var b strings.Builder
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0 // a doubled quote reopens at once: the same
+			}
+		case r == '\'' || r == '"' || r == '`':
+			quote = r
+		case r == '[':
+			quote = ']'
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // asAppErr reports whether err carries an *apperr.Error, and sets e.

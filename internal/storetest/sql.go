@@ -154,6 +154,7 @@ func (c *Conn) LiftAuditProtection(ctx context.Context) error {
 		stmts = []string{
 			"DROP TRIGGER IF EXISTS privacy_audit_chain_no_update",
 			"DROP TRIGGER IF EXISTS privacy_audit_chain_no_delete",
+			"DROP TRIGGER IF EXISTS privacy_audit_chain_no_replace",
 			"DROP TRIGGER IF EXISTS privacy_audit_head_kept",
 		}
 	}
