@@ -495,7 +495,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return io.ReadAll(body)
 	}
 	want := int(r.ContentLength) + 1 // +1: the reader's EOF, without growing
-	buf := make([]byte, 0, min(want, 4<<10))
+	buf := make([]byte, 0, min(want, 4<<10+1))
 	for {
 		if len(buf) == cap(buf) {
 			// Doubled, up to the declared length; past it (a body longer

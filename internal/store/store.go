@@ -461,6 +461,9 @@ func splitSQL(s string) []string {
 		}
 		open = nil
 	}
+	if stmt := strings.Join(open, ";"); strings.TrimSpace(stmt) != "" {
+		out = append(out, stmt) // unfinished: the database says so, nothing is skipped
+	}
 	return out
 }
 
@@ -491,22 +494,29 @@ func inTriggerBody(stmt string) bool {
 }
 
 // unquoted is s without its quoted strings and identifiers ('…', "…",
-// `…`, […]), so that a word inside one is not taken for a keyword.
+// `…`, […]) and its comments (-- to the line's end, /* … */), so that a
+// word inside one is not taken for a keyword.
 func unquoted(s string) string {
 	var b strings.Builder
-	var quote rune
-	for _, r := range s {
+	var end string // what ends the quote or comment we are in
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0 // a doubled quote reopens at once: the same
+		case end != "":
+			if strings.HasPrefix(s[i:], end) {
+				i += len(end) - 1
+				end = "" // a doubled quote reopens at once: the same
 			}
-		case r == '\'' || r == '"' || r == '`':
-			quote = r
-		case r == '[':
-			quote = ']'
+		case c == '\'' || c == '"' || c == '`':
+			end = string(c)
+		case c == '[':
+			end = "]"
+		case strings.HasPrefix(s[i:], "--"):
+			end = "\n"
+		case strings.HasPrefix(s[i:], "/*"):
+			end, i = "*/", i+1
 		default:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 	return b.String()
