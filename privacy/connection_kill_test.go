@@ -22,14 +22,6 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
-// demoTables are the data model's tables demo-data fills: the ground truth
-// of a delete is their plain row counts before and after.
-var demoTables = []string{
-	"nms_recipient", "nms_broad_log_rcp", "nms_broad_log_msg", "nms_broad_log_event_histo", "nms_tracking_log_rcp",
-	"nms_tracking_url", "nms_delivery", "nms_proposition_rcp", "nms_proposition_visitor", "nms_visitor",
-	"nms_sub_histo", "nms_subscription", "nms_service", "nms_group", "nms_rcp_grp_rel",
-}
-
 // TestConnectionKilledOnEveryAttempt (security-bar #91): PostgreSQL ends
 // the worker's connection (pg_terminate_backend, as a DBA or a failover
 // does) inside the transaction that writes a delete's outcome, its
@@ -142,8 +134,10 @@ func TestConnectionKilledOnEveryAttempt(t *testing.T) {
 				t.Fatalf("terminating the worker's backend: %v", errs)
 			}
 			for i, n := range killed {
-				if n != 1 {
-					t.Fatalf("kill %d ended %d transactions of the service, want 1 (%v)", i+1, n, killed)
+				// The worker's, and sometimes another of the service's
+				// open at that moment: a connection lost anyway.
+				if n < 1 {
+					t.Fatalf("kill %d ended no transaction of the service (%v)", i+1, killed)
 				}
 			}
 			mu.Unlock()
@@ -205,7 +199,7 @@ func TestConnectionKilledOnEveryAttempt(t *testing.T) {
 				}
 			}
 			gone := int64(0)
-			for _, table := range demoTables {
+			for table := range before {
 				if got := before[table] - after[table]; got != deleted[table] {
 					t.Errorf("%s: plain SQL finds %d row(s) gone, the receipt counts %d deleted", table, got, deleted[table])
 				}
@@ -253,12 +247,15 @@ func terminateInTransaction(admin *sql.DB, app string) (int, error) {
 	}
 }
 
-// tableCounts counts every demo table with plain SQL.
+// tableCounts counts, with plain SQL, every table of the data model (the
+// registry's schemas with a table of their own, not the service's).
 func tableCounts(t *testing.T, f *fixture) map[string]int64 {
 	t.Helper()
-	counts := make(map[string]int64, len(demoTables))
-	for _, table := range demoTables {
-		counts[table] = f.count(t, table)
+	counts := map[string]int64{}
+	for _, s := range f.env.Registry.Schemas() {
+		if s.Data != nil && s.Data.Table != "" && !s.Data.View {
+			counts[s.Data.Table] = f.count(t, s.Data.Table)
+		}
 	}
 	return counts
 }
