@@ -67,23 +67,30 @@ func ChainHash(prevHash string, seq, requestID int64, at, line string) (string, 
 // write lock (_txlock=immediate). Call it last in a transaction: the head
 // stays locked until the commit.
 func (d *DB) appendChain(ctx context.Context, pool gorm.ConnPool, at time.Time, lines []chainLine) error {
+	_, err := d.appendChainHead(ctx, pool, at, lines)
+	return err
+}
+
+// appendChainHead is appendChain, returning the head after the lines (the
+// zero head when there were none).
+func (d *DB) appendChainHead(ctx context.Context, pool gorm.ConnPool, at time.Time, lines []chainLine) (ChainHead, error) {
 	if len(lines) == 0 {
-		return nil
+		return ChainHead{}, nil
 	}
 	head, err := d.lockChainHead(ctx, pool)
 	if err != nil {
-		return err
+		return ChainHead{}, err
 	}
-	stmts, _, err := chainStatements(head, at, [][]chainLine{lines}, nil)
+	rows, next, err := chainRows(head, at, [][]chainLine{lines}, nil)
 	if err != nil {
-		return err
+		return ChainHead{}, err
 	}
-	for _, st := range d.combine(stmts) { // PostgreSQL: the lines and the head in one round trip
+	for _, st := range d.combine(chainStatements(rows, next)) { // PostgreSQL: the lines and the head in one round trip
 		if _, err := pool.ExecContext(ctx, d.rebind(st.sql), st.args...); err != nil {
-			return fmt.Errorf("append to the audit chain: %w", err)
+			return ChainHead{}, fmt.Errorf("append to the audit chain: %w", err)
 		}
 	}
-	return nil
+	return next, nil
 }
 
 // lockChainHead reads the chain head, locked until the commit.
@@ -105,14 +112,13 @@ type stmt struct {
 	args []any
 }
 
-// chainStatements computes the rows that append groups of lines (one group
-// per request of a batch) after head, and returns the statements that
-// write them — multi-row INSERTs, then the head's UPDATE — and the new
-// head. after, when not nil, gets each group's index and the head right
-// after its lines (a batch signs each request's receipt with it). The
-// hashes are computed here: the head stays locked for the round trips of
-// the writes only.
-func chainStatements(head ChainHead, at time.Time, groups [][]chainLine, after func(i int, head ChainHead)) ([]stmt, ChainHead, error) {
+// chainRows computes the rows that append groups of lines (one group per
+// request of a batch) after head — seq, request id, at, line, previous
+// hash, hash — and the new head. after, when not nil, gets each group's
+// index and the head right after its lines (a batch signs each request's
+// receipt with it). The hashes are computed here: the head stays locked
+// for the round trips of the writes only.
+func chainRows(head ChainHead, at time.Time, groups [][]chainLine, after func(i int, head ChainHead)) ([][]any, ChainHead, error) {
 	ts := at.UTC().Format(chainTimeFormat)
 	var rows [][]any
 	for i, g := range groups {
@@ -128,8 +134,14 @@ func chainStatements(head ChainHead, at time.Time, groups [][]chainLine, after f
 			after(i, head)
 		}
 	}
+	return rows, head, nil
+}
+
+// chainStatements returns the statements that write the chain's rows —
+// multi-row INSERTs, then the head's UPDATE to head — or none for no rows.
+func chainStatements(rows [][]any, head ChainHead) []stmt {
 	if len(rows) == 0 {
-		return nil, head, nil
+		return nil
 	}
 	var out []stmt
 	const perInsert = 500
@@ -143,8 +155,7 @@ func chainStatements(head ChainHead, at time.Time, groups [][]chainLine, after f
 		}
 		out = append(out, stmt{"INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES " + strings.Join(marks, ", "), args})
 	}
-	out = append(out, stmt{"UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1", []any{head.Seq, head.Hash}})
-	return out, head, nil
+	return append(out, stmt{"UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1", []any{head.Seq, head.Hash}})
 }
 
 // chainTx runs fn in a gorm transaction, then appends lines to the chain

@@ -248,7 +248,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		}
 		receipts := make([]string, len(items))
 		var signErr error
-		chain, _, err := chainStatements(head, now, groups, func(i int, head ChainHead) {
+		rows, next, err := chainRows(head, now, groups, func(i int, head ChainHead) {
 			if signErr != nil || i >= len(items) || !out[i].Held || items[i].Receipt == nil {
 				return
 			}
@@ -262,7 +262,7 @@ func (d *DB) CommitBatch(ctx context.Context, worker string, items []BatchItem) 
 		if signErr != nil {
 			return signErr
 		}
-		stmts := append([]stmt{d.requestsUpdate(worker, now, items, out, receipts)}, chain...)
+		stmts := append([]stmt{d.requestsUpdate(worker, now, items, out, receipts)}, chainStatements(rows, next)...)
 		if st, ok := d.receiptsInsert(now, items, receipts); ok {
 			stmts = append(stmts, st)
 		}

@@ -24,6 +24,10 @@ func (d *DB) PendingCreatesForTest() (pending, flushers int) {
 	return len(d.creates.pending), d.creates.flushers
 }
 
+// PipelinedCreatesForTest is the number of create batches written in the
+// pipeline (insertRequestsPipelined).
+func (d *DB) PipelinedCreatesForTest() int64 { return d.creates.pipelined.Load() }
+
 // HoldCreateLockForTest holds what a create batch must take until release:
 // SQLite's write lock, or PostgreSQL's audit chain head.
 func (d *DB) HoldCreateLockForTest(ctx context.Context) (release func(), err error) {
