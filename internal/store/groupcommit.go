@@ -81,7 +81,8 @@ type createQueue struct {
 	// (rows ÷ batches is the mean batch).
 	batches, rows atomic.Int64
 	// head is the chain's head as the last batch left it, nil when not
-	// known (insertRequestsPipelined).
+	// known (insertRequestsPipelined; PostgreSQL only). The other writers
+	// do not set it: a batch after theirs is written by the transaction.
 	head atomic.Pointer[ChainHead]
 	// pipelined counts the batches insertRequestsPipelined wrote.
 	pipelined atomic.Int64
@@ -314,7 +315,7 @@ func (d *DB) writeBatch(batch []*createCall, inBatch bool) {
 // rows and the calls following them) and returns errNamespaceStale if one
 // changed.
 func (d *DB) insertRequests(ctx context.Context, rows, check []*createCall) ([]createResult, error) {
-	if head := d.creates.head.Swap(nil); head != nil && d.dialect == Postgres {
+	if head := d.creates.head.Swap(nil); head != nil {
 		results, next, err := d.insertRequestsPipelined(ctx, rows, check, *head)
 		switch {
 		case err == nil:
@@ -362,8 +363,8 @@ func (d *DB) insertRequests(ctx context.Context, rows, check []*createCall) ([]c
 		return nil, err
 	}
 	d.committed(rows)
-	if len(lines) > 0 {
-		d.creates.head.Store(&head)
+	if d.dialect == Postgres && len(lines) > 0 {
+		d.creates.head.Store(&head) // the next batch may be pipelined
 	}
 	return results, nil
 }
