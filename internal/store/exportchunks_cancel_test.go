@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -28,14 +27,7 @@ func TestExportChunksCancelMidStream(t *testing.T) {
 			ctx := context.Background()
 			cfg := storetest.Config(t, store.Postgres)
 			if simple {
-				u, err := url.Parse(cfg.DatabaseURL)
-				if err != nil {
-					t.Fatal(err)
-				}
-				q := u.Query()
-				q.Set("default_query_exec_mode", "simple_protocol")
-				u.RawQuery = q.Encode()
-				cfg.DatabaseURL = u.String()
+				cfg.DatabaseURL = storetest.SimpleProtocol(t, cfg.DatabaseURL)
 			}
 			db := storetest.OpenConfig(t, cfg, storetest.NewClock().Now)
 			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -29,14 +28,7 @@ func TestExportChunks(t *testing.T) {
 			dialect, simple := strings.CutSuffix(variant, "-simple-protocol")
 			cfg := storetest.Config(t, dialect)
 			if simple {
-				if u, err := url.Parse(cfg.DatabaseURL); err == nil && u.Scheme != "" {
-					q := u.Query()
-					q.Set("default_query_exec_mode", "simple_protocol")
-					u.RawQuery = q.Encode()
-					cfg.DatabaseURL = u.String()
-				} else {
-					cfg.DatabaseURL += " default_query_exec_mode=simple_protocol"
-				}
+				cfg.DatabaseURL = storetest.SimpleProtocol(t, cfg.DatabaseURL)
 			}
 			db := storetest.OpenConfig(t, cfg, storetest.NewClock().Now)
 			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})

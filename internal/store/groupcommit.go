@@ -81,8 +81,9 @@ type createQueue struct {
 	// (rows ÷ batches is the mean batch).
 	batches, rows atomic.Int64
 	// head is the chain's head as the last batch left it, nil when not
-	// known (insertRequestsPipelined; PostgreSQL only). The other writers
-	// do not set it: a batch after theirs is written by the transaction.
+	// known (insertRequestsPipelined; only when DB.pipelineCreates). The
+	// other writers do not set it: a batch after theirs is written by
+	// the transaction.
 	head atomic.Pointer[ChainHead]
 	// pipelined counts the batches insertRequestsPipelined wrote.
 	pipelined atomic.Int64
@@ -363,7 +364,7 @@ func (d *DB) insertRequests(ctx context.Context, rows, check []*createCall) ([]c
 		return nil, err
 	}
 	d.committed(rows)
-	if d.dialect == Postgres && len(lines) > 0 {
+	if d.pipelineCreates && len(lines) > 0 {
 		d.creates.head.Store(&head) // the next batch may be pipelined
 	}
 	return results, nil
@@ -424,9 +425,6 @@ func (d *DB) insertRequestsPipelined(ctx context.Context, rows, check []*createC
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		if c.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
-			return errPipelineMissed // a pooler's URL: no pipeline of prepared statements
-		}
 		defer func() {
 			if c.PgConn().TxStatus() == 'I' {
 				return

@@ -118,6 +118,31 @@ func TestPipelinedCreates(t *testing.T) {
 	assertNoTransactionLeft(t, plain)
 }
 
+// TestNoPipelineOverTheSimpleProtocol: a URL for a pooler asks for the
+// simple protocol; its batches are all written by the transaction.
+func TestNoPipelineOverTheSimpleProtocol(t *testing.T) {
+	ctx := context.Background()
+	cfg := storetest.Config(t, store.Postgres)
+	cfg.DatabaseURL = storetest.SimpleProtocol(t, cfg.DatabaseURL)
+	db := storetest.OpenConfig(t, cfg, nil)
+	ns := exactNamespace(t, db)
+	for i := range 5 {
+		if _, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, Namespace: ns, ReconciliationValue: strconv.Itoa(i),
+			Type: 1, Regulation: 1}, "u", "line"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := db.PipelinedCreatesForTest(); n != 0 {
+		t.Fatalf("%d batches pipelined over the simple protocol", n)
+	}
+	if n, err := storetest.SQLOf(t, db).Int(ctx, "SELECT count(*) FROM privacy_requests"); err != nil || n != 5 {
+		t.Fatalf("%d rows, %v", n, err)
+	}
+	if head, err := db.VerifyAuditChain(ctx, nil); err != nil || head.Seq != 5 {
+		t.Fatalf("chain %+v %v", head, err)
+	}
+}
+
 // TestPipelinedCreatesBesideReplicas: two stores on one database (two
 // replicas) create at once while a third writer appends to the chain: each
 // store's expected head is often wrong. Every call is answered with a

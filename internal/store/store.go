@@ -78,9 +78,12 @@ type DB struct {
 	log     *slog.Logger
 	// creates is the group commit's queue of CreateRequest calls
 	// (groupcommit.go).
-	creates     createQueue
-	gate        writeGate // writegate.go
-	failpointFn func(string) error
+	creates createQueue
+	// pipelineCreates: a create batch may be pipelined (PostgreSQL, not
+	// the simple protocol; insertRequestsPipelined).
+	pipelineCreates bool
+	gate            writeGate // writegate.go
+	failpointFn     func(string) error
 	// file is, on SQLite, the database file at its path when it was
 	// opened, which Ping compares with what the path names now.
 	file     os.FileInfo
@@ -169,6 +172,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	d := &DB{db: gdb, sql: sqlDB, reader: rdb, readSQL: readSQL, dialect: dialect, now: cfg.Now, log: cfg.Logger,
 		failpointFn: cfg.Failpoint}
+	if dialect == Postgres {
+		// A pooler's URL asks for the simple protocol: no pipeline of
+		// prepared statements for the create batches.
+		pc, err := pgx.ParseConfig(cfg.DatabaseURL)
+		d.pipelineCreates = err == nil && pc.DefaultQueryExecMode != pgx.QueryExecModeSimpleProtocol
+	}
 	if dialect == SQLite {
 		d.gate.writer = make(chan struct{}, 1)
 		// After the pings: the file the connections have open.

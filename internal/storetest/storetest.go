@@ -127,6 +127,19 @@ func redact(u string) string {
 	return strings.SplitN(u, " password=", 2)[0]
 }
 
+// SimpleProtocol returns a PostgreSQL URL (or keyword string) asking pgx
+// for the simple query protocol, as a URL for a pooler would.
+func SimpleProtocol(t testing.TB, databaseURL string) string {
+	t.Helper()
+	if u, err := url.Parse(databaseURL); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set("default_query_exec_mode", "simple_protocol")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return databaseURL + " default_query_exec_mode=simple_protocol"
+}
+
 // Config returns a store configuration for dialect: a temporary SQLite data
 // directory, or a fresh PostgreSQL schema.
 func Config(t testing.TB, dialect string) store.Config {
