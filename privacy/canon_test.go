@@ -34,7 +34,7 @@ func (f *fixture) write(t *testing.T, attrs map[string]string) {
 
 // rows is the ground truth: a plain SQL count of the rows whose column
 // equals value.
-func (f *fixture) rows(t *testing.T, column, value string) int64 {
+func (f *fixture) rows(t testing.TB, column, value string) int64 {
 	t.Helper()
 	n, err := f.env.DB.CountRows(f.ctx, "nms_recipient", column, value)
 	if err != nil {

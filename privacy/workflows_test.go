@@ -41,7 +41,7 @@ type fixture struct {
 	ctx context.Context
 }
 
-func newFixture(t *testing.T, dialect string, opts servertest.Options) *fixture {
+func newFixture(t testing.TB, dialect string, opts servertest.Options) *fixture {
 	env := servertest.New(t, dialect, opts)
 	ctx := context.Background()
 	g := &demodata.Generator{DB: env.DB, Registry: env.Registry, Seed: 7}
@@ -51,7 +51,7 @@ func newFixture(t *testing.T, dialect string, opts servertest.Options) *fixture 
 	return &fixture{env: env, ctx: ctx}
 }
 
-func (f *fixture) create(t *testing.T, ns, value string, typ int64, confirm bool) int64 {
+func (f *fixture) create(t testing.TB, ns, value string, typ int64, confirm bool) int64 {
 	t.Helper()
 	id, err := f.env.Privacy.CreateRequestByName(f.ctx, operator, privacy.CreateRequest{
 		NamespaceName: ns, ReconciliationValue: value, Type: typ, ConfirmDeletePending: confirm, DownloadURL: "http://x/nms/gdpr.jssp?id=",
@@ -62,7 +62,7 @@ func (f *fixture) create(t *testing.T, ns, value string, typ int64, confirm bool
 	return id
 }
 
-func (f *fixture) run(t *testing.T, name string) privacy.Report {
+func (f *fixture) run(t testing.TB, name string) privacy.Report {
 	t.Helper()
 	reps, err := f.env.Privacy.Run(f.ctx, name)
 	if err != nil {
@@ -71,7 +71,7 @@ func (f *fixture) run(t *testing.T, name string) privacy.Report {
 	return reps[0]
 }
 
-func (f *fixture) status(t *testing.T, id int64) privacy.Status {
+func (f *fixture) status(t testing.TB, id int64) privacy.Status {
 	t.Helper()
 	r, err := f.env.DB.FindRequestByID(f.ctx, id)
 	if err != nil {
