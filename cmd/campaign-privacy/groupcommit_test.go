@@ -294,7 +294,9 @@ func sendAgain(t *testing.T, env map[string]string, client *http.Client, url, to
 // test's PostgreSQL cluster crashes (pg_ctl -m immediate: no checkpoint,
 // the server recovers from its WAL as it starts again). A call in flight
 // gets its id or a fault; the service reconnects by itself and answers
-// again. Then every id answered is stored, whole, with its value, the
+// again — every call within its deadline, the first call sent after the
+// cluster is back answered within 5 s. Then every id answered is stored,
+// whole, with its value, the
 // audit chain verifies, and each call that got a fault, sent again, gets
 // one request: a batch whose commit reached the WAL but whose answer was
 // lost is found again, never stored twice.
@@ -311,7 +313,20 @@ func TestPostgresCrashDuringCreates(t *testing.T) {
 		restarted bool
 		after     int // calls answered with an id after the restart
 		wg        sync.WaitGroup
+		longest   time.Duration // the longest call
+		back      time.Time     // when the restarted cluster accepted connections
+		firstBack time.Time     // when the first call sent after that got its id
 	)
+	goroutines := func() int {
+		t.Helper()
+		_, body := httpGet(t, url+"/metrics")
+		n, err := strconv.Atoi(servertest.Between(body, "\ngo_goroutines ", "\n"))
+		if err != nil {
+			t.Fatalf("no go_goroutines in /metrics: %v", err)
+		}
+		return n
+	}
+	baseline := goroutines()
 	stop := make(chan struct{})
 	client := &http.Client{Timeout: 30 * time.Second}
 	for g := 0; g < 16; g++ {
@@ -325,9 +340,15 @@ func TestPostgresCrashDuringCreates(t *testing.T) {
 				default:
 				}
 				value := fmt.Sprintf("crash-%d-%d@example.com", g, i)
+				sent := time.Now()
 				body, err := soapCall(client, url, "nms:privacyRequest#CreateRequestByName", createCall(token, value))
+				ended := time.Now()
 				id, perr := strconv.ParseInt(servertest.Between(body, "<id xsi:type='xsd:int'>", "<"), 10, 64)
 				mu.Lock()
+				longest = max(longest, ended.Sub(sent))
+				if err == nil && perr == nil && !back.IsZero() && sent.After(back) && firstBack.IsZero() {
+					firstBack = ended
+				}
 				switch {
 				case err != nil:
 					t.Errorf("no HTTP answer while the database restarted: %v", err)
@@ -355,7 +376,7 @@ func TestPostgresCrashDuringCreates(t *testing.T) {
 	mu.Unlock()
 	restart("immediate")
 	mu.Lock()
-	restarted = true
+	restarted, back = true, time.Now()
 	mu.Unlock()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		mu.Lock()
@@ -393,6 +414,27 @@ func TestPostgresCrashDuringCreates(t *testing.T) {
 		}
 	}
 	t.Logf("%d ids answered before the crash, %d after the restart; %d faults, %d of them stored: %v", before, after, len(faulted), inDoubt, faults)
+	// The bar: a fault within the call's deadline (10 s), no hang; back
+	// to normal within 5 s of the database's return, the pool
+	// reconnecting by itself.
+	t.Logf("the longest call %s; the first id %s after the cluster accepted connections again", longest, firstBack.Sub(back))
+	if longest > 12*time.Second {
+		t.Errorf("a call took %s during the outage (the call deadline is 10 s)", longest)
+	}
+	if firstBack.Sub(back) > 5*time.Second {
+		t.Errorf("the first create sent after the database returned was answered %s later", firstBack.Sub(back))
+	}
+	// And the service's goroutines back at their baseline once the
+	// clients have gone.
+	client.CloseIdleConnections()
+	n := goroutines()
+	for deadline := time.Now().Add(10 * time.Second); n > baseline+5 && time.Now().Before(deadline); n = goroutines() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the service's goroutines: %d before the load, %d after", baseline, n)
+	if n > baseline+5 {
+		t.Errorf("the service runs %d goroutines after the outage, %d before it", n, baseline)
+	}
 	total := sendAgain(t, env, client, url, token, faulted, answered)
 	t.Logf("%d calls sent again, %d rows in all", len(faulted), total)
 	if strings.Contains(out.String(), "@example.com") || strings.Contains(out.String(), token) {
