@@ -958,7 +958,11 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	if err := s.expireConfirmations(ctx); err != nil {
 		return rep, err
 	}
-	before := s.purgeCutoff(s.cfg.Now())
+	now, err := s.purgeClock(ctx)
+	if err != nil {
+		return rep, err
+	}
+	before := s.purgeCutoff(now)
 	terminal := []store.Status{StatusComplete.stored(), StatusError.stored(), StatusErrorDataNotFound.stored()}
 	purged, err := s.purgeRequests(ctx, &rep, before, terminal)
 	var tables []string
@@ -970,6 +974,26 @@ func (s *Service) CleanupRequests(ctx context.Context) (Report, error) {
 	// those outside it) are left to the delete run that completes its
 	// requests, which finds and names what they still hold (J159).
 	return rep, s.purgeResidue(ctx, start, tables, purged, nil, err, append(slices.Clone(store.PurgedRequestTables), store.ExportTables...))
+}
+
+// purgeClock is the time the cleanup purges by: the earlier of the
+// service's clock and the database's, so that neither clock jumped ahead
+// (a day, by a broken time source) destroys data early (security-bar
+// #105). A difference over a minute is logged.
+func (s *Service) purgeClock(ctx context.Context) (time.Time, error) {
+	now := s.cfg.Now().UTC()
+	db, err := s.db.DatabaseNow(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if d := now.Sub(db); d > time.Minute || d < -time.Minute {
+		s.log.WarnContext(ctx, "the service's clock and the database's differ: the cleanup purges by the earlier",
+			"service_ahead_by", d.Round(time.Second).String())
+	}
+	if db.Before(now) {
+		return db, nil
+	}
+	return now, nil
 }
 
 func (s *Service) purgeRequests(ctx context.Context, rep *Report, before time.Time, terminal []store.Status) (purged []int64, err error) {

@@ -256,6 +256,14 @@ func (d *DB) writeBatch(batch []*createCall, inBatch bool) {
 		}
 		return
 	}
+	if err != nil && inBatch && len(rows) > 1 {
+		// Nothing was written, and the batch may have failed before its
+		// namespaces were read: the batch again with the check here, so
+		// that each call whose namespace changed gets ErrNamespaceChanged
+		// and the rows are then written one by one if it fails again.
+		d.writeBatch(live, false)
+		return
+	}
 	if err != nil {
 		results = make([]createResult, len(rows))
 		if len(rows) == 1 {
@@ -266,16 +274,10 @@ func (d *DB) writeBatch(batch []*createCall, inBatch bool) {
 			for i, c := range rows {
 				var r []createResult
 				err := d.priorityWrite(ctx, func() (err error) {
-					one, check := []*createCall{c}, []*createCall(nil)
-					if inBatch {
-						check = one
-					}
-					r, err = d.insertRequests(ctx, one, check)
+					r, err = d.insertRequests(ctx, []*createCall{c}, nil) // namespaces checked above
 					return err
 				})
 				switch {
-				case errors.Is(err, errNamespaceStale):
-					results[i] = createResult{err: ErrNamespaceChanged}
 				case errors.Is(err, errCallerGone):
 					results[i] = createResult{err: translate(c.ctx.Err(), "Privacy request"), gone: true}
 				case err != nil:

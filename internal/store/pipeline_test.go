@@ -231,7 +231,8 @@ func TestPipelinedCreatesBesideReplicas(t *testing.T) {
 // TestPipelinedBatchFailure: a pipelined batch that fails before its
 // commit (here the fault tests' hook; in life a lost connection, a row the
 // database refuses) writes nothing and leaves no session inside its
-// transaction; its rows are then written one by one, each answered once.
+// transaction; its calls are written again (their namespaces checked
+// before, then one by one if the batch fails again), each answered once.
 func TestPipelinedBatchFailure(t *testing.T) {
 	ctx := context.Background()
 	cfg := storetest.Config(t, store.Postgres)

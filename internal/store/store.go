@@ -49,6 +49,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
+	// DatabaseNow is the database's clock (DB.DatabaseNow); nil means the
+	// database's own, or Now when a test injected one.
+	DatabaseNow func() time.Time
 	// Failpoint is the fault tests' hook (CP_FAILPOINT): called at named
 	// steps ("create-batch-before-commit"), it may kill the process. Nil
 	// in production.
@@ -76,6 +79,8 @@ type DB struct {
 	dialect string
 	now     func() time.Time
 	log     *slog.Logger
+	// dbNow is Config.DatabaseNow: nil reads the database's clock.
+	dbNow func() time.Time
 	// creates is the group commit's queue of CreateRequest calls
 	// (groupcommit.go).
 	creates createQueue
@@ -93,6 +98,9 @@ type DB struct {
 // Open connects to the configured database. It does not migrate: call
 // Migrate (the migrate command) or MigrateIfNeeded (serve).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.DatabaseNow == nil && cfg.Now != nil {
+		cfg.DatabaseNow = cfg.Now // a test's clock is the database's too
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -170,8 +178,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 	}
-	d := &DB{db: gdb, sql: sqlDB, reader: rdb, readSQL: readSQL, dialect: dialect, now: cfg.Now, log: cfg.Logger,
-		failpointFn: cfg.Failpoint}
+	d := &DB{db: gdb, sql: sqlDB, reader: rdb, readSQL: readSQL, dialect: dialect, now: cfg.Now, dbNow: cfg.DatabaseNow,
+		log: cfg.Logger, failpointFn: cfg.Failpoint}
 	if dialect == Postgres {
 		// A pooler's URL asks for the simple protocol: no pipeline of
 		// prepared statements for the create batches.
@@ -266,6 +274,30 @@ func (d *DB) Dialect() string { return d.dialect }
 
 // Now is the store's clock: the time it writes into rows.
 func (d *DB) Now() time.Time { return d.now().UTC() }
+
+// DatabaseNow reads the database's clock: PostgreSQL's, which may run on
+// another machine than the service, or (SQLite) the host's as the
+// database reads it. The cleanup purges by the earlier of it and the
+// service's (security-bar #105).
+func (d *DB) DatabaseNow(ctx context.Context) (time.Time, error) {
+	if d.dbNow != nil {
+		return d.dbNow().UTC(), nil
+	}
+	if d.dialect == Postgres {
+		var at time.Time
+		err := d.readSQL.QueryRowContext(ctx, "SELECT clock_timestamp()").Scan(&at)
+		return at.UTC(), translate(err, "Database clock")
+	}
+	var at string
+	if err := d.readSQL.QueryRowContext(ctx, "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')").Scan(&at); err != nil {
+		return time.Time{}, translate(err, "Database clock")
+	}
+	t, err := time.Parse("2006-01-02T15:04:05.000Z", at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the database's clock read %q: %w", at, err)
+	}
+	return t, nil
+}
 
 // Ping checks that the database answers. On SQLite it also checks that
 // the file at the database's path is still the one opened at the start:
