@@ -33,8 +33,9 @@ func newCascadeFixture(t *testing.T, opts ...func(*privacy.Config)) *cascadeFixt
 	logs := &servertest.SyncBuffer{}
 	cfg := storetest.Config(t, store.Postgres)
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db := storetest.OpenConfig(t, cfg, nil)
-	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Privacy: func(c *privacy.Config) {
+	clock := storetest.NewClock() // the service's and the store's: the cleanup reads both
+	db := storetest.OpenConfig(t, cfg, clock.Now)
+	f := newFixture(t, store.Postgres, servertest.Options{DB: db, Clock: clock, Privacy: func(c *privacy.Config) {
 		withReceipts(c)
 		for _, o := range opts {
 			o(c)
