@@ -68,12 +68,10 @@ func TestSlowloris(t *testing.T) { slowloris(t) }
 
 // BenchmarkSlowloris measures the bound the test logs: the p99 of the
 // legitimate creates during the attack (the bar: ≤ 100 ms). By hand:
-// go test -run '^$' -bench Slowloris -benchtime 3x ./server (bench/README
+// CP_BENCH_SLOW=1 go test -run '^$' -bench Slowloris -benchtime 3x ./server (bench/README
 // "Slowloris").
 func BenchmarkSlowloris(b *testing.B) {
-	if b.N > 10 {
-		b.Skip("a run takes about 2 s: -benchtime 3x") // make test's -benchtime=100x
-	}
+	slowBenchmark(b)
 	var worst time.Duration
 	for range b.N {
 		worst = max(worst, slowloris(b))
