@@ -2,7 +2,6 @@ package privacy_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -32,14 +31,7 @@ func TestSubjectOf100000RowsResumed(t *testing.T) {
 func BenchmarkSubjectOf100000RowsLocks(b *testing.B) {
 	for _, dialect := range storetest.Dialects {
 		b.Run(dialect, func(b *testing.B) {
-			if os.Getenv("CP_BENCH_SLOW") == "" {
-				b.Skip("a run takes 5–8 s: set CP_BENCH_SLOW=1 (make test's smoke run leaves it out)")
-			}
-			var worst time.Duration
-			for range b.N {
-				worst = max(worst, subjectOf100000Rows(b, dialect))
-			}
-			b.ReportMetric(worst.Seconds(), "longest-batch-s")
+			storetest.Worst(b, "longest-batch-s", func() time.Duration { return subjectOf100000Rows(b, dialect) })
 		})
 	}
 }

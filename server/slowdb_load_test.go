@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -41,12 +40,7 @@ func TestSlowDatabaseUnderLoad(t *testing.T) {
 func BenchmarkSlowDatabaseRecovery(b *testing.B) {
 	for _, dialect := range storetest.Dialects {
 		b.Run(dialect, func(b *testing.B) {
-			slowBenchmark(b)
-			var worst time.Duration
-			for range b.N {
-				worst = max(worst, slowDatabaseUnderLoad(b, dialect))
-			}
-			b.ReportMetric(float64(worst.Microseconds())/1000, "worst-p99-ms")
+			storetest.Worst(b, "worst-p99-ms", func() time.Duration { return slowDatabaseUnderLoad(b, dialect) })
 		})
 	}
 }
@@ -184,15 +178,6 @@ func slowDatabaseUnderLoad(t testing.TB, dialect string) time.Duration {
 	t.Logf("%d calls in all; %d ended with the Server fault while locked, at most %v in flight; after the release %d calls, p99 %v",
 		len(calls), faultsBefore, peak, after, p99)
 	return p99
-}
-
-// slowBenchmark skips a benchmark whose one run takes seconds unless
-// CP_BENCH_SLOW is set: make test's smoke run of the benchmarks leaves
-// them out.
-func slowBenchmark(b *testing.B) {
-	if os.Getenv("CP_BENCH_SLOW") == "" {
-		b.Skip("a run takes seconds: set CP_BENCH_SLOW=1")
-	}
 }
 
 // inFlight reads campaign_privacy_soap_calls_in_flight from /metrics.

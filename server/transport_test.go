@@ -21,6 +21,7 @@ import (
 
 	"github.com/campaign-privacy/campaign-privacy/internal/servertest"
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
 	"github.com/campaign-privacy/campaign-privacy/server"
 	"github.com/campaign-privacy/campaign-privacy/session"
 )
@@ -71,12 +72,7 @@ func TestSlowloris(t *testing.T) { slowloris(t) }
 // CP_BENCH_SLOW=1 go test -run '^$' -bench Slowloris -benchtime 3x ./server (bench/README
 // "Slowloris").
 func BenchmarkSlowloris(b *testing.B) {
-	slowBenchmark(b)
-	var worst time.Duration
-	for range b.N {
-		worst = max(worst, slowloris(b))
-	}
-	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-p99-ms")
+	storetest.Worst(b, "worst-p99-ms", func() time.Duration { return slowloris(b) })
 }
 
 // slowloris runs the attack and returns the p99 of the legitimate calls.

@@ -201,3 +201,22 @@ func (c *Clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+
+// Worst runs a seconds-long benchmark case b.N times and reports the
+// largest duration a run returned under the given unit (milliseconds, or
+// seconds when the unit ends in "-s"). It is skipped unless CP_BENCH_SLOW
+// is set: make test's smoke run of the benchmarks leaves such cases out.
+func Worst(b *testing.B, unit string, run func() time.Duration) {
+	if os.Getenv("CP_BENCH_SLOW") == "" {
+		b.Skip("a run takes seconds: set CP_BENCH_SLOW=1")
+	}
+	var worst time.Duration
+	for range b.N {
+		worst = max(worst, run())
+	}
+	if strings.HasSuffix(unit, "-s") {
+		b.ReportMetric(worst.Seconds(), unit)
+		return
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, unit)
+}
