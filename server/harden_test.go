@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -25,17 +24,8 @@ func clientFrom(ip string) *http.Client {
 }
 
 func soapLogon(c *http.Client, url, login, password string) (string, error) {
-	req, _ := http.NewRequest(http.MethodPost, url+"/nl/jsp/soaprouter.jsp",
-		strings.NewReader(servertest.Envelope("", servertest.LogonCall(login, password))))
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"xtk:session#Logon"`)
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	_, body, err := servertest.Send(c, url, "xtk:session#Logon", servertest.Envelope("", servertest.LogonCall(login, password)))
+	return body, err
 }
 
 // TestDistributedLogonDenial: 160 failing logons at a time from 40

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -86,20 +85,12 @@ func slowDatabaseUnderLoad(t testing.TB, dialect string) time.Duration {
 				default:
 				}
 				cl := call{value: fmt.Sprintf("load-%d-%d@example.com", c, i), start: time.Now()}
-				req, _ := http.NewRequest(http.MethodPost, env.URL+"/nl/jsp/soaprouter.jsp",
-					strings.NewReader(createCall("nms:privacyRequest", tokens.SessionToken, "defaultNamespace1", cl.value, "1", "false", "")))
-				req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-				req.Header.Set("SOAPAction", "nms:privacyRequest#CreateRequestByName")
-				resp, err := client.Do(req)
+				_, body, err := servertest.Send(client, env.URL, "nms:privacyRequest#CreateRequestByName",
+					createCall("nms:privacyRequest", tokens.SessionToken, "defaultNamespace1", cl.value, "1", "false", ""))
 				if err != nil {
 					cl.fault = err.Error()
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					body := string(b)
-					if cl.id = servertest.Between(body, "<id xsi:type='xsd:int'>", "<"); cl.id == "" {
-						cl.fault = body
-					}
+				} else if cl.id = servertest.Between(body, "<id xsi:type='xsd:int'>", "<"); cl.id == "" {
+					cl.fault = body
 				}
 				cl.end = time.Now()
 				mu.Lock()

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -34,19 +33,8 @@ func bulkCollection(token, key string, round, n int) string {
 // soapPost posts a call over its own connection pool; an error is a
 // transport failure.
 func soapPost(client *http.Client, url, action, body string) (string, error) {
-	req, err := http.NewRequest(http.MethodPost, url+"/nl/jsp/soaprouter.jsp", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"`+action+`"`)
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	_, answer, err := servertest.Send(client, url, action, body)
+	return answer, err
 }
 
 // TestBulkWriteDoesNotStarveLogons (SECURITY-CATALOGUE.md, "bulk Write

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -64,17 +63,9 @@ func TestLogonStormLeavesRoomForOtherCalls(t *testing.T) {
 // postAny sends a SOAP call from any goroutine and returns the answer's body
 // (or the transport error's text).
 func postAny(env *servertest.Env, action, envelope string) string {
-	req, err := http.NewRequest(http.MethodPost, env.URL+"/nl/jsp/soaprouter.jsp", strings.NewReader(envelope))
+	_, body, err := servertest.Send(http.DefaultClient, env.URL, action, envelope)
 	if err != nil {
 		return err.Error()
 	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"`+action+`"`)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return body
 }

@@ -128,18 +128,13 @@ func slowloris(t testing.TB) time.Duration {
 	var took []time.Duration
 	for i := 0; time.Now().Before(attackEnd.Add(-200 * time.Millisecond)); i++ {
 		t0 := time.Now()
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/nl/jsp/soaprouter.jsp",
-			strings.NewReader(createCall("nms:privacyRequest", tokens.SessionToken, "defaultNamespace1", fmt.Sprintf("legit%d@example.com", i), "1", "false", "")))
-		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-		req.Header.Set("SOAPAction", "nms:privacyRequest#CreateRequestByName")
-		resp, err := client.Do(req)
+		status, body, err := servertest.Send(client, "http://"+addr, "nms:privacyRequest#CreateRequestByName",
+			createCall("nms:privacyRequest", tokens.SessionToken, "defaultNamespace1", fmt.Sprintf("legit%d@example.com", i), "1", "false", ""))
 		if err != nil {
 			t.Fatalf("a legitimate call during the attack: %v", err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || servertest.Between(string(body), "<id xsi:type='xsd:int'>", "<") == "" {
-			t.Fatalf("a legitimate call during the attack: %d %.300s", resp.StatusCode, body)
+		if status != 200 || servertest.Between(body, "<id xsi:type='xsd:int'>", "<") == "" {
+			t.Fatalf("a legitimate call during the attack: %d %.300s", status, body)
 		}
 		took = append(took, time.Since(t0))
 		time.Sleep(20 * time.Millisecond)

@@ -144,9 +144,20 @@ func (e *Env) Operator(t testing.TB, login, password string, rights ...string) {
 // and returns the status and body.
 func (e *Env) Post(t testing.TB, action, envelope string, headers ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.URL+"/nl/jsp/soaprouter.jsp", strings.NewReader(envelope))
+	status, body, err := Send(http.DefaultClient, e.URL, action, envelope, headers...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, body
+}
+
+// Send posts a raw SOAP envelope to the service at base with client and
+// returns the status and body. It does not fail the test, so that a
+// test's goroutines can call it; an error is a transport failure.
+func Send(client *http.Client, base, action, envelope string, headers ...string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/nl/jsp/soaprouter.jsp", strings.NewReader(envelope))
+	if err != nil {
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	if action != "" {
@@ -155,16 +166,14 @@ func (e *Env) Post(t testing.TB, action, envelope string, headers ...string) (in
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	if _, err := io.Copy(&b, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b.String()
+	_, err = io.Copy(&b, resp.Body)
+	return resp.StatusCode, b.String(), err
 }
 
 // Envelope wraps a method element in a SOAP 1.1 envelope the way
