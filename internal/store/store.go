@@ -50,7 +50,7 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
 	// DatabaseNow is the database's clock (DB.DatabaseNow); nil means the
-	// database's own, or Now when a test injected one.
+	// database's own. Tests inject their own.
 	DatabaseNow func() time.Time
 	// Failpoint is the fault tests' hook (CP_FAILPOINT): called at named
 	// steps ("create-batch-before-commit"), it may kill the process. Nil
@@ -98,9 +98,6 @@ type DB struct {
 // Open connects to the configured database. It does not migrate: call
 // Migrate (the migrate command) or MigrateIfNeeded (serve).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.DatabaseNow == nil && cfg.Now != nil {
-		cfg.DatabaseNow = cfg.Now // a test's clock is the database's too
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

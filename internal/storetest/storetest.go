@@ -158,7 +158,8 @@ func Open(t testing.TB, dialect string, now func() time.Time) *store.DB {
 }
 
 // OpenConfig is Open for a configuration the test made with Config, when
-// it needs to know where the database lives.
+// it needs to know where the database lives. A clock given is the
+// database's too unless the configuration has one of its own.
 func OpenConfig(t testing.TB, cfg store.Config, now func() time.Time) *store.DB {
 	t.Helper()
 	dialect := store.SQLite
@@ -166,6 +167,9 @@ func OpenConfig(t testing.TB, cfg store.Config, now func() time.Time) *store.DB 
 		dialect = store.Postgres
 	}
 	cfg.Now = now
+	if cfg.DatabaseNow == nil {
+		cfg.DatabaseNow = now
+	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, cfg)
 	if err != nil {
