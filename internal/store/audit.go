@@ -85,12 +85,38 @@ func (d *DB) appendChainHead(ctx context.Context, pool gorm.ConnPool, at time.Ti
 	if err != nil {
 		return ChainHead{}, err
 	}
+	if tx, ok := pool.(*sql.Tx); ok && d.dialect == SQLite {
+		return next, d.appendChainPrepared(ctx, tx, rows, next)
+	}
 	for _, st := range d.combine(chainStatements(rows, next)) { // PostgreSQL: the lines and the head in one round trip
 		if _, err := pool.ExecContext(ctx, d.rebind(st.sql), st.args...); err != nil {
 			return ChainHead{}, fmt.Errorf("append to the audit chain: %w", err)
 		}
 	}
 	return next, nil
+}
+
+// appendChainPrepared writes rows and the head after them on SQLite, one
+// statement prepared in tx and run per line: SQLite's driver parses a
+// statement run by its text at every run, and a multi-row INSERT's text
+// is as long as its lines. (Prepared in the transaction, not once per DB:
+// preparing on the pool would wait for a second connection while this
+// one holds the write lock.)
+func (d *DB) appendChainPrepared(ctx context.Context, tx *sql.Tx, rows [][]any, head ChainHead) error {
+	insert, err := tx.PrepareContext(ctx, chainInsert+"(?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return fmt.Errorf("append to the audit chain: %w", err)
+	}
+	defer insert.Close()
+	for _, r := range rows {
+		if _, err := insert.ExecContext(ctx, r...); err != nil {
+			return fmt.Errorf("append to the audit chain: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, chainHeadUpdate, head.Seq, head.Hash); err != nil {
+		return fmt.Errorf("append to the audit chain: %w", err)
+	}
+	return nil
 }
 
 // lockChainHead reads the chain head, locked until the commit.
@@ -153,10 +179,17 @@ func chainStatements(rows [][]any, head ChainHead) []stmt {
 			marks[i] = "(?, ?, ?, ?, ?, ?)"
 			args = append(args, r...)
 		}
-		out = append(out, stmt{"INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES " + strings.Join(marks, ", "), args})
+		out = append(out, stmt{chainInsert + strings.Join(marks, ", "), args})
 	}
-	return append(out, stmt{"UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1", []any{head.Seq, head.Hash}})
+	return append(out, stmt{chainHeadUpdate, []any{head.Seq, head.Hash}})
 }
+
+// chainInsert and chainHeadUpdate append lines to the chain and move its
+// head.
+const (
+	chainInsert     = "INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES "
+	chainHeadUpdate = "UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1"
+)
 
 // chainTx runs fn in a gorm transaction, then appends lines to the chain
 // in it; fn may add lines (it gets the slice to append to).

@@ -699,13 +699,18 @@ func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*creat
 	const insert = `INSERT INTO privacy_requests (label, namespace_id, reconciliation_value, type, regulation, status,
 		confirm_delete_pending, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
+	ins, err := tx.PrepareContext(ctx, insert) // parsed once a batch, not once a row
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
 	results := make([]createResult, len(rows))
 	// The rows inserted, by download URL prefix (one in practice): each
 	// group is named by one UPDATE, not one per row.
 	named := map[string][]any{}
 	for i, c := range rows {
 		r := c.req
-		err := tx.QueryRowContext(ctx, insert, r.Label, r.NamespaceID, r.ReconciliationValue, r.Type, r.Regulation, r.Status,
+		err := ins.QueryRowContext(ctx, r.Label, r.NamespaceID, r.ReconciliationValue, r.Type, r.Regulation, r.Status,
 			r.ConfirmDeletePending, r.Audit, r.OperatorID, r.DedupeKey, r.Created, r.LastModified, r.SubjectHash).Scan(&results[i].id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -748,7 +753,7 @@ func (d *DB) staleNamespaces(calls []*createCall) map[*createCall]bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(calls[0].ctx), createTimeout)
 	defer cancel()
 	stored, err := func() (map[int64]Namespace, error) {
-		res, err := d.readSQL.QueryContext(ctx, d.rebind(namespacesSelect(len(ids))), ids...)
+		res, err := d.readQuery(ctx, namespacesSelect(len(ids)), ids...)
 		if err != nil {
 			return nil, err
 		}

@@ -186,10 +186,10 @@ func (d *DB) CreateNamespaceIfMissing(ctx context.Context, ns *Namespace) (bool,
 // through gorm's callbacks (which cost more than the query).
 func (d *DB) FindNamespaceByName(ctx context.Context, name string) (*Namespace, error) {
 	var ns Namespace
-	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT id, name, label, target_schema, reconciliation_key, aec_id,
-		match_rule, default_region, canonical, created, last_modified FROM privacy_namespaces WHERE name = ?`), name).
-		Scan(&ns.ID, &ns.Name, &ns.Label, &ns.TargetSchema, &ns.ReconciliationKey, &ns.AecID,
-			&ns.MatchRule, &ns.DefaultRegion, &ns.Canonical, &ns.Created, &ns.LastModified)
+	err := d.readRow(ctx, `SELECT id, name, label, target_schema, reconciliation_key, aec_id,
+		match_rule, default_region, canonical, created, last_modified FROM privacy_namespaces WHERE name = ?`, []any{name},
+		&ns.ID, &ns.Name, &ns.Label, &ns.TargetSchema, &ns.ReconciliationKey, &ns.AecID,
+		&ns.MatchRule, &ns.DefaultRegion, &ns.Canonical, &ns.Created, &ns.LastModified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.Errorf(apperr.NotFound, "Namespace not found.")
 	}

@@ -150,10 +150,10 @@ func (d *DB) FindSessionWithOperator(ctx context.Context, id string) (*Session, 
 		s  Session
 		op Operator
 	)
-	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
+	err := d.readRow(ctx, `SELECT s.id, s.operator_id, s.security_token_hash, s.created, s.expires, s.revoked_at,
 		o.login, o.rights, o.disabled
-		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`), id).
-		Scan(&s.ID, &s.OperatorID, &s.SecurityTokenHash, &s.Created, &s.Expires, &s.RevokedAt, &op.Login, &op.Rights, &op.Disabled)
+		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = ?`, []any{id},
+		&s.ID, &s.OperatorID, &s.SecurityTokenHash, &s.Created, &s.Expires, &s.RevokedAt, &op.Login, &op.Rights, &op.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, apperr.Errorf(apperr.NotFound, "Session not found.")
 	}

@@ -18,12 +18,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -39,6 +40,14 @@ const (
 	SQLite   = "sqlite"
 	Postgres = "postgres"
 )
+
+// SQLiteTimeOptions are the SQLite driver's settings for times, in a
+// DSN's query: a time is written as "2006-01-02 15:04:05.999999999-07:00",
+// which SQLite's date functions read and which sorts as the time does, and
+// read back as a time only from a column declared DATE, DATETIME or
+// TIMESTAMP (a text that merely looks like a time stays text). Every
+// connection that writes to the file uses them.
+const SQLiteTimeOptions = "_time_format=sqlite&_texttotime=0&_inttotime=0"
 
 // Config says which database to open.
 type Config struct {
@@ -88,7 +97,10 @@ type DB struct {
 	// the simple protocol; insertRequestsPipelined).
 	pipelineCreates bool
 	gate            writeGate // writegate.go
-	failpointFn     func(string) error
+	// stmts holds SQLite's hot reads prepared on readSQL, by their text
+	// (DB.readQuery).
+	stmts       sync.Map
+	failpointFn func(string) error
 	// file is, on SQLite, the database file at its path when it was
 	// opened, which Ping compares with what the path names now.
 	file     os.FileInfo
@@ -135,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		// data directory).
 		dsn = "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path) +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate"
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate&" + SQLiteTimeOptions
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
 	var parse *pgconn.ParseConfigError
@@ -260,10 +272,60 @@ const readers = 8
 // Close closes the connection pools.
 func (d *DB) Close() error {
 	var err error
+	d.stmts.Range(func(_, s any) bool {
+		err = errors.Join(err, s.(*sql.Stmt).Close())
+		return true
+	})
 	if d.readSQL != d.sql {
 		err = d.readSQL.Close()
 	}
 	return errors.Join(err, d.sql.Close())
+}
+
+// readQuery runs a read on the readers' pool. On SQLite the statement is
+// prepared once per DB and kept: SQLite's driver keeps a prepared
+// statement parsed, where it parses a statement run by its text at every
+// run (for the reads of every create batch and every download; query is
+// one of a few fixed texts). On PostgreSQL it is run by its text: a
+// pooler's connections may not keep a prepared statement, and pgx keeps
+// its own cache.
+func (d *DB) readQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if d.dialect == Postgres {
+		return d.readSQL.QueryContext(ctx, d.rebind(query), args...)
+	}
+	s, ok := d.stmts.Load(query)
+	if !ok {
+		// The caller holds no connection: preparing waits for one of
+		// the pool's, as the query would.
+		p, err := d.readSQL.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok = d.stmts.LoadOrStore(query, p); ok {
+			p.Close() // another caller stored it first
+		}
+	}
+	return s.(*sql.Stmt).QueryContext(ctx, args...)
+}
+
+// readRow is readQuery for one row, scanned into dest: sql.ErrNoRows when
+// there is none.
+func (d *DB) readRow(ctx context.Context, query string, args []any, dest ...any) error {
+	rows, err := d.readQuery(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // Dialect returns SQLite or Postgres.

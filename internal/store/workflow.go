@@ -529,10 +529,10 @@ func (d *DB) FindRequestExport(ctx context.Context, requestID int64) (*Request, 
 		codec      sql.Null[string]
 		wrappedKey []byte
 	)
-	err := d.readSQL.QueryRowContext(ctx, d.rebind(`SELECT r.type, r.status, r.confirm_delete_pending, r.purged_at,
+	err := d.readRow(ctx, `SELECT r.type, r.status, r.confirm_delete_pending, r.purged_at,
 		e.wrapped_key, e.chunks, e.size, e.complete, e.created, e.codec
-		FROM privacy_requests r LEFT JOIN privacy_exports e ON e.request_id = r.id WHERE r.id = ?`), requestID).
-		Scan(&r.Type, &r.Status, &r.ConfirmDeletePending, &r.PurgedAt, &wrappedKey, &chunks, &size, &complete, &created, &codec)
+		FROM privacy_requests r LEFT JOIN privacy_exports e ON e.request_id = r.id WHERE r.id = ?`, []any{requestID},
+		&r.Type, &r.Status, &r.ConfirmDeletePending, &r.PurgedAt, &wrappedKey, &chunks, &size, &complete, &created, &codec)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, apperr.Errorf(apperr.NotFound, "Privacy request not found.")
 	}
@@ -557,7 +557,7 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn f
 	if d.dialect == Postgres {
 		return d.exportChunksPostgres(ctx, requestID, seq, n, fn)
 	}
-	rows, err := d.readSQL.QueryContext(ctx, d.rebind("SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq"),
+	rows, err := d.readQuery(ctx, "SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
 		requestID, seq, seq+n)
 	if err != nil {
 		return translate(err, "Export chunk")
@@ -1011,10 +1011,9 @@ type Hop struct {
 
 // statementParams bounds the bound values of one statement. PostgreSQL
 // takes up to 65,535, and each statement more is a round trip. SQLite runs
-// in process, where a statement more costs little, but its driver
-// (glebarez/go-sqlite) finds each parameter's value by a scan of the
-// arguments, so binding n values costs n²/2 comparisons: 4,000 values took
-// longer to bind than to insert (BenchmarkInsertRows).
+// in process, where a statement more costs little (its earlier driver,
+// glebarez/go-sqlite, also bound n values in n²/2 comparisons: 4,000
+// values took longer to bind than to insert, BenchmarkInsertRows).
 func (d *DB) statementParams() int {
 	if d.dialect == SQLite {
 		return idBatch

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // the SQLite driver the store's gorm dialect uses
+	_ "modernc.org/sqlite" // the SQLite driver the store's gorm dialect uses
 
 	"github.com/campaign-privacy/campaign-privacy/internal/store"
 )
@@ -106,7 +106,7 @@ func openSQL(cfg store.Config) (*Conn, error) {
 	// As the store opens it: a writer waits for the other's lock, and
 	// what the test overwrites is zeroed as the store's own deletes are.
 	dsn := "file:" + filepath.Join(cfg.DataDir, store.SQLiteFile) +
-		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(ON)&_txlock=immediate"
+		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(ON)&_txlock=immediate&" + store.SQLiteTimeOptions
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
