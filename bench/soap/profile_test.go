@@ -105,4 +105,7 @@ func profileScenario(b *testing.B, scenario string) {
 	if e := errs.Load(); e > 0 {
 		b.Fatalf("%d errors", e)
 	}
+	if batches, rows := env.DB.CreateBatches(); scenario == "create" && batches > 0 {
+		b.ReportMetric(float64(rows)/float64(batches), "creates/batch")
+	}
 }
