@@ -623,15 +623,23 @@ func requestsInsert(rows []*createCall, ids []int64) (stmt, []chainLine) {
 	args := make([]any, 0, 16*len(rows))
 	lines := make([]chainLine, len(rows))
 	for i, c := range rows {
-		r, id := c.req, ids[i]
-		marks[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
-		args = append(args, id, "privacyRequest"+strconv.FormatInt(id, 10), r.Label, r.NamespaceID, r.ReconciliationValue,
-			r.Type, r.Regulation, r.Status, r.ConfirmDeletePending, c.urlFile+strconv.FormatInt(id, 10), r.Audit, r.OperatorID,
-			r.DedupeKey, r.Created, r.LastModified, r.SubjectHash)
-		lines[i] = chainLine{id, c.auditLine}
+		marks[i] = requestMarks
+		args = c.appendArgs(args, ids[i])
+		lines[i] = chainLine{ids[i], c.auditLine}
 	}
 	return stmt{"INSERT INTO privacy_requests (" + requestColumns + ") VALUES " + strings.Join(marks, ", ") +
 		" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id", args}, lines
+}
+
+// requestMarks are the placeholders of one row of requestColumns.
+const requestMarks = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+
+// appendArgs appends the values of c's row, with its id, for requestMarks.
+func (c *createCall) appendArgs(args []any, id int64) []any {
+	r := c.req
+	return append(args, id, "privacyRequest"+strconv.FormatInt(id, 10), r.Label, r.NamespaceID, r.ReconciliationValue,
+		r.Type, r.Regulation, r.Status, r.ConfirmDeletePending, c.urlFile+strconv.FormatInt(id, 10), r.Audit, r.OperatorID,
+		r.DedupeKey, r.Created, r.LastModified, r.SubjectHash)
 }
 
 // nextRequestIDs takes n ids from the requests' sequence, ascending.
@@ -693,42 +701,35 @@ func (d *DB) findDuplicates(ctx context.Context, tx *sql.Tx, rows []*createCall,
 	return nil
 }
 
-// insertRequestsSQLite writes the rows one statement each, inside the one
-// write transaction (in-process statements: the commit is the cost).
+// insertRequestsSQLite inserts rows with ids it takes itself: the batch
+// holds the database's write lock from its BEGIN (IMMEDIATE), so the ids
+// after the requests' AUTOINCREMENT sequence are its own, and each row
+// carries its name and download URL as it is inserted. One statement,
+// prepared once a batch, runs per row: SQLite's driver parses a statement
+// run by its text at every run.
 func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*createCall) ([]createResult, error) {
-	const insert = `INSERT INTO privacy_requests (label, namespace_id, reconciliation_value, type, regulation, status,
-		confirm_delete_pending, audit, operator_id, dedupe_key, created, last_modified, subject_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`
-	ins, err := tx.PrepareContext(ctx, insert) // parsed once a batch, not once a row
+	var last int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'privacy_requests'), 0)").Scan(&last); err != nil {
+		return nil, err
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO privacy_requests ("+requestColumns+") VALUES "+requestMarks+" ON CONFLICT (dedupe_key) DO NOTHING")
 	if err != nil {
 		return nil, err
 	}
 	defer ins.Close()
 	results := make([]createResult, len(rows))
-	// The rows inserted, by download URL prefix (one in practice): each
-	// group is named by one UPDATE, not one per row.
-	named := map[string][]any{}
+	args := make([]any, 0, 16)
 	for i, c := range rows {
-		r := c.req
-		err := ins.QueryRowContext(ctx, r.Label, r.NamespaceID, r.ReconciliationValue, r.Type, r.Regulation, r.Status,
-			r.ConfirmDeletePending, r.Audit, r.OperatorID, r.DedupeKey, r.Created, r.LastModified, r.SubjectHash).Scan(&results[i].id)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			results[i].existing = true
-			continue
-		case err != nil:
+		id := last + 1 + int64(i)
+		res, err := ins.ExecContext(ctx, c.appendArgs(args[:0], id)...)
+		if err != nil {
 			return nil, err
 		}
-		named[c.urlFile] = append(named[c.urlFile], results[i].id)
-	}
-	for urlFile, ids := range named {
-		for start := 0; start < len(ids); start += idBatch {
-			part := ids[start:min(start+idBatch, len(ids))]
-			if _, err := tx.ExecContext(ctx, "UPDATE privacy_requests SET name = 'privacyRequest' || id, url_file = ? || id WHERE id IN (?"+
-				strings.Repeat(", ?", len(part)-1)+")", append([]any{urlFile}, part...)...); err != nil {
-				return nil, err
-			}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
 		}
+		results[i] = createResult{id: id, existing: n == 0} // its dedupe key taken: findDuplicates finds the row
 	}
 	return results, d.findDuplicates(ctx, tx, rows, results)
 }
