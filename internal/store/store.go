@@ -277,7 +277,7 @@ func (d *DB) Close() error {
 		return true
 	})
 	if d.readSQL != d.sql {
-		err = d.readSQL.Close()
+		err = errors.Join(err, d.readSQL.Close())
 	}
 	return errors.Join(err, d.sql.Close())
 }
