@@ -100,10 +100,7 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 			if _, err := a.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := a.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := testNamespace(t, a)
 			id, _, err := a.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
 			if err != nil {
 				t.Fatal(err)
@@ -137,15 +134,22 @@ func TestAuditChainConcurrentReplicas(t *testing.T) {
 	}
 }
 
+// testNamespace creates the namespace "ns" (nms:recipient by @email).
+func testNamespace(t testing.TB, db *store.DB) *store.Namespace {
+	t.Helper()
+	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
+	if _, err := db.CreateNamespaceIfMissing(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
 // auditedRequest creates a namespace and a request in it, then appends a
 // second audit line: seqs 1 and 2 of the chain. It returns the request's id.
 func auditedRequest(t *testing.T, db *store.DB) int64 {
 	t.Helper()
 	ctx := context.Background()
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	req := &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1}
 	id, _, err := db.CreateRequest(ctx, req, "https://h/nms/gdpr.jssp?id=", "Request created by operator 'ana'.")
 	if err != nil {

@@ -167,10 +167,7 @@ func TestFindRequestExport(t *testing.T) {
 // newNamespace creates the tests' namespace "ns" if it is missing.
 func newNamespace(t *testing.T, db *store.DB) *store.Namespace {
 	t.Helper()
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	return ns
 }
 

@@ -42,10 +42,7 @@ func TestFailedBatchWritesTheFollowerOfAGoneCaller(t *testing.T) {
 				return nil
 			}
 			db := storetest.OpenConfig(t, cfg, clock.Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := testNamespace(t, db)
 			newReq := func(value string) *store.Request {
 				key := "key-" + value
 				return &store.Request{NamespaceID: ns.ID, ReconciliationValue: value, Type: 1, Regulation: 1, DedupeKey: &key}

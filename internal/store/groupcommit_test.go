@@ -24,10 +24,7 @@ func TestGroupCommit(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
 			db := storetest.Open(t, dialect, clock.Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := testNamespace(t, db)
 			const created = "Request created by operator 'ana'."
 			newReq := func(value string) *store.Request {
 				key := "key-" + value
@@ -202,10 +199,7 @@ func TestGroupCommitCallerGivesUp(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, nil)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := testNamespace(t, db)
 			release, err := db.HoldCreateLockForTest(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -18,10 +18,7 @@ func TestPurgeRechecksStatus(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
 			db := storetest.Open(t, dialect, clock.Now)
-			ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-			if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-				t.Fatal(err)
-			}
+			ns := testNamespace(t, db)
 			id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com", Type: 1, Regulation: 1},
 				"https://h/nms/gdpr.jssp?id=", "Request created by operator 'ana'.")
 			if err != nil {

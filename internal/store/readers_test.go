@@ -37,10 +37,7 @@ func TestReadsDoNotWaitForWrites(t *testing.T) {
 	if _, err := db.CreateSession(ctx, sess, op.PasswordHash, 0); err != nil {
 		t.Fatal(err)
 	}
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	reqID, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "a@example.com",
 		Type: 1, Regulation: 1}, "u", "Request created by operator 'ana'.")
 	if err != nil {

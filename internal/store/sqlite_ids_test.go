@@ -20,10 +20,7 @@ func TestSQLiteBatchIDs(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, time.Now)
 	plain := storetest.SQLOf(t, db)
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	create := func(value string, key *string) (int64, bool) {
 		id, existing, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: value, Type: 1, Regulation: 1, DedupeKey: key}, "https://cp.example/nms/gdpr.jssp?id=", "Request created.")
 		if err != nil {

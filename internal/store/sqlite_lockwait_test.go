@@ -18,10 +18,7 @@ import (
 func TestSQLiteLockWaitEndsWithContext(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, time.Now)
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
 	if err != nil {
 		t.Fatal(err)

@@ -21,10 +21,7 @@ func TestSQLiteTimeFormat(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	db := storetest.Open(t, store.SQLite, func() time.Time { return at })
-	ns := &store.Namespace{Name: "ns", Label: "NS", TargetSchema: "nms:recipient", ReconciliationKey: "@email"}
-	if _, err := db.CreateNamespaceIfMissing(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testNamespace(t, db)
 	id, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: "v", Type: 1, Regulation: 1}, "u", "Request created.")
 	if err != nil {
 		t.Fatal(err)
