@@ -37,11 +37,7 @@ func TestSlowDatabaseUnderLoad(t *testing.T) {
 // ≤ 30 ms within 10 s). By hand: CP_BENCH_SLOW=1 go test -run '^$' -bench
 // SlowDatabase -benchtime 3x ./server (bench/README "The slow database under load").
 func BenchmarkSlowDatabaseRecovery(b *testing.B) {
-	for _, dialect := range storetest.Dialects {
-		b.Run(dialect, func(b *testing.B) {
-			storetest.Worst(b, "worst-p99-ms", func() time.Duration { return slowDatabaseUnderLoad(b, dialect) })
-		})
-	}
+	storetest.WorstOnEachStore(b, "worst-p99-ms", func(b *testing.B, dialect string) time.Duration { return slowDatabaseUnderLoad(b, dialect) })
 }
 
 // slowDatabaseUnderLoad runs the case and returns the p99 after the

@@ -224,3 +224,12 @@ func Worst(b *testing.B, unit string, run func() time.Duration) {
 	}
 	b.ReportMetric(float64(worst.Microseconds())/1000, unit)
 }
+
+// WorstOnEachStore is Worst as a sub-benchmark per store.
+func WorstOnEachStore(b *testing.B, unit string, run func(b *testing.B, dialect string) time.Duration) {
+	for _, dialect := range Dialects {
+		b.Run(dialect, func(b *testing.B) {
+			Worst(b, unit, func() time.Duration { return run(b, dialect) })
+		})
+	}
+}
