@@ -97,13 +97,11 @@ func (d *DB) appendChainHead(ctx context.Context, pool gorm.ConnPool, at time.Ti
 }
 
 // appendChainPrepared writes rows and the head after them on SQLite, one
-// statement prepared in tx and run per line: SQLite's driver parses a
+// prepared statement run per line (DB.txStmt): SQLite's driver parses a
 // statement run by its text at every run, and a multi-row INSERT's text
-// is as long as its lines. (Prepared in the transaction, not once per DB:
-// preparing on the pool would wait for a second connection while this
-// one holds the write lock.)
+// is as long as its lines.
 func (d *DB) appendChainPrepared(ctx context.Context, tx *sql.Tx, rows [][]any, head ChainHead) error {
-	insert, err := tx.PrepareContext(ctx, chainInsert+"(?, ?, ?, ?, ?, ?)")
+	insert, err := d.txStmt(ctx, tx, chainInsertLine)
 	if err != nil {
 		return fmt.Errorf("append to the audit chain: %w", err)
 	}
@@ -113,7 +111,12 @@ func (d *DB) appendChainPrepared(ctx context.Context, tx *sql.Tx, rows [][]any, 
 			return fmt.Errorf("append to the audit chain: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, chainHeadUpdate, head.Seq, head.Hash); err != nil {
+	update, err := d.txStmt(ctx, tx, chainHeadUpdate)
+	if err != nil {
+		return fmt.Errorf("append to the audit chain: %w", err)
+	}
+	defer update.Close()
+	if _, err := update.ExecContext(ctx, head.Seq, head.Hash); err != nil {
 		return fmt.Errorf("append to the audit chain: %w", err)
 	}
 	return nil
@@ -121,12 +124,23 @@ func (d *DB) appendChainPrepared(ctx context.Context, tx *sql.Tx, rows [][]any, 
 
 // lockChainHead reads the chain head, locked until the commit.
 func (d *DB) lockChainHead(ctx context.Context, pool gorm.ConnPool) (ChainHead, error) {
-	lock := ""
-	if d.dialect == Postgres {
-		lock = " FOR UPDATE"
+	var row *sql.Row
+	if tx, ok := pool.(*sql.Tx); ok && d.dialect == SQLite {
+		s, err := d.txStmt(ctx, tx, chainHeadSelect)
+		if err != nil {
+			return ChainHead{}, fmt.Errorf("audit chain head: %w", err)
+		}
+		defer s.Close()
+		row = s.QueryRowContext(ctx)
+	} else {
+		lock := ""
+		if d.dialect == Postgres {
+			lock = " FOR UPDATE"
+		}
+		row = pool.QueryRowContext(ctx, chainHeadSelect+lock)
 	}
 	var h ChainHead
-	if err := pool.QueryRowContext(ctx, "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"+lock).Scan(&h.Seq, &h.Hash); err != nil {
+	if err := row.Scan(&h.Seq, &h.Hash); err != nil {
 		return ChainHead{}, fmt.Errorf("audit chain head: %w", err)
 	}
 	return h, nil
@@ -188,7 +202,9 @@ func chainStatements(rows [][]any, head ChainHead) []stmt {
 // head.
 const (
 	chainInsert     = "INSERT INTO privacy_audit_chain (seq, request_id, at, line, prev_hash, hash) VALUES "
+	chainInsertLine = chainInsert + "(?, ?, ?, ?, ?, ?)"
 	chainHeadUpdate = "UPDATE privacy_audit_head SET seq = ?, hash = ? WHERE id = 1"
+	chainHeadSelect = "SELECT seq, hash FROM privacy_audit_head WHERE id = 1"
 )
 
 // chainTx runs fn in a gorm transaction, then appends lines to the chain

@@ -334,6 +334,9 @@ func (d *DB) insertRequests(ctx context.Context, rows, check []*createCall) ([]c
 	if len(check) > 0 && len(d.staleNamespaces(check)) > 0 {
 		return nil, errNamespaceStale
 	}
+	if d.dialect == SQLite {
+		d.prepareWrites(ctx, sqliteBatchStatements...)
+	}
 	tx, err := d.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -701,18 +704,32 @@ func (d *DB) findDuplicates(ctx context.Context, tx *sql.Tx, rows []*createCall,
 	return nil
 }
 
+// The statements of a SQLite create batch, prepared before its
+// transaction (DB.prepareWrites): the requests' AUTOINCREMENT sequence,
+// a row's insert, and the audit chain's.
+const (
+	requestsSequence    = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'privacy_requests'), 0)"
+	requestInsertSQLite = "INSERT INTO privacy_requests (" + requestColumns + ") VALUES " + requestMarks + " ON CONFLICT (dedupe_key) DO NOTHING"
+)
+
+var sqliteBatchStatements = []string{requestsSequence, requestInsertSQLite, chainHeadSelect, chainInsertLine, chainHeadUpdate}
+
 // insertRequestsSQLite inserts rows with ids it takes itself: the batch
 // holds the database's write lock from its BEGIN (IMMEDIATE), so the ids
 // after the requests' AUTOINCREMENT sequence are its own, and each row
-// carries its name and download URL as it is inserted. One statement,
-// prepared once a batch, runs per row: SQLite's driver parses a statement
-// run by its text at every run.
+// carries its name and download URL as it is inserted. One prepared
+// statement runs per row.
 func (d *DB) insertRequestsSQLite(ctx context.Context, tx *sql.Tx, rows []*createCall) ([]createResult, error) {
-	var last int64
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'privacy_requests'), 0)").Scan(&last); err != nil {
+	seq, err := d.txStmt(ctx, tx, requestsSequence)
+	if err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, "INSERT INTO privacy_requests ("+requestColumns+") VALUES "+requestMarks+" ON CONFLICT (dedupe_key) DO NOTHING")
+	defer seq.Close()
+	var last int64
+	if err := seq.QueryRowContext(ctx).Scan(&last); err != nil {
+		return nil, err
+	}
+	ins, err := d.txStmt(ctx, tx, requestInsertSQLite)
 	if err != nil {
 		return nil, err
 	}

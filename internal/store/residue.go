@@ -602,9 +602,8 @@ func (d *DB) purge(ctx context.Context, tables, cascaded, views []string, p Resi
 		if err := d.resampleSQLite(ctx, tables); err != nil {
 			return tables, nil, translate(err, "Analyze")
 		}
-		var busy, logFrames, checkpointed int
-		err := d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &checkpointed)
-		if err == nil && busy != 0 {
+		busy, err := d.checkpointTruncate(ctx)
+		if err == nil && busy {
 			err = errors.New("WAL checkpoint blocked by a reader")
 		}
 		if err != nil {

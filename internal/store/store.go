@@ -99,12 +99,17 @@ type DB struct {
 	gate            writeGate // writegate.go
 	// stmts holds SQLite's hot reads prepared on readSQL, by their text
 	// (DB.readQuery).
-	stmts       sync.Map
+	stmts sync.Map
+	// writeStmts holds SQLite's create batch statements prepared on the
+	// writers' pool, by their text (DB.prepareWrites, DB.txStmt).
+	writeStmts  sync.Map
 	failpointFn func(string) error
 	// file is, on SQLite, the database file at its path when it was
 	// opened, which Ping compares with what the path names now.
 	file     os.FileInfo
 	filePath string
+	// checkpoints is SQLite's checkpointer (checkpoint.go).
+	checkpoints *checkpointer
 }
 
 // Open connects to the configured database. It does not migrate: call
@@ -141,13 +146,14 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, perr
 		}
 		// secure_delete zeroes deleted content on every connection (see
-		// residue.go).
+		// residue.go); no connection checkpoints in its commits, the
+		// store's checkpointer does (checkpoint.go).
 		// A file: URI: a path's "?", "#" and "%" escaped, or the database
 		// would be made elsewhere (data?1 → a file "data" beside the
 		// data directory).
 		dsn = "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path) +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_txlock=immediate&" + SQLiteTimeOptions
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(ON)&_pragma=wal_autocheckpoint(0)&_txlock=immediate&" + SQLiteTimeOptions
 		gdb, err = gorm.Open(sqlite.Open(dsn), gcfg)
 	}
 	var parse *pgconn.ParseConfigError
@@ -203,6 +209,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("open sqlite database: %w", err)
 		}
 		d.filePath = path
+		if err := d.startCheckpointer(ctx, dsn); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
 	}
 	return d, nil
 }
@@ -271,11 +281,14 @@ const readers = 8
 
 // Close closes the connection pools.
 func (d *DB) Close() error {
+	d.stopCheckpointer()
 	var err error
-	d.stmts.Range(func(_, s any) bool {
-		err = errors.Join(err, s.(*sql.Stmt).Close())
-		return true
-	})
+	for _, m := range []*sync.Map{&d.stmts, &d.writeStmts} {
+		m.Range(func(_, s any) bool {
+			err = errors.Join(err, s.(*sql.Stmt).Close())
+			return true
+		})
+	}
 	if d.readSQL != d.sql {
 		err = errors.Join(err, d.readSQL.Close())
 	}
@@ -306,6 +319,38 @@ func (d *DB) readQuery(ctx context.Context, query string, args ...any) (*sql.Row
 		}
 	}
 	return s.(*sql.Stmt).QueryContext(ctx, args...)
+}
+
+// prepareWrites prepares queries on SQLite's writers' pool, once per DB,
+// for txStmt. The caller must not be in a transaction: preparing takes a
+// connection of the pool, and a transaction holding the write lock would
+// wait for a second one (TestAuditChainConcurrentReplicas ended in
+// SQLITE_BUSY so). A query that fails to prepare is left to txStmt to
+// prepare in its transaction, where its error is returned.
+func (d *DB) prepareWrites(ctx context.Context, queries ...string) {
+	for _, q := range queries {
+		if _, ok := d.writeStmts.Load(q); ok {
+			continue
+		}
+		p, err := d.sql.PrepareContext(ctx, q)
+		if err != nil {
+			return
+		}
+		if _, ok := d.writeStmts.LoadOrStore(q, p); ok {
+			p.Close() // another caller stored it first
+		}
+	}
+}
+
+// txStmt returns query's statement in tx; close it after. On SQLite, when
+// prepareWrites prepared it, tx's connection prepares it the first time and
+// keeps it parsed after (SQLite's driver parses a statement run by its text
+// at every run, and one prepared in a transaction at every transaction).
+func (d *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if p, ok := d.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, p.(*sql.Stmt)), nil // an error is returned by its first run
+	}
+	return tx.PrepareContext(ctx, query)
 }
 
 // readRow is readQuery for one row, scanned into dest: sql.ErrNoRows when

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+
+	"github.com/libtnb/sqlite"
+)
+
+// SQLite's checkpoints, off the writers' path. In WAL mode a commit
+// appends its pages to the -wal file; a checkpoint copies them back into
+// the database file and syncs it. Left to SQLite (wal_autocheckpoint), the
+// checkpoint runs in the commit that passes 1,000 frames, on the writer's
+// connection: the create flusher — the one writer every create waits on —
+// then waited in the checkpoint's fdatasync for a third of its time
+// (BenchmarkProfile/create, 32 callers, the trace's syscall profile).
+// The writers' connections do not checkpoint (wal_autocheckpoint(0) in
+// their DSN); a goroutine of the store does, on a connection of its own,
+// PASSIVE: it never waits for or blocks a writer or a reader, and copies
+// what the readers' snapshots allow (the rest at its next run).
+//
+// Durability is unchanged: a commit is in the WAL, synced as
+// synchronous(NORMAL) says (README), whether or not a checkpoint has
+// copied it yet.
+
+// checkpointEvery is how often the checkpointer looks for commits of the
+// other connections (PRAGMA data_version: no I/O); it checkpoints when
+// there were some.
+const checkpointEvery = 100 * time.Millisecond
+
+// checkpointer runs the checkpoints until cancelled, then closes done.
+type checkpointer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	// mu lets one checkpoint of this store run at a time: SQLite fails a
+	// checkpoint at once (SQLITE_BUSY, no busy handler) when another is
+	// running, and the residue purge's (TRUNCATE) must not fail so.
+	mu sync.Mutex
+}
+
+// startCheckpointer starts the store's checkpointer on a connection of its
+// own to the file dsn names (the writers' DSN), outside the pools.
+func (d *DB) startCheckpointer(ctx context.Context, dsn string) error {
+	db, err := sql.Open(sqlite.DriverName, dsn)
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1) // data_version is a connection's own
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.checkpoints = &checkpointer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.checkpoints.done)
+		defer db.Close()
+		defer conn.Close()
+		d.checkpointLoop(ctx, conn)
+	}()
+	return nil
+}
+
+func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	var (
+		seen    int64 = -1
+		failing bool  // logged once until a checkpoint succeeds
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var version int64
+		err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&version)
+		if err == nil && version == seen {
+			continue // nothing committed since the last whole checkpoint
+		}
+		var busy, frames, copied int
+		if err == nil {
+			d.checkpoints.mu.Lock()
+			err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+			d.checkpoints.mu.Unlock()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				d.log.WarnContext(ctx, "a SQLite checkpoint failed: the -wal file keeps the commits until one succeeds", "err", err)
+			}
+			failing = true
+		default:
+			failing = false
+			if busy == 0 && copied >= frames {
+				seen = version // all copied: the next after a commit
+			}
+		}
+	}
+}
+
+// stopCheckpointer stops the checkpointer and waits for it.
+func (d *DB) stopCheckpointer() {
+	if d.checkpoints != nil {
+		d.checkpoints.cancel()
+		<-d.checkpoints.done
+	}
+}
+
+// checkpointTruncate copies the whole WAL into the database file and
+// empties it (the residue purge's last step): busy when a reader still
+// used it. SQLite fails a checkpoint at once, busy handler or not, while
+// another connection checkpoints (the checkpointer of this store or of
+// another process on the file): it is tried again then, every 10 ms for
+// up to truncateRetry.
+func (d *DB) checkpointTruncate(ctx context.Context) (busy bool, err error) {
+	const truncateRetry = 3 * time.Second
+	for deadline := time.Now().Add(truncateRetry); ; {
+		var b, frames, copied int
+		d.checkpoints.mu.Lock()
+		err = d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&b, &frames, &copied)
+		d.checkpoints.mu.Unlock()
+		// -1 frames: the checkpoint did not start.
+		if err != nil || b == 0 || frames != -1 || time.Now().After(deadline) {
+			return b != 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

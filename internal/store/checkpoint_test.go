@@ -1,0 +1,58 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/campaign-privacy/campaign-privacy/internal/store"
+	"github.com/campaign-privacy/campaign-privacy/internal/storetest"
+)
+
+// TestSQLiteCheckpointsInTheBackground: the writers' connections do not
+// checkpoint (wal_autocheckpoint(0)); the store's checkpointer copies the
+// commits from the -wal file into the database file while the store runs.
+// Without it the database file would not grow until the store closed,
+// and the -wal file would hold every commit.
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.SQLite, time.Now)
+	ns := testNamespace(t, db)
+	path := filepath.Join(storetest.ConfigOf(t, db).DataDir, store.SQLiteFile)
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	const creates, label = 400, 2048 // 800 KiB of labels
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := range creates {
+		g.Go(func() error {
+			_, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: fmt.Sprintf("v%d", i),
+				Label: strings.Repeat("l", label), Type: 1, Regulation: 1}, "u", "Request created.")
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := before + creates*label*3/4
+	deadline := time.Now().Add(10 * time.Second)
+	for size() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes 10 s after %d creates of %d-byte labels (%d before): the commits were not checkpointed", size(), creates, label, before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
