@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libtnb/sqlite"
@@ -11,29 +13,56 @@ import (
 
 // SQLite's checkpoints, off the writers' path. In WAL mode a commit
 // appends its pages to the -wal file; a checkpoint copies them back into
-// the database file and syncs it. Left to SQLite (wal_autocheckpoint), the
-// checkpoint runs in the commit that passes 1,000 frames, on the writer's
-// connection: the create flusher — the one writer every create waits on —
-// then waited in the checkpoint's fdatasync for a third of its time
-// (BenchmarkProfile/create, 32 callers, the trace's syscall profile).
+// the database file and syncs it, and once every frame is copied and no
+// reader still reads from the WAL, the next commit writes the WAL from its
+// start again. Left to SQLite (wal_autocheckpoint), the checkpoint runs in
+// the commit that passes 1,000 frames, on the writer's connection: the
+// create flusher — the one writer every create waits on — then waited in
+// the checkpoint's fdatasync for a third of its time (BenchmarkProfile/
+// create, 32 callers, the trace's syscall profile). And under a steady
+// load the WAL was never copied whole (the readers' snapshots held back
+// the last frames), so it grew without end: 470 MB in 15 s of creates at
+// 32 connections, every commit past the 1,000th frame checkpointing again.
+//
 // The writers' connections do not checkpoint (wal_autocheckpoint(0) in
-// their DSN); a goroutine of the store does, on a connection of its own,
-// PASSIVE: it never waits for or blocks a writer or a reader, and copies
-// what the readers' snapshots allow (the rest at its next run).
+// their DSN); a goroutine of the store does, on a connection of its own:
+//
+//   - every checkpointEvery, when something was committed (PRAGMA
+//     data_version, no I/O), a PASSIVE checkpoint, which never waits for
+//     or blocks a writer or a reader and copies what the readers'
+//     snapshots allow: the bulk of the copying and syncing;
+//   - once the WAL holds restartFrames, a RESTART checkpoint: it holds
+//     the write lock while it copies the rest (little, after the PASSIVE
+//     ones) and waits for the readers still reading from the WAL, so the
+//     next commit writes it from its start. It queues with the priority
+//     writes (writegate.go) and waits restartWait at most for the lock
+//     and the readers (a long read, a download's, must not hold the
+//     writers back); it is tried again at the next tick.
 //
 // Durability is unchanged: a commit is in the WAL, synced as
 // synchronous(NORMAL) says (README), whether or not a checkpoint has
 // copied it yet.
 
 // checkpointEvery is how often the checkpointer looks for commits of the
-// other connections (PRAGMA data_version: no I/O); it checkpoints when
-// there were some.
+// other connections.
 const checkpointEvery = 100 * time.Millisecond
+
+// restartFrames is the WAL's length (frames of a page, 4 KiB) from which
+// the checkpointer restarts it: 128 MiB. A RESTART holds the writers back
+// 10–50 ms (the frames committed during the PASSIVE before it, and two
+// fdatasyncs); at 16 MiB creates at 32 connections met one every 250 ms.
+const restartFrames = 32768
+
+// restartWait bounds how long a RESTART checkpoint waits for the write
+// lock and the readers (the checkpointer connection's busy timeout).
+const restartWait = 20 * time.Millisecond
 
 // checkpointer runs the checkpoints until cancelled, then closes done.
 type checkpointer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// restartFrames is restartFrames but in the store's tests.
+	restartFrames atomic.Int64
 	// mu lets one checkpoint of this store run at a time: SQLite fails a
 	// checkpoint at once (SQLITE_BUSY, no busy handler) when another is
 	// running, and the residue purge's (TRUNCATE) must not fail so.
@@ -49,12 +78,16 @@ func (d *DB) startCheckpointer(ctx context.Context, dsn string) error {
 	}
 	db.SetMaxOpenConns(1) // data_version is a connection's own
 	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds()))
+	}
 	if err != nil {
 		_ = db.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.checkpoints = &checkpointer{cancel: cancel, done: make(chan struct{})}
+	d.checkpoints.restartFrames.Store(restartFrames)
 	go func() {
 		defer close(d.checkpoints.done)
 		defer db.Close()
@@ -84,9 +117,16 @@ func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
 		}
 		var busy, frames, copied int
 		if err == nil {
-			d.checkpoints.mu.Lock()
-			err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-			d.checkpoints.mu.Unlock()
+			busy, frames, copied, err = d.checkpoint(ctx, conn, "PASSIVE")
+		}
+		if err == nil && int64(frames) >= d.checkpoints.restartFrames.Load() {
+			// In the priority writers' queue: the create flusher, which
+			// writes its batches back to back, would otherwise take the
+			// write lock each time the busy handler slept.
+			err = d.priorityWrite(ctx, func() (err error) {
+				busy, frames, copied, err = d.checkpoint(ctx, conn, "RESTART")
+				return err
+			})
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -103,6 +143,17 @@ func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
 			}
 		}
 	}
+}
+
+// checkpoint runs one checkpoint of mode on conn: busy when it could not
+// copy every frame or (RESTART) wait for the readers, frames the WAL's
+// length and copied the frames now in the database file (-1 when the
+// checkpoint did not start).
+func (d *DB) checkpoint(ctx context.Context, conn *sql.Conn, mode string) (busy, frames, copied int, err error) {
+	d.checkpoints.mu.Lock()
+	defer d.checkpoints.mu.Unlock()
+	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied)
+	return busy, frames, copied, err
 }
 
 // stopCheckpointer stops the checkpointer and waits for it.

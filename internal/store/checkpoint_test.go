@@ -56,3 +56,40 @@ func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSQLiteWALRestartsUnderSteadyWrites: under writes that never pause,
+// every PASSIVE checkpoint finds new frames after the ones it copied, so
+// the WAL is never copied whole when a write begins and SQLite never
+// writes it from its start again: the checkpointer's RESTART does, once
+// it passes restartFrames (here 1 MiB). Without it the -wal file grew by
+// everything written (1.1 GB in 15 s of creates at 32 connections); with
+// it, it holds what comes in between two of the checkpointer's ticks.
+func TestSQLiteWALRestartsUnderSteadyWrites(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.SQLite, time.Now)
+	db.SetWALRestartFramesForTest(256)
+	ns := testNamespace(t, db)
+	wal := filepath.Join(storetest.ConfigOf(t, db).DataDir, store.SQLiteFile) + "-wal"
+	const label = 16 << 10
+	var written int64
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, end := 0, time.Now().Add(3*time.Second); time.Now().Before(end); i++ {
+		g.Go(func() error {
+			_, _, err := db.CreateRequest(ctx, &store.Request{NamespaceID: ns.ID, ReconciliationValue: fmt.Sprintf("v%d", i),
+				Label: strings.Repeat("l", label), Type: 1, Regulation: 1}, "u", "Request created.")
+			return err
+		})
+		written += label
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > written/3 {
+		t.Fatalf("-wal file of %d MiB after %d MiB written without a pause: it was not restarted", fi.Size()>>20, written>>20)
+	}
+}

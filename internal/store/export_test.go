@@ -87,3 +87,7 @@ func (d *DB) ClaimPlanForTest(ctx context.Context, status Status) (string, error
 	err = tx.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+d.rebind(d.claimCandidates()), status, status, now, now, 10).Scan(&plan)
 	return plan, err
 }
+
+// SetWALRestartFramesForTest sets the WAL length from which the SQLite
+// checkpointer restarts it (restartFrames).
+func (d *DB) SetWALRestartFramesForTest(frames int64) { d.checkpoints.restartFrames.Store(frames) }
