@@ -120,13 +120,7 @@ func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
 			busy, frames, copied, err = d.checkpoint(ctx, conn, "PASSIVE")
 		}
 		if err == nil && int64(frames) >= d.checkpoints.restartFrames.Load() {
-			// In the priority writers' queue: the create flusher, which
-			// writes its batches back to back, would otherwise take the
-			// write lock each time the busy handler slept.
-			err = d.priorityWrite(ctx, func() (err error) {
-				busy, frames, copied, err = d.checkpoint(ctx, conn, "RESTART")
-				return err
-			})
+			busy, frames, copied, err = d.checkpoint(ctx, conn, "RESTART")
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -152,8 +146,18 @@ func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
 func (d *DB) checkpoint(ctx context.Context, conn *sql.Conn, mode string) (busy, frames, copied int, err error) {
 	d.checkpoints.mu.Lock()
 	defer d.checkpoints.mu.Unlock()
-	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied)
-	return busy, frames, copied, err
+	run := func() error {
+		return conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied)
+	}
+	if mode == "PASSIVE" {
+		return busy, frames, copied, run()
+	}
+	// In the priority writers' queue, the mutex held first (the residue
+	// purge's checkpoint, which may wait for the readers for long, must
+	// not hold the priority writers back through this one): the create
+	// flusher, which writes its batches back to back, would otherwise
+	// take the write lock each time the busy handler slept.
+	return busy, frames, copied, d.priorityWrite(ctx, run)
 }
 
 // stopCheckpointer stops the checkpointer and waits for it.
