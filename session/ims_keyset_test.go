@@ -23,10 +23,14 @@ import (
 // The key set of BearerTokenLogon as NewIMS loads it: its size, its keys,
 // its refreshes and their failures.
 
-// TestKeySetAnswerBounded: a key set URL whose answer is padded to 48 MiB
+// TestKeySetAnswerBounded: a key set URL whose answer is padded to 128 MiB
 // is refused at start after at most 1 MiB is read (IMS's key set is under
 // 2 KiB), instead of being held in memory whole, at start and at every
-// refresh.
+// refresh. What the server counts as sent includes what the kernel buffers
+// between the two sockets once the reader stops (on loopback the receive
+// buffer grows up to tcp_rmem's maximum, 32 MiB here; a CI run counted 9
+// MiB against a bound of 8): the bound is half the answer, which a reader
+// of the whole answer passes.
 func TestKeySetAnswerBounded(t *testing.T) {
 	keys := newIMSKeys(t)
 	good := keys.JWKS()
@@ -37,7 +41,7 @@ func TestKeySetAnswerBounded(t *testing.T) {
 		n, _ := w.Write([]byte(`{"pad":"`))
 		sent.Add(int64(n))
 		chunk := []byte(strings.Repeat("A", 1<<20))
-		for range 48 {
+		for range 128 {
 			n, err := w.Write(chunk)
 			sent.Add(int64(n))
 			if err != nil {
@@ -50,9 +54,9 @@ func TestKeySetAnswerBounded(t *testing.T) {
 	defer srv.Close()
 	_, err := session.NewIMS(context.Background(), session.IMSConfig{JWKS: srv.URL + "/jwks.json", Issuer: testIssuer, Audience: testAudience})
 	if err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
-		t.Errorf("NewIMS and a 48 MiB key set answer (read %d MiB): err = %v, want it refused for its size", sent.Load()>>20, err)
+		t.Errorf("NewIMS and a 128 MiB key set answer (read %d MiB): err = %v, want it refused for its size", sent.Load()>>20, err)
 	}
-	if got := sent.Load(); got > 8<<20 {
+	if got := sent.Load(); got > 64<<20 {
 		t.Errorf("the key set answer was read to %d MiB: want a small bound", got>>20)
 	}
 }
