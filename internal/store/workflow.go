@@ -557,20 +557,7 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn f
 	if d.dialect == Postgres {
 		return d.exportChunksPostgres(ctx, requestID, seq, n, fn)
 	}
-	rows, err := d.readQuery(ctx, "SELECT seq, data FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
-		requestID, seq, seq+n)
-	if err != nil {
-		return translate(err, "Export chunk")
-	}
-	defer rows.Close()
-	// RawBytes: no copy of the chunk into Go memory of its own. Declared
-	// once: Scan's targets escape, a pair per row would be two allocations.
-	var got int
-	var sealed sql.RawBytes
-	return handChunks(rows, seq, fn, func() (int, []byte, error) {
-		err := rows.Scan(&got, &sealed)
-		return got, sealed, err
-	})
+	return d.exportChunksSQLite(ctx, requestID, seq, n, fn)
 }
 
 // handChunks hands fn the chunks rows reads (scan reads the current
