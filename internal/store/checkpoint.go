@@ -140,15 +140,25 @@ func (d *DB) checkpointLoop(ctx context.Context, conn *sql.Conn) {
 	}
 }
 
-// checkpoint runs one checkpoint of mode on conn: busy when it could not
-// copy every frame or (RESTART) wait for the readers, frames the WAL's
-// length and copied the frames now in the database file (-1 when the
-// checkpoint did not start).
+// walCheckpoint runs PRAGMA wal_checkpoint(mode) on q: busy when it could
+// not copy every frame or (RESTART, TRUNCATE) wait for the readers, frames
+// the WAL's length and copied the frames now in the database file (both
+// -1 when the checkpoint did not start).
+func walCheckpoint(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, mode string) (busy, frames, copied int, err error) {
+	err = q.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied)
+	return busy, frames, copied, err
+}
+
+// checkpoint is walCheckpoint on the checkpointer's conn, one checkpoint
+// of the store at a time.
 func (d *DB) checkpoint(ctx context.Context, conn *sql.Conn, mode string) (busy, frames, copied int, err error) {
 	d.checkpoints.mu.Lock()
 	defer d.checkpoints.mu.Unlock()
 	run := func() error {
-		return conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &copied)
+		busy, frames, copied, err = walCheckpoint(ctx, conn, mode)
+		return err
 	}
 	if mode == "PASSIVE" {
 		return busy, frames, copied, run()
@@ -178,11 +188,9 @@ func (d *DB) stopCheckpointer() {
 func (d *DB) checkpointTruncate(ctx context.Context) (busy bool, err error) {
 	const truncateRetry = 3 * time.Second
 	for deadline := time.Now().Add(truncateRetry); ; {
-		var b, frames, copied int
 		d.checkpoints.mu.Lock()
-		err = d.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&b, &frames, &copied)
+		b, frames, _, err := walCheckpoint(ctx, d.sql, "TRUNCATE")
 		d.checkpoints.mu.Unlock()
-		// -1 frames: the checkpoint did not start.
 		if err != nil || b == 0 || frames != -1 || time.Now().After(deadline) {
 			return b != 0, err
 		}
