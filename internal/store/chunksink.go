@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 
 	moderncsqlite "modernc.org/sqlite"
-
-	"github.com/campaign-privacy/campaign-privacy/internal/apperr"
 )
 
 // SQLite's driver copies every blob a row returns into a new slice: a
@@ -29,13 +27,11 @@ var (
 	chunkSinkID atomic.Int64
 )
 
-// chunkSink is one read: the seq it expects next, the reader's fn, and
-// the first error, returned as is by exportChunksSQLite (SQLite's error
-// carries only its text).
+// chunkSink is one read: its chunks' order and the first error, returned
+// as is by exportChunksSQLite (SQLite's error carries only its text).
 type chunkSink struct {
-	want int
-	fn   func(seq int, sealed []byte) error
-	err  error
+	chunkOrder
+	err error
 }
 
 func init() {
@@ -57,24 +53,16 @@ func handChunk(_ *moderncsqlite.FunctionContext, args []driver.Value) (driver.Va
 	s := v.(*chunkSink)
 	seq, _ := args[1].(int64)
 	sealed, _ := args[2].([]byte)
-	switch {
-	case s.err != nil:
-	case int(seq) != s.want:
-		s.err = apperr.Errorf(apperr.Internal, "The export file has a gap.")
-	default:
-		s.err = s.fn(int(seq), sealed)
-		s.want++
+	if s.err == nil {
+		s.err = s.hand(int(seq), sealed)
 	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	return nil, nil
+	return nil, s.err
 }
 
 // exportChunksSQLite is ExportChunks on SQLite, through chunkFunc.
 func (d *DB) exportChunksSQLite(ctx context.Context, requestID int64, seq, n int, fn func(seq int, sealed []byte) error) error {
 	id := chunkSinkID.Add(1)
-	s := &chunkSink{want: seq, fn: fn}
+	s := &chunkSink{chunkOrder: chunkOrder{want: seq, fn: fn}}
 	chunkSinks.Store(id, s)
 	defer chunkSinks.Delete(id)
 	rows, err := d.readQuery(ctx, "SELECT "+chunkFunc+"(?, seq, data) FROM privacy_export_chunks WHERE request_id = ? AND seq >= ? AND seq < ? ORDER BY seq",

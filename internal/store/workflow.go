@@ -560,27 +560,23 @@ func (d *DB) ExportChunks(ctx context.Context, requestID int64, seq, n int, fn f
 	return d.exportChunksSQLite(ctx, requestID, seq, n, fn)
 }
 
-// handChunks hands fn the chunks rows reads (scan reads the current
-// one), which must be want, want+1, …: a gap is an error at the chunk
-// that is not there. database/sql's rows and pgx's are both read so.
-func handChunks(rows interface {
-	Next() bool
-	Err() error
-}, want int, fn func(seq int, sealed []byte) error, scan func() (int, []byte, error)) error {
-	for rows.Next() {
-		got, sealed, err := scan()
-		if err != nil {
-			return translate(err, "Export chunk")
-		}
-		if got != want {
-			return apperr.Errorf(apperr.Internal, "The export file has a gap.")
-		}
-		if err := fn(got, sealed); err != nil {
-			return err
-		}
-		want++
+// chunkOrder hands fn the chunks of one read, which must come as want,
+// want+1, …: a gap is an error at the chunk that is not there. Both
+// stores' reads go through it.
+type chunkOrder struct {
+	want int
+	fn   func(seq int, sealed []byte) error
+}
+
+func (o *chunkOrder) hand(seq int, sealed []byte) error {
+	if seq != o.want {
+		return apperr.Errorf(apperr.Internal, "The export file has a gap.")
 	}
-	return translate(rows.Err(), "Export chunk")
+	if err := o.fn(seq, sealed); err != nil {
+		return err
+	}
+	o.want++
+	return nil
 }
 
 // exportChunksPostgres is ExportChunks on pgx's own rows: the chunk is
@@ -603,18 +599,26 @@ func (d *DB) exportChunksPostgres(ctx context.Context, requestID int64, seq, n i
 		}
 		defer rows.Close()
 		raw := len(rows.FieldDescriptions()) == 2 && rows.FieldDescriptions()[1].Format == pgx.BinaryFormatCode
+		order := chunkOrder{want: seq, fn: fn}
 		var (
 			got    int
 			sealed []byte
 		)
-		return handChunks(rows, seq, fn, func() (int, []byte, error) {
-			if !raw {
-				err := rows.Scan(&got, &sealed)
-				return got, sealed, err
+		for rows.Next() {
+			if raw {
+				err = rows.Scan(&got, nil)
+				sealed = rows.RawValues()[1]
+			} else {
+				err = rows.Scan(&got, &sealed)
 			}
-			err := rows.Scan(&got, nil)
-			return got, rows.RawValues()[1], err
-		})
+			if err != nil {
+				return translate(err, "Export chunk")
+			}
+			if err := order.hand(got, sealed); err != nil {
+				return err
+			}
+		}
+		return translate(rows.Err(), "Export chunk")
 	})
 }
 
