@@ -188,8 +188,9 @@ func (d *DB) stopCheckpointer() {
 func (d *DB) checkpointTruncate(ctx context.Context) (busy bool, err error) {
 	const truncateRetry = 3 * time.Second
 	for deadline := time.Now().Add(truncateRetry); ; {
+		var b, frames int
 		d.checkpoints.mu.Lock()
-		b, frames, _, err := walCheckpoint(ctx, d.sql, "TRUNCATE")
+		b, frames, _, err = walCheckpoint(ctx, d.sql, "TRUNCATE")
 		d.checkpoints.mu.Unlock()
 		if err != nil || b == 0 || frames != -1 || time.Now().After(deadline) {
 			return b != 0, err

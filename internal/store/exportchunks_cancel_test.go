@@ -30,13 +30,7 @@ func TestExportChunksCancelMidStream(t *testing.T) {
 				cfg.DatabaseURL = storetest.SimpleProtocol(t, cfg.DatabaseURL)
 			}
 			db := storetest.OpenConfig(t, cfg, storetest.NewClock().Now)
-			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
-			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.BeginExport(ctx, id, "w", []byte("wrapped"), ""); err != nil {
-				t.Fatal(err)
-			}
+			id := beginExport(t, db)
 			chunk := func(seq int) []byte {
 				b := make([]byte, 300_000+seq)
 				for i := range b {

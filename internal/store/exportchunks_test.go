@@ -117,13 +117,7 @@ func TestExportChunksLeaveNoGarbage(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, dialect, storetest.NewClock().Now)
-			id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
-			if err := storetest.SQLOf(t, db).Exec(ctx, "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.BeginExport(ctx, id, "w", []byte("wrapped"), ""); err != nil {
-				t.Fatal(err)
-			}
+			id := beginExport(t, db)
 			chunk := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 0}, 1<<15) // 256 KiB, a chunk of privacy/export.go at most
 			if err := db.AppendExportChunk(ctx, id, "w", 0, chunk); err != nil {
 				t.Fatal(err)
@@ -227,6 +221,20 @@ func newNamespace(t *testing.T, db *store.DB) *store.Namespace {
 
 // newRequest creates req in the namespace "ns" (made if missing) and
 // returns its id.
+// beginExport creates a request held by worker "w" and begins its export
+// file, for chunks to be appended.
+func beginExport(t *testing.T, db *store.DB) int64 {
+	t.Helper()
+	id := newRequest(t, db, &store.Request{ReconciliationValue: "v", Type: 1, Regulation: 1})
+	if err := storetest.SQLOf(t, db).Exec(context.Background(), "UPDATE privacy_requests SET claimed_by = 'w' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.BeginExport(context.Background(), id, "w", []byte("wrapped"), ""); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func newRequest(t *testing.T, db *store.DB, req *store.Request) int64 {
 	t.Helper()
 	req.NamespaceID = newNamespace(t, db).ID
