@@ -434,6 +434,25 @@ func (p *paced) Write(b []byte) (int, error) {
 	return p.ResponseWriter.Write(b)
 }
 
+// ReadFrom sends the file in writes of up to 256 KiB, a whole chunk of
+// it, where io.Copy (ServeContent's) would write 32 KiB at a time: eight
+// times fewer write system calls and deadlines a download.
+func (p *paced) ReadFrom(src io.Reader) (int64, error) {
+	buf := sendBuffers.Get().(*[]byte)
+	defer func() {
+		clear(*buf) // the file's text is a subject's data
+		sendBuffers.Put(buf)
+	}()
+	return io.CopyBuffer(writerOnly{p}, src, *buf)
+}
+
+// sendBuffers are paced.ReadFrom's buffers, one a download while it sends.
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// writerOnly hides paced's ReadFrom from io.CopyBuffer, which would call it
+// again.
+type writerOnly struct{ io.Writer }
+
 // Unwrap lets http.ResponseController reach the connection.
 func (p *paced) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
