@@ -446,7 +446,7 @@ const readAhead = 4
 // maxBuffers is how many buffers a reader's read-ahead uses at most: its
 // batches, and the chunk being read. On PostgreSQL two batches, so that
 // the server reads the next while the download sends the one before
-// (15–25 % faster downloads of 40 MB, bench/README.md); on SQLite one, as
+// (about 15 % faster downloads, bench/README.md); on SQLite one, as
 // the read there is the service's own CPU (a second batch measured a few
 // per cent slower).
 func maxBuffers(dialect string) int {
