@@ -242,8 +242,8 @@ func (m *Main) failpoint() func(string) error {
 // live heap instead of 2× cuts the collector's CPU per SOAP call by about a
 // quarter (bench/README.md), and a soft limit of 200 MiB makes it collect
 // sooner when the heap swells, so that a logon storm peaks under the
-// security bar's 256 MiB. Logons in a burst reuse their argon2id memory
-// (19 MiB a hash, internal/argon2): before, under this limit, the runtime
+// security bar's 256 MiB. Logons reuse their argon2id memory (19 MiB a
+// hash, kept a second after each, internal/argon2): before, under this limit, the runtime
 // returned each hash's pages to the system and faulted them in again for
 // the next (about 0.85× the bare argon2id server at 10–32 connections).
 // GOGC and GOMEMLIMIT, when set, win.

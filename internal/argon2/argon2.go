@@ -35,17 +35,18 @@
 // # This copy
 //
 // This is golang.org/x/crypto/argon2 at v0.58.0 (LICENSE is that module's),
-// changed in argon2.go only, so that a hash in a burst reuses the memory of
-// an earlier one instead of allocating it (19 MiB for each of
-// campaign-privacy's logons): deriveKey takes its blocks from those a hash
-// left (spare), and leaves its own there when another hash is running; and
+// changed in argon2.go only, so that a hash reuses the memory of an earlier
+// one instead of allocating it (19 MiB for each of campaign-privacy's
+// logons): deriveKey takes its blocks from those a hash left (spare), and
+// leaves its own there for a second; and
 // the first pass writes each block (processBlock) instead of XORing it into
 // memory that was zero, as RFC 9106's reference implementation does for
 // version 0x13, so a reused buffer needs no clearing. The other files are
 // upstream's, unchanged, including its tests. Under a server's memory limit
 // the runtime returned each hash's pages to the system and faulted them in
 // for the next; bench/README.md ("Logon's memory, reused in bursts") has
-// the figures.
+// the figures, and "Logon's memory kept after every hash" why a hash alone
+// now leaves its blocks too.
 //
 // [argon2-specs.pdf]: https://github.com/P-H-C/phc-winner-argon2/blob/master/argon2-specs.pdf
 // [RFC 9106 Section 4]: https://www.rfc-editor.org/rfc/rfc9106.html#section-4
@@ -55,7 +56,6 @@ package argon2
 import (
 	"encoding/binary"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
@@ -123,13 +123,9 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 // (a stored hash with a bigger memory cost) allocates its own.
 const maxSpareBlocks = 64 * 1024
 
-// spare holds the blocks of hashes that finished while another ran, for
-// the next ones: at most maxSpare buffers, let go idleKeep after the last
-// hash. Hashes in a burst reuse them; a hash alone (no other running)
-// leaves its blocks to the collector, as upstream does. Buffers kept longer
-// than a burst changed how the rest of a program's heap behaves: in
-// campaign-privacy, a download's chunks then cost 1.5–3 times the CPU
-// (bench/README.md, "Logon's memory, reused in bursts").
+// spare holds the blocks of finished hashes for the next ones: at most
+// maxSpare buffers (as many as ran at once), let go idleKeep after the last
+// hash.
 var spare struct {
 	sync.Mutex
 	free []*[]block
@@ -140,9 +136,6 @@ const (
 	maxSpare = 16
 	idleKeep = time.Second
 )
-
-// hashing counts the hashes running.
-var hashing atomic.Int32
 
 // takeBlocks returns a buffer of at least memory blocks, a spare one if
 // there is one.
@@ -200,14 +193,8 @@ func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint3
 	if memory > maxSpareBlocks {
 		B = make([]block, memory)
 	} else {
-		hashing.Add(1)
-		defer hashing.Add(-1)
 		buf := takeBlocks(memory)
-		defer func() {
-			if hashing.Load() > 1 { // another hash runs: a burst
-				leaveBlocks(buf)
-			}
-		}()
+		defer leaveBlocks(buf)
 		B = (*buf)[:memory]
 	}
 	initBlocks(B, &h0, memory, uint32(threads))

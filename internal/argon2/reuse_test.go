@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -85,26 +86,36 @@ func BenchmarkIDKey(b *testing.B) {
 	}
 }
 
-// TestSpareBlocks: a hash that ends while another runs leaves its blocks
-// for the next one, and they are let go idleKeep after the last hash; a
-// hash alone leaves none.
+// TestSpareBlocks: a hash leaves its blocks for the next one, which takes
+// them instead of allocating its own; two at once leave two; they are let
+// go idleKeep after the last hash.
 func TestSpareBlocks(t *testing.T) {
 	spareCount := func() int {
 		spare.Lock()
 		defer spare.Unlock()
 		return len(spare.free)
 	}
-	key := func() { IDKey([]byte("password"), []byte("0123456789abcdef"), 1, 64, 1, 32) }
+	key := func() { IDKey([]byte("password"), []byte("0123456789abcdef"), 1, 1024, 1, 32) } // 1 MiB of blocks
 	dropSpare()
 	key()
-	if n := spareCount(); n != 0 {
-		t.Fatalf("a hash alone left %d spare buffer(s)", n)
-	}
-	hashing.Add(1) // another hash running
-	key()
-	hashing.Add(-1)
 	if n := spareCount(); n != 1 {
-		t.Fatalf("a hash beside another left %d spare buffer(s), want 1", n)
+		t.Fatalf("a hash left %d spare buffer(s), want 1", n)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	key()
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("a hash after another allocated %d bytes: it did not take the spare blocks (1 MiB)", n)
+	}
+	if n := spareCount(); n != 1 {
+		t.Fatalf("hashes one after the other left %d spare buffer(s), want 1", n)
+	}
+	a, b := takeBlocks(1024), takeBlocks(1024) // two hashes at once
+	leaveBlocks(a)
+	leaveBlocks(b)
+	if n := spareCount(); n != 2 {
+		t.Fatalf("two hashes at once left %d spare buffer(s), want 2", n)
 	}
 	deadline := time.Now().Add(idleKeep + 2*time.Second)
 	for spareCount() > 0 {
