@@ -24,6 +24,26 @@ type Session struct {
 // TableName pins the table name for gorm.
 func (Session) TableName() string { return "sessions" }
 
+// sessionInsert writes a Logon's session over the operator's row as the
+// logon verified it (PostgreSQL adds FOR SHARE).
+const sessionInsert = `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires)
+		SELECT ?, id, ?, ?, ? FROM operators WHERE id = ? AND password_hash = ? AND NOT disabled`
+
+// sessionsBeyond revokes the live sessions other than the new one, minus
+// its keep-1 newest (the partial index sessions_live holds just the live
+// ones).
+const sessionsBeyond = `UPDATE sessions SET revoked_at = ?
+		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
+			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
+			ORDER BY created DESC, id DESC LIMIT ?)`
+
+const sessionsBeyondReturning = sessionsBeyond + " RETURNING id"
+
+// sqliteSessionStatements are a Logon's writes on SQLite, prepared once
+// on the writer (the driver parses a statement run by its text at every
+// run: a third of the write's CPU).
+var sqliteSessionStatements = []string{sessionInsert, sessionsBeyondReturning}
+
 // CreateSession inserts a session row and applies the open-sessions
 // quota in the same write: when keep > 0, the operator's live sessions (not
 // revoked, not expired) beyond its keep newest — the new one always among
@@ -40,14 +60,7 @@ func (Session) TableName() string { return "sessions" }
 func (d *DB) CreateSession(ctx context.Context, s *Session, passwordHash string, keep int) (revoked []string, err error) {
 	s.Created = s.Created.UTC()
 	s.Expires = s.Expires.UTC()
-	// The live sessions other than the new one, minus its keep-1 newest
-	// (the partial index sessions_live holds just the live ones).
-	const beyond = `UPDATE sessions SET revoked_at = ?
-		WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ? AND id NOT IN (
-			SELECT id FROM sessions WHERE operator_id = ? AND revoked_at IS NULL AND expires > ? AND id <> ?
-			ORDER BY created DESC, id DESC LIMIT ?)`
-	insert := `INSERT INTO sessions (id, operator_id, security_token_hash, created, expires)
-		SELECT ?, id, ?, ?, ? FROM operators WHERE id = ? AND password_hash = ? AND NOT disabled`
+	insert := sessionInsert
 	if d.dialect == Postgres {
 		insert += " FOR SHARE"
 	}
@@ -68,7 +81,7 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, passwordHash string,
 			// The UPDATE does not see the row its WITH inserts (one
 			// snapshot): it is kept without being named. The new row's
 			// id comes back first, marked, when it was written.
-			rows, err := d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+" RETURNING id), old AS ("+beyond+
+			rows, err := d.sql.QueryContext(ctx, d.rebind("WITH new AS ("+insert+" RETURNING id), old AS ("+sessionsBeyond+
 				" AND EXISTS (SELECT 1 FROM new) RETURNING id) SELECT id, true FROM new UNION ALL SELECT id, false FROM old"),
 				append(args, quota...)...)
 			if err != nil {
@@ -89,12 +102,18 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, passwordHash string,
 			}
 			return rows.Err()
 		}
+		d.prepareWrites(ctx, sqliteSessionStatements...)
 		tx, err := d.sql.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback()
-		res, err := tx.ExecContext(ctx, insert, args...)
+		ins, err := d.txStmt(ctx, tx, sessionInsert)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		res, err := ins.ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -102,7 +121,12 @@ func (d *DB) CreateSession(ctx context.Context, s *Session, passwordHash string,
 			return err
 		}
 		inserted = true
-		if revoked, err = scanColumn[string](tx.QueryContext(ctx, beyond+" RETURNING id", quota...)); err != nil {
+		old, err := d.txStmt(ctx, tx, sessionsBeyondReturning)
+		if err != nil {
+			return err
+		}
+		defer old.Close()
+		if revoked, err = scanColumn[string](old.QueryContext(ctx, quota...)); err != nil {
 			return err
 		}
 		return tx.Commit()
