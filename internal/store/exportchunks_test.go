@@ -219,8 +219,6 @@ func newNamespace(t *testing.T, db *store.DB) *store.Namespace {
 	return ns
 }
 
-// newRequest creates req in the namespace "ns" (made if missing) and
-// returns its id.
 // beginExport creates a request held by worker "w" and begins its export
 // file, for chunks to be appended.
 func beginExport(t *testing.T, db *store.DB) int64 {
@@ -235,6 +233,8 @@ func beginExport(t *testing.T, db *store.DB) int64 {
 	return id
 }
 
+// newRequest creates req in the namespace "ns" (made if missing) and
+// returns its id.
 func newRequest(t *testing.T, db *store.DB, req *store.Request) int64 {
 	t.Helper()
 	req.NamespaceID = newNamespace(t, db).ID
