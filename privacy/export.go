@@ -34,8 +34,9 @@ import (
 // space or less, and a download reads, copies and decrypts that much less,
 // for a decompression faster than any of those.
 
-// chunkSize is the plaintext size of one sealed chunk.
-const chunkSize = 256 << 10
+// ChunkSize is the plaintext size of one sealed chunk (the web sends a
+// download a chunk per write).
+const ChunkSize = 256 << 10
 
 // codecLZ4 names LZ4 block compression of each chunk's plaintext before
 // sealing (the export's codec; "" for a file written without).
@@ -125,7 +126,7 @@ type chunkWriter struct {
 func (w *chunkWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		room := chunkSize - len(w.buf)
+		room := ChunkSize - len(w.buf)
 		if room == 0 {
 			if err := w.emit(false); err != nil {
 				return 0, err
@@ -197,8 +198,8 @@ func (s *Service) writeChunks(ctx context.Context, req *store.Request, value str
 	if err := s.db.BeginExport(ctx, req.ID, s.worker(ctx), wrapped, codecLZ4); err != nil {
 		return 0, 0, err
 	}
-	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, chunkSize),
-		packed: make([]byte, lz4.CompressBlockBound(chunkSize)),
+	cw := &chunkWriter{seal: sealer{aead: aead, requestID: req.ID}, buf: make([]byte, 0, ChunkSize),
+		packed: make([]byte, lz4.CompressBlockBound(ChunkSize)),
 		flush: func(seq int, data []byte) error {
 			if err := s.failpoint("export-chunk"); err != nil {
 				return err
@@ -462,7 +463,7 @@ func maxBuffers(dialect string) int {
 // when put back: no one's data lingers in a buffer no download holds.
 var (
 	plainBuffers = sync.Pool{New: func() any {
-		b := make([]byte, 0, chunkSize)
+		b := make([]byte, 0, ChunkSize)
 		return &b
 	}}
 	packedBuffers = sync.Pool{New: func() any { return new([]byte) }}
@@ -643,7 +644,7 @@ func (r *chunkReader) load(seq int) error {
 			r.text = plainBuffers.Get().(*[]byte)
 		}
 		// Authenticated, so written by the collect; a chunk that would
-		// outgrow chunkSize is an error all the same, not a larger
+		// outgrow ChunkSize is an error all the same, not a larger
 		// buffer.
 		n, err := lz4.UncompressBlock(*o.buf, (*r.text)[:cap(*r.text)])
 		r.free <- o.buf
@@ -653,9 +654,9 @@ func (r *chunkReader) load(seq int) error {
 		}
 		r.chunk = (*r.text)[:n]
 	}
-	// Every chunk but the last holds chunkSize bytes: Read finds a
+	// Every chunk but the last holds ChunkSize bytes: Read finds a
 	// position's chunk by that.
-	if int64(len(r.chunk)) != min(chunkSize, r.size-int64(seq)*chunkSize) {
+	if int64(len(r.chunk)) != min(ChunkSize, r.size-int64(seq)*ChunkSize) {
 		r.release()
 		r.nextSeq = -1
 		return apperr.Errorf(apperr.Internal, "The export file is damaged.")
@@ -677,11 +678,11 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
-	seq := int(r.pos / chunkSize)
+	seq := int(r.pos / ChunkSize)
 	if err := r.load(seq); err != nil {
 		return 0, err
 	}
-	off := int(r.pos - int64(seq)*chunkSize)
+	off := int(r.pos - int64(seq)*ChunkSize)
 	if off >= len(r.chunk) {
 		return 0, apperr.Errorf(apperr.Internal, "The export file is shorter than recorded.")
 	}

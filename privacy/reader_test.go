@@ -16,8 +16,8 @@ import (
 	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
-// chunkBytes is the plaintext size of a stored chunk (privacy's chunkSize).
-const chunkBytes = 256 << 10
+// chunkBytes is the plaintext size of a stored chunk.
+const chunkBytes = privacy.ChunkSize
 
 // multiChunkFile collects a file of about 2.8 MB, 11 chunks: more than the
 // reader's pipeline holds at once. It returns the request and the file as

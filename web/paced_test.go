@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/campaign-privacy/campaign-privacy/privacy"
 )
 
 // writeSizes records the size of each write of a response.
@@ -21,10 +23,10 @@ func (w *writeSizes) Write(b []byte) (int, error) {
 	return w.ResponseRecorder.Write(b)
 }
 
-// A download is sent in writes of a whole chunk (256 KiB), each through
+// A download is sent in writes of a whole chunk (privacy.ChunkSize), each through
 // paced.Write and its deadline, not in io.Copy's 32 KiB; a range too.
 func TestPacedWritesWholeChunks(t *testing.T) {
-	content := make([]byte, 4<<18+5)
+	content := make([]byte, 4*privacy.ChunkSize+5)
 	for i := range content {
 		content[i] = byte(i % 251)
 	}
@@ -33,8 +35,8 @@ func TestPacedWritesWholeChunks(t *testing.T) {
 		body        []byte
 		sizes       []int
 	}{
-		{"", content, []int{256 << 10, 256 << 10, 256 << 10, 256 << 10, 5}},
-		{"bytes=100-300000", content[100:300001], []int{256 << 10, 300001 - 100 - 256<<10}},
+		{"", content, []int{privacy.ChunkSize, privacy.ChunkSize, privacy.ChunkSize, privacy.ChunkSize, 5}},
+		{"bytes=100-300000", content[100:300001], []int{privacy.ChunkSize, 300001 - 100 - privacy.ChunkSize}},
 	} {
 		rec := &writeSizes{ResponseRecorder: httptest.NewRecorder()}
 		r := httptest.NewRequest(http.MethodGet, "/nms/gdpr.jssp?id=1", nil)

@@ -434,9 +434,9 @@ func (p *paced) Write(b []byte) (int, error) {
 	return p.ResponseWriter.Write(b)
 }
 
-// ReadFrom sends the file in writes of up to 256 KiB, a whole chunk of
-// it, where io.Copy (ServeContent's) would write 32 KiB at a time: eight
-// times fewer write system calls and deadlines a download.
+// ReadFrom sends the file in writes of up to a whole chunk of it (256 KiB),
+// where io.Copy (ServeContent's) would write 32 KiB at a time: eight times
+// fewer write system calls and deadlines a download.
 func (p *paced) ReadFrom(src io.Reader) (int64, error) {
 	buf := sendBuffers.Get().(*[]byte)
 	defer func() {
@@ -447,7 +447,7 @@ func (p *paced) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // sendBuffers are paced.ReadFrom's buffers, one a download while it sends.
-var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, privacy.ChunkSize); return &b }}
 
 // writerOnly hides paced's ReadFrom from io.CopyBuffer, which would call it
 // again.
