@@ -27,7 +27,11 @@
 //
 // The load driver is net/http with keep-alive, one goroutine per
 // connection, a fixed duration after a short warm-up, and a hard cap on the
-// number of requests per run. Everything listens on 127.0.0.1 only; every
+// number of requests per round. The targets of a scenario at a connection
+// count run in interleaved rounds (-rounds, the order rotated each round),
+// so that a slow spell of a shared machine falls on all of them; a target's
+// req/s is the median of its rounds, and a ratio's line gives the range of
+// the ratios round by round. Everything listens on 127.0.0.1 only; every
 // child process is stopped at the end (and dies with this one), and the
 // PostgreSQL schemas it creates are dropped.
 package main
@@ -43,6 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -67,13 +72,14 @@ import (
 const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 var (
-	duration     = flag.Duration("duration", 10*time.Second, "measured time of each run")
+	duration     = flag.Duration("duration", 10*time.Second, "measured time of each target at each connection count, split into -rounds (mixed, hostile, storm: of each run)")
+	roundsFlag   = flag.Int("rounds", 3, "interleaved rounds of each scenario and connection count: every target runs once a round, in a rotated order, and its req/s is the median of its rounds")
 	warmup       = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
 	connsFlag    = flag.String("conns", "1,10,50", "connection counts")
 	storeFlag    = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
 	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, hostile, storm (product only, scenarios.go, storm.go)")
 	maxOperators = flag.Int("operators", 50, "at most this many virtual operators for mixed and hostile (one per connection up to this)")
-	maxRequests  = flag.Int64("max-requests", 300_000, "hard cap on the requests of one run (warm-up included)")
+	maxRequests  = flag.Int64("max-requests", 300_000, "hard cap on the requests of one round of a target (warm-up included)")
 	queryIDs     = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")
 	nodeBin      = flag.String("node", "node", "node binary for the node-soap peers (empty: skip them)")
 	keep         = flag.Bool("keep", false, "keep the temporary directory and the PostgreSQL schemas")
@@ -508,23 +514,65 @@ type result struct {
 	ok, errs int64
 	elapsed  time.Duration
 	p50, p99 time.Duration
-	hwm, rss int64 // kB
+	lats     []time.Duration // every measured latency, sorted
+	rounds   []float64       // req/s of each round, in the order run
+	hwm, rss int64           // kB
 	// CPU used during the measured phase by the server's process and by
 	// PostgreSQL, per answered request.
 	cpu, pgCPU time.Duration
 	firstErr   string
 }
 
+// rps is the median of the rounds' req/s (of the run's, in one round).
 func (r result) rps() float64 {
+	if len(r.rounds) > 0 {
+		s, n := slices.Sorted(slices.Values(r.rounds)), len(r.rounds)
+		if n%2 == 0 {
+			return (s[n/2-1] + s[n/2]) / 2
+		}
+		return s[n/2]
+	}
 	if r.elapsed <= 0 {
 		return 0
 	}
 	return float64(r.ok) / r.elapsed.Seconds()
 }
 
+// merge adds a round's result to a target's: the counts and CPU summed,
+// the latencies pooled for p50 and p99, the memory the later's.
+func (r result) merge(round result) result {
+	if r.firstErr == "" {
+		r.firstErr = round.firstErr
+	}
+	cpu := r.cpu*time.Duration(r.ok) + round.cpu*time.Duration(round.ok)
+	pgCPU := r.pgCPU*time.Duration(r.ok) + round.pgCPU*time.Duration(round.ok)
+	r.ok += round.ok
+	r.errs += round.errs
+	r.elapsed += round.elapsed
+	if r.ok > 0 {
+		r.cpu, r.pgCPU = cpu/time.Duration(r.ok), pgCPU/time.Duration(r.ok)
+	}
+	r.lats = append(r.lats, round.lats...)
+	slices.Sort(r.lats)
+	r.p50, r.p99 = percentile(r.lats, 50), percentile(r.lats, 99)
+	r.rounds = append(r.rounds, round.rps())
+	r.hwm, r.rss = max(r.hwm, round.hwm), round.rss
+	return r
+}
+
+// percentile of sorted latencies; 0 for none.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+}
+
 var fault = []byte("Fault>")
 
-func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
+// runLoad runs one round of a target; sent numbers the request bodies
+// across its rounds (create's distinct values).
+func runLoad(t target, sent *atomic.Int64, conns int, d, warm time.Duration, max int64) result {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
 		DisableCompression: true, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
@@ -543,11 +591,10 @@ func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
 				defer wg.Done()
 				buf := bytes.NewBuffer(make([]byte, 0, 4096))
 				for time.Now().Before(deadline) {
-					n := issued.Add(1)
-					if n > max {
+					if issued.Add(1) > max {
 						return
 					}
-					req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(t.body(n)))
+					req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(t.body(sent.Add(1))))
 					req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 					req.Header.Set("SOAPAction", `"`+t.action+`"`)
 					req.Header.Set("X-Forwarded-For", clientAddr(w))
@@ -584,11 +631,8 @@ func runLoad(t target, conns int, d, warm time.Duration, max int64) result {
 			r.errs += errs[w]
 		}
 		r.ok = int64(len(all))
-		if len(all) > 0 {
-			slices.Sort(all)
-			r.p50 = all[len(all)*50/100]
-			r.p99 = all[min(len(all)-1, len(all)*99/100)]
-		}
+		slices.Sort(all)
+		r.lats, r.p50, r.p99 = all, percentile(all, 50), percentile(all, 99)
 		if s, ok := firstErr.Load().(string); ok {
 			r.firstErr = s
 		}
@@ -860,16 +904,28 @@ func run() {
 
 	var rows []row
 	began := time.Now()
+	rounds := max(1, *roundsFlag)
 	for _, sc := range scenarios {
 		for _, c := range conns {
-			for _, t := range targetsFor(sc, c) {
-				r := runLoad(t, c, *duration, *warmup, *maxRequests)
-				fmt.Fprintf(os.Stderr, "%-6s conns=%-3d %-17s %9.1f req/s  p50 %8s  p99 %8s  errors %d  CPU/req %4.0f µs, PG %4.0f µs\n",
-					sc, c, t.name, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errs, us(r.cpu), us(r.pgCPU))
-				if r.firstErr != "" {
-					fmt.Fprintf(os.Stderr, "        first error: %s\n", r.firstErr)
+			// Every target once a round, the order rotated each round, so
+			// that a slow spell of the machine falls on all of them.
+			ts := targetsFor(sc, c)
+			res := make([]result, len(ts))
+			sent := make([]atomic.Int64, len(ts))
+			for k := range rounds {
+				for j := range ts {
+					i := (j + k) % len(ts)
+					r := runLoad(ts[i], &sent[i], c, *duration/time.Duration(rounds), *warmup, *maxRequests)
+					fmt.Fprintf(os.Stderr, "%-6s conns=%-3d %-17s round %d %9.1f req/s  p50 %8s  p99 %8s  errors %d  CPU/req %4.0f µs, PG %4.0f µs\n",
+						sc, c, ts[i].name, k+1, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errs, us(r.cpu), us(r.pgCPU))
+					if r.firstErr != "" {
+						fmt.Fprintf(os.Stderr, "        first error: %s\n", r.firstErr)
+					}
+					res[i] = res[i].merge(r)
 				}
-				rows = append(rows, row{sc, c, t.name, r})
+			}
+			for i, t := range ts {
+				rows = append(rows, row{sc, c, t.name, res[i]})
 			}
 		}
 	}
@@ -905,8 +961,9 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 		}
 		return result{}, false
 	}
-	fmt.Printf("\nSOAP throughput, %s, GOMAXPROCS %d, %s per run (+%s warm-up), measured in %s\n",
-		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, *warmup, took.Round(time.Second))
+	rounds := max(1, *roundsFlag)
+	fmt.Printf("\nSOAP throughput, %s, GOMAXPROCS %d, %s per target in %d interleaved rounds (+%s warm-up each; req/s the rounds' median), measured in %s\n",
+		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, rounds, *warmup, took.Round(time.Second))
 	for _, sc := range scenarios {
 		fmt.Printf("\n#### %s\n\n", scenarioTitle[sc])
 		head := "| conns | server | req/s | p50 ms | p99 ms | errors | CPU µs/req: server, PostgreSQL | VmHWM / VmRSS MiB |"
@@ -997,9 +1054,28 @@ func printTargets(find func(sc string, c int, name string) (result, bool), scena
 			if ok {
 				mark = "✓"
 			}
-			fmt.Printf("target: %s %s at %d connections: %.2f× (goal %s %.2f×)\n", mark, g.what, c, ratio, sign, g.bound)
+			fmt.Printf("target: %s %s at %d connections: %.2f×%s (goal %s %.2f×)\n", mark, g.what, c, ratio, roundRange(p, q, g.p99), sign, g.bound)
 		}
 	}
+}
+
+// roundRange is " [lo..hi]", the range of the req/s ratios p ÷ q round by
+// round (rounds run side by side), or "" for one round or a p99 ratio.
+func roundRange(p, q result, p99 bool) string {
+	if p99 || len(p.rounds) < 2 || len(p.rounds) != len(q.rounds) {
+		return ""
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range p.rounds {
+		if q.rounds[i] > 0 {
+			r := p.rounds[i] / q.rounds[i]
+			lo, hi = min(lo, r), max(hi, r)
+		}
+	}
+	if lo > hi {
+		return ""
+	}
+	return fmt.Sprintf(" [%.2f..%.2f]", lo, hi)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
