@@ -389,7 +389,8 @@ func (s *Service) openExport(ctx context.Context, requestID int64) (*Export, *ch
 	return &Export{RequestID: requestID, Size: e.Size, Created: e.Created}, r, nil
 }
 
-// chunkReader reads an export: a read-ahead goroutine fetches the next
+// chunkReader reads an export: a read-ahead goroutine (on SQLite, for the
+// file's last batch, the reader itself: inline) fetches the next
 // chunks and opens (decrypts and authenticates) each one straight from the
 // driver's memory into a buffer of its own, while Read copies out the
 // current one, which load decompresses into the reader's text buffer (a
@@ -418,9 +419,10 @@ type chunkReader struct {
 	// inline: a read-ahead that would fetch the file's last batch (a
 	// file of one batch, or a seek into the last) fetches it in the
 	// reader's goroutine. On SQLite, where the statement is the service's
-	// own CPU: a 0.8 MB download 4–8 % faster without the goroutine's
-	// hand-offs; on PostgreSQL the download waited for the whole batch
-	// where it sends the first chunk while the server sends the rest.
+	// own CPU: a 0.8 MB download 2–17 % faster without the goroutine's
+	// hand-offs (bench/README.md); on PostgreSQL the download waited for
+	// the whole batch where it sends the first chunk while the server
+	// sends the rest.
 	inline bool
 	// still, if set, is asked before each chunk is loaded after the first
 	// whether the reader's caller may still read (Download's Recheck); its
@@ -499,8 +501,9 @@ func (r *chunkReader) prefetch(seq int) {
 	r.opened, r.nextSeq, r.stop, r.done = out, seq, stop, done
 	if r.inline && r.chunks-seq <= readAhead {
 		// The file's last batch: fetched now, without a goroutine to
-		// hand each chunk on (out holds all of them, and free their
-		// buffers).
+		// hand each chunk on. It cannot wait on itself: out holds the
+		// whole batch, and maxBuffers leaves readAhead buffers besides
+		// the one a chunk being read may hold.
 		r.fetch(ctx, seq, out, done)
 		return
 	}
