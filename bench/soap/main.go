@@ -929,7 +929,7 @@ func run() {
 			}
 		}
 	}
-	report(rows, scenarios, conns, stores, time.Since(began))
+	report(rows, scenarios, conns, stores, rounds, time.Since(began))
 }
 
 func constBody(b []byte) func(int64) []byte { return func(int64) []byte { return b } }
@@ -952,7 +952,7 @@ var scenarioTitle = map[string]string{
 	"query":  "ExecuteQuery get by @id (xtk:queryDef)",
 }
 
-func report(rows []row, scenarios []string, conns []int, stores []string, took time.Duration) {
+func report(rows []row, scenarios []string, conns []int, stores []string, rounds int, took time.Duration) {
 	find := func(sc string, c int, name string) (result, bool) {
 		for _, r := range rows {
 			if r.scenario == sc && r.conns == c && r.target == name {
@@ -961,7 +961,6 @@ func report(rows []row, scenarios []string, conns []int, stores []string, took t
 		}
 		return result{}, false
 	}
-	rounds := max(1, *roundsFlag)
 	fmt.Printf("\nSOAP throughput, %s, GOMAXPROCS %d, %s per target in %d interleaved rounds (+%s warm-up each; req/s the rounds' median), measured in %s\n",
 		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, rounds, *warmup, took.Round(time.Second))
 	for _, sc := range scenarios {
