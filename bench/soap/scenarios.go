@@ -20,6 +20,13 @@ package main
 //     the exact fault expected (HTTP status, faultcode, ACC code and the
 //     detail sentence); anything else is a mismatch. Afterwards no request
 //     may exist with a hostile value, and the process must still be alive.
+//   - ramped (L-Mixed as security-bar #109 writes it): each connection is one
+//     virtual operator that logs on once, the connections' Logons spread
+//     evenly over the first 5 s (half the run when it is shorter), then
+//     loops over CreateRequestByName (a distinct value per call) and an
+//     ExecuteQuery get of the @status of the request it created. mixed is
+//     the harder load: a Logon every 50 calls, ~40 a second at 2,000 calls a
+//     second, most of two cores hashing.
 //
 // The soak runs mixed for the given time and samples every -soak-interval:
 // the window's req/s, p99 and errors, and the process's VmRSS, Threads (the
@@ -48,7 +55,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-var productOnlyScenarios = []string{"mixed", "hostile", "storm"}
+var productOnlyScenarios = []string{"mixed", "ramped", "hostile", "storm"}
 
 func splitScenarios(all []string) (classic, productOnly []string) {
 	for _, s := range all {
@@ -369,6 +376,47 @@ func mixedScript(p *product, o operator, w int, tag string) func() op {
 	}
 }
 
+// rampedScript is the script of connection w of conns in the ramped
+// scenario: after w×ramp/conns its operator logs on, then it creates a
+// request and asks for that request's status, again and again.
+func rampedScript(p *product, o operator, w, conns int, ramp time.Duration, tag string) func() op {
+	token := ""
+	var n, created int64
+	started := false
+	okQuery := expectResponse("ExecuteQueryResponse")
+	logonBodyBytes := logonBody(o.login, o.password)
+	return func() op {
+		if !started {
+			started = true
+			time.Sleep(time.Duration(w) * ramp / time.Duration(conns))
+		}
+		if token == "" {
+			return op{kLogon, "xtk:session#Logon", logonBodyBytes, func(status int, b []byte) string {
+				t := between(b, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+				if status != http.StatusOK || bytes.Contains(b, fault) || len(t) == 0 {
+					return fmt.Sprintf("HTTP %d %.300s", status, b)
+				}
+				token = string(t)
+				return ""
+			}}
+		}
+		if created == 0 {
+			n++
+			return op{kCreate, "nms:privacyRequest#CreateRequestByName", createBody(token, tag)(n), func(status int, b []byte) string {
+				id, err := strconv.ParseInt(string(between(b, "<id xsi:type='xsd:int'>", "<")), 10, 64)
+				if status != http.StatusOK || bytes.Contains(b, fault) || err != nil || id <= 0 {
+					return fmt.Sprintf("HTTP %d %.300s", status, b)
+				}
+				created = id
+				return ""
+			}}
+		}
+		id := created
+		created = 0
+		return op{kQuery, "xtk:queryDef#ExecuteQuery", queryBody(token, []int64{id})(0), okQuery}
+	}
+}
+
 // A hostile case: what is sent and the one answer expected.
 type hostileCase struct {
 	name, expect string
@@ -541,6 +589,27 @@ func runMixed(p *product, conns int, d, warm time.Duration, max int64, admin *sq
 	return row
 }
 
+// runRamped runs the ramped scenario for d, its Logons included (no
+// warm-up: each operator logs on once, at the start).
+func runRamped(p *product, conns int, d time.Duration, maxReq int64, admin *sql.DB, tag string) mixedRow {
+	ramp := min(rampTime, d/2)
+	scripts := make([]func() op, conns)
+	for w := range conns {
+		scripts[w] = rampedScript(p, p.ops[w%len(p.ops)], w, conns, ramp, fmt.Sprintf("%s-%d", tag, w))
+	}
+	// The bar's 120 s at this scenario's rates is more than -max-requests
+	// allows a run of 10 s.
+	dr := newDriver(p.soap, len(mixedKinds), scripts, max(maxReq, int64(d.Seconds()*20_000)))
+	defer dr.close()
+	row := measure(p, dr, conns, d, admin)
+	row.createsStored = countStored(p, tag+"-")
+	row.createsAnswered = int64(len(row.kinds[kCreate].lats))
+	return row
+}
+
+// rampTime is the time over which the ramped scenario's operators log on.
+const rampTime = 5 * time.Second
+
 // measure runs dr for d and returns what it measured of the product: the
 // calls, its peak memory and PostgreSQL backends, whether it is alive.
 func measure(p *product, dr *driver, conns int, d time.Duration, admin *sql.DB) mixedRow {
@@ -627,7 +696,7 @@ func runHostile(p *product, conns int, d, warm time.Duration, max int64, admin *
 func runProductOnly(products []*product, scenarios []string, conns []int, admin *sql.DB) {
 	runTag := randomHex(4)
 	began := time.Now()
-	var mixed []mixedRow
+	var mixed, ramped []mixedRow
 	var hostile []hostileRow
 	var storm []stormRow
 	for _, sc := range scenarios {
@@ -639,6 +708,10 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 					r := runMixed(p, c, *duration, *warmup, *maxRequests, admin, tag)
 					fmt.Fprintf(os.Stderr, "mixed   conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					mixed = append(mixed, r)
+				case "ramped":
+					r := runRamped(p, c, *duration, *maxRequests, admin, "r"+tag)
+					fmt.Fprintf(os.Stderr, "ramped  conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
+					ramped = append(ramped, r)
 				case "storm":
 					storm = append(storm, runStorm(p, c, *duration, *warmup, *maxRequests, admin))
 				case "hostile":
@@ -654,6 +727,9 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), *duration, *warmup, time.Since(began).Round(time.Second))
 	if len(mixed) > 0 {
 		reportMixed(mixed)
+	}
+	if len(ramped) > 0 {
+		reportRamped(ramped)
 	}
 	if len(hostile) > 0 {
 		reportHostile(hostile)
@@ -691,12 +767,27 @@ func mergeAll(ks []kindTally) kindTally {
 func mib(kb int64) float64 { return float64(kb) / 1024 }
 
 func reportMixed(rows []mixedRow) {
-	fmt.Printf("\n#### L-Mixed (every 50th call a Logon; ~20 %% create, ~70 %% query get, ~10 %% GetUserInfo)\n\n")
-	fmt.Println("| store | conns | req/s | errors | Logon n / p50 / p99 ms | Create n / p50 / p99 ms | Query n / p50 / p99 ms | GetUserInfo n / p50 / p99 ms | all p99 ms | creates answered / stored | VmHWM / peak VmRSS MiB | PG backends (peak) | bar: 0 errors, create p99 ≤ 100 ms, Logon p99 ≤ 500 ms |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	reportLoad("L-Mixed (every 50th call a Logon; ~20 % create, ~70 % query get, ~10 % GetUserInfo)", rows, []int{kLogon, kCreate, kQuery, kUserInfo})
+}
+
+func reportRamped(rows []mixedRow) {
+	reportLoad(fmt.Sprintf("L-Mixed as security-bar #109 writes it (each operator logs on once, the Logons spread over the first %s; then create and the created request's status, in a loop; no warm-up)",
+		min(rampTime, *duration/2)), rows, []int{kLogon, kCreate, kQuery})
+}
+
+// reportLoad prints a table of runs of mixedKinds' calls (those of kinds),
+// judged by security-bar #109's bar.
+func reportLoad(title string, rows []mixedRow, kinds []int) {
+	fmt.Printf("\n#### %s\n\n", title)
+	head := "| store | conns | req/s | errors |"
+	for _, k := range kinds {
+		head += fmt.Sprintf(" %s n / p50 / p99 ms |", mixedKinds[k])
+	}
+	fmt.Println(head + " all p99 ms | creates answered / stored | VmHWM / peak VmRSS MiB | PG backends (peak) | bar: 0 errors, create p99 ≤ 100 ms, Logon p99 ≤ 500 ms |")
+	fmt.Println("|---|---|---|---|" + strings.Repeat("---|", len(kinds)) + "---|---|---|---|---|")
 	for _, r := range rows {
 		line := fmt.Sprintf("| %s | %d | %.0f | %d |", r.store, r.conns, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
-		for k := range mixedKinds {
+		for _, k := range kinds {
 			t := r.kinds[k]
 			line += fmt.Sprintf(" %d / %.2f / %.2f |", len(t.lats), ms(pct(t.lats, 50)), ms(pct(t.lats, 99)))
 		}
