@@ -15,7 +15,8 @@
 //
 // Product-only scenarios (no ceilings or peers; scenarios.go): mixed
 // (security-bar.md §3-H L-Mixed, harder), ramped (L-Mixed as #109 writes
-// it), hostile (L-Hostile) and storm (#45), and the soak
+// it), hostile (L-Hostile), storm (#45) and logon-rate (L-Logon, #108:
+// an open loop), and the soak
 // (-soak 30m: mixed on PostgreSQL at 10 connections, sampled every 30 s).
 //
 // Ceilings and peers of create and query, each its own process on its own
@@ -78,7 +79,7 @@ var (
 	warmup       = flag.Duration("warmup", time.Second, "unmeasured warm-up before each run, on the same connections")
 	connsFlag    = flag.String("conns", "1,10,50", "connection counts")
 	storeFlag    = flag.String("store", "sqlite,postgres", "stores of the product: sqlite, postgres")
-	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, ramped, hostile, storm (product only, scenarios.go, storm.go)")
+	scenFlag     = flag.String("scenarios", "logon,create,query", "scenarios: logon, create, query (with ceilings and peers); mixed, ramped, hostile, storm, logon-rate (product only, scenarios.go, storm.go, logonrate.go)")
 	maxOperators = flag.Int("operators", 50, "at most this many virtual operators for mixed and hostile (one per connection up to this)")
 	maxRequests  = flag.Int64("max-requests", 300_000, "hard cap on the requests of one round of a target (warm-up included)")
 	queryIDs     = flag.Int("query-ids", 1000, "requests created beforehand for the query scenario")

@@ -55,7 +55,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-var productOnlyScenarios = []string{"mixed", "ramped", "hostile", "storm"}
+var productOnlyScenarios = []string{"mixed", "ramped", "hostile", "storm", "logon-rate"}
 
 func splitScenarios(all []string) (classic, productOnly []string) {
 	for _, s := range all {
@@ -699,7 +699,14 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 	var mixed, ramped []mixedRow
 	var hostile []hostileRow
 	var storm []stormRow
+	var logonRates []logonRateRow
 	for _, sc := range scenarios {
+		if sc == "logon-rate" { // an open loop: no connection count
+			for _, p := range products {
+				logonRates = append(logonRates, runLogonRate(p, *logonRate, *duration, admin))
+			}
+			continue
+		}
 		for _, c := range conns {
 			for _, p := range products {
 				tag := fmt.Sprintf("m%s-%s-%d", runTag, p.store, c)
@@ -736,6 +743,9 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 	}
 	if len(storm) > 0 {
 		reportStorm(storm)
+	}
+	if len(logonRates) > 0 {
+		reportLogonRate(logonRates)
 	}
 }
 
