@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — every benchmark of bench/README.md, one after the other, on
 # loopback. Each program is bounded in time and in requests; the whole run
-# takes about 45 minutes on the 2-core reference machine (QUICK=1: about 6).
+# takes about 50 minutes on the 2-core reference machine (QUICK=1: about 8).
 #
 #   bench/run.sh                 # everything, as reported in bench/README.md
 #   QUICK=1 bench/run.sh         # shorter runs, 100,000 recipients only
@@ -44,6 +44,7 @@ if [ -n "$quick" ]; then
   step load 10m "$bin/soap" -scenarios mixed,hostile -conns 10 -duration 3s
   step load-109 5m "$bin/soap" -scenarios ramped -conns 50 -duration 10s
   step load-108 5m "$bin/soap" -scenarios logon-rate -duration 5s
+  step load-106-107 5m "$bin/soap" -scenarios l-create -conns 10,50 -duration 5s
   step storm 5m "$bin/soap" -scenarios storm -conns 100 -duration 3s
   step download 10m "$bin/download" -sizes 10 -warmup 20
   step download-postgres 10m "$bin/download" -store postgres -sizes 10 -warmup 20 -concurrent 0
@@ -54,6 +55,7 @@ else
   step load 15m "$bin/soap" -scenarios mixed,hostile -conns 10,50 -duration 10s
   step load-109 10m "$bin/soap" -scenarios ramped -conns 50 -duration 120s
   step load-108 10m "$bin/soap" -scenarios logon-rate -duration 60s
+  step load-106-107 10m "$bin/soap" -scenarios l-create -conns 10,50 -duration 60s
   step storm 10m "$bin/soap" -scenarios storm -conns 500 -duration 10s
   step download 15m "$bin/download" -sizes 1,10,100 -rounds 15
   step download-postgres 15m "$bin/download" -store postgres -sizes 1,10,100 -rounds 15 -concurrent 0

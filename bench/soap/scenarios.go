@@ -27,6 +27,10 @@ package main
 //     ExecuteQuery get of the @status of the request it created. mixed is
 //     the harder load: a Logon every 50 calls, ~40 a second at 2,000 calls a
 //     second, most of two cores hashing.
+//   - l-create (L-Create-10 and L-Create-50 of security-bar #106, #107, at
+//     10 and 50 connections): each connection is one virtual operator,
+//     logged on before the run, sending CreateRequestByName (a distinct
+//     value per call) in a closed loop.
 //
 // The soak runs mixed for the given time and samples every -soak-interval:
 // the window's req/s, p99 and errors, and the process's VmRSS, Threads (the
@@ -55,7 +59,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-var productOnlyScenarios = []string{"mixed", "ramped", "hostile", "storm", "logon-rate"}
+var productOnlyScenarios = []string{"mixed", "ramped", "l-create", "hostile", "storm", "logon-rate"}
 
 func splitScenarios(all []string) (classic, productOnly []string) {
 	for _, s := range all {
@@ -607,6 +611,33 @@ func runRamped(p *product, conns int, d time.Duration, maxReq int64, admin *sql.
 	return row
 }
 
+// runCreates runs l-create: conns operators, logged on before, each
+// creating requests in a closed loop.
+func runCreates(p *product, conns int, d, warm time.Duration, maxReq int64, admin *sql.DB, tag string) mixedRow {
+	tokens := logonAll(p, p.ops[:min(conns, len(p.ops))])
+	ok := expectResponse("CreateRequestByNameResponse")
+	scripts := make([]func() op, conns)
+	for w := range conns {
+		mk := createBody(tokens[w%len(tokens)], fmt.Sprintf("%s-%d", tag, w))
+		var n int64
+		scripts[w] = func() op {
+			n++
+			return op{kCreate, "nms:privacyRequest#CreateRequestByName", mk(n), ok}
+		}
+	}
+	dr := newDriver(p.soap, len(mixedKinds), scripts, max(maxReq, int64(d.Seconds()*20_000)))
+	defer dr.close()
+	var warmCreates int64
+	if warm > 0 {
+		dr.run(time.Now().Add(warm))
+		warmCreates = int64(len(dr.collect()[kCreate].lats))
+	}
+	row := measure(p, dr, conns, d, admin)
+	row.createsStored = countStored(p, tag+"-")
+	row.createsAnswered = warmCreates + int64(len(row.kinds[kCreate].lats))
+	return row
+}
+
 // rampTime is the time over which the ramped scenario's operators log on.
 const rampTime = 5 * time.Second
 
@@ -696,7 +727,7 @@ func runHostile(p *product, conns int, d, warm time.Duration, max int64, admin *
 func runProductOnly(products []*product, scenarios []string, conns []int, admin *sql.DB) {
 	runTag := randomHex(4)
 	began := time.Now()
-	var mixed, ramped []mixedRow
+	var mixed, ramped, creates []mixedRow
 	var hostile []hostileRow
 	var storm []stormRow
 	var logonRates []logonRateRow
@@ -719,6 +750,10 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 					r := runRamped(p, c, *duration, *maxRequests, admin, "r"+tag)
 					fmt.Fprintf(os.Stderr, "ramped  conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					ramped = append(ramped, r)
+				case "l-create":
+					r := runCreates(p, c, *duration, *warmup, *maxRequests, admin, "c"+tag)
+					fmt.Fprintf(os.Stderr, "l-create conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
+					creates = append(creates, r)
 				case "storm":
 					storm = append(storm, runStorm(p, c, *duration, *warmup, *maxRequests, admin))
 				case "hostile":
@@ -737,6 +772,9 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 	}
 	if len(ramped) > 0 {
 		reportRamped(ramped)
+	}
+	if len(creates) > 0 {
+		reportCreates(creates)
 	}
 	if len(hostile) > 0 {
 		reportHostile(hostile)
@@ -784,6 +822,38 @@ func reportRamped(rows []mixedRow) {
 	reportLoad(fmt.Sprintf("L-Mixed as security-bar #109 writes it (each operator logs on once, the Logons spread over the first %s; then create and the created request's status, in a loop; no warm-up)",
 		min(rampTime, *duration/2)), rows, []int{kLogon, kCreate, kQuery})
 }
+
+// reportCreates prints l-create's runs, judged by security-bar #106 (10
+// connections) or #107 (50; other counts by the nearer).
+func reportCreates(rows []mixedRow) {
+	fmt.Printf("\n#### L-Create (security-bar #106, #107: one operator a connection, CreateRequestByName in a closed loop)\n\n")
+	fmt.Println("| store | conns | req/s | errors | p50 ms | p99 ms | creates answered / stored | VmHWM / peak VmRSS MiB | PG backends (peak) | bar |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		t := r.kinds[kCreate]
+		p99, rate := 30*time.Millisecond, 500.0 // #106
+		if r.conns > 30 {
+			p99, rate = 100*time.Millisecond, 400 // #107
+		}
+		met := errorsOf(r.kinds) == 0 && pct(t.lats, 99) <= p99 && rps(r.kinds, r.elapsed) >= rate && r.pgBackends <= poolMax
+		bar := fmt.Sprintf("0 errors, p99 ≤ %.0f ms, ≥ %.0f req/s", ms(p99), rate)
+		if r.pgBackends >= 0 {
+			bar += fmt.Sprintf(", ≤ %d backends", poolMax)
+		}
+		fmt.Printf("| %s | %d | %.0f | %d | %.2f | %.2f | %d / %s | %.0f / %.0f | %s | %s: %s |\n",
+			r.store, r.conns, rps(r.kinds, r.elapsed), errorsOf(r.kinds), ms(pct(t.lats, 50)), ms(pct(t.lats, 99)), r.createsAnswered, r.createsStored,
+			mib(r.hwm), mib(r.peakRSS), backends(r.pgBackends), bar, metStr(met))
+	}
+	for _, r := range rows {
+		if t := r.kinds[kCreate]; t.firstBad != "" {
+			fmt.Printf("\n%s %d conns: %d errors (%d without an HTTP answer); first: %s\n", r.store, r.conns, t.bad, t.transport, oneLine(t.firstBad))
+		}
+	}
+}
+
+// poolMax is the product's PostgreSQL pool size as the benchmark starts it
+// (the default, CP_DB_MAX_CONNS unset).
+const poolMax = 10
 
 // reportLoad prints a table of runs of mixedKinds' calls (those of kinds),
 // judged by security-bar #109's bar.
