@@ -96,13 +96,7 @@ func runLogonRate(p *product, rate float64, d time.Duration, admin *sql.DB) logo
 	}
 	wg.Wait()
 	row := logonRateRow{rate: rate, mixedRow: mixedRow{store: p.store, elapsed: time.Since(began)}}
-	row.peakRSS, row.pgBackends = stop()
-	row.hwm, _ = memory(p.proc.pid())
-	select {
-	case <-p.proc.done:
-	default:
-		row.alive = true
-	}
+	row.ended(p, stop)
 	slices.Sort(t.lats)
 	row.kinds = []kindTally{t}
 	row.late = late

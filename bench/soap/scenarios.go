@@ -359,14 +359,7 @@ func mixedScript(p *product, o operator, w int, tag string) func() op {
 	return func() op {
 		k++
 		if (k-1)%50 == 0 || token == "" {
-			return op{kLogon, "xtk:session#Logon", logonBodyBytes, func(status int, b []byte) string {
-				t := between(b, "<pstrSessionToken xsi:type='xsd:string'>", "<")
-				if status != http.StatusOK || bytes.Contains(b, fault) || len(t) == 0 {
-					return fmt.Sprintf("HTTP %d %.300s", status, b)
-				}
-				token = string(t)
-				return ""
-			}}
+			return logonOp(logonBodyBytes, &token)
 		}
 		switch r := rng.IntN(100); {
 		case r < 20:
@@ -378,6 +371,19 @@ func mixedScript(p *product, o operator, w int, tag string) func() op {
 			return op{kUserInfo, "xtk:session#GetUserInfo", userInfoBody(token), okInfo}
 		}
 	}
+}
+
+// logonOp is a Logon whose session token, when it is answered, goes to
+// token.
+func logonOp(body []byte, token *string) op {
+	return op{kLogon, "xtk:session#Logon", body, func(status int, b []byte) string {
+		t := between(b, "<pstrSessionToken xsi:type='xsd:string'>", "<")
+		if status != http.StatusOK || bytes.Contains(b, fault) || len(t) == 0 {
+			return fmt.Sprintf("HTTP %d %.300s", status, b)
+		}
+		*token = string(t)
+		return ""
+	}}
 }
 
 // rampedScript is the script of connection w of conns in the ramped
@@ -395,14 +401,7 @@ func rampedScript(p *product, o operator, w, conns int, ramp time.Duration, tag 
 			time.Sleep(time.Duration(w) * ramp / time.Duration(conns))
 		}
 		if token == "" {
-			return op{kLogon, "xtk:session#Logon", logonBodyBytes, func(status int, b []byte) string {
-				t := between(b, "<pstrSessionToken xsi:type='xsd:string'>", "<")
-				if status != http.StatusOK || bytes.Contains(b, fault) || len(t) == 0 {
-					return fmt.Sprintf("HTTP %d %.300s", status, b)
-				}
-				token = string(t)
-				return ""
-			}}
+			return logonOp(logonBodyBytes, &token)
 		}
 		if created == 0 {
 			n++
@@ -580,17 +579,7 @@ func runMixed(p *product, conns int, d, warm time.Duration, max int64, admin *sq
 	for w := range conns {
 		scripts[w] = mixedScript(p, p.ops[w%len(p.ops)], w, fmt.Sprintf("%s-%d", tag, w))
 	}
-	dr := newDriver(p.soap, len(mixedKinds), scripts, max)
-	defer dr.close()
-	var warmCreates int64
-	if warm > 0 {
-		dr.run(time.Now().Add(warm))
-		warmCreates = int64(len(dr.collect()[kCreate].lats))
-	}
-	row := measure(p, dr, conns, d, admin)
-	row.createsStored = countStored(p, tag+"-")
-	row.createsAnswered = warmCreates + int64(len(row.kinds[kCreate].lats))
-	return row
+	return runScripts(p, scripts, d, warm, max, admin, tag)
 }
 
 // runRamped runs the ramped scenario for d, its Logons included (no
@@ -603,13 +592,11 @@ func runRamped(p *product, conns int, d time.Duration, maxReq int64, admin *sql.
 	}
 	// The bar's 120 s at this scenario's rates is more than -max-requests
 	// allows a run of 10 s.
-	dr := newDriver(p.soap, len(mixedKinds), scripts, max(maxReq, int64(d.Seconds()*20_000)))
-	defer dr.close()
-	row := measure(p, dr, conns, d, admin)
-	row.createsStored = countStored(p, tag+"-")
-	row.createsAnswered = int64(len(row.kinds[kCreate].lats))
-	return row
+	return runScripts(p, scripts, d, 0, max(maxReq, int64(d.Seconds()*20_000)), admin, tag)
 }
+
+// rampTime is the time over which the ramped scenario's operators log on.
+const rampTime = 5 * time.Second
 
 // runCreates runs l-create: conns operators, logged on before, each
 // creating requests in a closed loop.
@@ -625,21 +612,25 @@ func runCreates(p *product, conns int, d, warm time.Duration, maxReq int64, admi
 			return op{kCreate, "nms:privacyRequest#CreateRequestByName", mk(n), ok}
 		}
 	}
-	dr := newDriver(p.soap, len(mixedKinds), scripts, max(maxReq, int64(d.Seconds()*20_000)))
+	return runScripts(p, scripts, d, warm, max(maxReq, int64(d.Seconds()*20_000)), admin, tag)
+}
+
+// runScripts drives scripts (calls of mixedKinds, one script a connection,
+// their creates' values starting with tag-) for warm, then measures them
+// for d, and counts the creates answered and stored.
+func runScripts(p *product, scripts []func() op, d, warm time.Duration, maxReq int64, admin *sql.DB, tag string) mixedRow {
+	dr := newDriver(p.soap, len(mixedKinds), scripts, maxReq)
 	defer dr.close()
 	var warmCreates int64
 	if warm > 0 {
 		dr.run(time.Now().Add(warm))
 		warmCreates = int64(len(dr.collect()[kCreate].lats))
 	}
-	row := measure(p, dr, conns, d, admin)
+	row := measure(p, dr, len(scripts), d, admin)
 	row.createsStored = countStored(p, tag+"-")
 	row.createsAnswered = warmCreates + int64(len(row.kinds[kCreate].lats))
 	return row
 }
-
-// rampTime is the time over which the ramped scenario's operators log on.
-const rampTime = 5 * time.Second
 
 // measure runs dr for d and returns what it measured of the product: the
 // calls, its peak memory and PostgreSQL backends, whether it is alive.
@@ -648,14 +639,20 @@ func measure(p *product, dr *driver, conns int, d time.Duration, admin *sql.DB) 
 	began := time.Now()
 	dr.run(began.Add(d))
 	row := mixedRow{store: p.store, conns: conns, elapsed: time.Since(began), kinds: dr.collect()}
-	row.peakRSS, row.pgBackends = stop()
-	row.hwm, _ = memory(p.proc.pid())
+	row.ended(p, stop)
+	return row
+}
+
+// ended records the product's peaks (stop ends peakWatch) and whether it
+// is still running.
+func (r *mixedRow) ended(p *product, stop func() (int64, int)) {
+	r.peakRSS, r.pgBackends = stop()
+	r.hwm, _ = memory(p.proc.pid())
 	select {
 	case <-p.proc.done:
 	default:
-		row.alive = true
+		r.alive = true
 	}
-	return row
 }
 
 // printWrong prints, for each kind of call of r that got a wrong answer,
