@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — every benchmark of bench/README.md, one after the other, on
 # loopback. Each program is bounded in time and in requests; the whole run
-# takes about 50 minutes on the 2-core reference machine (QUICK=1: about 8).
+# takes about 45 minutes on the 2-core reference machine (QUICK=1: about 8).
 #
 #   bench/run.sh                 # everything, as reported in bench/README.md
 #   QUICK=1 bench/run.sh         # shorter runs, 100,000 recipients only

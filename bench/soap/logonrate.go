@@ -31,6 +31,9 @@ type logonRateRow struct {
 }
 
 func runLogonRate(p *product, rate float64, d time.Duration, admin *sql.DB) logonRateRow {
+	if rate <= 0 || rate > 1000 {
+		fail("-logon-rate %g: between 0 and 1000 Logons a second", rate)
+	}
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
