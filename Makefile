@@ -72,7 +72,7 @@ vulncheck:
 generate:
 	$(GO) generate ./...
 
-# bench-all runs every benchmark of bench/README.md (about 25 minutes).
+# bench-all runs every benchmark of bench/README.md (about 45 minutes).
 .PHONY: bench-all
 bench-all:
 	bench/run.sh
