@@ -29,6 +29,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary buildBinary built, with its directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds campaign-privacy once for the tests that need a real
 // process to kill, with the flags of the README's build (-trimpath: one
 // build cache for both). -buildvcs=auto stamps the revision `version` prints,
