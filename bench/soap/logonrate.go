@@ -64,37 +64,18 @@ func runLogonRate(p *product, rate float64, d time.Duration, admin *sql.DB) logo
 		go func() {
 			defer wg.Done()
 			sent := time.Now()
-			req, _ := http.NewRequest(http.MethodPost, p.soap, bytes.NewReader(logonBody(o.login, o.password)))
-			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-			req.Header.Set("SOAPAction", `"xtk:session#Logon"`)
-			req.Header.Set("X-Forwarded-For", clientAddr(i%len(p.ops)))
+			status, body, err := callFrom(client, p.soap, "xtk:session#Logon", logonBody(o.login, o.password), clientAddr(i%len(p.ops)))
 			outcome := ""
-			var buf bytes.Buffer
-			resp, err := client.Do(req)
-			if err == nil {
-				_, err = buf.ReadFrom(resp.Body)
-				resp.Body.Close()
-			}
 			if err != nil {
 				outcome = "transport: " + err.Error()
 			} else {
-				outcome = check(resp.StatusCode, buf.Bytes())
+				outcome = check(status, body)
 			}
 			lat := time.Since(at)
 			mu.Lock()
 			defer mu.Unlock()
 			late = max(late, sent.Sub(at))
-			if outcome == "" {
-				t.lats = append(t.lats, lat)
-				return
-			}
-			t.bad++
-			if err != nil {
-				t.transport++
-			}
-			if t.firstBad == "" {
-				t.firstBad = outcome
-			}
+			t.add(lat, outcome, err != nil)
 		}()
 	}
 	wg.Wait()

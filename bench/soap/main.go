@@ -348,19 +348,32 @@ func queryBody(token string, ids []int64) func(n int64) []byte {
 
 // call posts one envelope and returns the status and body.
 func call(client *http.Client, u, action string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"`+action+`"`)
-	resp, err := client.Do(req)
+	return callFrom(client, u, action, body, "")
+}
+
+// callFrom is call as the client at address from, as the trusted loopback
+// proxy names it ("": the socket's own).
+func callFrom(client *http.Client, u, action string, body []byte, from string) (int, []byte, error) {
+	resp, err := client.Do(soapRequest(u, action, body, from))
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// soapRequest is a SOAP call of action with body to u, from the client
+// at address from behind the product's trusted loopback proxy ("": none).
+func soapRequest(u, action string, body []byte, from string) *http.Request {
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	check(err, "request")
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"`+action+`"`)
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
+	}
+	return req
 }
 
 func between(s []byte, from, to string) []byte {

@@ -132,6 +132,28 @@ func (k *kindTally) merge(o *kindTally) {
 	}
 }
 
+// add counts a call that took lat: outcome "" (as expected), "busy", or
+// what was wrong, transport when no HTTP answer came.
+func (k *kindTally) add(lat time.Duration, outcome string, transport bool) {
+	switch {
+	case outcome == "":
+		k.lats = append(k.lats, lat)
+	case outcome == "busy":
+		k.busy++
+	default:
+		k.bad++
+		if transport {
+			k.transport++
+			if k.firstTrans == "" {
+				k.firstTrans = outcome
+			}
+		}
+		if k.firstBad == "" {
+			k.firstBad = outcome
+		}
+	}
+}
+
 func (k *kindTally) calls() int64 { return int64(len(k.lats)) + k.bad + k.busy }
 
 func pct(sorted []time.Duration, p int) time.Duration {
@@ -192,13 +214,10 @@ func (d *driver) run(until time.Time) {
 					return
 				}
 				o := d.scripts[w]()
-				req, _ := http.NewRequest(http.MethodPost, d.url, bytes.NewReader(o.body))
-				req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-				req.Header.Set("SOAPAction", `"`+o.action+`"`)
 				// Each connection is its own client behind the loopback proxy
 				// (the product trusts 127.0.0.1), as users behind a load
 				// balancer are: the per-address logon limit applies per client.
-				req.Header.Set("X-Forwarded-For", clientAddr(d.base+w))
+				req := soapRequest(d.url, o.action, o.body, clientAddr(d.base+w))
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				status := 0
@@ -216,24 +235,7 @@ func (d *driver) run(until time.Time) {
 					outcome = o.check(status, buf.Bytes())
 				}
 				d.mu[w].Lock()
-				t := &d.tallies[w][o.kind]
-				switch {
-				case outcome == "":
-					t.lats = append(t.lats, lat)
-				case outcome == "busy":
-					t.busy++
-				default:
-					t.bad++
-					if err != nil {
-						t.transport++
-						if t.firstTrans == "" {
-							t.firstTrans = outcome
-						}
-					}
-					if t.firstBad == "" {
-						t.firstBad = outcome
-					}
-				}
+				d.tallies[w][o.kind].add(lat, outcome, err != nil)
 				d.mu[w].Unlock()
 			}
 		}()
@@ -584,23 +586,26 @@ func runMixed(p *product, conns int, d, warm time.Duration, max int64, admin *sq
 
 // runRamped runs the ramped scenario for d, its Logons included (no
 // warm-up: each operator logs on once, at the start).
-func runRamped(p *product, conns int, d time.Duration, maxReq int64, admin *sql.DB, tag string) mixedRow {
+func runRamped(p *product, conns int, d time.Duration, admin *sql.DB, tag string) mixedRow {
 	ramp := min(rampTime, d/2)
 	scripts := make([]func() op, conns)
 	for w := range conns {
 		scripts[w] = rampedScript(p, p.ops[w%len(p.ops)], w, conns, ramp, fmt.Sprintf("%s-%d", tag, w))
 	}
-	// The bar's 120 s at this scenario's rates is more than -max-requests
-	// allows a run of 10 s.
-	return runScripts(p, scripts, d, 0, max(maxReq, int64(d.Seconds()*20_000)), admin, tag)
+	return runScripts(p, scripts, d, 0, requestCap(d), admin, tag)
 }
+
+// requestCap bounds the requests of a run of d that lasts the bar's
+// minutes, not a round's seconds: -max-requests, or more for a long run
+// (20,000 a second, which no product here reaches).
+func requestCap(d time.Duration) int64 { return max(*maxRequests, int64(d.Seconds()*20_000)) }
 
 // rampTime is the time over which the ramped scenario's operators log on.
 const rampTime = 5 * time.Second
 
 // runCreates runs l-create: conns operators, logged on before, each
 // creating requests in a closed loop.
-func runCreates(p *product, conns int, d, warm time.Duration, maxReq int64, admin *sql.DB, tag string) mixedRow {
+func runCreates(p *product, conns int, d, warm time.Duration, admin *sql.DB, tag string) mixedRow {
 	tokens := logonAll(p, p.ops[:min(conns, len(p.ops))])
 	ok := expectResponse("CreateRequestByNameResponse")
 	scripts := make([]func() op, conns)
@@ -612,7 +617,7 @@ func runCreates(p *product, conns int, d, warm time.Duration, maxReq int64, admi
 			return op{kCreate, "nms:privacyRequest#CreateRequestByName", mk(n), ok}
 		}
 	}
-	return runScripts(p, scripts, d, warm, max(maxReq, int64(d.Seconds()*20_000)), admin, tag)
+	return runScripts(p, scripts, d, warm, requestCap(d), admin, tag)
 }
 
 // runScripts drives scripts (calls of mixedKinds, one script a connection,
@@ -744,11 +749,11 @@ func runProductOnly(products []*product, scenarios []string, conns []int, admin 
 					fmt.Fprintf(os.Stderr, "mixed   conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					mixed = append(mixed, r)
 				case "ramped":
-					r := runRamped(p, c, *duration, *maxRequests, admin, "r"+tag)
+					r := runRamped(p, c, *duration, admin, "r"+tag)
 					fmt.Fprintf(os.Stderr, "ramped  conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					ramped = append(ramped, r)
 				case "l-create":
-					r := runCreates(p, c, *duration, *warmup, *maxRequests, admin, "c"+tag)
+					r := runCreates(p, c, *duration, *warmup, admin, "c"+tag)
 					fmt.Fprintf(os.Stderr, "l-create conns=%-3d product-%-8s %7.1f req/s  errors %d\n", c, p.store, rps(r.kinds, r.elapsed), errorsOf(r.kinds))
 					creates = append(creates, r)
 				case "storm":
@@ -975,7 +980,7 @@ func runSoak(p *product, conns int, d, every time.Duration, admin *sql.DB) {
 	for w := range conns {
 		scripts[w] = mixedScript(p, p.ops[w%len(p.ops)], w, fmt.Sprintf("%s-%d", tag, w))
 	}
-	capReq := max(*maxRequests, int64(d.Seconds()*5000))
+	capReq := requestCap(d)
 	dr := newDriver(p.soap, len(mixedKinds), scripts, capReq)
 	began := time.Now()
 	done := make(chan struct{})
