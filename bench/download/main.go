@@ -4,7 +4,9 @@
 // download of
 // /nms/gdpr.jssp (throughput, the server's peak RSS and CPU time), beside a
 // bare Go server sending the same bytes with http.ServeContent from a plain
-// file, in interleaved rounds read by the same client into io.Discard.
+// file (a process of its own, as the product; the same server in the
+// client's own process is measured too, for comparison), in interleaved
+// rounds read by the same client into io.Discard.
 //
 //	go run ./bench/download -sizes 10,100
 //
@@ -48,7 +50,13 @@ func main() {
 	warmupMB = flag.Int("warmup-mb", 400, "and more of them until the product has sent this many MB")
 	concurrent = flag.Int("concurrent", 20, "then this many downloads of the file at once, each on its own connection (security-bar #84; 0: none)")
 	storeName = flag.String("store", "sqlite", "the product's store: sqlite, or postgres (a schema of its own at CP_BENCH_POSTGRES_URL, dropped after)")
+	serveFile := flag.String("serve-file", "", "internal: serve this file with http.ServeContent on -addr (the bare server, a process of its own)")
+	addr := flag.String("addr", "", "internal: -serve-file's address")
 	flag.Parse()
+	if *serveFile != "" {
+		servePlain(*serveFile, *addr)
+		return
+	}
 	if *storeName != "sqlite" && *storeName != "postgres" {
 		fatalf("bad -store %q", *storeName)
 	}
@@ -64,8 +72,8 @@ func main() {
 	if err != nil {
 		fatalf("build: %s", out)
 	}
-	fmt.Println("| file | rows | collect | collect peak RSS | server | download | ServeContent | ratio [rounds] | server peak RSS | server CPU per MiB |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| file | rows | collect | collect peak RSS | server | download | ServeContent | ratio [rounds] | ServeContent in the client's process (ratio) | server peak RSS | server CPU per MiB |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range strings.Split(*sizes, ",") {
 		mb, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
@@ -240,33 +248,40 @@ func run(bin, dir string, mb int) {
 	check(f.Close())
 	fmt.Printf("%.1f MB file stored in %.1f MB of sealed chunks (%.1f× smaller)\n", float64(n)/1e6, float64(stored)/1e6, float64(n)/float64(stored))
 
-	// The same bytes from a plain file with http.ServeContent.
+	// The same bytes from a plain file with http.ServeContent, served by
+	// a process of its own, as the product is (and as bench/soap's
+	// ceilings are): a server in the client's own process hands the bytes
+	// over within one Go runtime, without the wake-ups of two processes.
+	// That one is measured too, for comparison with the figures before.
+	self, err := os.Executable()
+	check(err)
+	plainAddr := "127.0.0.1:" + freePort()
+	plainSrv := exec.Command(self, "-serve-file", file, "-addr", plainAddr)
+	plainSrv.Stderr = os.Stderr
+	check(plainSrv.Start())
+	defer func() { _ = plainSrv.Process.Kill(); _ = plainSrv.Wait() }()
+	onExit(func() { _ = plainSrv.Process.Kill() })
+	waitUp("http://" + plainAddr)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
-	plain := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fh, err := os.Open(file)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		defer fh.Close()
-		http.ServeContent(w, r, "export.xml", time.Now(), fh)
-	})}
-	go plain.Serve(ln)
-	defer plain.Close()
-	serveContent := func() {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	inProcess := &http.Server{Handler: plainHandler(file)}
+	go func() { _ = inProcess.Serve(ln) }()
+	defer inProcess.Close()
+	get := func(addr string) {
+		resp, err := http.Get("http://" + addr + "/")
 		check(err)
 		defer resp.Body.Close()
 		if m, err := io.Copy(io.Discard, resp.Body); err != nil || m != n {
 			fatalf("ServeContent: %d of %d bytes: %v", m, n, err)
 		}
 	}
+	serveContent := func() { get(plainAddr) }
+	serveContentHere := func() { get(ln.Addr().String()) }
 
 	// Interleaved rounds, both read by the same client into io.Discard;
 	// the medians are compared.
 	measure := func(server string) float64 {
-		var products, ceilings []time.Duration
+		var products, ceilings, here []time.Duration
 		var serverCPU time.Duration
 		for range *rounds {
 			cpu := cpuTime(srv.Process.Pid)
@@ -279,14 +294,19 @@ func run(bin, dir string, mb int) {
 			start = time.Now()
 			serveContent()
 			ceilings = append(ceilings, time.Since(start))
+			start = time.Now()
+			serveContentHere()
+			here = append(here, time.Since(start))
 		}
 		serverRSS := vmHWM(srv.Process.Pid)
 		product, ceiling := median(products), median(ceilings)
 		mbps := func(d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 		lo, hi := ratioRange(products, ceilings)
-		fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %s | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MiB | %.1f ms |\n",
+		inClient := median(here)
+		fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %s | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MB/s (%.2f×) | %.0f MiB | %.1f ms |\n",
 			float64(n)/(1<<20), rows, collect.Round(10*time.Millisecond), float64(collectRSS)/1024, server,
-			mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), lo, hi, float64(serverRSS)/1024,
+			mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), lo, hi,
+			mbps(inClient), inClient.Seconds()/product.Seconds(), float64(serverRSS)/1024,
 			float64(serverCPU.Microseconds())/1000/float64(*rounds)/(float64(n)/(1<<20)))
 		return ceiling.Seconds() / product.Seconds()
 	}
@@ -295,6 +315,7 @@ func run(bin, dir string, mb int) {
 	for range warm {
 		download(io.Discard)
 		serveContent()
+		serveContentHere()
 	}
 	ratios = append(ratios, struct{ mb, ratio float64 }{float64(n) / (1 << 20), measure(fmt.Sprintf("warm (after %d more)", warm))})
 	if *concurrent > 0 {
@@ -446,4 +467,26 @@ func fatalf(format string, args ...any) {
 		atExit[i]()
 	}
 	log.Fatalf(format, args...)
+}
+
+// plainHandler sends file with http.ServeContent: the bare server.
+func plainHandler(file string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fh, err := os.Open(file)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer fh.Close()
+		http.ServeContent(w, r, "export.xml", time.Now(), fh)
+	})
+}
+
+// servePlain is -serve-file: the bare server as a process of its own,
+// until it is killed. /r/test answers as the product's does, for waitUp.
+func servePlain(file, addr string) {
+	mux := http.NewServeMux()
+	mux.Handle("/", plainHandler(file))
+	mux.HandleFunc("/r/test", func(w http.ResponseWriter, r *http.Request) {})
+	log.Fatal(http.ListenAndServe(addr, mux))
 }
