@@ -278,25 +278,38 @@ func run(bin, dir string, mb int) {
 	serveContent := func() { get(plainAddr) }
 	serveContentHere := func() { get(ln.Addr().String()) }
 
-	// Interleaved rounds, both read by the same client into io.Discard;
+	// Interleaved rounds, all read by the same client into io.Discard;
 	// the medians are compared.
 	measure := func(server string) float64 {
 		var products, ceilings, here []time.Duration
 		var serverCPU time.Duration
-		for range *rounds {
-			cpu := cpuTime(srv.Process.Pid)
-			start := time.Now()
+		// Each round runs the three in an order rotated every round (as
+		// bench/soap's rounds do): none always follows the same one.
+		timed := func(runs *[]time.Duration, fn func()) func() {
+			return func() {
+				start := time.Now()
+				fn()
+				*runs = append(*runs, time.Since(start))
+			}
+		}
+		getProduct := timed(&products, func() {
 			if m := download(io.Discard); m != n {
 				fatalf("download: %d of %d bytes", m, n)
 			}
-			products = append(products, time.Since(start))
-			serverCPU += cpuTime(srv.Process.Pid) - cpu
-			start = time.Now()
-			serveContent()
-			ceilings = append(ceilings, time.Since(start))
-			start = time.Now()
-			serveContentHere()
-			here = append(here, time.Since(start))
+		})
+		order := []func(){
+			func() { // the server's CPU read outside the time
+				cpu := cpuTime(srv.Process.Pid)
+				getProduct()
+				serverCPU += cpuTime(srv.Process.Pid) - cpu
+			},
+			timed(&ceilings, serveContent),
+			timed(&here, serveContentHere),
+		}
+		for round := range *rounds {
+			for i := range order {
+				order[(round+i)%len(order)]()
+			}
 		}
 		serverRSS := vmHWM(srv.Process.Pid)
 		product, ceiling := median(products), median(ceilings)
