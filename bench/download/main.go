@@ -72,7 +72,7 @@ func main() {
 	if err != nil {
 		fatalf("build: %s", out)
 	}
-	fmt.Println("| file | rows | collect | collect peak RSS | server | download | ServeContent | ratio [rounds] | ServeContent in the client's process (ratio) | server peak RSS | server CPU per MiB |")
+	fmt.Println("| file | rows | collect | collect peak RSS | server | download | ServeContent | ratio [rounds] | ServeContent in the client's process (ratio) | server peak RSS | server CPU per MiB (ServeContent's) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range strings.Split(*sizes, ",") {
 		mb, err := strconv.Atoi(strings.TrimSpace(s))
@@ -282,28 +282,32 @@ func run(bin, dir string, mb int) {
 	// the medians are compared.
 	measure := func(server string) float64 {
 		var products, ceilings, here []time.Duration
-		var serverCPU time.Duration
+		var serverCPU, plainCPU time.Duration
 		// Each round runs the three in an order rotated every round (as
-		// bench/soap's rounds do): none always follows the same one.
-		timed := func(runs *[]time.Duration, fn func()) func() {
+		// bench/soap's rounds do): none always follows the same one. The
+		// two servers of their own have their CPU read outside the time.
+		timed := func(runs *[]time.Duration, pid int, cpu *time.Duration, fn func()) func() {
 			return func() {
+				before := time.Duration(0)
+				if cpu != nil {
+					before = cpuTime(pid)
+				}
 				start := time.Now()
 				fn()
 				*runs = append(*runs, time.Since(start))
+				if cpu != nil {
+					*cpu += cpuTime(pid) - before
+				}
 			}
 		}
 		order := []func(){
-			func() { // the server's CPU read outside the time
-				cpu := cpuTime(srv.Process.Pid)
-				start := time.Now()
+			timed(&products, srv.Process.Pid, &serverCPU, func() {
 				if m := download(io.Discard); m != n {
 					fatalf("download: %d of %d bytes", m, n)
 				}
-				products = append(products, time.Since(start))
-				serverCPU += cpuTime(srv.Process.Pid) - cpu
-			},
-			timed(&ceilings, serveContent),
-			timed(&here, serveContentHere),
+			}),
+			timed(&ceilings, plainSrv.Process.Pid, &plainCPU, serveContent),
+			timed(&here, 0, nil, serveContentHere),
 		}
 		for round := range *rounds {
 			for i := range order {
@@ -315,11 +319,14 @@ func run(bin, dir string, mb int) {
 		mbps := func(d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 		lo, hi := ratioRange(products, ceilings)
 		inClient := median(here)
-		fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %s | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MB/s (%.2f×) | %.0f MiB | %.1f ms |\n",
+		perMiB := func(cpu time.Duration) float64 {
+			return float64(cpu.Microseconds()) / 1000 / float64(*rounds) / (float64(n) / (1 << 20))
+		}
+		fmt.Printf("| %.1f MB | %d | %s | %.0f MiB | %s | %.0f MB/s | %.0f MB/s | %.2f× [%.2f..%.2f] | %.0f MB/s (%.2f×) | %.0f MiB | %.2f ms (%.2f ms) |\n",
 			float64(n)/(1<<20), rows, collect.Round(10*time.Millisecond), float64(collectRSS)/1024, server,
 			mbps(product), mbps(ceiling), ceiling.Seconds()/product.Seconds(), lo, hi,
 			mbps(inClient), inClient.Seconds()/product.Seconds(), float64(serverRSS)/1024,
-			float64(serverCPU.Microseconds())/1000/float64(*rounds)/(float64(n)/(1<<20)))
+			perMiB(serverCPU), perMiB(plainCPU))
 		return ceiling.Seconds() / product.Seconds()
 	}
 	measure("fresh")
