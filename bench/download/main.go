@@ -284,30 +284,30 @@ func run(bin, dir string, mb int) {
 		var products, ceilings, here []time.Duration
 		var serverCPU, plainCPU time.Duration
 		// Each round runs the three in an order rotated every round (as
-		// bench/soap's rounds do): none always follows the same one. The
-		// two servers of their own have their CPU read outside the time.
-		timed := func(runs *[]time.Duration, pid int, cpu *time.Duration, fn func()) func() {
+		// bench/soap's rounds do): none always follows the same one.
+		timed := func(runs *[]time.Duration, fn func()) func() {
 			return func() {
-				before := time.Duration(0)
-				if cpu != nil {
-					before = cpuTime(pid)
-				}
 				start := time.Now()
 				fn()
 				*runs = append(*runs, time.Since(start))
-				if cpu != nil {
-					*cpu += cpuTime(pid) - before
-				}
+			}
+		}
+		// costed adds to cpu what fn cost process pid, read outside fn.
+		costed := func(pid int, cpu *time.Duration, fn func()) func() {
+			return func() {
+				before := cpuTime(pid)
+				fn()
+				*cpu += cpuTime(pid) - before
 			}
 		}
 		order := []func(){
-			timed(&products, srv.Process.Pid, &serverCPU, func() {
+			costed(srv.Process.Pid, &serverCPU, timed(&products, func() {
 				if m := download(io.Discard); m != n {
 					fatalf("download: %d of %d bytes", m, n)
 				}
-			}),
-			timed(&ceilings, plainSrv.Process.Pid, &plainCPU, serveContent),
-			timed(&here, 0, nil, serveContentHere),
+			})),
+			costed(plainSrv.Process.Pid, &plainCPU, timed(&ceilings, serveContent)),
+			timed(&here, serveContentHere),
 		}
 		for round := range *rounds {
 			for i := range order {
